@@ -1,0 +1,1 @@
+//! Embedded broker. (To be written.)

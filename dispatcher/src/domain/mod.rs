@@ -1,0 +1,18 @@
+//! Domain types, parsed once at the edge (API bodies, device messages, the
+//! store) so the rest of the code never re-checks them.
+
+pub mod geo;
+pub mod ids;
+pub mod incident;
+pub mod registry;
+pub mod user;
+
+pub use geo::LatLon;
+pub use ids::{ElderId, IncidentId, StewardId};
+pub use incident::{
+    DedupKey, Incident, IncidentDetail, IncidentKind, IncidentState, Offer, Outcome, Priority,
+    TimelineEntry,
+};
+pub use protocol::{DeviceId, EventId};
+pub use registry::{Contact, Device, DeviceKind, Elder, Limits, Risks, Steward, StewardStatus};
+pub use user::{Role, User};

@@ -1,0 +1,36 @@
+//! The eldercare dispatcher: device events in, stewards out.
+//!
+//! A tour, in the order an event travels:
+//!
+//! - [`mqtt`]: the broker connection: the embedded broker ([`broker`]) or
+//!   an external one, QoS 1 with a persistent session and manual acks.
+//! - [`ingest`]: validates each message (the `protocol` crate), batches
+//!   events into the store, acknowledges only after the commit, keeps
+//!   heartbeats in memory and flushes them in batches, rate-limits floods.
+//! - [`rules`]: what an event means for an elder: open, join or cancel an
+//!   incident, set a timer. Pure functions returning effects.
+//! - [`store`]: the truth. One trait, SQLite and PostgreSQL behind it;
+//!   every incident change is one transaction with its timeline row.
+//! - [`timers`]: deadlines claimed from the store, and the detector of
+//!   devices that stopped their heartbeat.
+//! - [`api`]: axum: REST, auth and roles, OpenAPI, health and metrics.
+//! - [`startup`]: builds all of the above from [`settings`] and runs it
+//!   until shutdown; [`import`] loads a site from a file.
+//!
+//! [`domain`] holds the types all of them share; [`clock`] the one clock
+//! tests can move.
+
+pub mod api;
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
+pub mod clock;
+pub mod domain;
+pub mod import;
+pub mod ingest;
+pub mod metrics;
+pub mod mqtt;
+pub mod rules;
+pub mod settings;
+pub mod startup;
+pub mod store;
+pub mod timers;

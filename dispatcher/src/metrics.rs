@@ -1,0 +1,165 @@
+//! Counters and gauges for `/metrics`, in Prometheus text format.
+//!
+//! Hand-rolled on atomics: the set of series is small and fixed, and a
+//! hot path (every MQTT message) must not take a lock to count.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use protocol::RejectReason;
+
+use crate::domain::{IncidentKind, Priority};
+
+/// Every series the dispatcher exports.
+#[derive(Default)]
+pub struct Metrics {
+    /// MQTT messages received, by topic kind.
+    pub events_received: AtomicU64,
+    pub status_received: AtomicU64,
+    /// Events stored for the first time.
+    pub events_stored: AtomicU64,
+    /// Events dropped as already stored (redeliveries, repeats).
+    pub events_duplicate: AtomicU64,
+    /// Rejected messages by reason, indexed like `RejectReason::ALL`.
+    rejected: [AtomicU64; RejectReason::ALL.len()],
+    /// Incidents opened by kind and priority.
+    opened: Mutex<BTreeMap<(IncidentKind, Priority), u64>>,
+    /// Milliseconds between a message's arrival and its commit, last batch.
+    pub ingest_lag_ms: AtomicI64,
+    /// Events waiting for the writer.
+    pub ingest_queue: AtomicI64,
+    /// Heartbeats held in memory, not yet flushed.
+    pub heartbeats_pending: AtomicI64,
+    pub heartbeat_flushes: AtomicU64,
+    /// Store transactions that failed and were retried.
+    pub store_retries: AtomicU64,
+    pub mqtt_connected: AtomicI64,
+    pub mqtt_reconnects: AtomicU64,
+}
+
+impl Metrics {
+    pub fn reject(&self, reason: RejectReason) {
+        let i = RejectReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("every reason is in ALL");
+        self.rejected[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        RejectReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map(|i| self.rejected[i].load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    pub fn incident_opened(&self, kind: IncidentKind, priority: Priority) {
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        *opened.entry((kind, priority)).or_default() += 1;
+    }
+
+    /// The Prometheus exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP dispatcher_messages_received_total MQTT messages received from devices.\n\
+             # TYPE dispatcher_messages_received_total counter\n\
+             dispatcher_messages_received_total{{topic=\"events\"}} {}\n\
+             dispatcher_messages_received_total{{topic=\"status\"}} {}",
+            load(&self.events_received),
+            load(&self.status_received)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dispatcher_rejected_messages_total Device messages acknowledged but not acted on.\n\
+             # TYPE dispatcher_rejected_messages_total counter"
+        );
+        for (i, reason) in RejectReason::ALL.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "dispatcher_rejected_messages_total{{reason=\"{reason}\"}} {}",
+                load(&self.rejected[i])
+            );
+        }
+        counter(
+            &mut out,
+            "dispatcher_events_stored_total",
+            "Device events stored for the first time.",
+            load(&self.events_stored),
+        );
+        counter(
+            &mut out,
+            "dispatcher_events_duplicate_total",
+            "Device events already stored (redeliveries).",
+            load(&self.events_duplicate),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dispatcher_incidents_opened_total Incidents opened.\n\
+             # TYPE dispatcher_incidents_opened_total counter"
+        );
+        for ((kind, priority), n) in self.opened.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "dispatcher_incidents_opened_total{{kind=\"{kind}\",priority=\"{priority}\"}} {n}"
+            );
+        }
+        gauge(
+            &mut out,
+            "dispatcher_ingest_lag_ms",
+            "Milliseconds from arrival to commit, last batch.",
+            self.ingest_lag_ms.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "dispatcher_ingest_queue",
+            "Device events received, not yet committed.",
+            self.ingest_queue.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "dispatcher_heartbeats_pending",
+            "Heartbeats held in memory, not yet flushed.",
+            self.heartbeats_pending.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "dispatcher_heartbeat_flushes_total",
+            "Batched heartbeat writes.",
+            load(&self.heartbeat_flushes),
+        );
+        counter(
+            &mut out,
+            "dispatcher_store_retries_total",
+            "Store transactions retried after a failure.",
+            load(&self.store_retries),
+        );
+        gauge(
+            &mut out,
+            "dispatcher_mqtt_connected",
+            "1 while connected to the broker.",
+            self.mqtt_connected.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "dispatcher_mqtt_reconnects_total",
+            "Broker connections re-established.",
+            load(&self.mqtt_reconnects),
+        );
+        out
+    }
+}

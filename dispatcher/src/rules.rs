@@ -1,0 +1,349 @@
+//! Rules: what a device event means for an elder, as PROTOCOL.md says.
+//!
+//! [`RuleBook::decide`] is a pure function of the event, the device, the
+//! elder and the settings; it returns [`Effect`]s that the store applies in
+//! the same transaction that stores the event. Nothing here does I/O, so
+//! every rule is tested without a database.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveTime, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{DedupKey, Device, DeviceId, Elder, ElderId, IncidentKind, Priority};
+use crate::settings::RuleSettings;
+use protocol::{EventMessage, EventType};
+
+/// A change the store makes for an event, a timer or the offline detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Open an incident under `key`, or join the open one (a repeated
+    /// press, a redelivered event).
+    Raise {
+        key: String,
+        elder_id: Option<ElderId>,
+        device_id: Option<DeviceId>,
+        kind: IncidentKind,
+        priority: Priority,
+        /// What raised it, for the timeline and the board.
+        summary: String,
+    },
+    /// Close the open incident under `key` as cancelled, if nobody has
+    /// reached the elder yet.
+    Cancel {
+        key: String,
+        reason: String,
+    },
+    /// Resolve the open (technical) incident under `key` as cleared.
+    Clear {
+        key: String,
+        note: String,
+    },
+    /// Apply `effects` at `due_at` unless unscheduled first. Scheduling a
+    /// key again moves it.
+    Schedule {
+        key: String,
+        due_at: DateTime<Utc>,
+        effects: Vec<Effect>,
+    },
+    Unschedule {
+        key: String,
+    },
+}
+
+/// What the rules made of one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The device is not registered, or not bound to an elder and the
+    /// event is not about the device itself: stored and shown as unknown.
+    UnknownDevice,
+    /// A type this dispatcher does not know.
+    UnknownType,
+    /// Apply these (possibly none: a bed return by day).
+    Effects(Vec<Effect>),
+}
+
+/// The site's rules with the settings they read.
+#[derive(Debug, Clone)]
+pub struct RuleBook {
+    settings: RuleSettings,
+}
+
+impl RuleBook {
+    pub fn new(settings: RuleSettings) -> Self {
+        Self { settings }
+    }
+
+    pub fn settings(&self) -> &RuleSettings {
+        &self.settings
+    }
+
+    /// The priority of a kind for this elder: their override, else the
+    /// site's.
+    pub fn priority(&self, kind: IncidentKind, elder: Option<&Elder>) -> Priority {
+        elder
+            .and_then(|e| e.limits.priorities.get(&kind).copied())
+            .unwrap_or_else(|| self.settings.priority(kind))
+    }
+
+    /// Whether `at` falls in the site's night, in the site's local time.
+    pub fn is_night(&self, at: DateTime<Utc>) -> bool {
+        self.settings.night.contains(at)
+    }
+
+    /// The effects that clear a device's offline incident when it is heard
+    /// again.
+    pub fn device_heard(&self, device: &DeviceId) -> Vec<Effect> {
+        vec![Effect::Clear {
+            key: DedupKey::for_device(device, IncidentKind::DeviceOffline).to_string(),
+            note: "device heard again".into(),
+        }]
+    }
+
+    /// The effects of a device going silent or reporting itself offline.
+    pub fn device_offline(&self, device: &Device, why: &str) -> Vec<Effect> {
+        let kind = IncidentKind::DeviceOffline;
+        vec![Effect::Raise {
+            key: DedupKey::for_device(&device.id, kind).to_string(),
+            elder_id: device.elder_id.clone(),
+            device_id: Some(device.id.clone()),
+            kind,
+            priority: self.settings.priority(kind),
+            summary: format!("{} {} offline: {why}", device.kind, device.id),
+        }]
+    }
+
+    /// What one event means. `received_at` is the dispatcher's clock, used
+    /// for "at night" and for timers, never the device's.
+    pub fn decide(
+        &self,
+        event: &EventMessage,
+        received_at: DateTime<Utc>,
+        device: Option<&Device>,
+        elder: Option<&Elder>,
+    ) -> Verdict {
+        let Some(device) = device else {
+            return Verdict::UnknownDevice;
+        };
+        // Technical events concern the device, bound or not.
+        match event.event_type {
+            EventType::BatteryLow => {
+                let level = event
+                    .level_pct()
+                    .map(|l| format!(" ({l:.0}%)"))
+                    .unwrap_or_default();
+                return Verdict::Effects(vec![self.raise_for_device(
+                    device,
+                    elder,
+                    IncidentKind::BatteryLow,
+                    format!("battery low{level}"),
+                )]);
+            }
+            EventType::Tamper => {
+                return Verdict::Effects(vec![self.raise_for_device(
+                    device,
+                    elder,
+                    IncidentKind::Tamper,
+                    "device tampered with".into(),
+                )]);
+            }
+            EventType::Unknown(_) => return Verdict::UnknownType,
+            _ => {}
+        }
+        let Some(elder) = elder else {
+            return Verdict::UnknownDevice;
+        };
+        let raise = |kind: IncidentKind, summary: String| {
+            Verdict::Effects(vec![self.raise_for_elder(device, elder, kind, summary)])
+        };
+        let bed_key = format!("bed-return:{}", elder.id);
+        match &event.event_type {
+            EventType::CallPressed => raise(
+                IncidentKind::Call,
+                format!("call pressed ({})", event.button().unwrap_or("button")),
+            ),
+            EventType::CallCancelled => Verdict::Effects(vec![Effect::Cancel {
+                key: DedupKey::for_elder(&elder.id, IncidentKind::Call).to_string(),
+                reason: "cancelled by the elder at the device".into(),
+            }]),
+            EventType::FallDetected => raise(
+                IncidentKind::Fall,
+                match event.confidence() {
+                    Some(c) => format!("fall detected (confidence {c:.2})"),
+                    None => "fall detected".into(),
+                },
+            ),
+            EventType::SmokeDetected => raise(IncidentKind::Smoke, "smoke detected".into()),
+            EventType::Vitals => match self.vitals_breaches(event, elder) {
+                breaches if breaches.is_empty() => Verdict::Effects(vec![]),
+                breaches => raise(IncidentKind::Vitals, breaches.join("; ")),
+            },
+            EventType::Inactivity => {
+                let limit = elder
+                    .limits
+                    .inactivity_min
+                    .unwrap_or(self.settings.inactivity_min);
+                match event.minutes() {
+                    Some(m) if m < f64::from(limit) => Verdict::Effects(vec![]),
+                    Some(m) => raise(
+                        IncidentKind::Inactivity,
+                        format!("no movement for {m:.0} min"),
+                    ),
+                    None => raise(IncidentKind::Inactivity, "no movement".into()),
+                }
+            }
+            EventType::DoorOpen if elder.risks.wandering && self.is_night(received_at) => raise(
+                IncidentKind::DoorAtNight,
+                format!("{} door opened at night", event.door().unwrap_or("a")),
+            ),
+            EventType::DoorOpen => Verdict::Effects(vec![]),
+            EventType::BedExit if elder.risks.fall && self.is_night(received_at) => {
+                let minutes = elder
+                    .limits
+                    .bed_return_min
+                    .unwrap_or(self.settings.bed_return_min);
+                Verdict::Effects(vec![Effect::Schedule {
+                    key: bed_key,
+                    due_at: received_at + Duration::minutes(i64::from(minutes)),
+                    effects: vec![self.raise_for_elder(
+                        device,
+                        elder,
+                        IncidentKind::BedNoReturn,
+                        format!("out of bed at night for {minutes} min without returning"),
+                    )],
+                }])
+            }
+            EventType::BedExit => Verdict::Effects(vec![]),
+            EventType::BedReturn => Verdict::Effects(vec![Effect::Unschedule { key: bed_key }]),
+            EventType::BatteryLow | EventType::Tamper | EventType::Unknown(_) => {
+                unreachable!("handled above")
+            }
+        }
+    }
+
+    /// Each reading outside the elder's limits, in words.
+    fn vitals_breaches(&self, event: &EventMessage, elder: &Elder) -> Vec<String> {
+        let v = event.vitals();
+        let (d, l) = (&self.settings.vitals, &elder.limits);
+        let mut out = Vec::new();
+        let mut check =
+            |name: &str, unit: &str, value: Option<f64>, min: Option<f64>, max: Option<f64>| {
+                let Some(value) = value else { return };
+                if let Some(min) = min.filter(|m| value < *m) {
+                    out.push(format!("{name} {value}{unit} below {min}"));
+                }
+                if let Some(max) = max.filter(|m| value > *m) {
+                    out.push(format!("{name} {value}{unit} above {max}"));
+                }
+            };
+        check(
+            "heart rate",
+            "/min",
+            v.heart_rate,
+            l.heart_rate_min.or(d.heart_rate_min),
+            l.heart_rate_max.or(d.heart_rate_max),
+        );
+        check(
+            "respiration",
+            "/min",
+            v.resp_rate,
+            l.resp_rate_min.or(d.resp_rate_min),
+            l.resp_rate_max.or(d.resp_rate_max),
+        );
+        check("SpO2", "%", v.spo2, l.spo2_min.or(d.spo2_min), None);
+        out
+    }
+
+    fn raise_for_elder(
+        &self,
+        device: &Device,
+        elder: &Elder,
+        kind: IncidentKind,
+        summary: String,
+    ) -> Effect {
+        Effect::Raise {
+            key: DedupKey::for_elder(&elder.id, kind).to_string(),
+            elder_id: Some(elder.id.clone()),
+            device_id: Some(device.id.clone()),
+            kind,
+            priority: self.priority(kind, Some(elder)),
+            summary,
+        }
+    }
+
+    fn raise_for_device(
+        &self,
+        device: &Device,
+        elder: Option<&Elder>,
+        kind: IncidentKind,
+        summary: String,
+    ) -> Effect {
+        Effect::Raise {
+            key: DedupKey::for_device(&device.id, kind).to_string(),
+            elder_id: device.elder_id.clone(),
+            device_id: Some(device.id.clone()),
+            kind,
+            priority: self.priority(kind, elder),
+            summary,
+        }
+    }
+}
+
+/// The hours the site calls night, in its local time. The window may wrap
+/// midnight (22:00 to 07:00).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NightWindow {
+    /// "22:00"
+    pub start: NaiveTime,
+    /// "07:00"
+    pub end: NaiveTime,
+    /// The site's offset from UTC in minutes (Lhasa: 480).
+    pub utc_offset_min: i32,
+}
+
+impl Default for NightWindow {
+    fn default() -> Self {
+        Self {
+            start: NaiveTime::from_hms_opt(22, 0, 0).expect("valid time"),
+            end: NaiveTime::from_hms_opt(7, 0, 0).expect("valid time"),
+            utc_offset_min: 480,
+        }
+    }
+}
+
+impl NightWindow {
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        let offset = FixedOffset::east_opt(self.utc_offset_min * 60)
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+        let local = at
+            .with_timezone(&offset)
+            .time()
+            .with_nanosecond(0)
+            .unwrap_or_default();
+        if self.start <= self.end {
+            self.start <= local && local < self.end
+        } else {
+            local >= self.start || local < self.end
+        }
+    }
+}
+
+/// Default priorities per kind (PROTOCOL.md's "default meaning").
+pub fn default_priorities() -> BTreeMap<IncidentKind, Priority> {
+    use IncidentKind::*;
+    use Priority::*;
+    BTreeMap::from([
+        (Call, Urgent),
+        (Fall, Critical),
+        (Vitals, Critical),
+        (Smoke, Critical),
+        (Inactivity, Urgent),
+        (DoorAtNight, Urgent),
+        (BedNoReturn, Urgent),
+        (BatteryLow, Technical),
+        (Tamper, Technical),
+        (DeviceOffline, Technical),
+    ])
+}

@@ -1,0 +1,491 @@
+//! Settings, layered: built-in defaults, then a TOML file, then the
+//! environment. Every name is checked: an unknown key or a bad value stops
+//! start-up with one line naming the setting and the fix.
+//!
+//! Environment: the variables of API.md (`ELDERCARE_HTTP_ADDR`,
+//! `ELDERCARE_DATABASE_URL`, `ELDERCARE_MQTT_URL`,
+//! `ELDERCARE_EMBEDDED_MQTT_ADDR`, `ELDERCARE_ADMIN_PASSWORD`), plus any
+//! setting as `ELDERCARE__SECTION__KEY` (`ELDERCARE__INGEST__RATE_LIMIT_PER_S=50`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{IncidentKind, Priority};
+use crate::rules::{NightWindow, default_priorities};
+
+/// Everything the dispatcher can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub mqtt: MqttSettings,
+    pub auth: AuthSettings,
+    pub ingest: IngestSettings,
+    pub rules: RuleSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings::default(),
+            database: DatabaseSettings::default(),
+            mqtt: MqttSettings::default(),
+            auth: AuthSettings::default(),
+            ingest: IngestSettings::default(),
+            rules: RuleSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Where the API, the dashboard and the steward app listen.
+    pub addr: SocketAddr,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".parse().expect("valid address"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` (created if missing) or `postgres://…`.
+    pub url: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/eldercare.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttSettings {
+    /// An external broker (`mqtt://host:1883`); unset runs the embedded one.
+    pub url: Option<String>,
+    /// Where the embedded broker listens.
+    pub embedded_addr: SocketAddr,
+    /// Topics live under `{topic_root}/devices/…`. Tests sharing a broker
+    /// give each run its own root.
+    pub topic_root: String,
+    /// The dispatcher's MQTT client id. The broker keeps this session's
+    /// queue while the dispatcher is down, so it must be stable across
+    /// restarts and distinct per instance.
+    pub client_id: String,
+    /// Several instances share events via `$share/{group}/…`; unset for one.
+    pub share_group: Option<String>,
+    /// Unacknowledged messages the broker may have in flight to us.
+    pub inflight: u16,
+    pub keep_alive_s: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            embedded_addr: "127.0.0.1:1883".parse().expect("valid address"),
+            topic_root: protocol::Topics::DEFAULT_ROOT.into(),
+            client_id: "eldercare-dispatcher".into(),
+            share_group: None,
+            inflight: 100,
+            keep_alive_s: 30,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The `admin` password when the store is new; unset: a random one,
+    /// printed once.
+    pub admin_password: Option<Secret>,
+    /// How long a login lasts.
+    pub session_hours: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            admin_password: None,
+            session_hours: 12,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// The most events stored in one transaction.
+    pub batch_max: usize,
+    /// Events per second per device before the excess is not acted on.
+    pub rate_limit_per_s: u32,
+    /// How often the heartbeat table is written to the store.
+    pub heartbeat_flush_ms: u64,
+    /// Heartbeat interval assumed for devices that do not state one.
+    pub default_heartbeat_s: u32,
+    /// Missed heartbeats in a row that raise `device.offline`.
+    pub missed_heartbeats: u32,
+    /// How often the timer loop looks for due deadlines and silent devices.
+    pub tick_ms: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            batch_max: 500,
+            rate_limit_per_s: 20,
+            heartbeat_flush_ms: 1000,
+            default_heartbeat_s: 60,
+            missed_heartbeats: 3,
+            tick_ms: 500,
+        }
+    }
+}
+
+/// Site-wide vital-sign limits; each elder may override any of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VitalLimits {
+    pub heart_rate_min: Option<f64>,
+    pub heart_rate_max: Option<f64>,
+    pub resp_rate_min: Option<f64>,
+    pub resp_rate_max: Option<f64>,
+    pub spo2_min: Option<f64>,
+}
+
+impl Default for VitalLimits {
+    fn default() -> Self {
+        Self {
+            heart_rate_min: Some(45.0),
+            heart_rate_max: Some(130.0),
+            resp_rate_min: Some(8.0),
+            resp_rate_max: Some(28.0),
+            spo2_min: Some(90.0),
+        }
+    }
+}
+
+/// What the rules read: priorities per kind and the default limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleSettings {
+    pub priorities: BTreeMap<IncidentKind, Priority>,
+    pub vitals: VitalLimits,
+    /// Minutes a fall-risk elder may be out of bed at night.
+    pub bed_return_min: u32,
+    /// Minutes of reported inactivity that make an incident.
+    pub inactivity_min: u32,
+    pub night: NightWindow,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        Self {
+            priorities: default_priorities(),
+            vitals: VitalLimits::default(),
+            bed_return_min: 20,
+            inactivity_min: 60,
+            night: NightWindow::default(),
+        }
+    }
+}
+
+impl RuleSettings {
+    pub fn priority(&self, kind: IncidentKind) -> Priority {
+        // A file may name only the kinds it changes; the rest keep their
+        // defaults.
+        self.priorities
+            .get(&kind)
+            .copied()
+            .or_else(|| default_priorities().get(&kind).copied())
+            .unwrap_or(Priority::Urgent)
+    }
+}
+
+/// A value that must never reach a log.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The environment variables of API.md and the setting each sets.
+const NAMED_VARIABLES: [(&str, &[&str]); 5] = [
+    ("ELDERCARE_HTTP_ADDR", &["http", "addr"]),
+    ("ELDERCARE_DATABASE_URL", &["database", "url"]),
+    ("ELDERCARE_MQTT_URL", &["mqtt", "url"]),
+    ("ELDERCARE_EMBEDDED_MQTT_ADDR", &["mqtt", "embedded_addr"]),
+    ("ELDERCARE_ADMIN_PASSWORD", &["auth", "admin_password"]),
+];
+
+/// A setting that cannot be used, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("bad setting {setting}: {problem}; {fix}")]
+pub struct SettingsError {
+    pub setting: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given (tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut tree = toml::Value::try_from(Settings::default()).map_err(|e| SettingsError {
+            setting: "defaults".into(),
+            problem: e.to_string(),
+            fix: "this is a bug; report it".into(),
+        })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| SettingsError {
+                setting: format!("--config {}", path.display()),
+                problem: e.to_string(),
+                fix: "give the path of a readable TOML file".into(),
+            })?;
+            let overlay: toml::Value = toml::from_str(&text).map_err(|e| SettingsError {
+                setting: format!("--config {}", path.display()),
+                problem: e.message().to_owned(),
+                fix: "fix the TOML syntax (see config/production.example.toml)".into(),
+            })?;
+            merge(&mut tree, overlay);
+        }
+        for (name, value) in env {
+            if value.is_empty() {
+                continue;
+            }
+            // API.md's variables are all text (a password of digits stays
+            // text); the generic ones are read as TOML scalars.
+            let (path, value): (Vec<String>, toml::Value) =
+                if let Some((_, p)) = NAMED_VARIABLES.iter().find(|(n, _)| *n == name) {
+                    (
+                        p.iter().map(|s| (*s).to_owned()).collect(),
+                        toml::Value::String(value),
+                    )
+                } else if let Some(rest) = name.strip_prefix("ELDERCARE__") {
+                    (
+                        rest.split("__").map(str::to_lowercase).collect(),
+                        scalar(&value),
+                    )
+                } else {
+                    continue;
+                };
+            set_path(&mut tree, &path, value);
+        }
+        Settings::deserialize(tree)
+            .map_err(|e| SettingsError {
+                setting: "configuration".into(),
+                problem: e.message().to_owned(),
+                fix: "check the names and values against config/default.toml".into(),
+            })?
+            .validated()
+    }
+
+    fn validated(self) -> Result<Self, SettingsError> {
+        let bad = |setting: &str, problem: String, fix: &str| SettingsError {
+            setting: setting.into(),
+            problem,
+            fix: fix.into(),
+        };
+        if self.ingest.batch_max == 0 {
+            return Err(bad(
+                "ingest.batch_max",
+                "is 0".into(),
+                "set 1 or more (500 is usual)",
+            ));
+        }
+        if self.ingest.rate_limit_per_s == 0 {
+            return Err(bad(
+                "ingest.rate_limit_per_s",
+                "is 0".into(),
+                "set 1 or more (20 is usual)",
+            ));
+        }
+        if self.ingest.missed_heartbeats == 0 || self.ingest.default_heartbeat_s == 0 {
+            return Err(bad(
+                "ingest.missed_heartbeats / ingest.default_heartbeat_s",
+                "is 0".into(),
+                "set 1 or more (3 and 60 are usual)",
+            ));
+        }
+        if self.mqtt.inflight == 0 {
+            return Err(bad(
+                "mqtt.inflight",
+                "is 0".into(),
+                "set 1 or more (100 is usual)",
+            ));
+        }
+        if let Some(url) = &self.mqtt.url {
+            crate::mqtt::BrokerUrl::parse(url).map_err(|e| {
+                bad(
+                    "ELDERCARE_MQTT_URL",
+                    e,
+                    "use mqtt://host:port, e.g. mqtt://127.0.0.1:1883",
+                )
+            })?;
+        }
+        if protocol::DeviceId::parse(self.mqtt.client_id.clone()).is_err() {
+            return Err(bad(
+                "mqtt.client_id",
+                format!("{:?} is not a valid client id", self.mqtt.client_id),
+                "use letters, digits, '-' and '_'",
+            ));
+        }
+        let db = &self.database.url;
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres:")
+            || db.starts_with("postgresql:"))
+        {
+            return Err(bad(
+                "ELDERCARE_DATABASE_URL",
+                format!("{db:?} is neither SQLite nor PostgreSQL"),
+                "use sqlite://data/eldercare.db or postgres://user@host/db",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// An environment value as TOML if it reads as a scalar, else a string.
+fn scalar(value: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table())
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+fn set_path(tree: &mut toml::Value, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = tree;
+    for key in parents {
+        let Some(table) = node.as_table_mut() else {
+            return;
+        };
+        node = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    if let Some(table) = node.as_table_mut() {
+        table.insert(last.clone(), value);
+    }
+}
+
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_table() && v.is_table() => merge(existing, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_then_environment() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("ELDERCARE_HTTP_ADDR", "127.0.0.1:9999"),
+                ("ELDERCARE_MQTT_URL", "mqtt://127.0.0.1:1883"),
+                ("ELDERCARE__INGEST__RATE_LIMIT_PER_S", "50"),
+                ("ELDERCARE__MQTT__TOPIC_ROOT", "t1/eldercare/v1"),
+                ("ELDERCARE_ADMIN_PASSWORD", "12345"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.addr.port(), 9999);
+        assert_eq!(s.ingest.rate_limit_per_s, 50);
+        assert_eq!(s.mqtt.topic_root, "t1/eldercare/v1");
+        // A numeric-looking password stays a string.
+        assert_eq!(s.auth.admin_password.unwrap().expose(), "12345");
+        assert_eq!(s.rules.priority(IncidentKind::Fall), Priority::Critical);
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        let e = Settings::load_from(None, env(&[("ELDERCARE_HTTP_ADDR", "nowhere")])).unwrap_err();
+        assert!(e.to_string().contains("addr"), "{e}");
+        let e = Settings::load_from(None, env(&[("ELDERCARE__INGEST__NOPE", "1")])).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        let e =
+            Settings::load_from(None, env(&[("ELDERCARE_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(e.to_string().contains("ELDERCARE_DATABASE_URL"), "{e}");
+        let e = Settings::load_from(None, env(&[("ELDERCARE_MQTT_URL", "http://x")])).unwrap_err();
+        assert!(e.to_string().contains("ELDERCARE_MQTT_URL"), "{e}");
+    }
+
+    #[test]
+    fn a_file_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("eldercare-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s.toml");
+        std::fs::write(
+            &file,
+            "[rules]\nbed_return_min = 5\n[rules.priorities]\ncall = \"critical\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&file), env(&[])).unwrap();
+        assert_eq!(s.rules.bed_return_min, 5);
+        assert_eq!(s.rules.priority(IncidentKind::Call), Priority::Critical);
+        assert_eq!(s.rules.priority(IncidentKind::Smoke), Priority::Critical);
+    }
+}

@@ -1,0 +1,1 @@
+//! The SQL both backends run, written once. (To be written.)

@@ -1,0 +1,1 @@
+//! Timers. (To be written.)

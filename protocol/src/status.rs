@@ -1,0 +1,104 @@
+//! Heartbeats and last wills (`{root}/devices/{id}/status`, retained).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::reject::{RejectReason, Rejection};
+
+/// A device's health. The last will is `{"online": false}`, so every
+/// field but `online` is optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusMessage {
+    pub online: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_pct: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rssi_dbm: Option<i16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fw: Option<String>,
+    /// How often the device promises to report; the dispatcher's default
+    /// (60 s) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_s: Option<u32>,
+}
+
+impl StatusMessage {
+    /// The last will every device registers.
+    pub fn offline() -> Self {
+        Self {
+            online: false,
+            ts: None,
+            battery_pct: None,
+            rssi_dbm: None,
+            fw: None,
+            heartbeat_s: None,
+        }
+    }
+
+    pub fn online(ts: DateTime<Utc>) -> Self {
+        Self {
+            online: true,
+            ts: Some(ts),
+            ..Self::offline()
+        }
+    }
+}
+
+/// Validates a status payload. The size limit is the events' one.
+pub fn parse_status(payload: &[u8]) -> Result<StatusMessage, Rejection> {
+    if payload.len() > crate::event::MAX_EVENT_BYTES {
+        return Err(Rejection::new(
+            RejectReason::TooLarge,
+            format!("{} bytes", payload.len()),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| Rejection::new(RejectReason::InvalidJson, e.to_string()))?;
+    if !value.is_object() {
+        return Err(Rejection::new(
+            RejectReason::InvalidJson,
+            "not a JSON object",
+        ));
+    }
+    if value.get("online").is_none() {
+        return Err(Rejection::new(
+            RejectReason::MissingField,
+            "online is required",
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Rejection::new(RejectReason::WrongType, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_and_last_will_parse() {
+        let s = parse_status(
+            br#"{ "online": true, "ts": "2026-11-28T21:04:00Z", "battery_pct": 81, "rssi_dbm": -67, "fw": "1.4.2" }"#,
+        )
+        .unwrap();
+        assert!(s.online);
+        assert_eq!(s.battery_pct, Some(81));
+        assert_eq!(
+            parse_status(br#"{"online": false}"#).unwrap(),
+            StatusMessage::offline()
+        );
+        assert_eq!(
+            parse_status(b"{}").unwrap_err().reason,
+            RejectReason::MissingField
+        );
+        assert_eq!(
+            parse_status(br#"{"online":"yes"}"#).unwrap_err().reason,
+            RejectReason::WrongType
+        );
+        assert_eq!(
+            parse_status(b"nope").unwrap_err().reason,
+            RejectReason::InvalidJson
+        );
+    }
+}
