@@ -1,1 +1,208 @@
-//! Import. (To be written.)
+//! `dispatcher import FILE`: loads a site (elders, devices, stewards,
+//! logins) from a TOML or JSON file, such as `config/demo-site.toml`.
+//!
+//! Importing is idempotent: an elder, device or steward that exists is
+//! updated to the file's version; a login that exists is left alone (its
+//! password may have been changed since).
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::domain::{
+    Device, DeviceId, DeviceKind, Elder, Role, Steward, StewardId, StewardStatus, User,
+};
+use crate::store::{Store, StoreError};
+
+/// A site file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteFile {
+    /// A name for logs: "Tama community, Chengguan, Lhasa".
+    pub site: Option<String>,
+    pub elders: Vec<Elder>,
+    pub devices: Vec<DeviceSeed>,
+    pub stewards: Vec<StewardSeed>,
+    pub users: Vec<UserSeed>,
+}
+
+/// A device as a site file lists it: registry fields only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSeed {
+    pub id: DeviceId,
+    pub elder_id: Option<crate::domain::ElderId>,
+    pub kind: DeviceKind,
+    pub heartbeat_s: Option<u32>,
+}
+
+/// A steward as a site file lists them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StewardSeed {
+    pub id: StewardId,
+    pub name: String,
+    pub phone: String,
+    pub grid: String,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+    #[serde(default)]
+    pub on_duty: bool,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+}
+
+/// A login as a site file lists it (demo data only: real passwords do not
+/// belong in files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSeed {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+    pub steward_id: Option<StewardId>,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub elders: usize,
+    pub devices: usize,
+    pub stewards: usize,
+    pub users_created: usize,
+    pub users_kept: usize,
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} elders, {} devices, {} stewards, {} logins created ({} already existed)",
+            self.elders, self.devices, self.stewards, self.users_created, self.users_kept
+        )
+    }
+}
+
+impl SiteFile {
+    /// Reads a `.toml` or `.json` file.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match ext {
+            "json" => Self::from_json(&text),
+            "toml" => Self::from_toml(&text),
+            _ => bail!("{}: a site file must end in .toml or .json", path.display()),
+        }
+        .with_context(|| format!("{} is not a valid site file", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    pub fn from_json(text: &str) -> anyhow::Result<Self> {
+        Ok(serde_json::from_str(text)?)
+    }
+
+    /// Loads the site into the store, in dependency order.
+    pub async fn import(
+        &self,
+        store: &dyn Store,
+        default_heartbeat_s: u32,
+    ) -> anyhow::Result<ImportReport> {
+        let mut report = ImportReport::default();
+        for elder in &self.elders {
+            upsert(store.insert_elder(elder).await, || store.update_elder(elder))
+                .await
+                .with_context(|| format!("elder {}", elder.id))?;
+            report.elders += 1;
+        }
+        for seed in &self.devices {
+            let device = Device {
+                id: seed.id.clone(),
+                elder_id: seed.elder_id.clone(),
+                kind: seed.kind,
+                heartbeat_s: seed.heartbeat_s.unwrap_or(default_heartbeat_s),
+                online: false,
+                last_seen: None,
+                battery_pct: None,
+                rssi_dbm: None,
+                fw: None,
+            };
+            upsert(store.insert_device(&device).await, || store.update_device(&device))
+                .await
+                .with_context(|| format!("device {}", device.id))?;
+            report.devices += 1;
+        }
+        for seed in &self.stewards {
+            let location = match (seed.lat, seed.lon) {
+                (Some(lat), Some(lon)) => Some(
+                    crate::domain::LatLon::new(lat, lon)
+                        .map_err(|e| anyhow::anyhow!("steward {}: {e}", seed.id))?,
+                ),
+                (None, None) => None,
+                _ => bail!("steward {}: give both lat and lon, or neither", seed.id),
+            };
+            let steward = Steward {
+                id: seed.id.clone(),
+                name: seed.name.clone(),
+                phone: seed.phone.clone(),
+                grid: seed.grid.clone(),
+                skills: seed.skills.clone(),
+                languages: seed.languages.clone(),
+                on_duty: false,
+                status: StewardStatus::OffDuty,
+                lat: None,
+                lon: None,
+                location_at: None,
+                accuracy_m: None,
+            };
+            upsert(store.insert_steward(&steward).await, || store.update_steward(&steward))
+                .await
+                .with_context(|| format!("steward {}", steward.id))?;
+            let now = chrono::Utc::now();
+            if let Some(at) = location {
+                store.set_steward_location(&steward.id, at, None, now).await?;
+            }
+            store.set_steward_duty(&steward.id, seed.on_duty).await?;
+            report.stewards += 1;
+        }
+        for seed in &self.users {
+            if store.user(&seed.username).await?.is_some() {
+                report.users_kept += 1;
+                continue;
+            }
+            let password = seed.password.clone();
+            let password_hash = tokio::task::spawn_blocking(move || crate::passwords::hash(&password))
+                .await??;
+            let user = User {
+                username: seed.username.clone(),
+                role: seed.role,
+                steward_id: seed.steward_id.clone(),
+                password_hash,
+            };
+            store
+                .insert_user(&user)
+                .await
+                .with_context(|| format!("login {}", user.username))?;
+            report.users_created += 1;
+        }
+        Ok(report)
+    }
+}
+
+/// Insert, or on a taken id, update.
+async fn upsert<F, Fut>(inserted: Result<(), StoreError>, update: F) -> Result<(), StoreError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    match inserted {
+        Err(StoreError::Conflict(_)) => update().await,
+        other => other,
+    }
+}

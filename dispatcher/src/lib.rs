@@ -28,6 +28,7 @@ pub mod domain;
 pub mod import;
 pub mod ingest;
 pub mod metrics;
+pub mod passwords;
 pub mod mqtt;
 pub mod rules;
 pub mod settings;

@@ -1,1 +1,126 @@
-fn main() {}
+//! `dispatcher`: the binary. Reads settings, then runs one command; all
+//! the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use eldercare_dispatcher::clock::Clock;
+use eldercare_dispatcher::import::SiteFile;
+use eldercare_dispatcher::settings::Settings;
+use eldercare_dispatcher::startup::{self, Application};
+use eldercare_dispatcher::store;
+
+/// The demo site, built in so `demo` works from anywhere.
+const DEMO_SITE: &str = include_str!("../../config/demo-site.toml");
+
+#[derive(Parser)]
+#[command(version, about = "Eldercare emergency alert and dispatch")]
+struct Cli {
+    /// A TOML settings file (see config/production.example.toml);
+    /// environment variables override it.
+    #[arg(long, short, global = true, env = "ELDERCARE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the dispatcher: ingest, rules, timers and the HTTP API.
+    Serve,
+    /// Run it with the embedded broker, a fresh SQLite file and the demo site.
+    Demo,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Load elders, devices, stewards and logins from a TOML or JSON file.
+    Import { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, naming the setting and the fix.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => serve(settings, None).await,
+        Command::Demo => {
+            let db = PathBuf::from("data/demo.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            settings.database.url = format!("sqlite://{}", db.display());
+            let site = SiteFile::from_toml(DEMO_SITE)?;
+            serve(settings, Some(site)).await
+        }
+        Command::Migrate => {
+            store::connect(&settings.database.url).await?;
+            println!(
+                "migrations applied to {}",
+                startup::redact(&settings.database.url)
+            );
+            Ok(())
+        }
+        Command::Import { file } => {
+            let site = SiteFile::read(&file)?;
+            let store = store::connect(&settings.database.url).await?;
+            let report = site
+                .import(store.as_ref(), settings.ingest.default_heartbeat_s)
+                .await?;
+            println!("imported {}: {report}", file.display());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()> {
+    let heartbeat_s = settings.ingest.default_heartbeat_s;
+    let app = Application::build(settings, Clock::System).await?;
+    let base = format!("http://{}", app.http_addr());
+    if let Some(site) = &demo {
+        eprintln!("seeding the demo site: {} …", site.site.as_deref().unwrap_or("demo"));
+        let report = site.import(app.state().store.as_ref(), heartbeat_s).await?;
+        eprintln!("  {report}");
+    }
+    if let Some(password) = &app.generated_admin_password {
+        eprintln!("created login `admin` with password {password} (shown once; change it)");
+    }
+    eprintln!("dispatcher listening on {base}  (health: {base}/healthz, API: {base}/api/openapi.json)");
+    eprintln!(
+        "MQTT broker: mqtt://{}:{}",
+        app.broker().host,
+        app.broker().port
+    );
+    if let Some(site) = &demo {
+        eprintln!("demo logins:");
+        for user in &site.users {
+            eprintln!("  {:<12} {:<18} ({})", user.username, user.password, user.role);
+        }
+        eprintln!("the device simulator and the dashboard arrive in later releases; publish events with any MQTT client meanwhile");
+    }
+    app.run_until(startup::shutdown_signal()).await
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ELDERCARE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

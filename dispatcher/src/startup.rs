@@ -1,1 +1,234 @@
-//! Startup. (To be written.)
+//! Builds the dispatcher from its settings and runs it until shutdown.
+//!
+//! [`Application::build`] does everything that can fail for a reason an
+//! operator must fix (the database, the ports, the broker address) and
+//! fails with one line naming the setting; [`Application::run_until`] then
+//! runs ingest, the timers and the HTTP API, and on shutdown stops taking
+//! messages, finishes what is in flight, flushes heartbeats and returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::clock::Clock;
+use crate::ingest::{Ingest, IngestDeps, Liveness};
+use crate::metrics::Metrics;
+use crate::mqtt::BrokerUrl;
+use crate::rules::RuleBook;
+use crate::settings::Settings;
+use crate::store;
+use crate::timers::{self, TimerDeps};
+
+/// A dispatcher ready to run.
+pub struct Application {
+    listener: TcpListener,
+    http_addr: SocketAddr,
+    broker: BrokerUrl,
+    state: AppState,
+    liveness: Arc<Liveness>,
+    /// The admin password when this start created the account with a
+    /// random one: printed once.
+    pub generated_admin_password: Option<String>,
+}
+
+impl Application {
+    /// Opens the store (applying migrations), makes sure an admin exists,
+    /// starts the embedded broker unless an external one is set, and binds
+    /// the HTTP port.
+    pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let store = store::connect(&settings.database.url)
+            .await
+            .with_context(|| {
+                format!(
+                    "ELDERCARE_DATABASE_URL {}: cannot open the database; check that it runs and the URL is right",
+                    redact(&settings.database.url)
+                )
+            })?;
+        let generated_admin_password = None;
+
+        let broker = match &settings.mqtt.url {
+            Some(url) => BrokerUrl::parse(url)
+                .map_err(|e| anyhow::anyhow!("ELDERCARE_MQTT_URL: {e}"))?,
+            None => embedded_broker(settings.mqtt.embedded_addr)?,
+        };
+
+        let listener = TcpListener::bind(settings.http.addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "ELDERCARE_HTTP_ADDR {}: cannot listen ({e}); stop whatever uses it or choose another address",
+                settings.http.addr
+            )
+        })?;
+        let http_addr = listener.local_addr()?;
+
+        let liveness = Arc::new(Liveness::new(settings.ingest.missed_heartbeats));
+        let state = AppState {
+            store,
+            rules: Arc::new(RuleBook::new(settings.rules.clone())),
+            settings,
+            clock,
+            metrics: Arc::new(Metrics::default()),
+            broker_connected: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Self {
+            listener,
+            http_addr,
+            broker,
+            state,
+            liveness,
+            generated_admin_password,
+        })
+    }
+
+    /// Where the HTTP API listens (the real port when 0 was asked for).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The broker ingest connects to.
+    pub fn broker(&self) -> &BrokerUrl {
+        &self.broker
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Runs until `shutdown` completes, then stops gracefully.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            broker,
+            state,
+            liveness,
+            ..
+        } = self;
+        let listening_since = state.clock.now();
+        let ingest_deps = IngestDeps {
+            settings: state.settings.clone(),
+            broker,
+            store: state.store.clone(),
+            rules: state.rules.clone(),
+            metrics: state.metrics.clone(),
+            clock: state.clock.clone(),
+            liveness: liveness.clone(),
+            broker_connected: state.broker_connected.clone(),
+        };
+        let ingest = Ingest::start(ingest_deps);
+        let timer_deps = TimerDeps {
+            settings: state.settings.clone(),
+            store: state.store.clone(),
+            metrics: state.metrics.clone(),
+            clock: state.clock.clone(),
+            liveness: liveness.clone(),
+            health_tx: ingest.health_tx.clone(),
+            listening_since,
+        };
+        timers::reload(&timer_deps).await;
+
+        let stop_timers = CancellationToken::new();
+        let timer_tasks = [
+            tokio::spawn(timers::deadline_loop(timer_deps.clone(), stop_timers.clone())),
+            tokio::spawn(timers::liveness_loop(timer_deps.clone(), stop_timers.clone())),
+            tokio::spawn(timers::flush_loop(timer_deps.clone(), stop_timers.clone())),
+        ];
+
+        let stop_http = CancellationToken::new();
+        let http = {
+            let stop = stop_http.clone();
+            let app = api::router(state.clone());
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            })
+        };
+
+        shutdown.await;
+        tracing::info!("shutting down: no new messages; finishing what is in flight");
+        stop_http.cancel();
+        ingest.shutdown(Duration::from_secs(20)).await;
+        stop_timers.cancel();
+        for task in timer_tasks {
+            let _ = task.await;
+        }
+        match tokio::time::timeout(Duration::from_secs(10), http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
+            Err(_) => tracing::warn!("open HTTP connections did not close within 10 s"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+#[cfg(feature = "embedded-broker")]
+fn embedded_broker(addr: SocketAddr) -> anyhow::Result<BrokerUrl> {
+    let broker = crate::broker::start(addr)?;
+    tracing::info!(addr = %broker.addr, "embedded MQTT broker listening");
+    Ok(BrokerUrl {
+        host: broker.addr.ip().to_string(),
+        port: broker.addr.port(),
+    })
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn embedded_broker(_addr: SocketAddr) -> anyhow::Result<BrokerUrl> {
+    anyhow::bail!(
+        "ELDERCARE_MQTT_URL is unset and this build has no embedded broker; set ELDERCARE_MQTT_URL=mqtt://host:1883"
+    )
+}
+
+/// A database URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,1 +1,131 @@
-//! Ingest. (To be written.)
+//! Ingest: device messages from the broker into the store, never losing one.
+//!
+//! Three tasks:
+//!
+//! - the **MQTT loop** ([`mqtt_loop`]) polls the connection, reconnects with
+//!   capped backoff and resubscribes, validates each message (the
+//!   `protocol` crate), feeds heartbeats to the in-memory [`Liveness`]
+//!   table and hands every QoS 1 message, in arrival order, to the writer;
+//! - the **writer** ([`writer`]) stores events in batches (one transaction
+//!   each, rules included) and only after the commit acknowledges the
+//!   batch's messages, in the order they arrived. A crash before the commit
+//!   loses nothing: the broker redelivers and the store drops duplicates;
+//! - the **health** task applies devices going offline and coming back.
+//!
+//! Bad input is acknowledged (so the broker stops redelivering it), logged
+//! with its reason and counted; it never stops ingestion.
+
+pub mod liveness;
+pub mod mqtt_loop;
+pub mod ratelimit;
+pub mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use rumqttc::Publish;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::mqtt::BrokerUrl;
+use crate::rules::RuleBook;
+use crate::settings::Settings;
+use crate::store::{IncomingEvent, Store};
+pub use liveness::{HealthChange, Liveness};
+
+/// One message for the writer, in arrival order.
+pub(crate) enum Item {
+    /// A valid event: store it, then acknowledge.
+    Event(Publish, IncomingEvent),
+    /// Rejected input or a QoS 1 heartbeat: only acknowledge, in order.
+    AckOnly(Publish),
+}
+
+/// What ingest needs from the rest of the dispatcher.
+#[derive(Clone)]
+pub struct IngestDeps {
+    pub settings: Arc<Settings>,
+    pub broker: BrokerUrl,
+    pub store: Arc<dyn Store>,
+    pub rules: Arc<RuleBook>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    pub liveness: Arc<Liveness>,
+    pub broker_connected: Arc<AtomicBool>,
+}
+
+/// The running ingest tasks.
+pub struct Ingest {
+    client: rumqttc::AsyncClient,
+    stop_intake: CancellationToken,
+    mqtt: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    health: JoinHandle<()>,
+    /// Where the timer loop reports devices that went silent.
+    pub health_tx: mpsc::UnboundedSender<HealthChange>,
+}
+
+impl Ingest {
+    /// Connects (in the background: an unreachable broker is retried, not
+    /// fatal) and starts the tasks.
+    pub fn start(deps: IngestDeps) -> Self {
+        let mqtt_settings = &deps.settings.mqtt;
+        let mut options = crate::mqtt::dispatcher_options(mqtt_settings, &deps.broker);
+        // Acks travel through this channel; it must hold a whole inflight
+        // window of them and more.
+        let capacity = usize::from(mqtt_settings.inflight).max(1000) * 4;
+        options.set_request_channel_capacity(capacity);
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, capacity);
+        eventloop.set_network_options(crate::mqtt::network_options());
+
+        let stop_intake = CancellationToken::new();
+        let (item_tx, item_rx) = mpsc::unbounded_channel();
+        let (health_tx, health_rx) = mpsc::unbounded_channel();
+
+        let mqtt = tokio::spawn(mqtt_loop::run(
+            deps.clone(),
+            client.clone(),
+            eventloop,
+            item_tx,
+            health_tx.clone(),
+            stop_intake.clone(),
+        ));
+        let writer = tokio::spawn(writer::run(deps.clone(), client.clone(), item_rx));
+        let health = tokio::spawn(writer::health(deps, health_rx));
+        Self {
+            client,
+            stop_intake,
+            mqtt,
+            writer,
+            health,
+            health_tx,
+        }
+    }
+
+    /// The client, for publishing commands back to devices.
+    pub fn client(&self) -> &rumqttc::AsyncClient {
+        &self.client
+    }
+
+    /// Stops taking messages, commits and acknowledges what is in flight,
+    /// then disconnects, keeping the broker session so nothing sent while
+    /// we are away is lost.
+    pub async fn shutdown(self, grace: Duration) {
+        self.stop_intake.cancel();
+        if tokio::time::timeout(grace, self.writer).await.is_err() {
+            tracing::warn!(
+                "ingest writer did not finish within {grace:?}; unacknowledged messages will be redelivered"
+            );
+        }
+        let _ = self.client.try_disconnect();
+        if tokio::time::timeout(Duration::from_secs(5), self.mqtt).await.is_err() {
+            tracing::warn!("MQTT connection did not close within 5 s");
+        }
+        drop(self.health_tx);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.health).await;
+    }
+}

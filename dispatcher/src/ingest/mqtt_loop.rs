@@ -1,0 +1,201 @@
+//! The MQTT loop: poll, reconnect, resubscribe, validate, hand over.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use protocol::{RejectReason, Rejection, TopicKind, Topics};
+use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::ratelimit::RateLimiter;
+use super::{HealthChange, IngestDeps, Item};
+use crate::store::IncomingEvent;
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(crate) async fn run(
+    deps: IngestDeps,
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    items: mpsc::UnboundedSender<Item>,
+    health: mpsc::UnboundedSender<HealthChange>,
+    stop_intake: CancellationToken,
+) {
+    let topics = Topics::new(deps.settings.mqtt.topic_root.clone());
+    let share_group = deps.settings.mqtt.share_group.clone();
+    let mut limiter = RateLimiter::new(deps.settings.ingest.rate_limit_per_s);
+    let mut backoff = Duration::from_millis(100);
+    let mut ever_connected = false;
+    let mut received: u64 = 0;
+
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = stop_intake.cancelled() => break,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff = Duration::from_millis(100);
+                deps.broker_connected.store(true, Ordering::Relaxed);
+                deps.metrics.mqtt_connected.store(1, Ordering::Relaxed);
+                if ever_connected {
+                    deps.metrics.mqtt_reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                ever_connected = true;
+                tracing::info!(
+                    broker = %format!("{}:{}", deps.broker.host, deps.broker.port),
+                    session_present = ack.session_present,
+                    "connected to the MQTT broker"
+                );
+                // Always resubscribe: a broker that lost our session must
+                // not leave us deaf. Events may be shared between
+                // instances; heartbeats never are, or each instance would
+                // see others' devices as silent.
+                let subs = [
+                    topics.events_filter(share_group.as_deref()),
+                    topics.status_filter(None),
+                ];
+                for filter in subs {
+                    if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                        tracing::error!(%filter, error = %e, "could not queue the subscription");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                for code in ack.return_codes {
+                    if matches!(code, rumqttc::SubscribeReasonCode::Failure) {
+                        tracing::error!(
+                            "the broker refused a subscription: check its ACL lets {:?} read {}/devices/#",
+                            deps.settings.mqtt.client_id,
+                            topics.root()
+                        );
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                received += 1;
+                if received % 10_000 == 0 {
+                    limiter.prune(deps.clock.now());
+                }
+                if let Some(item) = classify(&deps, &topics, &mut limiter, &health, publish) {
+                    // The writer outlives this loop's intake; a send error
+                    // means it is gone and shutdown is under way.
+                    if items.send(item).is_err() {
+                        break;
+                    }
+                    deps.metrics.ingest_queue.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                deps.broker_connected.store(false, Ordering::Relaxed);
+                deps.metrics.mqtt_connected.store(0, Ordering::Relaxed);
+                tracing::warn!(
+                    error = %e,
+                    retry_in = ?backoff,
+                    "MQTT connection lost or refused; reconnecting"
+                );
+                tokio::select! {
+                    _ = stop_intake.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    // Intake is over: closing the channel lets the writer finish what it
+    // has. Keep polling so its acknowledgements reach the broker, ignoring
+    // new messages (unacknowledged, the broker keeps them for next time).
+    drop(items);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await {
+            Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(_)) => {}
+        }
+    }
+    deps.broker_connected.store(false, Ordering::Relaxed);
+    deps.metrics.mqtt_connected.store(0, Ordering::Relaxed);
+}
+
+/// Validates one message and decides what the writer does with it.
+fn classify(
+    deps: &IngestDeps,
+    topics: &Topics,
+    limiter: &mut RateLimiter,
+    health: &mpsc::UnboundedSender<HealthChange>,
+    publish: Publish,
+) -> Option<Item> {
+    let now = deps.clock.now();
+    let needs_ack = publish.qos != QoS::AtMostOnce;
+    let reject = |publish: Publish, rejection: Rejection| {
+        deps.metrics.reject(rejection.reason);
+        let cut = &publish.payload[..publish.payload.len().min(256)];
+        tracing::warn!(
+            topic = %publish.topic,
+            reason = %rejection.reason,
+            detail = %rejection.detail,
+            payload = %String::from_utf8_lossy(cut),
+            "rejected a device message"
+        );
+        needs_ack.then_some(Item::AckOnly(publish))
+    };
+
+    let Some((device, kind)) = topics.parse(&publish.topic) else {
+        return reject(publish, Rejection::new(RejectReason::BadTopic, "not a device topic"));
+    };
+    let device = match device {
+        Ok(d) => d,
+        Err(bad) => {
+            return reject(
+                publish,
+                Rejection::new(RejectReason::BadTopic, format!("malformed device id {bad:?}")),
+            );
+        }
+    };
+    match kind {
+        TopicKind::Events => {
+            deps.metrics.events_received.fetch_add(1, Ordering::Relaxed);
+            let message = match protocol::parse_event(&device, &publish.payload, now) {
+                Ok(m) => m,
+                Err(rejection) => return reject(publish, rejection),
+            };
+            if let Some(change) = deps.liveness.on_event(&device, now) {
+                let _ = health.send(change);
+            }
+            let rate_limited = limiter.over_limit(&device, &message.event_type, now);
+            if rate_limited {
+                deps.metrics.reject(RejectReason::RateLimited);
+            }
+            let event = IncomingEvent {
+                device_id: device,
+                message,
+                received_at: now,
+                rate_limited,
+            };
+            Some(Item::Event(publish, event))
+        }
+        TopicKind::Status => {
+            deps.metrics.status_received.fetch_add(1, Ordering::Relaxed);
+            let status = match protocol::parse_status(&publish.payload) {
+                Ok(s) => s,
+                Err(rejection) => return reject(publish, rejection),
+            };
+            // A retained status is as old as its timestamp, not as new as
+            // our subscription.
+            let heard_at = if publish.retain {
+                status.ts.map_or(now, |ts| ts.min(now))
+            } else {
+                now
+            };
+            if let Some(change) = deps.liveness.on_status(&device, &status, heard_at) {
+                let _ = health.send(change);
+            }
+            needs_ack.then_some(Item::AckOnly(publish))
+        }
+        // Our own feedback to devices; nothing to ingest.
+        TopicKind::Commands => needs_ack.then_some(Item::AckOnly(publish)),
+    }
+}

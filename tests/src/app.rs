@@ -1,0 +1,318 @@
+//! A dispatcher per test, in this process, on its own database and its own
+//! broker (embedded, on a free port) or its own topic root on the
+//! machine's Mosquitto, so tests run in parallel.
+
+use std::net::{SocketAddr, TcpListener};
+
+use chrono::{DateTime, Utc};
+use dispatcher::api::AppState;
+use dispatcher::clock::Clock;
+use dispatcher::settings::Settings;
+use dispatcher::startup::Application;
+use protocol::Topics;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::device::TestDevice;
+
+/// The admin password every test app starts with.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// Which broker a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    /// rumqttd inside the dispatcher, on a free loopback port.
+    Embedded,
+    /// The machine's Mosquitto (`ELDERCARE_TEST_MQTT_URL`, default
+    /// mqtt://127.0.0.1:1883), under a topic root of this test's own.
+    Mosquitto,
+}
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A free loopback port (racy by nature; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The machine's Mosquitto for tests.
+pub fn mosquitto_addr() -> (String, u16) {
+    let url = std::env::var("ELDERCARE_TEST_MQTT_URL")
+        .unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
+    let b = dispatcher::mqtt::BrokerUrl::parse(&url).expect("ELDERCARE_TEST_MQTT_URL is mqtt://host:port");
+    (b.host, b.port)
+}
+
+/// How to start a test dispatcher.
+pub struct Options {
+    pub broker: Broker,
+    pub db: Db,
+    /// Start a manual clock at this time instead of the system clock.
+    pub clock: Option<DateTime<Utc>>,
+    /// Extra settings as environment variables (`ELDERCARE__INGEST__…`).
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            broker: Broker::Embedded,
+            db: Db::Sqlite,
+            clock: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A running dispatcher and what a test needs to talk to it.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub broker_host: String,
+    pub broker_port: u16,
+    pub topics: Topics,
+    pub clock: Clock,
+    pub state: AppState,
+    pub admin: String,
+    stop: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _db: crate::db::DbGuard,
+}
+
+impl TestApp {
+    pub async fn spawn(options: Options) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("ELDERCARE_TEST_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rumqttd=off")),
+            )
+            .with_test_writer()
+            .try_init();
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let db = match options.db {
+            Db::Sqlite => crate::db::fresh_sqlite().await,
+            Db::Postgres => crate::db::fresh_postgres().await,
+        };
+        let topic_root = format!("test-{run}/eldercare/v1");
+        let mut env: Vec<(String, String)> = vec![
+            ("ELDERCARE_HTTP_ADDR".into(), "127.0.0.1:0".into()),
+            ("ELDERCARE_DATABASE_URL".into(), db.url().to_owned()),
+            ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+            ("ELDERCARE__MQTT__TOPIC_ROOT".into(), topic_root.clone()),
+            ("ELDERCARE__MQTT__CLIENT_ID".into(), format!("dispatcher-{run}")),
+            ("ELDERCARE__INGEST__TICK_MS".into(), "50".into()),
+            ("ELDERCARE__INGEST__HEARTBEAT_FLUSH_MS".into(), "100".into()),
+        ];
+        let (broker_host, broker_port) = match options.broker {
+            Broker::Embedded => {
+                let port = free_port();
+                env.push((
+                    "ELDERCARE_EMBEDDED_MQTT_ADDR".into(),
+                    format!("127.0.0.1:{port}"),
+                ));
+                ("127.0.0.1".to_owned(), port)
+            }
+            Broker::Mosquitto => {
+                let (host, port) = mosquitto_addr();
+                env.push(("ELDERCARE_MQTT_URL".into(), format!("mqtt://{host}:{port}")));
+                (host, port)
+            }
+        };
+        env.extend(options.env);
+        let settings = Settings::load_from(None, env).expect("test settings are valid");
+        let clock = options.clock.map_or(Clock::System, Clock::manual);
+        let app = Application::build(settings, clock.clone())
+            .await
+            .expect("the dispatcher starts");
+        let base = format!("http://{}", app.http_addr());
+        let state = app.state().clone();
+        let stop = CancellationToken::new();
+        let task = {
+            let stop = stop.clone();
+            tokio::spawn(async move { app.run_until(async move { stop.cancelled().await }).await })
+        };
+        let http = reqwest::Client::new();
+        let mut me = Self {
+            base,
+            http,
+            broker_host,
+            broker_port,
+            topics: Topics::new(topic_root),
+            clock,
+            state,
+            admin: String::new(),
+            stop,
+            task: Some(task),
+            _db: db,
+        };
+        me.admin = me.login("admin", ADMIN_PASSWORD).await;
+        // Ready means subscribed: a device publishing now is heard.
+        crate::wait::until("the dispatcher to connect to its broker", || async {
+            let r = me.http.get(format!("{}/readyz", me.base)).send().await.ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+        // The subscription is sent right after the connection; give the
+        // broker a moment to register it before a test publishes.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        me
+    }
+
+    /// Logs in and returns the bearer token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(None, Method::POST, "/api/v1/auth/login", Some(json!({"username": username, "password": password})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "login {username}: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// One HTTP call; returns the status and the JSON body (Null if none).
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("HTTP request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    /// GET as admin, expecting 200.
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Some(&self.admin), Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// POST as admin, expecting 2xx.
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, resp) = self.call(Some(&self.admin), Method::POST, path, Some(body)).await;
+        assert!(status.is_success(), "POST {path}: {status} {resp}");
+        resp
+    }
+
+    /// Registers an elder with the given limits and one device of `kind`.
+    pub async fn elder_with_device(&self, elder: &str, device: &str, kind: &str, limits: Value) {
+        self.post("/api/v1/elders", elder_body(elder, limits)).await;
+        self.post(
+            "/api/v1/devices",
+            json!({"id": device, "elder_id": elder, "kind": kind, "heartbeat_s": 60}),
+        )
+        .await;
+    }
+
+    /// A device connected to this app's broker under its topic root.
+    pub async fn device(&self, id: &str) -> TestDevice {
+        TestDevice::connect(&self.broker_host, self.broker_port, &self.topics, id, self.clock.clone()).await
+    }
+
+    /// Incidents as the admin sees them, with a query string.
+    pub async fn incidents(&self, query: &str) -> Vec<Value> {
+        match self.get(&format!("/api/v1/incidents?{query}")).await {
+            Value::Array(a) => a,
+            other => panic!("incident list is not an array: {other}"),
+        }
+    }
+
+    /// Waits until the incident list for `query` has exactly `n` entries.
+    pub async fn wait_incidents(&self, query: &str, n: usize) -> Vec<Value> {
+        crate::wait::until(&format!("{n} incidents for {query}"), || async {
+            let list = self.incidents(query).await;
+            (list.len() == n).then_some(list)
+        })
+        .await
+    }
+
+    /// The stored events of a device.
+    pub async fn events(&self, device: &str) -> Vec<Value> {
+        match self
+            .get(&format!("/api/v1/events?device_id={device}&limit=10000"))
+            .await
+        {
+            Value::Array(a) => a,
+            other => panic!("event list is not an array: {other}"),
+        }
+    }
+
+    /// One metric's value from `/metrics` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    /// The HTTP address.
+    pub fn addr(&self) -> SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("socket address")
+    }
+
+    /// Stops gracefully and returns how the run ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        match self.task.take() {
+            Some(t) => t.await.expect("dispatcher task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A plausible elder body.
+pub fn elder_body(id: &str, limits: Value) -> Value {
+    json!({
+        "id": id,
+        "name": format!("Elder {id}"),
+        "birth_year": 1946,
+        "address": "塔玛社区 1组 7号",
+        "lat": 29.6598,
+        "lon": 91.1377,
+        "grid": "grid-1",
+        "conditions": ["hypertension"],
+        "medications": ["nifedipine SR 20 mg twice daily"],
+        "risks": {"fall": true, "wandering": true},
+        "lives_alone": true,
+        "languages": ["bo", "zh"],
+        "contacts": [{"name": "Tashi", "relation": "son", "phone": "13800001234"}],
+        "notes": "",
+        "limits": limits,
+    })
+}

@@ -1,0 +1,148 @@
+//! A home device speaking PROTOCOL.md over a real MQTT connection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dispatcher::clock::Clock;
+use protocol::{DeviceId, StatusMessage, Topics};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// A connected device. Counts the broker's PUBACKs: a message the broker
+/// acknowledged is one it accepted and must not lose.
+pub struct TestDevice {
+    pub id: DeviceId,
+    client: AsyncClient,
+    topics: Topics,
+    /// The dispatcher's clock, so `ts` agrees with it when tests move time.
+    clock: Clock,
+    acked: Arc<AtomicU64>,
+    published: u64,
+    task: JoinHandle<()>,
+}
+
+impl TestDevice {
+    /// Connects with client id = the device id and a last will of
+    /// `{"online": false}` on its status topic.
+    pub async fn connect(host: &str, port: u16, topics: &Topics, id: &str, clock: Clock) -> Self {
+        let id = DeviceId::parse(id).expect("valid device id");
+        let mut opts = MqttOptions::new(format!("{id}-{}", uuid::Uuid::new_v4().simple()), host, port);
+        opts.set_keep_alive(Duration::from_secs(5));
+        opts.set_inflight(1000);
+        opts.set_last_will(LastWill::new(
+            topics.status(&id),
+            serde_json::to_vec(&StatusMessage::offline()).expect("serializable"),
+            QoS::AtLeastOnce,
+            true,
+        ));
+        let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+        let acked = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = {
+            let acked = acked.clone();
+            tokio::spawn(async move {
+                let mut ready = Some(ready_tx);
+                loop {
+                    match eventloop.poll().await {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(());
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::PubAck(_))) => {
+                            acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(_) => {}
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            })
+        };
+        tokio::time::timeout(crate::wait::PATIENCE, ready_rx)
+            .await
+            .expect("device connects to the broker")
+            .expect("event loop alive");
+        Self {
+            id,
+            client,
+            topics: topics.clone(),
+            clock,
+            acked,
+            published: 0,
+            task,
+        }
+    }
+
+    /// Publishes an event (QoS 1) with the given id and type.
+    pub async fn event(&mut self, event_id: &str, kind: &str, data: Value) {
+        let body = json!({
+            "event_id": event_id,
+            "type": kind,
+            "ts": self.clock.now().to_rfc3339(),
+            "data": data,
+        });
+        self.raw_event(serde_json::to_vec(&body).expect("json")).await;
+    }
+
+    /// Publishes any payload on the events topic (QoS 1).
+    pub async fn raw_event(&mut self, payload: Vec<u8>) {
+        self.client
+            .publish(self.topics.events(&self.id), QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish queued");
+        self.published += 1;
+    }
+
+    /// Publishes a retained status (QoS 1).
+    pub async fn status(&mut self, online: bool, ts: DateTime<Utc>) {
+        let status = if online {
+            StatusMessage {
+                battery_pct: Some(81),
+                rssi_dbm: Some(-67),
+                fw: Some("1.4.2".into()),
+                ..StatusMessage::online(ts)
+            }
+        } else {
+            StatusMessage::offline()
+        };
+        self.client
+            .publish(
+                self.topics.status(&self.id),
+                QoS::AtLeastOnce,
+                true,
+                serde_json::to_vec(&status).expect("json"),
+            )
+            .await
+            .expect("publish queued");
+        self.published += 1;
+    }
+
+    /// PUBACKs received so far.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the broker has acknowledged everything published.
+    pub async fn flushed(&self) {
+        let want = self.published;
+        crate::wait::until("the broker to acknowledge every publish", || async {
+            (self.acked() >= want).then_some(())
+        })
+        .await;
+    }
+
+    /// Drops the connection without a DISCONNECT, so the broker publishes
+    /// the last will.
+    pub fn vanish(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for TestDevice {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

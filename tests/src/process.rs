@@ -1,0 +1,145 @@
+//! Real processes for the tests that kill things: the dispatcher binary
+//! and a Mosquitto of the test's own (configured as config/mosquitto.conf
+//! advises, so its persistent-session queue is large enough).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::app::free_port;
+
+/// The `dispatcher` binary of this build (`target/<profile>/dispatcher`).
+pub fn dispatcher_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/dispatcher
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join("dispatcher");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p eldercare-dispatcher` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A Mosquitto process on a free loopback port, killed on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts `mosquitto` with a configuration like the shipped one: QoS 1
+    /// queues for a disconnected persistent session up to 100,000
+    /// messages (stock Mosquitto stops at 1,000 and drops the rest).
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\n\
+                 allow_anonymous true\n\
+                 persistence false\n\
+                 max_queued_messages 100000\n\
+                 max_inflight_messages 100\n\
+                 set_tcp_nodelay true\n\
+                 log_dest none\n"
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto (apt-get install mosquitto)");
+        let deadline = std::time::Instant::now() + crate::wait::PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "mosquitto did not start on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+fn mosquitto_bin() -> PathBuf {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("mosquitto"))
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A dispatcher process, killed on drop.
+pub struct DispatcherProcess {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl DispatcherProcess {
+    /// Runs `dispatcher serve` with exactly these environment variables
+    /// added; its log goes to `log`.
+    pub fn serve(env: &[(String, String)], log: &Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let child = Command::new(dispatcher_bin())
+            .arg("serve")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("ELDERCARE_LOG", "info,rumqttd=warn")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the dispatcher");
+        Self {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait for the dispatcher")
+    }
+
+    /// The log so far, for assertion messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for DispatcherProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
