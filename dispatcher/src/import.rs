@@ -206,3 +206,25 @@ where
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_site_reads() {
+        let site = SiteFile::from_toml(include_str!("../../config/demo-site.toml")).unwrap();
+        assert!(site.elders.len() >= 24, "a few dozen homes");
+        assert!(site.stewards.len() >= 8);
+        for d in &site.devices {
+            let elder = d.elder_id.as_ref().expect("demo devices are bound");
+            assert!(site.elders.iter().any(|e| &e.id == elder), "{} names {elder}", d.id);
+        }
+        assert!(site.users.iter().any(|u| u.role == Role::Supervisor));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(SiteFile::from_toml("[[elders]]\nid = \"e\"\nnmae = \"x\"\n").is_err());
+    }
+}

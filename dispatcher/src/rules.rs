@@ -347,3 +347,178 @@ pub fn default_priorities() -> BTreeMap<IncidentKind, Priority> {
         (DeviceOffline, Technical),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DeviceKind, Limits, LatLon, Risks};
+    use protocol::EventId;
+
+    fn book() -> RuleBook {
+        RuleBook::new(RuleSettings::default())
+    }
+
+    fn elder(limits: Limits, risks: Risks) -> Elder {
+        Elder {
+            id: ElderId::parse("e-1").unwrap(),
+            name: "次仁卓玛".into(),
+            birth_year: 1946,
+            address: "塔玛社区 1组 7号".into(),
+            location: LatLon::new(29.66, 91.14).unwrap(),
+            grid: "grid-1".into(),
+            conditions: vec![],
+            medications: vec![],
+            risks,
+            lives_alone: true,
+            languages: vec!["bo".into()],
+            contacts: vec![],
+            notes: String::new(),
+            limits,
+        }
+    }
+
+    fn device(elder: Option<&Elder>) -> Device {
+        Device {
+            id: DeviceId::parse("dev-1").unwrap(),
+            elder_id: elder.map(|e| e.id.clone()),
+            kind: DeviceKind::CallButton,
+            heartbeat_s: 60,
+            online: true,
+            last_seen: None,
+            battery_pct: None,
+            rssi_dbm: None,
+            fw: None,
+        }
+    }
+
+    fn event(kind: &str) -> EventMessage {
+        EventMessage::new(EventId::parse("1").unwrap(), EventType::from(kind), night())
+    }
+
+    /// 23:30 in Lhasa.
+    fn night() -> DateTime<Utc> {
+        "2026-11-28T15:30:00Z".parse().unwrap()
+    }
+
+    /// 14:00 in Lhasa.
+    fn day() -> DateTime<Utc> {
+        "2026-11-28T06:00:00Z".parse().unwrap()
+    }
+
+    fn raised(v: &Verdict) -> Vec<(IncidentKind, Priority)> {
+        match v {
+            Verdict::Effects(e) => e
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Raise { kind, priority, .. } => Some((*kind, *priority)),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    #[test]
+    fn a_press_is_urgent_and_a_fall_critical() {
+        let e = elder(Limits::default(), Risks::default());
+        let d = device(Some(&e));
+        let b = book();
+        assert_eq!(
+            raised(&b.decide(&event("call.pressed"), day(), Some(&d), Some(&e))),
+            [(IncidentKind::Call, Priority::Urgent)]
+        );
+        assert_eq!(
+            raised(&b.decide(&event("fall.detected"), day(), Some(&d), Some(&e))),
+            [(IncidentKind::Fall, Priority::Critical)]
+        );
+        assert_eq!(
+            raised(&b.decide(&event("smoke.detected"), day(), Some(&d), Some(&e))),
+            [(IncidentKind::Smoke, Priority::Critical)]
+        );
+    }
+
+    #[test]
+    fn an_elders_override_beats_the_site_priority() {
+        let mut limits = Limits::default();
+        limits.priorities.insert(IncidentKind::Call, Priority::Critical);
+        let e = elder(limits, Risks::default());
+        let d = device(Some(&e));
+        assert_eq!(
+            raised(&book().decide(&event("call.pressed"), day(), Some(&d), Some(&e))),
+            [(IncidentKind::Call, Priority::Critical)]
+        );
+    }
+
+    #[test]
+    fn vitals_use_the_elders_limits_first() {
+        let high = elder(
+            Limits {
+                spo2_min: Some(84.0),
+                ..Limits::default()
+            },
+            Risks::default(),
+        );
+        let standard = elder(Limits::default(), Risks::default());
+        let reading = event("vitals").with_data("spo2", 86).with_data("heart_rate", 80);
+        let b = book();
+        assert!(raised(&b.decide(&reading, day(), Some(&device(Some(&high))), Some(&high))).is_empty());
+        assert_eq!(
+            raised(&b.decide(&reading, day(), Some(&device(Some(&standard))), Some(&standard))),
+            [(IncidentKind::Vitals, Priority::Critical)]
+        );
+        let slow = event("vitals").with_data("heart_rate", 38);
+        assert_eq!(raised(&b.decide(&slow, day(), Some(&device(Some(&high))), Some(&high))).len(), 1);
+    }
+
+    #[test]
+    fn night_rules_need_the_risk_and_the_night() {
+        let risky = elder(Limits::default(), Risks { fall: true, wandering: true });
+        let safe = elder(Limits::default(), Risks::default());
+        let b = book();
+        let exit = event("bed.exit");
+        let at_night = b.decide(&exit, night(), Some(&device(Some(&risky))), Some(&risky));
+        assert!(matches!(&at_night, Verdict::Effects(e) if matches!(&e[..], [Effect::Schedule { due_at, .. }] if *due_at == night() + Duration::minutes(20))));
+        assert_eq!(b.decide(&exit, day(), Some(&device(Some(&risky))), Some(&risky)), Verdict::Effects(vec![]));
+        assert_eq!(b.decide(&exit, night(), Some(&device(Some(&safe))), Some(&safe)), Verdict::Effects(vec![]));
+        assert!(matches!(
+            b.decide(&event("bed.return"), night(), Some(&device(Some(&risky))), Some(&risky)),
+            Verdict::Effects(e) if matches!(&e[..], [Effect::Unschedule { .. }])
+        ));
+        let door = event("door.open");
+        assert_eq!(
+            raised(&b.decide(&door, night(), Some(&device(Some(&risky))), Some(&risky))),
+            [(IncidentKind::DoorAtNight, Priority::Urgent)]
+        );
+        assert!(raised(&b.decide(&door, day(), Some(&device(Some(&risky))), Some(&risky))).is_empty());
+    }
+
+    #[test]
+    fn unknown_devices_and_types_are_kept_not_acted_on() {
+        let e = elder(Limits::default(), Risks::default());
+        let b = book();
+        assert_eq!(b.decide(&event("call.pressed"), day(), None, None), Verdict::UnknownDevice);
+        assert_eq!(
+            b.decide(&event("call.pressed"), day(), Some(&device(None)), None),
+            Verdict::UnknownDevice
+        );
+        assert_eq!(
+            b.decide(&event("gas.detected"), day(), Some(&device(Some(&e))), Some(&e)),
+            Verdict::UnknownType
+        );
+        // A device's own trouble counts even when it is not bound.
+        assert_eq!(
+            raised(&b.decide(&event("battery.low"), day(), Some(&device(None)), None)),
+            [(IncidentKind::BatteryLow, Priority::Technical)]
+        );
+    }
+
+    #[test]
+    fn the_night_window_wraps_midnight() {
+        let n = NightWindow::default();
+        assert!(n.contains(night()));
+        assert!(!n.contains(day()));
+        // 06:59 and 07:00 local.
+        assert!(n.contains("2026-11-28T22:59:00Z".parse().unwrap()));
+        assert!(!n.contains("2026-11-28T23:00:00Z".parse().unwrap()));
+    }
+}

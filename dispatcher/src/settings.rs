@@ -489,3 +489,21 @@ mod tests {
         assert_eq!(s.rules.priority(IncidentKind::Smoke), Priority::Critical);
     }
 }
+
+#[cfg(test)]
+mod shipped_files {
+    use super::*;
+
+    #[test]
+    fn config_default_toml_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/default.toml");
+        let from_file = Settings::load_from(Some(&path), Vec::new()).unwrap();
+        assert_eq!(
+            toml::to_string(&from_file).unwrap(),
+            toml::to_string(&Settings::default()).unwrap()
+        );
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/production.example.toml");
+        let prod = Settings::load_from(Some(&example), Vec::new()).unwrap();
+        assert_eq!(prod.mqtt.share_group.as_deref(), Some("dispatchers"));
+    }
+}
