@@ -18,7 +18,12 @@ pub struct SimDevice {
 
 impl SimDevice {
     /// Connects and waits for the broker's CONNACK.
-    pub async fn connect(host: &str, port: u16, topics: Topics, id: DeviceId) -> anyhow::Result<Self> {
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        topics: Topics,
+        id: DeviceId,
+    ) -> anyhow::Result<Self> {
         let mut opts = MqttOptions::new(id.to_string(), host, port);
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_last_will(LastWill::new(
@@ -29,7 +34,11 @@ impl SimDevice {
         ));
         let (client, mut eventloop) = AsyncClient::new(opts, 100);
         loop {
-            match eventloop.poll().await.with_context(|| format!("cannot reach the broker at {host}:{port}"))? {
+            match eventloop
+                .poll()
+                .await
+                .with_context(|| format!("cannot reach the broker at {host}:{port}"))?
+            {
                 Event::Incoming(Packet::ConnAck(_)) => break,
                 _ => continue,
             }
@@ -50,21 +59,35 @@ impl SimDevice {
             ..StatusMessage::online(Utc::now())
         };
         let topic = self.topics.status(&self.id);
-        self.publish(topic, serde_json::to_vec(&status)?, true).await
+        self.publish(topic, serde_json::to_vec(&status)?, true)
+            .await
     }
 
     /// Publishes an event and waits for the broker's PUBACK.
-    pub async fn event(&mut self, kind: EventType, data: serde_json::Map<String, serde_json::Value>) -> anyhow::Result<EventId> {
-        let id = EventId::parse(uuid::Uuid::new_v4().to_string()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    pub async fn event(
+        &mut self,
+        kind: EventType,
+        data: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<EventId> {
+        let id =
+            EventId::parse(uuid::Uuid::new_v4().to_string()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut message = EventMessage::new(id.clone(), kind, Utc::now());
         message.data = data;
         let topic = self.topics.events(&self.id);
-        self.publish(topic, serde_json::to_vec(&message)?, false).await?;
+        self.publish(topic, serde_json::to_vec(&message)?, false)
+            .await?;
         Ok(id)
     }
 
-    async fn publish(&mut self, topic: String, payload: Vec<u8>, retain: bool) -> anyhow::Result<()> {
-        self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await?;
+    async fn publish(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> anyhow::Result<()> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await?;
         loop {
             if let Event::Incoming(Packet::PubAck(_)) = self.eventloop.poll().await? {
                 return Ok(());

@@ -9,7 +9,11 @@ use protocol::{DeviceId, EventType, Topics};
 #[command(version, about = "Publish as one eldercare device (PROTOCOL.md)")]
 struct Cli {
     /// The broker, mqtt://host:port.
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883", env = "ELDERCARE_MQTT_URL")]
+    #[arg(
+        long,
+        default_value = "mqtt://127.0.0.1:1883",
+        env = "ELDERCARE_MQTT_URL"
+    )]
     broker: String,
     /// Topic root.
     #[arg(long, default_value = Topics::DEFAULT_ROOT)]
@@ -38,8 +42,8 @@ async fn main() -> anyhow::Result<()> {
         .map(|(h, p)| (h.to_owned(), p.parse::<u16>()))
         .ok_or_else(|| anyhow::anyhow!("--broker must be mqtt://host:port"))?;
     let device = DeviceId::parse(cli.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
-    let data: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&cli.data).map_err(|e| anyhow::anyhow!("--data must be a JSON object: {e}"))?;
+    let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&cli.data)
+        .map_err(|e| anyhow::anyhow!("--data must be a JSON object: {e}"))?;
     let mut sim = SimDevice::connect(&host, port?, Topics::new(cli.topic_root), device).await?;
     sim.heartbeat(90).await?;
     if let Some(kind) = cli.event_type {

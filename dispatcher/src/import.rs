@@ -116,9 +116,11 @@ impl SiteFile {
     ) -> anyhow::Result<ImportReport> {
         let mut report = ImportReport::default();
         for elder in &self.elders {
-            upsert(store.insert_elder(elder).await, || store.update_elder(elder))
-                .await
-                .with_context(|| format!("elder {}", elder.id))?;
+            upsert(store.insert_elder(elder).await, || {
+                store.update_elder(elder)
+            })
+            .await
+            .with_context(|| format!("elder {}", elder.id))?;
             report.elders += 1;
         }
         for seed in &self.devices {
@@ -133,9 +135,11 @@ impl SiteFile {
                 rssi_dbm: None,
                 fw: None,
             };
-            upsert(store.insert_device(&device).await, || store.update_device(&device))
-                .await
-                .with_context(|| format!("device {}", device.id))?;
+            upsert(store.insert_device(&device).await, || {
+                store.update_device(&device)
+            })
+            .await
+            .with_context(|| format!("device {}", device.id))?;
             report.devices += 1;
         }
         for seed in &self.stewards {
@@ -161,12 +165,16 @@ impl SiteFile {
                 location_at: None,
                 accuracy_m: None,
             };
-            upsert(store.insert_steward(&steward).await, || store.update_steward(&steward))
-                .await
-                .with_context(|| format!("steward {}", steward.id))?;
+            upsert(store.insert_steward(&steward).await, || {
+                store.update_steward(&steward)
+            })
+            .await
+            .with_context(|| format!("steward {}", steward.id))?;
             let now = chrono::Utc::now();
             if let Some(at) = location {
-                store.set_steward_location(&steward.id, at, None, now).await?;
+                store
+                    .set_steward_location(&steward.id, at, None, now)
+                    .await?;
             }
             store.set_steward_duty(&steward.id, seed.on_duty).await?;
             report.stewards += 1;
@@ -177,8 +185,8 @@ impl SiteFile {
                 continue;
             }
             let password = seed.password.clone();
-            let password_hash = tokio::task::spawn_blocking(move || crate::passwords::hash(&password))
-                .await??;
+            let password_hash =
+                tokio::task::spawn_blocking(move || crate::passwords::hash(&password)).await??;
             let user = User {
                 username: seed.username.clone(),
                 role: seed.role,
@@ -218,7 +226,11 @@ mod tests {
         assert!(site.stewards.len() >= 8);
         for d in &site.devices {
             let elder = d.elder_id.as_ref().expect("demo devices are bound");
-            assert!(site.elders.iter().any(|e| &e.id == elder), "{} names {elder}", d.id);
+            assert!(
+                site.elders.iter().any(|e| &e.id == elder),
+                "{} names {elder}",
+                d.id
+            );
         }
         assert!(site.users.iter().any(|u| u.role == Role::Supervisor));
     }

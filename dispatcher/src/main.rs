@@ -40,7 +40,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -95,14 +98,19 @@ async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()>
     let app = Application::build(settings, Clock::System).await?;
     let base = format!("http://{}", app.http_addr());
     if let Some(site) = &demo {
-        eprintln!("seeding the demo site: {} …", site.site.as_deref().unwrap_or("demo"));
+        eprintln!(
+            "seeding the demo site: {} …",
+            site.site.as_deref().unwrap_or("demo")
+        );
         let report = site.import(app.state().store.as_ref(), heartbeat_s).await?;
         eprintln!("  {report}");
     }
     if let Some(password) = &app.generated_admin_password {
         eprintln!("created login `admin` with password {password} (shown once; change it)");
     }
-    eprintln!("dispatcher listening on {base}  (health: {base}/healthz, API: {base}/api/openapi.json)");
+    eprintln!(
+        "dispatcher listening on {base}  (health: {base}/healthz, API: {base}/api/openapi.json)"
+    );
     eprintln!(
         "MQTT broker: mqtt://{}:{}",
         app.broker().host,
@@ -111,9 +119,14 @@ async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()>
     if let Some(site) = &demo {
         eprintln!("demo logins:");
         for user in &site.users {
-            eprintln!("  {:<12} {:<18} ({})", user.username, user.password, user.role);
+            eprintln!(
+                "  {:<12} {:<18} ({})",
+                user.username, user.password, user.role
+            );
         }
-        eprintln!("the device simulator and the dashboard arrive in later releases; publish events with any MQTT client meanwhile");
+        eprintln!(
+            "the device simulator and the dashboard arrive in later releases; publish events with any MQTT client meanwhile"
+        );
     }
     app.run_until(startup::shutdown_signal()).await
 }
@@ -122,5 +135,8 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ELDERCARE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,sqlx=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

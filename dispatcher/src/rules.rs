@@ -351,7 +351,7 @@ pub fn default_priorities() -> BTreeMap<IncidentKind, Priority> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{DeviceKind, Limits, LatLon, Risks};
+    use crate::domain::{DeviceKind, LatLon, Limits, Risks};
     use protocol::EventId;
 
     fn book() -> RuleBook {
@@ -440,7 +440,9 @@ mod tests {
     #[test]
     fn an_elders_override_beats_the_site_priority() {
         let mut limits = Limits::default();
-        limits.priorities.insert(IncidentKind::Call, Priority::Critical);
+        limits
+            .priorities
+            .insert(IncidentKind::Call, Priority::Critical);
         let e = elder(limits, Risks::default());
         let d = device(Some(&e));
         assert_eq!(
@@ -459,27 +461,53 @@ mod tests {
             Risks::default(),
         );
         let standard = elder(Limits::default(), Risks::default());
-        let reading = event("vitals").with_data("spo2", 86).with_data("heart_rate", 80);
+        let reading = event("vitals")
+            .with_data("spo2", 86)
+            .with_data("heart_rate", 80);
         let b = book();
-        assert!(raised(&b.decide(&reading, day(), Some(&device(Some(&high))), Some(&high))).is_empty());
+        assert!(
+            raised(&b.decide(&reading, day(), Some(&device(Some(&high))), Some(&high))).is_empty()
+        );
         assert_eq!(
-            raised(&b.decide(&reading, day(), Some(&device(Some(&standard))), Some(&standard))),
+            raised(&b.decide(
+                &reading,
+                day(),
+                Some(&device(Some(&standard))),
+                Some(&standard)
+            )),
             [(IncidentKind::Vitals, Priority::Critical)]
         );
         let slow = event("vitals").with_data("heart_rate", 38);
-        assert_eq!(raised(&b.decide(&slow, day(), Some(&device(Some(&high))), Some(&high))).len(), 1);
+        assert_eq!(
+            raised(&b.decide(&slow, day(), Some(&device(Some(&high))), Some(&high))).len(),
+            1
+        );
     }
 
     #[test]
     fn night_rules_need_the_risk_and_the_night() {
-        let risky = elder(Limits::default(), Risks { fall: true, wandering: true });
+        let risky = elder(
+            Limits::default(),
+            Risks {
+                fall: true,
+                wandering: true,
+            },
+        );
         let safe = elder(Limits::default(), Risks::default());
         let b = book();
         let exit = event("bed.exit");
         let at_night = b.decide(&exit, night(), Some(&device(Some(&risky))), Some(&risky));
-        assert!(matches!(&at_night, Verdict::Effects(e) if matches!(&e[..], [Effect::Schedule { due_at, .. }] if *due_at == night() + Duration::minutes(20))));
-        assert_eq!(b.decide(&exit, day(), Some(&device(Some(&risky))), Some(&risky)), Verdict::Effects(vec![]));
-        assert_eq!(b.decide(&exit, night(), Some(&device(Some(&safe))), Some(&safe)), Verdict::Effects(vec![]));
+        assert!(
+            matches!(&at_night, Verdict::Effects(e) if matches!(&e[..], [Effect::Schedule { due_at, .. }] if *due_at == night() + Duration::minutes(20)))
+        );
+        assert_eq!(
+            b.decide(&exit, day(), Some(&device(Some(&risky))), Some(&risky)),
+            Verdict::Effects(vec![])
+        );
+        assert_eq!(
+            b.decide(&exit, night(), Some(&device(Some(&safe))), Some(&safe)),
+            Verdict::Effects(vec![])
+        );
         assert!(matches!(
             b.decide(&event("bed.return"), night(), Some(&device(Some(&risky))), Some(&risky)),
             Verdict::Effects(e) if matches!(&e[..], [Effect::Unschedule { .. }])
@@ -489,20 +517,30 @@ mod tests {
             raised(&b.decide(&door, night(), Some(&device(Some(&risky))), Some(&risky))),
             [(IncidentKind::DoorAtNight, Priority::Urgent)]
         );
-        assert!(raised(&b.decide(&door, day(), Some(&device(Some(&risky))), Some(&risky))).is_empty());
+        assert!(
+            raised(&b.decide(&door, day(), Some(&device(Some(&risky))), Some(&risky))).is_empty()
+        );
     }
 
     #[test]
     fn unknown_devices_and_types_are_kept_not_acted_on() {
         let e = elder(Limits::default(), Risks::default());
         let b = book();
-        assert_eq!(b.decide(&event("call.pressed"), day(), None, None), Verdict::UnknownDevice);
+        assert_eq!(
+            b.decide(&event("call.pressed"), day(), None, None),
+            Verdict::UnknownDevice
+        );
         assert_eq!(
             b.decide(&event("call.pressed"), day(), Some(&device(None)), None),
             Verdict::UnknownDevice
         );
         assert_eq!(
-            b.decide(&event("gas.detected"), day(), Some(&device(Some(&e))), Some(&e)),
+            b.decide(
+                &event("gas.detected"),
+                day(),
+                Some(&device(Some(&e))),
+                Some(&e)
+            ),
             Verdict::UnknownType
         );
         // A device's own trouble counts even when it is not bound.

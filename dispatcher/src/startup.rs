@@ -55,8 +55,9 @@ impl Application {
         let generated_admin_password = None;
 
         let broker = match &settings.mqtt.url {
-            Some(url) => BrokerUrl::parse(url)
-                .map_err(|e| anyhow::anyhow!("ELDERCARE_MQTT_URL: {e}"))?,
+            Some(url) => {
+                BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("ELDERCARE_MQTT_URL: {e}"))?
+            }
             None => embedded_broker(settings.mqtt.embedded_addr)?,
         };
 
@@ -102,7 +103,10 @@ impl Application {
     }
 
     /// Runs until `shutdown` completes, then stops gracefully.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Self {
             listener,
             broker,
@@ -135,8 +139,14 @@ impl Application {
 
         let stop_timers = CancellationToken::new();
         let timer_tasks = [
-            tokio::spawn(timers::deadline_loop(timer_deps.clone(), stop_timers.clone())),
-            tokio::spawn(timers::liveness_loop(timer_deps.clone(), stop_timers.clone())),
+            tokio::spawn(timers::deadline_loop(
+                timer_deps.clone(),
+                stop_timers.clone(),
+            )),
+            tokio::spawn(timers::liveness_loop(
+                timer_deps.clone(),
+                stop_timers.clone(),
+            )),
             tokio::spawn(timers::flush_loop(timer_deps.clone(), stop_timers.clone())),
         ];
 
@@ -227,7 +237,10 @@ pub async fn shutdown_signal() {
 mod tests {
     #[test]
     fn passwords_stay_out_of_logs() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
     }

@@ -113,8 +113,9 @@ pub async fn reload(deps: &TimerDeps) {
 /// Writes changed heartbeats in one batch every `heartbeat_flush_ms`, and
 /// once more on the way out.
 pub async fn flush_loop(deps: TimerDeps, stop: CancellationToken) {
-    let mut tick =
-        tokio::time::interval(Duration::from_millis(deps.settings.ingest.heartbeat_flush_ms));
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        deps.settings.ingest.heartbeat_flush_ms,
+    ));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = tokio::select! {
@@ -136,7 +137,9 @@ pub async fn flush(deps: &TimerDeps) {
     }
     match deps.store.flush_heartbeats(&beats).await {
         Ok(()) => {
-            deps.metrics.heartbeat_flushes.fetch_add(1, Ordering::Relaxed);
+            deps.metrics
+                .heartbeat_flushes
+                .fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => {
             tracing::warn!(error = %e, heartbeats = beats.len(), "heartbeat flush failed; keeping them for the next one");

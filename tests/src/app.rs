@@ -47,9 +47,10 @@ pub fn free_port() -> u16 {
 
 /// The machine's Mosquitto for tests.
 pub fn mosquitto_addr() -> (String, u16) {
-    let url = std::env::var("ELDERCARE_TEST_MQTT_URL")
-        .unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
-    let b = dispatcher::mqtt::BrokerUrl::parse(&url).expect("ELDERCARE_TEST_MQTT_URL is mqtt://host:port");
+    let url =
+        std::env::var("ELDERCARE_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
+    let b = dispatcher::mqtt::BrokerUrl::parse(&url)
+        .expect("ELDERCARE_TEST_MQTT_URL is mqtt://host:port");
     (b.host, b.port)
 }
 
@@ -109,7 +110,10 @@ impl TestApp {
             ("ELDERCARE_DATABASE_URL".into(), db.url().to_owned()),
             ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
             ("ELDERCARE__MQTT__TOPIC_ROOT".into(), topic_root.clone()),
-            ("ELDERCARE__MQTT__CLIENT_ID".into(), format!("dispatcher-{run}")),
+            (
+                "ELDERCARE__MQTT__CLIENT_ID".into(),
+                format!("dispatcher-{run}"),
+            ),
             ("ELDERCARE__INGEST__TICK_MS".into(), "50".into()),
             ("ELDERCARE__INGEST__HEARTBEAT_FLUSH_MS".into(), "100".into()),
         ];
@@ -158,7 +162,12 @@ impl TestApp {
         me.admin = me.login("admin", ADMIN_PASSWORD).await;
         // Ready means subscribed: a device publishing now is heard.
         crate::wait::until("the dispatcher to connect to its broker", || async {
-            let r = me.http.get(format!("{}/readyz", me.base)).send().await.ok()?;
+            let r = me
+                .http
+                .get(format!("{}/readyz", me.base))
+                .send()
+                .await
+                .ok()?;
             (r.status() == StatusCode::OK).then_some(())
         })
         .await;
@@ -171,7 +180,12 @@ impl TestApp {
     /// Logs in and returns the bearer token.
     pub async fn login(&self, username: &str, password: &str) -> String {
         let (status, body) = self
-            .call(None, Method::POST, "/api/v1/auth/login", Some(json!({"username": username, "password": password})))
+            .call(
+                None,
+                Method::POST,
+                "/api/v1/auth/login",
+                Some(json!({"username": username, "password": password})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "login {username}: {body}");
         body["token"].as_str().expect("token").to_owned()
@@ -208,7 +222,9 @@ impl TestApp {
 
     /// POST as admin, expecting 2xx.
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let (status, resp) = self.call(Some(&self.admin), Method::POST, path, Some(body)).await;
+        let (status, resp) = self
+            .call(Some(&self.admin), Method::POST, path, Some(body))
+            .await;
         assert!(status.is_success(), "POST {path}: {status} {resp}");
         resp
     }
@@ -225,7 +241,14 @@ impl TestApp {
 
     /// A device connected to this app's broker under its topic root.
     pub async fn device(&self, id: &str) -> TestDevice {
-        TestDevice::connect(&self.broker_host, self.broker_port, &self.topics, id, self.clock.clone()).await
+        TestDevice::connect(
+            &self.broker_host,
+            self.broker_port,
+            &self.topics,
+            id,
+            self.clock.clone(),
+        )
+        .await
     }
 
     /// Incidents as the admin sees them, with a query string.

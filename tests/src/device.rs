@@ -29,7 +29,11 @@ impl TestDevice {
     /// `{"online": false}` on its status topic.
     pub async fn connect(host: &str, port: u16, topics: &Topics, id: &str, clock: Clock) -> Self {
         let id = DeviceId::parse(id).expect("valid device id");
-        let mut opts = MqttOptions::new(format!("{id}-{}", uuid::Uuid::new_v4().simple()), host, port);
+        let mut opts = MqttOptions::new(
+            format!("{id}-{}", uuid::Uuid::new_v4().simple()),
+            host,
+            port,
+        );
         opts.set_keep_alive(Duration::from_secs(5));
         opts.set_inflight(1000);
         opts.set_last_will(LastWill::new(
@@ -84,13 +88,19 @@ impl TestDevice {
             "ts": self.clock.now().to_rfc3339(),
             "data": data,
         });
-        self.raw_event(serde_json::to_vec(&body).expect("json")).await;
+        self.raw_event(serde_json::to_vec(&body).expect("json"))
+            .await;
     }
 
     /// Publishes any payload on the events topic (QoS 1).
     pub async fn raw_event(&mut self, payload: Vec<u8>) {
         self.client
-            .publish(self.topics.events(&self.id), QoS::AtLeastOnce, false, payload)
+            .publish(
+                self.topics.events(&self.id),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
             .await
             .expect("publish queued");
         self.published += 1;

@@ -61,7 +61,10 @@ impl Mosquitto {
             .expect("start mosquitto (apt-get install mosquitto)");
         let deadline = std::time::Instant::now() + crate::wait::PATIENCE;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "mosquitto did not start on {port}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not start on {port}"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         Self {

@@ -22,11 +22,20 @@ struct Dispatcher {
 impl Dispatcher {
     async fn ready(&self, process: &DispatcherProcess) {
         wait::until("the dispatcher to be ready", || async {
-            let r = self.http.get(format!("{}/readyz", self.base)).send().await.ok()?;
+            let r = self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .ok()?;
             (r.status() == 200).then_some(())
         })
         .await;
-        assert!(process.log_text().contains("connected to the MQTT broker"), "{}", process.log_text());
+        assert!(
+            process.log_text().contains("connected to the MQTT broker"),
+            "{}",
+            process.log_text()
+        );
     }
 
     async fn token(&self) -> String {
@@ -82,12 +91,21 @@ async fn a_sigkill_mid_burst_loses_and_duplicates_nothing() {
     let root = format!("crash-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
     let d = Dispatcher {
         env: vec![
-            ("ELDERCARE_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")),
+            (
+                "ELDERCARE_HTTP_ADDR".into(),
+                format!("127.0.0.1:{http_port}"),
+            ),
             ("ELDERCARE_DATABASE_URL".into(), db_url.clone()),
-            ("ELDERCARE_MQTT_URL".into(), format!("mqtt://127.0.0.1:{}", mosquitto.port)),
+            (
+                "ELDERCARE_MQTT_URL".into(),
+                format!("mqtt://127.0.0.1:{}", mosquitto.port),
+            ),
             ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
             ("ELDERCARE__MQTT__TOPIC_ROOT".into(), root.clone()),
-            ("ELDERCARE__MQTT__CLIENT_ID".into(), "dispatcher-crash-test".into()),
+            (
+                "ELDERCARE__MQTT__CLIENT_ID".into(),
+                "dispatcher-crash-test".into(),
+            ),
         ],
         base: format!("http://127.0.0.1:{http_port}"),
         http: reqwest::Client::new(),
@@ -96,7 +114,8 @@ async fn a_sigkill_mid_burst_loses_and_duplicates_nothing() {
     let mut process = DispatcherProcess::serve(&d.env, &log);
     d.ready(&process).await;
     let token = d.token().await;
-    d.post(&token, "/api/v1/elders", elder_body("e-burst", json!({}))).await;
+    d.post(&token, "/api/v1/elders", elder_body("e-burst", json!({})))
+        .await;
     d.post(
         &token,
         "/api/v1/devices",
@@ -105,11 +124,22 @@ async fn a_sigkill_mid_burst_loses_and_duplicates_nothing() {
     .await;
 
     let topics = Topics::new(root);
-    let mut device = TestDevice::connect("127.0.0.1", mosquitto.port, &topics, "burst-1", Clock::System).await;
+    let mut device = TestDevice::connect(
+        "127.0.0.1",
+        mosquitto.port,
+        &topics,
+        "burst-1",
+        Clock::System,
+    )
+    .await;
     let publisher = tokio::spawn(async move {
         for i in 0..BURST {
             device
-                .event(&format!("ev-{i:05}"), "vitals", json!({"heart_rate": 72, "spo2": 95}))
+                .event(
+                    &format!("ev-{i:05}"),
+                    "vitals",
+                    json!({"heart_rate": 72, "spo2": 95}),
+                )
                 .await;
             if i % 250 == 0 {
                 tokio::task::yield_now().await;
@@ -128,7 +158,10 @@ async fn a_sigkill_mid_burst_loses_and_duplicates_nothing() {
     .await;
     process.kill9();
     let (at_kill, _) = stored(&db_url, "burst-1").await;
-    assert!(at_kill < BURST as i64, "the kill came after the whole burst was stored; the test proves nothing");
+    assert!(
+        at_kill < BURST as i64,
+        "the kill came after the whole burst was stored; the test proves nothing"
+    );
 
     let device = publisher.await.expect("publisher");
     assert_eq!(device.acked(), BURST, "the broker accepted every event");
@@ -144,12 +177,21 @@ async fn a_sigkill_mid_burst_loses_and_duplicates_nothing() {
     // Nothing more arrives later either.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (n_after, _) = stored(&db_url, "burst-1").await;
-    assert_eq!((n, distinct, n_after), (BURST as i64, BURST as i64, BURST as i64));
-    eprintln!("burst of {BURST}: {at_kill} stored before SIGKILL, all {n} stored exactly once after restart");
+    assert_eq!(
+        (n, distinct, n_after),
+        (BURST as i64, BURST as i64, BURST as i64)
+    );
+    eprintln!(
+        "burst of {BURST}: {at_kill} stored before SIGKILL, all {n} stored exactly once after restart"
+    );
 
     // And a SIGTERM is a clean exit.
     let status = process.terminate();
-    assert!(status.success(), "exit status {status:?}; log:\n{}", process.log_text());
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        process.log_text()
+    );
     assert!(process.log_text().contains("stopped"));
     drop(device);
 }

@@ -48,19 +48,32 @@ async fn app(broker: Broker) -> TestApp {
 
 async fn presses_and_redeliveries_join_one_incident_and_a_cancel_closes_it(broker: Broker) {
     let app = app(broker).await;
-    app.elder_with_device("e-1", "btn-1", "call_button", json!({})).await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
     let mut button = app.device("btn-1").await;
 
-    button.event("press-1", "call.pressed", json!({"button": "bedside"})).await;
-    let open = app.wait_incidents("elder_id=e-1&status=dispatching", 1).await;
+    button
+        .event("press-1", "call.pressed", json!({"button": "bedside"}))
+        .await;
+    let open = app
+        .wait_incidents("elder_id=e-1&status=dispatching", 1)
+        .await;
     assert_eq!(open[0]["kind"], "call");
     assert_eq!(open[0]["priority"], "urgent");
 
     // Five more presses and a redelivery of the first.
     for i in 2..=6 {
-        button.event(&format!("press-{i}"), "call.pressed", json!({"button": "bedside"})).await;
+        button
+            .event(
+                &format!("press-{i}"),
+                "call.pressed",
+                json!({"button": "bedside"}),
+            )
+            .await;
     }
-    button.event("press-1", "call.pressed", json!({"button": "bedside"})).await;
+    button
+        .event("press-1", "call.pressed", json!({"button": "bedside"}))
+        .await;
     button.flushed().await;
     wait::until("six distinct events stored", || async {
         (app.events("btn-1").await.len() == 6).then_some(())
@@ -72,7 +85,10 @@ async fn presses_and_redeliveries_join_one_incident_and_a_cancel_closes_it(broke
 
     let detail = app.get(&format!("/api/v1/incidents/{id}")).await;
     let timeline = detail["timeline"].as_array().unwrap();
-    assert!(timeline[0]["what"].as_str().unwrap().starts_with("opened"), "{detail}");
+    assert!(
+        timeline[0]["what"].as_str().unwrap().starts_with("opened"),
+        "{detail}"
+    );
     assert_eq!(timeline.len(), 6, "opened + 5 joins: {detail}");
 
     button.event("cancel-1", "call.cancelled", json!({})).await;
@@ -85,15 +101,22 @@ async fn presses_and_redeliveries_join_one_incident_and_a_cancel_closes_it(broke
     // A new press after the cancel is a new need.
     button.event("press-7", "call.pressed", json!({})).await;
     app.wait_incidents("elder_id=e-1", 2).await;
-    app.wait_incidents("elder_id=e-1&status=dispatching", 1).await;
+    app.wait_incidents("elder_id=e-1&status=dispatching", 1)
+        .await;
 }
 
 async fn vitals_are_judged_against_each_elders_own_limits(broker: Broker) {
     let app = app(broker).await;
     // Long at altitude: her usual SpO2 is 86-88 %.
-    app.elder_with_device("e-high", "vit-high", "vitals_pad", json!({"spo2_min": 84.0}))
+    app.elder_with_device(
+        "e-high",
+        "vit-high",
+        "vitals_pad",
+        json!({"spo2_min": 84.0}),
+    )
+    .await;
+    app.elder_with_device("e-std", "vit-std", "vitals_pad", json!({}))
         .await;
-    app.elder_with_device("e-std", "vit-std", "vitals_pad", json!({})).await;
     let mut high = app.device("vit-high").await;
     let mut std = app.device("vit-std").await;
     let reading = json!({"heart_rate": 88, "resp_rate": 18, "spo2": 86});
@@ -103,7 +126,11 @@ async fn vitals_are_judged_against_each_elders_own_limits(broker: Broker) {
     let open = app.wait_incidents("elder_id=e-std", 1).await;
     assert_eq!(open[0]["kind"], "vitals");
     assert_eq!(open[0]["priority"], "critical");
-    assert!(open[0]["summary"].as_str().unwrap().contains("SpO2"), "{}", open[0]);
+    assert!(
+        open[0]["summary"].as_str().unwrap().contains("SpO2"),
+        "{}",
+        open[0]
+    );
     // Both events are stored; only one elder has an incident.
     wait::until("the other elder's reading stored", || async {
         (app.events("vit-high").await.len() == 1).then_some(())
@@ -114,28 +141,69 @@ async fn vitals_are_judged_against_each_elders_own_limits(broker: Broker) {
 
 async fn every_bad_input_is_rejected_and_counted_while_good_events_flow(broker: Broker) {
     let app = app(broker).await;
-    app.elder_with_device("e-1", "btn-1", "call_button", json!({})).await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
     let mut dev = app.device("btn-1").await;
     let now = Utc::now();
     let ts = now.to_rfc3339();
     let bad: Vec<(&str, Vec<u8>)> = vec![
         ("invalid_json", b"{not json".to_vec()),
         ("invalid_json", b"\xff\xfe".to_vec()),
-        ("too_large", format!(r#"{{"event_id":"big","type":"vitals","ts":"{ts}","data":{{"x":"{}"}}}}"#, "x".repeat(5000)).into_bytes()),
-        ("missing_field", format!(r#"{{"type":"call.pressed","ts":"{ts}"}}"#).into_bytes()),
-        ("wrong_type", format!(r#"{{"event_id":42,"type":"call.pressed","ts":"{ts}"}}"#).into_bytes()),
-        ("bad_event_id", format!(r#"{{"event_id":"","type":"call.pressed","ts":"{ts}"}}"#).into_bytes()),
-        ("bad_event_id", format!(r#"{{"event_id":"{}","type":"call.pressed","ts":"{ts}"}}"#, "x".repeat(65)).into_bytes()),
-        ("bad_timestamp", br#"{"event_id":"t","type":"call.pressed","ts":"last tuesday"}"#.to_vec()),
-        ("future_timestamp", format!(r#"{{"event_id":"f","type":"call.pressed","ts":"{}"}}"#, (now + Duration::hours(25)).to_rfc3339()).into_bytes()),
-        ("device_id_mismatch", format!(r#"{{"event_id":"m","type":"call.pressed","ts":"{ts}","device_id":"someone-else"}}"#).into_bytes()),
+        (
+            "too_large",
+            format!(
+                r#"{{"event_id":"big","type":"vitals","ts":"{ts}","data":{{"x":"{}"}}}}"#,
+                "x".repeat(5000)
+            )
+            .into_bytes(),
+        ),
+        (
+            "missing_field",
+            format!(r#"{{"type":"call.pressed","ts":"{ts}"}}"#).into_bytes(),
+        ),
+        (
+            "wrong_type",
+            format!(r#"{{"event_id":42,"type":"call.pressed","ts":"{ts}"}}"#).into_bytes(),
+        ),
+        (
+            "bad_event_id",
+            format!(r#"{{"event_id":"","type":"call.pressed","ts":"{ts}"}}"#).into_bytes(),
+        ),
+        (
+            "bad_event_id",
+            format!(
+                r#"{{"event_id":"{}","type":"call.pressed","ts":"{ts}"}}"#,
+                "x".repeat(65)
+            )
+            .into_bytes(),
+        ),
+        (
+            "bad_timestamp",
+            br#"{"event_id":"t","type":"call.pressed","ts":"last tuesday"}"#.to_vec(),
+        ),
+        (
+            "future_timestamp",
+            format!(
+                r#"{{"event_id":"f","type":"call.pressed","ts":"{}"}}"#,
+                (now + Duration::hours(25)).to_rfc3339()
+            )
+            .into_bytes(),
+        ),
+        (
+            "device_id_mismatch",
+            format!(
+                r#"{{"event_id":"m","type":"call.pressed","ts":"{ts}","device_id":"someone-else"}}"#
+            )
+            .into_bytes(),
+        ),
     ];
     let mut expected: std::collections::BTreeMap<&str, f64> = Default::default();
     for (i, (reason, payload)) in bad.iter().enumerate() {
         dev.raw_event(payload.clone()).await;
         *expected.entry(reason).or_default() += 1.0;
         // A good event between every two bad ones.
-        dev.event(&format!("good-{i}"), "bed.return", json!({})).await;
+        dev.event(&format!("good-{i}"), "bed.return", json!({}))
+            .await;
     }
     dev.event("press", "call.pressed", json!({})).await;
     dev.flushed().await;
@@ -156,17 +224,25 @@ async fn every_bad_input_is_rejected_and_counted_while_good_events_flow(broker: 
         .iter()
         .map(|e| e["event_id"].as_str().unwrap().to_owned())
         .collect();
-    assert!(ids.iter().all(|id| id.starts_with("good-") || id == "press"), "{ids:?}");
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with("good-") || id == "press"),
+        "{ids:?}"
+    );
 }
 
 async fn a_flooding_device_is_contained_and_another_elders_press_still_counts(broker: Broker) {
     let app = app(broker).await;
-    app.elder_with_device("e-stuck", "btn-stuck", "call_button", json!({})).await;
-    app.elder_with_device("e-2", "btn-2", "call_button", json!({})).await;
+    app.elder_with_device("e-stuck", "btn-stuck", "call_button", json!({}))
+        .await;
+    app.elder_with_device("e-2", "btn-2", "call_button", json!({}))
+        .await;
     let mut stuck = app.device("btn-stuck").await;
     let mut other = app.device("btn-2").await;
     for i in 0..300 {
-        stuck.event(&format!("flood-{i}"), "call.pressed", json!({})).await;
+        stuck
+            .event(&format!("flood-{i}"), "call.pressed", json!({}))
+            .await;
         if i == 150 {
             other.event("real", "call.pressed", json!({})).await;
         }
@@ -180,14 +256,20 @@ async fn a_flooding_device_is_contained_and_another_elders_press_still_counts(br
     })
     .await;
     // The excess was counted, and it all joined one incident at most.
-    assert!(app.metric("dispatcher_rejected_messages_total{reason=\"rate_limited\"}").await > 0.0);
+    assert!(
+        app.metric("dispatcher_rejected_messages_total{reason=\"rate_limited\"}")
+            .await
+            > 0.0
+    );
     assert!(stuck_incidents[0]["event_count"].as_i64().unwrap() <= 300);
 }
 
 async fn an_unregistered_device_is_kept_for_supervisors(broker: Broker) {
     let app = app(broker).await;
     let mut stranger = app.device("stranger-7").await;
-    stranger.event("s-1", "call.pressed", json!({"button": "pendant"})).await;
+    stranger
+        .event("s-1", "call.pressed", json!({"button": "pendant"}))
+        .await;
     stranger.flushed().await;
     let unknown = wait::until("the unknown device listed", || async {
         match app.get("/api/v1/unknown-devices").await {
@@ -213,7 +295,8 @@ async fn a_silent_device_goes_offline_and_clears_when_heard_again() {
         ..Options::default()
     })
     .await;
-    app.elder_with_device("e-1", "bed-1", "bed_sensor", json!({})).await;
+    app.elder_with_device("e-1", "bed-1", "bed_sensor", json!({}))
+        .await;
     let mut bed = app.device("bed-1").await;
     bed.status(true, app.clock.now()).await;
     bed.flushed().await;
@@ -230,7 +313,9 @@ async fn a_silent_device_goes_offline_and_clears_when_heard_again() {
 
     // The third: offline.
     app.clock.advance(Duration::seconds(40));
-    let open = app.wait_incidents("kind=device.offline&status=dispatching", 1).await;
+    let open = app
+        .wait_incidents("kind=device.offline&status=dispatching", 1)
+        .await;
     assert_eq!(open[0]["priority"], "technical");
     assert_eq!(open[0]["device_id"], "bed-1");
 
@@ -251,7 +336,8 @@ async fn a_last_will_raises_offline_at_once() {
         ..Options::default()
     })
     .await;
-    app.elder_with_device("e-1", "pen-1", "pendant", json!({})).await;
+    app.elder_with_device("e-1", "pen-1", "pendant", json!({}))
+        .await;
     let mut pendant = app.device("pen-1").await;
     pendant.status(true, Utc::now()).await;
     pendant.flushed().await;
@@ -274,11 +360,17 @@ async fn a_fall_risk_elder_out_of_bed_at_night_raises_an_incident_after_the_limi
     // Out and back within the limit: nothing.
     bed.event("x-1", "bed.exit", json!({})).await;
     bed.flushed().await;
-    wait::until("the exit stored", || async { (app.events("bed-1").await.len() == 1).then_some(()) }).await;
+    wait::until("the exit stored", || async {
+        (app.events("bed-1").await.len() == 1).then_some(())
+    })
+    .await;
     app.clock.advance(Duration::minutes(10));
     bed.event("r-1", "bed.return", json!({})).await;
     bed.flushed().await;
-    wait::until("the return stored", || async { (app.events("bed-1").await.len() == 2).then_some(()) }).await;
+    wait::until("the return stored", || async {
+        (app.events("bed-1").await.len() == 2).then_some(())
+    })
+    .await;
     app.clock.advance(Duration::minutes(10));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(app.incidents("").await.is_empty());
@@ -286,7 +378,10 @@ async fn a_fall_risk_elder_out_of_bed_at_night_raises_an_incident_after_the_limi
     // Out and not back.
     bed.event("x-2", "bed.exit", json!({})).await;
     bed.flushed().await;
-    wait::until("the exit stored", || async { (app.events("bed-1").await.len() == 3).then_some(()) }).await;
+    wait::until("the exit stored", || async {
+        (app.events("bed-1").await.len() == 3).then_some(())
+    })
+    .await;
     app.clock.advance(Duration::minutes(14));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(app.incidents("").await.is_empty());
@@ -304,14 +399,20 @@ async fn postgres_store_ingests_like_sqlite() {
         ..Options::default()
     })
     .await;
-    app.elder_with_device("e-1", "btn-1", "call_button", json!({})).await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
     let mut button = app.device("btn-1").await;
     for i in 0..5 {
-        button.event(&format!("p-{i}"), "call.pressed", json!({})).await;
+        button
+            .event(&format!("p-{i}"), "call.pressed", json!({}))
+            .await;
     }
     button.event("p-0", "call.pressed", json!({})).await;
     button.flushed().await;
-    wait::until("five events stored", || async { (app.events("btn-1").await.len() == 5).then_some(()) }).await;
+    wait::until("five events stored", || async {
+        (app.events("btn-1").await.len() == 5).then_some(())
+    })
+    .await;
     let open = app.wait_incidents("elder_id=e-1", 1).await;
     assert_eq!(open[0]["event_count"], 5);
 }
@@ -319,7 +420,8 @@ async fn postgres_store_ingests_like_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steward_cannot_read_an_elder_without_an_incident() {
     let app = app(Broker::Embedded).await;
-    app.elder_with_device("e-1", "btn-1", "call_button", json!({})).await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
     app.post(
         "/api/v1/stewards",
         json!({"id": "s-1", "name": "格桑", "phone": "13900000101", "grid": "grid-1", "skills": [], "languages": ["bo"]}),
@@ -331,13 +433,17 @@ async fn a_steward_cannot_read_an_elder_without_an_incident() {
     )
     .await;
     let token = app.login("gesang", "steward-pass-1").await;
-    let (status, body) = app.call(Some(&token), Method::GET, "/api/v1/elders/e-1", None).await;
+    let (status, body) = app
+        .call(Some(&token), Method::GET, "/api/v1/elders/e-1", None)
+        .await;
     assert!(
         status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
         "{status} {body}"
     );
     assert!(body["error"]["code"].is_string(), "{body}");
-    let (status, _) = app.call(Some(&token), Method::GET, "/api/v1/events", None).await;
+    let (status, _) = app
+        .call(Some(&token), Method::GET, "/api/v1/events", None)
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = app.call(None, Method::GET, "/api/v1/elders", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -60,7 +60,9 @@ impl Liveness {
         let mut seen = std::collections::HashSet::with_capacity(devices.len());
         for d in devices {
             seen.insert(d.device_id.clone());
-            let heard = d.last_seen.map_or(listening_since, |t| t.max(listening_since));
+            let heard = d
+                .last_seen
+                .map_or(listening_since, |t| t.max(listening_since));
             entries
                 .entry(d.device_id)
                 .and_modify(|e| e.heartbeat_s = d.heartbeat_s)
@@ -96,7 +98,9 @@ impl Liveness {
             battery_pct: status
                 .battery_pct
                 .or(previous.as_ref().and_then(|p| p.battery_pct)),
-            rssi_dbm: status.rssi_dbm.or(previous.as_ref().and_then(|p| p.rssi_dbm)),
+            rssi_dbm: status
+                .rssi_dbm
+                .or(previous.as_ref().and_then(|p| p.rssi_dbm)),
             fw: status.fw.clone().or(previous.and_then(|p| p.fw)),
         });
         match (status.online, entry.offline) {
@@ -147,7 +151,8 @@ impl Liveness {
         let mut entries = self.entries();
         let mut out = Vec::new();
         for (id, e) in entries.iter_mut() {
-            let allowed = Duration::seconds(i64::from(e.heartbeat_s) * i64::from(self.missed_heartbeats));
+            let allowed =
+                Duration::seconds(i64::from(e.heartbeat_s) * i64::from(self.missed_heartbeats));
             if !e.offline && now - e.last_heard > allowed {
                 e.offline = true;
                 out.push(HealthChange::WentOffline {
@@ -175,16 +180,19 @@ impl Liveness {
     pub fn restore_dirty(&self, beats: Vec<Heartbeat>) {
         let mut entries = self.entries();
         for b in beats {
-            if let Some(e) = entries.get_mut(&b.device_id) {
-                if e.dirty.is_none() {
-                    e.dirty = Some(b);
-                }
+            if let Some(e) = entries.get_mut(&b.device_id)
+                && e.dirty.is_none()
+            {
+                e.dirty = Some(b);
             }
         }
     }
 
     pub fn pending(&self) -> usize {
-        self.entries().values().filter(|e| e.dirty.is_some()).count()
+        self.entries()
+            .values()
+            .filter(|e| e.dirty.is_some())
+            .count()
     }
 
     pub fn len(&self) -> usize {
@@ -242,7 +250,10 @@ mod tests {
             Some(HealthChange::WentOffline { .. })
         ));
         assert_eq!(l.on_status(&d, &StatusMessage::offline(), t(6)), None);
-        assert_eq!(l.on_event(&d, t(7)), Some(HealthChange::CameBack { device: d.clone() }));
+        assert_eq!(
+            l.on_event(&d, t(7)),
+            Some(HealthChange::CameBack { device: d.clone() })
+        );
         assert_eq!(l.on_event(&d, t(8)), None);
     }
 
@@ -250,7 +261,10 @@ mod tests {
     fn unregistered_devices_are_not_tracked() {
         let (l, _) = table();
         let stranger = DeviceId::parse("stranger").unwrap();
-        assert_eq!(l.on_status(&stranger, &StatusMessage::offline(), t(1)), None);
+        assert_eq!(
+            l.on_status(&stranger, &StatusMessage::offline(), t(1)),
+            None
+        );
         assert_eq!(l.len(), 1);
     }
 }

@@ -122,7 +122,10 @@ impl Ingest {
             );
         }
         let _ = self.client.try_disconnect();
-        if tokio::time::timeout(Duration::from_secs(5), self.mqtt).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), self.mqtt)
+            .await
+            .is_err()
+        {
             tracing::warn!("MQTT connection did not close within 5 s");
         }
         drop(self.health_tx);

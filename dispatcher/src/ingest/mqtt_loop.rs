@@ -77,7 +77,7 @@ pub(crate) async fn run(
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 received += 1;
-                if received % 10_000 == 0 {
+                if received.is_multiple_of(10_000) {
                     limiter.prune(deps.clock.now());
                 }
                 if let Some(item) = classify(&deps, &topics, &mut limiter, &health, publish) {
@@ -144,14 +144,20 @@ fn classify(
     };
 
     let Some((device, kind)) = topics.parse(&publish.topic) else {
-        return reject(publish, Rejection::new(RejectReason::BadTopic, "not a device topic"));
+        return reject(
+            publish,
+            Rejection::new(RejectReason::BadTopic, "not a device topic"),
+        );
     };
     let device = match device {
         Ok(d) => d,
         Err(bad) => {
             return reject(
                 publish,
-                Rejection::new(RejectReason::BadTopic, format!("malformed device id {bad:?}")),
+                Rejection::new(
+                    RejectReason::BadTopic,
+                    format!("malformed device id {bad:?}"),
+                ),
             );
         }
     };

@@ -35,11 +35,14 @@ impl RateLimiter {
     /// Counts one event; true when it is over the limit and must not be
     /// acted on.
     pub fn over_limit(&mut self, device: &DeviceId, kind: &EventType, now: DateTime<Utc>) -> bool {
-        let window = self.windows.entry(device.clone()).or_insert_with(|| Window {
-            started: now,
-            count: 0,
-            types: HashSet::new(),
-        });
+        let window = self
+            .windows
+            .entry(device.clone())
+            .or_insert_with(|| Window {
+                started: now,
+                count: 0,
+                types: HashSet::new(),
+            });
         if now - window.started >= Duration::seconds(1) || now < window.started {
             window.started = now;
             window.count = 0;

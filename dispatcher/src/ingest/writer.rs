@@ -12,7 +12,11 @@ use crate::store::{Applied, EventAction, IncomingEvent, StoreError};
 /// Longest wait between attempts when the store is down.
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(deps: IngestDeps, client: AsyncClient, mut items: mpsc::UnboundedReceiver<Item>) {
+pub(crate) async fn run(
+    deps: IngestDeps,
+    client: AsyncClient,
+    mut items: mpsc::UnboundedReceiver<Item>,
+) {
     let batch_max = deps.settings.ingest.batch_max;
     let mut batch = Vec::with_capacity(batch_max);
     while let Some(first) = items.recv().await {
@@ -100,14 +104,17 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], applied: &[Applied]) {
     for (event, result) in events.iter().zip(applied) {
         match result.action {
             EventAction::Duplicate => {
-                deps.metrics.events_duplicate.fetch_add(1, Ordering::Relaxed);
+                deps.metrics
+                    .events_duplicate
+                    .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             _ => deps.metrics.events_stored.fetch_add(1, Ordering::Relaxed),
         };
         if let Some(incident) = &result.incident {
             if result.action == EventAction::Opened {
-                deps.metrics.incident_opened(incident.kind, incident.priority);
+                deps.metrics
+                    .incident_opened(incident.kind, incident.priority);
             }
             tracing::info!(
                 device = %event.device_id,
