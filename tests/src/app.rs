@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::db::TestDb;
 use crate::device::TestDevice;
 
 /// The admin password every test app starts with.
@@ -87,7 +88,7 @@ pub struct TestApp {
     pub admin: String,
     stop: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
-    _db: crate::db::DbGuard,
+    _db: Box<dyn TestDb>,
 }
 
 impl TestApp {
@@ -100,9 +101,13 @@ impl TestApp {
             .with_test_writer()
             .try_init();
         let run = uuid::Uuid::new_v4().simple().to_string();
-        let db = match options.db {
-            Db::Sqlite => crate::db::fresh_sqlite().await,
-            Db::Postgres => crate::db::fresh_postgres().await,
+        let db: Box<dyn TestDb> = match options.db {
+            Db::Sqlite => Box::new(crate::db::fresh_sqlite()),
+            Db::Postgres => Box::new(
+                crate::db::fresh_postgres()
+                    .await
+                    .expect("a fresh PostgreSQL database (is PostgreSQL running?)"),
+            ),
         };
         let topic_root = format!("test-{run}/eldercare/v1");
         let mut env: Vec<(String, String)> = vec![

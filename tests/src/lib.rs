@@ -1,8 +1,18 @@
 //! Helpers for the end-to-end tests: a dispatcher per test with its own
 //! database and its own broker or topic root, devices that speak MQTT, and
 //! an HTTP client that logs in like a real one.
+//!
+//! - [`db`]: a fresh, isolated database per test (a SQLite file in its own
+//!   temporary directory, or a uniquely named PostgreSQL database), removed
+//!   when the test ends.
+//! - [`app`]: a dispatcher in this process on such a database.
+//! - [`device`]: a home device over a real MQTT connection.
+//! - [`process`]: the dispatcher binary and a Mosquitto of the test's own,
+//!   for the tests that kill things.
+//! - [`wait`]: polling for outcomes instead of sleeping.
 
 pub mod app;
+pub mod db;
 pub mod device;
 pub mod process;
 pub mod wait;
