@@ -18,7 +18,7 @@ use crate::domain::{IncidentKind, Priority};
 use crate::rules::{NightWindow, default_priorities};
 
 /// Everything the dispatcher can be told.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub http: HttpSettings,
@@ -27,19 +27,6 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub ingest: IngestSettings,
     pub rules: RuleSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            http: HttpSettings::default(),
-            database: DatabaseSettings::default(),
-            mqtt: MqttSettings::default(),
-            auth: AuthSettings::default(),
-            ingest: IngestSettings::default(),
-            rules: RuleSettings::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
