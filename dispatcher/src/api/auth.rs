@@ -95,7 +95,7 @@ pub struct LoginResponse {
         (status = 429, description = "Too many failures in a row for this username; see Retry-After", body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(username = %body.username))]
+#[tracing::instrument(skip_all, fields(username = ?body.username))]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
@@ -104,7 +104,7 @@ pub async fn login(
     let now = state.clock.now();
     guard.check(&body.username, now)?;
 
-    let user = if body.username.len() > 256 {
+    let user = if !super::users::valid_username(&body.username) {
         None
     } else {
         state.store.user(&body.username).await?

@@ -89,7 +89,7 @@ impl NewElder {
             .map(|(i, c)| {
                 Ok(Contact {
                     name: validate::required(&format!("contacts[{i}].name"), c.name)?,
-                    relation: validate::optional(c.relation),
+                    relation: validate::optional(&format!("contacts[{i}].relation"), c.relation)?,
                     phone: validate::required(&format!("contacts[{i}].phone"), c.phone)?,
                 })
             })
@@ -136,14 +136,14 @@ impl NewElder {
             birth_year: self.birth_year,
             address: validate::required("address", self.address)?,
             location,
-            grid: validate::optional(self.grid),
+            grid: validate::optional("grid", self.grid)?,
             conditions: validate::entries("conditions", self.conditions)?,
             medications: validate::entries("medications", self.medications)?,
             risks: self.risks,
             lives_alone: self.lives_alone,
             languages: validate::entries("languages", self.languages)?,
             contacts,
-            notes: validate::optional(self.notes),
+            notes: validate::optional("notes", self.notes)?,
             limits: self.limits,
         })
     }

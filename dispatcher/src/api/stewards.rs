@@ -58,7 +58,7 @@ impl NewSteward {
             id,
             name: validate::required("name", self.name)?,
             phone: validate::required("phone", self.phone)?,
-            grid: validate::optional(self.grid),
+            grid: validate::optional("grid", self.grid)?,
             skills: validate::entries("skills", self.skills)?,
             languages: validate::entries("languages", self.languages)?,
             on_duty: false,

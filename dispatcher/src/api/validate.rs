@@ -5,16 +5,23 @@ use super::ApiError;
 
 /// Trimmed, and not empty.
 pub fn required(field: &str, value: String) -> Result<String, ApiError> {
-    let v = value.trim();
+    let v = optional(field, value)?;
     if v.is_empty() {
         return Err(ApiError::invalid_body(field, "must not be empty"));
     }
-    Ok(v.to_owned())
+    Ok(v)
 }
 
-/// Trimmed; may be empty.
-pub fn optional(value: String) -> String {
-    value.trim().to_owned()
+/// Trimmed; may be empty. A NUL character is refused: PostgreSQL cannot
+/// store one in text, and no name or note needs it.
+pub fn optional(field: &str, value: String) -> Result<String, ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid_body(
+            field,
+            "must not contain a NUL character",
+        ));
+    }
+    Ok(value.trim().to_owned())
 }
 
 /// Each entry trimmed and not empty (`languages`, `skills`, …).
@@ -64,6 +71,10 @@ mod tests {
         assert_eq!(e.to_string(), "name: must not be empty");
         let e = entries("languages", vec!["bo".into(), "".into()]).unwrap_err();
         assert!(e.to_string().starts_with("languages[1]"), "{e}");
+        let e = required("notes", "a\0b".into()).unwrap_err();
+        assert!(e.to_string().contains("NUL"), "{e}");
+        assert!(optional("notes", "\0".into()).is_err());
+        assert_eq!(optional("notes", " ".into()).unwrap(), "");
         assert!(positive("x", Some(0.0)).is_err());
         assert!(positive("x", Some(f64::NAN)).is_err());
         assert!(positive("x", None).is_ok());
