@@ -64,8 +64,10 @@ pub fn router() -> axum::Router<AppState> {
 
 // --- login ---
 
+/// Unknown fields are ignored here (unlike registry bodies, where a
+/// misspelt optional field must not pass silently): login has no
+/// optional fields, and an app adding one must not lock its users out.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
