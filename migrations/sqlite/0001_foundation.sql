@@ -62,6 +62,9 @@ CREATE TABLE sessions (
     username   TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
     expires_at TEXT NOT NULL
 );
+-- Deleting a user cascades to their sessions; without this index each
+-- delete scans every session.
+CREATE INDEX sessions_username ON sessions (username);
 
 CREATE TABLE events (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,

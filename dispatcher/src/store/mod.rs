@@ -5,13 +5,15 @@
 //! One trait, [`Store`], with two implementations chosen once at start-up:
 //! [`sqlite::SqliteStore`] (a file, the zero-setup default) and
 //! [`postgres::PgStore`] (production, several dispatchers). Both run the
-//! same SQL, written once in [`sql`], and their own embedded migrations
-//! (`migrations/sqlite`, `migrations/postgres`).
+//! same SQL, written once in [`sql`] (rows read back through `rows`), and
+//! their own embedded migrations (`migrations/sqlite`,
+//! `migrations/postgres`).
 //!
 //! Every change to an incident is one transaction that writes the new
 //! state and its timeline row together.
 
 pub mod postgres;
+mod rows;
 pub mod sql;
 pub mod sqlite;
 
@@ -60,11 +62,9 @@ pub enum Backend {
 /// Opens the store the URL names and applies its migrations.
 pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        let _ = sqlite::SqliteStore::connect(url).await?;
-        todo!()
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let _ = postgres::PgStore::connect(url).await?;
-        todo!()
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
     } else {
         anyhow::bail!("ELDERCARE_DATABASE_URL {url:?} must start with sqlite:// or postgres://")
     }
@@ -328,7 +328,9 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<Deadline>>;
     /// Applies a claimed deadline's effects and deletes it, in one
-    /// transaction.
+    /// transaction. The effects applied are the stored row's. Returns no
+    /// results, and changes nothing, when the deadline was unscheduled,
+    /// moved or already fired since it was claimed.
     async fn fire_deadline(
         &self,
         deadline: &Deadline,

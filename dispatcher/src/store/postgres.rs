@@ -1,9 +1,96 @@
-//! PostgreSQL: production, several dispatcher instances. (To be written.)
+//! PostgreSQL: production, several dispatcher instances sharing one
+//! database.
+//!
+//! Instances coordinate only through the database: the partial unique
+//! index keeps one open incident per key, `INSERT … ON CONFLICT` makes
+//! redelivered events duplicates, and due deadlines are claimed with
+//! `FOR UPDATE SKIP LOCKED` so no two instances fire the same one and none
+//! waits on another's claim.
 
-pub struct PgStore;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Pool, Postgres, Transaction};
+
+use super::sql::sql_store;
+
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Connections per instance; PostgreSQL's default server limit is 100.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// How long a caller waits for a free connection before the store reports
+/// itself unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PostgreSQL store. The [`Store`](super::Store) methods are in
+/// [`super::sql`], shared with SQLite.
+pub struct PgStore {
+    pool: Pool<Postgres>,
+}
 
 impl PgStore {
-    pub async fn connect(_url: &str) -> anyhow::Result<Self> {
-        anyhow::bail!("not yet")
+    /// Connects to `url` and applies the migrations (sqlx serialises
+    /// concurrent migrators with an advisory lock, so instances may start
+    /// together).
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let shown = redact(url);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {shown}"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("applying migrations/postgres to {shown}"))?;
+        Ok(Self { pool })
+    }
+
+    /// PostgreSQL locks rows as statements touch them; a plain `BEGIN` is
+    /// all a writer needs.
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+}
+
+/// The URL without its password, for messages and logs.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    backend = Postgres,
+    claim_lock = "FOR UPDATE SKIP LOCKED"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/eldercare"),
+            "postgres://app:***@db:5432/eldercare"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
     }
 }

@@ -1,1 +1,1481 @@
-//! The SQL both backends run, written once. (To be written.)
+//! The SQL both backends run, written once.
+//!
+//! `sqlx::Any` would erase the column types we rely on, and a generic
+//! `impl<DB: Database>` drowns in higher-ranked executor bounds, so the
+//! [`Store`](super::Store) implementation is written once as the macro
+//! [`sql_store!`] and expanded in [`super::sqlite`] and [`super::postgres`]
+//! for their own pool type. sqlx's SQLite driver reads `$1` placeholders,
+//! and `ON CONFLICT`, `RETURNING`, `UPDATE … FROM` and partial-index
+//! conflict targets mean the same on both databases, so the statements
+//! themselves are shared text.
+//!
+//! What the two backends still differ in is passed to the macro or
+//! provided by the backend's struct:
+//! - `begin_write()`: SQLite takes the write lock up front
+//!   (`BEGIN IMMEDIATE`) so concurrent writers queue on the busy timeout
+//!   instead of failing; PostgreSQL's plain `BEGIN` already does.
+//! - `claim_lock`: `FOR UPDATE SKIP LOCKED` on PostgreSQL, so instances
+//!   sharing deadlines never wait on or double-claim each other's rows;
+//!   nothing on SQLite, whose writers are serialised anyway.
+//!
+//! Everything that does not need the database type is plain Rust outside
+//! the macro: error mapping and the batch helpers below, row shapes and
+//! their conversion into domain types in `rows`.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use sqlx::error::ErrorKind;
+
+use super::rows::{DeviceRow, ElderRow, InsertedEvent};
+use super::{Applied, EventAction, Heartbeat, IncomingEvent, StoreError, StoreResult};
+use crate::domain::{Device, DeviceId, Elder, ElderId};
+
+/// Rows per multi-row statement. The widest row binds 7 values: 3,500
+/// binds per statement, far under SQLite's 32,766 and PostgreSQL's 65,535.
+pub(crate) const CHUNK: usize = 500;
+
+/// Lists return this many rows when the caller asks for none.
+pub(crate) const DEFAULT_LIMIT: i64 = 100;
+/// ...and never more than this: a list is a screen, not an export.
+pub(crate) const MAX_LIMIT: i64 = 1000;
+
+/// A list's effective limit: `≤ 0` means the default.
+pub(crate) fn clamp_limit(limit: i64) -> i64 {
+    if limit <= 0 {
+        DEFAULT_LIMIT
+    } else {
+        limit.min(MAX_LIMIT)
+    }
+}
+
+// --- errors ---
+
+/// `?` for sqlx results: a row that cannot be decoded is `Corrupt` (a
+/// hand-edited or damaged row, not a reason to retry); anything else is
+/// the database's problem.
+pub(crate) trait DbResult<T> {
+    fn db(self) -> StoreResult<T>;
+}
+
+impl<T> DbResult<T> for Result<T, sqlx::Error> {
+    fn db(self) -> StoreResult<T> {
+        self.map_err(classify)
+    }
+}
+
+fn classify(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. } => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Database(other),
+    }
+}
+
+/// Maps a failed write to what a client can act on: a taken key is a
+/// `Conflict` (`taken` names it), a dangling reference is `Invalid`
+/// (`missing` names it), a refused CHECK is `Invalid` too. The names are
+/// built only when needed.
+pub(crate) fn write_err(
+    e: sqlx::Error,
+    taken: impl FnOnce() -> String,
+    missing: impl FnOnce() -> String,
+) -> StoreError {
+    let (kind, message) = match e.as_database_error() {
+        Some(d) => (d.kind(), d.message().to_owned()),
+        None => return classify(e),
+    };
+    match kind {
+        ErrorKind::UniqueViolation => StoreError::Conflict(taken()),
+        ErrorKind::ForeignKeyViolation => StoreError::Invalid(missing()),
+        ErrorKind::CheckViolation | ErrorKind::NotNullViolation => {
+            StoreError::Invalid(format!("refused by the database: {message}"))
+        }
+        _ => classify(e),
+    }
+}
+
+/// `NotFound` unless the statement touched a row.
+pub(crate) fn found(rows_affected: u64, what: impl FnOnce() -> String) -> StoreResult<()> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound(what()))
+    } else {
+        Ok(())
+    }
+}
+
+/// JSON text for a list or object column.
+pub(crate) fn to_json<T: Serialize + ?Sized>(what: &str, value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("{what}: {e}")))
+}
+
+// --- ingest and effects, the parts that need no database ---
+
+/// For each event of a batch, whether it is the first with its
+/// `(device_id, event_id)` in the batch. Only first occurrences are
+/// offered to the database; a repeat inside one batch is a duplicate
+/// whatever the database says about the first.
+pub(crate) fn first_occurrences(batch: &[IncomingEvent]) -> Vec<bool> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .map(|e| seen.insert((e.device_id.as_str(), e.message.event_id.as_str())))
+        .collect()
+}
+
+/// Maps `RETURNING` rows back to their events: `(device_id, event_id)`
+/// to the new row's `seq`.
+pub(crate) fn seqs_by_key(rows: Vec<InsertedEvent>) -> HashMap<(String, String), i64> {
+    rows.into_iter()
+        .map(|r| ((r.device_id, r.event_id), r.seq))
+        .collect()
+}
+
+/// The devices and elders a batch refers to, read once per batch.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub devices: HashMap<DeviceId, Device>,
+    pub elders: HashMap<ElderId, Elder>,
+}
+
+impl Registry {
+    /// Keeps the rows that read back; a damaged registry row is logged and
+    /// its device treated as unknown, so one bad row cannot stop a whole
+    /// batch (every other elder's alerts) from being stored.
+    pub(crate) fn add_devices(&mut self, rows: Vec<DeviceRow>) {
+        for row in rows {
+            match row.into_domain() {
+                Ok(d) => {
+                    self.devices.insert(d.id.clone(), d);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "device row unreadable; treating it as unknown")
+                }
+            }
+        }
+    }
+
+    pub(crate) fn add_elders(&mut self, rows: Vec<ElderRow>) {
+        for row in rows {
+            match row.into_domain() {
+                Ok(e) => {
+                    self.elders.insert(e.id.clone(), e);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "elder row unreadable; treating as unknown")
+                }
+            }
+        }
+    }
+
+    /// The elder ids the loaded devices are bound to.
+    pub(crate) fn elder_ids(&self) -> Vec<&ElderId> {
+        let ids: HashSet<&ElderId> = self
+            .devices
+            .values()
+            .filter_map(|d| d.elder_id.as_ref())
+            .collect();
+        ids.into_iter().collect()
+    }
+
+    pub(crate) fn lookup(&self, device: &DeviceId) -> (Option<&Device>, Option<&Elder>) {
+        let device = self.devices.get(device);
+        let elder = device
+            .and_then(|d| d.elder_id.as_ref())
+            .and_then(|id| self.elders.get(id));
+        (device, elder)
+    }
+}
+
+/// What one event did, from what each of its effects did: the first
+/// effect that did something names the action (a rule lists the effect
+/// that matters first).
+pub(crate) fn first_that_acted(applied: Vec<Applied>) -> Applied {
+    applied
+        .into_iter()
+        .find(|a| a.action != EventAction::Recorded)
+        .unwrap_or(Applied {
+            action: EventAction::Recorded,
+            incident: None,
+        })
+}
+
+/// Keeps the newest heartbeat per device: a multi-row `UPDATE … FROM`
+/// must not match one row twice (PostgreSQL would pick either). Sorted by
+/// device, so two instances flushing overlapping sets lock rows in the
+/// same order.
+pub(crate) fn newest_per_device(beats: &[Heartbeat]) -> Vec<&Heartbeat> {
+    let mut newest: HashMap<&DeviceId, &Heartbeat> = HashMap::with_capacity(beats.len());
+    for b in beats {
+        newest
+            .entry(&b.device_id)
+            .and_modify(|cur| {
+                if b.last_seen >= cur.last_seen {
+                    *cur = b;
+                }
+            })
+            .or_insert(b);
+    }
+    let mut newest: Vec<_> = newest.into_values().collect();
+    newest.sort_unstable_by(|a, b| a.device_id.cmp(&b.device_id));
+    newest
+}
+
+/// The timeline's words for a raise: "opened: call pressed (bedside)".
+pub(crate) fn raised_words(opened: bool, summary: &str) -> String {
+    let verb = if opened { "opened" } else { "joined" };
+    format!("{verb}: {summary}")
+}
+
+/// Implements [`Store`](crate::store::Store) for `$store`, a struct with a
+/// `pool: sqlx::Pool<$db>` field and an
+/// `async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>, sqlx::Error>`
+/// that opens a transaction ready to write.
+///
+/// - `backend`: the [`Backend`](crate::store::Backend) variant it reports.
+/// - `claim_lock`: a literal appended to `claim_due`'s row selection
+///   (`"FOR UPDATE SKIP LOCKED"` or `""`).
+///
+/// rustfmt leaves macro bodies alone: keep this one formatted by hand.
+macro_rules! sql_store {
+    ($store:ident, $db:ty, backend = $backend:ident, claim_lock = $lock:literal) => {
+        const _: () = {
+            use std::collections::HashMap;
+
+            use async_trait::async_trait;
+            use chrono::{DateTime, Duration, Utc};
+            use sqlx::QueryBuilder;
+
+            use $crate::domain::{
+                DedupKey, Device, DeviceId, Elder, ElderId, Incident, IncidentDetail, IncidentId,
+                LatLon, Steward, StewardId, StewardStatus, User,
+            };
+            use $crate::rules::{Effect, RuleBook, Verdict};
+            use $crate::store::rows::*;
+            use $crate::store::sql::*;
+            use $crate::store::{
+                Applied, Backend, CLEARED_OUTCOME, Deadline, EventAction, EventFilter, Heartbeat,
+                IncidentFilter, IncomingEvent, Liveness, Store, StoreError, StoreResult,
+                StoredEvent, UnknownDevice,
+            };
+
+            type Conn = <$db as sqlx::Database>::Connection;
+
+            /// A transaction's pending work: timeline lines are written
+            /// together just before commit, one statement for all.
+            #[derive(Default)]
+            struct Pending {
+                timeline: Vec<NewTimeline>,
+            }
+
+            impl $store {
+                // --- effects: the one place incidents change under rules ---
+
+                async fn apply_effects(
+                    conn: &mut Conn,
+                    effects: &[Effect],
+                    actor: &str,
+                    now: DateTime<Utc>,
+                    pending: &mut Pending,
+                ) -> StoreResult<Vec<Applied>> {
+                    let mut out = Vec::with_capacity(effects.len());
+                    for effect in effects {
+                        out.push(Self::apply_effect(conn, effect, actor, now, pending).await?);
+                    }
+                    Ok(out)
+                }
+
+                async fn apply_effect(
+                    conn: &mut Conn,
+                    effect: &Effect,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                    pending: &mut Pending,
+                ) -> StoreResult<Applied> {
+                    match effect {
+                        Effect::Raise { .. } => {
+                            Self::raise(conn, effect, actor, now, pending).await
+                        }
+                        Effect::Cancel { key, reason } => {
+                            let row: Option<IncidentRow> = sqlx::query_as(
+                                "UPDATE incidents
+                                 SET status = 'cancelled', notes = $2,
+                                     resolved_at = $3, updated_at = $3
+                                 WHERE dedup_key = $1
+                                   AND status IN ('dispatching', 'acknowledged')
+                                 RETURNING *",
+                            )
+                            .bind(key)
+                            .bind(reason)
+                            .bind(now)
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .db()?;
+                            let (action, verb) = (EventAction::Cancelled, "cancelled");
+                            Self::closed(row, action, verb, reason, actor, now, pending)
+                        }
+                        Effect::Clear { key, note } => {
+                            let row: Option<IncidentRow> = sqlx::query_as(
+                                "UPDATE incidents
+                                 SET status = 'resolved', outcome = $2, notes = $3,
+                                     resolved_at = $4, updated_at = $4
+                                 WHERE dedup_key = $1
+                                   AND status IN ('dispatching', 'acknowledged', 'on_site')
+                                 RETURNING *",
+                            )
+                            .bind(key)
+                            .bind(CLEARED_OUTCOME.as_str())
+                            .bind(note)
+                            .bind(now)
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .db()?;
+                            let (action, verb) = (EventAction::Cleared, "cleared");
+                            Self::closed(row, action, verb, note, actor, now, pending)
+                        }
+                        Effect::Schedule { key, due_at, effects } => {
+                            sqlx::query(
+                                "INSERT INTO deadlines (key, due_at, effects, claimed_until)
+                                 VALUES ($1, $2, $3, NULL)
+                                 ON CONFLICT (key) DO UPDATE
+                                 SET due_at = excluded.due_at, effects = excluded.effects,
+                                     claimed_until = NULL",
+                            )
+                            .bind(key)
+                            .bind(*due_at)
+                            .bind(to_json("deadline effects", effects)?)
+                            .execute(&mut *conn)
+                            .await
+                            .db()?;
+                            Ok(Applied { action: EventAction::Scheduled, incident: None })
+                        }
+                        Effect::Unschedule { key } => {
+                            sqlx::query("DELETE FROM deadlines WHERE key = $1")
+                                .bind(key)
+                                .execute(&mut *conn)
+                                .await
+                                .db()?;
+                            Ok(Applied { action: EventAction::Recorded, incident: None })
+                        }
+                    }
+                }
+
+                /// Opens an incident under the key, or joins the open one.
+                /// The partial unique index decides, not a read first, so
+                /// two writers racing on one key still make one incident.
+                async fn raise(
+                    conn: &mut Conn,
+                    effect: &Effect,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                    pending: &mut Pending,
+                ) -> StoreResult<Applied> {
+                    let Effect::Raise { key, elder_id, device_id, kind, priority, summary } = effect
+                    else {
+                        return Err(StoreError::Invalid("raise called without a Raise".into()));
+                    };
+                    let new_id = IncidentId::generate();
+                    let row: IncidentRow = sqlx::query_as(
+                        "INSERT INTO incidents (id, dedup_key, elder_id, device_id, kind, priority,
+                                                status, created_at, updated_at, event_count,
+                                                last_event_at, summary)
+                         VALUES ($1, $2, $3, $4, $5, $6, 'dispatching', $7, $7, 1, $7, $8)
+                         ON CONFLICT (dedup_key)
+                             WHERE status IN ('dispatching', 'acknowledged', 'on_site')
+                         DO UPDATE SET
+                             event_count = incidents.event_count + 1,
+                             last_event_at =
+                                 CASE WHEN excluded.last_event_at > incidents.last_event_at
+                                      THEN excluded.last_event_at
+                                      ELSE incidents.last_event_at END,
+                             updated_at = excluded.updated_at
+                         RETURNING *",
+                    )
+                    .bind(new_id.as_str())
+                    .bind(key)
+                    .bind(elder_id.as_ref().map(ElderId::as_str))
+                    .bind(device_id.as_ref().map(DeviceId::as_str))
+                    .bind(kind.as_str())
+                    .bind(priority.as_str())
+                    .bind(now)
+                    .bind(summary)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .db()?;
+                    let incident = row.into_domain()?;
+                    // The id we generated came back only if the row is new.
+                    let opened = incident.id == new_id;
+                    pending.timeline.push(NewTimeline::new(
+                        &incident,
+                        now,
+                        raised_words(opened, summary),
+                        actor,
+                    ));
+                    let action = if opened { EventAction::Opened } else { EventAction::Joined };
+                    Ok(Applied { action, incident: Some(incident) })
+                }
+
+                /// The result of a cancel or clear: the closed incident
+                /// and its timeline line, or nothing to close.
+                fn closed(
+                    row: Option<IncidentRow>,
+                    action: EventAction,
+                    verb: &str,
+                    why: &str,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                    pending: &mut Pending,
+                ) -> StoreResult<Applied> {
+                    let Some(row) = row else {
+                        return Ok(Applied { action: EventAction::Recorded, incident: None });
+                    };
+                    let incident = row.into_domain()?;
+                    pending
+                        .timeline
+                        .push(NewTimeline::new(&incident, now, format!("{verb}: {why}"), actor));
+                    Ok(Applied { action, incident: Some(incident) })
+                }
+
+                /// Writes the pending timeline lines, one statement per chunk.
+                async fn flush(conn: &mut Conn, pending: Pending) -> StoreResult<()> {
+                    for chunk in pending.timeline.chunks(CHUNK) {
+                        let mut q = QueryBuilder::<$db>::new(
+                            "INSERT INTO timeline (incident_id, at, what, actor) ",
+                        );
+                        q.push_values(chunk, |mut row, t| {
+                            row.push_bind(t.incident_id.as_str())
+                                .push_bind(t.at)
+                                .push_bind(t.what.as_str())
+                                .push_bind(t.actor.as_str());
+                        });
+                        q.build().execute(&mut *conn).await.db()?;
+                    }
+                    Ok(())
+                }
+
+                // --- ingest steps ---
+
+                /// The devices of a batch and the elders they are bound
+                /// to: two statements per chunk, not two per event.
+                async fn load_registry(
+                    conn: &mut Conn,
+                    batch: &[IncomingEvent],
+                ) -> StoreResult<Registry> {
+                    let mut ids: Vec<&str> = batch.iter().map(|e| e.device_id.as_str()).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    let mut registry = Registry::default();
+                    for chunk in ids.chunks(CHUNK) {
+                        let mut q = QueryBuilder::<$db>::new("SELECT * FROM devices WHERE id IN (");
+                        let mut list = q.separated(", ");
+                        for id in chunk {
+                            list.push_bind(*id);
+                        }
+                        q.push(")");
+                        let rows: Vec<DeviceRow> =
+                            q.build_query_as().fetch_all(&mut *conn).await.db()?;
+                        registry.add_devices(rows);
+                    }
+                    let elder_ids: Vec<String> =
+                        registry.elder_ids().into_iter().map(ElderId::to_string).collect();
+                    for chunk in elder_ids.chunks(CHUNK) {
+                        let mut q = QueryBuilder::<$db>::new("SELECT * FROM elders WHERE id IN (");
+                        let mut list = q.separated(", ");
+                        for id in chunk {
+                            list.push_bind(id.as_str());
+                        }
+                        q.push(")");
+                        let rows: Vec<ElderRow> =
+                            q.build_query_as().fetch_all(&mut *conn).await.db()?;
+                        registry.add_elders(rows);
+                    }
+                    Ok(registry)
+                }
+
+                /// Inserts the first occurrence of each event, skipping
+                /// those already stored, and returns the new rows' `seq`
+                /// by `(device_id, event_id)`. Inserting before deciding
+                /// is what makes a redelivery racing its original on
+                /// another instance a duplicate: the second insert waits
+                /// for the first to commit and then inserts nothing.
+                async fn insert_events(
+                    conn: &mut Conn,
+                    batch: &[IncomingEvent],
+                    first: &[bool],
+                    registry: &Registry,
+                ) -> StoreResult<HashMap<(String, String), i64>> {
+                    let mut rows = Vec::with_capacity(batch.len());
+                    for (e, _) in batch.iter().zip(first).filter(|(_, f)| **f) {
+                        let data = to_json("event data", &e.message.data)?;
+                        let (_, elder) = registry.lookup(&e.device_id);
+                        rows.push((e, data, elder.map(|el| el.id.as_str())));
+                    }
+                    // Key order, not arrival order: two instances inserting
+                    // overlapping batches then lock rows in the same order
+                    // and wait for each other instead of deadlocking.
+                    rows.sort_unstable_by(|(a, ..), (b, ..)| {
+                        (a.device_id.as_str(), a.message.event_id.as_str())
+                            .cmp(&(b.device_id.as_str(), b.message.event_id.as_str()))
+                    });
+                    let mut inserted = Vec::with_capacity(rows.len());
+                    for chunk in rows.chunks(CHUNK) {
+                        let mut q = QueryBuilder::<$db>::new(
+                            "INSERT INTO events
+                                 (device_id, event_id, type, ts, received_at, data, elder_id) ",
+                        );
+                        q.push_values(chunk, |mut row, (e, data, elder)| {
+                            row.push_bind(e.device_id.as_str())
+                                .push_bind(e.message.event_id.as_str())
+                                .push_bind(e.message.event_type.as_str())
+                                .push_bind(e.message.ts)
+                                .push_bind(e.received_at)
+                                .push_bind(data.as_str())
+                                .push_bind(*elder);
+                        });
+                        q.push(
+                            " ON CONFLICT (device_id, event_id) DO NOTHING
+                              RETURNING seq, device_id, event_id",
+                        );
+                        let mut new: Vec<InsertedEvent> =
+                            q.build_query_as().fetch_all(&mut *conn).await.db()?;
+                        inserted.append(&mut new);
+                    }
+                    Ok(seqs_by_key(inserted))
+                }
+
+                /// What the rules make of one new event, applied.
+                async fn decide_and_apply(
+                    conn: &mut Conn,
+                    e: &IncomingEvent,
+                    rules: &RuleBook,
+                    registry: &Registry,
+                    pending: &mut Pending,
+                ) -> StoreResult<Applied> {
+                    let none = |action| Ok(Applied { action, incident: None });
+                    if e.rate_limited {
+                        return none(EventAction::RateLimited);
+                    }
+                    let (device, elder) = registry.lookup(&e.device_id);
+                    match rules.decide(&e.message, e.received_at, device, elder) {
+                        Verdict::UnknownDevice => none(EventAction::UnknownDevice),
+                        Verdict::UnknownType => none(EventAction::UnknownType),
+                        Verdict::Effects(effects) => {
+                            let actor = format!("device:{}", e.device_id);
+                            let applied =
+                                Self::apply_effects(conn, &effects, &actor, e.received_at, pending)
+                                    .await?;
+                            Ok(first_that_acted(applied))
+                        }
+                    }
+                }
+
+                /// Records what each new event did, one statement per
+                /// chunk. Events that only were recorded keep the
+                /// insert's default and are not touched.
+                async fn record_outcomes(
+                    conn: &mut Conn,
+                    outcomes: &[(i64, EventAction, Option<String>)],
+                ) -> StoreResult<()> {
+                    for chunk in outcomes.chunks(CHUNK) {
+                        let mut q =
+                            QueryBuilder::<$db>::new("WITH v (seq, action, incident_id) AS (");
+                        q.push_values(chunk, |mut row, (seq, action, incident)| {
+                            row.push_bind(*seq)
+                                .push_bind(action.as_str())
+                                .push_bind(incident.as_deref());
+                        });
+                        q.push(
+                            ") UPDATE events SET action = v.action, incident_id = v.incident_id
+                               FROM v WHERE events.seq = v.seq",
+                        );
+                        q.build().execute(&mut *conn).await.db()?;
+                    }
+                    Ok(())
+                }
+
+                // --- small helpers ---
+
+                async fn fetch_incident(&self, id: &str) -> StoreResult<Option<Incident>> {
+                    let row: Option<IncidentRow> =
+                        sqlx::query_as("SELECT * FROM incidents WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .db()?;
+                    row.map(IncidentRow::into_domain).transpose()
+                }
+
+                async fn fetch_steward(&self, id: &StewardId) -> StoreResult<Steward> {
+                    self.steward(id)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(format!("steward {id}")))
+                }
+            }
+
+            #[async_trait]
+            impl Store for $store {
+                fn backend(&self) -> Backend {
+                    Backend::$backend
+                }
+
+                async fn ping(&self) -> StoreResult<()> {
+                    sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
+                    Ok(())
+                }
+
+                // --- elders ---
+
+                #[tracing::instrument(skip_all, fields(elder = %elder.id))]
+                async fn insert_elder(&self, elder: &Elder) -> StoreResult<()> {
+                    let j = ElderJson::of(elder)?;
+                    sqlx::query(
+                        "INSERT INTO elders (id, name, birth_year, address, lat, lon, grid,
+                                             conditions, medications, risks, lives_alone,
+                                             languages, contacts, notes, limits)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    )
+                    .bind(elder.id.as_str())
+                    .bind(&elder.name)
+                    .bind(elder.birth_year)
+                    .bind(&elder.address)
+                    .bind(elder.location.lat)
+                    .bind(elder.location.lon)
+                    .bind(&elder.grid)
+                    .bind(j.conditions)
+                    .bind(j.medications)
+                    .bind(j.risks)
+                    .bind(elder.lives_alone)
+                    .bind(j.languages)
+                    .bind(j.contacts)
+                    .bind(&elder.notes)
+                    .bind(j.limits)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        write_err(
+                            e,
+                            || format!("elder {} already exists", elder.id),
+                            || format!("elder {} refers to something missing", elder.id),
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn elder(&self, id: &ElderId) -> StoreResult<Option<Elder>> {
+                    let row: Option<ElderRow> = sqlx::query_as("SELECT * FROM elders WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()?;
+                    row.map(ElderRow::into_domain).transpose()
+                }
+
+                async fn elders(&self) -> StoreResult<Vec<Elder>> {
+                    let rows: Vec<ElderRow> = sqlx::query_as("SELECT * FROM elders ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()?;
+                    all(rows, ElderRow::into_domain)
+                }
+
+                #[tracing::instrument(skip_all, fields(elder = %elder.id))]
+                async fn update_elder(&self, elder: &Elder) -> StoreResult<()> {
+                    let j = ElderJson::of(elder)?;
+                    let done = sqlx::query(
+                        "UPDATE elders SET name = $2, birth_year = $3, address = $4, lat = $5,
+                             lon = $6, grid = $7, conditions = $8, medications = $9, risks = $10,
+                             lives_alone = $11, languages = $12, contacts = $13, notes = $14,
+                             limits = $15
+                         WHERE id = $1",
+                    )
+                    .bind(elder.id.as_str())
+                    .bind(&elder.name)
+                    .bind(elder.birth_year)
+                    .bind(&elder.address)
+                    .bind(elder.location.lat)
+                    .bind(elder.location.lon)
+                    .bind(&elder.grid)
+                    .bind(j.conditions)
+                    .bind(j.medications)
+                    .bind(j.risks)
+                    .bind(elder.lives_alone)
+                    .bind(j.languages)
+                    .bind(j.contacts)
+                    .bind(&elder.notes)
+                    .bind(j.limits)
+                    .execute(&self.pool)
+                    .await
+                    .db()?;
+                    found(done.rows_affected(), || format!("elder {}", elder.id))
+                }
+
+                #[tracing::instrument(skip_all, fields(elder = %id))]
+                async fn delete_elder(&self, id: &ElderId) -> StoreResult<()> {
+                    // The foreign key sets the devices' elder_id to NULL.
+                    let done = sqlx::query("DELETE FROM elders WHERE id = $1")
+                        .bind(id.as_str())
+                        .execute(&self.pool)
+                        .await
+                        .db()?;
+                    found(done.rows_affected(), || format!("elder {id}"))
+                }
+
+                // --- devices ---
+
+                #[tracing::instrument(skip_all, fields(device = %device.id))]
+                async fn insert_device(&self, device: &Device) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO devices (id, elder_id, kind, heartbeat_s, online, last_seen,
+                                              battery_pct, rssi_dbm, fw)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(device.id.as_str())
+                    .bind(device.elder_id.as_ref().map(ElderId::as_str))
+                    .bind(device.kind.as_str())
+                    .bind(heartbeat_s(device)?)
+                    .bind(device.online)
+                    .bind(device.last_seen)
+                    .bind(device.battery_pct.map(i32::from))
+                    .bind(device.rssi_dbm.map(i32::from))
+                    .bind(device.fw.as_deref())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        write_err(
+                            e,
+                            || format!("device {} already exists", device.id),
+                            || missing_elder(device),
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn device(&self, id: &DeviceId) -> StoreResult<Option<Device>> {
+                    let row: Option<DeviceRow> =
+                        sqlx::query_as("SELECT * FROM devices WHERE id = $1")
+                            .bind(id.as_str())
+                            .fetch_optional(&self.pool)
+                            .await
+                            .db()?;
+                    row.map(DeviceRow::into_domain).transpose()
+                }
+
+                async fn devices(&self) -> StoreResult<Vec<Device>> {
+                    let rows: Vec<DeviceRow> = sqlx::query_as("SELECT * FROM devices ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()?;
+                    all(rows, DeviceRow::into_domain)
+                }
+
+                #[tracing::instrument(skip_all, fields(device = %device.id))]
+                async fn update_device(&self, device: &Device) -> StoreResult<()> {
+                    let done = sqlx::query(
+                        "UPDATE devices SET elder_id = $2, kind = $3, heartbeat_s = $4
+                         WHERE id = $1",
+                    )
+                    .bind(device.id.as_str())
+                    .bind(device.elder_id.as_ref().map(ElderId::as_str))
+                    .bind(device.kind.as_str())
+                    .bind(heartbeat_s(device)?)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        write_err(
+                            e,
+                            || format!("device {} already exists", device.id),
+                            || missing_elder(device),
+                        )
+                    })?;
+                    found(done.rows_affected(), || format!("device {}", device.id))
+                }
+
+                #[tracing::instrument(skip_all, fields(device = %id))]
+                async fn delete_device(&self, id: &DeviceId) -> StoreResult<()> {
+                    let done = sqlx::query("DELETE FROM devices WHERE id = $1")
+                        .bind(id.as_str())
+                        .execute(&self.pool)
+                        .await
+                        .db()?;
+                    found(done.rows_affected(), || format!("device {id}"))
+                }
+
+                #[tracing::instrument(skip_all, fields(beats = beats.len()))]
+                async fn flush_heartbeats(&self, beats: &[Heartbeat]) -> StoreResult<()> {
+                    let newest = newest_per_device(beats);
+                    if newest.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.begin_write().await.db()?;
+                    for chunk in newest.chunks(CHUNK) {
+                        let mut q = QueryBuilder::<$db>::new(
+                            "WITH v (id, last_seen, online, battery_pct, rssi_dbm, fw) AS (",
+                        );
+                        q.push_values(chunk, |mut row, b| {
+                            row.push_bind(b.device_id.as_str())
+                                .push_bind(b.last_seen)
+                                .push_bind(b.online)
+                                .push_bind(b.battery_pct.map(i32::from))
+                                .push_bind(b.rssi_dbm.map(i32::from))
+                                .push_bind(b.fw.as_deref());
+                        });
+                        // A heartbeat that omits a reading keeps the last
+                        // known one; an older flush (another instance, a
+                        // late batch) never moves last_seen backwards.
+                        q.push(
+                            ") UPDATE devices SET
+                                   last_seen = v.last_seen,
+                                   online = v.online,
+                                   battery_pct = COALESCE(v.battery_pct, devices.battery_pct),
+                                   rssi_dbm = COALESCE(v.rssi_dbm, devices.rssi_dbm),
+                                   fw = COALESCE(v.fw, devices.fw)
+                               FROM v
+                               WHERE devices.id = v.id
+                                 AND (devices.last_seen IS NULL
+                                      OR devices.last_seen <= v.last_seen)",
+                        );
+                        q.build().execute(&mut *tx).await.db()?;
+                    }
+                    tx.commit().await.db()
+                }
+
+                async fn liveness(&self) -> StoreResult<Vec<Liveness>> {
+                    let rows: Vec<LivenessRow> = sqlx::query_as(
+                        "SELECT id, last_seen, online, heartbeat_s FROM devices ORDER BY id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    all(rows, LivenessRow::into_domain)
+                }
+
+                // --- stewards ---
+
+                #[tracing::instrument(skip_all, fields(steward = %steward.id))]
+                async fn insert_steward(&self, steward: &Steward) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO stewards (id, name, phone, grid, skills, languages, on_duty,
+                                               status, lat, lon, location_at, accuracy_m)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(steward.id.as_str())
+                    .bind(&steward.name)
+                    .bind(&steward.phone)
+                    .bind(&steward.grid)
+                    .bind(to_json("skills", &steward.skills)?)
+                    .bind(to_json("languages", &steward.languages)?)
+                    .bind(steward.on_duty)
+                    .bind(steward.status.as_str())
+                    .bind(steward.lat)
+                    .bind(steward.lon)
+                    .bind(steward.location_at)
+                    .bind(steward.accuracy_m)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        write_err(
+                            e,
+                            || format!("steward {} already exists", steward.id),
+                            || format!("steward {} refers to something missing", steward.id),
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn steward(&self, id: &StewardId) -> StoreResult<Option<Steward>> {
+                    let row: Option<StewardRow> =
+                        sqlx::query_as("SELECT * FROM stewards WHERE id = $1")
+                            .bind(id.as_str())
+                            .fetch_optional(&self.pool)
+                            .await
+                            .db()?;
+                    row.map(StewardRow::into_domain).transpose()
+                }
+
+                async fn stewards(&self) -> StoreResult<Vec<Steward>> {
+                    let rows: Vec<StewardRow> =
+                        sqlx::query_as("SELECT * FROM stewards ORDER BY id")
+                            .fetch_all(&self.pool)
+                            .await
+                            .db()?;
+                    all(rows, StewardRow::into_domain)
+                }
+
+                #[tracing::instrument(skip_all, fields(steward = %steward.id))]
+                async fn update_steward(&self, steward: &Steward) -> StoreResult<()> {
+                    let done = sqlx::query(
+                        "UPDATE stewards
+                         SET name = $2, phone = $3, grid = $4, skills = $5, languages = $6
+                         WHERE id = $1",
+                    )
+                    .bind(steward.id.as_str())
+                    .bind(&steward.name)
+                    .bind(&steward.phone)
+                    .bind(&steward.grid)
+                    .bind(to_json("skills", &steward.skills)?)
+                    .bind(to_json("languages", &steward.languages)?)
+                    .execute(&self.pool)
+                    .await
+                    .db()?;
+                    found(done.rows_affected(), || format!("steward {}", steward.id))
+                }
+
+                #[tracing::instrument(skip_all, fields(steward = %id))]
+                async fn set_steward_location(
+                    &self,
+                    id: &StewardId,
+                    at: LatLon,
+                    accuracy_m: Option<f64>,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Steward> {
+                    let row: Option<StewardRow> = sqlx::query_as(
+                        "UPDATE stewards SET lat = $2, lon = $3, accuracy_m = $4, location_at = $5
+                         WHERE id = $1 RETURNING *",
+                    )
+                    .bind(id.as_str())
+                    .bind(at.lat)
+                    .bind(at.lon)
+                    .bind(accuracy_m)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                    row.ok_or_else(|| StoreError::NotFound(format!("steward {id}")))?
+                        .into_domain()
+                }
+
+                #[tracing::instrument(skip_all, fields(steward = %id, on_duty = on_duty))]
+                async fn set_steward_duty(
+                    &self,
+                    id: &StewardId,
+                    on_duty: bool,
+                ) -> StoreResult<Steward> {
+                    // Only the idle states move; an offered or busy
+                    // steward is dispatch's to release.
+                    let (from, to) = if on_duty {
+                        (StewardStatus::OffDuty, StewardStatus::Available)
+                    } else {
+                        (StewardStatus::Available, StewardStatus::OffDuty)
+                    };
+                    let row: Option<StewardRow> = sqlx::query_as(
+                        "UPDATE stewards
+                         SET on_duty = $2, status = CASE WHEN status = $3 THEN $4 ELSE status END
+                         WHERE id = $1 RETURNING *",
+                    )
+                    .bind(id.as_str())
+                    .bind(on_duty)
+                    .bind(from.as_str())
+                    .bind(to.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                    match row {
+                        Some(row) => row.into_domain(),
+                        None => self.fetch_steward(id).await,
+                    }
+                }
+
+                // --- logins ---
+
+                #[tracing::instrument(skip_all, fields(user = %user.username))]
+                async fn insert_user(&self, user: &User) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO users (username, password_hash, role, steward_id)
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&user.username)
+                    .bind(&user.password_hash)
+                    .bind(user.role.as_str())
+                    .bind(user.steward_id.as_ref().map(StewardId::as_str))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        write_err(
+                            e,
+                            || format!("user {} already exists", user.username),
+                            || match &user.steward_id {
+                                Some(s) => format!("steward {s} does not exist"),
+                                None => {
+                                    format!("user {} refers to something missing", user.username)
+                                }
+                            },
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn user(&self, username: &str) -> StoreResult<Option<User>> {
+                    let row: Option<UserRow> =
+                        sqlx::query_as("SELECT * FROM users WHERE username = $1")
+                            .bind(username)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .db()?;
+                    row.map(UserRow::into_domain).transpose()
+                }
+
+                async fn users(&self) -> StoreResult<Vec<User>> {
+                    let rows: Vec<UserRow> = sqlx::query_as("SELECT * FROM users ORDER BY username")
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()?;
+                    all(rows, UserRow::into_domain)
+                }
+
+                #[tracing::instrument(skip_all, fields(user = %username))]
+                async fn delete_user(&self, username: &str) -> StoreResult<()> {
+                    // Sessions go with it (ON DELETE CASCADE).
+                    let done = sqlx::query("DELETE FROM users WHERE username = $1")
+                        .bind(username)
+                        .execute(&self.pool)
+                        .await
+                        .db()?;
+                    found(done.rows_affected(), || format!("user {username}"))
+                }
+
+                #[tracing::instrument(skip_all, fields(user = %username))]
+                async fn insert_session(
+                    &self,
+                    token_hash: &str,
+                    username: &str,
+                    expires_at: DateTime<Utc>,
+                ) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO sessions (token_hash, username, expires_at)
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(token_hash)
+                    .bind(username)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        write_err(
+                            e,
+                            || "that session token is already in use".to_owned(),
+                            || format!("user {username} does not exist"),
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn session_user(
+                    &self,
+                    token_hash: &str,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Option<User>> {
+                    let row: Option<UserRow> = sqlx::query_as(
+                        "SELECT u.* FROM sessions s JOIN users u ON u.username = s.username
+                         WHERE s.token_hash = $1 AND s.expires_at > $2",
+                    )
+                    .bind(token_hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                    row.map(UserRow::into_domain).transpose()
+                }
+
+                // --- ingest ---
+
+                #[tracing::instrument(skip_all, fields(events = batch.len()))]
+                async fn ingest(
+                    &self,
+                    batch: &[IncomingEvent],
+                    rules: &RuleBook,
+                ) -> StoreResult<Vec<Applied>> {
+                    if batch.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_write().await.db()?;
+                    let registry = Self::load_registry(&mut tx, batch).await?;
+                    let first = first_occurrences(batch);
+                    let seqs = Self::insert_events(&mut tx, batch, &first, &registry).await?;
+
+                    let mut pending = Pending::default();
+                    let mut results = Vec::with_capacity(batch.len());
+                    let mut outcomes = Vec::new();
+                    for (e, is_first) in batch.iter().zip(first) {
+                        let key = (e.device_id.to_string(), e.message.event_id.to_string());
+                        let seq = if is_first { seqs.get(&key).copied() } else { None };
+                        let Some(seq) = seq else {
+                            let action = EventAction::Duplicate;
+                            results.push(Applied { action, incident: None });
+                            continue;
+                        };
+                        let applied =
+                            Self::decide_and_apply(&mut tx, e, rules, &registry, &mut pending)
+                                .await?;
+                        let incident_id = applied.incident.as_ref().map(|i| i.id.to_string());
+                        if applied.action != EventAction::Recorded || incident_id.is_some() {
+                            outcomes.push((seq, applied.action, incident_id));
+                        }
+                        results.push(applied);
+                    }
+                    Self::flush(&mut tx, pending).await?;
+                    Self::record_outcomes(&mut tx, &outcomes).await?;
+                    tx.commit().await.db()?;
+                    Ok(results)
+                }
+
+                #[tracing::instrument(skip_all, fields(effects = effects.len(), actor = %actor))]
+                async fn apply(
+                    &self,
+                    effects: &[Effect],
+                    actor: &str,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Vec<Applied>> {
+                    if effects.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_write().await.db()?;
+                    let mut pending = Pending::default();
+                    let applied =
+                        Self::apply_effects(&mut tx, effects, actor, now, &mut pending).await?;
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(applied)
+                }
+
+                async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<StoredEvent>> {
+                    let mut q = QueryBuilder::<$db>::new("SELECT * FROM events WHERE 1 = 1");
+                    if let Some(device) = &filter.device_id {
+                        q.push(" AND device_id = ").push_bind(device.as_str());
+                    }
+                    if let Some(since) = filter.since {
+                        q.push(" AND received_at >= ").push_bind(since);
+                    }
+                    q.push(" ORDER BY received_at DESC, seq DESC LIMIT ")
+                        .push_bind(clamp_limit(filter.limit));
+                    let rows: Vec<EventRow> = q.build_query_as().fetch_all(&self.pool).await.db()?;
+                    all(rows, EventRow::into_domain)
+                }
+
+                async fn unknown_devices(&self) -> StoreResult<Vec<UnknownDevice>> {
+                    let rows: Vec<UnknownDeviceRow> = sqlx::query_as(
+                        "SELECT e.device_id,
+                                COUNT(*) AS events,
+                                MIN(e.received_at) AS first_seen,
+                                MAX(e.received_at) AS last_seen,
+                                (SELECT l.type FROM events l WHERE l.device_id = e.device_id
+                                 ORDER BY l.received_at DESC, l.seq DESC LIMIT 1) AS last_type
+                         FROM events e LEFT JOIN devices d ON d.id = e.device_id
+                         WHERE d.id IS NULL OR d.elder_id IS NULL
+                         GROUP BY e.device_id
+                         ORDER BY MAX(e.received_at) DESC, e.device_id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    all(rows, UnknownDeviceRow::into_domain)
+                }
+
+                // --- incidents ---
+
+                async fn incidents(&self, filter: &IncidentFilter) -> StoreResult<Vec<Incident>> {
+                    let mut q = QueryBuilder::<$db>::new("SELECT * FROM incidents WHERE 1 = 1");
+                    if !filter.status.is_empty() {
+                        q.push(" AND status IN (");
+                        let mut list = q.separated(", ");
+                        for s in &filter.status {
+                            list.push_bind(s.as_str());
+                        }
+                        q.push(")");
+                    }
+                    if let Some(p) = filter.priority {
+                        q.push(" AND priority = ").push_bind(p.as_str());
+                    }
+                    if let Some(k) = filter.kind {
+                        q.push(" AND kind = ").push_bind(k.as_str());
+                    }
+                    if let Some(e) = &filter.elder_id {
+                        q.push(" AND elder_id = ").push_bind(e.as_str());
+                    }
+                    if let Some(since) = filter.since {
+                        q.push(" AND created_at >= ").push_bind(since);
+                    }
+                    if let Some(s) = &filter.steward_id {
+                        q.push(" AND steward_id = ").push_bind(s.as_str());
+                    }
+                    q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                        .push_bind(clamp_limit(filter.limit));
+                    let rows: Vec<IncidentRow> =
+                        q.build_query_as().fetch_all(&self.pool).await.db()?;
+                    all(rows, IncidentRow::into_domain)
+                }
+
+                async fn incident(&self, id: &IncidentId) -> StoreResult<Option<IncidentDetail>> {
+                    let Some(incident) = self.fetch_incident(id.as_str()).await? else {
+                        return Ok(None);
+                    };
+                    let rows: Vec<TimelineRow> = sqlx::query_as(
+                        "SELECT at, what, actor FROM timeline WHERE incident_id = $1 ORDER BY seq",
+                    )
+                    .bind(id.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    Ok(Some(IncidentDetail {
+                        incident,
+                        // Offers arrive with dispatch (its own table).
+                        offers: Vec::new(),
+                        timeline: rows.into_iter().map(TimelineRow::into_domain).collect(),
+                    }))
+                }
+
+                #[tracing::instrument(skip_all, fields(incident = %id, actor = %actor))]
+                async fn cancel_incident(
+                    &self,
+                    id: &IncidentId,
+                    reason: &str,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Incident> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let row: Option<IncidentRow> = sqlx::query_as(
+                        "UPDATE incidents
+                         SET status = 'cancelled', notes = $2, resolved_at = $3, updated_at = $3
+                         WHERE id = $1 AND status IN ('dispatching', 'acknowledged', 'on_site')
+                         RETURNING *",
+                    )
+                    .bind(id.as_str())
+                    .bind(reason)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?;
+                    let Some(row) = row else {
+                        let status: Option<String> =
+                            sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
+                                .bind(id.as_str())
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .db()?;
+                        return Err(match status {
+                            Some(s) => {
+                                StoreError::Conflict(format!("incident {id} is already {s}"))
+                            }
+                            None => StoreError::NotFound(format!("incident {id}")),
+                        });
+                    };
+                    let incident = row.into_domain()?;
+                    let mut pending = Pending::default();
+                    pending.timeline.push(NewTimeline::new(
+                        &incident,
+                        now,
+                        format!("cancelled: {reason}"),
+                        actor,
+                    ));
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(incident)
+                }
+
+                async fn steward_sees_elder(
+                    &self,
+                    steward: &StewardId,
+                    elder: &ElderId,
+                ) -> StoreResult<bool> {
+                    // Assigned incidents only, for now: when dispatch adds
+                    // the offers table, an offer (even declined or
+                    // expired) must grant the same sight.
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM incidents WHERE elder_id = $1 AND steward_id = $2",
+                    )
+                    .bind(elder.as_str())
+                    .bind(steward.as_str())
+                    .fetch_one(&self.pool)
+                    .await
+                    .db()?;
+                    Ok(n > 0)
+                }
+
+                async fn open_incident(&self, key: &DedupKey) -> StoreResult<Option<Incident>> {
+                    let row: Option<IncidentRow> = sqlx::query_as(
+                        "SELECT * FROM incidents
+                         WHERE dedup_key = $1
+                           AND status IN ('dispatching', 'acknowledged', 'on_site')",
+                    )
+                    .bind(key.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                    row.map(IncidentRow::into_domain).transpose()
+                }
+
+                // --- deadlines ---
+
+                #[tracing::instrument(skip_all, fields(limit = limit))]
+                async fn claim_due(
+                    &self,
+                    now: DateTime<Utc>,
+                    lease: Duration,
+                    limit: i64,
+                ) -> StoreResult<Vec<Deadline>> {
+                    if limit <= 0 {
+                        return Ok(Vec::new());
+                    }
+                    let rows: Vec<DeadlineRow> = sqlx::query_as(concat!(
+                        "UPDATE deadlines SET claimed_until = $2
+                         WHERE key IN (
+                             SELECT key FROM deadlines
+                             WHERE due_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1)
+                             ORDER BY due_at LIMIT $3 ",
+                        $lock,
+                        ")
+                         RETURNING key, due_at, effects"
+                    ))
+                    .bind(now)
+                    .bind(now + lease)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    let mut due = all(rows, DeadlineRow::into_domain)?;
+                    // RETURNING has no order.
+                    due.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.key.cmp(&b.key)));
+                    Ok(due)
+                }
+
+                #[tracing::instrument(skip_all, fields(key = %deadline.key))]
+                async fn fire_deadline(
+                    &self,
+                    deadline: &Deadline,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Vec<Applied>> {
+                    let mut tx = self.begin_write().await.db()?;
+                    // Only the deadline that was claimed: if it was
+                    // unscheduled (a bed return) or moved (a new bed exit)
+                    // since, or another instance fired it after our lease
+                    // ran out, there is nothing to do.
+                    let row: Option<DeadlineRow> = sqlx::query_as(
+                        "DELETE FROM deadlines WHERE key = $1 AND due_at = $2
+                         RETURNING key, due_at, effects",
+                    )
+                    .bind(&deadline.key)
+                    .bind(deadline.due_at)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?;
+                    let Some(row) = row else {
+                        return Ok(Vec::new());
+                    };
+                    let stored = row.into_domain()?;
+                    let mut pending = Pending::default();
+                    let applied =
+                        Self::apply_effects(&mut tx, &stored.effects, "system", now, &mut pending)
+                            .await?;
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(applied)
+                }
+
+                async fn deadlines(&self) -> StoreResult<Vec<Deadline>> {
+                    let rows: Vec<DeadlineRow> = sqlx::query_as(
+                        "SELECT key, due_at, effects FROM deadlines ORDER BY due_at, key",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    all(rows, DeadlineRow::into_domain)
+                }
+            }
+        };
+    };
+}
+pub(crate) use sql_store;
+
+/// The `Invalid` message for a device whose elder does not exist.
+pub(crate) fn missing_elder(device: &Device) -> String {
+    match &device.elder_id {
+        Some(e) => format!("elder {e} does not exist"),
+        None => format!("device {} refers to something missing", device.id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::domain::EventId;
+    use protocol::{EventMessage, EventType};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn event(device: &str, id: &str) -> IncomingEvent {
+        IncomingEvent {
+            device_id: DeviceId::parse(device).unwrap(),
+            message: EventMessage::new(
+                EventId::parse(id).unwrap(),
+                EventType::CallPressed,
+                at("2026-11-28T16:00:00Z"),
+            ),
+            received_at: at("2026-11-28T16:00:00Z"),
+            rate_limited: false,
+        }
+    }
+
+    #[test]
+    fn limits_default_and_cap() {
+        assert_eq!(clamp_limit(0), DEFAULT_LIMIT);
+        assert_eq!(clamp_limit(-5), DEFAULT_LIMIT);
+        assert_eq!(clamp_limit(7), 7);
+        assert_eq!(clamp_limit(1_000_000), MAX_LIMIT);
+    }
+
+    #[test]
+    fn only_the_first_of_a_repeat_is_offered() {
+        let batch = [
+            event("a", "1"),
+            event("b", "1"),
+            event("a", "1"),
+            event("a", "2"),
+        ];
+        assert_eq!(first_occurrences(&batch), vec![true, true, false, true]);
+    }
+
+    #[test]
+    fn the_newest_heartbeat_wins() {
+        let beat = |id: &str, t: &str, pct: u8| Heartbeat {
+            device_id: DeviceId::parse(id).unwrap(),
+            last_seen: at(t),
+            online: true,
+            battery_pct: Some(pct),
+            rssi_dbm: None,
+            fw: None,
+        };
+        let beats = [
+            beat("b", "2026-11-28T16:00:00Z", 1),
+            beat("a", "2026-11-28T16:01:00Z", 2),
+            beat("a", "2026-11-28T16:00:00Z", 3),
+        ];
+        let newest: Vec<_> = newest_per_device(&beats)
+            .into_iter()
+            .map(|b| (b.device_id.as_str(), b.battery_pct))
+            .collect();
+        assert_eq!(newest, vec![("a", Some(2)), ("b", Some(1))]);
+    }
+
+    #[test]
+    fn an_event_is_named_by_its_first_effect_that_acted() {
+        let recorded = Applied {
+            action: EventAction::Recorded,
+            incident: None,
+        };
+        let scheduled = Applied {
+            action: EventAction::Scheduled,
+            incident: None,
+        };
+        assert_eq!(
+            first_that_acted(vec![recorded.clone(), scheduled.clone()]),
+            scheduled
+        );
+        assert_eq!(first_that_acted(vec![recorded.clone()]), recorded);
+        assert_eq!(first_that_acted(vec![]), recorded);
+    }
+}

@@ -1,0 +1,436 @@
+//! Rows as the tables hold them, and their conversion into domain types.
+//!
+//! Each struct derives `sqlx::FromRow`, which is generic over the row
+//! type, so one struct reads a row from either backend. Column types
+//! follow PostgreSQL's strict decoding (`INTEGER` is `i32`, `BIGINT` and
+//! `COUNT(*)` are `i64`); SQLite decodes either. Anything a row holds that
+//! the domain would refuse (bad JSON, an unknown enum spelling, an id off
+//! the alphabet) becomes [`StoreError::Corrupt`] naming the row and field,
+//! never a panic.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use super::sql::to_json;
+use super::{Deadline, Liveness, StoreError, StoreResult, StoredEvent, UnknownDevice};
+use crate::domain::{
+    Device, DeviceId, Elder, ElderId, EventId, Incident, IncidentId, LatLon, Steward, StewardId,
+    TimelineEntry, User,
+};
+
+/// Where a bad value was found, so `Corrupt` says which row to fix.
+struct At<'a> {
+    table: &'static str,
+    id: &'a str,
+}
+
+impl At<'_> {
+    fn ok<T, E: Display>(&self, field: &str, r: Result<T, E>) -> StoreResult<T> {
+        r.map_err(|e| StoreError::Corrupt(format!("{} {}: {field}: {e}", self.table, self.id)))
+    }
+
+    fn json<T: DeserializeOwned>(&self, field: &str, text: &str) -> StoreResult<T> {
+        self.ok(field, serde_json::from_str(text))
+    }
+
+    fn text<T: FromStr<Err = String>>(&self, field: &str, text: &str) -> StoreResult<T> {
+        self.ok(field, text.parse())
+    }
+
+    fn opt_id<T, E: Display>(
+        &self,
+        field: &str,
+        text: Option<String>,
+        parse: impl FnOnce(String) -> Result<T, E>,
+    ) -> StoreResult<Option<T>> {
+        text.map(|s| self.ok(field, parse(s))).transpose()
+    }
+}
+
+/// `elders` as stored: lists and objects are JSON text.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ElderRow {
+    id: String,
+    name: String,
+    birth_year: i32,
+    address: String,
+    lat: f64,
+    lon: f64,
+    grid: String,
+    conditions: String,
+    medications: String,
+    risks: String,
+    lives_alone: bool,
+    languages: String,
+    contacts: String,
+    notes: String,
+    limits: String,
+}
+
+impl ElderRow {
+    pub(crate) fn into_domain(self) -> StoreResult<Elder> {
+        let at = At {
+            table: "elder",
+            id: &self.id,
+        };
+        Ok(Elder {
+            id: at.ok("id", ElderId::parse(self.id.clone()))?,
+            location: at.ok("lat/lon", LatLon::new(self.lat, self.lon))?,
+            conditions: at.json("conditions", &self.conditions)?,
+            medications: at.json("medications", &self.medications)?,
+            risks: at.json("risks", &self.risks)?,
+            languages: at.json("languages", &self.languages)?,
+            contacts: at.json("contacts", &self.contacts)?,
+            limits: at.json("limits", &self.limits)?,
+            name: self.name,
+            birth_year: self.birth_year,
+            address: self.address,
+            grid: self.grid,
+            lives_alone: self.lives_alone,
+            notes: self.notes,
+        })
+    }
+}
+
+/// An elder's list and object fields as JSON text, ready to bind.
+pub(crate) struct ElderJson {
+    pub conditions: String,
+    pub medications: String,
+    pub risks: String,
+    pub languages: String,
+    pub contacts: String,
+    pub limits: String,
+}
+
+impl ElderJson {
+    pub(crate) fn of(e: &Elder) -> StoreResult<Self> {
+        Ok(Self {
+            conditions: to_json("conditions", &e.conditions)?,
+            medications: to_json("medications", &e.medications)?,
+            risks: to_json("risks", &e.risks)?,
+            languages: to_json("languages", &e.languages)?,
+            contacts: to_json("contacts", &e.contacts)?,
+            limits: to_json("limits", &e.limits)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeviceRow {
+    id: String,
+    elder_id: Option<String>,
+    kind: String,
+    heartbeat_s: i32,
+    online: bool,
+    last_seen: Option<DateTime<Utc>>,
+    battery_pct: Option<i32>,
+    rssi_dbm: Option<i32>,
+    fw: Option<String>,
+}
+
+impl DeviceRow {
+    pub(crate) fn into_domain(self) -> StoreResult<Device> {
+        let at = At {
+            table: "device",
+            id: &self.id,
+        };
+        Ok(Device {
+            id: at.ok("id", DeviceId::parse(self.id.clone()))?,
+            elder_id: at.opt_id("elder_id", self.elder_id, ElderId::parse)?,
+            kind: at.text("kind", &self.kind)?,
+            heartbeat_s: at.ok("heartbeat_s", u32::try_from(self.heartbeat_s))?,
+            battery_pct: self
+                .battery_pct
+                .map(|b| at.ok("battery_pct", u8::try_from(b)))
+                .transpose()?,
+            rssi_dbm: self
+                .rssi_dbm
+                .map(|r| at.ok("rssi_dbm", i16::try_from(r)))
+                .transpose()?,
+            online: self.online,
+            last_seen: self.last_seen,
+            fw: self.fw,
+        })
+    }
+}
+
+/// A device's heartbeat interval as the `INTEGER` column holds it.
+pub(crate) fn heartbeat_s(d: &Device) -> StoreResult<i32> {
+    i32::try_from(d.heartbeat_s)
+        .map_err(|_| StoreError::Invalid(format!("heartbeat_s {} is too large", d.heartbeat_s)))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct StewardRow {
+    id: String,
+    name: String,
+    phone: String,
+    grid: String,
+    skills: String,
+    languages: String,
+    on_duty: bool,
+    status: String,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    location_at: Option<DateTime<Utc>>,
+    accuracy_m: Option<f64>,
+}
+
+impl StewardRow {
+    pub(crate) fn into_domain(self) -> StoreResult<Steward> {
+        let at = At {
+            table: "steward",
+            id: &self.id,
+        };
+        Ok(Steward {
+            id: at.ok("id", StewardId::parse(self.id.clone()))?,
+            skills: at.json("skills", &self.skills)?,
+            languages: at.json("languages", &self.languages)?,
+            status: at.text("status", &self.status)?,
+            name: self.name,
+            phone: self.phone,
+            grid: self.grid,
+            on_duty: self.on_duty,
+            lat: self.lat,
+            lon: self.lon,
+            location_at: self.location_at,
+            accuracy_m: self.accuracy_m,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    username: String,
+    password_hash: String,
+    role: String,
+    steward_id: Option<String>,
+}
+
+impl UserRow {
+    pub(crate) fn into_domain(self) -> StoreResult<User> {
+        let at = At {
+            table: "user",
+            id: &self.username,
+        };
+        Ok(User {
+            role: at.text("role", &self.role)?,
+            steward_id: at.opt_id("steward_id", self.steward_id, StewardId::parse)?,
+            username: self.username,
+            password_hash: self.password_hash,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct IncidentRow {
+    id: String,
+    elder_id: Option<String>,
+    device_id: Option<String>,
+    kind: String,
+    priority: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    on_site_at: Option<DateTime<Utc>>,
+    resolved_at: Option<DateTime<Utc>>,
+    steward_id: Option<String>,
+    escalation_level: i32,
+    outcome: Option<String>,
+    notes: Option<String>,
+    event_count: i64,
+    last_event_at: DateTime<Utc>,
+    summary: String,
+}
+
+impl IncidentRow {
+    pub(crate) fn into_domain(self) -> StoreResult<Incident> {
+        let at = At {
+            table: "incident",
+            id: &self.id,
+        };
+        Ok(Incident {
+            id: at.ok("id", IncidentId::parse(self.id.clone()))?,
+            elder_id: at.opt_id("elder_id", self.elder_id, ElderId::parse)?,
+            device_id: at.opt_id("device_id", self.device_id, DeviceId::parse)?,
+            kind: at.text("kind", &self.kind)?,
+            priority: at.text("priority", &self.priority)?,
+            status: at.text("status", &self.status)?,
+            steward_id: at.opt_id("steward_id", self.steward_id, StewardId::parse)?,
+            outcome: self
+                .outcome
+                .as_deref()
+                .map(|o| at.text("outcome", o))
+                .transpose()?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            acknowledged_at: self.acknowledged_at,
+            on_site_at: self.on_site_at,
+            resolved_at: self.resolved_at,
+            escalation_level: self.escalation_level,
+            notes: self.notes,
+            event_count: self.event_count,
+            last_event_at: self.last_event_at,
+            summary: self.summary,
+        })
+    }
+}
+
+/// Converts a list of rows, failing on the first bad one.
+pub(crate) fn all<R, T>(rows: Vec<R>, f: impl Fn(R) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    rows.into_iter().map(f).collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TimelineRow {
+    at: DateTime<Utc>,
+    what: String,
+    actor: String,
+}
+
+impl TimelineRow {
+    pub(crate) fn into_domain(self) -> TimelineEntry {
+        TimelineEntry {
+            at: self.at,
+            what: self.what,
+            actor: self.actor,
+        }
+    }
+}
+
+/// A timeline line waiting to be written with the rest of its
+/// transaction's lines in one statement.
+#[derive(Debug)]
+pub(crate) struct NewTimeline {
+    pub incident_id: String,
+    pub at: DateTime<Utc>,
+    pub what: String,
+    pub actor: String,
+}
+
+impl NewTimeline {
+    pub(crate) fn new(incident: &Incident, at: DateTime<Utc>, what: String, actor: &str) -> Self {
+        Self {
+            incident_id: incident.id.to_string(),
+            at,
+            what,
+            actor: actor.to_owned(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    device_id: String,
+    event_id: String,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    ts: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    data: String,
+    elder_id: Option<String>,
+    action: String,
+    incident_id: Option<String>,
+}
+
+impl EventRow {
+    pub(crate) fn into_domain(self) -> StoreResult<StoredEvent> {
+        let key = format!("{}/{}", self.device_id, self.event_id);
+        let at = At {
+            table: "event",
+            id: &key,
+        };
+        Ok(StoredEvent {
+            device_id: at.ok("device_id", DeviceId::parse(self.device_id.clone()))?,
+            event_id: at.ok("event_id", EventId::parse(self.event_id.clone()))?,
+            data: at.json("data", &self.data)?,
+            elder_id: at.opt_id("elder_id", self.elder_id, ElderId::parse)?,
+            action: at.text("action", &self.action)?,
+            incident_id: at.opt_id("incident_id", self.incident_id, IncidentId::parse)?,
+            event_type: self.event_type,
+            ts: self.ts,
+            received_at: self.received_at,
+        })
+    }
+}
+
+/// The row `RETURNING` gives for each newly stored event.
+#[derive(sqlx::FromRow)]
+pub(crate) struct InsertedEvent {
+    pub seq: i64,
+    pub device_id: String,
+    pub event_id: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UnknownDeviceRow {
+    device_id: String,
+    events: i64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    last_type: Option<String>,
+}
+
+impl UnknownDeviceRow {
+    pub(crate) fn into_domain(self) -> StoreResult<UnknownDevice> {
+        let at = At {
+            table: "event of device",
+            id: &self.device_id,
+        };
+        Ok(UnknownDevice {
+            device_id: at.ok("device_id", DeviceId::parse(self.device_id.clone()))?,
+            events: self.events,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            last_type: self.last_type.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct LivenessRow {
+    id: String,
+    last_seen: Option<DateTime<Utc>>,
+    online: bool,
+    heartbeat_s: i32,
+}
+
+impl LivenessRow {
+    pub(crate) fn into_domain(self) -> StoreResult<Liveness> {
+        let at = At {
+            table: "device",
+            id: &self.id,
+        };
+        Ok(Liveness {
+            device_id: at.ok("id", DeviceId::parse(self.id.clone()))?,
+            heartbeat_s: at.ok("heartbeat_s", u32::try_from(self.heartbeat_s))?,
+            last_seen: self.last_seen,
+            online: self.online,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeadlineRow {
+    key: String,
+    due_at: DateTime<Utc>,
+    effects: String,
+}
+
+impl DeadlineRow {
+    pub(crate) fn into_domain(self) -> StoreResult<Deadline> {
+        let at = At {
+            table: "deadline",
+            id: &self.key,
+        };
+        Ok(Deadline {
+            effects: at.json("effects", &self.effects)?,
+            key: self.key,
+            due_at: self.due_at,
+        })
+    }
+}
