@@ -121,6 +121,9 @@ struct TestApp {
     state: AppState,
     /// The bootstrap admin's token.
     admin: String,
+    /// The store's URL, for the one test that must write what no store
+    /// method writes yet (an assignment; dispatch will own that).
+    url: String,
     _db: Db,
 }
 
@@ -174,6 +177,7 @@ async fn spawn_with(backend: Backend, clock: Clock) -> Option<TestApp> {
         router: api::router(state.clone()),
         state,
         admin: String::new(),
+        url,
         _db: db,
     };
     app.admin = app.login("admin", ADMIN_PASSWORD).await;
@@ -292,6 +296,34 @@ impl TestApp {
         .clone()
     }
 
+    /// Assigns an incident to a steward behind the API's back: no store
+    /// method does it until dispatch (accept, assign) lands.
+    async fn assign(&self, incident: &Incident, steward: &str) {
+        let sql = "UPDATE incidents SET steward_id = $1, status = 'acknowledged' WHERE id = $2";
+        let n = if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.expect("sqlite");
+            let r = sqlx::query(sql)
+                .bind(steward)
+                .bind(incident.id.as_str())
+                .execute(&pool)
+                .await
+                .expect("assign");
+            pool.close().await;
+            r.rows_affected()
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.expect("postgres");
+            let r = sqlx::query(sql)
+                .bind(steward)
+                .bind(incident.id.as_str())
+                .execute(&pool)
+                .await
+                .expect("assign");
+            pool.close().await;
+            r.rows_affected()
+        };
+        assert_eq!(n, 1);
+    }
+
     /// Opens an incident the way ingest would, through the store.
     async fn raise(&self, elder: &str, kind: IncidentKind) -> Incident {
         let elder = ElderId::parse(elder).expect("id");
@@ -365,6 +397,8 @@ on_both!(
     bad_input_is_never_a_500,
     events_and_unknown_devices,
     incidents_list_read_cancel,
+    a_steward_sees_their_incident_and_its_elder,
+    ingested_events_and_unknown_devices,
 );
 
 // --- scenarios ---
@@ -1387,4 +1421,144 @@ async fn incidents_list_read_cancel(app: &TestApp) {
         "the cancel is on the timeline as the supervisor: {timeline:?}"
     );
     assert_eq!(only("status=cancelled").await, vec![call.id.to_string()]);
+}
+
+async fn a_steward_sees_their_incident_and_its_elder(app: &TestApp) {
+    app.elder("e-1").await;
+    app.elder("e-2").await;
+    app.steward("s-1").await;
+    app.steward("s-2").await;
+    let dawa = app.user("dawa", "steward", Some("s-1")).await;
+    let pema = app.user("pema", "steward", Some("s-2")).await;
+    let mine = app.raise("e-1", IncidentKind::Fall).await;
+    let other = app.raise("e-2", IncidentKind::Call).await;
+    app.assign(&mine, "s-1").await;
+    app.assign(&other, "s-2").await;
+
+    // Their incident, and only theirs.
+    let list = app.get("/api/v1/incidents", &dawa).await;
+    let ids: Vec<_> = list
+        .ok(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(mine.id.to_string())]);
+    let r = app
+        .get(&format!("/api/v1/incidents/{}", mine.id), &dawa)
+        .await;
+    assert_eq!(r.ok(200)["steward_id"], "s-1");
+    app.get(&format!("/api/v1/incidents/{}", other.id), &dawa)
+        .await
+        .err(403, "forbidden");
+    // Filters narrow a steward's list; they never widen it.
+    let r = app.get("/api/v1/incidents?elder_id=e-2", &dawa).await;
+    assert_eq!(r.ok(200), &json!([]));
+
+    // Their incident's elder, and only that one.
+    let r = app.get("/api/v1/elders/e-1", &dawa).await;
+    assert_eq!(
+        r.ok(200)["medications"],
+        json!(["amlodipine 5 mg, morning"])
+    );
+    app.get("/api/v1/elders/e-2", &dawa)
+        .await
+        .err(403, "forbidden");
+    let r = app.get("/api/v1/elders", &dawa).await;
+    let ids: Vec<_> = r
+        .ok(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("e-1")]);
+    let r = app.get("/api/v1/elders", &pema).await;
+    let ids: Vec<_> = r
+        .ok(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("e-2")]);
+
+    // Still no cancelling, nor changing the elder.
+    app.post(
+        &format!("/api/v1/incidents/{}/cancel", mine.id),
+        &dawa,
+        json!({"reason": "x"}),
+    )
+    .await
+    .err(403, "forbidden");
+    app.patch("/api/v1/elders/e-1", &dawa, json!({"notes": "x"}))
+        .await
+        .err(403, "forbidden");
+}
+
+async fn ingested_events_and_unknown_devices(app: &TestApp) {
+    use eldercare_dispatcher::domain::DeviceId;
+    use eldercare_dispatcher::store::IncomingEvent;
+
+    app.elder("e-1").await;
+    app.post(
+        "/api/v1/devices",
+        &app.admin,
+        json!({"id": "btn-1", "elder_id": "e-1", "kind": "call_button"}),
+    )
+    .await
+    .ok(201);
+    let now = app.state.clock.now();
+    let event = |device: &str, id: &str, secs: i64| {
+        IncomingEvent {
+        device_id: DeviceId::parse(device).unwrap(),
+        message: serde_json::from_value(json!({
+            "event_id": id, "type": "call.pressed", "ts": (now - Duration::seconds(secs)).to_rfc3339()
+        }))
+        .unwrap(),
+        received_at: now - Duration::seconds(secs),
+        rate_limited: false,
+    }
+    };
+    app.state
+        .store
+        .ingest(
+            &[
+                event("btn-1", "ev-1", 30),
+                event("ghost-1", "ev-2", 20),
+                event("btn-1", "ev-1", 30),
+            ],
+            &app.state.rules,
+        )
+        .await
+        .expect("ingest");
+
+    let sup = app.user("sup", "supervisor", None).await;
+    let r = app.get("/api/v1/events", &sup).await;
+    let events = r.ok(200).as_array().unwrap().clone();
+    assert_eq!(events.len(), 2, "each once: {events:?}");
+    assert_eq!(events[0]["device_id"], "ghost-1", "newest first");
+    assert_eq!(events[1]["type"], "call.pressed");
+    assert_eq!(events[1]["action"], "opened");
+    let r = app.get("/api/v1/events?device_id=btn-1", &sup).await;
+    assert_eq!(r.ok(200).as_array().unwrap().len(), 1);
+    let since = (now - Duration::seconds(25)).to_rfc3339();
+    let r = app
+        .get(
+            &format!("/api/v1/events?since={}", since.replace('+', "%2B")),
+            &sup,
+        )
+        .await;
+    assert_eq!(r.ok(200).as_array().unwrap().len(), 1);
+    let r = app.get("/api/v1/events?limit=1", &sup).await;
+    assert_eq!(r.ok(200).as_array().unwrap().len(), 1);
+
+    let r = app.get("/api/v1/unknown-devices", &sup).await;
+    let unknown = r.ok(200).as_array().unwrap().clone();
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0]["device_id"], "ghost-1");
+
+    let r = app.get("/api/v1/incidents?kind=call", &sup).await;
+    assert_eq!(r.ok(200).as_array().unwrap().len(), 1);
 }

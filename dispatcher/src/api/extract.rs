@@ -72,33 +72,25 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Parses JSON text: broken JSON is a 400 `invalid_json`, JSON that does
 /// not fit `T` a 422 `invalid_body` naming the field.
+///
+/// Two steps, text to `Value` then `Value` to `T`, so that `{}}` is
+/// reported as the broken JSON it is rather than as a missing field
+/// (a single pass stops at the first error, whichever it meets first).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        json_error(&path, e.into_inner())
-    })?;
-    de.end().map_err(|e| json_error("", e))?;
-    Ok(value)
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
+            code: "invalid_json",
+            message: format!("the body is not valid JSON: {e}"),
+        })?;
+    from_value(value)
 }
 
 /// Deserializes an already parsed value (a merged patch) the same way.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        json_error(&path, e.into_inner())
+        ApiError::invalid_body(&path, e.into_inner())
     })
-}
-
-fn json_error(path: &str, e: serde_json::Error) -> ApiError {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Data => ApiError::invalid_body(path, e),
-        Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest {
-            code: "invalid_json",
-            message: format!("the body is not valid JSON: {e}"),
-        },
-    }
 }
 
 /// Path parameters; one that does not parse is a 400 naming it.
@@ -193,6 +185,11 @@ mod tests {
         let e = parse_json::<Body>(b"{\"name\": ").unwrap_err();
         assert_eq!(code_of(&e), "invalid_json");
         let e = parse_json::<Body>(b"{\"name\": \"a\", \"n\": 1} trailing").unwrap_err();
+        assert_eq!(code_of(&e), "invalid_json");
+        let e = parse_json::<Body>(b"{}}").unwrap_err();
+        assert_eq!(code_of(&e), "invalid_json");
+        let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+        let e = parse_json::<Body>(deep.as_bytes()).unwrap_err();
         assert_eq!(code_of(&e), "invalid_json");
 
         let e = parse_json::<Body>(b"{\"name\": \"a\", \"n\": \"x\"}").unwrap_err();
