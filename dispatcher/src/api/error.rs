@@ -27,6 +27,19 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: String },
     #[error("{0}")]
     TooManyRequests(String),
+    /// As `TooManyRequests`, telling the client when to try again
+    /// (`Retry-After`): a locked-out login.
+    #[error("{message}")]
+    RetryLater { message: String, retry_after_s: u64 },
+    /// The body is over the size limit ([`super::BODY_LIMIT`]).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The body is not `application/json`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The path exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The store or the broker is down; the client may retry.
     #[error("{0}")]
     Unavailable(String),
@@ -63,6 +76,37 @@ impl ApiError {
         }
     }
 
+    /// A body that parsed as JSON but does not fit: a wrong type, a
+    /// missing or unknown field, a value out of range. `field` is the JSON
+    /// path (`contacts[0].phone`) so a client can point at it.
+    pub fn invalid_body(field: &str, problem: impl std::fmt::Display) -> Self {
+        let message = if field.is_empty() || field == "." {
+            problem.to_string()
+        } else {
+            format!("{field}: {problem}")
+        };
+        Self::Unprocessable {
+            code: "invalid_body",
+            message,
+        }
+    }
+
+    /// A query parameter that cannot be used, naming it.
+    pub fn invalid_query(param: &str, problem: impl std::fmt::Display) -> Self {
+        Self::BadRequest {
+            code: "invalid_query",
+            message: format!("query parameter {param}: {problem}"),
+        }
+    }
+
+    /// A conflict with a stable code (`not_open`, `duplicate`, …).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &str) {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
@@ -71,7 +115,14 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
-            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::TooManyRequests(_) | Self::RetryLater { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            }
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -90,7 +141,25 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::RetryLater { retry_after_s, .. } => {
+                headers.insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(retry_after_s),
+                );
+            }
+            // RFC 6750: say which scheme to use.
+            Self::Unauthorized(_) => {
+                headers.insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            _ => {}
+        }
+        response
     }
 }
 

@@ -1,9 +1,42 @@
 //! The HTTP API (API.md): one router per resource, all sharing [`AppState`].
+//!
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/api/openapi.json`.
+//! - [`auth`]: login, sessions, the [`auth::AuthUser`] extractor and role
+//!   checks, the first admin.
+//! - [`elders`], [`devices`], [`stewards`], [`users`]: the registry.
+//! - [`events`]: stored device events and unknown devices.
+//! - [`incidents`]: list, read, cancel.
+//!
+//! Shared pieces: [`error`] (the one error type and body), [`extract`]
+//! (body, path and query extractors that never answer in plain text),
+//! [`query`] (query parameters parsed by name), [`patch`] (JSON merge
+//! patch), [`validate`], [`routes`] (a router that remembers its routes
+//! for the OpenAPI test) and [`openapi`].
 
+pub mod auth;
+pub mod devices;
+pub mod elders;
 pub mod error;
+pub mod events;
+pub mod extract;
+pub mod incidents;
+pub mod openapi;
+pub mod ops;
+pub mod patch;
+pub mod query;
+pub mod routes;
+pub mod stewards;
+pub mod users;
+pub mod validate;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, Uri};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -11,7 +44,13 @@ use crate::rules::RuleBook;
 use crate::settings::Settings;
 use crate::store::Store;
 
+pub use auth::{AuthUser, bootstrap_admin};
 pub use error::ApiError;
+pub use routes::Routes;
+
+/// The largest request body: an elder with every field filled in is a few
+/// KiB; anything near this is a mistake or an attack.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -24,9 +63,135 @@ pub struct AppState {
     /// Set by the MQTT loop while it holds a broker connection; `/readyz`
     /// reports it.
     pub broker_connected: Arc<AtomicBool>,
+    /// Failed-login counts and the password-hashing pool: process-wide
+    /// state that login needs and that each test's app must have its own
+    /// of (a global would let one test's lockout leak into another).
+    pub login_guard: Arc<auth::LoginGuard>,
+}
+
+impl AppState {
+    /// A state with a fresh [`auth::LoginGuard`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: Arc<Settings>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        rules: Arc<RuleBook>,
+        broker_connected: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            store,
+            settings,
+            clock,
+            metrics,
+            rules,
+            broker_connected,
+            login_guard: Arc::default(),
+        }
+    }
+}
+
+/// Every route, with its table (for the OpenAPI test).
+pub fn routes() -> Routes {
+    Routes::new()
+        .merge(ops::routes())
+        .merge(auth::routes())
+        .merge(elders::routes())
+        .merge(devices::routes())
+        .merge(stewards::routes())
+        .merge(users::routes())
+        .merge(events::routes())
+        .merge(incidents::routes())
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new().with_state(state)
+    routes()
+        .into_router()
+        // After the routes: it applies to those already added.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal(
+                "the request failed; it was logged".into(),
+            ))
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                // Method and path only: a query may hold `access_token`.
+                .make_span_with(|req: &Request| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route {}; see /api/openapi.json", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{method} is not allowed on {}; see /api/openapi.json",
+        uri.path()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use utoipa::OpenApi;
+
+    use super::openapi::ApiDoc;
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_back() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let documented: BTreeSet<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| {
+                        [
+                            "get", "post", "put", "patch", "delete", "head", "options", "trace",
+                        ]
+                        .contains(&k.as_str())
+                    })
+                    .map(move |m| (m.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = super::routes()
+            .table()
+            .iter()
+            .map(|(m, p)| (m.to_string(), (*p).to_owned()))
+            .collect();
+        let undocumented: Vec<_> = routed.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes missing from the document: {undocumented:?}"
+        );
+        assert!(
+            unrouted.is_empty(),
+            "documented but not routed: {unrouted:?}"
+        );
+        assert!(routed.len() >= 29, "{}", routed.len());
+    }
+
+    #[test]
+    fn the_document_declares_bearer_auth() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        assert!(doc["components"]["schemas"]["Elder"].is_object());
+        assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    }
 }

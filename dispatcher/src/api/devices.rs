@@ -1,0 +1,253 @@
+//! `/api/v1/devices`: the call buttons, pendants and sensors in elders'
+//! homes. Supervisors and admins manage them (the dashboard does);
+//! stewards have no business here. Health fields (`online`, `last_seen`,
+//! `battery_pct`, `rssi_dbm`, `fw`) are the heartbeats' to write.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::auth::Supervisor;
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath};
+use super::patch::{self, ReadOnly};
+use super::routes::Routes;
+use super::{ApiError, AppState};
+use crate::domain::{Device, DeviceId, DeviceKind, ElderId};
+use crate::store::StoreError;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/v1/devices", list)
+        .post("/api/v1/devices", create)
+        .get("/api/v1/devices/{id}", read)
+        .patch("/api/v1/devices/{id}", update)
+        .delete("/api/v1/devices/{id}", remove)
+}
+
+/// The devices routes alone.
+pub fn router() -> axum::Router<AppState> {
+    routes().into_router()
+}
+
+/// The longest heartbeat interval a device may promise: a week.
+pub const MAX_HEARTBEAT_S: u32 = 7 * 24 * 3600;
+
+/// A device as a client registers one: what the installer knows.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    /// The device's MQTT client id: `[A-Za-z0-9_-]{1,64}`.
+    #[schema(value_type = String)]
+    pub id: DeviceId,
+    /// The elder whose home it is in; absent while in stock.
+    #[serde(default)]
+    pub elder_id: Option<ElderId>,
+    pub kind: DeviceKind,
+    /// Seconds between heartbeats the device promises; the site default
+    /// when absent.
+    #[serde(default)]
+    pub heartbeat_s: Option<u32>,
+}
+
+impl NewDevice {
+    fn validate(self, default_heartbeat_s: u32) -> Result<Device, ApiError> {
+        let heartbeat_s = self.heartbeat_s.unwrap_or(default_heartbeat_s);
+        if !(1..=MAX_HEARTBEAT_S).contains(&heartbeat_s) {
+            return Err(ApiError::invalid_body(
+                "heartbeat_s",
+                format!("{heartbeat_s} is not between 1 and {MAX_HEARTBEAT_S}"),
+            ));
+        }
+        Ok(Device {
+            id: self.id,
+            elder_id: self.elder_id,
+            kind: self.kind,
+            heartbeat_s,
+            online: false,
+            last_seen: None,
+            battery_pct: None,
+            rssi_dbm: None,
+            fw: None,
+        })
+    }
+}
+
+const READ_ONLY: &[ReadOnly] = &[
+    ReadOnly {
+        field: "online",
+        hint: "the device's heartbeats set it",
+    },
+    ReadOnly {
+        field: "last_seen",
+        hint: "the device's heartbeats set it",
+    },
+    ReadOnly {
+        field: "battery_pct",
+        hint: "the device's heartbeats set it",
+    },
+    ReadOnly {
+        field: "rssi_dbm",
+        hint: "the device's heartbeats set it",
+    },
+    ReadOnly {
+        field: "fw",
+        hint: "the device's heartbeats set it",
+    },
+];
+
+fn store_error(e: StoreError, id: &DeviceId) -> ApiError {
+    match e {
+        StoreError::Conflict(_) => {
+            ApiError::conflict("already_exists", format!("device {id} already exists"))
+        }
+        StoreError::Invalid(m) => ApiError::Unprocessable {
+            code: "invalid_body",
+            message: format!("elder_id: {m}"),
+        },
+        e => e.into(),
+    }
+}
+
+async fn load(state: &AppState, id: &DeviceId) -> Result<Device, ApiError> {
+    state
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {id} not found")))
+}
+
+/// Every registered device with its last known health.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Device>), (status = 403, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user = %user.username))]
+pub async fn list(
+    Supervisor(user): Supervisor,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Device>>, ApiError> {
+    Ok(Json(state.store.devices().await?))
+}
+
+/// Registers a device. It is offline until it is heard.
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
+    request_body = NewDevice,
+    responses(
+        (status = 201, body = Device),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "The id is taken", body = ErrorBody),
+        (status = 422, description = "A bad field, or `elder_id` names no elder", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username))]
+pub async fn create(
+    Supervisor(user): Supervisor,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewDevice>,
+) -> Result<(StatusCode, Json<Device>), ApiError> {
+    let device = body.validate(state.settings.ingest.default_heartbeat_s)?;
+    state
+        .store
+        .insert_device(&device)
+        .await
+        .map_err(|e| store_error(e, &device.id))?;
+    tracing::info!(device = %device.id, "device registered");
+    Ok((StatusCode::CREATED, Json(device)))
+}
+
+/// One device.
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 200, body = Device), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
+pub async fn read(
+    Supervisor(user): Supervisor,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<DeviceId>,
+) -> Result<Json<Device>, ApiError> {
+    Ok(Json(load(&state, &id).await?))
+}
+
+/// Changes `elder_id`, `kind` or `heartbeat_s` (JSON merge patch;
+/// `{"elder_id": null}` unbinds the device).
+#[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Device id")),
+    request_body(content = Object, content_type = "application/merge-patch+json",
+        description = "The fields to change: elder_id, kind, heartbeat_s"),
+    responses(
+        (status = 200, body = Device),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "A bad field, or a health field (read only)", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
+pub async fn update(
+    Supervisor(user): Supervisor,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<DeviceId>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<Json<Device>, ApiError> {
+    let current = load(&state, &id).await?;
+    let value = serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let input: NewDevice = patch::apply(value, &body, READ_ONLY)?;
+    let changed = input.validate(current.heartbeat_s)?;
+    let device = Device {
+        elder_id: changed.elder_id,
+        kind: changed.kind,
+        heartbeat_s: changed.heartbeat_s,
+        ..current
+    };
+    state
+        .store
+        .update_device(&device)
+        .await
+        .map_err(|e| store_error(e, &id))?;
+    tracing::info!("device changed");
+    Ok(Json(device))
+}
+
+/// Removes a device. If it keeps sending, it shows up as unknown.
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
+pub async fn remove(
+    Supervisor(user): Supervisor,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<DeviceId>,
+) -> Result<StatusCode, ApiError> {
+    load(&state, &id).await?;
+    state.store.delete_device(&id).await?;
+    tracing::info!("device removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn new_devices_get_the_default_heartbeat_and_no_health() {
+        let d: NewDevice =
+            super::super::extract::from_value(json!({"id": "d-1", "kind": "pendant"})).unwrap();
+        let d = d.validate(60).unwrap();
+        assert_eq!(d.heartbeat_s, 60);
+        assert!(!d.online && d.last_seen.is_none() && d.battery_pct.is_none());
+
+        for bad in [
+            json!({"id": "d 1", "kind": "pendant"}),
+            json!({"id": "d-1", "kind": "toaster"}),
+            json!({"id": "d-1", "kind": "pendant", "online": true}),
+            json!({"id": "d-1", "kind": "pendant", "heartbeat_s": -5}),
+        ] {
+            let e = super::super::extract::from_value::<NewDevice>(bad.clone()).unwrap_err();
+            assert!(matches!(e, ApiError::Unprocessable { .. }), "{bad}: {e:?}");
+        }
+        let d: NewDevice = super::super::extract::from_value(
+            json!({"id": "d-1", "kind": "pendant", "heartbeat_s": 0}),
+        )
+        .unwrap();
+        assert!(d.validate(60).is_err());
+    }
+}

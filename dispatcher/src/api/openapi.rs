@@ -1,0 +1,79 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]`
+//! attributes and the types' `ToSchema`. A test checks it names every
+//! route the router serves.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{auth, devices, elders, events, incidents, ops, stewards, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Eldercare dispatcher",
+        description = "Device events in, stewards out. Errors are \
+            `{\"error\": {\"code\", \"message\"}}`; every `/api/v1` route but login \
+            takes `Authorization: Bearer <token>` from `POST /api/v1/auth/login`.",
+    ),
+    paths(
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        ops::openapi,
+        auth::login,
+        elders::list,
+        elders::create,
+        elders::read,
+        elders::update,
+        elders::remove,
+        devices::list,
+        devices::create,
+        devices::read,
+        devices::update,
+        devices::remove,
+        stewards::list,
+        stewards::create,
+        stewards::read,
+        stewards::update,
+        stewards::set_location,
+        stewards::set_duty,
+        users::list,
+        users::create,
+        users::remove,
+        events::list,
+        events::unknown_devices,
+        incidents::list,
+        incidents::read,
+        incidents::cancel,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "ops", description = "Health, readiness, metrics, this document"),
+        (name = "auth", description = "Logins and tokens"),
+        (name = "elders", description = "Elders: health data, stewards see only their incidents' elders"),
+        (name = "devices", description = "Devices in elders' homes"),
+        (name = "stewards", description = "Stewards, their duty and location"),
+        (name = "users", description = "Logins (admins)"),
+        (name = "events", description = "Stored device events (supervisors)"),
+        (name = "incidents", description = "Incidents"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The `bearer` scheme the paths' `security(("bearer" = []))` name.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("opaque session token")
+                    .build(),
+            ),
+        );
+    }
+}

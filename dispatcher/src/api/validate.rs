@@ -1,0 +1,84 @@
+//! Small checks shared by the input types, each failing with a 422
+//! `invalid_body` that names the field.
+
+use super::ApiError;
+
+/// Trimmed, and not empty.
+pub fn required(field: &str, value: String) -> Result<String, ApiError> {
+    let v = optional(field, value)?;
+    if v.is_empty() {
+        return Err(ApiError::invalid_body(field, "must not be empty"));
+    }
+    Ok(v)
+}
+
+/// Trimmed; may be empty. A NUL character is refused: PostgreSQL cannot
+/// store one in text, and no name or note needs it.
+pub fn optional(field: &str, value: String) -> Result<String, ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid_body(
+            field,
+            "must not contain a NUL character",
+        ));
+    }
+    Ok(value.trim().to_owned())
+}
+
+/// Each entry trimmed and not empty (`languages`, `skills`, …).
+pub fn entries(field: &str, values: Vec<String>) -> Result<Vec<String>, ApiError> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| required(&format!("{field}[{i}]"), v))
+        .collect()
+}
+
+/// A finite, positive number.
+pub fn positive(field: &str, value: Option<f64>) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !v.is_finite() || v <= 0.0 => Err(ApiError::invalid_body(
+            field,
+            format!("{v} must be above 0"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `min` below `max` when both are set.
+pub fn ordered(
+    min_field: &str,
+    min: Option<f64>,
+    max_field: &str,
+    max: Option<f64>,
+) -> Result<(), ApiError> {
+    match (min, max) {
+        (Some(lo), Some(hi)) if lo >= hi => Err(ApiError::invalid_body(
+            min_field,
+            format!("{lo} must be below {max_field} {hi}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks() {
+        assert_eq!(required("name", "  Dawa ".into()).unwrap(), "Dawa");
+        let e = required("name", "  ".into()).unwrap_err();
+        assert_eq!(e.to_string(), "name: must not be empty");
+        let e = entries("languages", vec!["bo".into(), "".into()]).unwrap_err();
+        assert!(e.to_string().starts_with("languages[1]"), "{e}");
+        let e = required("notes", "a\0b".into()).unwrap_err();
+        assert!(e.to_string().contains("NUL"), "{e}");
+        assert!(optional("notes", "\0".into()).is_err());
+        assert_eq!(optional("notes", " ".into()).unwrap(), "");
+        assert!(positive("x", Some(0.0)).is_err());
+        assert!(positive("x", Some(f64::NAN)).is_err());
+        assert!(positive("x", None).is_ok());
+        assert!(ordered("min", Some(5.0), "max", Some(4.0)).is_err());
+        assert!(ordered("min", Some(5.0), "max", None).is_ok());
+    }
+}
