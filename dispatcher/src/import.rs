@@ -186,7 +186,9 @@ impl SiteFile {
             }
             let password = seed.password.clone();
             let password_hash =
-                tokio::task::spawn_blocking(move || crate::passwords::hash(&password)).await??;
+                tokio::task::spawn_blocking(move || crate::api::auth::hash_password(&password))
+                    .await?
+                    .map_err(|e| anyhow::anyhow!("login {}: {e}", seed.username))?;
             let user = User {
                 username: seed.username.clone(),
                 role: seed.role,

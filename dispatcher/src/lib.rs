@@ -29,7 +29,6 @@ pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod mqtt;
-pub mod passwords;
 pub mod rules;
 pub mod settings;
 pub mod startup;

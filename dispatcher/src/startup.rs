@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
-use crate::ingest::{Ingest, IngestDeps, Liveness};
+use crate::ingest::{Ingest, IngestDeps};
 use crate::metrics::Metrics;
 use crate::mqtt::BrokerUrl;
 use crate::rules::RuleBook;
@@ -32,7 +32,6 @@ pub struct Application {
     http_addr: SocketAddr,
     broker: BrokerUrl,
     state: AppState,
-    liveness: Arc<Liveness>,
     /// The admin password when this start created the account with a
     /// random one: printed once.
     pub generated_admin_password: Option<String>,
@@ -52,7 +51,7 @@ impl Application {
                     redact(&settings.database.url)
                 )
             })?;
-        let generated_admin_password = None;
+        let generated_admin_password = api::bootstrap_admin(store.as_ref(), &settings).await?;
 
         let broker = match &settings.mqtt.url {
             Some(url) => {
@@ -69,21 +68,20 @@ impl Application {
         })?;
         let http_addr = listener.local_addr()?;
 
-        let liveness = Arc::new(Liveness::new(settings.ingest.missed_heartbeats));
-        let state = AppState {
+        let rules = Arc::new(RuleBook::new(settings.rules.clone()));
+        let state = AppState::new(
             store,
-            rules: Arc::new(RuleBook::new(settings.rules.clone())),
             settings,
             clock,
-            metrics: Arc::new(Metrics::default()),
-            broker_connected: Arc::new(AtomicBool::new(false)),
-        };
+            Arc::new(Metrics::default()),
+            rules,
+            Arc::new(AtomicBool::new(false)),
+        );
         Ok(Self {
             listener,
             http_addr,
             broker,
             state,
-            liveness,
             generated_admin_password,
         })
     }
@@ -111,9 +109,9 @@ impl Application {
             listener,
             broker,
             state,
-            liveness,
             ..
         } = self;
+        let liveness = state.liveness.clone();
         let listening_since = state.clock.now();
         let ingest_deps = IngestDeps {
             settings: state.settings.clone(),

@@ -151,6 +151,7 @@ pub async fn create(
         .insert_device(&device)
         .await
         .map_err(|e| store_error(e, &device.id))?;
+    state.liveness.track(&device, state.clock.now());
     tracing::info!(device = %device.id, "device registered");
     Ok((StatusCode::CREATED, Json(device)))
 }
@@ -202,6 +203,7 @@ pub async fn update(
         .update_device(&device)
         .await
         .map_err(|e| store_error(e, &id))?;
+    state.liveness.track(&device, state.clock.now());
     tracing::info!("device changed");
     Ok(Json(device))
 }
@@ -218,6 +220,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     load(&state, &id).await?;
     state.store.delete_device(&id).await?;
+    state.liveness.forget(&id);
     tracing::info!("device removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -39,6 +39,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::clock::Clock;
+use crate::ingest::Liveness;
 use crate::metrics::Metrics;
 use crate::rules::RuleBook;
 use crate::settings::Settings;
@@ -67,6 +68,9 @@ pub struct AppState {
     /// state that login needs and that each test's app must have its own
     /// of (a global would let one test's lockout leak into another).
     pub login_guard: Arc<auth::LoginGuard>,
+    /// The in-memory liveness table: registering a device starts its
+    /// heartbeat clock at once instead of at the next refresh.
+    pub liveness: Arc<Liveness>,
 }
 
 impl AppState {
@@ -79,8 +83,10 @@ impl AppState {
         rules: Arc<RuleBook>,
         broker_connected: Arc<AtomicBool>,
     ) -> Self {
+        let liveness = Arc::new(Liveness::new(settings.ingest.missed_heartbeats));
         Self {
             store,
+            liveness,
             settings,
             clock,
             metrics,

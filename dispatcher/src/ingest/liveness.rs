@@ -76,6 +76,25 @@ impl Liveness {
         entries.retain(|id, _| seen.contains(id));
     }
 
+    /// Starts (or updates) tracking a device just registered or changed;
+    /// its silence counts from `now`.
+    pub fn track(&self, device: &crate::domain::Device, now: DateTime<Utc>) {
+        self.entries()
+            .entry(device.id.clone())
+            .and_modify(|e| e.heartbeat_s = device.heartbeat_s)
+            .or_insert(Entry {
+                last_heard: device.last_seen.map_or(now, |t| t.max(now)),
+                heartbeat_s: device.heartbeat_s,
+                offline: false,
+                dirty: None,
+            });
+    }
+
+    /// Stops tracking a device removed from the registry.
+    pub fn forget(&self, device: &DeviceId) {
+        self.entries().remove(device);
+    }
+
     /// A status message arrived. Returns the health change it makes, if any.
     pub fn on_status(
         &self,
