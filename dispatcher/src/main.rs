@@ -70,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
             }
             settings.database.url = format!("sqlite://{}", db.display());
+            demo_broker_port(&mut settings)?;
             let site = SiteFile::from_toml(DEMO_SITE)?;
             serve(settings, Some(site)).await
         }
@@ -131,10 +132,32 @@ async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()>
     app.run_until(startup::shutdown_signal()).await
 }
 
+/// The demo must come up on a machine that already runs a broker on 1883:
+/// it takes a free port instead, and says which.
+fn demo_broker_port(settings: &mut Settings) -> anyhow::Result<()> {
+    #[cfg(feature = "embedded-broker")]
+    if settings.mqtt.url.is_none()
+        && !eldercare_dispatcher::broker::port_is_free(settings.mqtt.embedded_addr)
+    {
+        let taken = settings.mqtt.embedded_addr;
+        let free = std::net::TcpListener::bind((taken.ip(), 0))?.local_addr()?;
+        eprintln!(
+            "port {} is taken (a Mosquitto already running?); the embedded broker uses {free} instead",
+            taken.port()
+        );
+        settings.mqtt.embedded_addr = free;
+    }
+    Ok(())
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ELDERCARE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,sqlx=warn"));
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "info,rumqttd=warn,rumqttd::server::broker=off,sqlx=warn",
+            )
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
