@@ -29,6 +29,8 @@ pub enum Broker {
     /// The machine's Mosquitto (`ELDERCARE_TEST_MQTT_URL`, default
     /// mqtt://127.0.0.1:1883), under a topic root of this test's own.
     Mosquitto,
+    /// A broker of the test's own on this loopback port.
+    Port(u16),
 }
 
 /// Which store a test runs against.
@@ -131,8 +133,11 @@ impl TestApp {
                 ));
                 ("127.0.0.1".to_owned(), port)
             }
-            Broker::Mosquitto => {
-                let (host, port) = mosquitto_addr();
+            Broker::Mosquitto | Broker::Port(_) => {
+                let (host, port) = match options.broker {
+                    Broker::Port(port) => ("127.0.0.1".to_owned(), port),
+                    _ => mosquitto_addr(),
+                };
                 env.push(("ELDERCARE_MQTT_URL".into(), format!("mqtt://{host}:{port}")));
                 (host, port)
             }

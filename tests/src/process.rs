@@ -36,8 +36,19 @@ impl Mosquitto {
     /// queues for a disconnected persistent session up to 100,000
     /// messages (stock Mosquitto stops at 1,000 and drops the rest).
     pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Kills the broker (sessions and queues are lost: persistence is
+    /// off) and starts a new one on the same port.
+    pub fn restart(self) -> Self {
+        let port = self.port;
+        drop(self);
+        Self::start_on(port)
+    }
+
+    fn start_on(port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,

@@ -195,3 +195,39 @@ async fn a_sigkill_mid_burst_loses_and_duplicates_nothing() {
     assert!(process.log_text().contains("stopped"));
     drop(device);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_reconnects_and_resubscribes_when_the_broker_restarts() {
+    use eldercare_tests::app::{Broker, Options, TestApp};
+
+    let mosquitto = Mosquitto::start();
+    let app = TestApp::spawn(Options {
+        broker: Broker::Port(mosquitto.port),
+        ..Options::default()
+    })
+    .await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    let mut button = app.device("btn-1").await;
+    button.event("before", "call.pressed", json!({})).await;
+    app.wait_incidents("elder_id=e-1", 1).await;
+    drop(button);
+
+    // The broker dies and comes back empty: no session, no subscriptions.
+    let mosquitto = mosquitto.restart();
+    wait::until("the dispatcher to notice and reconnect", || async {
+        let reconnects = app.metric("dispatcher_mqtt_reconnects_total").await;
+        let connected = app.metric("dispatcher_mqtt_connected").await;
+        (reconnects >= 1.0 && connected == 1.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut button = app.device("btn-1").await;
+    button
+        .event("after", "fall.detected", json!({"confidence": 0.9}))
+        .await;
+    let open = app.wait_incidents("kind=fall", 1).await;
+    assert_eq!(open[0]["priority"], "critical");
+    drop(mosquitto);
+}
