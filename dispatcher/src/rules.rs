@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{DedupKey, Device, DeviceId, Elder, ElderId, IncidentKind, Priority};
-use crate::settings::RuleSettings;
+use crate::settings::{DispatchSettings, NotifySettings, RuleSettings};
 use protocol::{EventMessage, EventType};
 
 /// A change the store makes for an event, a timer or the offline detector.
@@ -64,19 +64,47 @@ pub enum Verdict {
     Effects(Vec<Effect>),
 }
 
-/// The site's rules with the settings they read.
+/// The site's rules with the settings they read: what events mean, how
+/// incidents are dispatched and who is notified. The store reads the last
+/// two inside its transactions to write offers and notifications.
 #[derive(Debug, Clone)]
 pub struct RuleBook {
     settings: RuleSettings,
+    dispatch: DispatchSettings,
+    notify: NotifySettings,
 }
 
 impl RuleBook {
     pub fn new(settings: RuleSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            dispatch: DispatchSettings::default(),
+            notify: NotifySettings::default(),
+        }
+    }
+
+    /// With dispatch and notification settings other than the defaults.
+    pub fn with_dispatch(mut self, dispatch: DispatchSettings, notify: NotifySettings) -> Self {
+        self.dispatch = dispatch;
+        self.notify = notify;
+        self
     }
 
     pub fn settings(&self) -> &RuleSettings {
         &self.settings
+    }
+
+    pub fn dispatch(&self) -> &DispatchSettings {
+        &self.dispatch
+    }
+
+    pub fn notify(&self) -> &NotifySettings {
+        &self.notify
+    }
+
+    /// Whether incidents of this priority are offered to stewards.
+    pub fn dispatches(&self, priority: Priority) -> bool {
+        self.dispatch.priorities.contains(&priority)
     }
 
     /// The priority of a kind for this elder: their override, else the

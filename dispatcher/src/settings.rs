@@ -27,6 +27,132 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub ingest: IngestSettings,
     pub rules: RuleSettings,
+    pub dispatch: DispatchSettings,
+    pub notify: NotifySettings,
+}
+
+/// A value per priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerPriority<T> {
+    pub critical: T,
+    pub urgent: T,
+    pub routine: T,
+    pub technical: T,
+}
+
+impl<T: Copy> PerPriority<T> {
+    pub fn get(&self, p: Priority) -> T {
+        match p {
+            Priority::Critical => self.critical,
+            Priority::Urgent => self.urgent,
+            Priority::Routine => self.routine,
+            Priority::Technical => self.technical,
+        }
+    }
+}
+
+/// How incidents reach stewards (ARCHITECTURE.md, Matching).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatchSettings {
+    /// Priorities offered to stewards. Technical incidents (a low battery,
+    /// a device offline) go to the maintainer's webhook and the board, not
+    /// to a steward's phone at midnight.
+    pub priorities: Vec<Priority>,
+    /// Seconds a steward has to accept an offer.
+    pub offer_timeout_s: PerPriority<u32>,
+    /// Stewards offered at once; the first to accept wins.
+    pub parallel_offers: PerPriority<u32>,
+    /// Declined or expired offers that escalate the incident.
+    pub escalate_after_failed: u32,
+    /// Seconds without acceptance that escalate the incident.
+    pub escalate_after_s: PerPriority<u32>,
+    /// With nobody available, try again this often (each try escalates).
+    pub retry_s: u32,
+    /// Candidates farther than this (at escalation level 0) are passed
+    /// over; each escalation level adds the same again.
+    pub max_distance_m: f64,
+    /// Straight-line distance times this is the travel estimate.
+    pub detour_factor: f64,
+    /// The elder's own grid steward is preferred over a nearer one by up
+    /// to this many metres: they know the elder and the home.
+    pub grid_preference_m: f64,
+    /// A steward whose last location is older than this is not offered.
+    pub location_max_age_s: u32,
+    /// Skills an incident kind needs (e.g. `vitals = ["first_aid"]`).
+    pub required_skills: BTreeMap<IncidentKind, Vec<String>>,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            priorities: vec![Priority::Critical, Priority::Urgent, Priority::Routine],
+            offer_timeout_s: PerPriority { critical: 30, urgent: 45, routine: 90, technical: 90 },
+            parallel_offers: PerPriority { critical: 2, urgent: 1, routine: 1, technical: 1 },
+            escalate_after_failed: 2,
+            escalate_after_s: PerPriority { critical: 90, urgent: 180, routine: 600, technical: 3600 },
+            retry_s: 30,
+            max_distance_m: 5_000.0,
+            detour_factor: 1.3,
+            grid_preference_m: 400.0,
+            location_max_age_s: 900,
+            required_skills: BTreeMap::new(),
+        }
+    }
+}
+
+/// Who hears about incidents outside the apps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifySettings {
+    /// Webhook targets: an SMS or messaging gateway, a supervisors' group,
+    /// the families' notifier.
+    pub webhooks: Vec<WebhookTarget>,
+    /// Report targets: acknowledged within this many seconds…
+    pub target_ack_s: Option<u32>,
+    /// …and on site within this many.
+    pub target_arrive_s: Option<u32>,
+}
+
+impl NotifySettings {
+    pub fn target_ack_s(&self) -> u32 {
+        self.target_ack_s.unwrap_or(60)
+    }
+
+    pub fn target_arrive_s(&self) -> u32 {
+        self.target_arrive_s.unwrap_or(900)
+    }
+}
+
+/// Whom a webhook speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookAudience {
+    /// Every incident change (the board's events), e.g. a supervisors' group.
+    Supervisors,
+    /// Escalations of critical incidents, with the elder's family contacts.
+    Family,
+}
+
+/// One webhook: a JSON POST signed with HMAC-SHA256 of the body, retried
+/// with capped exponential backoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// A short name shown on the incident's delivery list.
+    pub name: String,
+    pub url: String,
+    /// The HMAC key; the signature is `X-Eldercare-Signature: sha256=<hex>`.
+    pub secret: Secret,
+    pub audience: WebhookAudience,
+    /// Attempts before the delivery is marked failed.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    8
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -68,7 +68,10 @@ impl Application {
         })?;
         let http_addr = listener.local_addr()?;
 
-        let rules = Arc::new(RuleBook::new(settings.rules.clone()));
+        let rules = Arc::new(
+            RuleBook::new(settings.rules.clone())
+                .with_dispatch(settings.dispatch.clone(), settings.notify.clone()),
+        );
         let state = AppState::new(
             store,
             settings,

@@ -215,15 +215,68 @@ pub struct Incident {
     pub summary: String,
 }
 
-/// One offer of an incident to a steward (dispatch fills these in).
+/// How an offer ended; `None` while it is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferResponse {
+    Accepted,
+    Declined,
+    Expired,
+    /// Taken back: another steward accepted first, the incident was
+    /// cancelled or reassigned, or the steward went off duty.
+    Withdrawn,
+}
+
+text_enum!(OfferResponse {
+    Accepted => "accepted",
+    Declined => "declined",
+    Expired => "expired",
+    Withdrawn => "withdrawn",
+});
+
+/// One offer of an incident to a steward.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Offer {
+    pub id: String,
+    pub incident_id: IncidentId,
     pub steward_id: StewardId,
     pub offered_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    pub response: Option<String>,
+    pub response: Option<OfferResponse>,
     pub responded_at: Option<DateTime<Utc>>,
+    /// Estimated travel distance (straight line times the detour factor).
     pub distance_m: Option<f64>,
+}
+
+/// Why a steward was or was not offered an incident, kept on the incident
+/// so a supervisor can see the matcher's reasoning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CandidateNote {
+    pub steward_id: StewardId,
+    pub name: String,
+    pub distance_m: Option<f64>,
+    /// `offered`, `passed` or `lost` (claimed by another incident first).
+    pub verdict: String,
+    /// In words: "nearest available, 420 m", "off duty", "location 2 h old".
+    pub reason: String,
+}
+
+/// One outside notification of an incident and how its delivery went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    pub id: String,
+    /// `webhook` or `device`.
+    pub channel: String,
+    /// The webhook's name or the device id.
+    pub target: String,
+    /// `incident.opened`, `incident.escalated`, `incident.update`…
+    pub event: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// One line of an incident's history.
@@ -243,6 +296,10 @@ pub struct IncidentDetail {
     pub incident: Incident,
     pub offers: Vec<Offer>,
     pub timeline: Vec<TimelineEntry>,
+    /// The matcher's reasoning at the latest dispatch round.
+    pub candidates: Vec<CandidateNote>,
+    /// Outside notifications (webhooks, device commands) and their state.
+    pub deliveries: Vec<Delivery>,
 }
 
 #[cfg(test)]

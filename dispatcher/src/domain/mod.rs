@@ -10,8 +10,8 @@ pub mod user;
 pub use geo::LatLon;
 pub use ids::{ElderId, IncidentId, StewardId};
 pub use incident::{
-    DedupKey, Incident, IncidentDetail, IncidentKind, IncidentState, Offer, Outcome, Priority,
-    TimelineEntry,
+    CandidateNote, DedupKey, Delivery, Incident, IncidentDetail, IncidentKind, IncidentState,
+    Offer, OfferResponse, Outcome, Priority, TimelineEntry,
 };
 pub use protocol::{DeviceId, EventId};
 pub use registry::{Contact, Device, DeviceKind, Elder, Limits, Risks, Steward, StewardStatus};

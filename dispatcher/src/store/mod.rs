@@ -12,6 +12,7 @@
 //! Every change to an incident is one transaction that writes the new
 //! state and its timeline row together.
 
+pub mod dispatch;
 pub mod postgres;
 mod rows;
 pub mod sql;

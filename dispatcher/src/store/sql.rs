@@ -1222,6 +1222,8 @@ macro_rules! sql_store {
                         // Offers arrive with dispatch (its own table).
                         offers: Vec::new(),
                         timeline: rows.into_iter().map(TimelineRow::into_domain).collect(),
+                        candidates: Vec::new(),
+                        deliveries: Vec::new(),
                     }))
                 }
 

@@ -1,0 +1,336 @@
+//! The store's side of dispatch: offers, claims, the incident lifecycle,
+//! escalation, the stream log and the outbox.
+//!
+//! Every method is one transaction that writes the change, its timeline
+//! rows, its stream rows (what SSE clients see) and its outbox rows (what
+//! webhooks and devices are told) together (ARCHITECTURE.md rule 2). A
+//! steward is claimed by compare-and-set (`… WHERE status = 'available'`,
+//! rows affected checked), and the partial unique index
+//! `offers_one_live_per_steward` makes "no steward holds two offers" a
+//! store constraint (rule 3). Every deadline is a column with a due time
+//! (`offers.expires_at`, `incidents.escalate_at`, `incidents.next_dispatch_at`,
+//! `outbox.due_at`) claimed by the timer loop (rule 4).
+//!
+//! What is written to the stream and the outbox for each change:
+//!
+//! | change | stream (audience: event) | outbox |
+//! |---|---|---|
+//! | incident opened (ingest) | supervisors: `incident` | device `received`; supervisors webhooks `incident.opened` |
+//! | incident joined | supervisors: `incident` | |
+//! | offer made | steward: `offer`; supervisors: `incident`, `steward` | |
+//! | offer declined / expired / withdrawn | steward: `offer.withdrawn` (reason); supervisors: `incident`, `steward` | |
+//! | accepted / assigned | supervisors + the steward: `incident`; other offered stewards: `offer.withdrawn`; supervisors: `steward` | device `acknowledged`; webhooks `incident.acknowledged` |
+//! | on site | supervisors + the steward: `incident` | device `on_site`; webhooks `incident.on_site` |
+//! | resolved / cancelled / cleared | supervisors + the steward: `incident`; supervisors: `steward` | device `resolved` / `cancelled`; webhooks `incident.resolved` / `incident.cancelled` |
+//! | escalated | supervisors: `incident` | webhooks `incident.escalated`; family webhooks too when critical |
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::StoreResult;
+use crate::domain::{
+    CandidateNote, Delivery, Elder, Incident, IncidentId, Offer, Outcome, StewardId,
+};
+use crate::rules::RuleBook;
+
+/// A steward the matcher ranked, in the order to try.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub steward_id: StewardId,
+    /// Estimated travel distance.
+    pub distance_m: f64,
+}
+
+/// An incident whose dispatch turn this caller holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchTurn {
+    pub incident: Incident,
+    /// None for an incident without an elder (never dispatched).
+    pub elder: Option<Elder>,
+    /// Stewards already offered this incident (any response): not offered
+    /// again in this incident's life.
+    pub already_offered: Vec<StewardId>,
+    /// Offers still live (a critical incident may hold two).
+    pub live_offers: usize,
+}
+
+/// Who did something, as the timeline names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Steward(StewardId),
+    /// A login (supervisor or admin), by username.
+    User(String),
+    System,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Steward(id) => write!(f, "steward:{id}"),
+            Self::User(name) => write!(f, "user:{name}"),
+            Self::System => f.write_str("system"),
+        }
+    }
+}
+
+/// Who a stream event is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "to", content = "id")]
+pub enum Audience {
+    /// Admins and supervisors.
+    Supervisors,
+    Steward(StewardId),
+}
+
+impl Audience {
+    /// The text stored in `stream.audience`: `supervisors` or `steward:{id}`.
+    pub fn as_text(&self) -> String {
+        match self {
+            Self::Supervisors => "supervisors".into(),
+            Self::Steward(id) => format!("steward:{id}"),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.strip_prefix("steward:") {
+            Some(id) => StewardId::parse(id).ok().map(Self::Steward),
+            None if text == "supervisors" => Some(Self::Supervisors),
+            None => None,
+        }
+    }
+}
+
+/// One row of the stream log: an SSE event with its id (`seq`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StreamEvent {
+    /// Increasing; the SSE `id`, and what `Last-Event-ID` names.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    #[schema(value_type = String)]
+    pub audience: Audience,
+    /// `offer`, `offer.withdrawn`, `incident`, `steward`.
+    pub event: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// Where an outbox row goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A JSON POST to a configured webhook (target = its name).
+    Webhook,
+    /// An MQTT command to a device (target = the device id).
+    Device,
+}
+
+/// An outside notification due for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub id: String,
+    pub incident_id: Option<IncidentId>,
+    pub channel: Channel,
+    pub target: String,
+    /// `incident.opened`, …, or `incident.update` for device commands.
+    pub event: String,
+    /// The JSON body to send (the device command, or the webhook payload).
+    pub payload: serde_json::Value,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How one delivery attempt went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Failed; try again at this time.
+    Retry { at: DateTime<Utc>, error: String },
+    /// Failed for good (attempts exhausted, or the target is gone).
+    Failed { error: String },
+}
+
+/// Dispatch's part of the store; every [`super::Store`] implements it.
+#[async_trait]
+pub trait DispatchStore: Send + Sync {
+    /// Takes the dispatch turn of a `dispatching` incident whose
+    /// `next_dispatch_at` is due, by setting it to NULL (compare-and-set),
+    /// so concurrent callers (two instances, the ingest hook and the timer)
+    /// never both offer. `None` when it is not due, not dispatching, or
+    /// taken.
+    async fn claim_dispatch(
+        &self,
+        incident: &IncidentId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<DispatchTurn>>;
+
+    /// Incidents whose dispatch turn is due, oldest first: the safety net
+    /// that dispatches whatever a crash or a lost hook left waiting.
+    async fn due_dispatches(&self, now: DateTime<Utc>, limit: i64)
+    -> StoreResult<Vec<IncidentId>>;
+
+    /// Offers the incident to `candidates` in order until `want` stewards
+    /// were claimed (`available` → `offered` by compare-and-set; a steward
+    /// lost to another incident is skipped and noted). Records `notes`
+    /// (the matcher's reasoning, with the losers marked) on the incident.
+    /// Each offer expires at `expires_at`. When no offer could be made the
+    /// turn is returned: `next_dispatch_at = retry_at`. Returns the offers
+    /// made.
+    #[allow(clippy::too_many_arguments)]
+    async fn make_offers(
+        &self,
+        turn: &DispatchTurn,
+        candidates: &[Candidate],
+        want: usize,
+        expires_at: DateTime<Utc>,
+        notes: &[CandidateNote],
+        retry_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Vec<Offer>>;
+
+    /// The steward accepts their live offer: the incident becomes
+    /// `acknowledged` with them assigned (compare-and-set on the incident
+    /// still `dispatching`), they become `busy`, every other live offer is
+    /// withdrawn and those stewards are `available` again.
+    /// `Conflict("offer_expired")` when their offer expired or was
+    /// withdrawn, `Conflict("already_taken")` when another steward
+    /// accepted first, `NotFound` when they never had an offer.
+    async fn accept(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// The steward declines their live offer: they are `available` again,
+    /// `failed_offers` counts up, and when no offer is left live the next
+    /// dispatch is due now. Reaching a multiple of
+    /// `escalate_after_failed` escalates. Same errors as `accept`.
+    async fn decline(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// Expires every live offer past `expires_at`, as a decline would
+    /// (steward `available` if on duty, else `off_duty`). Returns the
+    /// incidents touched.
+    async fn expire_offers(&self, now: DateTime<Utc>, rules: &RuleBook)
+    -> StoreResult<Vec<IncidentId>>;
+
+    /// Escalates `dispatching` incidents whose `escalate_at` is due: level
+    /// up, `escalate_at` moves by `escalate_after_s` (so a long wait keeps
+    /// escalating), next dispatch due now (the radius grows with the
+    /// level). Returns the incidents escalated.
+    async fn escalate_due(&self, now: DateTime<Utc>, rules: &RuleBook)
+    -> StoreResult<Vec<IncidentId>>;
+
+    /// Escalates one incident now, for `reason` ("nobody available").
+    async fn escalate(
+        &self,
+        incident: &IncidentId,
+        reason: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// The assigned steward is with the elder: `on_site`.
+    /// `Conflict("not_assigned")` for anyone else, `Conflict("not_open")`
+    /// on a closed incident.
+    async fn arrive(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// Resolves an open incident with an outcome and notes; the assigned
+    /// steward is `available` again (or `off_duty` if they went off duty),
+    /// live offers are withdrawn.
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve(
+        &self,
+        incident: &IncidentId,
+        actor: &Actor,
+        outcome: Outcome,
+        notes: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// A supervisor cancels an open incident: as resolve, status
+    /// `cancelled`, notes = reason.
+    async fn cancel(
+        &self,
+        incident: &IncidentId,
+        actor: &Actor,
+        reason: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// A supervisor assigns a steward by hand: live offers are withdrawn,
+    /// the incident is `acknowledged` with that steward, who becomes
+    /// `busy`. The steward must be on duty and not busy with another
+    /// incident (`Conflict("steward_busy")`); an offer they hold for
+    /// another incident is withdrawn.
+    async fn assign(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        actor: &Actor,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// A steward went off duty: their live offers are withdrawn (each
+    /// incident's next dispatch due now). Returns those incidents.
+    async fn withdraw_offers_of(
+        &self,
+        steward: &StewardId,
+        reason: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Vec<IncidentId>>;
+
+    /// A steward's live offers with their incidents, for the stream's
+    /// snapshot.
+    async fn live_offers_of(&self, steward: &StewardId) -> StoreResult<Vec<Offer>>;
+
+    /// Stream rows after `after` (exclusive), oldest first.
+    async fn stream_after(&self, after: i64, limit: i64) -> StoreResult<Vec<StreamEvent>>;
+    /// The newest stream row's seq (0 when empty).
+    async fn stream_head(&self) -> StoreResult<i64>;
+    /// Forgets stream rows older than `before`.
+    async fn prune_stream(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Claims up to `limit` pending outbox rows due by `now` for `lease`.
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxItem>>;
+    /// Records how a delivery attempt went (attempts count up).
+    async fn finish_outbox(
+        &self,
+        id: &str,
+        outcome: &DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// An incident's deliveries, oldest first.
+    async fn deliveries(&self, incident: &IncidentId) -> StoreResult<Vec<Delivery>>;
+
+    /// Incidents created in `[from, to)`, for reports.
+    async fn incidents_created_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Incident>>;
+}
