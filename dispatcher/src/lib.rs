@@ -24,6 +24,8 @@ pub mod api;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod clock;
+pub mod commits;
+pub mod dispatch;
 pub mod domain;
 pub mod import;
 pub mod ingest;

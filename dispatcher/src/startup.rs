@@ -125,6 +125,8 @@ impl Application {
             clock: state.clock.clone(),
             liveness: liveness.clone(),
             broker_connected: state.broker_connected.clone(),
+            engine: state.engine.clone(),
+            commits: state.commits.clone(),
         };
         let ingest = Ingest::start(ingest_deps);
         let timer_deps = TimerDeps {
@@ -135,11 +137,21 @@ impl Application {
             liveness: liveness.clone(),
             health_tx: ingest.health_tx.clone(),
             listening_since,
+            engine: state.engine.clone(),
+            commits: state.commits.clone(),
         };
         timers::reload(&timer_deps).await;
 
         let stop_timers = CancellationToken::new();
+        let engine = state
+            .engine_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the dispatch engine was already started"))?;
+        let tick = Duration::from_millis(state.settings.ingest.tick_ms);
         let timer_tasks = [
+            tokio::spawn(engine.run(tick, stop_timers.clone())),
             tokio::spawn(timers::deadline_loop(
                 timer_deps.clone(),
                 stop_timers.clone(),

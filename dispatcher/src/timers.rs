@@ -39,6 +39,9 @@ pub struct TimerDeps {
     /// When this process started listening: silence before it is not
     /// counted against devices.
     pub listening_since: chrono::DateTime<chrono::Utc>,
+    /// Incidents opened by deadlines go to dispatch at once.
+    pub engine: crate::dispatch::EngineHandle,
+    pub commits: crate::commits::Commits,
 }
 
 /// Claims and fires due deadlines every tick until `stop`.
@@ -68,9 +71,11 @@ pub async fn fire_due(deps: &TimerDeps) -> Result<usize, crate::store::StoreErro
         for deadline in &due {
             let applied = deps.store.fire_deadline(deadline, now).await?;
             fired += 1;
+            deps.commits.signal();
             for a in applied {
                 if let (EventAction::Opened, Some(i)) = (a.action, &a.incident) {
                     deps.metrics.incident_opened(i.kind, i.priority);
+                    deps.engine.kick(&i.id);
                     tracing::info!(incident = %i.id, kind = %i.kind, deadline = %deadline.key, "incident opened by a deadline");
                 }
             }

@@ -249,6 +249,62 @@ impl TestApp {
         .await;
     }
 
+    /// Registers a steward with a login, puts them on duty at a position
+    /// and returns their token.
+    pub async fn steward(&self, id: &str, grid: &str, lat: f64, lon: f64) -> String {
+        self.post(
+            "/api/v1/stewards",
+            json!({"id": id, "name": format!("Steward {id}"), "phone": "13900000101",
+                   "grid": grid, "skills": ["first_aid"], "languages": ["bo", "zh"]}),
+        )
+        .await;
+        let password = format!("{id}-password");
+        self.post(
+            "/api/v1/users",
+            json!({"username": id, "password": password, "role": "steward", "steward_id": id}),
+        )
+        .await;
+        let token = self.login(id, &password).await;
+        let (s, b) = self
+            .call(
+                Some(&token),
+                Method::PUT,
+                &format!("/api/v1/stewards/{id}/location"),
+                Some(json!({"lat": lat, "lon": lon})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "location: {b}");
+        let (s, b) = self
+            .call(
+                Some(&token),
+                Method::PUT,
+                &format!("/api/v1/stewards/{id}/duty"),
+                Some(json!({"on_duty": true})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "duty: {b}");
+        token
+    }
+
+    /// One incident in full (offers, timeline, candidates, deliveries).
+    pub async fn incident(&self, id: &str) -> Value {
+        self.get(&format!("/api/v1/incidents/{id}")).await
+    }
+
+    /// Waits until the incident satisfies `check`.
+    pub async fn wait_incident(
+        &self,
+        id: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        crate::wait::until(what, || async {
+            let d = self.incident(id).await;
+            check(&d).then_some(d)
+        })
+        .await
+    }
+
     /// A device connected to this app's broker under its topic root.
     pub async fn device(&self, id: &str) -> TestDevice {
         TestDevice::connect(

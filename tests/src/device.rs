@@ -156,3 +156,65 @@ impl Drop for TestDevice {
         self.task.abort();
     }
 }
+
+/// A device's ear: subscribed to its commands topic.
+pub struct CommandListener {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    task: JoinHandle<()>,
+}
+
+impl CommandListener {
+    /// Subscribes (QoS 1) and waits for the broker's SUBACK.
+    pub async fn subscribe(host: &str, port: u16, topics: &Topics, device: &str) -> Self {
+        let id = DeviceId::parse(device).expect("valid device id");
+        let mut opts =
+            MqttOptions::new(format!("ear-{}", uuid::Uuid::new_v4().simple()), host, port);
+        opts.set_keep_alive(Duration::from_secs(5));
+        let (client, mut eventloop) = AsyncClient::new(opts, 100);
+        client
+            .subscribe(topics.commands(&id), QoS::AtLeastOnce)
+            .await
+            .expect("subscribe queued");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _client = client;
+            let mut ready = Some(ready_tx);
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Ok(v) = serde_json::from_slice(&p.payload) {
+                            let _ = tx.send(v);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        tokio::time::timeout(crate::wait::PATIENCE, ready_rx)
+            .await
+            .expect("subscribed to the commands topic")
+            .expect("listener alive");
+        Self { rx, task }
+    }
+
+    /// The next command, or a panic after the usual patience.
+    pub async fn next(&mut self) -> Value {
+        tokio::time::timeout(crate::wait::PATIENCE, self.rx.recv())
+            .await
+            .expect("a command arrives")
+            .expect("listener alive")
+    }
+}
+
+impl Drop for CommandListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -231,3 +231,144 @@ async fn the_dispatcher_reconnects_and_resubscribes_when_the_broker_restarts() {
     assert_eq!(open[0]["priority"], "critical");
     drop(mosquitto);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_offers_still_expire_and_re_offer_after_a_sigkill() {
+    let mosquitto = Mosquitto::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}", dir.path().join("offers.db").display());
+    let http_port = free_port();
+    let root = format!("offers-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
+    let d = Dispatcher {
+        env: vec![
+            (
+                "ELDERCARE_HTTP_ADDR".into(),
+                format!("127.0.0.1:{http_port}"),
+            ),
+            ("ELDERCARE_DATABASE_URL".into(), db_url),
+            (
+                "ELDERCARE_MQTT_URL".into(),
+                format!("mqtt://127.0.0.1:{}", mosquitto.port),
+            ),
+            ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+            ("ELDERCARE__MQTT__TOPIC_ROOT".into(), root.clone()),
+            (
+                "ELDERCARE__MQTT__CLIENT_ID".into(),
+                "dispatcher-offers-test".into(),
+            ),
+            (
+                "ELDERCARE__DISPATCH__OFFER_TIMEOUT_S__URGENT".into(),
+                "4".into(),
+            ),
+            ("ELDERCARE__INGEST__TICK_MS".into(), "100".into()),
+        ],
+        base: format!("http://127.0.0.1:{http_port}"),
+        http: reqwest::Client::new(),
+    };
+    let log = dir.path().join("dispatcher.log");
+    let mut process = DispatcherProcess::serve(&d.env, &log);
+    d.ready(&process).await;
+    let token = d.token().await;
+    d.post(&token, "/api/v1/elders", elder_body("e-1", json!({})))
+        .await;
+    d.post(
+        &token,
+        "/api/v1/devices",
+        json!({"id": "btn-1", "elder_id": "e-1", "kind": "call_button"}),
+    )
+    .await;
+    for (id, lat) in [("s-near", 29.6607), ("s-far", 29.6679)] {
+        d.post(
+            &token,
+            "/api/v1/stewards",
+            json!({"id": id, "name": id, "phone": "13900000101", "grid": "grid-2"}),
+        )
+        .await;
+        for (path, body) in [
+            ("location", json!({"lat": lat, "lon": 91.1377})),
+            ("duty", json!({"on_duty": true})),
+        ] {
+            let r = d
+                .http
+                .put(format!("{}/api/v1/stewards/{id}/{path}", d.base))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .expect("put");
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+        }
+    }
+    let incident = |token: String| {
+        let d = &d;
+        async move {
+            let list: Value = d
+                .http
+                .get(format!("{}/api/v1/incidents?elder_id=e-1", d.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let id = list.as_array()?.first()?["id"].as_str()?.to_owned();
+            d.http
+                .get(format!("{}/api/v1/incidents/{id}", d.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .json::<Value>()
+                .await
+                .ok()
+        }
+    };
+
+    let topics = Topics::new(root);
+    let mut button =
+        TestDevice::connect("127.0.0.1", mosquitto.port, &topics, "btn-1", Clock::System).await;
+    button.event("press-1", "call.pressed", json!({})).await;
+    button.flushed().await;
+    let offered = wait::until("an offer to s-near", || async {
+        let detail = incident(token.clone()).await?;
+        (detail["offers"][0]["steward_id"] == "s-near").then_some(detail)
+    })
+    .await;
+    process.kill9();
+
+    let mut process = DispatcherProcess::serve(&d.env, &log);
+    d.ready(&process).await;
+    let restarted_at = chrono::Utc::now();
+    let token = d.token().await;
+    let detail = wait::until("the offer to expire and s-far to be offered", || async {
+        let detail = incident(token.clone()).await?;
+        let offers = detail["offers"].as_array()?;
+        (offers.len() == 2
+            && offers[0]["response"] == "expired"
+            && offers[1]["steward_id"] == "s-far")
+            .then_some(detail)
+    })
+    .await;
+    let expires_at: chrono::DateTime<chrono::Utc> = offered["offers"][0]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expired_at: chrono::DateTime<chrono::Utc> = detail["offers"][0]["responded_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let due = expires_at.max(restarted_at);
+    eprintln!(
+        "offer due {expires_at}, restarted {restarted_at}, expired {expired_at} ({} ms after due)",
+        (expired_at - due).num_milliseconds()
+    );
+    assert!(expired_at >= expires_at, "never early");
+    assert!(
+        expired_at - due < chrono::Duration::seconds(2),
+        "a restart delays an expiry by at most a tick"
+    );
+    assert!(process.terminate().success());
+}

@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod incidents;
+pub mod lifecycle;
 pub mod openapi;
 pub mod ops;
 pub mod patch;
@@ -39,6 +40,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::clock::Clock;
+use crate::commits::Commits;
+use crate::dispatch::{Engine, EngineHandle};
 use crate::ingest::Liveness;
 use crate::metrics::Metrics;
 use crate::rules::RuleBook;
@@ -71,6 +74,13 @@ pub struct AppState {
     /// The in-memory liveness table: registering a device starts its
     /// heartbeat clock at once instead of at the next refresh.
     pub liveness: Arc<Liveness>,
+    /// Talks to the dispatch engine: kick an incident, keep the matcher
+    /// current.
+    pub engine: EngineHandle,
+    /// Wakes the stream hub and the outbox after a commit.
+    pub commits: Commits,
+    /// The engine itself, until start-up takes it to run.
+    pub engine_task: Arc<std::sync::Mutex<Option<Engine>>>,
 }
 
 impl AppState {
@@ -84,7 +94,17 @@ impl AppState {
         broker_connected: Arc<AtomicBool>,
     ) -> Self {
         let liveness = Arc::new(Liveness::new(settings.ingest.missed_heartbeats));
+        let commits = Commits::default();
+        let on_commit = {
+            let commits = commits.clone();
+            Arc::new(move || commits.signal())
+        };
+        let (engine_task, engine) =
+            Engine::new(store.clone(), rules.clone(), clock.clone(), on_commit);
         Self {
+            engine,
+            commits,
+            engine_task: Arc::new(std::sync::Mutex::new(Some(engine_task))),
             store,
             liveness,
             settings,
@@ -108,6 +128,7 @@ pub fn routes() -> Routes {
         .merge(users::routes())
         .merge(events::routes())
         .merge(incidents::routes())
+        .merge(lifecycle::routes())
 }
 
 /// The whole HTTP surface.

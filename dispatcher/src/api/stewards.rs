@@ -226,6 +226,7 @@ pub async fn update(
         ..current
     };
     state.store.update_steward(&steward).await?;
+    state.engine.steward_changed(&steward);
     tracing::info!("steward changed");
     Ok(Json(steward))
 }
@@ -264,6 +265,7 @@ pub async fn set_location(
         .store
         .set_steward_location(&id, at, body.accuracy_m, state.clock.now())
         .await?;
+    state.engine.steward_changed(&steward);
     Ok(Json(steward))
 }
 
@@ -285,7 +287,23 @@ pub async fn set_duty(
     ApiJson(body): ApiJson<DutyUpdate>,
 ) -> Result<Json<Steward>, ApiError> {
     user.require_self_or_supervisor(&id)?;
-    let steward = state.store.set_steward_duty(&id, body.on_duty).await?;
+    let mut steward = state.store.set_steward_duty(&id, body.on_duty).await?;
+    if !body.on_duty {
+        // A live offer must not wait on a steward who is not coming.
+        let now = state.clock.now();
+        let withdrawn = state
+            .store
+            .withdraw_offers_of(&id, "off_duty", now, &state.rules)
+            .await?;
+        for incident in &withdrawn {
+            state.engine.kick(incident);
+        }
+        if !withdrawn.is_empty() {
+            state.commits.signal();
+            steward = state.store.steward(&id).await?.unwrap_or(steward);
+        }
+    }
+    state.engine.steward_changed(&steward);
     tracing::info!(status = %steward.status, "duty changed");
     Ok(Json(steward))
 }

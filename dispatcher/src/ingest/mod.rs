@@ -30,6 +30,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::commits::Commits;
+use crate::dispatch::EngineHandle;
 use crate::metrics::Metrics;
 use crate::mqtt::BrokerUrl;
 use crate::rules::RuleBook;
@@ -56,6 +58,10 @@ pub struct IngestDeps {
     pub clock: Clock,
     pub liveness: Arc<Liveness>,
     pub broker_connected: Arc<AtomicBool>,
+    /// Opened incidents are handed to dispatch at once.
+    pub engine: EngineHandle,
+    /// Wakes the stream hub and outbox after a commit.
+    pub commits: Commits,
 }
 
 /// The running ingest tasks.

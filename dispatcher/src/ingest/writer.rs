@@ -93,8 +93,12 @@ async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Vec<Applied> {
     }
 }
 
-/// Counts and logs what a committed batch did.
+/// Counts and logs what a committed batch did, and hands opened incidents
+/// to dispatch.
 fn record(deps: &IngestDeps, events: &[IncomingEvent], applied: &[Applied]) {
+    if applied.iter().any(|a| a.incident.is_some()) {
+        deps.commits.signal();
+    }
     let now = deps.clock.now();
     if let Some(oldest) = events.iter().map(|e| e.received_at).min() {
         deps.metrics
@@ -112,9 +116,14 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], applied: &[Applied]) {
             _ => deps.metrics.events_stored.fetch_add(1, Ordering::Relaxed),
         };
         if let Some(incident) = &result.incident {
-            if result.action == EventAction::Opened {
-                deps.metrics
-                    .incident_opened(incident.kind, incident.priority);
+            match result.action {
+                EventAction::Opened => {
+                    deps.metrics
+                        .incident_opened(incident.kind, incident.priority);
+                    deps.engine.kick(&incident.id);
+                }
+                EventAction::Cancelled | EventAction::Cleared => deps.engine.released(&incident.id),
+                _ => {}
             }
             tracing::info!(
                 device = %event.device_id,
@@ -172,7 +181,9 @@ async fn apply_health(deps: &IngestDeps, change: &HealthChange) -> Result<(), St
             deps.rules.device_heard(device)
         }
     };
-    for applied in deps.store.apply(&effects, "system", now).await? {
+    let applied = deps.store.apply(&effects, "system", now).await?;
+    deps.commits.signal();
+    for applied in applied {
         if let (EventAction::Opened, Some(i)) = (applied.action, &applied.incident) {
             deps.metrics.incident_opened(i.kind, i.priority);
         }

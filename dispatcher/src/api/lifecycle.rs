@@ -1,0 +1,304 @@
+//! The incident lifecycle of API.md: a steward accepts, declines, arrives
+//! and resolves; a supervisor resolves and assigns by hand. The store
+//! decides every race (compare-and-set); these handlers check who may ask,
+//! map the store's conflicts to their codes, and keep the engine and the
+//! matcher in step.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::auth::{AuthUser, Supervisor};
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath};
+use super::routes::Routes;
+use super::{ApiError, AppState};
+use crate::domain::{Incident, IncidentId, Outcome, StewardId};
+use crate::store::StoreError;
+use crate::store::dispatch::Actor;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/incidents/{id}/accept", accept)
+        .post("/api/v1/incidents/{id}/decline", decline)
+        .post("/api/v1/incidents/{id}/arrive", arrive)
+        .post("/api/v1/incidents/{id}/resolve", resolve)
+        .post("/api/v1/incidents/{id}/assign", assign)
+}
+
+/// The conflict codes the store names at the start of its message.
+const CONFLICT_CODES: [&str; 6] = [
+    "offer_expired",
+    "already_taken",
+    "not_assigned",
+    "not_open",
+    "steward_busy",
+    "no_offer",
+];
+
+/// A store error as the client sees it: a named conflict keeps its code.
+fn lifecycle_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(message) => {
+            let code = CONFLICT_CODES
+                .iter()
+                .find(|c| message.starts_with(**c))
+                .copied()
+                .unwrap_or("conflict");
+            if code == "no_offer" {
+                return ApiError::NotFound(message);
+            }
+            ApiError::conflict(code, message)
+        }
+        other => other.into(),
+    }
+}
+
+/// The steward a login acts as, or 403.
+fn steward_of<'a>(user: &'a AuthUser, action: &str) -> Result<&'a StewardId, ApiError> {
+    user.own_steward().ok_or_else(|| {
+        ApiError::Forbidden(format!(
+            "only a steward can {action}; supervisors use /assign or /resolve"
+        ))
+    })
+}
+
+/// How an incident ended, and what the steward wants remembered.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// `assisted`, `false_alarm`, `hospital` or `other`.
+    pub outcome: Outcome,
+    /// What happened, for the record and the next visit.
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// Whom a supervisor sends.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    #[schema(value_type = String)]
+    pub steward_id: StewardId,
+}
+
+/// The steward holding a live offer takes the incident.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/accept", tag = "incidents", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Incident id")),
+    responses(
+        (status = 200, description = "Acknowledged, assigned to the caller", body = Incident),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No offer of this incident to the caller", body = ErrorBody),
+        (status = 409, description = "`offer_expired` or `already_taken`", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username, incident = %id))]
+pub async fn accept(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<IncidentId>,
+) -> Result<Json<Incident>, ApiError> {
+    let me = steward_of(&user, "accept an offer")?;
+    let result = state
+        .store
+        .accept(&id, me, state.clock.now(), &state.rules)
+        .await;
+    after_change(&state, &id, &[me]).await;
+    let incident = result.map_err(lifecycle_error)?;
+    tracing::info!(steward = %me, "offer accepted");
+    Ok(Json(incident))
+}
+
+/// The steward cannot go; the next steward is offered at once.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/decline", tag = "incidents", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Incident id")),
+    responses(
+        (status = 200, description = "Declined; the incident as it stands", body = Incident),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`offer_expired` or `already_taken`", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username, incident = %id))]
+pub async fn decline(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<IncidentId>,
+) -> Result<Json<Incident>, ApiError> {
+    let me = steward_of(&user, "decline an offer")?;
+    let result = state
+        .store
+        .decline(&id, me, state.clock.now(), &state.rules)
+        .await;
+    after_change(&state, &id, &[me]).await;
+    let incident = result.map_err(lifecycle_error)?;
+    state.engine.kick(&id);
+    tracing::info!(steward = %me, "offer declined");
+    Ok(Json(incident))
+}
+
+/// The assigned steward is with the elder.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/arrive", tag = "incidents", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Incident id")),
+    responses(
+        (status = 200, description = "On site", body = Incident),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`not_assigned` or `not_open`", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username, incident = %id))]
+pub async fn arrive(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<IncidentId>,
+) -> Result<Json<Incident>, ApiError> {
+    let me = steward_of(&user, "arrive")?;
+    let result = state
+        .store
+        .arrive(&id, me, state.clock.now(), &state.rules)
+        .await;
+    after_change(&state, &id, &[]).await;
+    Ok(Json(result.map_err(lifecycle_error)?))
+}
+
+/// Closes the incident with an outcome (the assigned steward, or a
+/// supervisor).
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "incidents", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Incident id")),
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "Resolved", body = Incident),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`not_assigned` or `not_open`", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username, incident = %id))]
+pub async fn resolve(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<IncidentId>,
+    ApiJson(body): ApiJson<ResolveRequest>,
+) -> Result<Json<Incident>, ApiError> {
+    if body.outcome == Outcome::Cleared {
+        return Err(ApiError::invalid(
+            "outcome `cleared` is the system's own; use assisted, false_alarm, hospital or other",
+        ));
+    }
+    if body.notes.len() > 4000 || body.notes.contains('\0') {
+        return Err(ApiError::invalid(
+            "notes must be text of at most 4,000 bytes",
+        ));
+    }
+    let current = state
+        .store
+        .incident(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("incident {id} not found")))?
+        .incident;
+    let actor = if user.sees_everything() {
+        Actor::User(user.username.clone())
+    } else {
+        let me = steward_of(&user, "resolve")?;
+        if current.steward_id.as_ref() != Some(me) {
+            return Err(ApiError::conflict(
+                "not_assigned",
+                format!("incident {id} is not assigned to {me}"),
+            ));
+        }
+        Actor::Steward(me.clone())
+    };
+    let result = state
+        .store
+        .resolve(
+            &id,
+            &actor,
+            body.outcome,
+            &body.notes,
+            state.clock.now(),
+            &state.rules,
+        )
+        .await;
+    let released: Vec<&StewardId> = current.steward_id.iter().collect();
+    after_change(&state, &id, &released).await;
+    let incident = result.map_err(lifecycle_error)?;
+    tracing::info!(outcome = %body.outcome, "incident resolved");
+    Ok(Json(incident))
+}
+
+/// A supervisor sends a steward by hand, withdrawing live offers.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/assign", tag = "incidents", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Incident id")),
+    request_body = AssignRequest,
+    responses(
+        (status = 200, description = "Acknowledged, assigned to that steward", body = Incident),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`steward_busy` or `not_open`", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username, incident = %id))]
+pub async fn assign(
+    Supervisor(user): Supervisor,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<IncidentId>,
+    ApiJson(body): ApiJson<AssignRequest>,
+) -> Result<Json<Incident>, ApiError> {
+    let actor = Actor::User(user.username.clone());
+    let result = state
+        .store
+        .assign(
+            &id,
+            &body.steward_id,
+            &actor,
+            state.clock.now(),
+            &state.rules,
+        )
+        .await;
+    after_change(&state, &id, &[&body.steward_id]).await;
+    let incident = result.map_err(lifecycle_error)?;
+    tracing::info!(steward = %body.steward_id, "assigned by hand");
+    Ok(Json(incident))
+}
+
+/// After any attempt (a failed one may still have expired an offer):
+/// nudge the stream and outbox, and refresh the stewards whose status may
+/// have moved, including those whose offers were withdrawn.
+async fn after_change(state: &AppState, incident: &IncidentId, stewards: &[&StewardId]) {
+    state.commits.signal();
+    for s in stewards {
+        state.engine.refresh_steward(s).await;
+    }
+    if let Ok(Some(detail)) = state.store.incident(incident).await {
+        for offer in &detail.offers {
+            state.engine.refresh_steward(&offer.steward_id).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_conflicts_keep_their_codes() {
+        let e = lifecycle_error(StoreError::Conflict(
+            "already_taken: s-2 accepted first".into(),
+        ));
+        assert!(matches!(
+            e,
+            ApiError::Conflict {
+                code: "already_taken",
+                ..
+            }
+        ));
+        let e = lifecycle_error(StoreError::Conflict("no_offer: s-1 has no offer".into()));
+        assert!(matches!(e, ApiError::NotFound(_)));
+        let e = lifecycle_error(StoreError::Conflict("something else".into()));
+        assert!(matches!(
+            e,
+            ApiError::Conflict {
+                code: "conflict",
+                ..
+            }
+        ));
+    }
+}

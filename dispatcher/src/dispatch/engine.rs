@@ -1,0 +1,258 @@
+//! The dispatch engine.
+//!
+//! It holds no state of its own that matters: the store decides (who is
+//! claimed, whose turn it is, what is due), the matcher advises. The
+//! engine reacts to kicks (an incident just opened, an offer declined, a
+//! steward went off duty) at once, and on every tick claims what came due
+//! (offers expiring, escalations, retries) and sweeps for incidents whose
+//! dispatch turn is due for any other reason, so nothing waits on a kick
+//! that was lost in a crash.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::matcher::{Matcher, Need};
+use crate::clock::Clock;
+use crate::domain::{IncidentId, Steward, StewardId};
+use crate::rules::RuleBook;
+use crate::store::{Store, StoreError};
+
+/// How often the matcher is rebuilt from the store (changes made by other
+/// instances reach it then).
+const REBUILD_EVERY: StdDuration = StdDuration::from_secs(30);
+/// Incidents swept per tick.
+const SWEEP_LIMIT: i64 = 200;
+
+/// Something the engine should look at now.
+#[derive(Debug, Clone, PartialEq)]
+enum Kick {
+    /// An incident may need offers (opened, declined, offer withdrawn).
+    Incident(IncidentId),
+    /// An incident closed outside the engine: its stewards were released.
+    Released(IncidentId),
+}
+
+/// What the rest of the dispatcher holds to talk to the engine: cheap to
+/// clone, never blocks.
+#[derive(Clone)]
+pub struct EngineHandle {
+    kicks: mpsc::UnboundedSender<Kick>,
+    matcher: Arc<Matcher>,
+    store: Arc<dyn Store>,
+}
+
+impl EngineHandle {
+    /// The incident may need offers now.
+    pub fn kick(&self, incident: &IncidentId) {
+        let _ = self.kicks.send(Kick::Incident(incident.clone()));
+    }
+
+    /// An incident closed elsewhere (the elder cancelled): re-read the
+    /// stewards it held.
+    pub fn released(&self, incident: &IncidentId) {
+        let _ = self.kicks.send(Kick::Released(incident.clone()));
+    }
+
+    /// A steward changed; keep the matcher current.
+    pub fn steward_changed(&self, steward: &Steward) {
+        self.matcher.upsert(steward);
+    }
+
+    /// Re-reads one steward into the matcher (after a store change that
+    /// returned no steward row).
+    pub async fn refresh_steward(&self, id: &StewardId) {
+        if let Ok(Some(s)) = self.store.steward(id).await {
+            self.matcher.upsert(&s);
+        }
+    }
+
+    pub fn matcher(&self) -> &Arc<Matcher> {
+        &self.matcher
+    }
+}
+
+/// The engine task's parts.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    rules: Arc<RuleBook>,
+    matcher: Arc<Matcher>,
+    clock: Clock,
+    /// Called after every commit that wrote stream or outbox rows.
+    on_commit: Arc<dyn Fn() + Send + Sync>,
+    kicks: mpsc::UnboundedReceiver<Kick>,
+}
+
+impl Engine {
+    /// The engine and its handle. `on_commit` nudges the stream hub and
+    /// the outbox worker.
+    pub fn new(
+        store: Arc<dyn Store>,
+        rules: Arc<RuleBook>,
+        clock: Clock,
+        on_commit: Arc<dyn Fn() + Send + Sync>,
+    ) -> (Self, EngineHandle) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let matcher = Arc::new(Matcher::default());
+        let handle = EngineHandle {
+            kicks: tx,
+            matcher: matcher.clone(),
+            store: store.clone(),
+        };
+        let engine = Self {
+            store,
+            rules,
+            matcher,
+            clock,
+            on_commit,
+            kicks: rx,
+        };
+        (engine, handle)
+    }
+
+    /// Loads the matcher from the store.
+    pub async fn rebuild(&self) -> Result<(), StoreError> {
+        self.matcher.rebuild(self.store.stewards().await?);
+        Ok(())
+    }
+
+    /// Runs until `stop`: kicks at once, due work every `tick`.
+    pub async fn run(mut self, tick: StdDuration, stop: CancellationToken) {
+        if let Err(e) = self.rebuild().await {
+            tracing::warn!(error = %e, "could not load stewards into the matcher; retrying on the next rebuild");
+        }
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_rebuild = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return,
+                kick = self.kicks.recv() => match kick {
+                    Some(Kick::Incident(id)) => self.dispatch_logged(&id).await,
+                    Some(Kick::Released(id)) => self.refresh_stewards_of(&id).await,
+                    None => return,
+                },
+                _ = ticker.tick() => {
+                    if last_rebuild.elapsed() >= REBUILD_EVERY {
+                        last_rebuild = tokio::time::Instant::now();
+                        if let Err(e) = self.rebuild().await {
+                            tracing::warn!(error = %e, "matcher rebuild failed");
+                        }
+                    }
+                    if let Err(e) = self.tick().await {
+                        tracing::warn!(error = %e, "dispatch tick failed; retrying next tick");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims due work: expired offers, due escalations, due dispatch turns.
+    pub async fn tick(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let rules = &self.rules;
+        let expired = self.store.expire_offers(now, rules).await?;
+        let escalated = self.store.escalate_due(now, rules).await?;
+        if !expired.is_empty() || !escalated.is_empty() {
+            (self.on_commit)();
+            self.rebuild().await?;
+        }
+        for id in self.store.due_dispatches(now, SWEEP_LIMIT).await? {
+            self.dispatch_logged(&id).await;
+        }
+        Ok(())
+    }
+
+    async fn refresh_stewards_of(&self, incident: &IncidentId) {
+        let Ok(Some(detail)) = self.store.incident(incident).await else {
+            return;
+        };
+        let ids = detail
+            .offers
+            .iter()
+            .map(|o| &o.steward_id)
+            .chain(detail.incident.steward_id.as_ref());
+        for id in ids {
+            if let Ok(Some(s)) = self.store.steward(id).await {
+                self.matcher.upsert(&s);
+            }
+        }
+    }
+
+    async fn dispatch_logged(&self, incident: &IncidentId) {
+        if let Err(e) = self.dispatch(incident).await {
+            // The turn stays due (or is retried by the sweep): log and go on.
+            tracing::warn!(%incident, error = %e, "dispatch failed; the next tick retries");
+        }
+    }
+
+    /// Offers the incident if its dispatch turn is due: to the best
+    /// candidates, or escalates when there is nobody.
+    pub async fn dispatch(&self, incident: &IncidentId) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let Some(turn) = self.store.claim_dispatch(incident, now).await? else {
+            return Ok(());
+        };
+        let settings = self.rules.dispatch();
+        let priority = turn.incident.priority;
+        let retry_at = now + Duration::seconds(i64::from(settings.retry_s));
+        let Some(elder) = &turn.elder else {
+            tracing::warn!(%incident, "an incident without an elder cannot be dispatched");
+            return Ok(());
+        };
+        let want = (settings.parallel_offers.get(priority) as usize)
+            .max(1)
+            .saturating_sub(turn.live_offers);
+        let ranking = self.matcher.rank(
+            &Need {
+                elder,
+                kind: turn.incident.kind,
+                escalation_level: turn.incident.escalation_level,
+                exclude: &turn.already_offered,
+                now,
+            },
+            settings,
+        );
+        let expires_at = now + Duration::seconds(i64::from(settings.offer_timeout_s.get(priority)));
+        let offers = self
+            .store
+            .make_offers(
+                &turn,
+                &ranking.candidates,
+                want.max(1),
+                expires_at,
+                &ranking.notes,
+                retry_at,
+                now,
+                &self.rules,
+            )
+            .await?;
+        for offer in &offers {
+            tracing::info!(
+                %incident,
+                steward = %offer.steward_id,
+                distance_m = offer.distance_m.unwrap_or_default(),
+                expires_at = %offer.expires_at,
+                "offered"
+            );
+        }
+        if offers.is_empty() && turn.live_offers == 0 {
+            tracing::warn!(%incident, %priority, "nobody available; escalating");
+            self.store
+                .escalate(incident, "nobody available", now, &self.rules)
+                .await?;
+        }
+        (self.on_commit)();
+        // Claims changed stewards' status: refresh the ones involved.
+        for c in ranking.candidates.iter().take(offers.len() + 2) {
+            if let Some(s) = self.store.steward(&c.steward_id).await? {
+                self.matcher.upsert(&s);
+            }
+        }
+        Ok(())
+    }
+}

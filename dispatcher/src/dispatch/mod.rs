@@ -1,0 +1,16 @@
+//! Dispatch: from an open incident to a steward on the way.
+//!
+//! - [`matcher`]: the spatial index of available stewards and the ranking
+//!   (distance, the elder's own grid, skills, fresh locations), with the
+//!   reason for every steward chosen or passed over.
+//! - [`engine`]: takes an incident's dispatch turn, offers it (two at once
+//!   for critical incidents), re-offers on decline or expiry, escalates
+//!   when nobody accepts or nobody is available. Every state change is a
+//!   store transaction; every deadline is a store row the engine's tick
+//!   claims, so a restart delays nothing by more than one tick.
+
+pub mod engine;
+pub mod matcher;
+
+pub use engine::{Engine, EngineHandle};
+pub use matcher::Matcher;

@@ -1,0 +1,332 @@
+//! Dispatch scenarios through the real broker and the real HTTP API, with
+//! the clock in the test's hand: minutes of offers and escalations run in
+//! milliseconds.
+
+use chrono::{DateTime, Duration, Utc};
+use eldercare_tests::app::{Options, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// 23:30 in Lhasa.
+fn t0() -> DateTime<Utc> {
+    "2026-11-28T15:30:00Z".parse().unwrap()
+}
+
+async fn app() -> TestApp {
+    app_with(vec![]).await
+}
+
+async fn app_with(env: Vec<(&str, &str)>) -> TestApp {
+    TestApp::spawn(Options {
+        clock: Some(t0()),
+        env: env
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ..Options::default()
+    })
+    .await
+}
+
+/// The elder lives at 29.6598 N, 91.1377 E (see `elder_body`); these are
+/// about 100 m, 450 m and 900 m north of the home.
+const NEAR: (f64, f64) = (29.6607, 91.1377);
+const MID: (f64, f64) = (29.6638, 91.1377);
+const FAR: (f64, f64) = (29.6679, 91.1377);
+
+fn offers(detail: &Value) -> Vec<(String, Option<String>)> {
+    detail["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["steward_id"].as_str().unwrap().to_owned(),
+                o["response"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+fn live_offer_to(detail: &Value, steward: &str) -> bool {
+    offers(detail)
+        .iter()
+        .any(|(s, r)| s == steward && r.is_none())
+}
+
+/// A press by elder `e-1` on `btn-1`; returns the incident id.
+async fn press(app: &TestApp, kind: &str) -> String {
+    let mut button = app.device("btn-1").await;
+    button
+        .event(&uuid::Uuid::new_v4().to_string(), kind, json!({}))
+        .await;
+    button.flushed().await;
+    let open = app
+        .wait_incidents("elder_id=e-1&status=dispatching", 1)
+        .await;
+    open[0]["id"].as_str().unwrap().to_owned()
+}
+
+async fn post_as(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    app.call(Some(token), Method::POST, path, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nearest_available_steward_is_offered_not_a_busy_or_off_duty_nearer_one() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    app.elder_with_device("e-2", "btn-2", "call_button", json!({}))
+        .await;
+    // The nearest is busy with another elder; the next is off duty.
+    app.steward("s-busy", "grid-2", NEAR.0 - 0.0004, NEAR.1)
+        .await;
+    let off = app
+        .steward("s-off", "grid-2", NEAR.0 - 0.0002, NEAR.1)
+        .await;
+    let (s, _) = app
+        .call(
+            Some(&off),
+            Method::PUT,
+            "/api/v1/stewards/s-off/duty",
+            Some(json!({"on_duty": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
+    app.steward("s-mid", "grid-2", MID.0, MID.1).await;
+    app.steward("s-far", "grid-2", FAR.0, FAR.1).await;
+
+    // Make s-busy busy: another elder's incident, assigned by hand.
+    let mut other = app.device("btn-2").await;
+    other.event("x", "call.pressed", json!({})).await;
+    let theirs = app.wait_incidents("elder_id=e-2", 1).await;
+    let theirs = theirs[0]["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/v1/incidents/{theirs}/assign"),
+        json!({"steward_id": "s-busy"}),
+    )
+    .await;
+
+    let id = press(&app, "call.pressed").await;
+    let detail = app
+        .wait_incident(&id, "an offer", |d| {
+            !d["offers"].as_array().unwrap().is_empty()
+        })
+        .await;
+    assert_eq!(offers(&detail), [("s-near".to_owned(), None)], "{detail}");
+    let reason = |who: &str| {
+        detail["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["steward_id"] == who)
+            .map(|n| n["reason"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("s-busy").contains("busy"),
+        "{}",
+        detail["candidates"]
+    );
+    assert!(
+        reason("s-off").contains("off duty"),
+        "{}",
+        detail["candidates"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elders_own_grid_steward_wins_when_the_preference_covers_the_distance() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    app.steward("s-stranger", "grid-9", NEAR.0, NEAR.1).await;
+    // ~360 m against ~100 m: 460 m against 130 m of travel, inside the 400 m preference.
+    app.steward("s-own", "grid-1", 29.6630, 91.1377).await;
+    let id = press(&app, "call.pressed").await;
+    let detail = app
+        .wait_incident(&id, "an offer", |d| {
+            !d["offers"].as_array().unwrap().is_empty()
+        })
+        .await;
+    assert_eq!(offers(&detail)[0].0, "s-own", "{}", detail["candidates"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_offer_times_out_to_the_next_and_two_declines_escalate() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    let near = app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
+    let mid = app.steward("s-mid", "grid-2", MID.0, MID.1).await;
+    app.steward("s-far", "grid-2", FAR.0, FAR.1).await;
+    let id = press(&app, "call.pressed").await;
+    app.wait_incident(&id, "offer to s-near", |d| live_offer_to(d, "s-near"))
+        .await;
+
+    // Nobody answers for 45 s (urgent): the offer expires, s-mid is next.
+    app.clock.advance(Duration::seconds(44));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        live_offer_to(&app.incident(&id).await, "s-near"),
+        "not before its time"
+    );
+    app.clock.advance(Duration::seconds(2));
+    let d = app
+        .wait_incident(&id, "offer to s-mid", |d| live_offer_to(d, "s-mid"))
+        .await;
+    assert_eq!(
+        offers(&d)[0],
+        ("s-near".to_owned(), Some("expired".to_owned()))
+    );
+    assert_eq!(d["escalation_level"], 0);
+    // s-near's late accept is refused.
+    let (s, body) = post_as(&app, &near, &format!("/api/v1/incidents/{id}/accept"), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "offer_expired");
+
+    // s-mid declines: the second failure escalates, s-far is offered at once.
+    let (s, body) = post_as(&app, &mid, &format!("/api/v1/incidents/{id}/decline"), None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let d = app
+        .wait_incident(&id, "offer to s-far", |d| live_offer_to(d, "s-far"))
+        .await;
+    assert_eq!(d["escalation_level"], 1, "{d}");
+    let timeline: Vec<&str> = d["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["what"].as_str().unwrap())
+        .collect();
+    assert!(
+        timeline.iter().any(|t| t.contains("escalat")),
+        "{timeline:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_available_escalates_at_once() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    let id = press(&app, "call.pressed").await;
+    let d = app
+        .wait_incident(&id, "an escalation", |d| {
+            d["escalation_level"].as_i64() >= Some(1)
+        })
+        .await;
+    assert!(d["offers"].as_array().unwrap().is_empty());
+    assert_eq!(d["status"], "dispatching");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critical_incident_offers_two_and_the_second_accept_gets_409() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "fall_radar", json!({}))
+        .await;
+    let near = app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
+    let mid = app.steward("s-mid", "grid-2", MID.0, MID.1).await;
+    let id = press(&app, "fall.detected").await;
+    app.wait_incident(&id, "two offers", |d| {
+        live_offer_to(d, "s-near") && live_offer_to(d, "s-mid")
+    })
+    .await;
+    let (s, body) = post_as(&app, &mid, &format!("/api/v1/incidents/{id}/accept"), None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "acknowledged");
+    assert_eq!(body["steward_id"], "s-mid");
+    let (s, body) = post_as(&app, &near, &format!("/api/v1/incidents/{id}/accept"), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "already_taken");
+    let stewards = app.get("/api/v1/stewards").await;
+    let status = |id: &str| {
+        stewards
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status("s-mid"), "busy");
+    assert_eq!(status("s-near"), "available");
+
+    // Arrive and resolve: the steward is free again, the figures are set.
+    let (s, body) = post_as(&app, &mid, &format!("/api/v1/incidents/{id}/arrive"), None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "on_site");
+    let (s, body) = post_as(
+        &app,
+        &mid,
+        &format!("/api/v1/incidents/{id}/resolve"),
+        Some(json!({"outcome": "hospital", "notes": "120 called, daughter informed"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "resolved");
+    assert!(body["acknowledged_at"].is_string() && body["on_site_at"].is_string());
+    let me = app.get("/api/v1/stewards/s-mid").await;
+    assert_eq!(me["status"], "available");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steward_going_off_duty_has_the_offer_withdrawn_and_re_offered() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    let near = app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
+    app.steward("s-mid", "grid-2", MID.0, MID.1).await;
+    let id = press(&app, "call.pressed").await;
+    app.wait_incident(&id, "offer to s-near", |d| live_offer_to(d, "s-near"))
+        .await;
+    let (s, body) = app
+        .call(
+            Some(&near),
+            Method::PUT,
+            "/api/v1/stewards/s-near/duty",
+            Some(json!({"on_duty": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "off_duty");
+    let d = app
+        .wait_incident(&id, "offer to s-mid", |d| live_offer_to(d, "s-mid"))
+        .await;
+    assert_eq!(
+        offers(&d)[0],
+        ("s-near".to_owned(), Some("withdrawn".to_owned()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elders_device_hears_that_help_is_coming() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    let near = app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
+    let mut commands = eldercare_tests::device::CommandListener::subscribe(
+        &app.broker_host,
+        app.broker_port,
+        &app.topics,
+        "btn-1",
+    )
+    .await;
+    let id = press(&app, "call.pressed").await;
+    let received = commands.next().await;
+    assert_eq!(received["type"], "incident.update");
+    assert_eq!(received["incident_id"], id.as_str());
+    assert_eq!(received["state"], "received");
+    app.wait_incident(&id, "offer to s-near", |d| live_offer_to(d, "s-near"))
+        .await;
+    let (s, _) = post_as(&app, &near, &format!("/api/v1/incidents/{id}/accept"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(commands.next().await["state"], "acknowledged");
+    post_as(&app, &near, &format!("/api/v1/incidents/{id}/arrive"), None).await;
+    assert_eq!(commands.next().await["state"], "on_site");
+}
