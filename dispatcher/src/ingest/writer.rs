@@ -181,7 +181,10 @@ async fn apply_health(deps: &IngestDeps, change: &HealthChange) -> Result<(), St
             deps.rules.device_heard(device)
         }
     };
-    let applied = deps.store.apply(&effects, "system", now).await?;
+    let applied = deps
+        .store
+        .apply(&effects, "system", now, &deps.rules)
+        .await?;
     deps.commits.signal();
     for applied in applied {
         if let (EventAction::Opened, Some(i)) = (applied.action, &applied.incident) {
