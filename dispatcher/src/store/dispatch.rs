@@ -76,6 +76,10 @@ pub fn conflict_code(message: &str) -> Option<&'static str> {
     .find(|code| *code == head)
 }
 
+/// How long a claimed dispatch turn is the claimer's: if it dies before
+/// making offers, the turn comes due again after this.
+pub const DISPATCH_LEASE: Duration = Duration::seconds(15);
+
 /// A steward the matcher ranked, in the order to try.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -201,7 +205,8 @@ pub enum DeliveryOutcome {
 #[async_trait]
 pub trait DispatchStore: Send + Sync {
     /// Takes the dispatch turn of a `dispatching` incident whose
-    /// `next_dispatch_at` is due, by setting it to NULL (compare-and-set),
+    /// `next_dispatch_at` is due, by moving it [`DISPATCH_LEASE`] ahead
+    /// (compare-and-set; `make_offers` then clears or sets it),
     /// so concurrent callers (two instances, the ingest hook and the timer)
     /// never both offer. `None` when it is not due, not dispatching, or
     /// taken.

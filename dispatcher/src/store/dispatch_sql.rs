@@ -938,14 +938,17 @@ macro_rules! dispatch_sql {
                     now: DateTime<Utc>,
                 ) -> StoreResult<Option<DispatchTurn>> {
                     let mut tx = self.begin_write().await.db()?;
+                    // The turn is a lease, not a removal: a caller that dies
+                    // before `make_offers` leaves the turn to come due again.
                     let row: Option<IncidentRow> = sqlx::query_as(
-                        "UPDATE incidents SET next_dispatch_at = NULL
+                        "UPDATE incidents SET next_dispatch_at = $3
                          WHERE id = $1 AND status = 'dispatching'
                            AND next_dispatch_at IS NOT NULL AND next_dispatch_at <= $2
                          RETURNING *",
                     )
                     .bind(incident.as_str())
                     .bind(now)
+                    .bind(now + super::dispatch::DISPATCH_LEASE)
                     .fetch_optional(&mut *tx)
                     .await
                     .db()?;
