@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, devices, elders, events, incidents, ops, stewards, users};
+use super::{auth, devices, elders, events, incidents, lifecycle, ops, stewards, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +45,11 @@ use super::{auth, devices, elders, events, incidents, ops, stewards, users};
         incidents::list,
         incidents::read,
         incidents::cancel,
+        lifecycle::accept,
+        lifecycle::decline,
+        lifecycle::arrive,
+        lifecycle::resolve,
+        lifecycle::assign,
     ),
     modifiers(&BearerAuth),
     tags(
