@@ -89,7 +89,13 @@ async fn presses_and_redeliveries_join_one_incident_and_a_cancel_closes_it(broke
         timeline[0]["what"].as_str().unwrap().starts_with("opened"),
         "{detail}"
     );
-    assert_eq!(timeline.len(), 6, "opened + 5 joins: {detail}");
+    // Opened once, joined five times (with no steward on duty it also
+    // escalates; that is dispatch's story, not this one).
+    let joins = timeline
+        .iter()
+        .filter(|t| t["what"].as_str().unwrap().starts_with("joined"))
+        .count();
+    assert_eq!(joins, 5, "opened + 5 joins: {detail}");
 
     button.event("cancel-1", "call.cancelled", json!({})).await;
     wait::until("the incident to be cancelled", || async {
