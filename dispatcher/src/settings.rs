@@ -88,10 +88,25 @@ impl Default for DispatchSettings {
     fn default() -> Self {
         Self {
             priorities: vec![Priority::Critical, Priority::Urgent, Priority::Routine],
-            offer_timeout_s: PerPriority { critical: 30, urgent: 45, routine: 90, technical: 90 },
-            parallel_offers: PerPriority { critical: 2, urgent: 1, routine: 1, technical: 1 },
+            offer_timeout_s: PerPriority {
+                critical: 30,
+                urgent: 45,
+                routine: 90,
+                technical: 90,
+            },
+            parallel_offers: PerPriority {
+                critical: 2,
+                urgent: 1,
+                routine: 1,
+                technical: 1,
+            },
             escalate_after_failed: 2,
-            escalate_after_s: PerPriority { critical: 90, urgent: 180, routine: 600, technical: 3600 },
+            escalate_after_s: PerPriority {
+                critical: 90,
+                urgent: 180,
+                routine: 600,
+                technical: 3600,
+            },
             retry_s: 30,
             max_distance_m: 5_000.0,
             detour_factor: 1.3,

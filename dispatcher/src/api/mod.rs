@@ -6,6 +6,9 @@
 //! - [`elders`], [`devices`], [`stewards`], [`users`]: the registry.
 //! - [`events`]: stored device events and unknown devices.
 //! - [`incidents`]: list, read, cancel.
+//! - [`stream`]: `GET /api/v1/stream`, Server-Sent Events from the
+//!   [`crate::hub::Hub`].
+//! - [`reports`]: response times against the targets.
 //!
 //! Shared pieces: [`error`] (the one error type and body), [`extract`]
 //! (body, path and query extractors that never answer in plain text),
@@ -24,8 +27,10 @@ pub mod openapi;
 pub mod ops;
 pub mod patch;
 pub mod query;
+pub mod reports;
 pub mod routes;
 pub mod stewards;
+pub mod stream;
 pub mod users;
 pub mod validate;
 
@@ -39,6 +44,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::clock::Clock;
+use crate::hub::Hub;
 use crate::ingest::Liveness;
 use crate::metrics::Metrics;
 use crate::rules::RuleBook;
@@ -71,6 +77,10 @@ pub struct AppState {
     /// The in-memory liveness table: registering a device starts its
     /// heartbeat clock at once instead of at the next refresh.
     pub liveness: Arc<Liveness>,
+    /// The stream hub: SSE connections subscribe to it, and whoever
+    /// commits an incident change calls [`Hub::nudge`]. Its reader runs
+    /// once [`Hub::start`]ed (`startup` does; tests may).
+    pub hub: Arc<Hub>,
 }
 
 impl AppState {
@@ -84,9 +94,11 @@ impl AppState {
         broker_connected: Arc<AtomicBool>,
     ) -> Self {
         let liveness = Arc::new(Liveness::new(settings.ingest.missed_heartbeats));
+        let hub = Arc::new(Hub::new(store.clone()));
         Self {
             store,
             liveness,
+            hub,
             settings,
             clock,
             metrics,
@@ -108,6 +120,8 @@ pub fn routes() -> Routes {
         .merge(users::routes())
         .merge(events::routes())
         .merge(incidents::routes())
+        .merge(stream::routes())
+        .merge(reports::routes())
 }
 
 /// The whole HTTP surface.

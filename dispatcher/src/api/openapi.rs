@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, devices, elders, events, incidents, ops, stewards, users};
+use super::{auth, devices, elders, events, incidents, ops, reports, stewards, stream, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +45,8 @@ use super::{auth, devices, elders, events, incidents, ops, stewards, users};
         incidents::list,
         incidents::read,
         incidents::cancel,
+        stream::stream,
+        reports::response_times,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -56,6 +58,8 @@ use super::{auth, devices, elders, events, incidents, ops, stewards, users};
         (name = "users", description = "Logins (admins)"),
         (name = "events", description = "Stored device events (supervisors)"),
         (name = "incidents", description = "Incidents"),
+        (name = "stream", description = "Live events (Server-Sent Events): `snapshot`, `offer`, `offer.withdrawn`, `incident`, `steward`"),
+        (name = "reports", description = "Response times against the targets (supervisors)"),
     )
 )]
 pub struct ApiDoc;

@@ -146,9 +146,14 @@ pub struct OutboxItem {
 pub enum DeliveryOutcome {
     Delivered,
     /// Failed; try again at this time.
-    Retry { at: DateTime<Utc>, error: String },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
     /// Failed for good (attempts exhausted, or the target is gone).
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// Dispatch's part of the store; every [`super::Store`] implements it.
@@ -167,8 +172,7 @@ pub trait DispatchStore: Send + Sync {
 
     /// Incidents whose dispatch turn is due, oldest first: the safety net
     /// that dispatches whatever a crash or a lost hook left waiting.
-    async fn due_dispatches(&self, now: DateTime<Utc>, limit: i64)
-    -> StoreResult<Vec<IncidentId>>;
+    async fn due_dispatches(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<IncidentId>>;
 
     /// Offers the incident to `candidates` in order until `want` stewards
     /// were claimed (`available` → `offered` by compare-and-set; a steward
@@ -220,15 +224,21 @@ pub trait DispatchStore: Send + Sync {
     /// Expires every live offer past `expires_at`, as a decline would
     /// (steward `available` if on duty, else `off_duty`). Returns the
     /// incidents touched.
-    async fn expire_offers(&self, now: DateTime<Utc>, rules: &RuleBook)
-    -> StoreResult<Vec<IncidentId>>;
+    async fn expire_offers(
+        &self,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Vec<IncidentId>>;
 
     /// Escalates `dispatching` incidents whose `escalate_at` is due: level
     /// up, `escalate_at` moves by `escalate_after_s` (so a long wait keeps
     /// escalating), next dispatch due now (the radius grows with the
     /// level). Returns the incidents escalated.
-    async fn escalate_due(&self, now: DateTime<Utc>, rules: &RuleBook)
-    -> StoreResult<Vec<IncidentId>>;
+    async fn escalate_due(
+        &self,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Vec<IncidentId>>;
 
     /// Escalates one incident now, for `reason` ("nobody available").
     async fn escalate(
