@@ -10,7 +10,8 @@
 //! - [`rules`]: what an event means for an elder: open, join or cancel an
 //!   incident, set a timer. Pure functions returning effects.
 //! - [`store`]: the truth. One trait, SQLite and PostgreSQL behind it;
-//!   every incident change is one transaction with its timeline row.
+//!   every incident change is one transaction with its timeline, stream
+//!   and outbox rows; offers claim stewards by compare-and-set.
 //! - [`timers`]: deadlines claimed from the store, and the detector of
 //!   devices that stopped their heartbeat.
 //! - [`hub`]: the stream log fanned out in process to SSE connections;

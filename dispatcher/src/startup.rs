@@ -133,6 +133,7 @@ impl Application {
         let timer_deps = TimerDeps {
             settings: state.settings.clone(),
             store: state.store.clone(),
+            rules: state.rules.clone(),
             metrics: state.metrics.clone(),
             clock: state.clock.clone(),
             liveness: liveness.clone(),

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::ingest::{HealthChange, Liveness};
 use crate::metrics::Metrics;
+use crate::rules::RuleBook;
 use crate::settings::Settings;
 use crate::store::{EventAction, Store};
 
@@ -32,6 +33,8 @@ const RELOAD_EVERY: Duration = Duration::from_secs(30);
 pub struct TimerDeps {
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
+    /// What a fired deadline's incident is told to (dispatch, webhooks).
+    pub rules: Arc<RuleBook>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
     pub liveness: Arc<Liveness>,
@@ -66,7 +69,7 @@ pub async fn fire_due(deps: &TimerDeps) -> Result<usize, crate::store::StoreErro
             return Ok(fired);
         }
         for deadline in &due {
-            let applied = deps.store.fire_deadline(deadline, now).await?;
+            let applied = deps.store.fire_deadline(deadline, now, &deps.rules).await?;
             fired += 1;
             for a in applied {
                 if let (EventAction::Opened, Some(i)) = (a.action, &a.incident) {

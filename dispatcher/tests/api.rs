@@ -341,6 +341,7 @@ impl TestApp {
                 }],
                 "test",
                 self.state.clock.now(),
+                &self.state.rules,
             )
             .await
             .expect("raise");

@@ -12,12 +12,15 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::Connection;
 
 use dispatcher::domain::{
-    Contact, DedupKey, Device, DeviceId, DeviceKind, Elder, ElderId, EventId, IncidentId,
-    IncidentKind, IncidentState, LatLon, Limits, Outcome, Priority, Risks, Role, Steward,
-    StewardId, StewardStatus, User,
+    CandidateNote, Contact, DedupKey, Device, DeviceId, DeviceKind, Elder, ElderId, EventId,
+    Incident, IncidentId, IncidentKind, IncidentState, LatLon, Limits, Offer, OfferResponse,
+    Outcome, Priority, Risks, Role, Steward, StewardId, StewardStatus, User,
 };
 use dispatcher::rules::{Effect, RuleBook};
-use dispatcher::settings::RuleSettings;
+use dispatcher::settings::{
+    DispatchSettings, NotifySettings, RuleSettings, Secret, WebhookAudience, WebhookTarget,
+};
+use dispatcher::store::dispatch::{Actor, Audience, Candidate, Channel, DeliveryOutcome};
 use dispatcher::store::{
     Backend, EventAction, EventFilter, Heartbeat, IncidentFilter, IncomingEvent, Store, StoreError,
 };
@@ -42,6 +45,18 @@ impl Harness {
         } else {
             let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
             sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    }
+
+    /// A count from raw SQL, beside the store: the invariants are checked
+    /// on the tables themselves, not through the code under test.
+    async fn count(&self, sql: &'static str) -> i64 {
+        if self.url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
         }
     }
 }
@@ -97,6 +112,21 @@ on_both_backends!(
     concurrent_claims_never_share_a_deadline,
     a_big_batch_ingests,
     a_damaged_row_is_corrupt_not_a_panic,
+    // dispatch
+    an_opened_incident_is_due_for_dispatch,
+    two_incidents_racing_for_one_steward_never_share_them,
+    two_hundred_incidents_fifty_stewards_never_double_booked,
+    declines_and_expiries_escalate_then_a_steward_goes_and_resolves,
+    a_critical_incident_offered_twice_goes_to_the_first_to_accept,
+    a_long_wait_escalates_and_keeps_escalating,
+    going_off_duty_withdraws_offers,
+    supervisors_assign_and_reassign_by_hand,
+    every_change_writes_its_notices,
+    the_elders_cancel_and_a_clear_write_their_notices,
+    the_outbox_is_claimed_leased_retried_and_finished,
+    the_stream_reads_in_order_and_prunes,
+    the_detail_shows_offers_candidates_and_deliveries,
+    a_steward_sees_an_elder_once_offered,
 );
 
 // --- fixtures ---
@@ -117,6 +147,11 @@ fn day() -> DateTime<Utc> {
 
 fn rules() -> RuleBook {
     RuleBook::new(RuleSettings::default())
+}
+
+/// A supervisor, as the timeline names them.
+fn sup() -> Actor {
+    Actor::User("sup".into())
 }
 
 fn elder_id(s: &str) -> ElderId {
@@ -806,7 +841,10 @@ async fn bed_exit_at_night_without_return_raises(h: Harness) {
     let claimed = s.claim_due(fire_at, lease, 10).await.unwrap();
     assert_eq!(claimed, pending);
 
-    let fired = s.fire_deadline(&claimed[0], fire_at).await.unwrap();
+    let fired = s
+        .fire_deadline(&claimed[0], fire_at, &rules())
+        .await
+        .unwrap();
     assert_eq!(actions(&fired), vec![EventAction::Opened]);
     let inc = fired[0].incident.clone().unwrap();
     assert_eq!(
@@ -826,7 +864,7 @@ async fn bed_exit_at_night_without_return_raises(h: Harness) {
     // Firing the same claim twice (a retry, a second instance) does
     // nothing the second time.
     assert!(
-        s.fire_deadline(&claimed[0], fire_at)
+        s.fire_deadline(&claimed[0], fire_at, &rules())
             .await
             .unwrap()
             .is_empty()
@@ -883,7 +921,7 @@ async fn bed_return_before_due_unschedules(h: Harness) {
     );
     // A deadline held from before the return is not fired either.
     assert!(
-        s.fire_deadline(&claimed_early[0], late)
+        s.fire_deadline(&claimed_early[0], late, &rules())
             .await
             .unwrap()
             .is_empty()
@@ -921,6 +959,7 @@ async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {
             ],
             "system",
             t0,
+            &rules(),
         )
         .await
         .unwrap();
@@ -955,6 +994,7 @@ async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {
         &[schedule("k-1", later + Duration::minutes(1))],
         "system",
         later,
+        &rules(),
     )
     .await
     .unwrap();
@@ -966,9 +1006,19 @@ async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {
     assert_eq!(moved.len(), 1);
     assert_eq!(moved[0].due_at, later + Duration::minutes(1));
     // The old claim of k-1 no longer fires anything.
-    assert!(s.fire_deadline(&again[0], later).await.unwrap().is_empty());
+    assert!(
+        s.fire_deadline(&again[0], later, &rules())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let unscheduled = s
-        .apply(&[Effect::Unschedule { key: "k-1".into() }], "system", later)
+        .apply(
+            &[Effect::Unschedule { key: "k-1".into() }],
+            "system",
+            later,
+            &rules(),
+        )
         .await
         .unwrap();
     assert_eq!(unscheduled[0].action, EventAction::Recorded);
@@ -1054,7 +1104,12 @@ async fn offline_incident_clears_itself(h: Harness) {
     let d = s.device(&device_id("btn-1")).await.unwrap().unwrap();
     let t0 = day();
     let raised = s
-        .apply(&r.device_offline(&d, "3 heartbeats missed"), "system", t0)
+        .apply(
+            &r.device_offline(&d, "3 heartbeats missed"),
+            "system",
+            t0,
+            &r,
+        )
         .await
         .unwrap();
     assert_eq!(raised[0].action, EventAction::Opened);
@@ -1065,7 +1120,10 @@ async fn offline_incident_clears_itself(h: Harness) {
     );
 
     let t1 = t0 + Duration::minutes(3);
-    let cleared = s.apply(&r.device_heard(&d.id), "system", t1).await.unwrap();
+    let cleared = s
+        .apply(&r.device_heard(&d.id), "system", t1, &r)
+        .await
+        .unwrap();
     assert_eq!(cleared[0].action, EventAction::Cleared);
     let done = cleared[0].incident.clone().unwrap();
     assert_eq!(
@@ -1077,7 +1135,10 @@ async fn offline_incident_clears_itself(h: Harness) {
             Some(t1)
         )
     );
-    let again = s.apply(&r.device_heard(&d.id), "system", t1).await.unwrap();
+    let again = s
+        .apply(&r.device_heard(&d.id), "system", t1, &r)
+        .await
+        .unwrap();
     assert_eq!(
         (again[0].action, &again[0].incident),
         (EventAction::Recorded, &None)
@@ -1101,13 +1162,18 @@ async fn supervisor_cancels(h: Harness) {
     s.insert_elder(&elder("e-1")).await.unwrap();
     let t0 = day();
     let got = s
-        .apply(&[raise("elder:e-1:call", "e-1")], "device:btn-1", t0)
+        .apply(
+            &[raise("elder:e-1:call", "e-1")],
+            "device:btn-1",
+            t0,
+            &rules(),
+        )
         .await
         .unwrap();
     let inc = got[0].incident.clone().unwrap();
     let at = t0 + Duration::minutes(2);
     let cancelled = s
-        .cancel_incident(&inc.id, "duplicate of a phone call", "user:sup", at)
+        .cancel(&inc.id, &sup(), "duplicate of a phone call", at, &rules())
         .await
         .unwrap();
     assert_eq!(
@@ -1129,12 +1195,12 @@ async fn supervisor_cancels(h: Harness) {
         ("cancelled: duplicate of a phone call", "user:sup", at)
     );
     assert!(matches!(
-        s.cancel_incident(&inc.id, "again", "user:sup", at).await,
-        Err(StoreError::Conflict(m)) if m.contains("already cancelled")
+        s.cancel(&inc.id, &sup(), "again", at, &rules()).await,
+        Err(StoreError::Conflict(m)) if m == format!("not_open: incident {} is already cancelled", inc.id)
     ));
     let unknown = IncidentId::parse("inc-unknown").unwrap();
     assert!(matches!(
-        s.cancel_incident(&unknown, "x", "user:sup", at).await,
+        s.cancel(&unknown, &sup(), "x", at, &rules()).await,
         Err(StoreError::NotFound(m)) if m == "incident inc-unknown"
     ));
 }
@@ -1201,7 +1267,7 @@ async fn incidents_list_newest_first_with_filters(h: Harness) {
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0].id, all[0].id);
 
-    s.cancel_incident(&all[0].id, "test", "user:sup", t0 + Duration::minutes(1))
+    s.cancel(&all[0].id, &sup(), "test", t0 + Duration::minutes(1), &r)
         .await
         .unwrap();
     assert_eq!(s.incidents(&open_only()).await.unwrap().len(), 3);
@@ -1231,7 +1297,7 @@ async fn steward_sees_only_their_elders(h: Harness) {
     s.insert_elder(&elder("e-1")).await.unwrap();
     s.insert_elder(&elder("e-2")).await.unwrap();
     s.insert_steward(&steward("s-1")).await.unwrap();
-    s.apply(&[raise("elder:e-1:call", "e-1")], "system", day())
+    s.apply(&[raise("elder:e-1:call", "e-1")], "system", day(), &rules())
         .await
         .unwrap();
     let (pema, e1, e2) = (steward_id("s-1"), elder_id("e-1"), elder_id("e-2"));
@@ -1243,7 +1309,7 @@ async fn steward_sees_only_their_elders(h: Harness) {
     assert!(!s.steward_sees_elder(&pema, &e2).await.unwrap());
     // Still after the incident closes.
     let inc = s.incidents(&open_only()).await.unwrap().remove(0);
-    s.cancel_incident(&inc.id, "done", "user:sup", day())
+    s.cancel(&inc.id, &sup(), "done", day(), &rules())
         .await
         .unwrap();
     assert!(s.steward_sees_elder(&pema, &e1).await.unwrap());
@@ -1271,6 +1337,7 @@ async fn concurrent_raises_make_one_incident(h: Harness) {
                         &[raise("elder:e-1:call", "e-1")],
                         "device:btn-1",
                         t0 + Duration::milliseconds(i),
+                        &rules(),
                     )
                     .await
             })
@@ -1332,7 +1399,10 @@ async fn concurrent_claims_never_share_a_deadline(h: Harness) {
             effects: vec![raise("elder:e-1:call", "e-1")],
         })
         .collect();
-    h.store.apply(&effects, "system", t0).await.unwrap();
+    h.store
+        .apply(&effects, "system", t0, &rules())
+        .await
+        .unwrap();
     // Five instances' timer loops tick at once.
     let now = t0 + Duration::minutes(5);
     let tasks: Vec<_> = (0..5)
@@ -1460,6 +1530,1634 @@ async fn a_damaged_row_is_corrupt_not_a_panic(h: Harness) {
         s.device(&device_id("btn-2")).await,
         Err(StoreError::Corrupt(_))
     ));
+}
+
+// --- dispatch: fixtures ---
+
+/// The default rules with two webhooks: the supervisors' board and the
+/// families' notifier.
+fn hooked_rules() -> RuleBook {
+    let hook = |name: &str, audience| WebhookTarget {
+        name: name.into(),
+        url: format!("http://127.0.0.1:9/{name}"),
+        secret: Secret::new("test-key"),
+        audience,
+        max_attempts: 3,
+    };
+    RuleBook::new(RuleSettings::default()).with_dispatch(
+        DispatchSettings::default(),
+        NotifySettings {
+            webhooks: vec![
+                hook("board", WebhookAudience::Supervisors),
+                hook("family", WebhookAudience::Family),
+            ],
+            ..Default::default()
+        },
+    )
+}
+
+/// A steward on duty and available.
+async fn on_duty(s: &dyn Store, id: &str) {
+    s.insert_steward(&steward(id)).await.unwrap();
+    let st = s.set_steward_duty(&steward_id(id), true).await.unwrap();
+    assert_eq!(st.status, StewardStatus::Available);
+}
+
+fn raise_as(key: &str, elder: &str, priority: Priority, device: Option<&str>) -> Effect {
+    Effect::Raise {
+        key: key.into(),
+        elder_id: Some(elder_id(elder)),
+        device_id: device.map(device_id),
+        kind: IncidentKind::Call,
+        priority,
+        summary: "call pressed (bedside)".into(),
+    }
+}
+
+/// Opens an incident of an elder, as ingest or a timer would.
+async fn open(
+    s: &dyn Store,
+    key: &str,
+    priority: Priority,
+    device: Option<&str>,
+    at: DateTime<Utc>,
+    r: &RuleBook,
+) -> Incident {
+    let got = s
+        .apply(
+            &[raise_as(key, "e-1", priority, device)],
+            "device:btn-1",
+            at,
+            r,
+        )
+        .await
+        .unwrap();
+    assert_eq!(got[0].action, EventAction::Opened);
+    got[0].incident.clone().unwrap()
+}
+
+/// Stewards in order, 100 m apart.
+fn candidates(ids: &[&str]) -> Vec<Candidate> {
+    ids.iter()
+        .enumerate()
+        .map(|(n, id)| Candidate {
+            steward_id: steward_id(id),
+            distance_m: 100.0 * (n + 1) as f64,
+        })
+        .collect()
+}
+
+/// Takes the incident's dispatch turn and offers it, for 30 s.
+async fn offer(
+    s: &dyn Store,
+    incident: &IncidentId,
+    stewards: &[&str],
+    want: usize,
+    at: DateTime<Utc>,
+    r: &RuleBook,
+) -> Vec<Offer> {
+    let turn = s
+        .claim_dispatch(incident, at)
+        .await
+        .unwrap()
+        .expect("the dispatch turn is due");
+    let secs = Duration::seconds(30);
+    s.make_offers(
+        &turn,
+        &candidates(stewards),
+        want,
+        at + secs,
+        &[],
+        at + secs,
+        at,
+        r,
+    )
+    .await
+    .unwrap()
+}
+
+/// The code a conflict's message starts with.
+fn code<T: std::fmt::Debug>(got: Result<T, StoreError>) -> String {
+    match got {
+        Err(StoreError::Conflict(m)) => m.split(':').next().unwrap().to_owned(),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+async fn status_of(s: &dyn Store, id: &str) -> StewardStatus {
+    s.steward(&steward_id(id)).await.unwrap().unwrap().status
+}
+
+async fn timeline(s: &dyn Store, id: &IncidentId) -> Vec<String> {
+    s.incident(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .timeline
+        .into_iter()
+        .map(|l| l.what)
+        .collect()
+}
+
+/// The stream after `seq` as `(audience, event)`, and the new head.
+async fn stream_since(s: &dyn Store, seq: i64) -> (Vec<(String, String)>, i64) {
+    let rows = s.stream_after(seq, 1000).await.unwrap();
+    let head = rows.last().map_or(seq, |r| r.seq);
+    let got = rows
+        .into_iter()
+        .map(|r| (r.audience.as_text(), r.event))
+        .collect();
+    (got, head)
+}
+
+fn ev(audience: &str, event: &str) -> (String, String) {
+    (audience.to_owned(), event.to_owned())
+}
+
+/// Every pending outbox row, as `(channel, target, event)`, claimed far
+/// in the future so none is left out.
+async fn outbox(s: &dyn Store) -> Vec<dispatcher::store::dispatch::OutboxItem> {
+    s.claim_outbox(t("2030-01-01T00:00:00Z"), Duration::seconds(1), 1000)
+        .await
+        .unwrap()
+}
+
+/// The steward and incident invariants, checked in SQL on the tables.
+async fn assert_no_double_booking(h: &Harness, when: &str) {
+    let checks: [(&str, &'static str); 8] = [
+        (
+            "a steward holds two live offers",
+            "SELECT COUNT(*) FROM (SELECT steward_id FROM offers WHERE response IS NULL
+             GROUP BY steward_id HAVING COUNT(*) > 1) x",
+        ),
+        (
+            "a steward holds two open incidents",
+            "SELECT COUNT(*) FROM (SELECT steward_id FROM incidents
+             WHERE status IN ('acknowledged', 'on_site') AND steward_id IS NOT NULL
+             GROUP BY steward_id HAVING COUNT(*) > 1) x",
+        ),
+        (
+            "an offered steward without their live offer",
+            "SELECT COUNT(*) FROM stewards s WHERE s.status = 'offered' AND NOT EXISTS
+             (SELECT 1 FROM offers o WHERE o.steward_id = s.id AND o.response IS NULL
+              AND o.incident_id = s.incident_id)",
+        ),
+        (
+            "a live offer whose steward is not offered that incident",
+            "SELECT COUNT(*) FROM offers o JOIN stewards s ON s.id = o.steward_id
+             WHERE o.response IS NULL
+               AND (s.status <> 'offered' OR s.incident_id IS NULL OR s.incident_id <> o.incident_id)",
+        ),
+        (
+            "a busy steward without an open incident",
+            "SELECT COUNT(*) FROM stewards s WHERE s.status = 'busy' AND NOT EXISTS
+             (SELECT 1 FROM incidents i WHERE i.id = s.incident_id AND i.steward_id = s.id
+              AND i.status IN ('acknowledged', 'on_site'))",
+        ),
+        (
+            "an assigned incident whose steward is not busy with it",
+            "SELECT COUNT(*) FROM incidents i JOIN stewards s ON s.id = i.steward_id
+             WHERE i.status IN ('acknowledged', 'on_site')
+               AND (s.status <> 'busy' OR s.incident_id IS NULL OR s.incident_id <> i.id)",
+        ),
+        (
+            "an idle steward holding an incident",
+            "SELECT COUNT(*) FROM stewards
+             WHERE status IN ('available', 'off_duty') AND incident_id IS NOT NULL",
+        ),
+        (
+            "a live offer of an incident no longer dispatching",
+            "SELECT COUNT(*) FROM offers o JOIN incidents i ON i.id = o.incident_id
+             WHERE o.response IS NULL AND i.status <> 'dispatching'",
+        ),
+    ];
+    for (what, sql) in checks {
+        assert_eq!(h.count(sql).await, 0, "{when}: {what}");
+    }
+}
+
+// --- dispatch: offers and claims ---
+
+async fn an_opened_incident_is_due_for_dispatch(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    home(s, "e-1", "btn-1", DeviceKind::CallButton).await;
+    let t0 = day();
+    let got = s.ingest(&[press("btn-1", "p-1", t0)], &r).await.unwrap();
+    let inc = got[0].incident.clone().unwrap();
+    assert_eq!(inc.status, IncidentState::Dispatching);
+    assert_eq!(
+        s.due_dispatches(t0, 10).await.unwrap(),
+        vec![inc.id.clone()]
+    );
+    assert!(
+        s.claim_dispatch(&inc.id, t0 - Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_none(),
+        "not due before it was opened"
+    );
+    // A join changes nothing of the dispatch clock.
+    s.ingest(&[press("btn-1", "p-2", t0 + Duration::seconds(1))], &r)
+        .await
+        .unwrap();
+    let turn = s.claim_dispatch(&inc.id, t0).await.unwrap().expect("due");
+    assert_eq!(turn.incident.id, inc.id);
+    assert_eq!(turn.elder.as_ref().map(|e| &e.id), Some(&elder_id("e-1")));
+    assert_eq!((turn.already_offered.len(), turn.live_offers), (0, 0));
+    // The turn is ours alone.
+    assert!(s.claim_dispatch(&inc.id, t0).await.unwrap().is_none());
+    assert!(s.due_dispatches(t0, 10).await.unwrap().is_empty());
+
+    // Technical incidents go to the board, not to stewards.
+    let d = device("btn-1", Some("e-1"), DeviceKind::CallButton);
+    let offline = s
+        .apply(&r.device_offline(&d, "silent"), "system", t0, &r)
+        .await
+        .unwrap();
+    let tech = offline[0].incident.clone().unwrap();
+    assert!(s.claim_dispatch(&tech.id, t0).await.unwrap().is_none());
+    // Nor is an incident without an elder dispatched.
+    let orphan = s
+        .apply(
+            &[Effect::Raise {
+                key: "device:x:tamper".into(),
+                elder_id: None,
+                device_id: Some(device_id("x")),
+                kind: IncidentKind::Tamper,
+                priority: Priority::Urgent,
+                summary: "tamper".into(),
+            }],
+            "system",
+            t0,
+            &r,
+        )
+        .await
+        .unwrap();
+    let orphan = orphan[0].incident.clone().unwrap();
+    assert!(s.claim_dispatch(&orphan.id, t0).await.unwrap().is_none());
+    // Only the elder's call escalates unless acknowledged.
+    assert_eq!(
+        s.escalate_due(t0 + Duration::days(1), &r).await.unwrap(),
+        vec![inc.id]
+    );
+}
+
+async fn two_incidents_racing_for_one_steward_never_share_them(h: Harness) {
+    let s = h.store.clone();
+    let r = Arc::new(rules());
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    on_duty(&*s, "s-1").await;
+    on_duty(&*s, "s-2").await;
+    let t0 = day();
+    let a = open(&*s, "elder:e-1:a", Priority::Urgent, None, t0, &r).await;
+    let b = open(&*s, "elder:e-1:b", Priority::Urgent, None, t0, &r).await;
+    let retry = t0 + Duration::seconds(30);
+    let race: Vec<_> = [a.id.clone(), b.id.clone()]
+        .into_iter()
+        .map(|id| {
+            let (s, r) = (s.clone(), r.clone());
+            tokio::spawn(async move {
+                let turn = s.claim_dispatch(&id, t0).await.unwrap().unwrap();
+                let made = s
+                    .make_offers(&turn, &candidates(&["s-1"]), 1, retry, &[], retry, t0, &r)
+                    .await
+                    .unwrap();
+                (id, made)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in race {
+        results.push(task.await.unwrap());
+    }
+    let winners: Vec<_> = results.iter().filter(|(_, m)| !m.is_empty()).collect();
+    assert_eq!(winners.len(), 1, "exactly one incident claims s-1");
+    let (loser, _) = results.iter().find(|(_, m)| m.is_empty()).unwrap().clone();
+    assert_eq!(status_of(&*s, "s-1").await, StewardStatus::Offered);
+    assert_eq!(s.live_offers_of(&steward_id("s-1")).await.unwrap().len(), 1);
+    // The loser notes why, and tries again at the retry time.
+    let detail = s.incident(&loser).await.unwrap().unwrap();
+    let note = &detail.candidates[0];
+    assert_eq!(
+        (note.steward_id.as_str(), note.verdict.as_str()),
+        ("s-1", "lost")
+    );
+    assert!(detail.offers.is_empty());
+    assert!(
+        detail
+            .timeline
+            .iter()
+            .any(|l| l.what == "nobody could be offered; trying again in 30 s")
+    );
+    assert!(s.due_dispatches(t0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.due_dispatches(retry, 10).await.unwrap(),
+        vec![loser.clone()]
+    );
+    // The next time it gets the next candidate.
+    let next = offer(&*s, &loser, &["s-1", "s-2"], 1, retry, &r).await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].steward_id, steward_id("s-2"));
+    let notes = s.incident(&loser).await.unwrap().unwrap().candidates;
+    let verdicts: Vec<_> = notes
+        .iter()
+        .map(|n| (n.steward_id.as_str(), n.verdict.as_str()))
+        .collect();
+    assert_eq!(verdicts, vec![("s-1", "lost"), ("s-2", "offered")]);
+
+    // The unique index is the backstop: a steward marked available who
+    // somehow holds a live offer is passed over, not an error.
+    on_duty(&*s, "s-3").await;
+    h.exec(
+        "INSERT INTO offers (id, incident_id, steward_id, offered_at, expires_at)
+         SELECT 'off-stray', id, 's-3', created_at, created_at FROM incidents
+         WHERE dedup_key = 'elder:e-1:a'",
+    )
+    .await;
+    let c = open(&*s, "elder:e-1:c", Priority::Urgent, None, t0, &r).await;
+    let none = offer(&*s, &c.id, &["s-3"], 1, t0, &r).await;
+    assert!(none.is_empty());
+    assert_eq!(status_of(&*s, "s-3").await, StewardStatus::Available);
+    let notes = s.incident(&c.id).await.unwrap().unwrap().candidates;
+    assert_eq!(notes[0].verdict, "lost");
+}
+
+async fn two_hundred_incidents_fifty_stewards_never_double_booked(h: Harness) {
+    const INCIDENTS: usize = 200;
+    const STEWARDS: usize = 50;
+    let s = h.store.clone();
+    let r = Arc::new(rules());
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    for n in 0..STEWARDS {
+        on_duty(&*s, &format!("s-{n:02}")).await;
+    }
+    let t0 = day();
+    let ring = |n: usize| -> Vec<Candidate> {
+        (0..STEWARDS)
+            .map(|k| Candidate {
+                steward_id: steward_id(&format!("s-{:02}", (n * 7 + k) % STEWARDS)),
+                distance_m: 100.0 + k as f64,
+            })
+            .collect()
+    };
+    let want = |p: Priority| if p == Priority::Critical { 2 } else { 1 };
+
+    // Round 1: every incident is raised and dispatched at once.
+    let tasks: Vec<_> = (0..INCIDENTS)
+        .map(|n| {
+            let (s, r, cands) = (s.clone(), r.clone(), ring(n));
+            tokio::spawn(async move {
+                let priority = if n % 4 == 0 {
+                    Priority::Critical
+                } else {
+                    Priority::Urgent
+                };
+                let at = t0 + Duration::milliseconds(n as i64);
+                let key = format!("elder:e-1:n{n}");
+                let got = s
+                    .apply(&[raise_as(&key, "e-1", priority, None)], "system", at, &r)
+                    .await
+                    .expect("raise");
+                let inc = got[0].incident.clone().unwrap();
+                let turn = s
+                    .claim_dispatch(&inc.id, at)
+                    .await
+                    .expect("claim")
+                    .expect("due at once");
+                let expires = at + Duration::seconds(30);
+                let made = s
+                    .make_offers(&turn, &cands, want(priority), expires, &[], expires, at, &r)
+                    .await
+                    .expect("offers");
+                (inc, made)
+            })
+        })
+        .collect();
+    let mut dispatched = Vec::new();
+    for task in tasks {
+        dispatched.push(task.await.unwrap());
+    }
+    let offers: usize = dispatched.iter().map(|(_, m)| m.len()).sum();
+    assert_eq!(
+        offers, STEWARDS,
+        "every steward is offered exactly one incident"
+    );
+    assert_no_double_booking(&h, "after dispatch").await;
+
+    // Round 2: answers race each other and the expiry timer.
+    let t1 = t0 + Duration::seconds(10);
+    let mut tasks = Vec::new();
+    for (n, (inc, made)) in dispatched.iter().enumerate() {
+        for o in made {
+            let (s, r, id, st) = (s.clone(), r.clone(), inc.id.clone(), o.steward_id.clone());
+            tasks.push(tokio::spawn(async move {
+                let got = if n % 3 == 2 {
+                    s.decline(&id, &st, t1, &r).await
+                } else {
+                    s.accept(&id, &st, t1, &r).await
+                };
+                match got {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict(m))
+                        if m.starts_with("already_taken") || m.starts_with("offer_expired") => {}
+                    Err(e) => panic!("answer failed: {e:?}"),
+                }
+            }));
+        }
+    }
+    for _ in 0..2 {
+        let (s, r) = (s.clone(), r.clone());
+        tasks.push(tokio::spawn(async move {
+            s.expire_offers(t0 + Duration::seconds(31), &r)
+                .await
+                .unwrap();
+            s.escalate_due(t0 + Duration::seconds(31), &r)
+                .await
+                .unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_no_double_booking(&h, "after answers").await;
+
+    // Round 3: whatever is due is dispatched again, concurrently.
+    let t2 = t0 + Duration::seconds(60);
+    let due = s.due_dispatches(t2, 1000).await.unwrap();
+    assert!(!due.is_empty());
+    let tasks: Vec<_> = due
+        .into_iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let (s, r, cands) = (s.clone(), r.clone(), ring(n));
+            tokio::spawn(async move {
+                if let Some(turn) = s.claim_dispatch(&id, t2).await.unwrap() {
+                    let expires = t2 + Duration::seconds(30);
+                    let want = want(turn.incident.priority);
+                    s.make_offers(&turn, &cands, want, expires, &[], expires, t2, &r)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_no_double_booking(&h, "after re-dispatch").await;
+
+    // Round 4: every assigned incident is resolved at once; its steward
+    // is free again.
+    let open_now = s
+        .incidents(&IncidentFilter {
+            status: vec![IncidentState::Acknowledged],
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // (Possibly none, if the expiry timer beat every accept.)
+    let tasks: Vec<_> = open_now
+        .into_iter()
+        .map(|i| {
+            let (s, r) = (s.clone(), r.clone());
+            tokio::spawn(async move {
+                let who = Actor::Steward(i.steward_id.clone().unwrap());
+                s.resolve(&i.id, &who, Outcome::Assisted, "", t2, &r)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_no_double_booking(&h, "after resolves").await;
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM stewards WHERE status = 'busy'")
+            .await,
+        0
+    );
+}
+
+// --- dispatch: the lifecycle ---
+
+async fn declines_and_expiries_escalate_then_a_steward_goes_and_resolves(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    for id in ["s-1", "s-2", "s-3"] {
+        on_duty(s, id).await;
+    }
+    let (s1, s2, s3) = (steward_id("s-1"), steward_id("s-2"), steward_id("s-3"));
+    let t0 = day();
+    let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
+    let made = offer(s, &inc.id, &["s-1"], 1, t0, &r).await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(
+        (made[0].expires_at, made[0].response, made[0].distance_m),
+        (t0 + Duration::seconds(30), None, Some(100.0))
+    );
+    assert_eq!(status_of(s, "s-1").await, StewardStatus::Offered);
+    assert!(
+        s.claim_dispatch(&inc.id, t0).await.unwrap().is_none(),
+        "an offer is live"
+    );
+
+    // s-1 declines: free again, and the next offer is due at once.
+    let t1 = t0 + Duration::seconds(10);
+    let after = s.decline(&inc.id, &s1, t1, &r).await.unwrap();
+    assert_eq!(
+        (after.status, after.escalation_level),
+        (IncidentState::Dispatching, 0)
+    );
+    assert_eq!(status_of(s, "s-1").await, StewardStatus::Available);
+    assert_eq!(code(s.accept(&inc.id, &s1, t1, &r).await), "offer_expired");
+    assert_eq!(code(s.decline(&inc.id, &s1, t1, &r).await), "offer_expired");
+    assert_eq!(code(s.accept(&inc.id, &s3, t1, &r).await), "no_offer");
+    assert!(matches!(
+        s.accept(&inc.id, &steward_id("s-9"), t1, &r).await,
+        Err(StoreError::NotFound(m)) if m == "steward s-9"
+    ));
+    let unknown = IncidentId::parse("inc-nope").unwrap();
+    assert!(matches!(
+        s.accept(&unknown, &s1, t1, &r).await,
+        Err(StoreError::NotFound(m)) if m == "incident inc-nope"
+    ));
+    let turn = s
+        .claim_dispatch(&inc.id, t1)
+        .await
+        .unwrap()
+        .expect("due at once");
+    assert_eq!(
+        (turn.already_offered.clone(), turn.live_offers),
+        (vec![s1.clone()], 0)
+    );
+
+    // s-2 is offered (s-1, already asked, is skipped) and never answers.
+    let expires = t1 + Duration::seconds(30);
+    let made = s
+        .make_offers(
+            &turn,
+            &candidates(&["s-1", "s-2"]),
+            1,
+            expires,
+            &[],
+            expires,
+            t1,
+            &r,
+        )
+        .await
+        .unwrap();
+    assert_eq!(made[0].steward_id, s2);
+    assert!(
+        s.expire_offers(expires - Duration::seconds(1), &r)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.expire_offers(expires, &r).await.unwrap(),
+        vec![inc.id.clone()]
+    );
+    assert!(
+        s.expire_offers(expires, &r).await.unwrap().is_empty(),
+        "once only"
+    );
+    assert_eq!(status_of(s, "s-2").await, StewardStatus::Available);
+    let detail = s.incident(&inc.id).await.unwrap().unwrap();
+    assert_eq!(
+        detail.incident.escalation_level, 1,
+        "two failed offers escalate"
+    );
+    let responses: Vec<_> = detail.offers.iter().map(|o| o.response).collect();
+    assert_eq!(
+        responses,
+        vec![Some(OfferResponse::Declined), Some(OfferResponse::Expired)]
+    );
+    let lines = timeline(s, &inc.id).await;
+    assert_eq!(
+        lines,
+        vec![
+            "opened: call pressed (bedside)",
+            "offered to Steward s-1 (s-1), 100 m",
+            "declined by s-1",
+            "offered to Steward s-2 (s-2), 200 m",
+            "offer to s-2 expired",
+            "escalated to level 1: 2 offers declined or expired",
+        ]
+    );
+
+    // s-3 is offered; too late is too late, even before the timer runs.
+    let t2 = expires;
+    let made = offer(s, &inc.id, &["s-3"], 1, t2, &r).await;
+    let late = made[0].expires_at;
+    assert_eq!(
+        code(s.accept(&inc.id, &s3, late, &r).await),
+        "offer_expired"
+    );
+    let t3 = t2 + Duration::seconds(5);
+    let acked = s.accept(&inc.id, &s3, t3, &r).await.unwrap();
+    assert_eq!(
+        (
+            acked.status,
+            acked.steward_id.clone(),
+            acked.acknowledged_at
+        ),
+        (IncidentState::Acknowledged, Some(s3.clone()), Some(t3))
+    );
+    assert_eq!(status_of(s, "s-3").await, StewardStatus::Busy);
+    assert_eq!(
+        s.accept(&inc.id, &s3, t3, &r).await.unwrap(),
+        acked,
+        "a retried tap"
+    );
+    assert_eq!(code(s.decline(&inc.id, &s3, t3, &r).await), "already_taken");
+    // Acknowledged: no more escalation, no more dispatch.
+    assert!(
+        s.escalate_due(t0 + Duration::days(1), &r)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.due_dispatches(t0 + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // On site, then resolved by the steward, who went off duty meanwhile.
+    assert_eq!(code(s.arrive(&inc.id, &s2, t3, &r).await), "not_assigned");
+    let t4 = t3 + Duration::minutes(7);
+    let there = s.arrive(&inc.id, &s3, t4, &r).await.unwrap();
+    assert_eq!(
+        (there.status, there.on_site_at),
+        (IncidentState::OnSite, Some(t4))
+    );
+    assert_eq!(s.arrive(&inc.id, &s3, t4, &r).await.unwrap(), there);
+    assert_eq!(
+        code(
+            s.resolve(
+                &inc.id,
+                &Actor::Steward(s1.clone()),
+                Outcome::Assisted,
+                "",
+                t4,
+                &r
+            )
+            .await
+        ),
+        "not_assigned"
+    );
+    let still = s.set_steward_duty(&s3, false).await.unwrap();
+    assert_eq!(still.status, StewardStatus::Busy);
+    let t5 = t4 + Duration::minutes(20);
+    let who = Actor::Steward(s3.clone());
+    let done = s
+        .resolve(
+            &inc.id,
+            &who,
+            Outcome::Assisted,
+            "helped up from the floor",
+            t5,
+            &r,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status, done.outcome, done.resolved_at),
+        (IncidentState::Resolved, Some(Outcome::Assisted), Some(t5))
+    );
+    assert_eq!(status_of(s, "s-3").await, StewardStatus::OffDuty);
+    assert_eq!(code(s.arrive(&inc.id, &s3, t5, &r).await), "not_open");
+    assert_eq!(code(s.accept(&inc.id, &s3, t5, &r).await), "not_open");
+    assert_eq!(
+        code(s.cancel(&inc.id, &sup(), "late", t5, &r).await),
+        "not_open"
+    );
+    assert_eq!(
+        code(s.resolve(&inc.id, &sup(), Outcome::Other, "", t5, &r).await),
+        "not_open"
+    );
+    assert_eq!(code(s.escalate(&inc.id, "x", t5, &r).await), "not_open");
+    let detail = s.incident(&inc.id).await.unwrap().unwrap();
+    let tail: Vec<_> = detail.timeline[6..]
+        .iter()
+        .map(|l| (l.what.as_str(), l.actor.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            ("offered to Steward s-3 (s-3), 100 m", "system"),
+            ("accepted by s-3", "steward:s-3"),
+            ("on site", "steward:s-3"),
+            (
+                "resolved: assisted — helped up from the floor",
+                "steward:s-3"
+            ),
+        ]
+    );
+    assert_no_double_booking(&h, "after resolve").await;
+}
+
+async fn a_critical_incident_offered_twice_goes_to_the_first_to_accept(h: Harness) {
+    let s = h.store.clone();
+    let r = Arc::new(rules());
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    on_duty(&*s, "s-1").await;
+    on_duty(&*s, "s-2").await;
+    let t0 = day();
+    let inc = open(&*s, "elder:e-1:fall", Priority::Critical, None, t0, &r).await;
+    let made = offer(&*s, &inc.id, &["s-1", "s-2"], 2, t0, &r).await;
+    assert_eq!(made.len(), 2);
+    let head = s.stream_head().await.unwrap();
+    let at = t0 + Duration::seconds(3);
+    let tasks: Vec<_> = ["s-1", "s-2"]
+        .into_iter()
+        .map(|st| {
+            let (s, r, id) = (s.clone(), r.clone(), inc.id.clone());
+            tokio::spawn(async move { (st, s.accept(&id, &steward_id(st), at, &r).await) })
+        })
+        .collect();
+    let mut won = Vec::new();
+    let mut lost = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (st, Ok(i)) => won.push((st, i)),
+            (st, Err(e)) => lost.push((st, code::<()>(Err(e)))),
+        }
+    }
+    assert_eq!(won.len(), 1, "one winner");
+    assert_eq!(lost.len(), 1);
+    let (winner, incident) = &won[0];
+    let (loser, why) = &lost[0];
+    assert_eq!(why, "already_taken");
+    assert_eq!(incident.steward_id, Some(steward_id(winner)));
+    assert_eq!(status_of(&*s, winner).await, StewardStatus::Busy);
+    assert_eq!(status_of(&*s, loser).await, StewardStatus::Available);
+    let offers = s.incident(&inc.id).await.unwrap().unwrap().offers;
+    let of = |st: &str| {
+        offers
+            .iter()
+            .find(|o| o.steward_id.as_str() == st)
+            .unwrap()
+            .response
+    };
+    assert_eq!(of(winner), Some(OfferResponse::Accepted));
+    assert_eq!(of(loser), Some(OfferResponse::Withdrawn));
+    let told: Vec<_> = s
+        .stream_after(head, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.audience == Audience::Steward(steward_id(loser)))
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].event, "offer.withdrawn");
+    assert_eq!(told[0].data["reason"], "taken");
+    assert_eq!(told[0].data["incident_id"], inc.id.as_str());
+    assert_no_double_booking(&h, "after the race").await;
+}
+
+async fn a_long_wait_escalates_and_keeps_escalating(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    let t0 = day();
+    // Urgent: 180 s without acceptance escalates.
+    let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
+    let turn = s.claim_dispatch(&inc.id, t0).await.unwrap().unwrap();
+    let retry = t0 + Duration::seconds(30);
+    let none = s
+        .make_offers(&turn, &[], 1, retry, &[], retry, t0, &r)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let sec = Duration::seconds;
+    assert!(s.escalate_due(t0 + sec(179), &r).await.unwrap().is_empty());
+    assert_eq!(
+        s.escalate_due(t0 + sec(180), &r).await.unwrap(),
+        vec![inc.id.clone()]
+    );
+    let level =
+        |i: Option<dispatcher::domain::IncidentDetail>| i.unwrap().incident.escalation_level;
+    assert_eq!(level(s.incident(&inc.id).await.unwrap()), 1);
+    // The radius grows with the level: the next dispatch is due now.
+    assert!(
+        s.claim_dispatch(&inc.id, t0 + sec(180))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(s.escalate_due(t0 + sec(300), &r).await.unwrap().is_empty());
+    assert_eq!(s.escalate_due(t0 + sec(360), &r).await.unwrap().len(), 1);
+    // The engine escalates at once when nobody is available.
+    let up = s
+        .escalate(&inc.id, "nobody available", t0 + sec(400), &r)
+        .await
+        .unwrap();
+    assert_eq!(up.escalation_level, 3);
+    let lines = timeline(s, &inc.id).await;
+    assert_eq!(
+        lines[1..],
+        [
+            "nobody could be offered; trying again in 30 s",
+            "escalated to level 1: not accepted after 180 s",
+            "escalated to level 2: not accepted after 360 s",
+            "escalated to level 3: nobody available",
+        ]
+    );
+    // A timer down for an hour escalates once, not twenty times.
+    assert_eq!(s.escalate_due(t0 + sec(4000), &r).await.unwrap().len(), 1);
+    assert!(s.escalate_due(t0 + sec(4001), &r).await.unwrap().is_empty());
+    s.cancel(&inc.id, &sup(), "phoned the family", t0 + sec(4100), &r)
+        .await
+        .unwrap();
+    assert!(
+        s.escalate_due(t0 + Duration::days(1), &r)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.due_dispatches(t0 + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.escalate(&IncidentId::parse("inc-x").unwrap(), "x", t0, &r)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn going_off_duty_withdraws_offers(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    on_duty(s, "s-1").await;
+    let s1 = steward_id("s-1");
+    let t0 = day();
+    let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
+    offer(s, &inc.id, &["s-1"], 1, t0, &r).await;
+    assert_eq!(s.live_offers_of(&s1).await.unwrap().len(), 1);
+    let off = s.set_steward_duty(&s1, false).await.unwrap();
+    assert_eq!((off.on_duty, off.status), (false, StewardStatus::Offered));
+    let head = s.stream_head().await.unwrap();
+    let t1 = t0 + Duration::seconds(5);
+    let touched = s.withdraw_offers_of(&s1, "off_duty", t1, &r).await.unwrap();
+    assert_eq!(touched, vec![inc.id.clone()]);
+    assert_eq!(status_of(s, "s-1").await, StewardStatus::OffDuty);
+    assert!(s.live_offers_of(&s1).await.unwrap().is_empty());
+    let detail = s.incident(&inc.id).await.unwrap().unwrap();
+    assert_eq!(detail.offers[0].response, Some(OfferResponse::Withdrawn));
+    assert_eq!(detail.incident.escalation_level, 0);
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM incidents WHERE failed_offers = 0")
+            .await,
+        1,
+        "going off duty is not a failed offer"
+    );
+    assert_eq!(
+        detail.timeline.last().unwrap().what,
+        "offer to s-1 withdrawn: steward went off duty"
+    );
+    let turn = s
+        .claim_dispatch(&inc.id, t1)
+        .await
+        .unwrap()
+        .expect("due at once");
+    assert_eq!(turn.live_offers, 0);
+    let (events, _) = stream_since(s, head).await;
+    assert_eq!(
+        events,
+        vec![
+            ev("steward:s-1", "offer.withdrawn"),
+            ev("supervisors", "steward"),
+            ev("supervisors", "incident"),
+        ]
+    );
+    let data = &s.stream_after(head, 1).await.unwrap()[0].data;
+    assert_eq!(data["reason"], "off_duty");
+    assert!(
+        s.withdraw_offers_of(&s1, "off_duty", t1, &r)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.withdraw_offers_of(&steward_id("s-9"), "off_duty", t1, &r)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Off duty, never offered again.
+    let none = s
+        .make_offers(&turn, &candidates(&["s-1"]), 1, t1, &[], t1, t1, &r)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn supervisors_assign_and_reassign_by_hand(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    for id in ["s-1", "s-2", "s-3"] {
+        on_duty(s, id).await;
+    }
+    s.insert_steward(&steward("s-4")).await.unwrap(); // off duty
+    let (s1, s2, s3) = (steward_id("s-1"), steward_id("s-2"), steward_id("s-3"));
+    let t0 = day();
+    let a = open(s, "elder:e-1:a", Priority::Urgent, None, t0, &r).await;
+    let b = open(s, "elder:e-1:b", Priority::Urgent, None, t0, &r).await;
+    offer(s, &a.id, &["s-1"], 1, t0, &r).await;
+    offer(s, &b.id, &["s-2"], 1, t0, &r).await;
+
+    // A goes to s-2, who held B's offer: B gets it back, A's offer to s-1
+    // is withdrawn.
+    let t1 = t0 + Duration::seconds(20);
+    let assigned = s.assign(&a.id, &s2, &sup(), t1, &r).await.unwrap();
+    assert_eq!(
+        (
+            assigned.status,
+            assigned.steward_id.clone(),
+            assigned.acknowledged_at
+        ),
+        (IncidentState::Acknowledged, Some(s2.clone()), Some(t1))
+    );
+    assert_eq!(status_of(s, "s-2").await, StewardStatus::Busy);
+    assert_eq!(status_of(s, "s-1").await, StewardStatus::Available);
+    let turn = s
+        .claim_dispatch(&b.id, t1)
+        .await
+        .unwrap()
+        .expect("B is due again");
+    assert_eq!(turn.live_offers, 0);
+    let detail = s.incident(&a.id).await.unwrap().unwrap();
+    assert_eq!(detail.offers[0].response, Some(OfferResponse::Withdrawn));
+    assert_eq!(
+        detail
+            .timeline
+            .last()
+            .map(|l| (l.what.as_str(), l.actor.as_str())),
+        Some(("assigned to Steward s-2 (s-2)", "user:sup"))
+    );
+    assert_eq!(
+        s.assign(&a.id, &s2, &sup(), t1, &r).await.unwrap(),
+        assigned
+    );
+
+    // Busy and off-duty stewards cannot be assigned.
+    assert_eq!(
+        code(s.assign(&b.id, &s2, &sup(), t1, &r).await),
+        "steward_busy"
+    );
+    assert_eq!(
+        code(s.assign(&b.id, &steward_id("s-4"), &sup(), t1, &r).await),
+        "steward_busy"
+    );
+    assert!(matches!(
+        s.assign(&b.id, &steward_id("s-9"), &sup(), t1, &r).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Reassigned: s-2 is freed and told.
+    let head = s.stream_head().await.unwrap();
+    let moved = s.assign(&a.id, &s3, &sup(), t1, &r).await.unwrap();
+    assert_eq!(moved.steward_id, Some(s3.clone()));
+    assert_eq!(status_of(s, "s-2").await, StewardStatus::Available);
+    assert_eq!(status_of(s, "s-3").await, StewardStatus::Busy);
+    let (events, _) = stream_since(s, head).await;
+    assert!(events.contains(&ev("steward:s-2", "offer.withdrawn")));
+    assert!(events.contains(&ev("steward:s-3", "incident")));
+    assert_eq!(
+        timeline(s, &a.id).await.last().unwrap(),
+        "reassigned from s-2 to Steward s-3 (s-3)"
+    );
+    let _ = s1;
+    s.cancel(&a.id, &sup(), "done", t1, &r).await.unwrap();
+    assert_eq!(status_of(s, "s-3").await, StewardStatus::Available);
+    assert_eq!(code(s.assign(&a.id, &s3, &sup(), t1, &r).await), "not_open");
+    assert_no_double_booking(&h, "after assignments").await;
+}
+
+// --- dispatch: notices, the stream and the outbox ---
+
+async fn every_change_writes_its_notices(h: Harness) {
+    let s = &*h.store;
+    let r = hooked_rules();
+    home(s, "e-1", "btn-1", DeviceKind::CallButton).await;
+    on_duty(s, "s-1").await;
+    let s1 = steward_id("s-1");
+    let t0 = day();
+
+    // Opened (urgent call, through ingest).
+    let got = s.ingest(&[press("btn-1", "p-1", t0)], &r).await.unwrap();
+    let inc = got[0].incident.clone().unwrap();
+    let (events, head) = stream_since(s, 0).await;
+    assert_eq!(events, vec![ev("supervisors", "incident")]);
+    // Joined.
+    s.ingest(&[press("btn-1", "p-2", t0)], &r).await.unwrap();
+    let (events, head) = stream_since(s, head).await;
+    assert_eq!(events, vec![ev("supervisors", "incident")]);
+
+    // Offered.
+    let t1 = t0 + Duration::seconds(1);
+    offer(s, &inc.id, &["s-1"], 1, t1, &r).await;
+    let rows = s.stream_after(head, 100).await.unwrap();
+    let (events, head) = stream_since(s, head).await;
+    assert_eq!(
+        events,
+        vec![
+            ev("steward:s-1", "offer"),
+            ev("supervisors", "steward"),
+            ev("supervisors", "incident"),
+        ]
+    );
+    let o = &rows[0].data;
+    assert_eq!(o["incident"]["id"], inc.id.as_str());
+    assert_eq!(o["elder"]["name"], "Elder e-1");
+    assert_eq!(o["elder"]["medications"][0], "amlodipine 5 mg, morning");
+    assert_eq!(o["distance_m"], 100.0);
+    assert_eq!(o["expires_at"], json_time(t1 + Duration::seconds(30)));
+    assert_eq!(rows[1].data["status"], "offered");
+
+    // Accepted, on site, resolved.
+    s.accept(&inc.id, &s1, t1 + Duration::seconds(4), &r)
+        .await
+        .unwrap();
+    let (events, head) = stream_since(s, head).await;
+    assert_eq!(
+        events,
+        vec![
+            ev("supervisors", "incident"),
+            ev("steward:s-1", "incident"),
+            ev("supervisors", "steward"),
+        ]
+    );
+    s.arrive(&inc.id, &s1, t1 + Duration::minutes(6), &r)
+        .await
+        .unwrap();
+    let (events, head) = stream_since(s, head).await;
+    assert_eq!(
+        events,
+        vec![ev("supervisors", "incident"), ev("steward:s-1", "incident")]
+    );
+    let who = Actor::Steward(s1.clone());
+    s.resolve(
+        &inc.id,
+        &who,
+        Outcome::FalseAlarm,
+        "pressed by mistake",
+        t1 + Duration::minutes(9),
+        &r,
+    )
+    .await
+    .unwrap();
+    let rows = s.stream_after(head, 100).await.unwrap();
+    let (events, _) = stream_since(s, head).await;
+    assert_eq!(
+        events,
+        vec![
+            ev("supervisors", "steward"),
+            ev("supervisors", "incident"),
+            ev("steward:s-1", "incident"),
+        ]
+    );
+    assert_eq!(rows[0].data["status"], "available");
+    assert_eq!(rows[1].data["status"], "resolved");
+
+    // The outbox, in the order it was written: the device hears each
+    // step, the board every change, the family nothing (not critical).
+    let items = outbox(s).await;
+    let got: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let state = i.payload["state"].as_str().unwrap_or("").to_owned();
+            (i.channel, i.target.clone(), i.event.clone(), state)
+        })
+        .collect();
+    let d = |state: &str| {
+        (
+            Channel::Device,
+            "btn-1".to_owned(),
+            "incident.update".to_owned(),
+            state.to_owned(),
+        )
+    };
+    let w = |event: &str| {
+        (
+            Channel::Webhook,
+            "board".to_owned(),
+            event.to_owned(),
+            String::new(),
+        )
+    };
+    assert_eq!(
+        got,
+        vec![
+            d("received"),
+            w("incident.opened"),
+            d("acknowledged"),
+            w("incident.acknowledged"),
+            d("on_site"),
+            w("incident.on_site"),
+            d("resolved"),
+            w("incident.resolved"),
+        ]
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i.incident_id.as_ref() == Some(&inc.id) && i.attempts == 0)
+    );
+    let device = &items[0].payload;
+    assert_eq!(
+        (device["type"].as_str(), device["incident_id"].as_str()),
+        (Some("incident.update"), Some(inc.id.as_str()))
+    );
+    let hook = &items[1].payload;
+    assert_eq!(hook["event"], "incident.opened");
+    assert_eq!(hook["incident"]["id"], inc.id.as_str());
+    assert_eq!(hook["elder"]["address"], "12 Barkhor Street");
+    assert_eq!(hook["elder"]["contacts"][0]["phone"], "+86 138 0000 0000");
+    assert!(
+        hook["elder"].get("notes").is_none(),
+        "only the essentials leave"
+    );
+    assert_eq!(hook["at"], json_time(t0));
+
+    // Escalations: the family hears only of critical ones.
+    let urgent = open(s, "elder:e-1:u", Priority::Urgent, None, t0, &r).await;
+    let critical = open(s, "elder:e-1:c", Priority::Critical, Some("btn-1"), t0, &r).await;
+    outbox(s).await; // the openings, out of the way
+    s.escalate(&urgent.id, "nobody available", t1, &r)
+        .await
+        .unwrap();
+    s.escalate(&critical.id, "nobody available", t1, &r)
+        .await
+        .unwrap();
+    let items = outbox(s).await;
+    let got: Vec<_> = items
+        .iter()
+        .map(|i| {
+            (
+                i.incident_id.clone().unwrap(),
+                i.target.as_str(),
+                i.event.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (urgent.id.clone(), "board", "incident.escalated"),
+            (critical.id.clone(), "board", "incident.escalated"),
+            (critical.id.clone(), "family", "incident.escalated"),
+        ]
+    );
+    assert_eq!(items[2].payload["elder"]["contacts"][0]["name"], "Dolma");
+
+    // A supervisor's cancel.
+    s.cancel(&critical.id, &sup(), "daughter is there", t1, &r)
+        .await
+        .unwrap();
+    let got: Vec<_> = outbox(s)
+        .await
+        .into_iter()
+        .map(|i| {
+            (
+                i.target,
+                i.event,
+                i.payload["state"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "btn-1".into(),
+                "incident.update".into(),
+                Some("cancelled".into())
+            ),
+            ("board".into(), "incident.cancelled".into(), None),
+        ]
+    );
+}
+
+/// A time as the JSON payloads carry it.
+fn json_time(t: DateTime<Utc>) -> serde_json::Value {
+    serde_json::to_value(t).unwrap()
+}
+
+async fn the_elders_cancel_and_a_clear_write_their_notices(h: Harness) {
+    let s = &*h.store;
+    let r = hooked_rules();
+    home(s, "e-1", "btn-1", DeviceKind::CallButton).await;
+    on_duty(s, "s-1").await;
+    let t0 = day();
+    let got = s.ingest(&[press("btn-1", "p-1", t0)], &r).await.unwrap();
+    let inc = got[0].incident.clone().unwrap();
+    offer(s, &inc.id, &["s-1"], 1, t0, &r).await;
+    outbox(s).await;
+    let head = s.stream_head().await.unwrap();
+
+    // The elder cancels while the offer is live.
+    let at = t0 + Duration::seconds(8);
+    let got = s
+        .ingest(&[event("btn-1", "c-1", EventType::CallCancelled, at)], &r)
+        .await
+        .unwrap();
+    assert_eq!(got[0].action, EventAction::Cancelled);
+    assert_eq!(status_of(s, "s-1").await, StewardStatus::Available);
+    let (events, head) = stream_since(s, head).await;
+    assert_eq!(
+        events,
+        vec![
+            ev("steward:s-1", "offer.withdrawn"),
+            ev("supervisors", "steward"),
+            ev("supervisors", "incident"),
+        ]
+    );
+    assert_eq!(
+        s.stream_after(head - 3, 1).await.unwrap()[0].data["reason"],
+        "cancelled"
+    );
+    let got: Vec<_> = outbox(s)
+        .await
+        .into_iter()
+        .map(|i| {
+            (
+                i.target,
+                i.event,
+                i.payload["state"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "btn-1".into(),
+                "incident.update".into(),
+                Some("cancelled".into())
+            ),
+            ("board".into(), "incident.cancelled".into(), None),
+        ]
+    );
+    let lines = timeline(s, &inc.id).await;
+    assert_eq!(
+        lines[lines.len() - 2..],
+        [
+            "offer to s-1 withdrawn: incident cancelled",
+            "cancelled: cancelled by the elder at the device",
+        ]
+    );
+    assert!(s.claim_dispatch(&inc.id, at).await.unwrap().is_none());
+
+    // A device offline, then heard again: the board hears both.
+    let d = device("btn-1", Some("e-1"), DeviceKind::CallButton);
+    let raised = s
+        .apply(&r.device_offline(&d, "silent"), "system", at, &r)
+        .await
+        .unwrap();
+    let tech = raised[0].incident.clone().unwrap();
+    s.apply(&r.device_heard(&d.id), "system", at, &r)
+        .await
+        .unwrap();
+    let got: Vec<_> = outbox(s)
+        .await
+        .into_iter()
+        .map(|i| {
+            (
+                i.channel,
+                i.event,
+                i.payload["state"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                Channel::Device,
+                "incident.update".into(),
+                Some("received".into())
+            ),
+            (Channel::Webhook, "incident.opened".into(), None),
+            (
+                Channel::Device,
+                "incident.update".into(),
+                Some("resolved".into())
+            ),
+            (Channel::Webhook, "incident.resolved".into(), None),
+        ]
+    );
+    let (events, _) = stream_since(s, head).await;
+    assert_eq!(
+        events,
+        vec![ev("supervisors", "incident"), ev("supervisors", "incident")]
+    );
+    let detail = s.incident(&tech.id).await.unwrap().unwrap();
+    assert_eq!(detail.incident.outcome, Some(Outcome::Cleared));
+    assert_eq!(detail.deliveries.len(), 4);
+}
+
+async fn the_outbox_is_claimed_leased_retried_and_finished(h: Harness) {
+    let s = h.store.clone();
+    let r = hooked_rules();
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    let t0 = day();
+    for n in 0..3 {
+        let key = format!("elder:e-1:n{n}");
+        open(
+            &*s,
+            &key,
+            Priority::Urgent,
+            Some("btn-1"),
+            t0 + Duration::seconds(n),
+            &r,
+        )
+        .await;
+    }
+    // Six rows: a device command and a board webhook per incident.
+    let lease = Duration::seconds(30);
+    let now = t0 + Duration::minutes(1);
+    assert!(
+        s.claim_outbox(t0 - Duration::seconds(1), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let first = s.claim_outbox(now, lease, 4).await.unwrap();
+    assert_eq!(first.len(), 4);
+    let ids: Vec<_> = first.iter().map(|i| i.id.clone()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "oldest first");
+    assert_eq!(first[0].channel, Channel::Device);
+    assert_eq!(first[1].channel, Channel::Webhook);
+    let rest = s.claim_outbox(now, lease, 10).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(
+        s.claim_outbox(now, lease, 10).await.unwrap().is_empty(),
+        "all leased"
+    );
+
+    // One delivered, one to retry in a minute, one failed for good.
+    s.finish_outbox(&first[0].id, &DeliveryOutcome::Delivered, now)
+        .await
+        .unwrap();
+    let retry_at = now + Duration::minutes(2);
+    let retry = DeliveryOutcome::Retry {
+        at: retry_at,
+        error: "HTTP 503".into(),
+    };
+    s.finish_outbox(&first[1].id, &retry, now).await.unwrap();
+    let failed = DeliveryOutcome::Failed {
+        error: "HTTP 410 Gone".into(),
+    };
+    s.finish_outbox(&first[2].id, &failed, now).await.unwrap();
+    assert!(matches!(
+        s.finish_outbox("out-nope", &DeliveryOutcome::Delivered, now)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The lease runs out: the unfinished come back, the finished do not,
+    // the retry waits for its time.
+    let later = now + lease + Duration::seconds(1);
+    let back: Vec<_> = s
+        .claim_outbox(later, lease, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let mut expected = vec![first[3].id.clone(), rest[0].id.clone(), rest[1].id.clone()];
+    expected.sort();
+    assert_eq!(back, expected);
+    let again = s.claim_outbox(retry_at, lease, 10).await.unwrap();
+    let retried = again.iter().find(|i| i.id == first[1].id).expect("retried");
+    assert_eq!(retried.attempts, 1);
+
+    // A late report (lease gone, someone else delivered) undoes nothing.
+    s.finish_outbox(&first[0].id, &retry, later).await.unwrap();
+    let incident = first[0].incident_id.clone().unwrap();
+    let deliveries = s.deliveries(&incident).await.unwrap();
+    let delivered = deliveries.iter().find(|d| d.id == first[0].id).unwrap();
+    assert_eq!(
+        (
+            delivered.state.as_str(),
+            delivered.attempts,
+            delivered.delivered_at
+        ),
+        ("delivered", 1, Some(now))
+    );
+    let all_rows: Vec<_> = [&first[1], &first[2]]
+        .iter()
+        .map(|i| i.incident_id.clone().unwrap())
+        .collect();
+    let mut states = Vec::new();
+    for id in all_rows {
+        for d in s.deliveries(&id).await.unwrap() {
+            if d.id == first[1].id || d.id == first[2].id {
+                states.push((d.state, d.attempts, d.last_error));
+            }
+        }
+    }
+    states.sort();
+    assert_eq!(
+        states,
+        vec![
+            ("failed".into(), 1, Some("HTTP 410 Gone".into())),
+            ("pending".into(), 1, Some("HTTP 503".into())),
+        ]
+    );
+
+    // Instances claiming at once never share a row.
+    let far = t0 + Duration::hours(1);
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.claim_outbox(far, lease, 2).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.extend(task.await.unwrap().into_iter().map(|i| i.id));
+    }
+    let distinct: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(distinct.len(), seen.len(), "a row was claimed twice");
+    assert_eq!(seen.len(), 4, "the four pending rows");
+}
+
+async fn the_stream_reads_in_order_and_prunes(h: Harness) {
+    let s = h.store.clone();
+    let r = Arc::new(rules());
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    assert_eq!(s.stream_head().await.unwrap(), 0);
+    let t0 = day();
+    // Writers at once still give strictly increasing, gapless-to-readers seqs.
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let (s, r) = (s.clone(), r.clone());
+            tokio::spawn(async move {
+                let key = format!("elder:e-1:n{n}");
+                let at = t0 + Duration::seconds(n);
+                s.apply(
+                    &[raise_as(&key, "e-1", Priority::Urgent, None)],
+                    "system",
+                    at,
+                    &r,
+                )
+                .await
+                .unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all = s.stream_after(0, 1000).await.unwrap();
+    assert_eq!(all.len(), 20);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
+    let head = s.stream_head().await.unwrap();
+    assert_eq!(head, all[19].seq);
+    let tail = s.stream_after(all[14].seq, 3).await.unwrap();
+    let seqs: Vec<_> = tail.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![all[15].seq, all[16].seq, all[17].seq]);
+    assert!(s.stream_after(head, 10).await.unwrap().is_empty());
+    assert_eq!(all[0].audience, Audience::Supervisors);
+    assert_eq!(all[0].event, "incident");
+    // Pruning forgets the old rows, never the sequence.
+    let pruned = s.prune_stream(t0 + Duration::seconds(10)).await.unwrap();
+    assert_eq!(pruned, 10);
+    assert_eq!(s.stream_after(0, 1000).await.unwrap().len(), 10);
+    s.apply(
+        &[raise_as("elder:e-1:late", "e-1", Priority::Urgent, None)],
+        "system",
+        t0,
+        &r,
+    )
+    .await
+    .unwrap();
+    assert!(s.stream_head().await.unwrap() > head);
+}
+
+async fn the_detail_shows_offers_candidates_and_deliveries(h: Harness) {
+    let s = &*h.store;
+    let r = hooked_rules();
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    on_duty(s, "s-1").await;
+    let t0 = day();
+    let inc = open(s, "elder:e-1:call", Priority::Urgent, Some("btn-1"), t0, &r).await;
+    let turn = s.claim_dispatch(&inc.id, t0).await.unwrap().unwrap();
+    let note = |id: &str, verdict: &str, reason: &str| CandidateNote {
+        steward_id: steward_id(id),
+        name: format!("Steward {id}"),
+        distance_m: Some(420.0),
+        verdict: verdict.into(),
+        reason: reason.into(),
+    };
+    let notes = vec![
+        note("s-1", "offered", "nearest available, 420 m"),
+        note("s-7", "passed", "location 2 h old"),
+    ];
+    let expires = t0 + Duration::seconds(45);
+    let cands = vec![Candidate {
+        steward_id: steward_id("s-1"),
+        distance_m: 420.0,
+    }];
+    s.make_offers(&turn, &cands, 1, expires, &notes, expires, t0, &r)
+        .await
+        .unwrap();
+    let detail = s.incident(&inc.id).await.unwrap().unwrap();
+    assert_eq!(detail.candidates, notes);
+    assert_eq!(detail.offers.len(), 1);
+    let o = &detail.offers[0];
+    assert_eq!(
+        (
+            o.steward_id.as_str(),
+            o.offered_at,
+            o.expires_at,
+            o.response,
+            o.distance_m
+        ),
+        ("s-1", t0, expires, None, Some(420.0))
+    );
+    let deliveries: Vec<_> = detail
+        .deliveries
+        .iter()
+        .map(|d| {
+            (
+                d.channel.as_str(),
+                d.target.as_str(),
+                d.event.as_str(),
+                d.state.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        deliveries,
+        vec![
+            ("device", "btn-1", "incident.update", "pending"),
+            ("webhook", "board", "incident.opened", "pending"),
+        ]
+    );
+    assert_eq!(
+        detail.timeline.last().unwrap().what,
+        "offered to Steward s-1 (s-1), 420 m"
+    );
+    // Reports read incidents by creation time.
+    let between = s
+        .incidents_created_between(t0, t0 + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(between.len(), 1);
+    assert!(
+        s.incidents_created_between(t0 + Duration::seconds(1), t0 + Duration::hours(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_steward_sees_an_elder_once_offered(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    s.insert_elder(&elder("e-2")).await.unwrap();
+    on_duty(s, "s-1").await;
+    let (s1, e1, e2) = (steward_id("s-1"), elder_id("e-1"), elder_id("e-2"));
+    let t0 = day();
+    let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
+    assert!(!s.steward_sees_elder(&s1, &e1).await.unwrap());
+    offer(s, &inc.id, &["s-1"], 1, t0, &r).await;
+    assert!(s.steward_sees_elder(&s1, &e1).await.unwrap());
+    assert!(!s.steward_sees_elder(&s1, &e2).await.unwrap());
+    let mine = IncidentFilter {
+        steward_id: Some(s1.clone()),
+        ..Default::default()
+    };
+    let listed: Vec<_> = s
+        .incidents(&mine)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(listed, vec![inc.id.clone()]);
+    // Declining does not take back what they have seen.
+    s.decline(&inc.id, &s1, t0 + Duration::seconds(3), &r)
+        .await
+        .unwrap();
+    assert!(s.steward_sees_elder(&s1, &e1).await.unwrap());
+    assert_eq!(s.incidents(&mine).await.unwrap().len(), 1);
 }
 
 // --- outside the pair ---

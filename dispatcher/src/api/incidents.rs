@@ -14,6 +14,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::routes::Routes;
 use super::{ApiError, AppState, query, validate};
 use crate::domain::{ElderId, Incident, IncidentDetail, IncidentId};
+use crate::store::dispatch::Actor;
 use crate::store::{IncidentFilter, StoreError};
 
 pub fn routes() -> Routes {
@@ -159,7 +160,13 @@ pub async fn cancel(
     }
     let incident = state
         .store
-        .cancel_incident(&id, &reason, &user.actor(), state.clock.now())
+        .cancel(
+            &id,
+            &Actor::User(user.username.clone()),
+            &reason,
+            state.clock.now(),
+            &state.rules,
+        )
         .await
         .map_err(|e| match e {
             // Closed between our read and the store's transaction.

@@ -172,7 +172,11 @@ async fn apply_health(deps: &IngestDeps, change: &HealthChange) -> Result<(), St
             deps.rules.device_heard(device)
         }
     };
-    for applied in deps.store.apply(&effects, "system", now).await? {
+    for applied in deps
+        .store
+        .apply(&effects, "system", now, &deps.rules)
+        .await?
+    {
         if let (EventAction::Opened, Some(i)) = (applied.action, &applied.incident) {
             deps.metrics.incident_opened(i.kind, i.priority);
         }

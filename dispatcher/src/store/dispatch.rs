@@ -23,6 +23,17 @@
 //! | on site | supervisors + the steward: `incident` | device `on_site`; webhooks `incident.on_site` |
 //! | resolved / cancelled / cleared | supervisors + the steward: `incident`; supervisors: `steward` | device `resolved` / `cancelled`; webhooks `incident.resolved` / `incident.cancelled` |
 //! | escalated | supervisors: `incident` | webhooks `incident.escalated`; family webhooks too when critical |
+//!
+//! Built in one place, [`super::notices`]. `incident` always goes to the
+//! supervisors and, when the incident has an assigned steward, to them too
+//! (API.md: "the incident after any change"), once per transaction. A
+//! reassignment tells the previous steward `offer.withdrawn` (reason
+//! `reassigned`). Device rows go to `incident.device_id` (none without
+//! one) and carry `protocol::CommandMessage`; a clear sends `resolved`.
+//! Webhook rows go to each configured target whose audience applies
+//! (supervisors: every row above; family: critical escalations), with
+//! `{"event", "incident", "elder": {id, name, address, lat, lon,
+//! conditions, medications, contacts} | null, "at"}`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -34,6 +45,36 @@ use crate::domain::{
     CandidateNote, Delivery, Elder, Incident, IncidentId, Offer, Outcome, StewardId,
 };
 use crate::rules::RuleBook;
+
+/// The codes that open a [`super::StoreError::Conflict`] message
+/// (`"offer_expired: the offer to s-01 expired at …"`), for the API's
+/// `{"error": {"code"}}`.
+pub const OFFER_EXPIRED: &str = "offer_expired";
+/// Another steward accepted first (or the incident was assigned).
+pub const ALREADY_TAKEN: &str = "already_taken";
+/// Only the assigned steward may do this.
+pub const NOT_ASSIGNED: &str = "not_assigned";
+/// The incident is resolved or cancelled.
+pub const NOT_OPEN: &str = "not_open";
+/// The steward is off duty or busy with another incident.
+pub const STEWARD_BUSY: &str = "steward_busy";
+/// The steward was never offered this incident.
+pub const NO_OFFER: &str = "no_offer";
+
+/// The code a dispatch conflict message starts with, if it is one of ours.
+pub fn conflict_code(message: &str) -> Option<&'static str> {
+    let head = message.split(':').next()?;
+    [
+        OFFER_EXPIRED,
+        ALREADY_TAKEN,
+        NOT_ASSIGNED,
+        NOT_OPEN,
+        STEWARD_BUSY,
+        NO_OFFER,
+    ]
+    .into_iter()
+    .find(|code| *code == head)
+}
 
 /// A steward the matcher ranked, in the order to try.
 #[derive(Debug, Clone, PartialEq)]
@@ -197,10 +238,14 @@ pub trait DispatchStore: Send + Sync {
     /// The steward accepts their live offer: the incident becomes
     /// `acknowledged` with them assigned (compare-and-set on the incident
     /// still `dispatching`), they become `busy`, every other live offer is
-    /// withdrawn and those stewards are `available` again.
-    /// `Conflict("offer_expired")` when their offer expired or was
-    /// withdrawn, `Conflict("already_taken")` when another steward
-    /// accepted first, `NotFound` when they never had an offer.
+    /// withdrawn and those stewards are `available` again (or `off_duty`).
+    /// `Conflict("offer_expired")` when their offer expired (even if the
+    /// timer has not yet said so), was declined or withdrawn,
+    /// `Conflict("already_taken")` when another steward accepted first (or
+    /// a supervisor assigned someone), `Conflict("not_open")` when the
+    /// incident is closed, `Conflict("no_offer")` when they never had an
+    /// offer, `NotFound` for an unknown incident or steward. Accepting
+    /// again what one already accepted returns the incident unchanged.
     async fn accept(
         &self,
         incident: &IncidentId,
@@ -262,7 +307,9 @@ pub trait DispatchStore: Send + Sync {
 
     /// Resolves an open incident with an outcome and notes; the assigned
     /// steward is `available` again (or `off_duty` if they went off duty),
-    /// live offers are withdrawn.
+    /// live offers are withdrawn. `Conflict("not_open")` when closed;
+    /// `Conflict("not_assigned")` when a steward other than the assigned
+    /// one tries.
     #[allow(clippy::too_many_arguments)]
     async fn resolve(
         &self,
@@ -275,7 +322,8 @@ pub trait DispatchStore: Send + Sync {
     ) -> StoreResult<Incident>;
 
     /// A supervisor cancels an open incident: as resolve, status
-    /// `cancelled`, notes = reason.
+    /// `cancelled`, notes = reason. `Conflict("not_open")` when it is
+    /// already closed. The elder's own cancel (ingest) runs the same code.
     async fn cancel(
         &self,
         incident: &IncidentId,
@@ -289,7 +337,10 @@ pub trait DispatchStore: Send + Sync {
     /// the incident is `acknowledged` with that steward, who becomes
     /// `busy`. The steward must be on duty and not busy with another
     /// incident (`Conflict("steward_busy")`); an offer they hold for
-    /// another incident is withdrawn.
+    /// another incident is withdrawn. Assigning an acknowledged or on-site
+    /// incident to someone else reassigns it (the previous steward is
+    /// released and told `offer.withdrawn`, reason `reassigned`);
+    /// assigning it to its steward again changes nothing.
     async fn assign(
         &self,
         incident: &IncidentId,

@@ -10,9 +10,15 @@
 //! `migrations/postgres`).
 //!
 //! Every change to an incident is one transaction that writes the new
-//! state and its timeline row together.
+//! state, its timeline rows, and its notices (stream rows for SSE clients,
+//! outbox rows for devices and webhooks, built in [`notices`]) together.
+//! Dispatch's side ([`dispatch::DispatchStore`]: offers, the lifecycle,
+//! escalation, the stream and the outbox) is written once in
+//! [`dispatch_sql`], beside [`sql`].
 
 pub mod dispatch;
+pub mod dispatch_sql;
+pub mod notices;
 pub mod postgres;
 mod rows;
 pub mod sql;
@@ -30,6 +36,7 @@ use crate::domain::{
     IncidentKind, IncidentState, LatLon, Outcome, Priority, Steward, StewardId, User,
 };
 use crate::rules::{Effect, RuleBook};
+use dispatch::DispatchStore;
 
 /// What can go wrong in the store, in terms a handler can map to a status.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +204,7 @@ pub struct IncidentFilter {
     pub elder_id: Option<ElderId>,
     /// Created at or after.
     pub since: Option<DateTime<Utc>>,
-    /// A steward's own incidents only.
+    /// A steward's own incidents only: assigned to them, or ever offered.
     pub steward_id: Option<StewardId>,
     pub limit: i64,
 }
@@ -212,9 +219,10 @@ pub struct EventFilter {
 }
 
 /// Everything the dispatcher keeps. Object safe: the backend is chosen at
-/// start-up and shared as `Arc<dyn Store>`.
+/// start-up and shared as `Arc<dyn Store>`, which also offers dispatch's
+/// methods ([`DispatchStore`]).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: DispatchStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Cheap round trip for `/readyz`.
@@ -291,28 +299,24 @@ pub trait Store: Send + Sync + 'static {
     /// messages be acknowledged. One result per event, in order.
     async fn ingest(&self, batch: &[IncomingEvent], rules: &RuleBook) -> StoreResult<Vec<Applied>>;
     /// Applies effects raised outside ingest (a device going offline or
-    /// coming back, a deadline coming due) in one transaction.
+    /// coming back, a deadline coming due) in one transaction. `rules`
+    /// decide whether an opened incident is dispatched and who is told.
     async fn apply(
         &self,
         effects: &[Effect],
         actor: &str,
         now: DateTime<Utc>,
+        rules: &RuleBook,
     ) -> StoreResult<Vec<Applied>>;
     async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<StoredEvent>>;
     async fn unknown_devices(&self) -> StoreResult<Vec<UnknownDevice>>;
 
     // --- incidents ---
     async fn incidents(&self, filter: &IncidentFilter) -> StoreResult<Vec<Incident>>;
+    /// One incident with its offers, timeline, the matcher's reasoning and
+    /// its deliveries. (A supervisor's cancel is
+    /// [`DispatchStore::cancel`].)
     async fn incident(&self, id: &IncidentId) -> StoreResult<Option<IncidentDetail>>;
-    /// A supervisor closes an open incident. `Conflict` when it is
-    /// already closed.
-    async fn cancel_incident(
-        &self,
-        id: &IncidentId,
-        reason: &str,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Incident>;
     /// Whether the steward was ever offered or assigned an incident of
     /// this elder: the only way a steward may read an elder's health data.
     async fn steward_sees_elder(&self, steward: &StewardId, elder: &ElderId) -> StoreResult<bool>;
@@ -336,6 +340,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         deadline: &Deadline,
         now: DateTime<Utc>,
+        rules: &RuleBook,
     ) -> StoreResult<Vec<Applied>>;
     async fn deadlines(&self) -> StoreResult<Vec<Deadline>>;
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Pool, Postgres, Transaction};
+use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
+use super::dispatch_sql::dispatch_sql;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -55,6 +56,17 @@ impl PgStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
+
+    /// Serialises stream writers from here to their commit, so `seq`
+    /// values (taken from a sequence at insert) become visible in order:
+    /// without it a reader could see seq 8 commit before seq 7 and skip 7
+    /// for good. Held for the last statements of a transaction only.
+    async fn lock_stream(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('eldercare.stream'))")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// The URL without its password, for messages and logs.
@@ -76,6 +88,15 @@ sql_store!(
     sqlx::Postgres,
     backend = Postgres,
     claim_lock = "FOR UPDATE SKIP LOCKED"
+);
+// A steward row another transaction holds is skipped, not waited for: it
+// is being claimed or released by someone else right now.
+dispatch_sql!(
+    PgStore,
+    sqlx::Postgres,
+    row_lock = "FOR UPDATE",
+    skip_locked = "FOR UPDATE SKIP LOCKED",
+    steward_claim = "AND id IN (SELECT id FROM stewards WHERE id = $1 FOR UPDATE SKIP LOCKED)"
 );
 
 #[cfg(test)]

@@ -14,11 +14,12 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
+use super::dispatch::{Audience, Channel, OutboxItem, StreamEvent};
 use super::sql::to_json;
 use super::{Deadline, Liveness, StoreError, StoreResult, StoredEvent, UnknownDevice};
 use crate::domain::{
-    Device, DeviceId, Elder, ElderId, EventId, Incident, IncidentId, LatLon, Steward, StewardId,
-    TimelineEntry, User,
+    CandidateNote, Delivery, Device, DeviceId, Elder, ElderId, EventId, Incident, IncidentId,
+    LatLon, Offer, Steward, StewardId, TimelineEntry, User,
 };
 
 /// Where a bad value was found, so `Corrupt` says which row to fix.
@@ -245,9 +246,49 @@ pub(crate) struct IncidentRow {
     event_count: i64,
     last_event_at: DateTime<Utc>,
     summary: String,
+    // Dispatch's clock (migration 0002), not part of what clients see.
+    next_dispatch_at: Option<DateTime<Utc>>,
+    escalate_at: Option<DateTime<Utc>>,
+    failed_offers: i32,
+    candidates: String,
+}
+
+/// An incident's dispatch clock and reasoning, beside the incident.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DispatchState {
+    /// When the incident may next be offered; NULL while offers are live,
+    /// while a caller holds the turn, or when it is not dispatched.
+    pub next_dispatch_at: Option<DateTime<Utc>>,
+    /// When it escalates unless acknowledged.
+    pub escalate_at: Option<DateTime<Utc>>,
+    /// Declined and expired offers so far.
+    pub failed_offers: i32,
+    /// The matcher's latest reasoning, as JSON text.
+    pub candidates: String,
+}
+
+impl DispatchState {
+    pub(crate) fn notes(&self, id: &str) -> StoreResult<Vec<CandidateNote>> {
+        At {
+            table: "incident",
+            id,
+        }
+        .json("candidates", &self.candidates)
+    }
 }
 
 impl IncidentRow {
+    /// The incident and its dispatch state.
+    pub(crate) fn into_parts(self) -> StoreResult<(Incident, DispatchState)> {
+        let state = DispatchState {
+            next_dispatch_at: self.next_dispatch_at,
+            escalate_at: self.escalate_at,
+            failed_offers: self.failed_offers,
+            candidates: self.candidates.clone(),
+        };
+        Ok((self.into_domain()?, state))
+    }
+
     pub(crate) fn into_domain(self) -> StoreResult<Incident> {
         let at = At {
             table: "incident",
@@ -310,17 +351,6 @@ pub(crate) struct NewTimeline {
     pub at: DateTime<Utc>,
     pub what: String,
     pub actor: String,
-}
-
-impl NewTimeline {
-    pub(crate) fn new(incident: &Incident, at: DateTime<Utc>, what: String, actor: &str) -> Self {
-        Self {
-            incident_id: incident.id.to_string(),
-            at,
-            what,
-            actor: actor.to_owned(),
-        }
-    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -432,5 +462,141 @@ impl DeadlineRow {
             key: self.key,
             due_at: self.due_at,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OfferRow {
+    id: String,
+    incident_id: String,
+    steward_id: String,
+    offered_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    response: Option<String>,
+    responded_at: Option<DateTime<Utc>>,
+    distance_m: Option<f64>,
+}
+
+impl OfferRow {
+    pub(crate) fn into_domain(self) -> StoreResult<Offer> {
+        let at = At {
+            table: "offer",
+            id: &self.id,
+        };
+        Ok(Offer {
+            incident_id: at.ok("incident_id", IncidentId::parse(self.incident_id.clone()))?,
+            steward_id: at.ok("steward_id", StewardId::parse(self.steward_id.clone()))?,
+            response: self
+                .response
+                .as_deref()
+                .map(|r| at.text("response", r))
+                .transpose()?,
+            offered_at: self.offered_at,
+            expires_at: self.expires_at,
+            responded_at: self.responded_at,
+            distance_m: self.distance_m,
+            id: self.id,
+        })
+    }
+}
+
+/// What dispatch needs of a steward beyond [`Steward`]: the incident they
+/// are offered or assigned.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StewardHold {
+    pub status: String,
+    pub on_duty: bool,
+    pub incident_id: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct StreamRow {
+    seq: i64,
+    at: DateTime<Utc>,
+    audience: String,
+    event: String,
+    data: String,
+}
+
+impl StreamRow {
+    pub(crate) fn into_domain(self) -> StoreResult<StreamEvent> {
+        let key = self.seq.to_string();
+        let at = At {
+            table: "stream",
+            id: &key,
+        };
+        Ok(StreamEvent {
+            audience: Audience::parse(&self.audience).ok_or_else(|| {
+                StoreError::Corrupt(format!("stream {}: audience {:?}", self.seq, self.audience))
+            })?,
+            data: at.json("data", &self.data)?,
+            seq: self.seq,
+            at: self.at,
+            event: self.event,
+        })
+    }
+}
+
+/// The text `outbox.channel` holds.
+pub(crate) fn channel_text(c: Channel) -> &'static str {
+    match c {
+        Channel::Webhook => "webhook",
+        Channel::Device => "device",
+    }
+}
+
+fn parse_channel(text: &str) -> Result<Channel, String> {
+    match text {
+        "webhook" => Ok(Channel::Webhook),
+        "device" => Ok(Channel::Device),
+        other => Err(format!("unknown channel {other:?}")),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRow {
+    id: String,
+    incident_id: Option<String>,
+    channel: String,
+    target: String,
+    event: String,
+    payload: String,
+    created_at: DateTime<Utc>,
+    attempts: i32,
+    state: String,
+    last_error: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxRow {
+    pub(crate) fn into_item(self) -> StoreResult<OutboxItem> {
+        let at = At {
+            table: "outbox",
+            id: &self.id,
+        };
+        Ok(OutboxItem {
+            incident_id: at.opt_id("incident_id", self.incident_id, IncidentId::parse)?,
+            channel: at.ok("channel", parse_channel(&self.channel))?,
+            payload: at.json("payload", &self.payload)?,
+            target: self.target,
+            event: self.event,
+            attempts: self.attempts,
+            created_at: self.created_at,
+            id: self.id,
+        })
+    }
+
+    pub(crate) fn into_delivery(self) -> Delivery {
+        Delivery {
+            id: self.id,
+            channel: self.channel,
+            target: self.target,
+            event: self.event,
+            state: self.state,
+            attempts: self.attempts,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            delivered_at: self.delivered_at,
+        }
     }
 }

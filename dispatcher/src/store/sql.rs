@@ -17,6 +17,8 @@
 //! - `claim_lock`: `FOR UPDATE SKIP LOCKED` on PostgreSQL, so instances
 //!   sharing deadlines never wait on or double-claim each other's rows;
 //!   nothing on SQLite, whose writers are serialised anyway.
+//! - `lock_stream(conn)`: see [`super::dispatch_sql`], which holds
+//!   dispatch's half of the SQL and the transitions ingest shares.
 //!
 //! Everything that does not need the database type is plain Rust outside
 //! the macro: error mapping and the batch helpers below, row shapes and
@@ -27,9 +29,10 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use sqlx::error::ErrorKind;
 
-use super::rows::{DeviceRow, ElderRow, InsertedEvent};
+use super::notices::Notices;
+use super::rows::{DeviceRow, ElderRow, InsertedEvent, NewTimeline};
 use super::{Applied, EventAction, Heartbeat, IncomingEvent, StoreError, StoreResult};
-use crate::domain::{Device, DeviceId, Elder, ElderId};
+use crate::domain::{Device, DeviceId, Elder, ElderId, IncidentId};
 
 /// Rows per multi-row statement. The widest row binds 7 values: 3,500
 /// binds per statement, far under SQLite's 32,766 and PostgreSQL's 65,535.
@@ -109,6 +112,43 @@ pub(crate) fn found(rows_affected: u64, what: impl FnOnce() -> String) -> StoreR
 /// JSON text for a list or object column.
 pub(crate) fn to_json<T: Serialize + ?Sized>(what: &str, value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("{what}: {e}")))
+}
+
+/// Ids read back from the database.
+pub(crate) fn incident_ids(ids: Vec<String>) -> StoreResult<Vec<IncidentId>> {
+    ids.into_iter()
+        .map(|id| {
+            IncidentId::parse(id.clone())
+                .map_err(|e| StoreError::Corrupt(format!("incident id {id:?}: {e}")))
+        })
+        .collect()
+}
+
+/// A transaction's pending writes besides the change itself: timeline
+/// lines and notices (stream and outbox rows), written together just
+/// before the commit, one statement per kind.
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub timeline: Vec<NewTimeline>,
+    pub notices: Notices,
+}
+
+impl Pending {
+    /// A timeline line of an incident.
+    pub(crate) fn line(
+        &mut self,
+        incident: &IncidentId,
+        at: chrono::DateTime<chrono::Utc>,
+        what: String,
+        actor: &str,
+    ) {
+        self.timeline.push(NewTimeline {
+            incident_id: incident.to_string(),
+            at,
+            what,
+            actor: actor.to_owned(),
+        });
+    }
 }
 
 // --- ingest and effects, the parts that need no database ---
@@ -234,6 +274,11 @@ pub(crate) fn raised_words(opened: bool, summary: &str) -> String {
 /// `async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>, sqlx::Error>`
 /// that opens a transaction ready to write.
 ///
+/// Expand [`dispatch_sql!`](crate::store::dispatch_sql::dispatch_sql) for
+/// the same type beside it: the incident transitions ingest shares with
+/// dispatch (`flush`, `close_in`, `lock_by_key`, `elder_for_hooks`) and
+/// `DispatchStore`, which `Store` requires, live there.
+///
 /// - `backend`: the [`Backend`](crate::store::Backend) variant it reports.
 /// - `claim_lock`: a literal appended to `claim_due`'s row selection
 ///   (`"FOR UPDATE SKIP LOCKED"` or `""`).
@@ -253,22 +298,18 @@ macro_rules! sql_store {
                 LatLon, Steward, StewardId, StewardStatus, User,
             };
             use $crate::rules::{Effect, RuleBook, Verdict};
+            use $crate::store::dispatch::DispatchStore;
+            use $crate::store::dispatch_sql::Closing;
+            use $crate::store::notices::Transition;
             use $crate::store::rows::*;
             use $crate::store::sql::*;
             use $crate::store::{
-                Applied, Backend, CLEARED_OUTCOME, Deadline, EventAction, EventFilter, Heartbeat,
-                IncidentFilter, IncomingEvent, Liveness, Store, StoreError, StoreResult,
-                StoredEvent, UnknownDevice,
+                Applied, Backend, Deadline, EventAction, EventFilter, Heartbeat, IncidentFilter,
+                IncomingEvent, Liveness, Store, StoreError, StoreResult, StoredEvent,
+                UnknownDevice,
             };
 
             type Conn = <$db as sqlx::Database>::Connection;
-
-            /// A transaction's pending work: timeline lines are written
-            /// together just before commit, one statement for all.
-            #[derive(Default)]
-            struct Pending {
-                timeline: Vec<NewTimeline>,
-            }
 
             impl $store {
                 // --- effects: the one place incidents change under rules ---
@@ -278,11 +319,12 @@ macro_rules! sql_store {
                     effects: &[Effect],
                     actor: &str,
                     now: DateTime<Utc>,
+                    rules: &RuleBook,
                     pending: &mut Pending,
                 ) -> StoreResult<Vec<Applied>> {
                     let mut out = Vec::with_capacity(effects.len());
                     for effect in effects {
-                        out.push(Self::apply_effect(conn, effect, actor, now, pending).await?);
+                        out.push(Self::apply_effect(conn, effect, actor, now, rules, pending).await?);
                     }
                     Ok(out)
                 }
@@ -292,48 +334,33 @@ macro_rules! sql_store {
                     effect: &Effect,
                     actor: &str,
                     now: DateTime<Utc>,
+                    rules: &RuleBook,
                     pending: &mut Pending,
                 ) -> StoreResult<Applied> {
                     match effect {
                         Effect::Raise { .. } => {
-                            Self::raise(conn, effect, actor, now, pending).await
+                            Self::raise(conn, effect, actor, now, rules, pending).await
                         }
+                        // The elder's cancel closes the incident as a
+                        // supervisor's would: offers withdrawn, the steward
+                        // released, everyone told.
                         Effect::Cancel { key, reason } => {
-                            let row: Option<IncidentRow> = sqlx::query_as(
-                                "UPDATE incidents
-                                 SET status = 'cancelled', notes = $2,
-                                     resolved_at = $3, updated_at = $3
-                                 WHERE dedup_key = $1
-                                   AND status IN ('dispatching', 'acknowledged')
-                                 RETURNING *",
-                            )
-                            .bind(key)
-                            .bind(reason)
-                            .bind(now)
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .db()?;
-                            let (action, verb) = (EventAction::Cancelled, "cancelled");
-                            Self::closed(row, action, verb, reason, actor, now, pending)
+                            let Some((i, d)) = Self::lock_by_key(conn, key, true).await? else {
+                                return Ok(Applied { action: EventAction::Recorded, incident: None });
+                            };
+                            let how = Closing::Cancelled { reason };
+                            let closed =
+                                Self::close_in(conn, i, d, how, actor, now, rules, pending).await?;
+                            Ok(Applied { action: EventAction::Cancelled, incident: Some(closed) })
                         }
                         Effect::Clear { key, note } => {
-                            let row: Option<IncidentRow> = sqlx::query_as(
-                                "UPDATE incidents
-                                 SET status = 'resolved', outcome = $2, notes = $3,
-                                     resolved_at = $4, updated_at = $4
-                                 WHERE dedup_key = $1
-                                   AND status IN ('dispatching', 'acknowledged', 'on_site')
-                                 RETURNING *",
-                            )
-                            .bind(key)
-                            .bind(CLEARED_OUTCOME.as_str())
-                            .bind(note)
-                            .bind(now)
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .db()?;
-                            let (action, verb) = (EventAction::Cleared, "cleared");
-                            Self::closed(row, action, verb, note, actor, now, pending)
+                            let Some((i, d)) = Self::lock_by_key(conn, key, false).await? else {
+                                return Ok(Applied { action: EventAction::Recorded, incident: None });
+                            };
+                            let how = Closing::Cleared { note };
+                            let closed =
+                                Self::close_in(conn, i, d, how, actor, now, rules, pending).await?;
+                            Ok(Applied { action: EventAction::Cleared, incident: Some(closed) })
                         }
                         Effect::Schedule { key, due_at, effects } => {
                             sqlx::query(
@@ -365,23 +392,35 @@ macro_rules! sql_store {
                 /// Opens an incident under the key, or joins the open one.
                 /// The partial unique index decides, not a read first, so
                 /// two writers racing on one key still make one incident.
+                /// A new incident of an elder, of a priority the site
+                /// dispatches, is due for dispatch at once and escalates
+                /// unless acknowledged in time.
                 async fn raise(
                     conn: &mut Conn,
                     effect: &Effect,
                     actor: &str,
                     now: DateTime<Utc>,
+                    rules: &RuleBook,
                     pending: &mut Pending,
                 ) -> StoreResult<Applied> {
                     let Effect::Raise { key, elder_id, device_id, kind, priority, summary } = effect
                     else {
                         return Err(StoreError::Invalid("raise called without a Raise".into()));
                     };
+                    let dispatched = elder_id.is_some() && rules.dispatches(*priority);
+                    let next_dispatch_at = dispatched.then_some(now);
+                    let escalate_at = dispatched.then(|| {
+                        now + Duration::seconds(i64::from(
+                            rules.dispatch().escalate_after_s.get(*priority),
+                        ))
+                    });
                     let new_id = IncidentId::generate();
                     let row: IncidentRow = sqlx::query_as(
                         "INSERT INTO incidents (id, dedup_key, elder_id, device_id, kind, priority,
                                                 status, created_at, updated_at, event_count,
-                                                last_event_at, summary)
-                         VALUES ($1, $2, $3, $4, $5, $6, 'dispatching', $7, $7, 1, $7, $8)
+                                                last_event_at, summary, next_dispatch_at,
+                                                escalate_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, 'dispatching', $7, $7, 1, $7, $8, $9, $10)
                          ON CONFLICT (dedup_key)
                              WHERE status IN ('dispatching', 'acknowledged', 'on_site')
                          DO UPDATE SET
@@ -401,58 +440,24 @@ macro_rules! sql_store {
                     .bind(priority.as_str())
                     .bind(now)
                     .bind(summary)
+                    .bind(next_dispatch_at)
+                    .bind(escalate_at)
                     .fetch_one(&mut *conn)
                     .await
                     .db()?;
                     let incident = row.into_domain()?;
                     // The id we generated came back only if the row is new.
                     let opened = incident.id == new_id;
-                    pending.timeline.push(NewTimeline::new(
-                        &incident,
-                        now,
-                        raised_words(opened, summary),
-                        actor,
-                    ));
+                    pending.line(&incident.id, now, raised_words(opened, summary), actor);
+                    pending.notices.incident(&incident, now);
+                    if opened {
+                        let elder = Self::elder_for_hooks(conn, &incident, rules).await?;
+                        pending.notices.transition(
+                            Transition::Opened, &incident, elder.as_ref(), rules, now,
+                        );
+                    }
                     let action = if opened { EventAction::Opened } else { EventAction::Joined };
                     Ok(Applied { action, incident: Some(incident) })
-                }
-
-                /// The result of a cancel or clear: the closed incident
-                /// and its timeline line, or nothing to close.
-                fn closed(
-                    row: Option<IncidentRow>,
-                    action: EventAction,
-                    verb: &str,
-                    why: &str,
-                    actor: &str,
-                    now: DateTime<Utc>,
-                    pending: &mut Pending,
-                ) -> StoreResult<Applied> {
-                    let Some(row) = row else {
-                        return Ok(Applied { action: EventAction::Recorded, incident: None });
-                    };
-                    let incident = row.into_domain()?;
-                    pending
-                        .timeline
-                        .push(NewTimeline::new(&incident, now, format!("{verb}: {why}"), actor));
-                    Ok(Applied { action, incident: Some(incident) })
-                }
-
-                /// Writes the pending timeline lines, one statement per chunk.
-                async fn flush(conn: &mut Conn, pending: Pending) -> StoreResult<()> {
-                    for chunk in pending.timeline.chunks(CHUNK) {
-                        let mut q = QueryBuilder::<$db>::new(
-                            "INSERT INTO timeline (incident_id, at, what, actor) ",
-                        );
-                        q.push_values(chunk, |mut row, t| {
-                            row.push_bind(t.incident_id.as_str())
-                                .push_bind(t.at)
-                                .push_bind(t.what.as_str())
-                                .push_bind(t.actor.as_str());
-                        });
-                        q.build().execute(&mut *conn).await.db()?;
-                    }
-                    Ok(())
                 }
 
                 // --- ingest steps ---
@@ -563,9 +568,10 @@ macro_rules! sql_store {
                         Verdict::UnknownType => none(EventAction::UnknownType),
                         Verdict::Effects(effects) => {
                             let actor = format!("device:{}", e.device_id);
-                            let applied =
-                                Self::apply_effects(conn, &effects, &actor, e.received_at, pending)
-                                    .await?;
+                            let applied = Self::apply_effects(
+                                conn, &effects, &actor, e.received_at, rules, pending,
+                            )
+                            .await?;
                             Ok(first_that_acted(applied))
                         }
                     }
@@ -596,16 +602,6 @@ macro_rules! sql_store {
                 }
 
                 // --- small helpers ---
-
-                async fn fetch_incident(&self, id: &str) -> StoreResult<Option<Incident>> {
-                    let row: Option<IncidentRow> =
-                        sqlx::query_as("SELECT * FROM incidents WHERE id = $1")
-                            .bind(id)
-                            .fetch_optional(&self.pool)
-                            .await
-                            .db()?;
-                    row.map(IncidentRow::into_domain).transpose()
-                }
 
                 async fn fetch_steward(&self, id: &StewardId) -> StoreResult<Steward> {
                     self.steward(id)
@@ -1114,8 +1110,8 @@ macro_rules! sql_store {
                         }
                         results.push(applied);
                     }
-                    Self::flush(&mut tx, pending).await?;
                     Self::record_outcomes(&mut tx, &outcomes).await?;
+                    Self::flush(&mut tx, pending).await?;
                     tx.commit().await.db()?;
                     Ok(results)
                 }
@@ -1126,6 +1122,7 @@ macro_rules! sql_store {
                     effects: &[Effect],
                     actor: &str,
                     now: DateTime<Utc>,
+                    rules: &RuleBook,
                 ) -> StoreResult<Vec<Applied>> {
                     if effects.is_empty() {
                         return Ok(Vec::new());
@@ -1133,7 +1130,8 @@ macro_rules! sql_store {
                     let mut tx = self.begin_write().await.db()?;
                     let mut pending = Pending::default();
                     let applied =
-                        Self::apply_effects(&mut tx, effects, actor, now, &mut pending).await?;
+                        Self::apply_effects(&mut tx, effects, actor, now, rules, &mut pending)
+                            .await?;
                     Self::flush(&mut tx, pending).await?;
                     tx.commit().await.db()?;
                     Ok(applied)
@@ -1196,8 +1194,14 @@ macro_rules! sql_store {
                     if let Some(since) = filter.since {
                         q.push(" AND created_at >= ").push_bind(since);
                     }
+                    // A steward's incidents: assigned to them, or ever
+                    // offered to them.
                     if let Some(s) = &filter.steward_id {
-                        q.push(" AND steward_id = ").push_bind(s.as_str());
+                        q.push(" AND (steward_id = ")
+                            .push_bind(s.as_str())
+                            .push(" OR id IN (SELECT incident_id FROM offers WHERE steward_id = ")
+                            .push_bind(s.as_str())
+                            .push("))");
                     }
                     q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
                         .push_bind(clamp_limit(filter.limit));
@@ -1207,9 +1211,17 @@ macro_rules! sql_store {
                 }
 
                 async fn incident(&self, id: &IncidentId) -> StoreResult<Option<IncidentDetail>> {
-                    let Some(incident) = self.fetch_incident(id.as_str()).await? else {
+                    let row: Option<IncidentRow> =
+                        sqlx::query_as("SELECT * FROM incidents WHERE id = $1")
+                            .bind(id.as_str())
+                            .fetch_optional(&self.pool)
+                            .await
+                            .db()?;
+                    let Some(row) = row else {
                         return Ok(None);
                     };
+                    let (incident, dispatch) = row.into_parts()?;
+                    let candidates = dispatch.notes(id.as_str())?;
                     let rows: Vec<TimelineRow> = sqlx::query_as(
                         "SELECT at, what, actor FROM timeline WHERE incident_id = $1 ORDER BY seq",
                     )
@@ -1217,62 +1229,20 @@ macro_rules! sql_store {
                     .fetch_all(&self.pool)
                     .await
                     .db()?;
-                    Ok(Some(IncidentDetail {
-                        incident,
-                        // Offers arrive with dispatch (its own table).
-                        offers: Vec::new(),
-                        timeline: rows.into_iter().map(TimelineRow::into_domain).collect(),
-                        candidates: Vec::new(),
-                        deliveries: Vec::new(),
-                    }))
-                }
-
-                #[tracing::instrument(skip_all, fields(incident = %id, actor = %actor))]
-                async fn cancel_incident(
-                    &self,
-                    id: &IncidentId,
-                    reason: &str,
-                    actor: &str,
-                    now: DateTime<Utc>,
-                ) -> StoreResult<Incident> {
-                    let mut tx = self.begin_write().await.db()?;
-                    let row: Option<IncidentRow> = sqlx::query_as(
-                        "UPDATE incidents
-                         SET status = 'cancelled', notes = $2, resolved_at = $3, updated_at = $3
-                         WHERE id = $1 AND status IN ('dispatching', 'acknowledged', 'on_site')
-                         RETURNING *",
+                    let offers: Vec<OfferRow> = sqlx::query_as(
+                        "SELECT * FROM offers WHERE incident_id = $1 ORDER BY offered_at, id",
                     )
                     .bind(id.as_str())
-                    .bind(reason)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
+                    .fetch_all(&self.pool)
                     .await
                     .db()?;
-                    let Some(row) = row else {
-                        let status: Option<String> =
-                            sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
-                                .bind(id.as_str())
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .db()?;
-                        return Err(match status {
-                            Some(s) => {
-                                StoreError::Conflict(format!("incident {id} is already {s}"))
-                            }
-                            None => StoreError::NotFound(format!("incident {id}")),
-                        });
-                    };
-                    let incident = row.into_domain()?;
-                    let mut pending = Pending::default();
-                    pending.timeline.push(NewTimeline::new(
-                        &incident,
-                        now,
-                        format!("cancelled: {reason}"),
-                        actor,
-                    ));
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(incident)
+                    Ok(Some(IncidentDetail {
+                        incident,
+                        offers: all(offers, OfferRow::into_domain)?,
+                        timeline: rows.into_iter().map(TimelineRow::into_domain).collect(),
+                        candidates,
+                        deliveries: self.deliveries(id).await?,
+                    }))
                 }
 
                 async fn steward_sees_elder(
@@ -1280,11 +1250,14 @@ macro_rules! sql_store {
                     steward: &StewardId,
                     elder: &ElderId,
                 ) -> StoreResult<bool> {
-                    // Assigned incidents only, for now: when dispatch adds
-                    // the offers table, an offer (even declined or
-                    // expired) must grant the same sight.
+                    // Assigned, or ever offered (even declined or expired):
+                    // the steward had to decide with the elder's data.
                     let n: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM incidents WHERE elder_id = $1 AND steward_id = $2",
+                        "SELECT COUNT(*) FROM incidents i
+                         WHERE i.elder_id = $1
+                           AND (i.steward_id = $2
+                                OR EXISTS (SELECT 1 FROM offers o
+                                           WHERE o.incident_id = i.id AND o.steward_id = $2))",
                     )
                     .bind(elder.as_str())
                     .bind(steward.as_str())
@@ -1346,6 +1319,7 @@ macro_rules! sql_store {
                     &self,
                     deadline: &Deadline,
                     now: DateTime<Utc>,
+                    rules: &RuleBook,
                 ) -> StoreResult<Vec<Applied>> {
                     let mut tx = self.begin_write().await.db()?;
                     // Only the deadline that was claimed: if it was
@@ -1366,9 +1340,10 @@ macro_rules! sql_store {
                     };
                     let stored = row.into_domain()?;
                     let mut pending = Pending::default();
-                    let applied =
-                        Self::apply_effects(&mut tx, &stored.effects, "system", now, &mut pending)
-                            .await?;
+                    let applied = Self::apply_effects(
+                        &mut tx, &stored.effects, "system", now, rules, &mut pending,
+                    )
+                    .await?;
                     Self::flush(&mut tx, pending).await?;
                     tx.commit().await.db()?;
                     Ok(applied)

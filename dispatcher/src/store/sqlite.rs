@@ -15,8 +15,9 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Sqlite, Transaction};
+use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
 
+use super::dispatch_sql::dispatch_sql;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -80,6 +81,11 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
+
+    /// Stream rows commit in `seq` order already: one writer at a time.
+    async fn lock_stream(_conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
 }
 
 fn create_parent_dir(file: &Path) -> anyhow::Result<()> {
@@ -91,3 +97,10 @@ fn create_parent_dir(file: &Path) -> anyhow::Result<()> {
 }
 
 sql_store!(SqliteStore, sqlx::Sqlite, backend = Sqlite, claim_lock = "");
+dispatch_sql!(
+    SqliteStore,
+    sqlx::Sqlite,
+    row_lock = "",
+    skip_locked = "",
+    steward_claim = ""
+);

@@ -1,0 +1,1904 @@
+//! Dispatch's SQL, written once for both backends: the macro
+//! [`dispatch_sql!`] implements [`DispatchStore`](super::dispatch::DispatchStore)
+//! and the incident transitions ingest shares (open, cancel, clear), and is
+//! expanded beside [`sql_store!`](super::sql::sql_store) in
+//! [`super::sqlite`] and [`super::postgres`].
+//!
+//! How a transition is written, every time:
+//! 1. Lock the incident row (`FOR UPDATE` on PostgreSQL; SQLite's
+//!    `BEGIN IMMEDIATE` already holds the only write lock), so the checks
+//!    that follow read what the write will change. Every transaction locks
+//!    the incident(s) first and stewards after, in that order, so two
+//!    transactions never wait on each other in a circle; transactions that
+//!    touch two incidents lock them in id order.
+//! 2. Decide in Rust (the checks and error codes below are plain functions).
+//! 3. Write with compare-and-set statements (`… WHERE status = 'dispatching'`,
+//!    `… WHERE status = 'available' AND on_duty`, `… WHERE response IS NULL`),
+//!    checking what they returned: a belt to the lock's braces, and the
+//!    only guard for stewards, whose claim never waits (`SKIP LOCKED`).
+//! 4. Queue the timeline lines and the notices ([`super::notices`]) and
+//!    write them with the change ([`Pending`](super::sql::Pending)).
+//!
+//! The backend passes what differs:
+//! - `row_lock`: `"FOR UPDATE"` or `""`, appended to the incident read;
+//! - `skip_locked`: `"FOR UPDATE SKIP LOCKED"` or `""`, for rows claimed by
+//!   the timer loop (an incident another instance is changing is skipped
+//!   this tick, not waited for);
+//! - `steward_claim`: an extra condition on the steward claim that skips a
+//!   steward row another transaction holds (PostgreSQL), so two incidents
+//!   claiming overlapping stewards in different orders never deadlock;
+//!   `""` on SQLite.
+//!
+//! The backend's struct also provides `lock_stream(conn)`, taken just
+//! before stream rows are inserted: on PostgreSQL a transaction-scoped
+//! advisory lock, so stream rows commit in `seq` order and a reader that
+//! saw `seq` N can never later find a row below N (`Last-Event-ID` stays
+//! exact); on SQLite nothing (writers are serialised).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::StoreError;
+use super::dispatch::{ALREADY_TAKEN, NO_OFFER, NOT_OPEN, OFFER_EXPIRED};
+use super::notices::WithdrawReason;
+use crate::domain::{
+    CandidateNote, Incident, IncidentState, Offer, OfferResponse, Outcome, StewardId,
+};
+
+/// Which live offers of an incident a statement ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Which<'a> {
+    All,
+    /// All but this steward's (accept: the others are withdrawn).
+    Except(&'a StewardId),
+    Only(&'a StewardId),
+    /// Those past their expiry at this time.
+    ExpiredBy(DateTime<Utc>),
+}
+
+/// How an open incident closes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Closing<'a> {
+    Resolved {
+        outcome: Outcome,
+        notes: &'a str,
+    },
+    Cancelled {
+        reason: &'a str,
+    },
+    /// A rule resolved it by itself (a device heard again).
+    Cleared {
+        note: &'a str,
+    },
+}
+
+impl Closing<'_> {
+    pub(crate) fn status(self) -> IncidentState {
+        match self {
+            Self::Cancelled { .. } => IncidentState::Cancelled,
+            Self::Resolved { .. } | Self::Cleared { .. } => IncidentState::Resolved,
+        }
+    }
+
+    pub(crate) fn outcome(self) -> Option<Outcome> {
+        match self {
+            Self::Resolved { outcome, .. } => Some(outcome),
+            Self::Cleared { .. } => Some(Outcome::Cleared),
+            Self::Cancelled { .. } => None,
+        }
+    }
+
+    pub(crate) fn notes(self) -> String {
+        match self {
+            Self::Resolved { notes, .. } => notes.to_owned(),
+            Self::Cancelled { reason } => reason.to_owned(),
+            Self::Cleared { note } => note.to_owned(),
+        }
+    }
+
+    /// Why the live offers are withdrawn.
+    pub(crate) fn withdraw_reason(self) -> WithdrawReason {
+        match self {
+            Self::Cancelled { .. } => WithdrawReason::Cancelled,
+            Self::Resolved { .. } | Self::Cleared { .. } => WithdrawReason::Resolved,
+        }
+    }
+
+    /// The timeline's words: "resolved: assisted — helped back to bed".
+    pub(crate) fn words(self) -> String {
+        match self {
+            Self::Resolved { outcome, notes } if notes.trim().is_empty() => {
+                format!("resolved: {outcome}")
+            }
+            Self::Resolved { outcome, notes } => format!("resolved: {outcome} — {notes}"),
+            Self::Cancelled { reason } => format!("cancelled: {reason}"),
+            Self::Cleared { note } => format!("cleared: {note}"),
+        }
+    }
+}
+
+/// A time as messages show it: `2026-11-28T16:00:30Z`.
+pub(crate) fn when(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// A conflict the API maps by its code (the message's first word).
+pub(crate) fn conflict(code: &str, detail: String) -> StoreError {
+    StoreError::Conflict(format!("{code}: {detail}"))
+}
+
+pub(crate) fn not_open(incident: &Incident) -> StoreError {
+    conflict(
+        NOT_OPEN,
+        format!("incident {} is already {}", incident.id, incident.status),
+    )
+}
+
+/// Why `steward` may not answer their offer of `incident` now, if not.
+/// Accept and decline share it: no offer at all, a closed incident,
+/// someone else (or they) already took it, their offer ended, or it is
+/// past its expiry though the timer has not yet expired it.
+pub(crate) fn offer_problem(
+    incident: &Incident,
+    offer: Option<&Offer>,
+    steward: &StewardId,
+    now: DateTime<Utc>,
+) -> Option<StoreError> {
+    let Some(offer) = offer else {
+        return Some(conflict(
+            NO_OFFER,
+            format!("steward {steward} has no offer of incident {}", incident.id),
+        ));
+    };
+    if !incident.status.is_open() {
+        return Some(not_open(incident));
+    }
+    if incident.status != IncidentState::Dispatching {
+        let by = match &incident.steward_id {
+            Some(s) if s == steward => "you".to_owned(),
+            Some(s) => format!("steward {s}"),
+            None => "someone else".to_owned(),
+        };
+        let at = incident
+            .acknowledged_at
+            .map(|t| format!(" at {}", when(t)))
+            .unwrap_or_default();
+        return Some(conflict(
+            ALREADY_TAKEN,
+            format!("incident {} was taken by {by}{at}", incident.id),
+        ));
+    }
+    match (offer.response, offer.responded_at) {
+        (Some(response), at) => {
+            let at = at.map(|t| format!(" at {}", when(t))).unwrap_or_default();
+            Some(conflict(
+                OFFER_EXPIRED,
+                format!("the offer to {steward} was {response}{at}"),
+            ))
+        }
+        (None, _) if offer.expires_at <= now => Some(conflict(
+            OFFER_EXPIRED,
+            format!(
+                "the offer to {steward} expired at {}",
+                when(offer.expires_at)
+            ),
+        )),
+        (None, _) => None,
+    }
+}
+
+/// The timeline's words for an offer that ended.
+pub(crate) fn offer_end_words(
+    steward: &StewardId,
+    response: OfferResponse,
+    reason: WithdrawReason,
+) -> String {
+    match response {
+        OfferResponse::Declined => format!("declined by {steward}"),
+        OfferResponse::Expired => format!("offer to {steward} expired"),
+        OfferResponse::Accepted => format!("accepted by {steward}"),
+        OfferResponse::Withdrawn => {
+            let why = match reason {
+                WithdrawReason::Taken => "another steward accepted",
+                WithdrawReason::Cancelled => "incident cancelled",
+                WithdrawReason::Resolved => "incident resolved",
+                WithdrawReason::Reassigned => "a supervisor assigned the incident",
+                WithdrawReason::OffDuty => "steward went off duty",
+                WithdrawReason::Expired => "expired",
+                WithdrawReason::Declined => "declined",
+            };
+            format!("offer to {steward} withdrawn: {why}")
+        }
+    }
+}
+
+/// "offered to 格桑 (s-01), 420 m".
+pub(crate) fn offered_words(steward: &impl std::fmt::Display, distance_m: Option<f64>) -> String {
+    match distance_m {
+        Some(d) => format!("offered to {steward}, {d:.0} m"),
+        None => format!("offered to {steward}"),
+    }
+}
+
+pub(crate) fn escalated_words(level: i32, reason: &str) -> String {
+    format!("escalated to level {level}: {reason}")
+}
+
+/// Whether `failed` more failed offers, on top of `before`, reach a new
+/// multiple of `every` (0: never escalate on failures).
+pub(crate) fn failures_escalate(before: i32, failed: i32, every: u32) -> bool {
+    let Ok(every) = i32::try_from(every) else {
+        return false;
+    };
+    every > 0 && failed > 0 && before.div_euclid(every) < (before + failed).div_euclid(every)
+}
+
+/// What a claim found for one candidate, in the order they were tried.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Claim {
+    /// Offered; their name, from the claimed row.
+    Offered(String),
+    /// Another incident claimed them first.
+    Lost,
+}
+
+/// The matcher's notes with what the claims found: the stewards offered
+/// marked `offered`, those another incident claimed first marked `lost`
+/// (with that reason). Stewards the notes did not mention are added, in
+/// the order they were tried.
+pub(crate) fn mark_notes(
+    notes: &[CandidateNote],
+    tried: &[(StewardId, Option<f64>, Claim)],
+) -> Vec<CandidateNote> {
+    const LOST: &str = "claimed by another incident first";
+    let mut out = notes.to_vec();
+    for (id, distance_m, claim) in tried {
+        let verdict = match claim {
+            Claim::Offered(_) => "offered",
+            Claim::Lost => "lost",
+        };
+        match out.iter_mut().find(|n| &n.steward_id == id) {
+            Some(n) => {
+                n.verdict = verdict.to_owned();
+                if *claim == Claim::Lost {
+                    n.reason = LOST.to_owned();
+                }
+            }
+            None => out.push(CandidateNote {
+                steward_id: id.clone(),
+                name: match claim {
+                    Claim::Offered(name) => name.clone(),
+                    Claim::Lost => id.to_string(),
+                },
+                distance_m: *distance_m,
+                verdict: verdict.to_owned(),
+                reason: match claim {
+                    Claim::Offered(_) => "offered".to_owned(),
+                    Claim::Lost => LOST.to_owned(),
+                },
+            }),
+        }
+    }
+    out
+}
+
+/// Implements [`DispatchStore`](crate::store::dispatch::DispatchStore) for
+/// `$store` (see the module doc for the parameters), plus the transition
+/// helpers [`sql_store!`](crate::store::sql::sql_store) uses: `flush`,
+/// `lock_by_key`, `close_in`, `elder_for_hooks`.
+///
+/// rustfmt leaves macro bodies alone: keep this one formatted by hand.
+macro_rules! dispatch_sql {
+    (
+        $store:ident,
+        $db:ty,
+        row_lock = $row_lock:literal,
+        skip_locked = $skip_locked:literal,
+        steward_claim = $steward_claim:literal
+    ) => {
+        const _: () = {
+            use std::collections::{BTreeSet, HashMap};
+
+            use async_trait::async_trait;
+            use chrono::{DateTime, Duration, Utc};
+            use sqlx::QueryBuilder;
+
+            use $crate::domain::{
+                CandidateNote, Delivery, Elder, ElderId, Incident, IncidentId, IncidentState,
+                Offer, OfferResponse, Outcome, Steward, StewardId,
+            };
+            use $crate::rules::RuleBook;
+            use $crate::store::dispatch::{
+                Actor, Candidate, DeliveryOutcome, DispatchStore, DispatchTurn, OutboxItem,
+                StreamEvent, NOT_ASSIGNED, NOT_OPEN, OFFER_EXPIRED, STEWARD_BUSY,
+            };
+            use $crate::store::dispatch_sql::*;
+            use $crate::store::notices::{Transition, WithdrawReason};
+            use $crate::store::rows::*;
+            use $crate::store::sql::*;
+            use $crate::store::{StoreError, StoreResult};
+
+            type Conn = <$db as sqlx::Database>::Connection;
+
+            /// Incidents a timer pass looks at per call.
+            const TIMER_BATCH: i64 = 200;
+
+            impl $store {
+                // --- reading and locking ---
+
+                /// The incident, locked for the rest of the transaction.
+                async fn lock_incident(
+                    conn: &mut Conn,
+                    id: &str,
+                ) -> StoreResult<Option<(Incident, DispatchState)>> {
+                    let row: Option<IncidentRow> = sqlx::query_as(concat!(
+                        "SELECT * FROM incidents WHERE id = $1 ",
+                        $row_lock
+                    ))
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .db()?;
+                    row.map(IncidentRow::into_parts).transpose()
+                }
+
+                async fn must_lock(
+                    conn: &mut Conn,
+                    id: &IncidentId,
+                ) -> StoreResult<(Incident, DispatchState)> {
+                    Self::lock_incident(conn, id.as_str())
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(format!("incident {id}")))
+                }
+
+                /// The incident, locked, unless another transaction holds
+                /// it (the timer loop moves on and comes back next tick).
+                async fn claim_incident(
+                    conn: &mut Conn,
+                    id: &str,
+                ) -> StoreResult<Option<(Incident, DispatchState)>> {
+                    let row: Option<IncidentRow> = sqlx::query_as(concat!(
+                        "SELECT * FROM incidents WHERE id = $1 ",
+                        $skip_locked
+                    ))
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .db()?;
+                    row.map(IncidentRow::into_parts).transpose()
+                }
+
+                /// The open incident under a dedup key, locked:
+                /// `unreached_only` for an elder's cancel, which closes it
+                /// only while nobody is with them yet.
+                pub(crate) async fn lock_by_key(
+                    conn: &mut Conn,
+                    key: &str,
+                    unreached_only: bool,
+                ) -> StoreResult<Option<(Incident, DispatchState)>> {
+                    let row: Option<IncidentRow> = if unreached_only {
+                        sqlx::query_as(concat!(
+                            "SELECT * FROM incidents
+                             WHERE dedup_key = $1 AND status IN ('dispatching', 'acknowledged') ",
+                            $row_lock
+                        ))
+                        .bind(key)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .db()?
+                    } else {
+                        sqlx::query_as(concat!(
+                            "SELECT * FROM incidents
+                             WHERE dedup_key = $1
+                               AND status IN ('dispatching', 'acknowledged', 'on_site') ",
+                            $row_lock
+                        ))
+                        .bind(key)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .db()?
+                    };
+                    row.map(IncidentRow::into_parts).transpose()
+                }
+
+                async fn load_elder(conn: &mut Conn, id: &ElderId) -> StoreResult<Option<Elder>> {
+                    let row: Option<ElderRow> = sqlx::query_as("SELECT * FROM elders WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .db()?;
+                    row.map(ElderRow::into_domain).transpose()
+                }
+
+                /// The elder the webhooks carry, read only when a webhook
+                /// is configured. A damaged elder row must not stop an
+                /// incident from moving: the webhooks then carry none.
+                pub(crate) async fn elder_for_hooks(
+                    conn: &mut Conn,
+                    incident: &Incident,
+                    rules: &RuleBook,
+                ) -> StoreResult<Option<Elder>> {
+                    let Some(id) = &incident.elder_id else { return Ok(None) };
+                    if rules.notify().webhooks.is_empty() {
+                        return Ok(None);
+                    }
+                    match Self::load_elder(conn, id).await {
+                        Err(StoreError::Corrupt(e)) => {
+                            tracing::error!(error = %e, "elder row unreadable; webhooks go without the elder");
+                            Ok(None)
+                        }
+                        other => other,
+                    }
+                }
+
+                async fn hold_of(
+                    conn: &mut Conn,
+                    id: &StewardId,
+                    lock: bool,
+                ) -> StoreResult<StewardHold> {
+                    let row: Option<StewardHold> = if lock {
+                        sqlx::query_as(concat!(
+                            "SELECT status, on_duty, incident_id FROM stewards WHERE id = $1 ",
+                            $row_lock
+                        ))
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .db()?
+                    } else {
+                        sqlx::query_as("SELECT status, on_duty, incident_id FROM stewards WHERE id = $1")
+                            .bind(id.as_str())
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .db()?
+                    };
+                    row.ok_or_else(|| StoreError::NotFound(format!("steward {id}")))
+                }
+
+                /// The steward's offer of the incident (one at most: a
+                /// steward is never offered one incident twice).
+                async fn offer_of(
+                    conn: &mut Conn,
+                    incident: &IncidentId,
+                    steward: &StewardId,
+                ) -> StoreResult<Option<Offer>> {
+                    let row: Option<OfferRow> = sqlx::query_as(
+                        "SELECT * FROM offers WHERE incident_id = $1 AND steward_id = $2
+                         ORDER BY offered_at DESC, id DESC LIMIT 1",
+                    )
+                    .bind(incident.as_str())
+                    .bind(steward.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .db()?;
+                    row.map(OfferRow::into_domain).transpose()
+                }
+
+                async fn live_count(conn: &mut Conn, incident: &IncidentId) -> StoreResult<i64> {
+                    sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM offers WHERE incident_id = $1 AND response IS NULL",
+                    )
+                    .bind(incident.as_str())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .db()
+                }
+
+                /// Incidents where this steward holds a live offer.
+                async fn live_offer_incidents(
+                    conn: &mut Conn,
+                    steward: &StewardId,
+                ) -> StoreResult<BTreeSet<String>> {
+                    let ids: Vec<String> = sqlx::query_scalar(
+                        "SELECT incident_id FROM offers WHERE steward_id = $1 AND response IS NULL",
+                    )
+                    .bind(steward.as_str())
+                    .fetch_all(&mut *conn)
+                    .await
+                    .db()?;
+                    Ok(ids.into_iter().collect())
+                }
+
+                // --- writing ---
+
+                /// Writes the incident's changed fields, compare-and-set on
+                /// the status it had when locked.
+                async fn save(
+                    conn: &mut Conn,
+                    from: IncidentState,
+                    i: &Incident,
+                    d: &DispatchState,
+                ) -> StoreResult<Incident> {
+                    let row: Option<IncidentRow> = sqlx::query_as(
+                        "UPDATE incidents
+                         SET status = $3, updated_at = $4, acknowledged_at = $5, on_site_at = $6,
+                             resolved_at = $7, steward_id = $8, escalation_level = $9,
+                             outcome = $10, notes = $11, next_dispatch_at = $12,
+                             escalate_at = $13, failed_offers = $14, candidates = $15
+                         WHERE id = $1 AND status = $2
+                         RETURNING *",
+                    )
+                    .bind(i.id.as_str())
+                    .bind(from.as_str())
+                    .bind(i.status.as_str())
+                    .bind(i.updated_at)
+                    .bind(i.acknowledged_at)
+                    .bind(i.on_site_at)
+                    .bind(i.resolved_at)
+                    .bind(i.steward_id.as_ref().map(StewardId::as_str))
+                    .bind(i.escalation_level)
+                    .bind(i.outcome.map(Outcome::as_str))
+                    .bind(i.notes.as_deref())
+                    .bind(d.next_dispatch_at)
+                    .bind(d.escalate_at)
+                    .bind(d.failed_offers)
+                    .bind(d.candidates.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .db()?;
+                    match row {
+                        Some(row) => row.into_domain(),
+                        None => Err(conflict(
+                            NOT_OPEN,
+                            format!("incident {} is no longer {from}; try again", i.id),
+                        )),
+                    }
+                }
+
+                /// Ends live offers of an incident with `response` and
+                /// releases their stewards (`available`, or `off_duty` if
+                /// they went off duty). Queues a timeline line per offer,
+                /// `offer.withdrawn` to each steward but `quiet`, and each
+                /// released steward to supervisors.
+                #[allow(clippy::too_many_arguments)]
+                async fn end_offers(
+                    conn: &mut Conn,
+                    incident: &IncidentId,
+                    which: Which<'_>,
+                    response: OfferResponse,
+                    reason: WithdrawReason,
+                    quiet: Option<&StewardId>,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                    pending: &mut Pending,
+                ) -> StoreResult<Vec<Offer>> {
+                    let mut q = QueryBuilder::<$db>::new("UPDATE offers SET response = ");
+                    q.push_bind(response.as_str())
+                        .push(", responded_at = ")
+                        .push_bind(now)
+                        .push(" WHERE incident_id = ")
+                        .push_bind(incident.as_str())
+                        .push(" AND response IS NULL");
+                    match which {
+                        Which::All => {}
+                        Which::Except(s) => {
+                            q.push(" AND steward_id <> ").push_bind(s.as_str());
+                        }
+                        Which::Only(s) => {
+                            q.push(" AND steward_id = ").push_bind(s.as_str());
+                        }
+                        Which::ExpiredBy(t) => {
+                            q.push(" AND expires_at <= ").push_bind(t);
+                        }
+                    }
+                    q.push(" RETURNING *");
+                    let rows: Vec<OfferRow> = q.build_query_as().fetch_all(&mut *conn).await.db()?;
+                    let mut offers = all(rows, OfferRow::into_domain)?;
+                    if offers.is_empty() {
+                        return Ok(offers);
+                    }
+                    offers.sort_by(|a, b| a.steward_id.cmp(&b.steward_id));
+
+                    let mut q = QueryBuilder::<$db>::new(
+                        "UPDATE stewards
+                         SET status = CASE WHEN on_duty THEN 'available' ELSE 'off_duty' END,
+                             incident_id = NULL
+                         WHERE status = 'offered' AND incident_id = ",
+                    );
+                    q.push_bind(incident.as_str()).push(" AND id IN (");
+                    let mut list = q.separated(", ");
+                    for o in &offers {
+                        list.push_bind(o.steward_id.as_str());
+                    }
+                    q.push(") RETURNING *");
+                    let rows: Vec<StewardRow> = q.build_query_as().fetch_all(&mut *conn).await.db()?;
+                    let mut released = all(rows, StewardRow::into_domain)?;
+                    released.sort_by(|a, b| a.id.cmp(&b.id));
+
+                    for o in &offers {
+                        pending.line(incident, now, offer_end_words(&o.steward_id, response, reason), actor);
+                        if quiet != Some(&o.steward_id) {
+                            pending.notices.withdrawn(&o.steward_id, incident, reason, now);
+                        }
+                    }
+                    for s in &released {
+                        pending.notices.steward(s, now);
+                    }
+                    Ok(offers)
+                }
+
+                /// Frees the steward assigned to an incident: `available`
+                /// if on duty, else `off_duty`.
+                async fn release_assigned(
+                    conn: &mut Conn,
+                    steward: &StewardId,
+                    incident: &IncidentId,
+                ) -> StoreResult<Option<Steward>> {
+                    let row: Option<StewardRow> = sqlx::query_as(
+                        "UPDATE stewards
+                         SET status = CASE WHEN on_duty THEN 'available' ELSE 'off_duty' END,
+                             incident_id = NULL
+                         WHERE id = $1 AND incident_id = $2
+                         RETURNING *",
+                    )
+                    .bind(steward.as_str())
+                    .bind(incident.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .db()?;
+                    row.map(StewardRow::into_domain).transpose()
+                }
+
+                /// Counts `failed` declined or expired offers; when none is
+                /// left live the next dispatch is due now. Returns the
+                /// escalation reason when a multiple of
+                /// `escalate_after_failed` is reached.
+                async fn count_failures(
+                    conn: &mut Conn,
+                    i: &Incident,
+                    d: &mut DispatchState,
+                    failed: i32,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Option<String>> {
+                    if i.status != IncidentState::Dispatching {
+                        return Ok(None);
+                    }
+                    let before = d.failed_offers;
+                    d.failed_offers += failed;
+                    if Self::live_count(conn, &i.id).await? == 0 {
+                        d.next_dispatch_at = Some(now);
+                    }
+                    let every = rules.dispatch().escalate_after_failed;
+                    Ok(failures_escalate(before, failed, every)
+                        .then(|| format!("{} offers declined or expired", d.failed_offers)))
+                }
+
+                /// Queues what an escalation of the saved incident tells:
+                /// its timeline line, the webhooks (family too when
+                /// critical). The caller raised the level before saving.
+                async fn escalated(
+                    conn: &mut Conn,
+                    saved: &Incident,
+                    reason: &str,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                    pending: &mut Pending,
+                ) -> StoreResult<()> {
+                    pending.line(&saved.id, now, escalated_words(saved.escalation_level, reason), actor);
+                    let elder = Self::elder_for_hooks(conn, saved, rules).await?;
+                    pending.notices.transition(Transition::Escalated, saved, elder.as_ref(), rules, now);
+                    Ok(())
+                }
+
+                /// Closes a locked open incident: live offers withdrawn,
+                /// the assigned steward released, the dispatch clock
+                /// stopped, and the notices of a resolve or a cancel.
+                #[allow(clippy::too_many_arguments)]
+                pub(crate) async fn close_in(
+                    conn: &mut Conn,
+                    mut i: Incident,
+                    mut d: DispatchState,
+                    how: Closing<'_>,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                    pending: &mut Pending,
+                ) -> StoreResult<Incident> {
+                    let from = i.status;
+                    Self::end_offers(
+                        conn, &i.id, Which::All, OfferResponse::Withdrawn, how.withdraw_reason(),
+                        None, actor, now, pending,
+                    )
+                    .await?;
+                    if let Some(s) = &i.steward_id {
+                        if let Some(steward) = Self::release_assigned(conn, s, &i.id).await? {
+                            pending.notices.steward(&steward, now);
+                        }
+                    }
+                    i.status = how.status();
+                    i.outcome = how.outcome();
+                    i.notes = Some(how.notes());
+                    i.resolved_at = Some(now);
+                    i.updated_at = now;
+                    d.next_dispatch_at = None;
+                    d.escalate_at = None;
+                    let saved = Self::save(conn, from, &i, &d).await?;
+                    pending.line(&saved.id, now, how.words(), actor);
+                    pending.notices.incident(&saved, now);
+                    let t = match how.status() {
+                        IncidentState::Cancelled => Transition::Cancelled,
+                        _ => Transition::Resolved,
+                    };
+                    let elder = Self::elder_for_hooks(conn, &saved, rules).await?;
+                    pending.notices.transition(t, &saved, elder.as_ref(), rules, now);
+                    Ok(saved)
+                }
+
+                /// Writes a transaction's timeline lines, outbox rows and
+                /// stream rows, a statement per kind and chunk. Stream
+                /// rows go last, after the backend's stream lock, which is
+                /// then held only until the commit that follows.
+                pub(crate) async fn flush(conn: &mut Conn, pending: Pending) -> StoreResult<()> {
+                    let Pending { timeline, notices } = pending;
+                    for chunk in timeline.chunks(CHUNK) {
+                        let mut q = QueryBuilder::<$db>::new(
+                            "INSERT INTO timeline (incident_id, at, what, actor) ",
+                        );
+                        q.push_values(chunk, |mut row, t| {
+                            row.push_bind(t.incident_id.as_str())
+                                .push_bind(t.at)
+                                .push_bind(t.what.as_str())
+                                .push_bind(t.actor.as_str());
+                        });
+                        q.build().execute(&mut *conn).await.db()?;
+                    }
+                    let outbox = notices
+                        .outbox
+                        .iter()
+                        .map(|o| Ok((o, to_json("outbox payload", &o.payload)?)))
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    for chunk in outbox.chunks(CHUNK) {
+                        let mut q = QueryBuilder::<$db>::new(
+                            "INSERT INTO outbox (id, incident_id, channel, target, event, payload,
+                                                 created_at, due_at, attempts, state) ",
+                        );
+                        q.push_values(chunk, |mut row, (o, payload)| {
+                            row.push_bind(o.id.as_str())
+                                .push_bind(o.incident_id.as_str())
+                                .push_bind(channel_text(o.channel))
+                                .push_bind(o.target.as_str())
+                                .push_bind(o.event.as_str())
+                                .push_bind(payload.as_str())
+                                .push_bind(o.created_at)
+                                .push_bind(o.created_at)
+                                .push_bind(0_i32)
+                                .push_bind("pending");
+                        });
+                        q.build().execute(&mut *conn).await.db()?;
+                    }
+                    if notices.stream.is_empty() {
+                        return Ok(());
+                    }
+                    let stream = notices
+                        .stream
+                        .iter()
+                        .map(|s| Ok((s, s.audience.as_text(), to_json("stream data", &s.data)?)))
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    $store::lock_stream(&mut *conn).await.db()?;
+                    for chunk in stream.chunks(CHUNK) {
+                        let mut q =
+                            QueryBuilder::<$db>::new("INSERT INTO stream (at, audience, event, data) ");
+                        q.push_values(chunk, |mut row, (s, audience, data)| {
+                            row.push_bind(s.at)
+                                .push_bind(audience.as_str())
+                                .push_bind(s.event)
+                                .push_bind(data.as_str());
+                        });
+                        q.build().execute(&mut *conn).await.db()?;
+                    }
+                    Ok(())
+                }
+
+                /// Withdraws one steward's live offer of a locked incident
+                /// (they went off duty, or a supervisor assigned them
+                /// elsewhere); the incident's next dispatch is due now if
+                /// that was its last live offer.
+                #[allow(clippy::too_many_arguments)]
+                async fn withdraw_one(
+                    conn: &mut Conn,
+                    i: Incident,
+                    mut d: DispatchState,
+                    steward: &StewardId,
+                    reason: WithdrawReason,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                    pending: &mut Pending,
+                ) -> StoreResult<bool> {
+                    let ended = Self::end_offers(
+                        conn, &i.id, Which::Only(steward), OfferResponse::Withdrawn, reason,
+                        None, actor, now, pending,
+                    )
+                    .await?;
+                    if ended.is_empty() {
+                        return Ok(false);
+                    }
+                    let mut changed = i.clone();
+                    changed.updated_at = now;
+                    if i.status == IncidentState::Dispatching
+                        && Self::live_count(conn, &i.id).await? == 0
+                    {
+                        d.next_dispatch_at = Some(now);
+                    }
+                    let saved = Self::save(conn, i.status, &changed, &d).await?;
+                    pending.notices.incident(&saved, now);
+                    Ok(true)
+                }
+
+                /// Locks incidents in id order (the order every
+                /// multi-incident transaction uses).
+                async fn lock_all(
+                    conn: &mut Conn,
+                    ids: &BTreeSet<String>,
+                ) -> StoreResult<HashMap<String, (Incident, DispatchState)>> {
+                    let mut locked = HashMap::with_capacity(ids.len());
+                    for id in ids {
+                        if let Some(found) = Self::lock_incident(conn, id).await? {
+                            locked.insert(id.clone(), found);
+                        }
+                    }
+                    Ok(locked)
+                }
+
+                /// One incident's expired offers, in its own transaction.
+                async fn expire_incident(
+                    &self,
+                    id: &str,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Option<IncidentId>> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let Some((i, mut d)) = Self::claim_incident(&mut tx, id).await? else {
+                        return Ok(None);
+                    };
+                    let mut pending = Pending::default();
+                    let actor = Actor::System.to_string();
+                    let ended = Self::end_offers(
+                        &mut tx, &i.id, Which::ExpiredBy(now), OfferResponse::Expired,
+                        WithdrawReason::Expired, None, &actor, now, &mut pending,
+                    )
+                    .await?;
+                    if ended.is_empty() {
+                        return Ok(None);
+                    }
+                    let failed = i32::try_from(ended.len()).unwrap_or(i32::MAX);
+                    let escalate = Self::count_failures(&mut tx, &i, &mut d, failed, now, rules).await?;
+                    let mut changed = i.clone();
+                    changed.updated_at = now;
+                    if escalate.is_some() {
+                        changed.escalation_level += 1;
+                    }
+                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
+                    if let Some(reason) = escalate {
+                        Self::escalated(&mut tx, &saved, &reason, &actor, now, rules, &mut pending).await?;
+                    }
+                    pending.notices.incident(&saved, now);
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(Some(saved.id))
+                }
+
+                /// One incident's due escalation, in its own transaction.
+                async fn escalate_one_due(
+                    &self,
+                    id: &str,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Option<IncidentId>> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let Some((i, mut d)) = Self::claim_incident(&mut tx, id).await? else {
+                        return Ok(None);
+                    };
+                    let due = matches!(d.escalate_at, Some(at) if at <= now);
+                    if i.status != IncidentState::Dispatching || !due {
+                        return Ok(None);
+                    }
+                    let every = Duration::seconds(i64::from(
+                        rules.dispatch().escalate_after_s.get(i.priority),
+                    ));
+                    let next = d.escalate_at.map_or(now, |at| at + every);
+                    d.escalate_at = Some(if next <= now { now + every } else { next });
+                    // The radius grows with the level: look again now.
+                    d.next_dispatch_at = Some(now);
+                    let mut changed = i.clone();
+                    changed.escalation_level += 1;
+                    changed.updated_at = now;
+                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
+                    let waited = (now - i.created_at).num_seconds();
+                    let reason = format!("not accepted after {waited} s");
+                    let actor = Actor::System.to_string();
+                    let mut pending = Pending::default();
+                    Self::escalated(&mut tx, &saved, &reason, &actor, now, rules, &mut pending).await?;
+                    pending.notices.incident(&saved, now);
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(Some(saved.id))
+                }
+            }
+
+            /// A timer pass goes on past one incident it cannot read, so
+            /// one damaged row delays no other incident; a database
+            /// failure stops the pass (the next tick retries).
+            fn keep_going<T>(r: StoreResult<Option<T>>, id: &str) -> StoreResult<Option<T>> {
+                match r {
+                    Err(StoreError::Corrupt(e)) => {
+                        tracing::error!(incident = %id, error = %e, "incident unreadable; skipped by the timer");
+                        Ok(None)
+                    }
+                    other => other,
+                }
+            }
+
+            #[async_trait]
+            impl DispatchStore for $store {
+                #[tracing::instrument(skip_all, fields(incident = %incident))]
+                async fn claim_dispatch(
+                    &self,
+                    incident: &IncidentId,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Option<DispatchTurn>> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let row: Option<IncidentRow> = sqlx::query_as(
+                        "UPDATE incidents SET next_dispatch_at = NULL
+                         WHERE id = $1 AND status = 'dispatching'
+                           AND next_dispatch_at IS NOT NULL AND next_dispatch_at <= $2
+                         RETURNING *",
+                    )
+                    .bind(incident.as_str())
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let incident = row.into_domain()?;
+                    let elder = match &incident.elder_id {
+                        Some(id) => Self::load_elder(&mut tx, id).await?,
+                        None => None,
+                    };
+                    let offered: Vec<(String, Option<String>)> = sqlx::query_as(
+                        "SELECT steward_id, response FROM offers
+                         WHERE incident_id = $1 ORDER BY offered_at, id",
+                    )
+                    .bind(incident.id.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .db()?;
+                    tx.commit().await.db()?;
+                    let live_offers = offered.iter().filter(|(_, response)| response.is_none()).count();
+                    let already_offered = offered
+                        .into_iter()
+                        .map(|(s, _)| {
+                            StewardId::parse(s.clone()).map_err(|e| {
+                                StoreError::Corrupt(format!("offer of {}: steward {s:?}: {e}", incident.id))
+                            })
+                        })
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    Ok(Some(DispatchTurn { incident, elder, already_offered, live_offers }))
+                }
+
+                async fn due_dispatches(
+                    &self,
+                    now: DateTime<Utc>,
+                    limit: i64,
+                ) -> StoreResult<Vec<IncidentId>> {
+                    let ids: Vec<String> = sqlx::query_scalar(
+                        "SELECT id FROM incidents
+                         WHERE status = 'dispatching'
+                           AND next_dispatch_at IS NOT NULL AND next_dispatch_at <= $1
+                         ORDER BY next_dispatch_at, id LIMIT $2",
+                    )
+                    .bind(now)
+                    .bind(clamp_limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    incident_ids(ids)
+                }
+
+                #[tracing::instrument(skip_all, fields(incident = %turn.incident.id, want = want))]
+                async fn make_offers(
+                    &self,
+                    turn: &DispatchTurn,
+                    candidates: &[Candidate],
+                    want: usize,
+                    expires_at: DateTime<Utc>,
+                    notes: &[CandidateNote],
+                    retry_at: DateTime<Utc>,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Vec<Offer>> {
+                    let _ = rules;
+                    let mut tx = self.begin_write().await.db()?;
+                    let (i, mut d) = Self::must_lock(&mut tx, &turn.incident.id).await?;
+                    if i.status != IncidentState::Dispatching {
+                        // Accepted, assigned or closed since the turn was
+                        // taken: nothing to offer.
+                        return Ok(Vec::new());
+                    }
+                    let before: Vec<String> =
+                        sqlx::query_scalar("SELECT steward_id FROM offers WHERE incident_id = $1")
+                            .bind(i.id.as_str())
+                            .fetch_all(&mut *tx)
+                            .await
+                            .db()?;
+                    let before: BTreeSet<String> = before.into_iter().collect();
+
+                    let mut made: Vec<(Offer, Steward)> = Vec::new();
+                    let mut tried: Vec<(StewardId, Option<f64>, Claim)> = Vec::new();
+                    for c in candidates {
+                        if made.len() >= want {
+                            break;
+                        }
+                        if before.contains(c.steward_id.as_str())
+                            || made.iter().any(|(o, _)| o.steward_id == c.steward_id)
+                        {
+                            continue;
+                        }
+                        // The claim: only an available, on-duty steward
+                        // becomes offered, and only once.
+                        let claimed: Option<StewardRow> = sqlx::query_as(concat!(
+                            "UPDATE stewards SET status = 'offered', incident_id = $2
+                             WHERE id = $1 AND status = 'available' AND on_duty ",
+                            $steward_claim,
+                            " RETURNING *"
+                        ))
+                        .bind(c.steward_id.as_str())
+                        .bind(i.id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                        let Some(claimed) = claimed else {
+                            tried.push((c.steward_id.clone(), Some(c.distance_m), Claim::Lost));
+                            continue;
+                        };
+                        let steward = claimed.into_domain()?;
+                        // The backstop: one live offer per steward, whatever
+                        // the steward row says.
+                        let offer: Option<OfferRow> = sqlx::query_as(
+                            "INSERT INTO offers (id, incident_id, steward_id, offered_at, expires_at,
+                                                 response, responded_at, distance_m)
+                             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)
+                             ON CONFLICT (steward_id) WHERE response IS NULL DO NOTHING
+                             RETURNING *",
+                        )
+                        .bind(format!("off-{}", uuid::Uuid::new_v4().simple()))
+                        .bind(i.id.as_str())
+                        .bind(c.steward_id.as_str())
+                        .bind(now)
+                        .bind(expires_at)
+                        .bind(c.distance_m)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                        match offer {
+                            Some(row) => {
+                                let name = Claim::Offered(steward.name.clone());
+                                tried.push((c.steward_id.clone(), Some(c.distance_m), name));
+                                made.push((row.into_domain()?, steward));
+                            }
+                            None => {
+                                tracing::warn!(steward = %c.steward_id, "steward was available but holds a live offer; passed over");
+                                sqlx::query(
+                                    "UPDATE stewards SET status = 'available', incident_id = NULL
+                                     WHERE id = $1 AND incident_id = $2",
+                                )
+                                .bind(c.steward_id.as_str())
+                                .bind(i.id.as_str())
+                                .execute(&mut *tx)
+                                .await
+                                .db()?;
+                                tried.push((c.steward_id.clone(), Some(c.distance_m), Claim::Lost));
+                            }
+                        }
+                    }
+
+                    d.candidates = to_json("candidates", &mark_notes(notes, &tried))?;
+                    let mut pending = Pending::default();
+                    let actor = Actor::System.to_string();
+                    if made.is_empty() {
+                        d.next_dispatch_at = Some(retry_at);
+                        let wait = (retry_at - now).num_seconds().max(0);
+                        pending.line(&i.id, now, format!("nobody could be offered; trying again in {wait} s"), &actor);
+                    } else {
+                        d.next_dispatch_at = None;
+                    }
+                    let mut changed = i.clone();
+                    changed.updated_at = now;
+                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
+                    let elder = match &turn.elder {
+                        Some(e) => Some(e.clone()),
+                        None => match &saved.elder_id {
+                            Some(id) => Self::load_elder(&mut tx, id).await?,
+                            None => None,
+                        },
+                    };
+                    for (offer, steward) in &made {
+                        pending.line(&saved.id, now, offered_words(steward, offer.distance_m), &actor);
+                        pending.notices.offer(&saved, elder.as_ref(), offer, now);
+                        pending.notices.steward(steward, now);
+                    }
+                    pending.notices.incident(&saved, now);
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(made.into_iter().map(|(o, _)| o).collect())
+                }
+
+                #[tracing::instrument(skip_all, fields(incident = %incident, steward = %steward))]
+                async fn accept(
+                    &self,
+                    incident: &IncidentId,
+                    steward: &StewardId,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Incident> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let (i, mut d) = Self::must_lock(&mut tx, incident).await?;
+                    Self::hold_of(&mut tx, steward, false).await?;
+                    let offer = Self::offer_of(&mut tx, incident, steward).await?;
+                    // Accepting twice (a retried tap) is not an error.
+                    if i.status.is_open()
+                        && i.steward_id.as_ref() == Some(steward)
+                        && offer.as_ref().and_then(|o| o.response) == Some(OfferResponse::Accepted)
+                    {
+                        return Ok(i);
+                    }
+                    if let Some(problem) = offer_problem(&i, offer.as_ref(), steward, now) {
+                        return Err(problem);
+                    }
+                    let offer = offer.expect("offer_problem refuses a missing offer");
+                    let taken = sqlx::query(
+                        "UPDATE offers SET response = 'accepted', responded_at = $2
+                         WHERE id = $1 AND response IS NULL AND expires_at > $2",
+                    )
+                    .bind(offer.id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                    if taken.rows_affected() != 1 {
+                        return Err(conflict(OFFER_EXPIRED, format!("the offer to {steward} is no longer live")));
+                    }
+                    let busy: Option<StewardRow> = sqlx::query_as(
+                        "UPDATE stewards SET status = 'busy', incident_id = $2
+                         WHERE id = $1 AND status = 'offered' AND incident_id = $2
+                         RETURNING *",
+                    )
+                    .bind(steward.as_str())
+                    .bind(incident.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?;
+                    let Some(busy) = busy else {
+                        return Err(conflict(
+                            STEWARD_BUSY,
+                            format!("steward {steward} is not holding the offer of incident {incident}"),
+                        ));
+                    };
+                    let busy = busy.into_domain()?;
+                    let actor = Actor::Steward(steward.clone()).to_string();
+                    let mut pending = Pending::default();
+                    Self::end_offers(
+                        &mut tx, incident, Which::Except(steward), OfferResponse::Withdrawn,
+                        WithdrawReason::Taken, None, &actor, now, &mut pending,
+                    )
+                    .await?;
+                    let mut changed = i.clone();
+                    changed.status = IncidentState::Acknowledged;
+                    changed.steward_id = Some(steward.clone());
+                    changed.acknowledged_at = Some(now);
+                    changed.updated_at = now;
+                    d.next_dispatch_at = None;
+                    d.escalate_at = None;
+                    let saved = Self::save(&mut tx, IncidentState::Dispatching, &changed, &d).await?;
+                    pending.line(&saved.id, now, format!("accepted by {steward}"), &actor);
+                    pending.notices.incident(&saved, now);
+                    pending.notices.steward(&busy, now);
+                    let elder = Self::elder_for_hooks(&mut tx, &saved, rules).await?;
+                    pending.notices.transition(Transition::Acknowledged, &saved, elder.as_ref(), rules, now);
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(saved)
+                }
+
+                #[tracing::instrument(skip_all, fields(incident = %incident, steward = %steward))]
+                async fn decline(
+                    &self,
+                    incident: &IncidentId,
+                    steward: &StewardId,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Incident> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let (i, mut d) = Self::must_lock(&mut tx, incident).await?;
+                    Self::hold_of(&mut tx, steward, false).await?;
+                    let offer = Self::offer_of(&mut tx, incident, steward).await?;
+                    if let Some(problem) = offer_problem(&i, offer.as_ref(), steward, now) {
+                        return Err(problem);
+                    }
+                    let actor = Actor::Steward(steward.clone()).to_string();
+                    let mut pending = Pending::default();
+                    let ended = Self::end_offers(
+                        &mut tx, incident, Which::Only(steward), OfferResponse::Declined,
+                        WithdrawReason::Declined, None, &actor, now, &mut pending,
+                    )
+                    .await?;
+                    if ended.is_empty() {
+                        return Err(conflict(OFFER_EXPIRED, format!("the offer to {steward} is no longer live")));
+                    }
+                    let escalate = Self::count_failures(&mut tx, &i, &mut d, 1, now, rules).await?;
+                    let mut changed = i.clone();
+                    changed.updated_at = now;
+                    if escalate.is_some() {
+                        changed.escalation_level += 1;
+                    }
+                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
+                    if let Some(reason) = escalate {
+                        Self::escalated(&mut tx, &saved, &reason, &actor, now, rules, &mut pending).await?;
+                    }
+                    pending.notices.incident(&saved, now);
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(saved)
+                }
+
+                #[tracing::instrument(skip_all)]
+                async fn expire_offers(
+                    &self,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Vec<IncidentId>> {
+                    let ids: Vec<String> = sqlx::query_scalar(
+                        "SELECT DISTINCT incident_id FROM offers
+                         WHERE response IS NULL AND expires_at <= $1
+                         ORDER BY incident_id LIMIT $2",
+                    )
+                    .bind(now)
+                    .bind(TIMER_BATCH)
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    let mut touched = Vec::new();
+                    for id in ids {
+                        if let Some(done) = keep_going(self.expire_incident(&id, now, rules).await, &id)? {
+                            touched.push(done);
+                        }
+                    }
+                    Ok(touched)
+                }
+
+                #[tracing::instrument(skip_all)]
+                async fn escalate_due(
+                    &self,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Vec<IncidentId>> {
+                    let ids: Vec<String> = sqlx::query_scalar(
+                        "SELECT id FROM incidents
+                         WHERE status = 'dispatching'
+                           AND escalate_at IS NOT NULL AND escalate_at <= $1
+                         ORDER BY escalate_at, id LIMIT $2",
+                    )
+                    .bind(now)
+                    .bind(TIMER_BATCH)
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    let mut escalated = Vec::new();
+                    for id in ids {
+                        if let Some(done) = keep_going(self.escalate_one_due(&id, now, rules).await, &id)? {
+                            escalated.push(done);
+                        }
+                    }
+                    Ok(escalated)
+                }
+
+                #[tracing::instrument(skip_all, fields(incident = %incident))]
+                async fn escalate(
+                    &self,
+                    incident: &IncidentId,
+                    reason: &str,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Incident> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let (i, d) = Self::must_lock(&mut tx, incident).await?;
+                    if !i.status.is_open() {
+                        return Err(not_open(&i));
+                    }
+                    let mut changed = i.clone();
+                    changed.escalation_level += 1;
+                    changed.updated_at = now;
+                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
+                    let actor = Actor::System.to_string();
+                    let mut pending = Pending::default();
+                    Self::escalated(&mut tx, &saved, reason, &actor, now, rules, &mut pending).await?;
+                    pending.notices.incident(&saved, now);
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(saved)
+                }
+
+                #[tracing::instrument(skip_all, fields(incident = %incident, steward = %steward))]
+                async fn arrive(
+                    &self,
+                    incident: &IncidentId,
+                    steward: &StewardId,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Incident> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let (i, d) = Self::must_lock(&mut tx, incident).await?;
+                    Self::hold_of(&mut tx, steward, false).await?;
+                    if !i.status.is_open() {
+                        return Err(not_open(&i));
+                    }
+                    if i.steward_id.as_ref() != Some(steward) {
+                        let who = match &i.steward_id {
+                            Some(s) => format!("steward {s} is"),
+                            None => "nobody is yet".to_owned(),
+                        };
+                        return Err(conflict(
+                            NOT_ASSIGNED,
+                            format!("steward {steward} is not assigned to incident {incident}; {who}"),
+                        ));
+                    }
+                    if i.status == IncidentState::OnSite {
+                        return Ok(i);
+                    }
+                    let mut changed = i.clone();
+                    changed.status = IncidentState::OnSite;
+                    changed.on_site_at = Some(now);
+                    changed.updated_at = now;
+                    let saved = Self::save(&mut tx, IncidentState::Acknowledged, &changed, &d).await?;
+                    let actor = Actor::Steward(steward.clone()).to_string();
+                    let mut pending = Pending::default();
+                    pending.line(&saved.id, now, "on site".to_owned(), &actor);
+                    pending.notices.incident(&saved, now);
+                    let elder = Self::elder_for_hooks(&mut tx, &saved, rules).await?;
+                    pending.notices.transition(Transition::OnSite, &saved, elder.as_ref(), rules, now);
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(saved)
+                }
+
+                #[tracing::instrument(skip_all, fields(incident = %incident, actor = %actor))]
+                async fn resolve(
+                    &self,
+                    incident: &IncidentId,
+                    actor: &Actor,
+                    outcome: Outcome,
+                    notes: &str,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Incident> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let (i, d) = Self::must_lock(&mut tx, incident).await?;
+                    if !i.status.is_open() {
+                        return Err(not_open(&i));
+                    }
+                    if let Actor::Steward(s) = actor {
+                        if i.steward_id.as_ref() != Some(s) {
+                            return Err(conflict(
+                                NOT_ASSIGNED,
+                                format!("steward {s} is not assigned to incident {incident}"),
+                            ));
+                        }
+                    }
+                    let mut pending = Pending::default();
+                    let how = Closing::Resolved { outcome, notes };
+                    let saved = Self::close_in(
+                        &mut tx, i, d, how, &actor.to_string(), now, rules, &mut pending,
+                    )
+                    .await?;
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(saved)
+                }
+
+                #[tracing::instrument(skip_all, fields(incident = %incident, actor = %actor))]
+                async fn cancel(
+                    &self,
+                    incident: &IncidentId,
+                    actor: &Actor,
+                    reason: &str,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Incident> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let (i, d) = Self::must_lock(&mut tx, incident).await?;
+                    if !i.status.is_open() {
+                        return Err(not_open(&i));
+                    }
+                    let mut pending = Pending::default();
+                    let how = Closing::Cancelled { reason };
+                    let saved = Self::close_in(
+                        &mut tx, i, d, how, &actor.to_string(), now, rules, &mut pending,
+                    )
+                    .await?;
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(saved)
+                }
+
+                #[tracing::instrument(skip_all, fields(incident = %incident, steward = %steward))]
+                async fn assign(
+                    &self,
+                    incident: &IncidentId,
+                    steward: &StewardId,
+                    actor: &Actor,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Incident> {
+                    let actor = actor.to_string();
+                    // The steward's other incident (an offer they hold) is
+                    // locked with this one, in id order; if it changed
+                    // before the locks were held, start again.
+                    for _ in 0..3 {
+                        let mut tx = self.begin_write().await.db()?;
+                        let seen = Self::hold_of(&mut tx, steward, false).await?;
+                        let mut ids = BTreeSet::from([incident.to_string()]);
+                        ids.extend(seen.incident_id.clone());
+                        let mut locked = Self::lock_all(&mut tx, &ids).await?;
+                        let Some((i, mut d)) = locked.remove(incident.as_str()) else {
+                            return Err(StoreError::NotFound(format!("incident {incident}")));
+                        };
+                        let hold = Self::hold_of(&mut tx, steward, true).await?;
+                        if hold.incident_id != seen.incident_id {
+                            continue;
+                        }
+                        if !i.status.is_open() {
+                            return Err(not_open(&i));
+                        }
+                        if i.steward_id.as_ref() == Some(steward) {
+                            return Ok(i);
+                        }
+                        if !hold.on_duty {
+                            return Err(conflict(STEWARD_BUSY, format!("steward {steward} is off duty")));
+                        }
+                        if hold.status == "busy" {
+                            let on = hold.incident_id.as_deref().unwrap_or("another incident");
+                            return Err(conflict(STEWARD_BUSY, format!("steward {steward} is busy with {on}")));
+                        }
+                        let mut pending = Pending::default();
+                        // Their offer of another incident goes back to it.
+                        if let Some(other) = hold.incident_id.as_deref().filter(|o| *o != incident.as_str()) {
+                            if let Some((oi, od)) = locked.remove(other) {
+                                Self::withdraw_one(
+                                    &mut tx, oi, od, steward, WithdrawReason::Reassigned, &actor,
+                                    now, &mut pending,
+                                )
+                                .await?;
+                            }
+                        }
+                        // This incident's live offers (their own included)
+                        // are withdrawn; they hear of the assignment instead.
+                        Self::end_offers(
+                            &mut tx, incident, Which::All, OfferResponse::Withdrawn,
+                            WithdrawReason::Reassigned, Some(steward), &actor, now, &mut pending,
+                        )
+                        .await?;
+                        let previous = i.steward_id.clone();
+                        if let Some(p) = &previous {
+                            if let Some(freed) = Self::release_assigned(&mut tx, p, incident).await? {
+                                pending.notices.steward(&freed, now);
+                            }
+                            pending.notices.withdrawn(p, incident, WithdrawReason::Reassigned, now);
+                        }
+                        let busy: Option<StewardRow> = sqlx::query_as(
+                            "UPDATE stewards SET status = 'busy', incident_id = $2
+                             WHERE id = $1 AND status = 'available' AND on_duty
+                             RETURNING *",
+                        )
+                        .bind(steward.as_str())
+                        .bind(incident.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                        let Some(busy) = busy else {
+                            return Err(conflict(STEWARD_BUSY, format!("steward {steward} is {}", hold.status)));
+                        };
+                        let busy = busy.into_domain()?;
+                        let mut changed = i.clone();
+                        changed.status = IncidentState::Acknowledged;
+                        changed.steward_id = Some(steward.clone());
+                        changed.acknowledged_at = i.acknowledged_at.or(Some(now));
+                        changed.on_site_at = None;
+                        changed.updated_at = now;
+                        d.next_dispatch_at = None;
+                        d.escalate_at = None;
+                        let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
+                        let words = match &previous {
+                            Some(p) => format!("reassigned from {p} to {busy}"),
+                            None => format!("assigned to {busy}"),
+                        };
+                        pending.line(&saved.id, now, words, &actor);
+                        pending.notices.incident(&saved, now);
+                        pending.notices.steward(&busy, now);
+                        let elder = Self::elder_for_hooks(&mut tx, &saved, rules).await?;
+                        pending.notices.transition(Transition::Acknowledged, &saved, elder.as_ref(), rules, now);
+                        Self::flush(&mut tx, pending).await?;
+                        tx.commit().await.db()?;
+                        return Ok(saved);
+                    }
+                    Err(conflict(STEWARD_BUSY, format!("steward {steward} kept changing; try again")))
+                }
+
+                #[tracing::instrument(skip_all, fields(steward = %steward, reason = %reason))]
+                async fn withdraw_offers_of(
+                    &self,
+                    steward: &StewardId,
+                    reason: &str,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Vec<IncidentId>> {
+                    let _ = rules;
+                    let why = WithdrawReason::parse(reason);
+                    let actor = Actor::System.to_string();
+                    for _ in 0..3 {
+                        let mut tx = self.begin_write().await.db()?;
+                        Self::hold_of(&mut tx, steward, false).await?;
+                        let seen = Self::live_offer_incidents(&mut tx, steward).await?;
+                        if seen.is_empty() {
+                            return Ok(Vec::new());
+                        }
+                        let locked = Self::lock_all(&mut tx, &seen).await?;
+                        if Self::live_offer_incidents(&mut tx, steward).await? != seen {
+                            continue;
+                        }
+                        let mut pending = Pending::default();
+                        let mut touched = Vec::new();
+                        for (_, (i, d)) in locked {
+                            let id = i.id.clone();
+                            if Self::withdraw_one(&mut tx, i, d, steward, why, &actor, now, &mut pending).await? {
+                                touched.push(id);
+                            }
+                        }
+                        touched.sort();
+                        Self::flush(&mut tx, pending).await?;
+                        tx.commit().await.db()?;
+                        return Ok(touched);
+                    }
+                    Err(conflict(STEWARD_BUSY, format!("steward {steward}'s offers kept changing; try again")))
+                }
+
+                async fn live_offers_of(&self, steward: &StewardId) -> StoreResult<Vec<Offer>> {
+                    let rows: Vec<OfferRow> = sqlx::query_as(
+                        "SELECT * FROM offers WHERE steward_id = $1 AND response IS NULL
+                         ORDER BY offered_at, id",
+                    )
+                    .bind(steward.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    all(rows, OfferRow::into_domain)
+                }
+
+                async fn stream_after(&self, after: i64, limit: i64) -> StoreResult<Vec<StreamEvent>> {
+                    let rows: Vec<StreamRow> = sqlx::query_as(
+                        "SELECT seq, at, audience, event, data FROM stream
+                         WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(clamp_limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    all(rows, StreamRow::into_domain)
+                }
+
+                async fn stream_head(&self) -> StoreResult<i64> {
+                    let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM stream")
+                        .fetch_one(&self.pool)
+                        .await
+                        .db()?;
+                    Ok(head.unwrap_or(0))
+                }
+
+                async fn prune_stream(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                    let done = sqlx::query("DELETE FROM stream WHERE at < $1")
+                        .bind(before)
+                        .execute(&self.pool)
+                        .await
+                        .db()?;
+                    Ok(done.rows_affected())
+                }
+
+                #[tracing::instrument(skip_all, fields(limit = limit))]
+                async fn claim_outbox(
+                    &self,
+                    now: DateTime<Utc>,
+                    lease: Duration,
+                    limit: i64,
+                ) -> StoreResult<Vec<OutboxItem>> {
+                    if limit <= 0 {
+                        return Ok(Vec::new());
+                    }
+                    let rows: Vec<OutboxRow> = sqlx::query_as(concat!(
+                        "UPDATE outbox SET claimed_until = $2
+                         WHERE id IN (
+                             SELECT id FROM outbox
+                             WHERE state = 'pending' AND due_at <= $1
+                               AND (claimed_until IS NULL OR claimed_until < $1)
+                             ORDER BY due_at, id LIMIT $3 ",
+                        $skip_locked,
+                        ")
+                         RETURNING *"
+                    ))
+                    .bind(now)
+                    .bind(now + lease)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    let mut items = all(rows, OutboxRow::into_item)?;
+                    // RETURNING has no order; ids sort by creation.
+                    items.sort_by(|a, b| a.id.cmp(&b.id));
+                    Ok(items)
+                }
+
+                #[tracing::instrument(skip_all, fields(id = %id))]
+                async fn finish_outbox(
+                    &self,
+                    id: &str,
+                    outcome: &DeliveryOutcome,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<()> {
+                    // Only a pending row moves: a late report from an
+                    // instance whose lease ran out never undoes another's
+                    // delivery.
+                    let done = match outcome {
+                        DeliveryOutcome::Delivered => sqlx::query(
+                            "UPDATE outbox SET state = 'delivered', attempts = attempts + 1,
+                                 delivered_at = $2, last_error = NULL, claimed_until = NULL
+                             WHERE id = $1 AND state = 'pending'",
+                        )
+                        .bind(id)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                        .db()?,
+                        DeliveryOutcome::Retry { at, error } => sqlx::query(
+                            "UPDATE outbox SET attempts = attempts + 1, due_at = $2,
+                                 last_error = $3, claimed_until = NULL
+                             WHERE id = $1 AND state = 'pending'",
+                        )
+                        .bind(id)
+                        .bind(*at)
+                        .bind(error.as_str())
+                        .execute(&self.pool)
+                        .await
+                        .db()?,
+                        DeliveryOutcome::Failed { error } => sqlx::query(
+                            "UPDATE outbox SET state = 'failed', attempts = attempts + 1,
+                                 last_error = $2, claimed_until = NULL
+                             WHERE id = $1 AND state = 'pending'",
+                        )
+                        .bind(id)
+                        .bind(error.as_str())
+                        .execute(&self.pool)
+                        .await
+                        .db()?,
+                    };
+                    if done.rows_affected() == 0 {
+                        let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE id = $1")
+                            .bind(id)
+                            .fetch_one(&self.pool)
+                            .await
+                            .db()?;
+                        found(u64::try_from(known).unwrap_or(0), || format!("outbox row {id}"))?;
+                    }
+                    Ok(())
+                }
+
+                async fn deliveries(&self, incident: &IncidentId) -> StoreResult<Vec<Delivery>> {
+                    let rows: Vec<OutboxRow> = sqlx::query_as(
+                        "SELECT * FROM outbox WHERE incident_id = $1 ORDER BY id",
+                    )
+                    .bind(incident.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    Ok(rows.into_iter().map(OutboxRow::into_delivery).collect())
+                }
+
+                async fn incidents_created_between(
+                    &self,
+                    from: DateTime<Utc>,
+                    to: DateTime<Utc>,
+                ) -> StoreResult<Vec<Incident>> {
+                    let rows: Vec<IncidentRow> = sqlx::query_as(
+                        "SELECT * FROM incidents WHERE created_at >= $1 AND created_at < $2
+                         ORDER BY created_at, id",
+                    )
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    all(rows, IncidentRow::into_domain)
+                }
+            }
+        };
+    };
+}
+pub(crate) use dispatch_sql;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{IncidentId, IncidentKind, Priority};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn sid(s: &str) -> StewardId {
+        StewardId::parse(s).unwrap()
+    }
+
+    fn incident(status: IncidentState, steward: Option<&str>) -> Incident {
+        let at = t("2026-11-28T16:00:00Z");
+        Incident {
+            id: IncidentId::parse("inc-1").unwrap(),
+            elder_id: None,
+            device_id: None,
+            kind: IncidentKind::Call,
+            priority: Priority::Critical,
+            status,
+            created_at: at,
+            updated_at: at,
+            acknowledged_at: steward.map(|_| at),
+            on_site_at: None,
+            resolved_at: None,
+            steward_id: steward.map(sid),
+            escalation_level: 0,
+            outcome: None,
+            notes: None,
+            event_count: 1,
+            last_event_at: at,
+            summary: "call".into(),
+        }
+    }
+
+    fn offer(response: Option<OfferResponse>) -> Offer {
+        Offer {
+            id: "off-1".into(),
+            incident_id: IncidentId::parse("inc-1").unwrap(),
+            steward_id: sid("s-1"),
+            offered_at: t("2026-11-28T16:00:00Z"),
+            expires_at: t("2026-11-28T16:00:30Z"),
+            response,
+            responded_at: response.map(|_| t("2026-11-28T16:00:10Z")),
+            distance_m: Some(420.0),
+        }
+    }
+
+    fn code(e: Option<StoreError>) -> Option<String> {
+        e.map(|e| match e {
+            StoreError::Conflict(m) => m.split(':').next().unwrap().to_owned(),
+            other => panic!("not a conflict: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn answers_to_an_offer_are_checked_in_order() {
+        let s1 = sid("s-1");
+        let live = offer(None);
+        let early = t("2026-11-28T16:00:20Z");
+        let late = t("2026-11-28T16:00:30Z");
+        let dispatching = incident(IncidentState::Dispatching, None);
+        assert_eq!(
+            code(offer_problem(&dispatching, Some(&live), &s1, early)),
+            None
+        );
+        assert_eq!(
+            code(offer_problem(&dispatching, None, &s1, early)).as_deref(),
+            Some("no_offer")
+        );
+        assert_eq!(
+            code(offer_problem(&dispatching, Some(&live), &s1, late)).as_deref(),
+            Some("offer_expired"),
+            "past its expiry, though the timer has not run"
+        );
+        let withdrawn = offer(Some(OfferResponse::Withdrawn));
+        assert_eq!(
+            code(offer_problem(&dispatching, Some(&withdrawn), &s1, early)).as_deref(),
+            Some("offer_expired")
+        );
+        let taken = incident(IncidentState::Acknowledged, Some("s-2"));
+        let e = offer_problem(&taken, Some(&withdrawn), &s1, early).unwrap();
+        assert!(e.to_string().starts_with("already_taken: "), "{e}");
+        assert!(e.to_string().contains("steward s-2"), "{e}");
+        let closed = incident(IncidentState::Cancelled, None);
+        assert_eq!(
+            code(offer_problem(&closed, Some(&withdrawn), &s1, early)).as_deref(),
+            Some("not_open")
+        );
+    }
+
+    #[test]
+    fn failures_escalate_at_each_multiple() {
+        assert!(!failures_escalate(0, 1, 2));
+        assert!(failures_escalate(1, 1, 2));
+        assert!(!failures_escalate(2, 1, 2));
+        assert!(failures_escalate(3, 1, 2));
+        assert!(failures_escalate(0, 2, 2), "two expiring together");
+        assert!(failures_escalate(1, 2, 2));
+        assert!(!failures_escalate(5, 1, 0), "0 turns it off");
+    }
+
+    #[test]
+    fn notes_show_who_was_offered_and_who_was_lost() {
+        let notes = vec![
+            CandidateNote {
+                steward_id: sid("s-1"),
+                name: "Pema".into(),
+                distance_m: Some(100.0),
+                verdict: "offered".into(),
+                reason: "nearest available, 100 m".into(),
+            },
+            CandidateNote {
+                steward_id: sid("s-2"),
+                name: "Tashi".into(),
+                distance_m: Some(300.0),
+                verdict: "passed".into(),
+                reason: "second nearest".into(),
+            },
+        ];
+        let got = mark_notes(
+            &notes,
+            &[
+                (sid("s-1"), Some(100.0), Claim::Lost),
+                (sid("s-2"), Some(300.0), Claim::Offered("Tashi".into())),
+            ],
+        );
+        assert_eq!(got[0].verdict, "lost");
+        assert_eq!(got[0].reason, "claimed by another incident first");
+        assert_eq!(got[1].verdict, "offered");
+        assert_eq!(got[1].reason, "second nearest");
+        let added = mark_notes(
+            &[],
+            &[
+                (sid("s-4"), None, Claim::Lost),
+                (sid("s-3"), None, Claim::Offered("Dawa".into())),
+            ],
+        );
+        let got: Vec<_> = added
+            .iter()
+            .map(|n| (n.name.as_str(), n.verdict.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("s-4", "lost"), ("Dawa", "offered")],
+            "in the order tried"
+        );
+    }
+
+    #[test]
+    fn the_timeline_reads_like_an_operator_wrote_it() {
+        let s1 = sid("s-1");
+        assert_eq!(
+            offer_end_words(&s1, OfferResponse::Declined, WithdrawReason::Declined),
+            "declined by s-1"
+        );
+        assert_eq!(
+            offer_end_words(&s1, OfferResponse::Expired, WithdrawReason::Expired),
+            "offer to s-1 expired"
+        );
+        assert_eq!(
+            offered_words(&"格桑 (s-01)", Some(419.6)),
+            "offered to 格桑 (s-01), 420 m"
+        );
+        assert_eq!(
+            escalated_words(1, "nobody available"),
+            "escalated to level 1: nobody available"
+        );
+        let how = Closing::Resolved {
+            outcome: Outcome::Assisted,
+            notes: "helped back to bed",
+        };
+        assert_eq!(how.words(), "resolved: assisted — helped back to bed");
+    }
+}
