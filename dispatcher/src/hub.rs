@@ -45,7 +45,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, watch};
@@ -100,11 +99,10 @@ pub struct Hub {
     /// wrote outbox rows too.
     outbox_wake: Arc<Notify>,
     /// Every seq at or below it has been published (or given up on and
-    /// watched). Moved *before* each event is sent, so a subscriber that
-    /// subscribes and then reads it receives every later event.
-    watermark: AtomicI64,
-    /// True once the reader has read the head of the log.
-    ready: watch::Sender<bool>,
+    /// watched); `None` until the reader has read the head of the log.
+    /// Moved *before* each event is sent, so a subscriber that subscribes
+    /// and then reads it receives every later event.
+    watermark: watch::Sender<Option<i64>>,
     /// Cancelled on shutdown: ends the reader and every SSE connection.
     closed: CancellationToken,
 }
@@ -117,8 +115,7 @@ impl Hub {
             tx,
             wake: Notify::new(),
             outbox_wake: Arc::new(Notify::new()),
-            watermark: AtomicI64::new(0),
-            ready: watch::channel(false).0,
+            watermark: watch::channel(None).0,
             closed: CancellationToken::new(),
         }
     }
@@ -145,22 +142,43 @@ impl Hub {
     /// Every seq at or below this has been published; `None` until the
     /// reader has started.
     pub fn watermark(&self) -> Option<i64> {
-        self.is_ready()
-            .then(|| self.watermark.load(Ordering::SeqCst))
-    }
-
-    fn is_ready(&self) -> bool {
-        *self.ready.borrow()
+        *self.watermark.borrow()
     }
 
     /// Waits until the reader has started, at most `patience`. False when
     /// it did not (or the hub is closed).
     pub async fn wait_ready(&self, patience: Duration) -> bool {
-        let mut rx = self.ready.subscribe();
+        self.wait_for(|w| w.is_some(), patience).await.is_some()
+    }
+
+    /// Nudges the reader and waits, at most `patience`, until it has
+    /// published everything up to `head` (a [`DispatchStore::stream_head`]
+    /// just read). Returns the watermark then, caught up or not; `None`
+    /// when the hub is not running. A gap held back behind `head` may make
+    /// it wait up to [`HOLD_GAP`].
+    pub async fn catch_up(&self, head: i64, patience: Duration) -> Option<i64> {
+        self.nudge();
+        self.wait_for(|w| w.is_some_and(|w| w >= head), patience)
+            .await?;
+        self.watermark()
+    }
+
+    /// `Some` once `ready` holds, or after `patience` when the reader has
+    /// started; `None` when the hub closed or never started.
+    async fn wait_for(
+        &self,
+        ready: impl FnMut(&Option<i64>) -> bool,
+        patience: Duration,
+    ) -> Option<()> {
+        let mut rx = self.watermark.subscribe();
         tokio::select! {
             biased;
-            _ = self.closed.cancelled() => false,
-            r = tokio::time::timeout(patience, rx.wait_for(|r| *r)) => matches!(r, Ok(Ok(_))),
+            _ = self.closed.cancelled() => None,
+            r = tokio::time::timeout(patience, rx.wait_for(ready)) => match r {
+                Ok(Ok(_)) => Some(()),
+                Ok(Err(_)) => None,
+                Err(_) => self.watermark().map(|_| ()),
+            },
         }
     }
 
@@ -195,7 +213,7 @@ impl Hub {
     fn publish(&self, batch: Vec<Published>) {
         for p in batch {
             if !p.late {
-                self.watermark.store(p.event.seq, Ordering::SeqCst);
+                self.watermark.send_replace(Some(p.event.seq));
             }
             // An error only means nobody is listening.
             let _ = self.tx.send(Arc::new(p));
@@ -261,8 +279,7 @@ async fn read_loop(hub: Arc<Hub>, clock: Clock) {
         }
     };
     let mut seq = Sequencer::new(head);
-    hub.watermark.store(head, Ordering::SeqCst);
-    hub.ready.send_replace(true);
+    hub.watermark.send_replace(Some(head));
     tracing::debug!(head, "stream hub started");
 
     let mut last_late_read = Instant::now();
@@ -512,6 +529,14 @@ mod tests {
         // Without a nudge, the poll finds it (another instance's commit).
         store.commit(ev(5));
         assert_eq!(next(&mut rx).await, (5, false));
+
+        // A new connection catches the hub up to the store's head.
+        store.commit(ev(6));
+        store.commit(ev(7));
+        assert_eq!(hub.catch_up(7, Duration::from_secs(5)).await, Some(7));
+        // Behind a gap it gives up after its patience, with what it has.
+        store.commit(ev(9));
+        assert_eq!(hub.catch_up(9, Duration::from_millis(50)).await, Some(7));
         task.stop().await;
         assert!(!hub.wait_ready(Duration::from_millis(10)).await);
     }

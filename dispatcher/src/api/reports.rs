@@ -132,8 +132,7 @@ pub async fn response_times(
     };
     let window = q.window(state.clock.now())?;
     let incidents = state
-        .hub
-        .store()
+        .store
         .incidents_created_between(window.from, window.to)
         .await?;
     let grids: HashMap<_, _> = if window.group_by == GroupBy::Grid {

@@ -8,8 +8,11 @@
 //!
 //! 1. a `snapshot` event with the caller's current state, read from the
 //!    store's tables (never from the log, so it is right even when the log
-//!    was pruned or an event slipped past); its `id` is the stream head as
-//!    the hub has published it (every event up to it is reflected);
+//!    was pruned or an event slipped past); its `id` is the stream head at
+//!    the time: the connection reads the store's head and waits (briefly)
+//!    until the hub has published up to it, and uses the hub's watermark,
+//!    below which every seq has committed, so every event up to the id is
+//!    reflected in the snapshot;
 //! 2. when the request carries `Last-Event-ID` (or `?last_event_id=`),
 //!    every stored event for this audience after that id up to the
 //!    snapshot's id, in order: exactly what was missed;
@@ -61,6 +64,9 @@ use crate::store::dispatch::{Audience, DispatchStore, StreamEvent};
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a connection waits for the hub to start before a 503.
 const HUB_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a connection waits for the hub to publish up to the store's
+/// head (a nudged read; longer only behind a held-back gap).
+const CATCH_UP_PATIENCE: Duration = Duration::from_secs(2);
 /// Replays reach back at most this many ids; a client further behind gets
 /// the snapshot alone (it holds the current state anyway).
 pub const MAX_REPLAY: i64 = 50_000;
@@ -164,16 +170,19 @@ pub async fn stream(
 
     let hub = state.hub.clone();
     if !hub.wait_ready(HUB_PATIENCE).await {
-        return Err(ApiError::Unavailable(
-            "the live stream is not running (starting or shutting down); try again shortly".into(),
-        ));
+        return Err(not_running());
     }
     // Subscribe first: everything published from here on is received.
     let rx = hub.subscribe();
-    let watermark = hub.watermark().unwrap_or(0);
+    // Then let the hub catch up with the store's head, so the snapshot's
+    // id is (at least) the head at the time of the snapshot.
+    let head = state.store.stream_head().await?;
+    let Some(watermark) = hub.catch_up(head, CATCH_UP_PATIENCE).await else {
+        return Err(not_running());
+    };
     let snapshot = snapshot(&state, &audience).await?;
     let replay = match last_event_id {
-        Some(after) => replay(hub.store().as_ref(), &audience, after, watermark).await?,
+        Some(after) => replay(state.store.as_ref(), &audience, after, watermark).await?,
         None => Replay::default(),
     };
     tracing::info!(
@@ -205,6 +214,12 @@ pub async fn stream(
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+fn not_running() -> ApiError {
+    ApiError::Unavailable(
+        "the live stream is not running (starting or shutting down); try again shortly".into(),
+    )
 }
 
 /// Whose events a caller hears.
@@ -262,9 +277,8 @@ async fn snapshot(state: &AppState, audience: &Audience) -> Result<serde_json::V
 }
 
 async fn steward_snapshot(state: &AppState, me: &StewardId) -> Result<StewardSnapshot, ApiError> {
-    let dispatch: &dyn DispatchStore = state.hub.store().as_ref();
     let mut offers = Vec::new();
-    for offer in dispatch.live_offers_of(me).await? {
+    for offer in state.store.live_offers_of(me).await? {
         // Closed between the two reads: no longer an offer.
         let Some(detail) = state.store.incident(&offer.incident_id).await? else {
             continue;
@@ -280,6 +294,8 @@ async fn steward_snapshot(state: &AppState, me: &StewardId) -> Result<StewardSna
             expires_at: offer.expires_at,
         });
     }
+    // The filter also finds incidents merely offered to them; the
+    // snapshot's `incidents` are those assigned (offers are above).
     let incidents = state
         .store
         .incidents(&IncidentFilter {
@@ -288,7 +304,10 @@ async fn steward_snapshot(state: &AppState, me: &StewardId) -> Result<StewardSna
             limit: SNAPSHOT_LIMIT,
             ..Default::default()
         })
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|i| i.steward_id.as_ref() == Some(me))
+        .collect();
     Ok(StewardSnapshot {
         offers,
         incidents,
