@@ -14,7 +14,10 @@
 //!   and outbox rows; offers claim stewards by compare-and-set.
 //! - [`timers`]: deadlines claimed from the store, and the detector of
 //!   devices that stopped their heartbeat.
-//! - [`api`]: axum: REST, auth and roles, OpenAPI, health and metrics.
+//! - [`hub`]: the stream log fanned out in process to SSE connections;
+//!   [`outbox`]: webhooks and device commands, signed, retried, never lost.
+//! - [`api`]: axum: REST, SSE, auth and roles, OpenAPI, health and
+//!   metrics; [`report`] computes its response-time reports.
 //! - [`startup`]: builds all of the above from [`settings`] and runs it
 //!   until shutdown; [`import`] loads a site from a file.
 //!
@@ -25,13 +28,17 @@ pub mod api;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod clock;
-pub mod commits;
 pub mod dispatch;
 pub mod domain;
+#[cfg(test)]
+mod fake_dispatch;
+pub mod hub;
 pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod mqtt;
+pub mod outbox;
+pub mod report;
 pub mod rules;
 pub mod settings;
 pub mod startup;

@@ -3,8 +3,9 @@
 //! [`Application::build`] does everything that can fail for a reason an
 //! operator must fix (the database, the ports, the broker address) and
 //! fails with one line naming the setting; [`Application::run_until`] then
-//! runs ingest, the timers and the HTTP API, and on shutdown stops taking
-//! messages, finishes what is in flight, flushes heartbeats and returns.
+//! runs ingest, the timers, the stream hub, the outbox and the HTTP API,
+//! and on shutdown stops taking messages, finishes what is in flight,
+//! flushes heartbeats and returns.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
+use crate::hub::HubTask;
 use crate::ingest::{Ingest, IngestDeps};
 use crate::metrics::Metrics;
 use crate::mqtt::BrokerUrl;
+use crate::outbox::{self, MqttCommands, Outbox, OutboxDeps};
 use crate::rules::RuleBook;
 use crate::settings::Settings;
 use crate::store;
@@ -126,7 +129,7 @@ impl Application {
             liveness: liveness.clone(),
             broker_connected: state.broker_connected.clone(),
             engine: state.engine.clone(),
-            commits: state.commits.clone(),
+            hub: state.hub.clone(),
         };
         let ingest = Ingest::start(ingest_deps);
         let timer_deps = TimerDeps {
@@ -139,7 +142,7 @@ impl Application {
             health_tx: ingest.health_tx.clone(),
             listening_since,
             engine: state.engine.clone(),
-            commits: state.commits.clone(),
+            hub: state.hub.clone(),
         };
         timers::reload(&timer_deps).await;
 
@@ -164,6 +167,8 @@ impl Application {
             tokio::spawn(timers::flush_loop(timer_deps.clone(), stop_timers.clone())),
         ];
 
+        let (hub_task, outbox) = start_notify(&state, &ingest);
+
         let stop_http = CancellationToken::new();
         let http = {
             let stop = stop_http.clone();
@@ -178,11 +183,17 @@ impl Application {
         shutdown.await;
         tracing::info!("shutting down: no new messages; finishing what is in flight");
         stop_http.cancel();
+        // SSE connections never end by themselves: close them so the
+        // HTTP server can finish.
+        state.hub.close();
+        // Before ingest: device commands need its MQTT client.
+        outbox.shutdown().await;
         ingest.shutdown(Duration::from_secs(20)).await;
         stop_timers.cancel();
         for task in timer_tasks {
             let _ = task.await;
         }
+        hub_task.stop().await;
         match tokio::time::timeout(Duration::from_secs(10), http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error"),
@@ -192,6 +203,32 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Deliveries in flight get this long to finish on shutdown.
+const OUTBOX_GRACE: Duration = Duration::from_secs(10);
+
+/// Starts the stream hub's reader and the outbox worker (which publishes
+/// device commands through ingest's MQTT client).
+fn start_notify(state: &AppState, ingest: &Ingest) -> (HubTask, Outbox) {
+    let hub_task = state.hub.start(state.clock.clone());
+    let commands = MqttCommands {
+        client: ingest.client().clone(),
+        topics: protocol::Topics::new(state.settings.mqtt.topic_root.clone()),
+        connected: state.broker_connected.clone(),
+    };
+    let outbox = Outbox::start(
+        OutboxDeps {
+            store: state.hub.store().clone(),
+            settings: state.settings.clone(),
+            clock: state.clock.clone(),
+            commands: Arc::new(commands),
+            wake: state.hub.outbox_wakeup(),
+            http: outbox::http_client(),
+        },
+        OUTBOX_GRACE,
+    );
+    (hub_task, outbox)
 }
 
 #[cfg(feature = "embedded-broker")]

@@ -44,7 +44,8 @@ pub struct TimerDeps {
     pub listening_since: chrono::DateTime<chrono::Utc>,
     /// Incidents opened by deadlines go to dispatch at once.
     pub engine: crate::dispatch::EngineHandle,
-    pub commits: crate::commits::Commits,
+    /// Nudged after commits that wrote stream or outbox rows.
+    pub hub: std::sync::Arc<crate::hub::Hub>,
 }
 
 /// Claims and fires due deadlines every tick until `stop`.
@@ -74,7 +75,7 @@ pub async fn fire_due(deps: &TimerDeps) -> Result<usize, crate::store::StoreErro
         for deadline in &due {
             let applied = deps.store.fire_deadline(deadline, now, &deps.rules).await?;
             fired += 1;
-            deps.commits.signal();
+            deps.hub.nudge();
             for a in applied {
                 if let (EventAction::Opened, Some(i)) = (a.action, &a.incident) {
                     deps.metrics.incident_opened(i.kind, i.priority);

@@ -1291,6 +1291,11 @@ async fn bad_input_is_never_a_500(app: &TestApp) {
         b"[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]",
     ];
     for (method, path) in api::routes().table() {
+        // An endless body (and no hub runs here): tests/tests/notify.rs
+        // covers the stream.
+        if *path == "/api/v1/stream" {
+            continue;
+        }
         for id in ["e-1", "x", "%00", "%2e%2e"] {
             let path = path.replace("{id}", id).replace("{username}", id);
             for body in junk_bodies {

@@ -263,7 +263,7 @@ pub async fn assign(
 /// nudge the stream and outbox, and refresh the stewards whose status may
 /// have moved, including those whose offers were withdrawn.
 async fn after_change(state: &AppState, incident: &IncidentId, stewards: &[&StewardId]) {
-    state.commits.signal();
+    state.hub.nudge();
     for s in stewards {
         state.engine.refresh_steward(s).await;
     }

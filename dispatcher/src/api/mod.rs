@@ -6,6 +6,9 @@
 //! - [`elders`], [`devices`], [`stewards`], [`users`]: the registry.
 //! - [`events`]: stored device events and unknown devices.
 //! - [`incidents`]: list, read, cancel.
+//! - [`stream`]: `GET /api/v1/stream`, Server-Sent Events from the
+//!   [`crate::hub::Hub`].
+//! - [`reports`]: response times against the targets.
 //!
 //! Shared pieces: [`error`] (the one error type and body), [`extract`]
 //! (body, path and query extractors that never answer in plain text),
@@ -25,8 +28,10 @@ pub mod openapi;
 pub mod ops;
 pub mod patch;
 pub mod query;
+pub mod reports;
 pub mod routes;
 pub mod stewards;
+pub mod stream;
 pub mod users;
 pub mod validate;
 
@@ -40,8 +45,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::clock::Clock;
-use crate::commits::Commits;
 use crate::dispatch::{Engine, EngineHandle};
+use crate::hub::Hub;
 use crate::ingest::Liveness;
 use crate::metrics::Metrics;
 use crate::rules::RuleBook;
@@ -77,10 +82,12 @@ pub struct AppState {
     /// Talks to the dispatch engine: kick an incident, keep the matcher
     /// current.
     pub engine: EngineHandle,
-    /// Wakes the stream hub and the outbox after a commit.
-    pub commits: Commits,
     /// The engine itself, until start-up takes it to run.
     pub engine_task: Arc<std::sync::Mutex<Option<Engine>>>,
+    /// The stream hub: SSE connections subscribe to it, and whoever
+    /// commits an incident change calls [`Hub::nudge`]. Its reader runs
+    /// once [`Hub::start`]ed (`startup` does; tests may).
+    pub hub: Arc<Hub>,
 }
 
 impl AppState {
@@ -94,19 +101,19 @@ impl AppState {
         broker_connected: Arc<AtomicBool>,
     ) -> Self {
         let liveness = Arc::new(Liveness::new(settings.ingest.missed_heartbeats));
-        let commits = Commits::default();
+        let hub = Arc::new(Hub::new(store.clone()));
         let on_commit = {
-            let commits = commits.clone();
-            Arc::new(move || commits.signal())
+            let hub = hub.clone();
+            Arc::new(move || hub.nudge())
         };
         let (engine_task, engine) =
             Engine::new(store.clone(), rules.clone(), clock.clone(), on_commit);
         Self {
             engine,
-            commits,
             engine_task: Arc::new(std::sync::Mutex::new(Some(engine_task))),
             store,
             liveness,
+            hub,
             settings,
             clock,
             metrics,
@@ -129,6 +136,8 @@ pub fn routes() -> Routes {
         .merge(events::routes())
         .merge(incidents::routes())
         .merge(lifecycle::routes())
+        .merge(stream::routes())
+        .merge(reports::routes())
 }
 
 /// The whole HTTP surface.

@@ -5,7 +5,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, devices, elders, events, incidents, lifecycle, ops, stewards, users};
+use super::{
+    auth, devices, elders, events, incidents, lifecycle, ops, reports, stewards, stream, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,6 +52,8 @@ use super::{auth, devices, elders, events, incidents, lifecycle, ops, stewards, 
         lifecycle::arrive,
         lifecycle::resolve,
         lifecycle::assign,
+        stream::stream,
+        reports::response_times,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -61,6 +65,8 @@ use super::{auth, devices, elders, events, incidents, lifecycle, ops, stewards, 
         (name = "users", description = "Logins (admins)"),
         (name = "events", description = "Stored device events (supervisors)"),
         (name = "incidents", description = "Incidents"),
+        (name = "stream", description = "Live events (Server-Sent Events): `snapshot`, `offer`, `offer.withdrawn`, `incident`, `steward`"),
+        (name = "reports", description = "Response times against the targets (supervisors)"),
     )
 )]
 pub struct ApiDoc;

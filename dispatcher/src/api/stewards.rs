@@ -299,7 +299,7 @@ pub async fn set_duty(
             state.engine.kick(incident);
         }
         if !withdrawn.is_empty() {
-            state.commits.signal();
+            state.hub.nudge();
             steward = state.store.steward(&id).await?.unwrap_or(steward);
         }
     }

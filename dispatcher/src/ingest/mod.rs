@@ -30,7 +30,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::commits::Commits;
 use crate::dispatch::EngineHandle;
 use crate::metrics::Metrics;
 use crate::mqtt::BrokerUrl;
@@ -60,8 +59,8 @@ pub struct IngestDeps {
     pub broker_connected: Arc<AtomicBool>,
     /// Opened incidents are handed to dispatch at once.
     pub engine: EngineHandle,
-    /// Wakes the stream hub and outbox after a commit.
-    pub commits: Commits,
+    /// Nudged after a commit: wakes the stream hub and the outbox.
+    pub hub: Arc<crate::hub::Hub>,
 }
 
 /// The running ingest tasks.

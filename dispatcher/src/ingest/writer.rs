@@ -97,7 +97,7 @@ async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Vec<Applied> {
 /// to dispatch.
 fn record(deps: &IngestDeps, events: &[IncomingEvent], applied: &[Applied]) {
     if applied.iter().any(|a| a.incident.is_some()) {
-        deps.commits.signal();
+        deps.hub.nudge();
     }
     let now = deps.clock.now();
     if let Some(oldest) = events.iter().map(|e| e.received_at).min() {
@@ -185,7 +185,7 @@ async fn apply_health(deps: &IngestDeps, change: &HealthChange) -> Result<(), St
         .store
         .apply(&effects, "system", now, &deps.rules)
         .await?;
-    deps.commits.signal();
+    deps.hub.nudge();
     for applied in applied {
         if let (EventAction::Opened, Some(i)) = (applied.action, &applied.incident) {
             deps.metrics.incident_opened(i.kind, i.priority);

@@ -1,0 +1,251 @@
+//! An in-memory [`DispatchStore`] holding only the stream log and the
+//! outbox, for unit tests of the hub and the outbox worker that need to
+//! commit rows out of order or fail on purpose. The rest panics.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::domain::{CandidateNote, Delivery, Incident, IncidentId, Offer, Outcome, StewardId};
+use crate::rules::RuleBook;
+use crate::store::StoreResult;
+use crate::store::dispatch::{
+    Actor, Candidate, DeliveryOutcome, DispatchStore, DispatchTurn, OutboxItem, StreamEvent,
+};
+
+/// One outbox row and its state.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub item: OutboxItem,
+    pub due_at: DateTime<Utc>,
+    pub claimed_until: Option<DateTime<Utc>>,
+    pub state: &'static str,
+    pub outcomes: Vec<DeliveryOutcome>,
+}
+
+#[derive(Default)]
+pub struct FakeDispatch {
+    /// Committed stream rows, in commit order (not necessarily seq order).
+    pub stream: Mutex<Vec<StreamEvent>>,
+    pub outbox: Mutex<Vec<Row>>,
+}
+
+impl FakeDispatch {
+    pub fn commit(&self, e: StreamEvent) {
+        self.stream.lock().unwrap().push(e);
+    }
+
+    pub fn queue(&self, item: OutboxItem, due_at: DateTime<Utc>) {
+        self.outbox.lock().unwrap().push(Row {
+            item,
+            due_at,
+            claimed_until: None,
+            state: "pending",
+            outcomes: Vec::new(),
+        });
+    }
+
+    pub fn row(&self, id: &str) -> Row {
+        self.outbox
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.item.id == id)
+            .cloned()
+            .expect("row exists")
+    }
+}
+
+#[async_trait]
+impl DispatchStore for FakeDispatch {
+    async fn stream_after(&self, after: i64, limit: i64) -> StoreResult<Vec<StreamEvent>> {
+        let mut rows: Vec<_> = self
+            .stream
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect();
+        rows.sort_by_key(|e| e.seq);
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
+    async fn stream_head(&self) -> StoreResult<i64> {
+        Ok(self
+            .stream
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .max()
+            .unwrap_or(0))
+    }
+
+    async fn prune_stream(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut s = self.stream.lock().unwrap();
+        let n = s.len();
+        s.retain(|e| e.at >= before);
+        Ok((n - s.len()) as u64)
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        let mut rows = self.outbox.lock().unwrap();
+        let mut out = Vec::new();
+        for r in rows.iter_mut() {
+            if out.len() as i64 >= limit {
+                break;
+            }
+            if r.state == "pending" && r.due_at <= now && r.claimed_until.is_none_or(|c| c <= now) {
+                r.claimed_until = Some(now + lease);
+                out.push(r.item.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn finish_outbox(
+        &self,
+        id: &str,
+        outcome: &DeliveryOutcome,
+        _now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut rows = self.outbox.lock().unwrap();
+        let r = rows.iter_mut().find(|r| r.item.id == id).expect("row");
+        r.item.attempts += 1;
+        r.claimed_until = None;
+        r.outcomes.push(outcome.clone());
+        match outcome {
+            DeliveryOutcome::Delivered => r.state = "delivered",
+            DeliveryOutcome::Retry { at, .. } => r.due_at = *at,
+            DeliveryOutcome::Failed { .. } => r.state = "failed",
+        }
+        Ok(())
+    }
+
+    async fn claim_dispatch(
+        &self,
+        _: &IncidentId,
+        _: DateTime<Utc>,
+    ) -> StoreResult<Option<DispatchTurn>> {
+        unimplemented!()
+    }
+    async fn due_dispatches(&self, _: DateTime<Utc>, _: i64) -> StoreResult<Vec<IncidentId>> {
+        unimplemented!()
+    }
+    async fn make_offers(
+        &self,
+        _: &DispatchTurn,
+        _: &[Candidate],
+        _: usize,
+        _: DateTime<Utc>,
+        _: &[CandidateNote],
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+        _: &RuleBook,
+    ) -> StoreResult<Vec<Offer>> {
+        unimplemented!()
+    }
+    async fn accept(
+        &self,
+        _: &IncidentId,
+        _: &StewardId,
+        _: DateTime<Utc>,
+        _: &RuleBook,
+    ) -> StoreResult<Incident> {
+        unimplemented!()
+    }
+    async fn decline(
+        &self,
+        _: &IncidentId,
+        _: &StewardId,
+        _: DateTime<Utc>,
+        _: &RuleBook,
+    ) -> StoreResult<Incident> {
+        unimplemented!()
+    }
+    async fn expire_offers(&self, _: DateTime<Utc>, _: &RuleBook) -> StoreResult<Vec<IncidentId>> {
+        unimplemented!()
+    }
+    async fn escalate_due(&self, _: DateTime<Utc>, _: &RuleBook) -> StoreResult<Vec<IncidentId>> {
+        unimplemented!()
+    }
+    async fn escalate(
+        &self,
+        _: &IncidentId,
+        _: &str,
+        _: DateTime<Utc>,
+        _: &RuleBook,
+    ) -> StoreResult<Incident> {
+        unimplemented!()
+    }
+    async fn arrive(
+        &self,
+        _: &IncidentId,
+        _: &StewardId,
+        _: DateTime<Utc>,
+        _: &RuleBook,
+    ) -> StoreResult<Incident> {
+        unimplemented!()
+    }
+    async fn resolve(
+        &self,
+        _: &IncidentId,
+        _: &Actor,
+        _: Outcome,
+        _: &str,
+        _: DateTime<Utc>,
+        _: &RuleBook,
+    ) -> StoreResult<Incident> {
+        unimplemented!()
+    }
+    async fn cancel(
+        &self,
+        _: &IncidentId,
+        _: &Actor,
+        _: &str,
+        _: DateTime<Utc>,
+        _: &RuleBook,
+    ) -> StoreResult<Incident> {
+        unimplemented!()
+    }
+    async fn assign(
+        &self,
+        _: &IncidentId,
+        _: &StewardId,
+        _: &Actor,
+        _: DateTime<Utc>,
+        _: &RuleBook,
+    ) -> StoreResult<Incident> {
+        unimplemented!()
+    }
+    async fn withdraw_offers_of(
+        &self,
+        _: &StewardId,
+        _: &str,
+        _: DateTime<Utc>,
+        _: &RuleBook,
+    ) -> StoreResult<Vec<IncidentId>> {
+        unimplemented!()
+    }
+    async fn live_offers_of(&self, _: &StewardId) -> StoreResult<Vec<Offer>> {
+        unimplemented!()
+    }
+    async fn deliveries(&self, _: &IncidentId) -> StoreResult<Vec<Delivery>> {
+        unimplemented!()
+    }
+    async fn incidents_created_between(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> StoreResult<Vec<Incident>> {
+        unimplemented!()
+    }
+}

@@ -1,0 +1,706 @@
+//! Notify end to end, on a whole dispatcher: the live stream (a phone
+//! that drops its connection misses nothing), signed webhooks that are
+//! retried until delivered, and the command that tells a device its call
+//! was received.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use dispatcher::domain::{DedupKey, DeviceId, ElderId, IncidentId, IncidentKind, StewardId};
+use dispatcher::rules::Effect;
+use dispatcher::store::dispatch::{Audience, Candidate};
+use eldercare_tests::app::{Db, Options, TestApp, elder_body};
+use eldercare_tests::wait::{self, PATIENCE};
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::Method;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::time::Instant;
+
+// --- an SSE client that parses frames itself ---
+
+#[derive(Debug, Clone)]
+struct Frame {
+    id: i64,
+    event: String,
+    data: Value,
+}
+
+struct Stream {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl Stream {
+    async fn open(app: &TestApp, token: &str, last_event_id: Option<i64>) -> Self {
+        let mut req = app
+            .http
+            .get(format!("{}/api/v1/stream", app.base))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.expect("stream request");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Self {
+            resp,
+            buf: Vec::new(),
+        }
+    }
+
+    /// A complete event from the buffer; comment-only blocks (keep-alives)
+    /// are skipped.
+    fn take(&mut self) -> Option<Frame> {
+        loop {
+            let end = self.buf.windows(2).position(|w| w == b"\n\n")?;
+            let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+            let text = String::from_utf8(block).expect("UTF-8 frames");
+            let (mut id, mut event, mut data) = (None, None, Vec::new());
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().parse::<i64>().expect("numeric id"));
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+                }
+            }
+            if let Some(event) = event {
+                return Some(Frame {
+                    id: id.expect("every event has an id"),
+                    event,
+                    data: serde_json::from_str(&data.join("\n")).expect("JSON data"),
+                });
+            }
+        }
+    }
+
+    /// The next event, or `None` when none comes within `patience`.
+    async fn next_within(&mut self, patience: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(f) = self.take() {
+                return Some(f);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            match tokio::time::timeout(left, self.resp.chunk()).await {
+                Err(_) => return None,
+                Ok(Ok(Some(bytes))) => self.buf.extend_from_slice(&bytes),
+                Ok(Ok(None)) => panic!("the stream ended"),
+                Ok(Err(e)) => panic!("the stream failed: {e}"),
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Frame {
+        self.next_within(PATIENCE)
+            .await
+            .expect("an event before the patience ran out")
+    }
+
+    /// Skips events until one named `event` arrives.
+    async fn until(&mut self, event: &str) -> Frame {
+        loop {
+            let f = self.next().await;
+            if f.event == event {
+                return f;
+            }
+        }
+    }
+}
+
+// --- the scene ---
+
+async fn steward(app: &TestApp, id: &str) -> String {
+    app.post(
+        "/api/v1/stewards",
+        json!({"id": id, "name": format!("Steward {id}"), "phone": "13900000000", "grid": "grid-1"}),
+    )
+    .await;
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::PUT,
+            &format!("/api/v1/stewards/{id}/duty"),
+            Some(json!({"on_duty": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let username = format!("user-{id}");
+    app.post(
+        "/api/v1/users",
+        json!({"username": username, "password": "password-1", "role": "steward", "steward_id": id}),
+    )
+    .await;
+    app.login(&username, "password-1").await
+}
+
+/// Opens an incident for `elder` through the store, as ingest would.
+async fn raise(app: &TestApp, elder: &str, kind: IncidentKind) -> IncidentId {
+    let elder_id = ElderId::parse(elder).unwrap();
+    let applied = app
+        .state
+        .store
+        .apply(
+            &[Effect::Raise {
+                key: DedupKey::for_elder(&elder_id, kind).to_string(),
+                elder_id: Some(elder_id),
+                device_id: None,
+                kind,
+                priority: app.state.rules.priority(kind, None),
+                summary: format!("{kind} for the test"),
+            }],
+            "test",
+            app.clock.now(),
+            &app.state.rules,
+        )
+        .await
+        .expect("raise");
+    app.state.hub.nudge();
+    applied[0].incident.clone().expect("an incident").id
+}
+
+/// Offers `incident` to `steward` through the store, as the engine would.
+async fn offer(app: &TestApp, incident: &IncidentId, steward: &str) {
+    let now = app.clock.now();
+    let store = &app.state.store;
+    let turn = store
+        .claim_dispatch(incident, now)
+        .await
+        .unwrap()
+        .expect("the dispatch turn");
+    let offers = store
+        .make_offers(
+            &turn,
+            &[Candidate {
+                steward_id: StewardId::parse(steward).unwrap(),
+                distance_m: 420.0,
+            }],
+            1,
+            now + chrono::Duration::seconds(45),
+            &[],
+            now + chrono::Duration::seconds(30),
+            now,
+            &app.state.rules,
+        )
+        .await
+        .unwrap();
+    assert_eq!(offers.len(), 1);
+    app.state.hub.nudge();
+}
+
+/// What the store holds for supervisors after `after`: what a client
+/// that saw `after` missed.
+async fn stored_after(app: &TestApp, after: i64) -> Vec<(i64, String)> {
+    app.state
+        .store
+        .stream_after(after, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.audience == Audience::Supervisors)
+        .map(|e| (e.seq, e.event))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_supervisor_gets_a_snapshot_then_live_events_and_after_a_reconnect_exactly_what_it_missed()
+ {
+    supervisor_reconnects(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_supervisors_stream_replays_exactly_on_postgresql_too() {
+    supervisor_reconnects(Db::Postgres).await;
+}
+
+async fn supervisor_reconnects(db: Db) {
+    let app = TestApp::spawn(Options {
+        db,
+        ..Options::default()
+    })
+    .await;
+    app.post("/api/v1/elders", elder_body("e-1", json!({})))
+        .await;
+    app.post("/api/v1/elders", elder_body("e-2", json!({})))
+        .await;
+    let first = raise(&app, "e-1", IncidentKind::Call).await;
+
+    let mut s = Stream::open(&app, &app.admin, None).await;
+    let snap = s.next().await;
+    assert_eq!(snap.event, "snapshot");
+    let open: Vec<&str> = snap.data["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(open, [first.as_str()]);
+    assert!(snap.data["stewards"].is_array());
+
+    // Live: the next change arrives with an id after the snapshot's.
+    let second = raise(&app, "e-2", IncidentKind::Fall).await;
+    let live = s.until("incident").await;
+    assert_eq!(live.data["id"], second.as_str());
+    assert!(live.id > snap.id);
+    let seen = live.id;
+    drop(s);
+
+    // Away: things happen.
+    let third = raise(&app, "e-1", IncidentKind::Smoke).await;
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::POST,
+            &format!("/api/v1/incidents/{first}/cancel"),
+            Some(json!({"reason": "false alarm, confirmed by phone"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let missed = stored_after(&app, seen).await;
+    assert!(missed.len() >= 2, "{missed:?}");
+
+    // Back: a snapshot of now, then exactly the missed events, in order.
+    let mut s = Stream::open(&app, &app.admin, Some(seen)).await;
+    let snap = s.next().await;
+    assert_eq!(snap.event, "snapshot");
+    let open: Vec<&str> = snap.data["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert!(open.contains(&third.as_str()) && !open.contains(&first.as_str()));
+    let mut got = Vec::new();
+    while got.len() < missed.len() {
+        let f = s.next().await;
+        got.push((f.id, f.event));
+    }
+    assert_eq!(got, missed);
+    // Nothing twice: the next event is the next change.
+    let fourth = raise(&app, "e-2", IncidentKind::Smoke).await;
+    let f = s.next().await;
+    assert_eq!(f.event, "incident");
+    assert_eq!(f.data["id"], fourth.as_str());
+    assert!(f.id > missed.last().unwrap().0);
+
+    // The same through the query parameters an EventSource can send.
+    let last = f.id;
+    let resp = app
+        .http
+        .get(format!(
+            "{}/api/v1/stream?access_token={}&last_event_id={}",
+            app.base, app.admin, seen
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut s = Stream {
+        resp,
+        buf: Vec::new(),
+    };
+    assert_eq!(s.next().await.event, "snapshot");
+    let mut ids = Vec::new();
+    while ids.last() != Some(&last) {
+        ids.push(s.next().await.id);
+    }
+    let want: Vec<i64> = stored_after(&app, seen)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(ids, want);
+}
+
+#[tokio::test]
+async fn a_stewards_stream_carries_only_their_own_events() {
+    let app = TestApp::spawn(Options::default()).await;
+    app.post("/api/v1/elders", elder_body("e-1", json!({})))
+        .await;
+    app.post("/api/v1/elders", elder_body("e-2", json!({})))
+        .await;
+    let tok1 = steward(&app, "s-1").await;
+    let tok2 = steward(&app, "s-2").await;
+
+    let mut one = Stream::open(&app, &tok1, None).await;
+    let mut two = Stream::open(&app, &tok2, None).await;
+    let snap = one.next().await;
+    assert_eq!(snap.event, "snapshot");
+    assert_eq!(snap.data["steward"]["id"], "s-1");
+    assert_eq!(snap.data["offers"], json!([]));
+    assert_eq!(two.next().await.event, "snapshot");
+
+    let i1 = raise(&app, "e-1", IncidentKind::Call).await;
+    offer(&app, &i1, "s-1").await;
+    let f = one.next().await;
+    assert_eq!(f.event, "offer");
+    assert_eq!(f.data["incident"]["id"], i1.as_str());
+    assert_eq!(f.data["elder"]["id"], "e-1");
+    assert_eq!(f.data["distance_m"], 420.0);
+
+    app.state
+        .store
+        .accept(
+            &i1,
+            &StewardId::parse("s-1").unwrap(),
+            app.clock.now(),
+            &app.state.rules,
+        )
+        .await
+        .unwrap();
+    app.state.hub.nudge();
+    let f = one.until("incident").await;
+    assert_eq!(f.data["id"], i1.as_str());
+    assert_eq!(f.data["status"], "acknowledged");
+
+    // Steward 2 heard none of that: the first thing they hear is theirs.
+    let i2 = raise(&app, "e-2", IncidentKind::Call).await;
+    offer(&app, &i2, "s-2").await;
+    let f = two.next().await;
+    assert_eq!(f.event, "offer");
+    assert_eq!(f.data["incident"]["id"], i2.as_str());
+    assert!(one.next_within(Duration::from_millis(700)).await.is_none());
+
+    // Reconnecting, each finds their state in the snapshot.
+    drop(one);
+    let mut one = Stream::open(&app, &tok1, None).await;
+    let snap = one.next().await;
+    assert_eq!(snap.data["offers"], json!([]));
+    assert_eq!(snap.data["incidents"][0]["id"], i1.as_str());
+    drop(two);
+    let mut two = Stream::open(&app, &tok2, None).await;
+    let snap = two.next().await;
+    assert_eq!(snap.data["offers"][0]["incident"]["id"], i2.as_str());
+    assert_eq!(snap.data["offers"][0]["elder"]["id"], "e-2");
+    assert_eq!(snap.data["incidents"], json!([]));
+
+    // Neither may read the supervisors' reports; nobody streams unauthenticated.
+    let (status, _) = app
+        .call(
+            Some(&tok1),
+            Method::GET,
+            "/api/v1/reports/response-times",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/stream", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+// --- webhooks ---
+
+#[derive(Clone, Default)]
+struct Receiver {
+    /// Statuses to answer with, in turn; then 200.
+    statuses: Arc<Mutex<Vec<u16>>>,
+    got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+}
+
+impl Receiver {
+    async fn start(statuses: Vec<u16>) -> (String, Self) {
+        let r = Self {
+            statuses: Arc::new(Mutex::new(statuses)),
+            ..Self::default()
+        };
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(
+                    |axum::extract::State(r): axum::extract::State<Receiver>,
+                     headers: HeaderMap,
+                     body: Bytes| async move {
+                        r.got.lock().unwrap().push((headers, body));
+                        let mut s = r.statuses.lock().unwrap();
+                        let code = if s.is_empty() { 200 } else { s.remove(0) };
+                        StatusCode::from_u16(code).unwrap()
+                    },
+                ),
+            )
+            .with_state(r.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, r)
+    }
+
+    fn got(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn verifies(secret: &str, body: &[u8], header: &str) -> bool {
+    let Some(hex) = header.strip_prefix("sha256=") else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let want: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    want == hex
+}
+
+fn webhooks_env(targets: &[(&str, &str, &str)]) -> (String, String) {
+    let list: Vec<String> = targets
+        .iter()
+        .map(|(name, url, secret)| {
+            format!(
+                "{{name = \"{name}\", url = \"{url}\", secret = \"{secret}\", audience = \"supervisors\", max_attempts = 5}}"
+            )
+        })
+        .collect();
+    (
+        "ELDERCARE__NOTIFY__WEBHOOKS".into(),
+        format!("[{}]", list.join(", ")),
+    )
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_and_a_failing_one_is_retried_until_delivered() {
+    let (ok_url, ok) = Receiver::start(vec![]).await;
+    let (flaky_url, flaky) = Receiver::start(vec![500, 500]).await;
+    let app = TestApp::spawn(Options {
+        clock: Some(Utc::now()),
+        env: vec![webhooks_env(&[
+            ("ops", &ok_url, "ops-secret"),
+            ("sms", &flaky_url, "sms-secret"),
+        ])],
+        ..Options::default()
+    })
+    .await;
+    app.post("/api/v1/elders", elder_body("e-1", json!({})))
+        .await;
+    let incident = raise(&app, "e-1", IncidentKind::Call).await;
+
+    // The healthy receiver gets it at once.
+    wait::until("the ops webhook", || async {
+        (!ok.got().is_empty()).then_some(())
+    })
+    .await;
+    // The flaky one fails twice; time moves past each backoff.
+    wait::until("three attempts at the sms webhook", || async {
+        if flaky.got().len() >= 3 {
+            return Some(());
+        }
+        app.clock.advance(chrono::Duration::seconds(3));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        None
+    })
+    .await;
+
+    for (receiver, secret) in [(&ok, "ops-secret"), (&flaky, "sms-secret")] {
+        for (headers, body) in receiver.got() {
+            assert_eq!(headers["content-type"], "application/json");
+            assert_eq!(headers["x-eldercare-event"], "incident.opened");
+            let sig = headers["x-eldercare-signature"].to_str().unwrap();
+            assert!(
+                verifies(secret, &body, sig),
+                "signature {sig} does not verify"
+            );
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["incident"]["id"], incident.as_str());
+        }
+    }
+    let ids: Vec<_> = flaky
+        .got()
+        .iter()
+        .map(|(h, _)| h["x-eldercare-delivery"].clone())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "one delivery, retried"
+    );
+
+    // The incident shows how each delivery went.
+    let delivery = wait::until("the sms delivery recorded as delivered", || async {
+        let detail = app.get(&format!("/api/v1/incidents/{incident}")).await;
+        detail["deliveries"]
+            .as_array()?
+            .iter()
+            .find(|d| d["target"] == "sms" && d["state"] == "delivered")
+            .cloned()
+    })
+    .await;
+    assert_eq!(delivery["attempts"], 3);
+    assert_eq!(delivery["channel"], "webhook");
+    let detail = app.get(&format!("/api/v1/incidents/{incident}")).await;
+    let ops = detail["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["target"] == "ops")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&ops["state"], &ops["attempts"]),
+        (&json!("delivered"), &json!(1))
+    );
+}
+
+// --- device commands ---
+
+#[tokio::test]
+async fn a_device_hears_that_its_call_was_received() {
+    let app = TestApp::spawn(Options::default()).await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    let device_id = DeviceId::parse("btn-1").unwrap();
+
+    // The device's side: subscribed to its commands topic.
+    let mut opts = MqttOptions::new(
+        format!("listener-{}", uuid::Uuid::new_v4().simple()),
+        app.broker_host.clone(),
+        app.broker_port,
+    );
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    client
+        .subscribe(app.topics.commands(&device_id), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+    let listener = tokio::spawn(async move {
+        let mut subscribed = Some(subscribed_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(s) = subscribed.take() {
+                        let _ = s.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = tx.send(serde_json::from_slice::<Value>(&p.payload).unwrap());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    tokio::time::timeout(PATIENCE, subscribed_rx)
+        .await
+        .expect("subscribed")
+        .unwrap();
+
+    let mut device = app.device("btn-1").await;
+    device
+        .event(
+            "8d3c0f6e-0a53-4d6e-9d0e-1f1d2c3b4a59",
+            "call.pressed",
+            json!({"button": "bedside"}),
+        )
+        .await;
+    let command = tokio::time::timeout(PATIENCE, rx.recv())
+        .await
+        .expect("a command within the patience")
+        .unwrap();
+    assert_eq!(command["type"], "incident.update");
+    assert_eq!(command["state"], "received");
+    let incidents = app.wait_incidents("status=dispatching", 1).await;
+    assert_eq!(command["incident_id"], incidents[0]["id"]);
+    listener.abort();
+}
+
+// --- reports ---
+
+#[tokio::test]
+async fn response_times_are_measured_from_creation_as_json_and_csv() {
+    let app = TestApp::spawn(Options {
+        clock: Some(Utc::now()),
+        ..Options::default()
+    })
+    .await;
+    app.post("/api/v1/elders", elder_body("e-1", json!({})))
+        .await;
+    let _tok = steward(&app, "s-1").await;
+    let from = app.clock.now() - chrono::Duration::minutes(1);
+    let incident = raise(&app, "e-1", IncidentKind::Call).await;
+    app.clock.advance(chrono::Duration::seconds(40));
+    offer(&app, &incident, "s-1").await;
+    let s1 = StewardId::parse("s-1").unwrap();
+    let store = &app.state.store;
+    store
+        .accept(&incident, &s1, app.clock.now(), &app.state.rules)
+        .await
+        .unwrap();
+    app.clock.advance(chrono::Duration::seconds(600));
+    store
+        .arrive(&incident, &s1, app.clock.now(), &app.state.rules)
+        .await
+        .unwrap();
+    // A second incident, cancelled before anyone came.
+    let cancelled = raise(&app, "e-1", IncidentKind::Fall).await;
+    let (status, _) = app
+        .call(
+            Some(&app.admin),
+            Method::POST,
+            &format!("/api/v1/incidents/{cancelled}/cancel"),
+            Some(json!({"reason": "pressed by mistake"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let to = app.clock.now() + chrono::Duration::minutes(1);
+    let range = format!(
+        "from={}&to={}",
+        from.format("%Y-%m-%dT%H:%M:%SZ"),
+        to.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+
+    let report = app
+        .get(&format!(
+            "/api/v1/reports/response-times?{range}&group_by=steward"
+        ))
+        .await;
+    let groups = report["groups"].as_array().unwrap();
+    let s1_row = groups.iter().find(|g| g["group"] == "s-1").unwrap();
+    assert_eq!(s1_row["count"], 1);
+    assert_eq!(s1_row["ack_s"]["p50"], 40.0);
+    assert_eq!(s1_row["arrive_s"]["max"], 640.0);
+    assert_eq!(s1_row["ack_within_target_pct"], 100.0);
+    assert_eq!(s1_row["arrive_within_target_pct"], 100.0);
+    let unassigned = groups.iter().find(|g| g["group"] == "unassigned").unwrap();
+    assert_eq!(unassigned["count"], 1);
+    assert!(unassigned["ack_s"]["p50"].is_null());
+
+    let csv = app
+        .http
+        .get(format!(
+            "{}/api/v1/reports/response-times?{range}",
+            app.base
+        ))
+        .bearer_auth(&app.admin)
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("group,count,"), "{text}");
+    // Critical (the fall) first, then urgent (the call).
+    assert!(lines[1].starts_with("critical,1,0,"), "{text}");
+    assert!(lines[2].starts_with("urgent,1,1,40,"), "{text}");
+}
