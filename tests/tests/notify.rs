@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use dispatcher::domain::{DedupKey, DeviceId, ElderId, IncidentId, IncidentKind, StewardId};
 use dispatcher::rules::Effect;
-use dispatcher::store::dispatch::{Audience, Candidate};
+use dispatcher::store::dispatch::{Actor, Audience};
 use eldercare_tests::app::{Db, Options, TestApp, elder_body};
 use eldercare_tests::wait::{self, PATIENCE};
 use hmac::{Hmac, KeyInit, Mac};
@@ -168,35 +168,6 @@ async fn raise(app: &TestApp, elder: &str, kind: IncidentKind) -> IncidentId {
     applied[0].incident.clone().expect("an incident").id
 }
 
-/// Offers `incident` to `steward` through the store, as the engine would.
-async fn offer(app: &TestApp, incident: &IncidentId, steward: &str) {
-    let now = app.clock.now();
-    let store = &app.state.store;
-    let turn = store
-        .claim_dispatch(incident, now)
-        .await
-        .unwrap()
-        .expect("the dispatch turn");
-    let offers = store
-        .make_offers(
-            &turn,
-            &[Candidate {
-                steward_id: StewardId::parse(steward).unwrap(),
-                distance_m: 420.0,
-            }],
-            1,
-            now + chrono::Duration::seconds(45),
-            &[],
-            now + chrono::Duration::seconds(30),
-            now,
-            &app.state.rules,
-        )
-        .await
-        .unwrap();
-    assert_eq!(offers.len(), 1);
-    app.state.hub.nudge();
-}
-
 /// What the store holds for supervisors after `after`: what a client
 /// that saw `after` missed.
 async fn stored_after(app: &TestApp, after: i64) -> Vec<(i64, String)> {
@@ -225,6 +196,7 @@ async fn a_supervisors_stream_replays_exactly_on_postgresql_too() {
 async fn supervisor_reconnects(db: Db) {
     let app = TestApp::spawn(Options {
         db,
+        env: vec![no_dispatch()],
         ..Options::default()
     })
     .await;
@@ -322,6 +294,8 @@ async fn supervisor_reconnects(db: Db) {
 
 #[tokio::test]
 async fn a_stewards_stream_carries_only_their_own_events() {
+    // The real engine offers here: s-1 is near and has a location, s-2 gets
+    // one only when the second incident comes.
     let app = TestApp::spawn(Options::default()).await;
     app.post("/api/v1/elders", elder_body("e-1", json!({})))
         .await;
@@ -329,6 +303,7 @@ async fn a_stewards_stream_carries_only_their_own_events() {
         .await;
     let tok1 = steward(&app, "s-1").await;
     let tok2 = steward(&app, "s-2").await;
+    locate(&app, "s-1").await;
 
     let mut one = Stream::open(&app, &tok1, None).await;
     let mut two = Stream::open(&app, &tok2, None).await;
@@ -339,12 +314,11 @@ async fn a_stewards_stream_carries_only_their_own_events() {
     assert_eq!(two.next().await.event, "snapshot");
 
     let i1 = raise(&app, "e-1", IncidentKind::Call).await;
-    offer(&app, &i1, "s-1").await;
     let f = one.next().await;
     assert_eq!(f.event, "offer");
     assert_eq!(f.data["incident"]["id"], i1.as_str());
     assert_eq!(f.data["elder"]["id"], "e-1");
-    assert_eq!(f.data["distance_m"], 420.0);
+    assert!(f.data["distance_m"].as_f64().unwrap() > 0.0);
 
     app.state
         .store
@@ -362,8 +336,8 @@ async fn a_stewards_stream_carries_only_their_own_events() {
     assert_eq!(f.data["status"], "acknowledged");
 
     // Steward 2 heard none of that: the first thing they hear is theirs.
+    locate(&app, "s-2").await;
     let i2 = raise(&app, "e-2", IncidentKind::Call).await;
-    offer(&app, &i2, "s-2").await;
     let f = two.next().await;
     assert_eq!(f.event, "offer");
     assert_eq!(f.data["incident"]["id"], i2.as_str());
@@ -478,10 +452,13 @@ async fn webhooks_are_signed_and_a_failing_one_is_retried_until_delivered() {
     let (flaky_url, flaky) = Receiver::start(vec![500, 500]).await;
     let app = TestApp::spawn(Options {
         clock: Some(Utc::now()),
-        env: vec![webhooks_env(&[
-            ("ops", &ok_url, "ops-secret"),
-            ("sms", &flaky_url, "sms-secret"),
-        ])],
+        env: vec![
+            webhooks_env(&[
+                ("ops", &ok_url, "ops-secret"),
+                ("sms", &flaky_url, "sms-secret"),
+            ]),
+            no_dispatch(),
+        ],
         ..Options::default()
     })
     .await;
@@ -633,11 +610,17 @@ async fn response_times_are_measured_from_creation_as_json_and_csv() {
     let from = app.clock.now() - chrono::Duration::minutes(1);
     let incident = raise(&app, "e-1", IncidentKind::Call).await;
     app.clock.advance(chrono::Duration::seconds(40));
-    offer(&app, &incident, "s-1").await;
+    // A supervisor sends s-1 (the engine found nobody: s-1 has no location).
     let s1 = StewardId::parse("s-1").unwrap();
     let store = &app.state.store;
     store
-        .accept(&incident, &s1, app.clock.now(), &app.state.rules)
+        .assign(
+            &incident,
+            &s1,
+            &Actor::User("admin".into()),
+            app.clock.now(),
+            &app.state.rules,
+        )
         .await
         .unwrap();
     app.clock.advance(chrono::Duration::seconds(600));
@@ -703,4 +686,23 @@ async fn response_times_are_measured_from_creation_as_json_and_csv() {
     // Critical (the fall) first, then urgent (the call).
     assert!(lines[1].starts_with("critical,1,0,"), "{text}");
     assert!(lines[2].starts_with("urgent,1,1,40,"), "{text}");
+}
+
+/// These tests watch the notification plumbing alone: with dispatch off,
+/// no offers or escalations interleave with the events they count.
+fn no_dispatch() -> (String, String) {
+    ("ELDERCARE__DISPATCH__PRIORITIES".into(), "[]".into())
+}
+
+/// Puts a steward about 100 m from the test elders' home.
+async fn locate(app: &TestApp, id: &str) {
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::PUT,
+            &format!("/api/v1/stewards/{id}/location"),
+            Some(json!({"lat": 29.6607, "lon": 91.1377})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

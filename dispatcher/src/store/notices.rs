@@ -214,7 +214,13 @@ impl Notices {
         rules: &RuleBook,
         now: DateTime<Utc>,
     ) {
-        if let (Some(state), Some(device)) = (t.device_state(), &incident.device_id) {
+        // The elder's button says "help is coming" only for their own
+        // needs: a lamp lit for a low battery or a lost connection would
+        // tell the elder help is on the way when nobody is.
+        let for_the_elder = !incident.kind.is_technical();
+        if let (Some(state), Some(device), true) =
+            (t.device_state(), &incident.device_id, for_the_elder)
+        {
             let command = CommandMessage::incident_update(incident.id.as_str(), state, now);
             self.push_outbox(
                 incident,
