@@ -174,6 +174,10 @@ impl Application {
             let stop = stop_http.clone();
             let app = api::router(state.clone());
             tokio::spawn(async move {
+                // Offers travel as small SSE writes: Nagle would hold them back.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await

@@ -43,6 +43,9 @@ impl TestDevice {
             true,
         ));
         let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        eventloop.set_network_options(net);
         let acked = Arc::new(AtomicU64::new(0));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let task = {

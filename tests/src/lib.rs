@@ -15,4 +15,5 @@ pub mod app;
 pub mod db;
 pub mod device;
 pub mod process;
+pub mod sse;
 pub mod wait;

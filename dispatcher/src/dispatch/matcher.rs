@@ -360,8 +360,10 @@ mod tests {
             steward("near", "grid-2", 29.6609, 91.14, StewardStatus::Available),
             steward("own", "grid-1", 29.6627, 91.14, StewardStatus::Available),
         ]);
-        let mut s = DispatchSettings::default();
-        s.grid_preference_m = 400.0;
+        let mut s = DispatchSettings {
+            grid_preference_m: 400.0,
+            ..DispatchSettings::default()
+        };
         assert_eq!(ids(&rank(&m, &s, &[])), ["own", "near"]);
         s.grid_preference_m = 100.0;
         assert_eq!(ids(&rank(&m, &s, &[])), ["near", "own"]);
@@ -374,7 +376,7 @@ mod tests {
         let b = steward("b", "g", 29.6645, 91.14, StewardStatus::Available);
         m.rebuild(vec![a.clone(), b.clone()]);
         let s = DispatchSettings::default();
-        assert_eq!(ids(&rank(&m, &s, &[b.id.clone()])), ["a"]);
+        assert_eq!(ids(&rank(&m, &s, std::slice::from_ref(&b.id))), ["a"]);
         a.status = StewardStatus::Offered;
         m.upsert(&a);
         assert_eq!(m.available(), 1);
@@ -398,8 +400,10 @@ mod tests {
             91.14,
             StewardStatus::Available,
         )]);
-        let mut s = DispatchSettings::default();
-        s.max_distance_m = 5_000.0;
+        let s = DispatchSettings {
+            max_distance_m: 5_000.0,
+            ..DispatchSettings::default()
+        };
         assert!(rank(&m, &s, &[]).candidates.is_empty());
         let e = elder();
         let wider = m.rank(
