@@ -9,6 +9,9 @@
 //!   heartbeats in memory and flushes them in batches, rate-limits floods.
 //! - [`rules`]: what an event means for an elder: open, join or cancel an
 //!   incident, set a timer. Pure functions returning effects.
+//! - [`dispatch`]: the matcher (an R-tree of available stewards, ranked
+//!   by travel distance with a preference for the elder's own grid) and the
+//!   engine (offers, re-offers, escalation; every deadline a store row).
 //! - [`store`]: the truth. One trait, SQLite and PostgreSQL behind it;
 //!   every incident change is one transaction with its timeline, stream
 //!   and outbox rows; offers claim stewards by compare-and-set.
