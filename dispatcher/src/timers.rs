@@ -150,9 +150,14 @@ pub async fn flush(deps: &TimerDeps) {
                 .heartbeat_flushes
                 .fetch_add(1, Ordering::Relaxed);
         }
-        Err(e) => {
+        Err(e) if e.is_transient() => {
             tracing::warn!(error = %e, heartbeats = beats.len(), "heartbeat flush failed; keeping them for the next one");
             deps.liveness.restore_dirty(beats);
+        }
+        Err(e) => {
+            // Retrying a batch the database refuses would refuse every
+            // later flush too; the next heartbeats replace these.
+            tracing::error!(error = %e, heartbeats = beats.len(), "heartbeat flush refused; dropping this batch");
         }
     }
     deps.metrics

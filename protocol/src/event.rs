@@ -13,6 +13,9 @@ use crate::reject::{RejectReason, Rejection};
 /// The largest event payload a device may send.
 pub const MAX_EVENT_BYTES: usize = 4096;
 
+/// The longest event type name (known names are far shorter).
+pub const MAX_TYPE_LEN: usize = 64;
+
 /// How far ahead of the dispatcher's clock a device's `ts` may be.
 pub const MAX_FUTURE_SKEW: Duration = Duration::hours(24);
 
@@ -135,8 +138,13 @@ impl EventMessage {
         self.data.get(key).and_then(Value::as_f64)
     }
 
+    /// A short text field, only if it is printable: it ends up in summaries
+    /// an operator reads (and a NUL would be refused by PostgreSQL).
     fn text(&self, key: &str) -> Option<&str> {
-        self.data.get(key).and_then(Value::as_str)
+        self.data
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| s.len() <= 64 && !s.chars().any(char::is_control))
     }
 
     /// `call.pressed`: which button.
@@ -203,6 +211,15 @@ pub fn parse_event(
 
     let event_id = EventId::parse(event_id)
         .map_err(|e| Rejection::new(BadEventId, format!("event_id {e}")))?;
+    if event_type.is_empty()
+        || event_type.len() > MAX_TYPE_LEN
+        || event_type.chars().any(char::is_control)
+    {
+        return Err(Rejection::new(
+            WrongType,
+            format!("type must be 1 to {MAX_TYPE_LEN} printable characters"),
+        ));
+    }
     let ts = DateTime::parse_from_rfc3339(&ts)
         .map_err(|e| Rejection::new(BadTimestamp, format!("ts {ts:?}: {e}")))?
         .with_timezone(&Utc);
@@ -329,6 +346,14 @@ mod tests {
         assert_eq!(
             reason(r#"{"event_id":"1","type":"vitals","ts":"yesterday"}"#),
             BadTimestamp
+        );
+        assert_eq!(
+            reason(r#"{"event_id":"1","type":"x\u0000","ts":"2026-11-28T21:04:05Z"}"#),
+            WrongType
+        );
+        assert_eq!(
+            reason(r#"{"event_id":"1","type":"","ts":"2026-11-28T21:04:05Z"}"#),
+            WrongType
         );
         assert_eq!(
             reason(r#"{"event_id":"1","type":"vitals","ts":"2026-11-30T21:04:05Z"}"#),

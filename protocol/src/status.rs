@@ -68,8 +68,19 @@ pub fn parse_status(payload: &[u8]) -> Result<StatusMessage, Rejection> {
             "online is required",
         ));
     }
-    serde_json::from_value(value)
-        .map_err(|e| Rejection::new(RejectReason::WrongType, e.to_string()))
+    let status: StatusMessage = serde_json::from_value(value)
+        .map_err(|e| Rejection::new(RejectReason::WrongType, e.to_string()))?;
+    if status
+        .fw
+        .as_deref()
+        .is_some_and(|fw| fw.len() > 64 || fw.chars().any(char::is_control))
+    {
+        return Err(Rejection::new(
+            RejectReason::WrongType,
+            "fw must be at most 64 printable characters",
+        ));
+    }
+    Ok(status)
 }
 
 #[cfg(test)]
@@ -99,6 +110,12 @@ mod tests {
         assert_eq!(
             parse_status(b"nope").unwrap_err().reason,
             RejectReason::InvalidJson
+        );
+        assert_eq!(
+            parse_status(br#"{"online":true,"fw":"1.0\u0000"}"#)
+                .unwrap_err()
+                .reason,
+            RejectReason::WrongType
         );
     }
 }

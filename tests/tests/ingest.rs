@@ -414,14 +414,22 @@ async fn postgres_store_ingests_like_sqlite() {
             .event(&format!("p-{i}"), "call.pressed", json!({}))
             .await;
     }
+    // PostgreSQL refuses NUL in text: such input must be refused or
+    // cleaned at the edge, never wedge ingestion for everyone.
+    button
+        .raw_event(br#"{"event_id":"nul-1","type":"x\u0000","ts":"2026-11-28T21:04:05Z"}"#.to_vec())
+        .await;
+    button
+        .event("nul-2", "call.pressed", json!({"button": "a\u{0}b"}))
+        .await;
     button.event("p-0", "call.pressed", json!({})).await;
     button.flushed().await;
-    wait::until("five events stored", || async {
-        (app.events("btn-1").await.len() == 5).then_some(())
+    wait::until("six events stored", || async {
+        (app.events("btn-1").await.len() == 6).then_some(())
     })
     .await;
     let open = app.wait_incidents("elder_id=e-1", 1).await;
-    assert_eq!(open[0]["event_count"], 5);
+    assert_eq!(open[0]["event_count"], 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

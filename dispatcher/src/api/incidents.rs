@@ -173,6 +173,9 @@ pub async fn cancel(
             StoreError::Conflict(_) => not_open(&"closed"),
             e => e.into(),
         })?;
+    // Its stewards are free again: tell the stream and the matcher.
+    state.hub.nudge();
+    state.engine.released(&id);
     tracing::info!("incident cancelled");
     Ok(Json(incident))
 }

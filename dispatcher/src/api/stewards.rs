@@ -226,7 +226,8 @@ pub async fn update(
         ..current
     };
     state.store.update_steward(&steward).await?;
-    state.engine.steward_changed(&steward);
+    // Status may have moved since it was read: take the store's.
+    state.engine.refresh_steward(&steward.id).await;
     tracing::info!("steward changed");
     Ok(Json(steward))
 }

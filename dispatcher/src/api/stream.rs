@@ -181,6 +181,9 @@ pub async fn stream(
         return Err(not_running());
     };
     let snapshot = snapshot(&state, &audience).await?;
+    // An id beyond the head comes from another store (restored from a
+    // backup, or recreated): honouring it would hide every event below it.
+    let last_event_id = last_event_id.filter(|id| *id <= watermark);
     let replay = match last_event_id {
         Some(after) => replay(state.store.as_ref(), &audience, after, watermark).await?,
         None => Replay::default(),

@@ -128,14 +128,11 @@ impl Engine {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rebuild = tokio::time::Instant::now();
         loop {
+            // Due work (expiries, escalations) comes before kicks: a storm
+            // of new incidents must not starve the offers already out.
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
-                kick = self.kicks.recv() => match kick {
-                    Some(Kick::Incident(id)) => self.dispatch_logged(&id).await,
-                    Some(Kick::Released(id)) => self.refresh_stewards_of(&id).await,
-                    None => return,
-                },
                 _ = ticker.tick() => {
                     if last_rebuild.elapsed() >= REBUILD_EVERY {
                         last_rebuild = tokio::time::Instant::now();
@@ -147,6 +144,11 @@ impl Engine {
                         tracing::warn!(error = %e, "dispatch tick failed; retrying next tick");
                     }
                 }
+                kick = self.kicks.recv() => match kick {
+                    Some(Kick::Incident(id)) => self.dispatch_logged(&id).await,
+                    Some(Kick::Released(id)) => self.refresh_stewards_of(&id).await,
+                    None => return,
+                },
             }
         }
     }
@@ -159,7 +161,10 @@ impl Engine {
         let escalated = self.store.escalate_due(now, rules).await?;
         if !expired.is_empty() || !escalated.is_empty() {
             (self.on_commit)();
-            self.rebuild().await?;
+        }
+        // Expiry frees stewards: the matcher must see them again.
+        for id in &expired {
+            self.refresh_stewards_of(id).await;
         }
         for id in self.store.due_dispatches(now, SWEEP_LIMIT).await? {
             self.dispatch_logged(&id).await;

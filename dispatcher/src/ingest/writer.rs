@@ -61,7 +61,7 @@ async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Vec<Applied> {
     loop {
         match deps.store.ingest(events, &deps.rules).await {
             Ok(applied) => return applied,
-            Err(StoreError::Database(e)) => {
+            Err(e) if e.is_transient() => {
                 deps.metrics.store_retries.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, events = events.len(), retry_in = ?wait, "store unavailable; holding the batch");
                 tokio::time::sleep(wait).await;
@@ -152,7 +152,7 @@ pub(crate) async fn health(deps: IngestDeps, mut changes: mpsc::UnboundedReceive
         loop {
             match apply_health(&deps, &change).await {
                 Ok(()) => break,
-                Err(StoreError::Database(e)) => {
+                Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, retry_in = ?wait, "store unavailable; holding a device health change");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(MAX_RETRY);

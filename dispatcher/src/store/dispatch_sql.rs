@@ -1310,6 +1310,11 @@ macro_rules! dispatch_sql {
                     if !i.status.is_open() {
                         return Err(not_open(&i));
                     }
+                    // Taken meanwhile (a supervisor assigned it between the
+                    // engine's claim and its offers): nothing to escalate.
+                    if i.status != IncidentState::Dispatching {
+                        return Ok(i);
+                    }
                     let mut changed = i.clone();
                     changed.escalation_level += 1;
                     changed.updated_at = now;

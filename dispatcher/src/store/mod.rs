@@ -58,6 +58,31 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether trying again later may succeed: the database was down or
+    /// busy. A constraint or data error is the data's fault and would fail
+    /// the same way forever, so retrying it would wedge whoever retries.
+    pub fn is_transient(&self) -> bool {
+        use sqlx::error::ErrorKind;
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => {
+                let refused_data = matches!(
+                    e.kind(),
+                    ErrorKind::UniqueViolation
+                        | ErrorKind::ForeignKeyViolation
+                        | ErrorKind::NotNullViolation
+                        | ErrorKind::CheckViolation
+                );
+                // PostgreSQL's class 22: data exceptions (a NUL in text…).
+                let bad_value = e.code().is_some_and(|c| c.starts_with("22"));
+                !(refused_data || bad_value)
+            }
+            Self::Database(_) => true,
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Which backend; settings choose it from the URL scheme.
