@@ -224,6 +224,12 @@ impl Outbox {
 }
 
 /// The worker loop: claim, deliver, record, until `stop`.
+/// Rows claimed per pass.
+const CLAIM_BATCH: i64 = 64;
+/// Webhook deliveries running or waiting for a permit, at most: with 16
+/// at once and a 10 s timeout, the last waits 40 s, inside its 60 s lease.
+const MAX_WEBHOOK_TASKS: usize = 64;
+
 pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
     let mut tick =
         tokio::time::interval(Duration::from_millis(deps.settings.ingest.tick_ms.max(10)));
@@ -241,12 +247,14 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
                 tracing::error!(error = %e, "a webhook delivery task failed");
             }
         }
-        // Claim no more than can start now, so a claimed row never waits
-        // for a permit while its lease runs.
-        let limit = permits.available_permits() as i64;
-        if limit == 0 {
+        // Device commands ("help is coming" on the elder's button) must
+        // never queue behind slow webhooks, so claiming does not wait for
+        // webhook permits; webhook tasks wait for theirs, and the number of
+        // tasks waiting is bounded.
+        if inflight.len() >= MAX_WEBHOOK_TASKS {
             continue;
         }
+        let limit = CLAIM_BATCH;
         let items = match deps
             .store
             .claim_outbox(deps.clock.now(), LEASE, limit)
@@ -266,12 +274,12 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
                     finish(&deps, &item, outcome).await;
                 }
                 Channel::Webhook => {
-                    // Never waits: no more were claimed than permits free.
-                    let Ok(permit) = permits.clone().acquire_owned().await else {
-                        break;
-                    };
                     let deps = deps.clone();
+                    let permits = permits.clone();
                     inflight.spawn(async move {
+                        let Ok(permit) = permits.acquire_owned().await else {
+                            return;
+                        };
                         let outcome = deliver_webhook(&deps, &item).await;
                         finish(&deps, &item, outcome).await;
                         drop(permit);
