@@ -176,7 +176,9 @@ impl SiteFile {
                     .set_steward_location(&steward.id, at, None, now)
                     .await?;
             }
-            store.set_steward_duty(&steward.id, seed.on_duty).await?;
+            store
+                .set_steward_duty(&steward.id, seed.on_duty, now)
+                .await?;
             report.stewards += 1;
         }
         for seed in &self.users {

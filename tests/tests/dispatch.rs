@@ -331,3 +331,34 @@ async fn the_elders_device_hears_that_help_is_coming() {
     post_as(&app, &near, &format!("/api/v1/incidents/{id}/arrive"), None).await;
     assert_eq!(commands.next().await["state"], "on_site");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_see_stewards_move_and_change_duty_live() {
+    let app = app().await;
+    let token = app.steward("s-1", "grid-1", NEAR.0, NEAR.1).await;
+    let mut board = eldercare_tests::sse::Stream::open(&app, &app.admin, None).await;
+    assert_eq!(board.next().await.event, "snapshot");
+    let (s, _) = app
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/api/v1/stewards/s-1/location",
+            Some(json!({"lat": MID.0, "lon": MID.1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let moved = board.until("steward").await;
+    assert_eq!(moved.data["id"], "s-1");
+    assert_eq!(moved.data["lat"], MID.0);
+    let (s, _) = app
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/api/v1/stewards/s-1/duty",
+            Some(json!({"on_duty": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let off = board.until("steward").await;
+    assert_eq!(off.data["status"], "off_duty");
+}

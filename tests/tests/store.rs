@@ -422,26 +422,39 @@ async fn stewards_crud(h: Harness) {
     ));
 
     // Duty moves only the idle states.
-    let on = s.set_steward_duty(&st.id, true).await.unwrap();
+    let on = s
+        .set_steward_duty(&st.id, true, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!((on.on_duty, on.status), (true, StewardStatus::Available));
-    let off = s.set_steward_duty(&st.id, false).await.unwrap();
+    let off = s
+        .set_steward_duty(&st.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!((off.on_duty, off.status), (false, StewardStatus::OffDuty));
     let mut busy = steward("s-2");
     busy.on_duty = true;
     busy.status = StewardStatus::Busy;
     s.insert_steward(&busy).await.unwrap();
-    let still = s.set_steward_duty(&busy.id, false).await.unwrap();
+    let still = s
+        .set_steward_duty(&busy.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!((still.on_duty, still.status), (false, StewardStatus::Busy));
     let mut offered = steward("s-3");
     offered.status = StewardStatus::Offered;
     s.insert_steward(&offered).await.unwrap();
-    let still = s.set_steward_duty(&offered.id, true).await.unwrap();
+    let still = s
+        .set_steward_duty(&offered.id, true, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!(
         (still.on_duty, still.status),
         (true, StewardStatus::Offered)
     );
     assert!(matches!(
-        s.set_steward_duty(&steward_id("s-9"), true).await,
+        s.set_steward_duty(&steward_id("s-9"), true, chrono::Utc::now())
+            .await,
         Err(StoreError::NotFound(_))
     ));
 
@@ -1559,7 +1572,10 @@ fn hooked_rules() -> RuleBook {
 /// A steward on duty and available.
 async fn on_duty(s: &dyn Store, id: &str) {
     s.insert_steward(&steward(id)).await.unwrap();
-    let st = s.set_steward_duty(&steward_id(id), true).await.unwrap();
+    let st = s
+        .set_steward_duty(&steward_id(id), true, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!(st.status, StewardStatus::Available);
 }
 
@@ -2211,7 +2227,10 @@ async fn declines_and_expiries_escalate_then_a_steward_goes_and_resolves(h: Harn
         ),
         "not_assigned"
     );
-    let still = s.set_steward_duty(&s3, false).await.unwrap();
+    let still = s
+        .set_steward_duty(&s3, false, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!(still.status, StewardStatus::Busy);
     let t5 = t4 + Duration::minutes(20);
     let who = Actor::Steward(s3.clone());
@@ -2404,7 +2423,10 @@ async fn going_off_duty_withdraws_offers(h: Harness) {
     let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
     offer(s, &inc.id, &["s-1"], 1, t0, &r).await;
     assert_eq!(s.live_offers_of(&s1).await.unwrap().len(), 1);
-    let off = s.set_steward_duty(&s1, false).await.unwrap();
+    let off = s
+        .set_steward_duty(&s1, false, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!((off.on_duty, off.status), (false, StewardStatus::Offered));
     let head = s.stream_head().await.unwrap();
     let t1 = t0 + Duration::seconds(5);

@@ -288,7 +288,10 @@ pub async fn set_duty(
     ApiJson(body): ApiJson<DutyUpdate>,
 ) -> Result<Json<Steward>, ApiError> {
     user.require_self_or_supervisor(&id)?;
-    let mut steward = state.store.set_steward_duty(&id, body.on_duty).await?;
+    let mut steward = state
+        .store
+        .set_steward_duty(&id, body.on_duty, state.clock.now())
+        .await?;
     if !body.on_duty {
         // A live offer must not wait on a steward who is not coming.
         let now = state.clock.now();

@@ -295,7 +295,12 @@ pub trait Store: DispatchStore + Send + Sync + 'static {
     /// On duty makes an off-duty steward `available`; off duty makes an
     /// `available` one `off_duty`. A busy or offered steward keeps the
     /// status (dispatch withdraws offers itself).
-    async fn set_steward_duty(&self, id: &StewardId, on_duty: bool) -> StoreResult<Steward>;
+    async fn set_steward_duty(
+        &self,
+        id: &StewardId,
+        on_duty: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Steward>;
 
     // --- logins ---
     /// `Conflict` on a taken username, `Invalid` when `steward_id` names

@@ -600,14 +600,6 @@ macro_rules! sql_store {
                     }
                     Ok(())
                 }
-
-                // --- small helpers ---
-
-                async fn fetch_steward(&self, id: &StewardId) -> StoreResult<Steward> {
-                    self.steward(id)
-                        .await?
-                        .ok_or_else(|| StoreError::NotFound(format!("steward {id}")))
-                }
             }
 
             #[async_trait]
@@ -926,6 +918,7 @@ macro_rules! sql_store {
                     accuracy_m: Option<f64>,
                     now: DateTime<Utc>,
                 ) -> StoreResult<Steward> {
+                    let mut tx = self.begin_write().await.db()?;
                     let row: Option<StewardRow> = sqlx::query_as(
                         "UPDATE stewards SET lat = $2, lon = $3, accuracy_m = $4, location_at = $5
                          WHERE id = $1 RETURNING *",
@@ -935,11 +928,18 @@ macro_rules! sql_store {
                     .bind(at.lon)
                     .bind(accuracy_m)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await
                     .db()?;
-                    row.ok_or_else(|| StoreError::NotFound(format!("steward {id}")))?
-                        .into_domain()
+                    let steward = row
+                        .ok_or_else(|| StoreError::NotFound(format!("steward {id}")))?
+                        .into_domain()?;
+                    // Supervisors' map follows the steward.
+                    let mut pending = Pending::default();
+                    pending.notices.steward(&steward, now);
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(steward)
                 }
 
                 #[tracing::instrument(skip_all, fields(steward = %id, on_duty = on_duty))]
@@ -947,6 +947,7 @@ macro_rules! sql_store {
                     &self,
                     id: &StewardId,
                     on_duty: bool,
+                    now: DateTime<Utc>,
                 ) -> StoreResult<Steward> {
                     // Only the idle states move; an offered or busy
                     // steward is dispatch's to release.
@@ -955,6 +956,7 @@ macro_rules! sql_store {
                     } else {
                         (StewardStatus::Available, StewardStatus::OffDuty)
                     };
+                    let mut tx = self.begin_write().await.db()?;
                     let row: Option<StewardRow> = sqlx::query_as(
                         "UPDATE stewards
                          SET on_duty = $2, status = CASE WHEN status = $3 THEN $4 ELSE status END
@@ -964,13 +966,17 @@ macro_rules! sql_store {
                     .bind(on_duty)
                     .bind(from.as_str())
                     .bind(to.as_str())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await
                     .db()?;
-                    match row {
-                        Some(row) => row.into_domain(),
-                        None => self.fetch_steward(id).await,
-                    }
+                    let steward = row
+                        .ok_or_else(|| StoreError::NotFound(format!("steward {id}")))?
+                        .into_domain()?;
+                    let mut pending = Pending::default();
+                    pending.notices.steward(&steward, now);
+                    Self::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()?;
+                    Ok(steward)
                 }
 
                 // --- logins ---
