@@ -2577,9 +2577,10 @@ async fn every_change_writes_its_notices(h: Harness) {
     let t0 = day();
 
     // Opened (urgent call, through ingest).
+    let (_, head) = stream_since(s, 0).await; // the steward going on duty
     let got = s.ingest(&[press("btn-1", "p-1", t0)], &r).await.unwrap();
     let inc = got[0].incident.clone().unwrap();
-    let (events, head) = stream_since(s, 0).await;
+    let (events, head) = stream_since(s, head).await;
     assert_eq!(events, vec![ev("supervisors", "incident")]);
     // Joined.
     s.ingest(&[press("btn-1", "p-2", t0)], &r).await.unwrap();
