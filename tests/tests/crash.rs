@@ -20,6 +20,46 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// A dispatcher process's settings: its own port, database, topic root
+    /// and stable client id on `mosquitto`, plus `extra`.
+    fn configure(
+        mosquitto: &Mosquitto,
+        db_url: &str,
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> (Self, String) {
+        let http_port = free_port();
+        let root = format!("{name}-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "ELDERCARE_HTTP_ADDR".into(),
+                format!("127.0.0.1:{http_port}"),
+            ),
+            ("ELDERCARE_DATABASE_URL".into(), db_url.to_owned()),
+            (
+                "ELDERCARE_MQTT_URL".into(),
+                format!("mqtt://127.0.0.1:{}", mosquitto.port),
+            ),
+            ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+            ("ELDERCARE__MQTT__TOPIC_ROOT".into(), root.clone()),
+            (
+                "ELDERCARE__MQTT__CLIENT_ID".into(),
+                format!("dispatcher-{name}-test"),
+            ),
+        ];
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let d = Self {
+            env,
+            base: format!("http://127.0.0.1:{http_port}"),
+            http: reqwest::Client::new(),
+        };
+        (d, root)
+    }
+
     async fn ready(&self, process: &DispatcherProcess) {
         wait::until("the dispatcher to be ready", || async {
             let r = self
@@ -87,29 +127,7 @@ async fn a_sigkill_mid_burst_loses_and_duplicates_nothing() {
     let mosquitto = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let http_port = free_port();
-    let root = format!("crash-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
-    let d = Dispatcher {
-        env: vec![
-            (
-                "ELDERCARE_HTTP_ADDR".into(),
-                format!("127.0.0.1:{http_port}"),
-            ),
-            ("ELDERCARE_DATABASE_URL".into(), db_url.clone()),
-            (
-                "ELDERCARE_MQTT_URL".into(),
-                format!("mqtt://127.0.0.1:{}", mosquitto.port),
-            ),
-            ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-            ("ELDERCARE__MQTT__TOPIC_ROOT".into(), root.clone()),
-            (
-                "ELDERCARE__MQTT__CLIENT_ID".into(),
-                "dispatcher-crash-test".into(),
-            ),
-        ],
-        base: format!("http://127.0.0.1:{http_port}"),
-        http: reqwest::Client::new(),
-    };
+    let (d, root) = Dispatcher::configure(&mosquitto, &db_url, "crash", &[]);
     let log = dir.path().join("dispatcher.log");
     let mut process = DispatcherProcess::serve(&d.env, &log);
     d.ready(&process).await;
@@ -237,34 +255,15 @@ async fn live_offers_still_expire_and_re_offer_after_a_sigkill() {
     let mosquitto = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = format!("sqlite://{}", dir.path().join("offers.db").display());
-    let http_port = free_port();
-    let root = format!("offers-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
-    let d = Dispatcher {
-        env: vec![
-            (
-                "ELDERCARE_HTTP_ADDR".into(),
-                format!("127.0.0.1:{http_port}"),
-            ),
-            ("ELDERCARE_DATABASE_URL".into(), db_url),
-            (
-                "ELDERCARE_MQTT_URL".into(),
-                format!("mqtt://127.0.0.1:{}", mosquitto.port),
-            ),
-            ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-            ("ELDERCARE__MQTT__TOPIC_ROOT".into(), root.clone()),
-            (
-                "ELDERCARE__MQTT__CLIENT_ID".into(),
-                "dispatcher-offers-test".into(),
-            ),
-            (
-                "ELDERCARE__DISPATCH__OFFER_TIMEOUT_S__URGENT".into(),
-                "4".into(),
-            ),
-            ("ELDERCARE__INGEST__TICK_MS".into(), "100".into()),
+    let (d, root) = Dispatcher::configure(
+        &mosquitto,
+        &db_url,
+        "offers",
+        &[
+            ("ELDERCARE__DISPATCH__OFFER_TIMEOUT_S__URGENT", "4"),
+            ("ELDERCARE__INGEST__TICK_MS", "100"),
         ],
-        base: format!("http://127.0.0.1:{http_port}"),
-        http: reqwest::Client::new(),
-    };
+    );
     let log = dir.path().join("dispatcher.log");
     let mut process = DispatcherProcess::serve(&d.env, &log);
     d.ready(&process).await;
