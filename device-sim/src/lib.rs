@@ -1,5 +1,136 @@
 //! The device simulator: homes, devices and stewards speaking the eldercare
-//! protocol. This first part is one device that speaks PROTOCOL.md over
-//! MQTT; the scenarios, the steward players and load mode build on it.
+//! protocol. Devices talk MQTT (PROTOCOL.md) and stewards talk HTTP
+//! (API.md) exactly as real ones do; nothing here knows the dispatcher's
+//! insides.
+//!
+//! - [`site`]: the homes and stewards, read from a site file.
+//! - [`devices`]: the devices' connections and heartbeats.
+//! - [`scenario`]: what happens in the homes (an ordinary day, or a script).
+//! - [`stewards`]: stewards who answer offers like people.
+//! - [`device`]: one device by hand (the `device-sim` binary).
 
 pub mod device;
+pub mod devices;
+pub mod scenario;
+pub mod site;
+pub mod stewards;
+
+use std::sync::Arc;
+
+use protocol::Topics;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::devices::Fleet;
+use crate::scenario::Scenario;
+use crate::site::Site;
+
+/// What to simulate and against what.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub broker_host: String,
+    pub broker_port: u16,
+    /// The topic root, `eldercare/v1` unless the dispatcher uses another.
+    pub topic_root: String,
+    /// The dispatcher's HTTP base, e.g. `http://127.0.0.1:8080`.
+    pub http_base: String,
+    pub site: Site,
+    pub scenario: Scenario,
+    pub seed: u64,
+    /// Simulated seconds per real second (60: an hour a minute).
+    pub speed: f64,
+    /// Play the stewards that have a login in the site.
+    pub stewards: bool,
+}
+
+impl SimConfig {
+    /// An ordinary day at demo speed.
+    pub fn new(broker_host: &str, broker_port: u16, http_base: &str, site: Site) -> Self {
+        Self {
+            broker_host: broker_host.into(),
+            broker_port,
+            topic_root: Topics::DEFAULT_ROOT.into(),
+            http_base: http_base.into(),
+            site,
+            scenario: Scenario::OrdinaryDay,
+            seed: 1,
+            speed: 60.0,
+            stewards: true,
+        }
+    }
+}
+
+/// The running simulator.
+pub struct Simulator;
+
+/// What [`Simulator::start`] returns; [`SimHandle::stop`] ends it.
+pub struct SimHandle {
+    stop: CancellationToken,
+    fleet: Arc<Fleet>,
+    tasks: Vec<JoinHandle<()>>,
+    /// How many devices and stewards are simulated.
+    pub devices: usize,
+    pub stewards: usize,
+}
+
+impl Simulator {
+    /// Starts the devices, the scenario and the stewards on tokio tasks.
+    pub fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
+        let stop = CancellationToken::new();
+        let site = Arc::new(config.site);
+        let fleet = Arc::new(Fleet::start(
+            &config.broker_host,
+            config.broker_port,
+            Topics::new(config.topic_root),
+            &site,
+            config.seed,
+            stop.clone(),
+        )?);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(scenario::run(
+            config.scenario,
+            site.clone(),
+            fleet.clone(),
+            config.seed,
+            config.speed,
+            stop.clone(),
+        )));
+        let players = if config.stewards {
+            site.playable_stewards()
+        } else {
+            Vec::new()
+        };
+        let stewards = players.len();
+        for (n, (steward, user)) in players.into_iter().enumerate() {
+            let player = stewards::Player::new(
+                config.http_base.clone(),
+                steward,
+                user,
+                config.seed.wrapping_add(1 + n as u64),
+                config.speed,
+                stop.clone(),
+            );
+            tasks.push(tokio::spawn(player.run()));
+        }
+        Ok(SimHandle {
+            stop,
+            fleet,
+            tasks,
+            devices: site.devices.len(),
+            stewards,
+        })
+    }
+}
+
+impl SimHandle {
+    /// Stops everything and waits for the devices to disconnect.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Ok(fleet) = Arc::try_unwrap(self.fleet) {
+            fleet.join().await;
+        }
+    }
+}

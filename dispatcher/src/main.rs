@@ -96,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()> {
     let heartbeat_s = settings.ingest.default_heartbeat_s;
+    let topic_root = settings.mqtt.topic_root.clone();
     let app = Application::build(settings, Clock::System).await?;
     let base = format!("http://{}", app.http_addr());
     if let Some(site) = &demo {
@@ -125,11 +126,30 @@ async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()>
                 user.username, user.password, user.role
             );
         }
-        eprintln!(
-            "the device simulator and the dashboard arrive in later releases; publish events with any MQTT client meanwhile"
-        );
     }
-    app.run_until(startup::shutdown_signal()).await
+    let sim = match &demo {
+        Some(_) => {
+            let site = device_sim::site::Site::from_toml(DEMO_SITE)?;
+            let mut config =
+                device_sim::SimConfig::new(&app.broker().host, app.broker().port, &base, site);
+            config.topic_root = topic_root;
+            let sim = device_sim::Simulator::start(config)?;
+            eprintln!(
+                "device simulator running: {} devices and {} stewards living an ordinary day at 60x speed; Ctrl-C stops it and the dispatcher",
+                sim.devices, sim.stewards
+            );
+            Some(sim)
+        }
+        None => None,
+    };
+    // On Ctrl-C the simulator stops first, while the broker still runs.
+    app.run_until(async move {
+        startup::shutdown_signal().await;
+        if let Some(sim) = sim {
+            sim.stop().await;
+        }
+    })
+    .await
 }
 
 /// The demo must come up on a machine that already runs a broker on 1883:

@@ -1,0 +1,158 @@
+//! The site's devices: one MQTT connection each (client id = device id),
+//! a retained heartbeat every `heartbeat_s` (jittered, the first at once)
+//! and a last will of `{"online": false}`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use protocol::{DeviceId, EventId, EventMessage, EventType, StatusMessage, Topics};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::site::Site;
+
+/// The heartbeat period of a device that names none (the protocol's default).
+pub const DEFAULT_HEARTBEAT_S: u32 = 60;
+
+/// One running device.
+struct Running {
+    id: DeviceId,
+    client: AsyncClient,
+}
+
+/// All devices of a site, connected.
+pub struct Fleet {
+    topics: Topics,
+    devices: HashMap<String, Running>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Fleet {
+    /// Connects every device of the site (in the background: each keeps
+    /// reconnecting until stopped) and starts their heartbeats.
+    pub fn start(
+        host: &str,
+        port: u16,
+        topics: Topics,
+        site: &Site,
+        seed: u64,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let mut devices = HashMap::new();
+        let mut tasks = Vec::new();
+        for (n, d) in site.devices.iter().enumerate() {
+            let id = DeviceId::parse(d.id.clone())
+                .map_err(|e| anyhow::anyhow!("device {:?}: {e}", d.id))?;
+            let mut opts = MqttOptions::new(id.to_string(), host, port);
+            opts.set_keep_alive(Duration::from_secs(30));
+            opts.set_last_will(LastWill::new(
+                topics.status(&id),
+                serde_json::to_vec(&StatusMessage::offline())?,
+                QoS::AtLeastOnce,
+                true,
+            ));
+            let (client, mut eventloop) = AsyncClient::new(opts, 64);
+            // The connection: poll forever, reconnecting after errors.
+            {
+                let stop = stop.clone();
+                let client = client.clone();
+                let name = d.id.clone();
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            polled = eventloop.poll() => if let Err(e) = polled {
+                                tracing::debug!(device = %name, "MQTT: {e}; reconnecting");
+                                tokio::select! {
+                                    _ = stop.cancelled() => break,
+                                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                }
+                            }
+                        }
+                    }
+                    // A clean goodbye: no last will.
+                    let _ = client.try_disconnect();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        while eventloop.poll().await.is_ok() {}
+                    })
+                    .await;
+                }));
+            }
+            // The heartbeat.
+            {
+                let stop = stop.clone();
+                let client = client.clone();
+                let topic = topics.status(&id);
+                let period = d.heartbeat_s.unwrap_or(DEFAULT_HEARTBEAT_S).max(1);
+                let mut rng = StdRng::seed_from_u64(seed ^ (n as u64).wrapping_mul(0x9E37_79B9));
+                let mut battery: f64 = rng.random_range(55.0..100.0);
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let status = StatusMessage {
+                            battery_pct: Some(battery.round() as u8),
+                            rssi_dbm: Some(rng.random_range(-85..-50)),
+                            fw: Some("1.4.2".into()),
+                            heartbeat_s: Some(period),
+                            ..StatusMessage::online(Utc::now())
+                        };
+                        if let Ok(payload) = serde_json::to_vec(&status) {
+                            let _ = client
+                                .publish(topic.clone(), QoS::AtLeastOnce, true, payload)
+                                .await;
+                        }
+                        battery = (battery - rng.random_range(0.0..0.05)).max(20.0);
+                        // Jittered, never later than promised.
+                        let next = f64::from(period) * rng.random_range(0.85..1.0);
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs_f64(next)) => {}
+                        }
+                    }
+                }));
+            }
+            devices.insert(d.id.clone(), Running { id, client });
+        }
+        Ok(Self {
+            topics,
+            devices,
+            tasks,
+        })
+    }
+
+    /// Publishes an event as `device` (QoS 1, not retained).
+    pub async fn event(
+        &self,
+        device: &str,
+        kind: EventType,
+        data: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<()> {
+        let d = self
+            .devices
+            .get(device)
+            .ok_or_else(|| anyhow::anyhow!("no simulated device {device}"))?;
+        let id =
+            EventId::parse(uuid::Uuid::new_v4().to_string()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut message = EventMessage::new(id, kind, Utc::now());
+        message.data = data;
+        d.client
+            .publish(
+                self.topics.events(&d.id),
+                QoS::AtLeastOnce,
+                false,
+                serde_json::to_vec(&message)?,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Waits for the device tasks to end (after the stop token fired).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The homes and stewards to simulate, read from the same site file the
+//! dispatcher imports (`config/demo-site.toml`). Only the fields the
+//! simulator needs; everything else in the file is ignored.
+
+use serde::Deserialize;
+
+/// A site: elders, their devices, stewards and logins.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Site {
+    pub site: Option<String>,
+    pub elders: Vec<SiteElder>,
+    pub devices: Vec<SiteDevice>,
+    pub stewards: Vec<SiteSteward>,
+    pub users: Vec<SiteUser>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SiteElder {
+    pub id: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub risks: Risks,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct Risks {
+    pub fall: bool,
+    pub wandering: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SiteDevice {
+    pub id: String,
+    pub elder_id: Option<String>,
+    pub kind: String,
+    pub heartbeat_s: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SiteSteward {
+    pub id: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SiteUser {
+    pub username: String,
+    pub password: String,
+    pub role: String,
+    pub steward_id: Option<String>,
+}
+
+impl Site {
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    pub fn elder(&self, id: &str) -> Option<&SiteElder> {
+        self.elders.iter().find(|e| e.id == id)
+    }
+
+    /// The devices of one elder.
+    pub fn devices_of<'a>(&'a self, elder: &'a str) -> impl Iterator<Item = &'a SiteDevice> {
+        self.devices
+            .iter()
+            .filter(move |d| d.elder_id.as_deref() == Some(elder))
+    }
+
+    /// The stewards the simulator can play: those with a steward login.
+    pub fn playable_stewards(&self) -> Vec<(SiteSteward, SiteUser)> {
+        self.users
+            .iter()
+            .filter(|u| u.role == "steward")
+            .filter_map(|u| {
+                let sid = u.steward_id.as_deref()?;
+                let s = self.stewards.iter().find(|s| s.id == sid)?;
+                Some((s.clone(), u.clone()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_demo_site() {
+        let site = Site::from_toml(include_str!("../../config/demo-site.toml")).unwrap();
+        assert_eq!(site.elders.len(), 32);
+        assert_eq!(site.devices.len(), 139);
+        let playable = site.playable_stewards();
+        assert_eq!(playable.len(), 2);
+        assert_eq!(playable[0].0.id, "s-01");
+        assert!(site.devices_of("e-001").any(|d| d.kind == "call_button"));
+    }
+}
