@@ -24,7 +24,7 @@ struct Running {
     client: AsyncClient,
 }
 
-/// All devices of a site, connected.
+/// All devices of a site, connected once `ready` fires.
 pub struct Fleet {
     topics: Topics,
     devices: HashMap<String, Running>,
@@ -40,6 +40,7 @@ impl Fleet {
         topics: Topics,
         site: &Site,
         seed: u64,
+        ready: CancellationToken,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
         let mut devices = HashMap::new();
@@ -61,7 +62,12 @@ impl Fleet {
                 let stop = stop.clone();
                 let client = client.clone();
                 let name = d.id.clone();
+                let ready = ready.clone();
                 tasks.push(tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = ready.cancelled() => {}
+                    }
                     loop {
                         tokio::select! {
                             _ = stop.cancelled() => break,
@@ -90,7 +96,12 @@ impl Fleet {
                 let period = d.heartbeat_s.unwrap_or(DEFAULT_HEARTBEAT_S).max(1);
                 let mut rng = StdRng::seed_from_u64(seed ^ (n as u64).wrapping_mul(0x9E37_79B9));
                 let mut battery: f64 = rng.random_range(55.0..100.0);
+                let ready = ready.clone();
                 tasks.push(tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = ready.cancelled() => {}
+                    }
                     loop {
                         let status = StatusMessage {
                             battery_pct: Some(battery.round() as u8),

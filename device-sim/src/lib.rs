@@ -41,6 +41,9 @@ pub struct SimConfig {
     pub speed: f64,
     /// Play the stewards that have a login in the site.
     pub stewards: bool,
+    /// Admin username and password: with them, stewards without a login
+    /// get one (`sim-{steward id}`) and are played too.
+    pub admin: Option<(String, String)>,
 }
 
 impl SimConfig {
@@ -56,6 +59,7 @@ impl SimConfig {
             seed: 1,
             speed: 60.0,
             stewards: true,
+            admin: None,
         }
     }
 }
@@ -77,6 +81,14 @@ impl Simulator {
     /// Starts the devices, the scenario and the stewards on tokio tasks.
     pub fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         let stop = CancellationToken::new();
+        // Everything waits until the dispatcher says it is ready (its
+        // subscription is in place), so no first heartbeat goes unheard.
+        let ready = CancellationToken::new();
+        let mut tasks = vec![tokio::spawn(wait_ready(
+            config.http_base.clone(),
+            ready.clone(),
+            stop.clone(),
+        ))];
         let site = Arc::new(config.site);
         let fleet = Arc::new(Fleet::start(
             &config.broker_host,
@@ -84,25 +96,44 @@ impl Simulator {
             Topics::new(config.topic_root),
             &site,
             config.seed,
+            ready.clone(),
             stop.clone(),
         )?);
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(scenario::run(
-            config.scenario,
-            site.clone(),
-            fleet.clone(),
-            config.seed,
-            config.speed,
-            stop.clone(),
-        )));
-        let players = if config.stewards {
+        {
+            let (scenario, site, fleet) = (config.scenario, site.clone(), fleet.clone());
+            let (ready, stop) = (ready.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ready.cancelled() => {}
+                }
+                scenario::run(scenario, site, fleet, config.seed, config.speed, stop).await
+            }));
+        }
+        let mut players: Vec<_> = if config.stewards {
             site.playable_stewards()
+                .into_iter()
+                .map(|(s, u)| (s, u, false))
+                .collect()
         } else {
             Vec::new()
         };
+        if config.stewards && config.admin.is_some() {
+            for s in &site.stewards {
+                if !players.iter().any(|(p, _, _)| p.id == s.id) {
+                    let user = site::SiteUser {
+                        username: format!("sim-{}", s.id),
+                        password: uuid::Uuid::new_v4().simple().to_string(),
+                        role: "steward".into(),
+                        steward_id: Some(s.id.clone()),
+                    };
+                    players.push((s.clone(), user, true));
+                }
+            }
+        }
         let stewards = players.len();
-        for (n, (steward, user)) in players.into_iter().enumerate() {
-            let player = stewards::Player::new(
+        for (n, (steward, user, create)) in players.into_iter().enumerate() {
+            let mut player = stewards::Player::new(
                 config.http_base.clone(),
                 steward,
                 user,
@@ -110,6 +141,9 @@ impl Simulator {
                 config.speed,
                 stop.clone(),
             );
+            if let (true, Some(admin)) = (create, &config.admin) {
+                player = player.creating_login(admin.clone());
+            }
             tasks.push(tokio::spawn(player.run()));
         }
         Ok(SimHandle {
@@ -120,6 +154,30 @@ impl Simulator {
             stewards,
         })
     }
+}
+
+/// Polls `{base}/readyz` until 200 (or for at most 30 s), then fires
+/// `ready`.
+async fn wait_ready(base: String, ready: CancellationToken, stop: CancellationToken) {
+    let http = reqwest::Client::new();
+    let url = format!("{}/readyz", base.trim_end_matches('/'));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline && !stop.is_cancelled() {
+        let ok = http
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            // The subscription is sent right after the connection; give
+            // the broker a moment to register it.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ready.cancel();
 }
 
 impl SimHandle {

@@ -44,6 +44,8 @@ pub struct Player {
     seed: u64,
     speed: f64,
     stop: CancellationToken,
+    /// Admin credentials to create this steward's login first.
+    create_as: Option<(String, String)>,
 }
 
 impl Player {
@@ -63,6 +65,47 @@ impl Player {
             seed,
             speed,
             stop,
+            create_as: None,
+        }
+    }
+
+    /// Creates the login (as this admin) before playing.
+    pub fn creating_login(mut self, admin: (String, String)) -> Self {
+        self.create_as = Some(admin);
+        self
+    }
+
+    /// Creates the steward's login through the admin API; an existing one
+    /// (409) is fine.
+    async fn create_login(&self, admin: &(String, String)) -> anyhow::Result<()> {
+        let login = call(
+            &self.http,
+            &self.base,
+            None,
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"username": admin.0, "password": admin.1})),
+        )
+        .await?;
+        let token = login["token"]
+            .as_str()
+            .context("admin login without a token")?;
+        match call(
+            &self.http,
+            &self.base,
+            Some(token),
+            Method::POST,
+            "/api/v1/users",
+            Some(
+                json!({"username": self.user.username, "password": self.user.password,
+                        "role": "steward", "steward_id": self.steward.id}),
+            ),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains(": 409") => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -81,6 +124,16 @@ impl Player {
             done: HashSet::new(),
         };
         let work = tokio::spawn(worker.run(rx));
+        if let Some(admin) = &self.create_as {
+            while let Err(e) = self.create_login(admin).await {
+                tracing::warn!(steward = %self.steward.id, "cannot create the simulated steward's login: {e:#}");
+                if sleep_or_stop(Duration::from_secs(2), &self.stop).await {
+                    drop(tx);
+                    let _ = work.await;
+                    return;
+                }
+            }
+        }
         loop {
             match self.session(&tx).await {
                 Ok(()) => break,

@@ -97,6 +97,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()> {
     let heartbeat_s = settings.ingest.default_heartbeat_s;
     let topic_root = settings.mqtt.topic_root.clone();
+    let admin_password = settings
+        .auth
+        .admin_password
+        .as_ref()
+        .map(|p| p.expose().to_owned());
     let app = Application::build(settings, Clock::System).await?;
     let base = format!("http://{}", app.http_addr());
     if let Some(site) = &demo {
@@ -133,6 +138,13 @@ async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()>
             let mut config =
                 device_sim::SimConfig::new(&app.broker().host, app.broker().port, &base, site);
             config.topic_root = topic_root;
+            // The demo's store is new, so the admin password is known: the
+            // simulator gives every demo steward a login and plays them all.
+            config.admin = app
+                .generated_admin_password
+                .clone()
+                .or(admin_password)
+                .map(|p| ("admin".to_owned(), p));
             let sim = device_sim::Simulator::start(config)?;
             eprintln!(
                 "device simulator running: {} devices and {} stewards living an ordinary day at 60x speed; Ctrl-C stops it and the dispatcher",
