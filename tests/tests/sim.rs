@@ -112,3 +112,56 @@ async fn simulated_devices_stay_online_and_a_simulated_steward_resolves_a_press(
     sim.stop().await;
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordinary_day_sends_vitals_and_bed_exits_and_returns() {
+    let app = TestApp::spawn(Options::default()).await;
+    for (elder, bed, pad) in [("e-1", "bed-1", "pad-1"), ("e-2", "bed-2", "pad-2")] {
+        app.elder_with_device(elder, bed, "bed_sensor", json!({}))
+            .await;
+        app.post(
+            "/api/v1/devices",
+            json!({"id": pad, "elder_id": elder, "kind": "vitals_pad", "heartbeat_s": 60}),
+        )
+        .await;
+    }
+    let mut site = site();
+    site.devices = ["bed-1", "pad-1", "bed-2", "pad-2"]
+        .iter()
+        .map(|id| SiteDevice {
+            id: (*id).into(),
+            elder_id: Some(if id.ends_with('1') { "e-1" } else { "e-2" }.into()),
+            kind: if id.starts_with("bed") {
+                "bed_sensor"
+            } else {
+                "vitals_pad"
+            }
+            .into(),
+            heartbeat_s: Some(60),
+        })
+        .collect();
+    let mut config = SimConfig::new(&app.broker_host, app.broker_port, &app.base, site);
+    config.topic_root = app.topics.root().to_owned();
+    // An hour a second: a few events a second across two homes.
+    config.speed = 3600.0;
+    config.stewards = false;
+    let sim = Simulator::start(config).expect("the simulator starts");
+
+    wait::until("bed exits, returns and vitals from the homes", || async {
+        let mut kinds = std::collections::HashSet::new();
+        for d in ["bed-1", "pad-1", "bed-2", "pad-2"] {
+            for e in app.events(d).await {
+                if let Some(t) = e["type"].as_str() {
+                    kinds.insert(t.to_owned());
+                }
+            }
+        }
+        ["bed.exit", "bed.return", "vitals"]
+            .iter()
+            .all(|k| kinds.contains(*k))
+            .then_some(())
+    })
+    .await;
+    sim.stop().await;
+    app.stop().await.unwrap();
+}
