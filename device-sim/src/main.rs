@@ -1,5 +1,6 @@
 //! `device-sim`: speak as one device, for trying the dispatcher by hand.
-//! Scenarios and load mode arrive with the full simulator.
+//! The whole site (devices, an ordinary day, stewards) is the library's
+//! `Simulator`, which `dispatcher demo` runs; load mode is still to come.
 
 use clap::Parser;
 use eldercare_device_sim::device::SimDevice;
