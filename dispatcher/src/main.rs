@@ -187,7 +187,9 @@ fn init_tracing() {
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(
-                "info,rumqttd=warn,rumqttd::server::broker=off,sqlx=warn",
+                // One line per HTTP request drowns what matters at 3 a.m.;
+                // ELDERCARE_LOG=tower_http=info brings them back.
+                "info,tower_http=warn,rumqttd=warn,rumqttd::server::broker=off,sqlx=warn",
             )
         });
     tracing_subscriber::fmt()
