@@ -103,7 +103,7 @@ pub async fn accept(
         .store
         .accept(&id, me, state.clock.now(), &state.rules)
         .await;
-    after_change(&state, &id, &[me]).await;
+    after_change(&state, &id);
     let incident = result.map_err(lifecycle_error)?;
     tracing::info!(steward = %me, "offer accepted");
     Ok(Json(incident))
@@ -129,7 +129,7 @@ pub async fn decline(
         .store
         .decline(&id, me, state.clock.now(), &state.rules)
         .await;
-    after_change(&state, &id, &[me]).await;
+    after_change(&state, &id);
     let incident = result.map_err(lifecycle_error)?;
     state.engine.kick(&id);
     tracing::info!(steward = %me, "offer declined");
@@ -156,7 +156,7 @@ pub async fn arrive(
         .store
         .arrive(&id, me, state.clock.now(), &state.rules)
         .await;
-    after_change(&state, &id, &[]).await;
+    after_change(&state, &id);
     Ok(Json(result.map_err(lifecycle_error)?))
 }
 
@@ -218,8 +218,7 @@ pub async fn resolve(
             &state.rules,
         )
         .await;
-    let released: Vec<&StewardId> = current.steward_id.iter().collect();
-    after_change(&state, &id, &released).await;
+    after_change(&state, &id);
     let incident = result.map_err(lifecycle_error)?;
     tracing::info!(outcome = %body.outcome, "incident resolved");
     Ok(Json(incident))
@@ -253,25 +252,20 @@ pub async fn assign(
             &state.rules,
         )
         .await;
-    after_change(&state, &id, &[&body.steward_id]).await;
+    after_change(&state, &id);
     let incident = result.map_err(lifecycle_error)?;
     tracing::info!(steward = %body.steward_id, "assigned by hand");
     Ok(Json(incident))
 }
 
 /// After any attempt (a failed one may still have expired an offer):
-/// nudge the stream and outbox, and refresh the stewards whose status may
-/// have moved, including those whose offers were withdrawn.
-async fn after_change(state: &AppState, incident: &IncidentId, stewards: &[&StewardId]) {
+/// nudge the stream and outbox, and have the engine re-read every steward
+/// the incident offered or assigned, so the matcher sees who is free. The
+/// engine takes its kicks in order, so a decline's re-read comes before
+/// the re-offer it kicks next.
+fn after_change(state: &AppState, incident: &IncidentId) {
     state.hub.nudge();
-    for s in stewards {
-        state.engine.refresh_steward(s).await;
-    }
-    if let Ok(Some(detail)) = state.store.incident(incident).await {
-        for offer in &detail.offers {
-            state.engine.refresh_steward(&offer.steward_id).await;
-        }
-    }
+    state.engine.released(incident);
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ const SWEEP_LIMIT: i64 = 200;
 enum Kick {
     /// An incident may need offers (opened, declined, offer withdrawn).
     Incident(IncidentId),
-    /// An incident closed outside the engine: its stewards were released.
+    /// An incident's stewards may have changed status: re-read them.
     Released(IncidentId),
 }
 
@@ -51,8 +51,8 @@ impl EngineHandle {
         let _ = self.kicks.send(Kick::Incident(incident.clone()));
     }
 
-    /// An incident closed elsewhere (the elder cancelled): re-read the
-    /// stewards it held.
+    /// The stewards an incident offered or assigned may have changed
+    /// status (it was accepted, declined, closed…): re-read them.
     pub fn released(&self, incident: &IncidentId) {
         let _ = self.kicks.send(Kick::Released(incident.clone()));
     }
