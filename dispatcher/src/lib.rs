@@ -47,3 +47,4 @@ pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod timers;
+pub mod web;

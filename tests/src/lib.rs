@@ -9,9 +9,11 @@
 //! - [`device`]: a home device over a real MQTT connection.
 //! - [`process`]: the dispatcher binary and a Mosquitto of the test's own,
 //!   for the tests that kill things.
+//! - [`browser`]: headless Chromium through ChromeDriver, for the pages.
 //! - [`wait`]: polling for outcomes instead of sleeping.
 
 pub mod app;
+pub mod browser;
 pub mod db;
 pub mod device;
 pub mod process;

@@ -54,7 +54,10 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 pub fn routes() -> Routes {
-    Routes::new().post("/api/v1/auth/login", login)
+    Routes::new()
+        .post("/api/v1/auth/login", login)
+        .post("/api/v1/auth/logout", logout)
+        .get("/api/v1/auth/me", me)
 }
 
 /// The auth routes alone.
@@ -82,6 +85,53 @@ pub struct LoginResponse {
     pub steward_id: Option<StewardId>,
     /// The token stops working then; log in again.
     pub expires_at: DateTime<Utc>,
+}
+
+/// Who a token belongs to: pages check their stored session with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub username: String,
+    pub role: Role,
+    pub steward_id: Option<StewardId>,
+}
+
+/// The caller's login.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    responses(
+        (status = 200, body = Me),
+        (status = 401, description = "No token, or the session ended", body = ErrorBody),
+    )
+)]
+pub async fn me(user: AuthUser) -> Json<Me> {
+    Json(Me {
+        username: user.username,
+        role: user.role,
+        steward_id: user.steward_id,
+    })
+}
+
+/// Log out: the token stops working at once, on every device that has it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    responses(
+        (status = 204, description = "The session is over"),
+        (status = 401, description = "No token, or the session already ended", body = ErrorBody),
+    )
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: AuthUser,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let token = bearer_token(&headers)?.ok_or_else(missing_token)?;
+    state.store.delete_session(&token_hash(token)).await?;
+    tracing::info!(user = %user.username, "logged out");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Log in: a bearer token for the other routes.

@@ -144,6 +144,7 @@ pub fn routes() -> Routes {
 pub fn router(state: AppState) -> axum::Router {
     routes()
         .into_router()
+        .merge(crate::web::router())
         // After the routes: it applies to those already added.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

@@ -23,6 +23,8 @@ use super::{
         ops::metrics,
         ops::openapi,
         auth::login,
+        auth::me,
+        auth::logout,
         elders::list,
         elders::create,
         elders::read,

@@ -317,6 +317,8 @@ pub trait Store: DispatchStore + Send + Sync + 'static {
         username: &str,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Ends one session (logout); ending one that is gone is not an error.
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
     /// The user a live session belongs to.
     async fn session_user(&self, token_hash: &str, now: DateTime<Utc>)
     -> StoreResult<Option<User>>;

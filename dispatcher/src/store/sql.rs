@@ -1063,6 +1063,15 @@ macro_rules! sql_store {
                     Ok(())
                 }
 
+                async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+                    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .execute(&self.pool)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
                 async fn session_user(
                     &self,
                     token_hash: &str,

@@ -1,0 +1,1 @@
+import { requireSession } from '../common/session.js'; requireSession();
