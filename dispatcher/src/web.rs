@@ -42,6 +42,8 @@ pub fn router() -> Router<AppState> {
         .route("/app/", axum::routing::get(page))
         .route("/app/{*rest}", axum::routing::get(page))
         .route("/assets/{*rest}", axum::routing::get(page))
+        // Browsers ask for it whatever the page says.
+        .route("/favicon.ico", axum::routing::get(favicon))
         .layer(CompressionLayer::new())
 }
 
@@ -86,6 +88,10 @@ async fn page(uri: Uri, headers: HeaderMap) -> Response {
         Resolved::AddSlash(to) => Redirect::permanent(&to).into_response(),
         Resolved::Missing => ApiError::NotFound(format!("no page {}", uri.path())).into_response(),
     }
+}
+
+async fn favicon(headers: HeaderMap) -> Response {
+    serve("assets/common/icon.svg", &headers)
 }
 
 fn serve(name: &str, headers: &HeaderMap) -> Response {

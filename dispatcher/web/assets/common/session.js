@@ -25,12 +25,23 @@ export function homeFor(role) {
   return role === 'steward' ? '/app/' : '/board/';
 }
 
-/** Sends to the login page unless logged in with one of `roles`. */
+/** Thrown to stop a page's module while the browser leaves for login. */
+export class LeavingForLogin extends Error {}
+
+// Leaving for login is not an error: keep it out of the console.
+window.addEventListener('error', (e) => {
+  if (e.error instanceof LeavingForLogin) e.preventDefault();
+});
+
+/**
+ * Sends to the login page unless logged in with one of `roles`; throws
+ * LeavingForLogin then, so the page's module stops where it stands.
+ */
 export function requireSession(roles) {
   const s = session();
   if (!s || (roles && !roles.includes(s.role))) {
     toLogin();
-    throw new Error('not logged in');
+    throw new LeavingForLogin('not logged in');
   }
   return s;
 }
