@@ -6,6 +6,7 @@
 //! session asks ChromeDriver to keep the browser log, and
 //! [`Browser::console_errors`] reads it.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -49,7 +50,11 @@ impl Browser {
             );
         }
         let port = free_port();
+        // Its own process group: on drop the driver and every Chromium
+        // process it started die together. Killing the driver alone
+        // leaves the browsers running, hundreds of them over a test run.
         let driver = Command::new(&driver_bin)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -65,6 +70,8 @@ impl Browser {
                     "--no-sandbox",
                     "--disable-dev-shm-usage",
                     "--disable-gpu",
+                    "--disable-crash-reporter",
+                    "--disable-breakpad",
                     "--autoplay-policy=no-user-gesture-required",
                     format!("--window-size={width},{height}"),
                     format!("--lang={lang}"),
@@ -93,6 +100,7 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut driver = driver;
+        kill_group(driver.id());
         driver.kill().ok();
         bail!("chromedriver on port {port} did not start a session: {last:?}")
     }
@@ -200,10 +208,19 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The client's session dies with its driver.
+        kill_group(self.driver.id());
         self.driver.kill().ok();
         self.driver.wait().ok();
     }
+}
+
+/// SIGKILL to the process group `pgid` (the driver's, see `start_sized`).
+fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// ChromeDriver's log endpoint (not in the W3C spec; Chromium keeps it).
