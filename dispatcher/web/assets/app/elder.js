@@ -49,7 +49,7 @@ export function address(elder) {
 
 function list(items) {
   if (!items?.length) return h('span', { class: 'muted' }, t('elder.none'));
-  return items.map((x, i) => [i ? '; ' : '', h('span', { lang: scriptLang(x) }, x)]);
+  return items.map((x, i) => [i ? t('list.sep_long') : '', h('span', { lang: scriptLang(x) }, x)]);
 }
 
 /** Conditions, medications, risks, contacts with tel: links, notes. */
@@ -63,7 +63,7 @@ export function essentials(elder) {
     row(t('elder.conditions'), list(elder.conditions)),
     row(t('elder.medications'), list(elder.medications)),
     risks.length || elder.lives_alone
-      ? row(t('elder.risks'), [risks.join(', '), elder.lives_alone ? (risks.length ? ' · ' : '') + t('elder.lives_alone') : ''], 'risks')
+      ? row(t('elder.risks'), [risks.join(t('list.sep')), elder.lives_alone ? (risks.length ? ' · ' : '') + t('elder.lives_alone') : ''], 'risks')
       : null,
     elder.contacts?.length
       ? row(t('elder.contacts'), h('ul', { class: 'contacts' }, elder.contacts.map((c) =>

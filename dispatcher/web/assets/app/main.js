@@ -205,8 +205,25 @@ function render() {
   els.empty.hidden = state.offers.size > 0 || state.incidents.size > 0;
   els.empty.textContent = t(state.steward?.on_duty ? 'empty.on' : 'empty.off');
   if (state.offers.size) startRinging(); else stopRinging();
+  // The tab's title shows a waiting offer even when another app is in front.
+  document.title = (state.offers.size ? '(' + state.offers.size + ') ' + t('offer.new', { kind: '' }).replace(/[:：]\s*$/, '') + ' · ' : '') + t('app.name');
+  keepAwake(!!state.steward?.on_duty);
   tick();
 }
+
+/** On duty, the screen stays on where the browser allows (a sleeping phone may not ring). */
+let wakeLock = null;
+function keepAwake(on) {
+  if (!navigator.wakeLock) return;
+  if (on && !wakeLock && document.visibilityState === 'visible') {
+    wakeLock = navigator.wakeLock.request('screen');
+    wakeLock.then((l) => l.addEventListener('release', () => { wakeLock = null; }), () => { wakeLock = null; });
+  } else if (!on && wakeLock) {
+    wakeLock.then((l) => l.release(), () => {});
+    wakeLock = null;
+  }
+}
+document.addEventListener('visibilitychange', () => keepAwake(!!state.steward?.on_duty));
 
 const BUSY_LABEL = {
   accept: 'offer.accepting', decline: 'offer.declining', arrive: 'inc.arriving', 'resolve-submit': 'inc.resolving',

@@ -18,7 +18,7 @@ export function offerCard(offer, actions) {
   },
   h('header', { class: 'card-head' },
     h('span', { class: `badge prio-bg-${inc.priority}` }, t('prio.' + inc.priority)),
-    h('span', { class: 'kind', id: `offer-title-${id}` }, t('offer.new') + ': ' + t('kind.' + inc.kind)),
+    h('span', { class: 'kind', id: `offer-title-${id}` }, t('offer.new', { kind: t('kind.' + inc.kind) })),
   ),
   h('div', { class: 'countdown', 'data-expires': offer.expires_at, role: 'timer' },
     h('span', { class: 'countdown-value' }, '–'),
