@@ -326,8 +326,15 @@ async fn a_declined_offer_and_an_expired_one_leave_the_screen_and_a_blocked_loca
 
     // Declined: the card goes, and the API has the decline.
     let first = press(&app, "btn-1", "e-1").await;
-    browser.find("#offers .offer .decline").await.unwrap();
-    click(&browser, "#offers .offer .decline").await;
+    // By keyboard: Enter on the focused button, as a phone's keyboard or a
+    // switch would.
+    browser
+        .find("#offers .offer .decline")
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
     wait_gone(&browser, "#offers .offer").await;
     let d = app.incident(&first).await;
     assert_eq!(d["offers"][0]["response"], "declined", "{d}");
