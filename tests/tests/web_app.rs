@@ -500,6 +500,11 @@ impl Line {
 
     fn cut(&self) {
         self.down.store(true, Ordering::SeqCst);
+        self.drop_open();
+    }
+
+    /// Drops the open connections but lets new ones through.
+    fn drop_open(&self) {
         for c in self.open.lock().unwrap().drain(..) {
             c.abort();
         }
@@ -563,6 +568,67 @@ async fn when_the_line_drops_the_app_says_so_and_back_online_it_rings_for_what_i
         .unwrap()
         .into_iter()
         .filter(|e| !e.contains("net::ERR_"))
+        .collect();
+    assert_eq!(errors, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_an_offer_that_expired_unseen_says_so_plainly_and_removes_the_card() {
+    let app = app_with(&[("ELDERCARE__DISPATCH__OFFER_TIMEOUT_S__URGENT", "3")]).await;
+    elder(&app, "e-1", "btn-1").await;
+    app.steward("s-1", "grid-1", NEAR.0, NEAR.1).await;
+    let line = Line::to(app.addr()).await;
+    let browser = phone("en-US").await;
+    browser.goto(&format!("{}/login", line.addr)).await.unwrap();
+    allow_location(&browser, &line.addr, NEAR).await;
+    browser
+        .log_in(&line.addr, "s-1", "s-1-password")
+        .await
+        .unwrap();
+    browser.wait_path("/app/").await.unwrap();
+    browser
+        .wait_text("#empty", |t| t.contains("No offers now"))
+        .await
+        .unwrap();
+    let id = press(&app, "btn-1", "e-1").await;
+    browser.find("#offers .offer .accept").await.unwrap();
+
+    // The stream stops (requests still go through), so the phone never
+    // hears that the offer expired.
+    browser
+        .client
+        .issue_cmd(Cdp("Network.enable", json!({})))
+        .await
+        .unwrap();
+    browser
+        .client
+        .issue_cmd(Cdp(
+            "Network.setBlockedURLs",
+            json!({"urls": ["*/api/v1/stream*"]}),
+        ))
+        .await
+        .unwrap();
+    line.drop_open();
+    app.wait_incident(&id, "the offer to expire", |d| {
+        d["offers"][0]["response"] == "expired"
+    })
+    .await;
+
+    click(&browser, "#offers .offer .accept").await;
+    browser
+        .wait_text("#notice-text", |t| {
+            t.contains("This offer expired before you answered")
+        })
+        .await
+        .unwrap();
+    wait_gone(&browser, "#offers .offer").await;
+    // The browser logs the 409 and the blocked stream; nothing else.
+    let errors: Vec<String> = browser
+        .console_errors()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| !e.contains("net::ERR_") && !e.contains("409 (Conflict)"))
         .collect();
     assert_eq!(errors, Vec::<String>::new());
 }
