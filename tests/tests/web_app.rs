@@ -33,7 +33,12 @@ async fn app_with(env: &[(&str, &str)]) -> TestApp {
 
 /// Elder `id` (named [`NAME`]) with a call button `button`.
 async fn elder(app: &TestApp, id: &str, button: &str) {
-    let mut body = elder_body(id, json!({}));
+    elder_with(app, id, button, json!({})).await;
+}
+
+/// The same, with per-elder limits (priority overrides).
+async fn elder_with(app: &TestApp, id: &str, button: &str, limits: Value) {
+    let mut body = elder_body(id, limits);
     body["name"] = json!(NAME);
     body["notes"] = json!("Key under the flowerpot; dog is friendly.");
     body["contacts"] = json!([{"name": "扎西 Tashi", "relation": "son", "phone": "138 0000 1234"}]);
@@ -295,8 +300,16 @@ async fn a_steward_goes_on_duty_is_offered_a_press_live_accepts_arrives_and_reso
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_offer_and_an_expired_one_leave_the_screen_and_a_blocked_location_is_explained()
 {
-    let app = app_with(&[("ELDERCARE__DISPATCH__OFFER_TIMEOUT_S__URGENT", "4")]).await;
-    elder(&app, "e-1", "btn-1").await;
+    let app = app_with(&[("ELDERCARE__DISPATCH__OFFER_TIMEOUT_S__URGENT", "10")]).await;
+    // e-1's call is routine (90 s to answer, time enough to decline on a
+    // loaded machine); e-2's urgent call expires after 10 s.
+    elder_with(
+        &app,
+        "e-1",
+        "btn-1",
+        json!({"priorities": {"call": "routine"}}),
+    )
+    .await;
     elder(&app, "e-2", "btn-2").await;
     // On duty with a known position, set before the phone is used.
     app.steward("s-1", "grid-1", NEAR.0, NEAR.1).await;
@@ -363,12 +376,11 @@ async fn a_declined_offer_and_an_expired_one_leave_the_screen_and_a_blocked_loca
         .await;
     }
     let other = app.steward("s-2", "grid-1", NEAR.0, NEAR.1).await;
-    let mut body = elder_body("e-3", json!({"priorities": {"call": "critical"}}));
-    body["name"] = json!(NAME);
-    app.post("/api/v1/elders", body).await;
-    app.post(
-        "/api/v1/devices",
-        json!({"id": "btn-3", "elder_id": "e-3", "kind": "call_button", "heartbeat_s": 60}),
+    elder_with(
+        &app,
+        "e-3",
+        "btn-3",
+        json!({"priorities": {"call": "critical"}}),
     )
     .await;
     let third = press(&app, "btn-3", "e-3").await;
@@ -574,7 +586,7 @@ async fn when_the_line_drops_the_app_says_so_and_back_online_it_rings_for_what_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepting_an_offer_that_expired_unseen_says_so_plainly_and_removes_the_card() {
-    let app = app_with(&[("ELDERCARE__DISPATCH__OFFER_TIMEOUT_S__URGENT", "3")]).await;
+    let app = app_with(&[("ELDERCARE__DISPATCH__OFFER_TIMEOUT_S__URGENT", "8")]).await;
     elder(&app, "e-1", "btn-1").await;
     app.steward("s-1", "grid-1", NEAR.0, NEAR.1).await;
     let line = Line::to(app.addr()).await;
