@@ -50,15 +50,33 @@ async fn main() {
     let http_port = free_port();
     let base = format!("http://127.0.0.1:{http_port}");
     let env = vec![
-        ("ELDERCARE_MQTT_URL".to_owned(), format!("mqtt://{host}:{port}")),
+        (
+            "ELDERCARE_MQTT_URL".to_owned(),
+            format!("mqtt://{host}:{port}"),
+        ),
         ("ELDERCARE_DATABASE_URL".to_owned(), db),
-        ("ELDERCARE_HTTP_ADDR".to_owned(), format!("127.0.0.1:{http_port}")),
-        ("ELDERCARE_ADMIN_PASSWORD".to_owned(), "bench-admin-password".to_owned()),
-        ("ELDERCARE__MQTT__TOPIC_ROOT".to_owned(), topics.root().to_owned()),
-        ("ELDERCARE__MQTT__CLIENT_ID".to_owned(), "bench-dispatcher".to_owned()),
+        (
+            "ELDERCARE_HTTP_ADDR".to_owned(),
+            format!("127.0.0.1:{http_port}"),
+        ),
+        (
+            "ELDERCARE_ADMIN_PASSWORD".to_owned(),
+            "bench-admin-password".to_owned(),
+        ),
+        (
+            "ELDERCARE__MQTT__TOPIC_ROOT".to_owned(),
+            topics.root().to_owned(),
+        ),
+        (
+            "ELDERCARE__MQTT__CLIENT_ID".to_owned(),
+            "bench-dispatcher".to_owned(),
+        ),
         // A press and a cancel every few milliseconds is a flood by the
         // default per-device limit.
-        ("ELDERCARE__INGEST__RATE_LIMIT_PER_S".to_owned(), "100000".to_owned()),
+        (
+            "ELDERCARE__INGEST__RATE_LIMIT_PER_S".to_owned(),
+            "100000".to_owned(),
+        ),
     ];
     let http = reqwest::Client::new();
     let mut dispatcher = DispatcherProcess::serve(&env, &dir.path().join("dispatcher.log"));
@@ -73,8 +91,8 @@ async fn main() {
     config.prefix = bench::PREFIX.into();
     config.heartbeat_s = HEARTBEAT_S;
     config.event_rate = EVENT_RATE;
-    config.mix = Mix::parse("vitals=55,bed.exit=15,bed.return=15,door.open=8,battery.low=1")
-        .expect("mix");
+    config.mix =
+        Mix::parse("vitals=55,bed.exit=15,bed.return=15,door.open=8,battery.low=1").expect("mix");
     config.connections = 16;
     let background = load::start(config);
     // Let the background reach its pace (and the first heartbeats in).
@@ -87,11 +105,15 @@ async fn main() {
         for i in 0..presses {
             trips.push(rtt.sample().await);
             let t = Instant::now();
-            button.send(&format!("r{round}-press-{i}"), "call.pressed").await;
+            button
+                .send(&format!("r{round}-press-{i}"), "call.pressed")
+                .await;
             let offer = stream.until("offer").await;
             offers.push(t.elapsed());
             assert_eq!(offer.data["incident"]["elder_id"], "ld-e0000000");
-            button.send(&format!("r{round}-cancel-{i}"), "call.cancelled").await;
+            button
+                .send(&format!("r{round}-cancel-{i}"), "call.cancelled")
+                .await;
             stream.until("offer.withdrawn").await;
         }
         let bg_rate =
@@ -177,8 +199,8 @@ struct Button {
 
 impl Button {
     async fn connect(host: &str, port: u16, topics: &Topics) -> Self {
-        let id = DeviceId::parse(device_sim::load::site::device_id(bench::PREFIX, 0))
-            .expect("valid id");
+        let id =
+            DeviceId::parse(device_sim::load::site::device_id(bench::PREFIX, 0)).expect("valid id");
         let (client, mut eventloop) = options("bench-button", host, port);
         tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
         Self {
