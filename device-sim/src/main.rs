@@ -85,7 +85,11 @@ struct SiteArgs {
 
 #[derive(Args)]
 struct LoadArgs {
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883", env = "ELDERCARE_MQTT_URL")]
+    #[arg(
+        long,
+        default_value = "mqtt://127.0.0.1:1883",
+        env = "ELDERCARE_MQTT_URL"
+    )]
     broker: String,
     #[arg(long, default_value = Topics::DEFAULT_ROOT)]
     topic_root: String,
@@ -250,9 +254,9 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
 
 async fn one_device(cli: OneDevice) -> anyhow::Result<()> {
     let (host, port) = broker_addr(&cli.broker)?;
-    let device = cli
-        .device
-        .ok_or_else(|| anyhow::anyhow!("--device is required (or use a subcommand: load, load-site)"))?;
+    let device = cli.device.ok_or_else(|| {
+        anyhow::anyhow!("--device is required (or use a subcommand: load, load-site)")
+    })?;
     let device = DeviceId::parse(device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&cli.data)
         .map_err(|e| anyhow::anyhow!("--data must be a JSON object: {e}"))?;

@@ -56,12 +56,27 @@ async fn main() {
     let http_port = free_port();
     let base = format!("http://127.0.0.1:{http_port}");
     let env = vec![
-        ("ELDERCARE_MQTT_URL".to_owned(), format!("mqtt://{host}:{port}")),
+        (
+            "ELDERCARE_MQTT_URL".to_owned(),
+            format!("mqtt://{host}:{port}"),
+        ),
         ("ELDERCARE_DATABASE_URL".to_owned(), db.clone()),
-        ("ELDERCARE_HTTP_ADDR".to_owned(), format!("127.0.0.1:{http_port}")),
-        ("ELDERCARE_ADMIN_PASSWORD".to_owned(), "bench-admin-password".to_owned()),
-        ("ELDERCARE__MQTT__TOPIC_ROOT".to_owned(), topics.root().to_owned()),
-        ("ELDERCARE__MQTT__CLIENT_ID".to_owned(), "bench-dispatcher".to_owned()),
+        (
+            "ELDERCARE_HTTP_ADDR".to_owned(),
+            format!("127.0.0.1:{http_port}"),
+        ),
+        (
+            "ELDERCARE_ADMIN_PASSWORD".to_owned(),
+            "bench-admin-password".to_owned(),
+        ),
+        (
+            "ELDERCARE__MQTT__TOPIC_ROOT".to_owned(),
+            topics.root().to_owned(),
+        ),
+        (
+            "ELDERCARE__MQTT__CLIENT_ID".to_owned(),
+            "bench-dispatcher".to_owned(),
+        ),
     ];
     let http = reqwest::Client::new();
     let bare = BareSubscriber::new(host, port, &topics, "bench-bare");
@@ -121,13 +136,23 @@ async fn drain_dispatcher(
 ) -> Drain {
     let mut d = DispatcherProcess::serve(env, log);
     let received = || async {
-        bench::metric(http, base, "dispatcher_messages_received_total{topic=\"events\"}").await
-            + bench::metric(http, base, "dispatcher_messages_received_total{topic=\"status\"}")
-                .await
+        bench::metric(
+            http,
+            base,
+            "dispatcher_messages_received_total{topic=\"events\"}",
+        )
+        .await
+            + bench::metric(
+                http,
+                base,
+                "dispatcher_messages_received_total{topic=\"status\"}",
+            )
+            .await
     };
-    // Done means received, stored and acknowledged: the writer's queue
-    // is empty again (the broker may send far more than its in-flight
-    // window ahead of the acknowledgements, so receipt alone is not done).
+    // Done means received, stored and acknowledged: every event of the
+    // burst stored and the writer's queue empty again (the broker may send
+    // far more than its in-flight window ahead of the acknowledgements, so
+    // receipt alone is not done).
     let queue = || bench::metric(http, base, "dispatcher_ingest_queue");
     let mut first = None;
     let mut last = (0.0, Instant::now());
@@ -140,7 +165,9 @@ async fn drain_dispatcher(
             // the first message: start the span one poll early.
             first = Some(now - Duration::from_millis(10));
         }
-        let done = n as u64 >= expected && queue().await == 0.0;
+        let done = n as u64 >= expected
+            && queue().await == 0.0
+            && stored(http, base).await >= BURST.events as u64;
         if n > last.0 || done {
             last = (n, Instant::now());
         }
@@ -156,7 +183,14 @@ async fn drain_dispatcher(
     // Its counters start at zero with the process: this is the round's.
     println!("  dispatcher stored {stored_now} events (duplicates included)");
     if std::env::var("ELDERCARE_BENCH_VERBOSE").is_ok() {
-        let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             println!("    {l}");
         }

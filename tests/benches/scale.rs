@@ -26,7 +26,8 @@ use eldercare_tests::bench::{self, ProcStats, proc_stats};
 use eldercare_tests::process::{DispatcherProcess, Mosquitto};
 use protocol::Topics;
 
-const OFFLINE: &str = "dispatcher_incidents_opened_total{kind=\"device.offline\",priority=\"technical\"}";
+const OFFLINE: &str =
+    "dispatcher_incidents_opened_total{kind=\"device.offline\",priority=\"technical\"}";
 
 fn env_num(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -49,7 +50,17 @@ async fn main() {
         // A fresh broker each round: no retained status from the last.
         let mosquitto = Mosquitto::start_with(free_port(), "max_queued_messages 2000000");
         // The baseline: the same dispatcher, no devices.
-        let idle = measure(&dir, round, "idle", mosquitto.port, &topics, &http, None, idle_s).await;
+        let idle = measure(
+            &dir,
+            round,
+            "idle",
+            mosquitto.port,
+            &topics,
+            &http,
+            None,
+            idle_s,
+        )
+        .await;
         let site_started = Instant::now();
         let site = bench::write_site(dir.path(), devices, 0);
         let generated = site_started.elapsed();
@@ -127,11 +138,23 @@ async fn measure(
         |(db, _)| db.clone(),
     );
     let env = vec![
-        ("ELDERCARE_MQTT_URL".to_owned(), format!("mqtt://127.0.0.1:{mqtt_port}")),
+        (
+            "ELDERCARE_MQTT_URL".to_owned(),
+            format!("mqtt://127.0.0.1:{mqtt_port}"),
+        ),
         ("ELDERCARE_DATABASE_URL".to_owned(), db),
-        ("ELDERCARE_HTTP_ADDR".to_owned(), format!("127.0.0.1:{http_port}")),
-        ("ELDERCARE_ADMIN_PASSWORD".to_owned(), "bench-admin-password".to_owned()),
-        ("ELDERCARE__MQTT__TOPIC_ROOT".to_owned(), topics.root().to_owned()),
+        (
+            "ELDERCARE_HTTP_ADDR".to_owned(),
+            format!("127.0.0.1:{http_port}"),
+        ),
+        (
+            "ELDERCARE_ADMIN_PASSWORD".to_owned(),
+            "bench-admin-password".to_owned(),
+        ),
+        (
+            "ELDERCARE__MQTT__TOPIC_ROOT".to_owned(),
+            topics.root().to_owned(),
+        ),
         (
             "ELDERCARE__MQTT__CLIENT_ID".to_owned(),
             format!("bench-{what}-{round}"),
@@ -169,7 +192,12 @@ async fn measure(
                 s.rss_kib as f64 / 1024.0,
                 s.hwm_kib as f64 / 1024.0,
                 s.cpu.as_secs_f64(),
-                bench::metric(http, &base, "dispatcher_messages_received_total{topic=\"status\"}").await,
+                bench::metric(
+                    http,
+                    &base,
+                    "dispatcher_messages_received_total{topic=\"status\"}"
+                )
+                .await,
                 bench::metric(http, &base, OFFLINE).await,
             );
         }

@@ -99,7 +99,12 @@ pub struct Burst {
 /// every message.
 pub async fn burst(host: &str, port: u16, topics: &Topics, b: Burst, run: &str) {
     const CONNS: usize = 4;
-    let mix = Mix::default();
+    // ELDERCARE_BENCH_MIX overrides the default mix, for experiments.
+    let mix = std::env::var("ELDERCARE_BENCH_MIX")
+        .ok()
+        .map_or_else(Mix::default, |m| {
+            Mix::parse(&m).expect("ELDERCARE_BENCH_MIX")
+        });
     let homes = b.devices.div_ceil(DEVICES_PER_HOME);
     let mut clients = Vec::new();
     for c in 0..CONNS {
@@ -149,8 +154,16 @@ pub async fn burst(host: &str, port: u16, topics: &Topics, b: Burst, run: &str) 
     }
     let total = (b.heartbeats + b.events) as u64;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while clients.iter().map(|(_, a)| a.load(Ordering::Relaxed)).sum::<u64>() < total {
-        assert!(Instant::now() < deadline, "the broker did not acknowledge the burst");
+    while clients
+        .iter()
+        .map(|(_, a)| a.load(Ordering::Relaxed))
+        .sum::<u64>()
+        < total
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the broker did not acknowledge the burst"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for (c, _) in clients {
@@ -230,8 +243,14 @@ impl BareSubscriber {
             };
             match event {
                 Event::Incoming(Packet::ConnAck(_)) => {
-                    for f in [self.topics.events_filter(None), self.topics.status_filter(None)] {
-                        client.subscribe(f, QoS::AtLeastOnce).await.expect("subscribe");
+                    for f in [
+                        self.topics.events_filter(None),
+                        self.topics.status_filter(None),
+                    ] {
+                        client
+                            .subscribe(f, QoS::AtLeastOnce)
+                            .await
+                            .expect("subscribe");
                     }
                 }
                 Event::Incoming(Packet::SubAck(_)) => {
@@ -273,7 +292,11 @@ pub async fn metric(http: &reqwest::Client, base: &str, series: &str) -> f64 {
 }
 
 /// Polls `{base}/readyz` until it answers 200.
-pub async fn wait_ready(http: &reqwest::Client, base: &str, d: &mut crate::process::DispatcherProcess) {
+pub async fn wait_ready(
+    http: &reqwest::Client,
+    base: &str,
+    d: &mut crate::process::DispatcherProcess,
+) {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         assert!(d.running(), "the dispatcher exited: {}", d.log_text());

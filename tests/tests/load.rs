@@ -63,7 +63,10 @@ async fn imports_whole(url: &str) {
     let site = SiteFile::read(&write_site(dir.path(), 1_003, 3)).expect("site reads");
     for _ in 0..2 {
         let report = site.import(store.as_ref(), 60).await.expect("import");
-        assert_eq!((report.elders, report.devices, report.stewards), (201, 1_003, 3));
+        assert_eq!(
+            (report.elders, report.devices, report.stewards),
+            (201, 1_003, 3)
+        );
     }
     assert_eq!(store.devices().await.unwrap().len(), 1_003);
     assert_eq!(store.elders().await.unwrap().len(), 201);

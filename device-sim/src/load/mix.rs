@@ -142,6 +142,9 @@ mod tests {
     fn unknown_types_and_empty_mixes_are_refused() {
         assert!(Mix::parse("sneeze=3").is_err());
         assert!(Mix::parse("vitals=0").is_err());
-        assert_eq!(Mix::parse("vitals=1").unwrap().pick(&mut rand::rng()), "vitals");
+        assert_eq!(
+            Mix::parse("vitals=1").unwrap().pick(&mut rand::rng()),
+            "vitals"
+        );
     }
 }

@@ -242,7 +242,9 @@ pub fn quantile(sorted: &[Duration], p: f64) -> Option<Duration> {
 }
 
 fn ms(d: Option<Duration>) -> String {
-    d.map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0))
+    d.map_or("-".into(), |d| {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    })
 }
 
 impl fmt::Display for LoadReport {
@@ -263,7 +265,11 @@ impl fmt::Display for LoadReport {
             self.events,
             self.events as f64 / secs
         )?;
-        let types: Vec<String> = self.by_type.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let types: Vec<String> = self
+            .by_type
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         writeln!(f, "events by type: {}", types.join(", "))?;
         writeln!(
             f,

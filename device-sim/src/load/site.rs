@@ -81,7 +81,11 @@ pub fn write(spec: &SiteSpec, path: &Path) -> anyhow::Result<(usize, usize, usiz
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let homes = spec.devices.div_ceil(DEVICES_PER_HOME);
     let p = &spec.prefix;
-    write!(out, "{{\"site\":\"load test, {} devices\",\"elders\":[", spec.devices)?;
+    write!(
+        out,
+        "{{\"site\":\"load test, {} devices\",\"elders\":[",
+        spec.devices
+    )?;
     for h in 0..homes {
         let (lat, lon) = scatter(&mut rng, HOMES_RADIUS_M);
         let elder = json!({
