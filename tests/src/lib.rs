@@ -14,8 +14,8 @@
 //! - [`bench`]: what the benchmarks in `benches/` share (docs/BENCHMARKS.md).
 
 pub mod app;
-pub mod browser;
 pub mod bench;
+pub mod browser;
 pub mod db;
 pub mod device;
 pub mod process;
