@@ -8,9 +8,12 @@
 //! - [`scenario`]: what happens in the homes (an ordinary day, or a script).
 //! - [`stewards`]: stewards who answer offers like people.
 //! - [`device`]: one device by hand (the `device-sim` binary).
+//! - [`load`]: load mode: up to a million devices over a few connections,
+//!   for the benchmarks (`device-sim load`).
 
 pub mod device;
 pub mod devices;
+pub mod load;
 pub mod scenario;
 pub mod site;
 pub mod stewards;

@@ -1,14 +1,42 @@
-//! `device-sim`: speak as one device, for trying the dispatcher by hand.
-//! The whole site (devices, an ordinary day, stewards) is the library's
-//! `Simulator`, which `dispatcher demo` runs; load mode is still to come.
+//! `device-sim`: speak as one device, for trying the dispatcher by hand;
+//! `device-sim load-site` and `device-sim load` generate a large site and
+//! drive it (load mode, [`eldercare_device_sim::load`]). The whole demo
+//! site (devices, an ordinary day, stewards) is the library's `Simulator`,
+//! which `dispatcher demo` runs.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
 use eldercare_device_sim::device::SimDevice;
+use eldercare_device_sim::load::{self, LoadConfig, Mix, StewardsConfig};
 use protocol::{DeviceId, EventType, Topics};
 
 #[derive(Parser)]
-#[command(version, about = "Publish as one eldercare device (PROTOCOL.md)")]
+#[command(
+    version,
+    about = "Publish as one eldercare device (PROTOCOL.md), or drive many (load mode)",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    one: OneDevice,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a generated site (homes of five devices, stewards with
+    /// logins) for `dispatcher import`.
+    LoadSite(SiteArgs),
+    /// Drive N devices: heartbeats, events, and stewards answering offers.
+    Load(LoadArgs),
+}
+
+/// One device by hand.
+#[derive(Args)]
+struct OneDevice {
     /// The broker, mqtt://host:port.
     #[arg(
         long,
@@ -21,7 +49,7 @@ struct Cli {
     topic_root: String,
     /// The device id.
     #[arg(long)]
-    device: String,
+    device: Option<String>,
     /// Event type to send (call.pressed, fall.detected, vitals, …); none
     /// sends only a heartbeat.
     #[arg(long = "type")]
@@ -31,21 +59,208 @@ struct Cli {
     data: String,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let rest = cli
-        .broker
+#[derive(Args)]
+struct SiteArgs {
+    /// Devices (five to a home).
+    #[arg(long)]
+    devices: usize,
+    /// Stewards, each with a login named as their id.
+    #[arg(long, default_value_t = 20)]
+    stewards: usize,
+    #[arg(long, default_value_t = 60)]
+    heartbeat_s: u32,
+    /// Id prefix: devices `{prefix}d0000000`, elders `{prefix}e…`,
+    /// stewards `{prefix}s…`.
+    #[arg(long, default_value = "ld-")]
+    prefix: String,
+    /// The generated stewards' password.
+    #[arg(long, default_value = "load-steward")]
+    steward_password: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to write the JSON site file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    #[arg(
+        long,
+        default_value = "mqtt://127.0.0.1:1883",
+        env = "ELDERCARE_MQTT_URL"
+    )]
+    broker: String,
+    #[arg(long, default_value = Topics::DEFAULT_ROOT)]
+    topic_root: String,
+    #[arg(long)]
+    devices: usize,
+    /// Seconds between one device's heartbeats (0: none).
+    #[arg(long, default_value_t = 60.0)]
+    heartbeat_s: f64,
+    /// Send heartbeats at QoS 0 instead of 1.
+    #[arg(long)]
+    heartbeat_qos0: bool,
+    /// Events per second across all devices, e.g. `100` or `100/s`.
+    #[arg(long, default_value = "0")]
+    event_rate: String,
+    /// The event mix, `type=weight,…` (default: mostly vitals and bed
+    /// exits, 4 % presses).
+    #[arg(long)]
+    mix: Option<String>,
+    /// MQTT connections the devices share.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Unacknowledged QoS 1 publishes per connection.
+    #[arg(long, default_value_t = 100)]
+    inflight: u16,
+    /// The dispatcher's HTTP API, for stewards.
+    #[arg(long)]
+    api: Option<String>,
+    /// Stewards of the generated site who answer offers (needs --api).
+    #[arg(long, default_value_t = 0)]
+    stewards: usize,
+    #[arg(long, default_value = "load-steward")]
+    steward_password: String,
+    #[arg(long, default_value = "ld-")]
+    prefix: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long to run.
+    #[arg(long, default_value_t = 60.0)]
+    duration_s: f64,
+    /// Print progress this often (0: only the report).
+    #[arg(long, default_value_t = 10.0)]
+    progress_s: f64,
+}
+
+fn broker_addr(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url
         .strip_prefix("mqtt://")
         .ok_or_else(|| anyhow::anyhow!("--broker must be mqtt://host:port"))?;
     let (host, port) = rest
         .rsplit_once(':')
-        .map(|(h, p)| (h.to_owned(), p.parse::<u16>()))
         .ok_or_else(|| anyhow::anyhow!("--broker must be mqtt://host:port"))?;
-    let device = DeviceId::parse(cli.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    Ok((host.to_owned(), port.parse()?))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Some(Command::LoadSite(args)) => load_site(args),
+        // Load mode wants every core it can get; one device wants none.
+        Some(Command::Load(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run_load(args)),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(one_device(cli.one)),
+    }
+}
+
+fn load_site(args: SiteArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let spec = load::site::SiteSpec {
+        prefix: args.prefix,
+        devices: args.devices,
+        heartbeat_s: args.heartbeat_s,
+        stewards: args.stewards,
+        steward_password: args.steward_password,
+        seed: args.seed,
+    };
+    let (elders, devices, stewards) = load::site::write(&spec, &args.out)?;
+    println!(
+        "wrote {}: {elders} elders, {devices} devices, {stewards} stewards in {:.1} s",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
+    let (host, port) = broker_addr(&args.broker)?;
+    let event_rate: f64 = args
+        .event_rate
+        .trim_end_matches("/s")
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--event-rate must be a number of events a second"))?;
+    let mut config = LoadConfig::new(&host, port, args.devices);
+    config.topic_root = args.topic_root;
+    config.prefix = args.prefix;
+    config.heartbeat_s = args.heartbeat_s;
+    config.heartbeat_qos0 = args.heartbeat_qos0;
+    config.event_rate = event_rate;
+    if let Some(mix) = &args.mix {
+        config.mix = Mix::parse(mix)?;
+    }
+    config.connections = args.connections.clamp(1, args.devices.max(1));
+    config.inflight = args.inflight;
+    config.seed = args.seed;
+    if args.stewards > 0 {
+        let api = args
+            .api
+            .ok_or_else(|| anyhow::anyhow!("--stewards needs --api http://host:port"))?;
+        config.stewards = Some(StewardsConfig {
+            api,
+            count: args.stewards,
+            password: args.steward_password,
+        });
+    }
+    let handle = load::start(config);
+    let started = std::time::Instant::now();
+    let until = started + Duration::from_secs_f64(args.duration_s);
+    let mut last = (0u64, started);
+    loop {
+        let now = std::time::Instant::now();
+        if now >= until {
+            break;
+        }
+        let step = if args.progress_s > 0.0 {
+            Duration::from_secs_f64(args.progress_s).min(until - now)
+        } else {
+            until - now
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(step) => {}
+        }
+        if args.progress_s > 0.0 {
+            let sent = handle.counters.sent();
+            let now = std::time::Instant::now();
+            eprintln!(
+                "[{:>6.0} s] sent {sent} ({:.0} msgs/s), acked {}",
+                (now - started).as_secs_f64(),
+                (sent - last.0) as f64 / (now - last.1).as_secs_f64(),
+                handle
+                    .counters
+                    .acked
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            );
+            last = (sent, now);
+        }
+    }
+    print!("{}", handle.finish().await);
+    Ok(())
+}
+
+async fn one_device(cli: OneDevice) -> anyhow::Result<()> {
+    let (host, port) = broker_addr(&cli.broker)?;
+    let device = cli.device.ok_or_else(|| {
+        anyhow::anyhow!("--device is required (or use a subcommand: load, load-site)")
+    })?;
+    let device = DeviceId::parse(device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&cli.data)
         .map_err(|e| anyhow::anyhow!("--data must be a JSON object: {e}"))?;
-    let mut sim = SimDevice::connect(&host, port?, Topics::new(cli.topic_root), device).await?;
+    let mut sim = SimDevice::connect(&host, port, Topics::new(cli.topic_root), device).await?;
     sim.heartbeat(90).await?;
     if let Some(kind) = cli.event_type {
         let id = sim.event(EventType::from(kind.as_str()), data).await?;

@@ -247,7 +247,7 @@ fn job_for(event: &str, data: &Value, me: &str, token: &str) -> Option<Job> {
 
 /// Takes one complete SSE event (name, JSON data) from the buffer;
 /// comment-only blocks (keep-alives) are skipped.
-fn take_frame(buf: &mut Vec<u8>) -> Option<(String, Value)> {
+pub(crate) fn take_frame(buf: &mut Vec<u8>) -> Option<(String, Value)> {
     loop {
         let end = buf.windows(2).position(|w| w == b"\n\n")?;
         let block: Vec<u8> = buf.drain(..end + 2).collect();
@@ -455,7 +455,7 @@ pub fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
 
 /// One API call; the JSON body on success, an error naming the status
 /// otherwise.
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     base: &str,
     token: Option<&str>,

@@ -11,8 +11,10 @@
 //!   for the tests that kill things.
 //! - [`browser`]: headless Chromium through ChromeDriver, for the pages.
 //! - [`wait`]: polling for outcomes instead of sleeping.
+//! - [`bench`]: what the benchmarks in `benches/` share (docs/BENCHMARKS.md).
 
 pub mod app;
+pub mod bench;
 pub mod browser;
 pub mod db;
 pub mod device;

@@ -48,6 +48,12 @@ impl Mosquitto {
     }
 
     fn start_on(port: u16) -> Self {
+        Self::start_with(port, "")
+    }
+
+    /// Starts one with extra configuration lines (a later line overrides
+    /// an earlier one), e.g. a deeper session queue for a benchmark.
+    pub fn start_with(port: u16, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
@@ -59,7 +65,8 @@ impl Mosquitto {
                  max_queued_messages 100000\n\
                  max_inflight_messages 100\n\
                  set_tcp_nodelay true\n\
-                 log_dest none\n"
+                 log_dest none\n\
+                 {extra}\n"
             ),
         )
         .expect("write mosquitto.conf");
@@ -128,6 +135,16 @@ impl DispatcherProcess {
             child,
             log: log.to_owned(),
         }
+    }
+
+    /// The process id, for reading its memory and CPU from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still alive.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL: no chance to finish anything.

@@ -271,6 +271,15 @@ pub trait Store: DispatchStore + Send + Sync + 'static {
     /// health fields are the heartbeats' to write.
     async fn update_device(&self, device: &Device) -> StoreResult<()>;
     async fn delete_device(&self, id: &DeviceId) -> StoreResult<()>;
+    /// Bulk registration (`dispatcher import` of a large site): inserts or
+    /// replaces elders in multi-row statements, a few hundred per
+    /// statement, because one statement per row caps sqlx's SQLite at
+    /// about 14,000 rows a second (PERFORMANCE.md). Returns rows written.
+    async fn upsert_elders(&self, elders: &[Elder]) -> StoreResult<usize>;
+    /// The same for devices: registry fields are inserted or replaced,
+    /// health fields of an existing device are left to its heartbeats.
+    /// `Invalid` when a device names an elder that does not exist.
+    async fn upsert_devices(&self, devices: &[Device]) -> StoreResult<usize>;
     /// Writes a batch of heartbeats in as few statements as the backend
     /// allows. Unknown devices are skipped.
     async fn flush_heartbeats(&self, beats: &[Heartbeat]) -> StoreResult<()>;

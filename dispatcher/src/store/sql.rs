@@ -790,6 +790,86 @@ macro_rules! sql_store {
                     found(done.rows_affected(), || format!("device {id}"))
                 }
 
+                #[tracing::instrument(skip_all, fields(elders = elders.len()))]
+                async fn upsert_elders(&self, elders: &[Elder]) -> StoreResult<usize> {
+                    // 15 binds a row: 200 rows stay far under both
+                    // databases' bind limits. Each chunk commits on its
+                    // own so a running dispatcher is never locked out of
+                    // the SQLite file for the whole import.
+                    for chunk in elders.chunks(200) {
+                        let json = chunk.iter().map(ElderJson::of).collect::<StoreResult<Vec<_>>>()?;
+                        let mut q = QueryBuilder::<$db>::new(
+                            "INSERT INTO elders (id, name, birth_year, address, lat, lon, grid,
+                                                 conditions, medications, risks, lives_alone,
+                                                 languages, contacts, notes, limits) ",
+                        );
+                        q.push_values(chunk.iter().zip(json), |mut row, (e, j)| {
+                            row.push_bind(e.id.as_str())
+                                .push_bind(&e.name)
+                                .push_bind(e.birth_year)
+                                .push_bind(&e.address)
+                                .push_bind(e.location.lat)
+                                .push_bind(e.location.lon)
+                                .push_bind(&e.grid)
+                                .push_bind(j.conditions)
+                                .push_bind(j.medications)
+                                .push_bind(j.risks)
+                                .push_bind(e.lives_alone)
+                                .push_bind(j.languages)
+                                .push_bind(j.contacts)
+                                .push_bind(&e.notes)
+                                .push_bind(j.limits);
+                        });
+                        q.push(
+                            " ON CONFLICT (id) DO UPDATE SET
+                                name = excluded.name, birth_year = excluded.birth_year,
+                                address = excluded.address, lat = excluded.lat, lon = excluded.lon,
+                                grid = excluded.grid, conditions = excluded.conditions,
+                                medications = excluded.medications, risks = excluded.risks,
+                                lives_alone = excluded.lives_alone, languages = excluded.languages,
+                                contacts = excluded.contacts, notes = excluded.notes,
+                                limits = excluded.limits",
+                        );
+                        q.build().execute(&self.pool).await.map_err(|e| {
+                            write_err(
+                                e,
+                                || "an elder id is taken".into(),
+                                || "an elder refers to something missing".into(),
+                            )
+                        })?;
+                    }
+                    Ok(elders.len())
+                }
+
+                #[tracing::instrument(skip_all, fields(devices = devices.len()))]
+                async fn upsert_devices(&self, devices: &[Device]) -> StoreResult<usize> {
+                    for chunk in devices.chunks(CHUNK) {
+                        let beats = chunk.iter().map(heartbeat_s).collect::<StoreResult<Vec<_>>>()?;
+                        let mut q = QueryBuilder::<$db>::new(
+                            "INSERT INTO devices (id, elder_id, kind, heartbeat_s, online) ",
+                        );
+                        q.push_values(chunk.iter().zip(beats), |mut row, (d, hb)| {
+                            row.push_bind(d.id.as_str())
+                                .push_bind(d.elder_id.as_ref().map(ElderId::as_str))
+                                .push_bind(d.kind.as_str())
+                                .push_bind(hb)
+                                .push_bind(d.online);
+                        });
+                        q.push(
+                            " ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id,
+                                kind = excluded.kind, heartbeat_s = excluded.heartbeat_s",
+                        );
+                        q.build().execute(&self.pool).await.map_err(|e| {
+                            write_err(
+                                e,
+                                || "a device id is taken".into(),
+                                || "a device names an elder that does not exist".into(),
+                            )
+                        })?;
+                    }
+                    Ok(devices.len())
+                }
+
                 #[tracing::instrument(skip_all, fields(beats = beats.len()))]
                 async fn flush_heartbeats(&self, beats: &[Heartbeat]) -> StoreResult<()> {
                     let newest = newest_per_device(beats);

@@ -1,0 +1,286 @@
+//! Press to offer under load: p50 and p99 from the MQTT publish of a
+//! press to the `offer` on the steward's stream, while a background of
+//! 10,000 messages a second (heartbeats and non-alarm events) flows,
+//! against the bare broker round trip (publish to receipt on a plain
+//! subscriber) measured in the same run, under the same background,
+//! interleaved with the presses. Goal: p99 within 10 ms of the round trip.
+//!
+//! ```sh
+//! cargo build --release -p eldercare-dispatcher
+//! cargo bench -p eldercare-tests --bench press_to_offer
+//! ```
+//!
+//! `ELDERCARE_BENCH_PRESSES` presses per round (default 500). The broker
+//! is a Mosquitto of the benchmark's own with `set_tcp_nodelay true`
+//! (config/mosquitto.conf); the dispatcher is its release binary in its
+//! own process. Each press is cancelled once offered, so the one steward
+//! is free for the next.
+
+use std::time::{Duration, Instant};
+
+use device_sim::load::{self, LoadConfig, Mix};
+use eldercare_tests::app::free_port;
+use eldercare_tests::bench::{self, ms, pct};
+use eldercare_tests::process::{DispatcherProcess, Mosquitto};
+use eldercare_tests::sse::Stream;
+use protocol::{DeviceId, EventId, EventMessage, EventType, Topics};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// Background devices: at a 2 s heartbeat they send 9,800 msgs/s.
+const DEVICES: usize = 19_600;
+const HEARTBEAT_S: f64 = 2.0;
+/// Background events a second (no presses: those would reach our steward).
+const EVENT_RATE: f64 = 200.0;
+
+#[tokio::main]
+async fn main() {
+    let presses: usize = std::env::var("ELDERCARE_BENCH_PRESSES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mosquitto = Mosquitto::start_with(free_port(), "max_queued_messages 1000000");
+    let (host, port) = ("127.0.0.1".to_owned(), mosquitto.port);
+    let topics = Topics::new("bench/eldercare/v1");
+    let site = bench::write_site(dir.path(), DEVICES, 1);
+    let db = format!("sqlite://{}/bench.db", dir.path().display());
+    bench::import(&db, &site);
+    let http_port = free_port();
+    let base = format!("http://127.0.0.1:{http_port}");
+    let env = vec![
+        (
+            "ELDERCARE_MQTT_URL".to_owned(),
+            format!("mqtt://{host}:{port}"),
+        ),
+        ("ELDERCARE_DATABASE_URL".to_owned(), db),
+        (
+            "ELDERCARE_HTTP_ADDR".to_owned(),
+            format!("127.0.0.1:{http_port}"),
+        ),
+        (
+            "ELDERCARE_ADMIN_PASSWORD".to_owned(),
+            "bench-admin-password".to_owned(),
+        ),
+        (
+            "ELDERCARE__MQTT__TOPIC_ROOT".to_owned(),
+            topics.root().to_owned(),
+        ),
+        (
+            "ELDERCARE__MQTT__CLIENT_ID".to_owned(),
+            "bench-dispatcher".to_owned(),
+        ),
+        // A press and a cancel every few milliseconds is a flood by the
+        // default per-device limit.
+        (
+            "ELDERCARE__INGEST__RATE_LIMIT_PER_S".to_owned(),
+            "100000".to_owned(),
+        ),
+    ];
+    let http = reqwest::Client::new();
+    let mut dispatcher = DispatcherProcess::serve(&env, &dir.path().join("dispatcher.log"));
+    bench::wait_ready(&http, &base, &mut dispatcher).await;
+
+    let mut stream = steward_stream(&http, &base).await;
+    let mut button = Button::connect(&host, port, &topics).await;
+    let mut rtt = RoundTrip::connect(&host, port).await;
+
+    let mut config = LoadConfig::new(&host, port, DEVICES);
+    config.topic_root = topics.root().to_owned();
+    config.prefix = bench::PREFIX.into();
+    config.heartbeat_s = HEARTBEAT_S;
+    config.event_rate = EVENT_RATE;
+    config.mix =
+        Mix::parse("vitals=55,bed.exit=15,bed.return=15,door.open=8,battery.low=1").expect("mix");
+    config.connections = 16;
+    let background = load::start(config);
+    // Let the background reach its pace (and the first heartbeats in).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    for round in 1..=bench::rounds() {
+        let sent_before = background.counters.sent();
+        let started = Instant::now();
+        let (mut offers, mut trips) = (Vec::new(), Vec::new());
+        for i in 0..presses {
+            trips.push(rtt.sample().await);
+            let t = Instant::now();
+            button
+                .send(&format!("r{round}-press-{i}"), "call.pressed")
+                .await;
+            let offer = stream.until("offer").await;
+            offers.push(t.elapsed());
+            assert_eq!(offer.data["incident"]["elder_id"], "ld-e0000000");
+            button
+                .send(&format!("r{round}-cancel-{i}"), "call.cancelled")
+                .await;
+            stream.until("offer.withdrawn").await;
+        }
+        let bg_rate =
+            (background.counters.sent() - sent_before) as f64 / started.elapsed().as_secs_f64();
+        offers.sort();
+        trips.sort();
+        let (o50, o99, t50, t99) = (
+            pct(&offers, 0.5),
+            pct(&offers, 0.99),
+            pct(&trips, 0.5),
+            pct(&trips, 0.99),
+        );
+        let gap = ms(o99) - ms(t99);
+        println!(
+            "round {round}: background {bg_rate:.0} msgs/s; press to offer p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+             broker round trip p50 {:.2} ms, p99 {:.2} ms; p99 gap {gap:.2} ms (goal <= 10 ms: {})",
+            ms(o50),
+            ms(o99),
+            ms(*offers.last().expect("samples")),
+            ms(t50),
+            ms(t99),
+            if gap <= 10.0 { "met" } else { "NOT met" }
+        );
+    }
+    let report = background.finish().await;
+    print!("background load:\n{report}");
+}
+
+/// The one steward of the site: logged in, on duty at their place, with
+/// the stream open.
+async fn steward_stream(http: &reqwest::Client, base: &str) -> Stream {
+    let id = device_sim::load::site::steward_id(bench::PREFIX, 0);
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": id, "password": bench::STEWARD_PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login body");
+    let token = login["token"].as_str().expect("token").to_owned();
+    let (lat, lon) = device_sim::load::site::steward_position(1, 0);
+    for (path, body) in [
+        ("location", json!({"lat": lat, "lon": lon})),
+        ("duty", json!({"on_duty": true})),
+    ] {
+        let r = http
+            .put(format!("{base}/api/v1/stewards/{id}/{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .expect("steward call");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    let resp = http
+        .get(format!("{base}/api/v1/stream"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("stream");
+    let mut stream = Stream::from_response(resp);
+    assert_eq!(stream.next().await.event, "snapshot");
+    stream
+}
+
+fn options(name: &str, host: &str, port: u16) -> (AsyncClient, rumqttc::EventLoop) {
+    let mut opts = MqttOptions::new(name, host, port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    (client, eventloop)
+}
+
+/// Elder 0's call button (device 0 of the generated site).
+struct Button {
+    client: AsyncClient,
+    topic: String,
+}
+
+impl Button {
+    async fn connect(host: &str, port: u16, topics: &Topics) -> Self {
+        let id =
+            DeviceId::parse(device_sim::load::site::device_id(bench::PREFIX, 0)).expect("valid id");
+        let (client, mut eventloop) = options("bench-button", host, port);
+        tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        Self {
+            client,
+            topic: topics.events(&id),
+        }
+    }
+
+    async fn send(&mut self, event_id: &str, kind: &str) {
+        let m = EventMessage::new(
+            EventId::parse(event_id).expect("valid id"),
+            EventType::from(kind),
+            chrono::Utc::now(),
+        );
+        self.client
+            .publish(
+                self.topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                serde_json::to_vec(&m).expect("serializable"),
+            )
+            .await
+            .expect("publish");
+    }
+}
+
+/// The baseline: the broker's own publish-to-receipt time, QoS 1, a
+/// publisher and a subscriber with no Nagle, as the button and the
+/// dispatcher are.
+struct RoundTrip {
+    client: AsyncClient,
+    /// Kept: dropping the last handle would end the subscriber's loop.
+    _sub: AsyncClient,
+    received: mpsc::UnboundedReceiver<Instant>,
+}
+
+impl RoundTrip {
+    async fn connect(host: &str, port: u16) -> Self {
+        let (sub, mut sub_loop) = options("bench-rtt-sub", host, port);
+        let (tx, received) = mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut subscribed_tx = Some(subscribed_tx);
+            while let Ok(e) = sub_loop.poll().await {
+                match e {
+                    Event::Incoming(Packet::Publish(_)) => {
+                        let _ = tx.send(Instant::now());
+                    }
+                    Event::Incoming(Packet::SubAck(_)) => {
+                        if let Some(s) = subscribed_tx.take() {
+                            let _ = s.send(());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        sub.subscribe("bench-rtt/ping", QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        subscribed.await.expect("subscribed");
+        let (client, mut eventloop) = options("bench-rtt-pub", host, port);
+        tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        Self {
+            client,
+            _sub: sub,
+            received,
+        }
+    }
+
+    async fn sample(&mut self) -> Duration {
+        let t = Instant::now();
+        self.client
+            .publish("bench-rtt/ping", QoS::AtLeastOnce, false, vec![0u8; 200])
+            .await
+            .expect("publish");
+        let at = tokio::time::timeout(Duration::from_secs(30), self.received.recv())
+            .await
+            .expect("the round trip came back")
+            .expect("subscriber alive");
+        at - t
+    }
+}
