@@ -1,8 +1,13 @@
 //! The site's devices: one MQTT connection each (client id = device id),
 //! a retained heartbeat every `heartbeat_s` (jittered, the first at once)
 //! and a last will of `{"online": false}`.
+//!
+//! Each device also has power ([`Fleet::set_power`]): without it the
+//! connection drops with no DISCONNECT, as when the mains fail, so the
+//! broker publishes the last will; heartbeats and events stop until power
+//! returns, when the device reconnects and heartbeats at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -10,18 +15,27 @@ use protocol::{DeviceId, EventId, EventMessage, EventType, StatusMessage, Topics
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::journal::Journal;
 use crate::site::Site;
 
 /// The heartbeat period of a device that names none (the protocol's default).
 pub const DEFAULT_HEARTBEAT_S: u32 = 60;
 
+/// Waits until the power is `on` (or off); false if the fleet is gone.
+async fn powered(power: &mut watch::Receiver<bool>, on: bool) -> bool {
+    power.wait_for(|p| *p == on).await.is_ok()
+}
+
 /// One running device.
 struct Running {
     id: DeviceId,
     client: AsyncClient,
+    /// True while the device has power; its tasks watch it.
+    power: watch::Sender<bool>,
 }
 
 /// All devices of a site, connected once `ready` fires.
@@ -29,6 +43,9 @@ pub struct Fleet {
     topics: Topics,
     devices: HashMap<String, Running>,
     tasks: Vec<JoinHandle<()>>,
+    /// Events published by type, and what the scenario did: what
+    /// `GET /api/v1/sim` shows and tests compare with what was stored.
+    pub journal: Journal,
 }
 
 impl Fleet {
@@ -57,12 +74,14 @@ impl Fleet {
                 true,
             ));
             let (client, mut eventloop) = AsyncClient::new(opts, 64);
+            let (power, _) = watch::channel(true);
             // The connection: poll forever, reconnecting after errors.
             {
                 let stop = stop.clone();
                 let client = client.clone();
                 let name = d.id.clone();
                 let ready = ready.clone();
+                let mut power = power.subscribe();
                 tasks.push(tokio::spawn(async move {
                     tokio::select! {
                         _ = stop.cancelled() => return,
@@ -71,6 +90,18 @@ impl Fleet {
                     loop {
                         tokio::select! {
                             _ = stop.cancelled() => break,
+                            // (false: the fleet is gone; the branch is off.)
+                            true = powered(&mut power, false) => {
+                                // The mains failed: the socket closes with
+                                // no DISCONNECT, so the broker publishes
+                                // the last will. Polling again reconnects.
+                                eventloop.clean();
+                                tokio::select! {
+                                    // No goodbye either: it has no power.
+                                    _ = stop.cancelled() => return,
+                                    _ = powered(&mut power, true) => {}
+                                }
+                            }
                             polled = eventloop.poll() => if let Err(e) = polled {
                                 tracing::debug!(device = %name, "MQTT: {e}; reconnecting");
                                 tokio::select! {
@@ -97,12 +128,19 @@ impl Fleet {
                 let mut rng = StdRng::seed_from_u64(seed ^ (n as u64).wrapping_mul(0x9E37_79B9));
                 let mut battery: f64 = rng.random_range(55.0..100.0);
                 let ready = ready.clone();
+                let mut power = power.subscribe();
                 tasks.push(tokio::spawn(async move {
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = ready.cancelled() => {}
                     }
                     loop {
+                        // Without power, wait; back, heartbeat at once so
+                        // the dispatcher clears the offline incident.
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            ok = powered(&mut power, true) => if !ok { break },
+                        }
                         let status = StatusMessage {
                             battery_pct: Some(battery.round() as u8),
                             rssi_dbm: Some(rng.random_range(-85..-50)),
@@ -121,17 +159,53 @@ impl Fleet {
                         tokio::select! {
                             _ = stop.cancelled() => break,
                             _ = tokio::time::sleep(Duration::from_secs_f64(next)) => {}
+                            _ = powered(&mut power, false) => {}
                         }
                     }
                 }));
             }
-            devices.insert(d.id.clone(), Running { id, client });
+            devices.insert(d.id.clone(), Running { id, client, power });
         }
         Ok(Self {
             topics,
             devices,
             tasks,
+            journal: Journal::default(),
         })
+    }
+
+    /// Cuts (`false`) or restores (`true`) a device's power; false if
+    /// there is no such device.
+    pub fn set_power(&self, device: &str, on: bool) -> bool {
+        match self.devices.get(device) {
+            Some(d) => {
+                d.power.send_replace(on);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the device has power; None if there is no such device.
+    pub fn powered(&self, device: &str) -> Option<bool> {
+        self.devices.get(device).map(|d| *d.power.borrow())
+    }
+
+    /// The devices without power now, sorted.
+    pub fn unpowered(&self) -> Vec<String> {
+        let mut off: Vec<String> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| !*d.power.borrow())
+            .map(|(id, _)| id.clone())
+            .collect();
+        off.sort();
+        off
+    }
+
+    /// Events published so far, by type.
+    pub fn sent(&self) -> BTreeMap<String, u64> {
+        self.journal.sent()
     }
 
     /// Publishes an event as `device` (QoS 1, not retained).
@@ -145,6 +219,10 @@ impl Fleet {
             .devices
             .get(device)
             .ok_or_else(|| anyhow::anyhow!("no simulated device {device}"))?;
+        if !*d.power.borrow() {
+            anyhow::bail!("simulated device {device} has no power");
+        }
+        let type_name = kind.to_string();
         let id =
             EventId::parse(uuid::Uuid::new_v4().to_string()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut message = EventMessage::new(id, kind, Utc::now());
@@ -157,6 +235,7 @@ impl Fleet {
                 serde_json::to_vec(&message)?,
             )
             .await?;
+        self.journal.count_sent(&type_name);
         Ok(())
     }
 

@@ -5,7 +5,10 @@
 //!
 //! - [`site`]: the homes and stewards, read from a site file.
 //! - [`devices`]: the devices' connections and heartbeats.
-//! - [`scenario`]: what happens in the homes (an ordinary day, or a script).
+//! - [`scenario`]: what happens in the homes: a named scenario from
+//!   `config/scenarios/` (an ordinary day, a flu week, an earthquake, a
+//!   power cut, a stuck button), or a script.
+//! - [`journal`]: what the simulator sent and did, for its status.
 //! - [`stewards`]: stewards who answer offers like people.
 //! - [`device`]: one device by hand (the `device-sim` binary).
 //! - [`load`]: load mode: up to a million devices over a few connections,
@@ -13,6 +16,7 @@
 
 pub mod device;
 pub mod devices;
+pub mod journal;
 pub mod load;
 pub mod scenario;
 pub mod site;
@@ -21,11 +25,13 @@ pub mod stewards;
 use std::sync::Arc;
 
 use protocol::Topics;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::devices::Fleet;
-use crate::scenario::Scenario;
+use crate::journal::Happening;
+use crate::scenario::{Description, Scenario};
 use crate::site::Site;
 
 /// What to simulate and against what.
@@ -65,6 +71,14 @@ impl SimConfig {
             admin: None,
         }
     }
+
+    /// Plays this scenario description at its own seed and speed.
+    pub fn with_description(mut self, description: Description) -> Self {
+        self.seed = description.seed;
+        self.speed = description.speed;
+        self.scenario = Scenario::Described(Arc::new(description));
+        self
+    }
 }
 
 /// The running simulator.
@@ -80,6 +94,17 @@ pub struct SimHandle {
     pub stewards: usize,
 }
 
+/// What a running simulator has done so far.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimProgress {
+    /// Events published, by type.
+    pub sent: std::collections::BTreeMap<String, u64>,
+    /// The scenario's happenings, oldest first.
+    pub happenings: Vec<Happening>,
+    /// Devices without power now (a power cut).
+    pub unpowered: Vec<String>,
+}
+
 impl Simulator {
     /// Starts the devices, the scenario and the stewards on tokio tasks.
     pub fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
@@ -93,6 +118,12 @@ impl Simulator {
             stop.clone(),
         ))];
         let site = Arc::new(config.site);
+        let players = players(&site, config.stewards, config.admin.is_some());
+        // The scenario's clock starts once the stewards are on duty (or
+        // after STEWARDS_PATIENCE): an earthquake two minutes in must meet
+        // the stewards the scenario promises, however slow the logins.
+        let on_duty = Arc::new(Semaphore::new(0));
+        let expected = u32::try_from(players.len()).unwrap_or(u32::MAX);
         let fleet = Arc::new(Fleet::start(
             &config.broker_host,
             config.broker_port,
@@ -104,35 +135,22 @@ impl Simulator {
         )?);
         {
             let (scenario, site, fleet) = (config.scenario, site.clone(), fleet.clone());
-            let (ready, stop) = (ready.clone(), stop.clone());
+            let (ready, stop, on_duty) = (ready.clone(), stop.clone(), on_duty.clone());
             tasks.push(tokio::spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = ready.cancelled() => {}
                 }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    waited = tokio::time::timeout(STEWARDS_PATIENCE, on_duty.acquire_many(expected)) => {
+                        if waited.is_err() {
+                            tracing::warn!("simulated stewards are not all on duty after {STEWARDS_PATIENCE:?}; the scenario starts anyway");
+                        }
+                    }
+                }
                 scenario::run(scenario, site, fleet, config.seed, config.speed, stop).await
             }));
-        }
-        let mut players: Vec<_> = if config.stewards {
-            site.playable_stewards()
-                .into_iter()
-                .map(|(s, u)| (s, u, false))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if config.stewards && config.admin.is_some() {
-            for s in &site.stewards {
-                if !players.iter().any(|(p, _, _)| p.id == s.id) {
-                    let user = site::SiteUser {
-                        username: format!("sim-{}", s.id),
-                        password: uuid::Uuid::new_v4().simple().to_string(),
-                        role: "steward".into(),
-                        steward_id: Some(s.id.clone()),
-                    };
-                    players.push((s.clone(), user, true));
-                }
-            }
         }
         let stewards = players.len();
         for (n, (steward, user, create)) in players.into_iter().enumerate() {
@@ -147,6 +165,7 @@ impl Simulator {
             if let (true, Some(admin)) = (create, &config.admin) {
                 player = player.creating_login(admin.clone());
             }
+            player = player.signalling_on_duty(on_duty.clone());
             tasks.push(tokio::spawn(player.run()));
         }
         Ok(SimHandle {
@@ -157,6 +176,41 @@ impl Simulator {
             stewards,
         })
     }
+}
+
+/// How long a scenario waits for its stewards to be on duty.
+const STEWARDS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The stewards to play: those with a login in the site, and with admin
+/// credentials every other one too (a `sim-{id}` login made first). The
+/// flag says whether the login must be made.
+fn players(
+    site: &Site,
+    stewards: bool,
+    with_admin: bool,
+) -> Vec<(site::SiteSteward, site::SiteUser, bool)> {
+    if !stewards {
+        return Vec::new();
+    }
+    let mut players: Vec<_> = site
+        .playable_stewards()
+        .into_iter()
+        .map(|(s, u)| (s, u, false))
+        .collect();
+    if with_admin {
+        for s in &site.stewards {
+            if !players.iter().any(|(p, _, _)| p.id == s.id) {
+                let user = site::SiteUser {
+                    username: format!("sim-{}", s.id),
+                    password: uuid::Uuid::new_v4().simple().to_string(),
+                    role: "steward".into(),
+                    steward_id: Some(s.id.clone()),
+                };
+                players.push((s.clone(), user, true));
+            }
+        }
+    }
+    players
 }
 
 /// Polls `{base}/readyz` until 200 (or for at most 30 s), then fires
@@ -184,6 +238,15 @@ async fn wait_ready(base: String, ready: CancellationToken, stop: CancellationTo
 }
 
 impl SimHandle {
+    /// What it has done so far.
+    pub fn progress(&self) -> SimProgress {
+        SimProgress {
+            sent: self.fleet.sent(),
+            happenings: self.fleet.journal.happenings(),
+            unpowered: self.fleet.unpowered(),
+        }
+    }
+
     /// Stops everything and waits for the devices to disconnect.
     pub async fn stop(self) {
         self.stop.cancel();

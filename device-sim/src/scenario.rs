@@ -1,17 +1,28 @@
-//! What the homes do: a seeded, time-scaled ordinary day, or a fixed
-//! script (for tests and demos of one case).
+//! What the homes do: a named scenario (`config/scenarios/*.toml`: an
+//! ordinary day, a flu week, an earthquake, a power cut, a stuck button),
+//! or a fixed script (for tests and demos of one case).
+//!
+//! - [`describe`]: the scenario files, built in, and their checks.
+//! - [`life`]: everyday life at a scenario's rates.
+//! - [`steps`]: the timed steps: press waves, power cuts, stuck buttons.
 //!
 //! Rates are per elder per hour of simulated time; `speed` compresses
 //! simulated time (60 = an hour a minute).
+
+pub mod describe;
+mod life;
+mod steps;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::EventType;
+use rand::Rng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
+
+pub use describe::{Description, Life, ScenarioError, StepSpec};
 
 use crate::devices::Fleet;
 use crate::site::Site;
@@ -21,10 +32,20 @@ use crate::site::Site;
 pub enum Scenario {
     /// Nothing but heartbeats.
     Quiet,
-    /// Rare calls, false alarms, vitals readings, bed exits and returns.
+    /// Rare calls, false alarms, vitals readings, bed exits and returns
+    /// (the rates of `ordinary-day.toml`).
     OrdinaryDay,
     /// These steps, in order, then quiet.
     Script(Vec<Step>),
+    /// A scenario description: everyday life at its rates, and its steps.
+    Described(Arc<Description>),
+}
+
+impl Scenario {
+    /// A built-in scenario by name (`earthquake`, …).
+    pub fn named(name: &str) -> Result<Self, ScenarioError> {
+        Ok(Self::Described(Arc::new(describe::built_in(name)?)))
+    }
 }
 
 /// One scripted event.
@@ -48,14 +69,6 @@ impl Step {
     }
 }
 
-/// How often things happen, per elder per simulated hour.
-const PRESS_PER_H: f64 = 0.04;
-const FALSE_ALARM_PER_H: f64 = 0.03;
-const BED_EXIT_PER_H: f64 = 0.5;
-const VITALS_PER_H: f64 = 2.0;
-/// Of vitals readings, the share outside the limits.
-const VITALS_OUT_OF_RANGE: f64 = 0.005;
-
 /// Real time for `sim` simulated time at `speed`.
 pub fn scaled(sim: Duration, speed: f64) -> Duration {
     sim.div_f64(speed.max(0.001))
@@ -77,159 +90,77 @@ pub async fn run(
                 if sleep_or_stop(scaled(step.after, speed), &stop).await {
                     return;
                 }
-                let data = match step.data {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                };
-                send(&fleet, &step.device, &step.kind, data).await;
+                send(&fleet, &step.device, &step.kind, obj(step.data)).await;
             }
         }
-        Scenario::OrdinaryDay => ordinary_day(site, fleet, seed, speed, stop).await,
+        Scenario::OrdinaryDay => life::run(Life::ORDINARY, site, fleet, seed, speed, stop).await,
+        Scenario::Described(d) => {
+            let steps = tokio::spawn(steps::run(
+                d.steps.clone(),
+                site.clone(),
+                fleet.clone(),
+                seed,
+                speed,
+                stop.clone(),
+            ));
+            life::run(d.life, site, fleet, seed, speed, stop).await;
+            let _ = steps.await;
+        }
     }
 }
 
 /// What one elder can do, by the devices they have.
 #[derive(Debug)]
-struct Home {
+pub(crate) struct Home {
+    /// Call devices and the `button` their presses name.
     call_devices: Vec<(String, &'static str)>,
     bed: Option<String>,
     vitals: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Action {
-    Press,
-    FalseAlarm,
-    BedExit,
-    Vitals,
-}
-
-async fn ordinary_day(
-    site: Arc<Site>,
-    fleet: Arc<Fleet>,
-    seed: u64,
-    speed: f64,
-    stop: CancellationToken,
-) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let homes: Vec<Home> = site
-        .elders
-        .iter()
-        .map(|e| {
-            let mut home = Home {
-                call_devices: Vec::new(),
-                bed: None,
-                vitals: None,
-            };
-            for d in site.devices_of(&e.id) {
-                match d.kind.as_str() {
-                    "call_button" => home.call_devices.push((d.id.clone(), "bedside")),
-                    "pendant" => home.call_devices.push((d.id.clone(), "pendant")),
-                    "pull_cord" => home.call_devices.push((d.id.clone(), "pull_cord")),
-                    "bed_sensor" => home.bed = Some(d.id.clone()),
-                    "vitals_pad" => home.vitals = Some(d.id.clone()),
-                    _ => {}
-                }
-            }
-            home
-        })
-        .collect();
-    // Every (home, action) with its rate per simulated second.
-    let mut choices: Vec<(usize, Action, f64)> = Vec::new();
-    for (i, h) in homes.iter().enumerate() {
-        if !h.call_devices.is_empty() {
-            choices.push((i, Action::Press, PRESS_PER_H / 3600.0));
-            choices.push((i, Action::FalseAlarm, FALSE_ALARM_PER_H / 3600.0));
-        }
-        if h.bed.is_some() {
-            choices.push((i, Action::BedExit, BED_EXIT_PER_H / 3600.0));
-        }
-        if h.vitals.is_some() {
-            choices.push((i, Action::Vitals, VITALS_PER_H / 3600.0));
-        }
-    }
-    let total: f64 = choices.iter().map(|c| c.2).sum();
-    if total <= 0.0 {
-        return;
-    }
-    let homes = Arc::new(homes);
-    loop {
-        // Exponential gap, simulated seconds.
-        let u: f64 = rng.random_range(f64::EPSILON..1.0);
-        let gap = -u.ln() / total;
-        if sleep_or_stop(scaled(Duration::from_secs_f64(gap), speed), &stop).await {
-            return;
-        }
-        let mut pick = rng.random_range(0.0..total);
-        let mut chosen = choices[choices.len() - 1];
-        for c in &choices {
-            if pick < c.2 {
-                chosen = *c;
-                break;
-            }
-            pick -= c.2;
-        }
-        let (i, action, _) = chosen;
-        let home = &homes[i];
-        match action {
-            Action::Press | Action::FalseAlarm => {
-                let (device, button) =
-                    home.call_devices[rng.random_range(0..home.call_devices.len())].clone();
-                let button = if button == "bedside" && rng.random_bool(0.3) {
-                    "wall"
-                } else {
-                    button
+impl Home {
+    /// One per elder, in the site's order.
+    fn all(site: &Site) -> Vec<Home> {
+        site.elders
+            .iter()
+            .map(|e| {
+                let mut home = Home {
+                    call_devices: Vec::new(),
+                    bed: None,
+                    vitals: None,
                 };
-                send(
-                    &fleet,
-                    &device,
-                    "call.pressed",
-                    obj(json!({"button": button})),
-                )
-                .await;
-                if matches!(action, Action::FalseAlarm) {
-                    // Pressed by mistake; cancelled a few seconds later
-                    // (at least a moment of real time, so it shows).
-                    let delay = scaled(Duration::from_secs(rng.random_range(3..12)), speed)
-                        .max(Duration::from_millis(1500));
-                    let (fleet, stop) = (fleet.clone(), stop.clone());
-                    tokio::spawn(async move {
-                        if !sleep_or_stop(delay, &stop).await {
-                            send(&fleet, &device, "call.cancelled", Map::new()).await;
-                        }
-                    });
-                }
-            }
-            Action::BedExit => {
-                let Some(device) = home.bed.clone() else {
-                    continue;
-                };
-                send(&fleet, &device, "bed.exit", Map::new()).await;
-                // Back within 1–8 simulated minutes: inside any limit.
-                let delay = scaled(Duration::from_secs(rng.random_range(60..480)), speed);
-                let (fleet, stop) = (fleet.clone(), stop.clone());
-                tokio::spawn(async move {
-                    if !sleep_or_stop(delay, &stop).await {
-                        send(&fleet, &device, "bed.return", Map::new()).await;
+                for d in site.devices_of(&e.id) {
+                    match d.kind.as_str() {
+                        "call_button" => home.call_devices.push((d.id.clone(), "bedside")),
+                        "pendant" => home.call_devices.push((d.id.clone(), "pendant")),
+                        "pull_cord" => home.call_devices.push((d.id.clone(), "pull_cord")),
+                        "bed_sensor" => home.bed = Some(d.id.clone()),
+                        "vitals_pad" => home.vitals = Some(d.id.clone()),
+                        _ => {}
                     }
-                });
-            }
-            Action::Vitals => {
-                let Some(device) = home.vitals.clone() else {
-                    continue;
-                };
-                let data = if rng.random_bool(VITALS_OUT_OF_RANGE) {
-                    json!({"heart_rate": rng.random_range(128..150),
-                           "resp_rate": rng.random_range(24..32),
-                           "spo2": rng.random_range(78..83)})
-                } else {
-                    json!({"heart_rate": rng.random_range(62..92),
-                           "resp_rate": rng.random_range(13..19),
-                           "spo2": rng.random_range(92..98)})
-                };
-                send(&fleet, &device, "vitals", obj(data)).await;
-            }
-        }
+                }
+                home
+            })
+            .collect()
+    }
+
+    /// One of the home's call devices and the button pressed (a bedside
+    /// button is sometimes the one on the wall). Only for homes with one.
+    fn call_device(&self, rng: &mut StdRng) -> (String, &'static str) {
+        let (device, button) =
+            self.call_devices[rng.random_range(0..self.call_devices.len())].clone();
+        let button = if button == "bedside" && rng.random_bool(0.3) {
+            "wall"
+        } else {
+            button
+        };
+        (device, button)
+    }
+
+    fn has(&self, device: &str) -> bool {
+        self.call_devices.iter().any(|(d, _)| d == device)
+            || self.bed.as_deref() == Some(device)
+            || self.vitals.as_deref() == Some(device)
     }
 }
 
@@ -240,7 +171,13 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
+/// Publishes one event; a device without power sends nothing (and that is
+/// no error: it is the point of a power cut).
 async fn send(fleet: &Fleet, device: &str, kind: &str, data: Map<String, Value>) {
+    if fleet.powered(device) == Some(false) {
+        tracing::debug!(device, kind, "simulated device has no power; nothing sent");
+        return;
+    }
     tracing::debug!(device, kind, "simulated event");
     if let Err(e) = fleet.event(device, EventType::from(kind), data).await {
         tracing::warn!(device, kind, "simulator could not publish: {e:#}");

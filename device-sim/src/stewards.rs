@@ -4,6 +4,8 @@
 //! stay a while and resolve.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::scenario::{scaled, sleep_or_stop};
@@ -46,6 +48,10 @@ pub struct Player {
     stop: CancellationToken,
     /// Admin credentials to create this steward's login first.
     create_as: Option<(String, String)>,
+    /// Gets one permit the first time this steward is on duty and
+    /// listening, so a scenario can start once its stewards are in place.
+    on_duty: Option<Arc<Semaphore>>,
+    signalled: AtomicBool,
 }
 
 impl Player {
@@ -66,7 +72,16 @@ impl Player {
             speed,
             stop,
             create_as: None,
+            on_duty: None,
+            signalled: AtomicBool::new(false),
         }
+    }
+
+    /// Adds a permit to `on_duty` once this steward is on duty and
+    /// listening to the stream.
+    pub fn signalling_on_duty(mut self, on_duty: Arc<Semaphore>) -> Self {
+        self.on_duty = Some(on_duty);
+        self
     }
 
     /// Creates the login (as this admin) before playing.
@@ -193,6 +208,11 @@ impl Player {
         };
         if resp.status() != StatusCode::OK {
             bail!("stream: {}", resp.status());
+        }
+        if let Some(on_duty) = &self.on_duty
+            && !self.signalled.swap(true, Ordering::SeqCst)
+        {
+            on_duty.add_permits(1);
         }
         let mut resp = resp;
         let mut buf: Vec<u8> = Vec::new();

@@ -22,7 +22,8 @@
 //! - [`api`]: axum: REST, SSE, auth and roles, OpenAPI, health and
 //!   metrics; [`report`] computes its response-time reports.
 //! - [`startup`]: builds all of the above from [`settings`] and runs it
-//!   until shutdown; [`import`] loads a site from a file.
+//!   until shutdown; [`import`] loads a site from a file; [`sim`] runs
+//!   the device simulator inside the server for demos and tests.
 //!
 //! [`domain`] holds the types all of them share; [`clock`] the one clock
 //! tests can move.
@@ -44,6 +45,7 @@ pub mod outbox;
 pub mod report;
 pub mod rules;
 pub mod settings;
+pub mod sim;
 pub mod startup;
 pub mod store;
 pub mod timers;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use eldercare_dispatcher::api::{self, sim::StartSim};
 use eldercare_dispatcher::clock::Clock;
 use eldercare_dispatcher::import::SiteFile;
 use eldercare_dispatcher::settings::Settings;
@@ -13,6 +14,8 @@ use eldercare_dispatcher::store;
 
 /// The demo site, built in so `demo` works from anywhere.
 const DEMO_SITE: &str = include_str!("../../config/demo-site.toml");
+/// What the demo's homes do (`config/scenarios/`).
+const DEMO_SCENARIO: &str = "ordinary-day";
 
 #[derive(Parser)]
 #[command(version, about = "Eldercare emergency alert and dispatch")]
@@ -29,7 +32,8 @@ struct Cli {
 enum Command {
     /// Run the dispatcher: ingest, rules, timers and the HTTP API.
     Serve,
-    /// Run it with the embedded broker, a fresh SQLite file and the demo site.
+    /// Run it with the embedded broker, a fresh SQLite file, the demo site
+    /// and the simulator playing an ordinary day.
     Demo,
     /// Apply database migrations and exit.
     Migrate,
@@ -70,6 +74,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
             }
             settings.database.url = format!("sqlite://{}", db.display());
+            // The demo is the simulator's stage.
+            settings.sim.enabled = true;
             demo_broker_port(&mut settings)?;
             let site = SiteFile::from_toml(DEMO_SITE)?;
             serve(settings, Some(site)).await
@@ -96,21 +102,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()> {
     let heartbeat_s = settings.ingest.default_heartbeat_s;
-    let topic_root = settings.mqtt.topic_root.clone();
-    let admin_password = settings
-        .auth
-        .admin_password
-        .as_ref()
-        .map(|p| p.expose().to_owned());
     let app = Application::build(settings, Clock::System).await?;
-    let base = format!("http://{}", app.http_addr());
+    let addr = app.http_addr();
+    let base = format!("http://{addr}");
     if let Some(site) = &demo {
-        eprintln!(
-            "seeding the demo site: {} …",
-            site.site.as_deref().unwrap_or("demo")
-        );
-        let report = site.import(app.state().store.as_ref(), heartbeat_s).await?;
-        eprintln!("  {report}");
+        seed_demo(&app, site, heartbeat_s).await?;
     }
     if let Some(password) = &app.generated_admin_password {
         eprintln!("created login `admin` with password {password} (shown once; change it)");
@@ -124,44 +120,57 @@ async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()>
         app.broker().port
     );
     if let Some(site) = &demo {
-        eprintln!("demo logins:");
+        // The same simulator `/api/v1/sim` controls: the dashboard can stop
+        // it or start another scenario.
+        let request = StartSim {
+            scenario: DEMO_SCENARIO.into(),
+            speed: None,
+            seed: None,
+        };
+        let status = api::sim::start_scenario(app.state(), request, "demo")
+            .await
+            .map_err(|e| anyhow::anyhow!("the demo's simulator: {e}"))?;
+        eprintln!(
+            "device simulator: {} devices and {} stewards playing {} at {}x speed (POST /api/v1/sim/stop stops it)",
+            status.devices,
+            status.stewards,
+            DEMO_SCENARIO,
+            status.speed.unwrap_or_default()
+        );
+        eprintln!();
+        eprintln!(
+            "  dashboard:    {base}/   (supervisors' board {base}/board/, stewards' app {base}/app/)"
+        );
+        eprintln!("  demo logins:");
         for user in &site.users {
             eprintln!(
-                "  {:<12} {:<18} ({})",
+                "    {:<12} {:<18} ({})",
                 user.username, user.password, user.role
             );
         }
+        eprintln!();
+        eprintln!("Ctrl-C stops the simulator and the dispatcher.");
     }
-    let sim = match &demo {
-        Some(_) => {
-            let site = device_sim::site::Site::from_toml(DEMO_SITE)?;
-            let mut config =
-                device_sim::SimConfig::new(&app.broker().host, app.broker().port, &base, site);
-            config.topic_root = topic_root;
-            // The demo's store is new, so the admin password is known: the
-            // simulator gives every demo steward a login and plays them all.
-            config.admin = app
-                .generated_admin_password
-                .clone()
-                .or(admin_password)
-                .map(|p| ("admin".to_owned(), p));
-            let sim = device_sim::Simulator::start(config)?;
-            eprintln!(
-                "device simulator running: {} devices and {} stewards living an ordinary day at 60x speed; Ctrl-C stops it and the dispatcher",
-                sim.devices, sim.stewards
-            );
-            Some(sim)
-        }
-        None => None,
-    };
     // On Ctrl-C the simulator stops first, while the broker still runs.
-    app.run_until(async move {
-        startup::shutdown_signal().await;
-        if let Some(sim) = sim {
-            sim.stop().await;
-        }
-    })
-    .await
+    app.run_until(startup::shutdown_signal()).await
+}
+
+/// Imports the demo site, saying what and how long it took.
+async fn seed_demo(app: &Application, site: &SiteFile, heartbeat_s: u32) -> anyhow::Result<()> {
+    use std::io::Write;
+    let started = std::time::Instant::now();
+    eprint!(
+        "seeding the demo site ({}): {} elders, {} devices, {} stewards, {} logins … ",
+        site.site.as_deref().unwrap_or("demo"),
+        site.elders.len(),
+        site.devices.len(),
+        site.stewards.len(),
+        site.users.len()
+    );
+    let _ = std::io::stderr().flush();
+    site.import(app.state().store.as_ref(), heartbeat_s).await?;
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// The demo must come up on a machine that already runs a broker on 1883:

@@ -29,6 +29,17 @@ pub struct Settings {
     pub rules: RuleSettings,
     pub dispatch: DispatchSettings,
     pub notify: NotifySettings,
+    pub sim: SimSettings,
+}
+
+/// The device simulator inside the server (`/api/v1/sim`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimSettings {
+    /// Lets an admin play simulated devices and stewards against this
+    /// server. For demos and tests only: a simulated press reaches a
+    /// steward's phone like a real one. `dispatcher demo` turns it on.
+    pub enabled: bool,
 }
 
 /// A value per priority.

@@ -26,6 +26,7 @@ use crate::mqtt::BrokerUrl;
 use crate::outbox::{self, MqttCommands, Outbox, OutboxDeps};
 use crate::rules::RuleBook;
 use crate::settings::Settings;
+use crate::sim::SimTarget;
 use crate::store;
 use crate::timers::{self, TimerDeps};
 
@@ -83,6 +84,7 @@ impl Application {
             rules,
             Arc::new(AtomicBool::new(false)),
         );
+        state.sim.set_target(sim_target(&state, &broker, http_addr));
         Ok(Self {
             listener,
             http_addr,
@@ -186,6 +188,13 @@ impl Application {
 
         shutdown.await;
         tracing::info!("shutting down: no new messages; finishing what is in flight");
+        // The simulator first, while the broker and the store still run:
+        // its devices say goodbye (no last wills) and its logins go.
+        {
+            let mut slot = state.sim.lock().await;
+            let logins = crate::sim::SimControl::stop_in(&mut slot, state.clock.now()).await;
+            crate::sim::remove_logins(state.store.as_ref(), &logins).await;
+        }
         stop_http.cancel();
         // SSE connections never end by themselves: close them so the
         // HTTP server can finish.
@@ -206,6 +215,25 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Where the in-server simulator connects: this server's broker and API,
+/// over loopback when they listen on every interface.
+fn sim_target(state: &AppState, broker: &BrokerUrl, http_addr: SocketAddr) -> SimTarget {
+    let mut http = http_addr;
+    if http.ip().is_unspecified() {
+        http.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let broker_host = match broker.host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        _ => broker.host.clone(),
+    };
+    SimTarget {
+        broker_host,
+        broker_port: broker.port,
+        topic_root: state.settings.mqtt.topic_root.clone(),
+        http_base: format!("http://{http}"),
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`stream`]: `GET /api/v1/stream`, Server-Sent Events from the
 //!   [`crate::hub::Hub`].
 //! - [`reports`]: response times against the targets.
+//! - [`sim`]: the device simulator inside the server (demos, tests).
 //!
 //! Shared pieces: [`error`] (the one error type and body), [`extract`]
 //! (body, path and query extractors that never answer in plain text),
@@ -30,6 +31,7 @@ pub mod patch;
 pub mod query;
 pub mod reports;
 pub mod routes;
+pub mod sim;
 pub mod stewards;
 pub mod stream;
 pub mod users;
@@ -88,6 +90,9 @@ pub struct AppState {
     /// commits an incident change calls [`Hub::nudge`]. Its reader runs
     /// once [`Hub::start`]ed (`startup` does; tests may).
     pub hub: Arc<Hub>,
+    /// The in-server device simulator (`/api/v1/sim`); start-up tells it
+    /// where the broker and the API are.
+    pub sim: Arc<crate::sim::SimControl>,
 }
 
 impl AppState {
@@ -120,6 +125,7 @@ impl AppState {
             rules,
             broker_connected,
             login_guard: Arc::default(),
+            sim: Arc::default(),
         }
     }
 }
@@ -138,6 +144,7 @@ pub fn routes() -> Routes {
         .merge(lifecycle::routes())
         .merge(stream::routes())
         .merge(reports::routes())
+        .merge(sim::routes())
 }
 
 /// The whole HTTP surface.

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, devices, elders, events, incidents, lifecycle, ops, reports, stewards, stream, users,
+    auth, devices, elders, events, incidents, lifecycle, ops, reports, sim, stewards, stream, users,
 };
 
 #[derive(OpenApi)]
@@ -56,6 +56,9 @@ use super::{
         lifecycle::assign,
         stream::stream,
         reports::response_times,
+        sim::status,
+        sim::start,
+        sim::stop,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -69,6 +72,7 @@ use super::{
         (name = "incidents", description = "Incidents"),
         (name = "stream", description = "Live events (Server-Sent Events): `snapshot`, `offer`, `offer.withdrawn`, `incident`, `steward`"),
         (name = "reports", description = "Response times against the targets (supervisors)"),
+        (name = "sim", description = "The device simulator inside the server, for demos and tests (admins; needs [sim] enabled = true)"),
     )
 )]
 pub struct ApiDoc;
