@@ -9,6 +9,7 @@
 //! - [`stream`]: `GET /api/v1/stream`, Server-Sent Events from the
 //!   [`crate::hub::Hub`].
 //! - [`reports`]: response times against the targets.
+//! - [`config`]: the settings the web pages need.
 //!
 //! Shared pieces: [`error`] (the one error type and body), [`extract`]
 //! (body, path and query extractors that never answer in plain text),
@@ -17,6 +18,7 @@
 //! for the OpenAPI test) and [`openapi`].
 
 pub mod auth;
+pub mod config;
 pub mod devices;
 pub mod elders;
 pub mod error;
@@ -138,6 +140,7 @@ pub fn routes() -> Routes {
         .merge(lifecycle::routes())
         .merge(stream::routes())
         .merge(reports::routes())
+        .merge(config::routes())
 }
 
 /// The whole HTTP surface.

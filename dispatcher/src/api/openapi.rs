@@ -6,7 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, devices, elders, events, incidents, lifecycle, ops, reports, stewards, stream, users,
+    auth, config, devices, elders, events, incidents, lifecycle, ops, reports, stewards, stream,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -56,6 +57,7 @@ use super::{
         lifecycle::assign,
         stream::stream,
         reports::response_times,
+        config::web,
     ),
     modifiers(&BearerAuth),
     tags(
