@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use eldercare_tests::app::{Options, TestApp, elder_body};
 use eldercare_tests::browser::Browser;
+use eldercare_tests::device::TestDevice;
 use fantoccini::key::Key;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -47,26 +48,38 @@ async fn open_board(app: &TestApp, browser: &Browser) {
         .unwrap();
 }
 
-/// Publishes a press over MQTT and returns the incident's id.
-async fn press(app: &TestApp, device: &str, kind: &str) -> String {
+/// Publishes an event over MQTT from `button` and returns the incident's
+/// id. Keep the device connected: when it goes, its last will says
+/// "offline" and that opens a technical incident of its own.
+async fn press(app: &TestApp, button: &mut TestDevice, kind: &str) -> String {
     let data = if kind == "fall.detected" {
         json!({"confidence": 0.9})
     } else {
         json!({})
     };
-    let mut button = app.device(device).await;
     button
         .event(&uuid::Uuid::new_v4().to_string(), kind, data)
         .await;
     button.flushed().await;
-    let elder = app.get(&format!("/api/v1/devices/{device}")).await["elder_id"]
+    let elder = app.get(&format!("/api/v1/devices/{}", button.id)).await["elder_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let open = app
-        .wait_incidents(&format!("elder_id={elder}&status=dispatching"), 1)
+        .wait_incidents(
+            &format!("elder_id={elder}&status=dispatching&kind={}", kind_of(kind)),
+            1,
+        )
         .await;
     open[0]["id"].as_str().unwrap().to_owned()
+}
+
+/// The incident kind an event opens.
+fn kind_of(event: &str) -> &'static str {
+    match event {
+        "fall.detected" => "fall",
+        _ => "call",
+    }
 }
 
 /// Waits for a live offer of `id` to `steward`, then accepts it as them.
@@ -129,7 +142,8 @@ async fn a_press_appears_live_the_board_follows_the_steward_and_the_report_count
         .await
         .unwrap();
 
-    let id = press(&app, "btn-1", "call.pressed").await;
+    let mut button = app.device("btn-1").await;
+    let id = press(&app, &mut button, "call.pressed").await;
     let row = format!("#incidents li.incident[data-id='{id}']");
     let text = browser
         .wait_text(&row, |t| t.contains("Elder e-1"))
@@ -212,7 +226,8 @@ async fn the_incident_page_shows_the_elder_and_the_supervisor_assigns_by_keyboar
     let (app, _steward) = site().await;
     let browser = Browser::start().await.unwrap();
     open_board(&app, &browser).await;
-    let id = press(&app, "btn-1", "call.pressed").await;
+    let mut button = app.device("btn-1").await;
+    let id = press(&app, &mut button, "call.pressed").await;
 
     let link = format!("#incidents li.incident[data-id='{id}'] a");
     browser
@@ -283,7 +298,8 @@ async fn a_new_critical_incident_raises_an_alert_that_stays_until_seen() {
         Some("true".into())
     );
 
-    let id = press(&app, "btn-1", "fall.detected").await;
+    let mut button = app.device("btn-1").await;
+    let id = press(&app, &mut button, "fall.detected").await;
     let alert = browser
         .wait_text(&format!("#alerts .alert[data-id='{id}']"), |t| {
             t.contains("New critical incident")
@@ -549,16 +565,47 @@ async fn screenshots_of_the_board_in_both_languages() {
     .await;
     let s1 = app.steward("s-1", "grid-1", 29.6600, 91.1380).await;
     let s2 = app.steward("s-2", "grid-1", 29.6630, 91.1410).await;
-    app.steward("s-3", "grid-2", 29.6570, 91.1440).await;
+    let s3 = app.steward("s-3", "grid-2", 29.6570, 91.1440).await;
     app.steward("s-4", "grid-2", 29.6585, 91.1330).await;
+    for (id, name) in STEWARDS {
+        let (s, b) = app
+            .call(
+                Some(&app.admin),
+                Method::PATCH,
+                &format!("/api/v1/stewards/{id}"),
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
 
-    let a = press(&app, "btn-e-1", "call.pressed").await;
+    let mut buttons = Vec::new();
+    for (id, ..) in ELDERS {
+        buttons.push(app.device(&format!("btn-{id}")).await);
+    }
+    // One incident already over, for the response-time page.
+    let done = press(&app, &mut buttons[5], "call.pressed").await;
+    app.post(
+        &format!("/api/v1/incidents/{done}/assign"),
+        json!({"steward_id": "s-3"}),
+    )
+    .await;
+    lifecycle(&app, &s3, &done, "arrive", None).await;
+    lifecycle(
+        &app,
+        &s3,
+        &done,
+        "resolve",
+        Some(json!({"outcome": "assisted", "notes": ""})),
+    )
+    .await;
+    let a = press(&app, &mut buttons[0], "call.pressed").await;
     accept(&app, &a, "s-1", &s1).await;
-    let b = press(&app, "btn-e-2", "call.pressed").await;
+    let b = press(&app, &mut buttons[1], "call.pressed").await;
     accept(&app, &b, "s-2", &s2).await;
     lifecycle(&app, &s2, &b, "arrive", None).await;
-    press(&app, "btn-e-3", "fall.detected").await;
-    press(&app, "btn-e-4", "call.pressed").await;
+    let fall = press(&app, &mut buttons[2], "fall.detected").await;
+    press(&app, &mut buttons[3], "call.pressed").await;
 
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     std::fs::create_dir_all(&out).unwrap();
@@ -567,6 +614,14 @@ async fn screenshots_of_the_board_in_both_languages() {
             Browser::start_sized(1920, 1080, if lang == "zh" { "zh-CN" } else { "en-US" })
                 .await
                 .unwrap();
+        // The window's size includes what is not page: make the page 1080 high.
+        let inner = browser.eval("return window.innerHeight;").await.unwrap();
+        let inner = inner.as_u64().unwrap() as u32;
+        browser
+            .client
+            .set_window_size(1920, 1080 + 1080 - inner)
+            .await
+            .unwrap();
         browser
             .log_in(&app.base, SUPERVISOR, SUPERVISOR_PASSWORD)
             .await
@@ -579,8 +634,57 @@ async fn screenshots_of_the_board_in_both_languages() {
         browser.find("#incidents li.incident").await.unwrap();
         // Timers past a few seconds, the map fitted.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let png = browser.screenshot().await.unwrap();
-        std::fs::write(out.join(format!("board-{lang}.png")), png).unwrap();
+        let shoot = |name: String| {
+            let out = out.clone();
+            let browser = &browser;
+            async move {
+                let png = browser.screenshot().await.unwrap();
+                std::fs::write(out.join(name), png).unwrap();
+            }
+        };
+        shoot(format!("board-{lang}.png")).await;
+        if lang == "en" {
+            browser
+                .goto(&format!("{}/board/#incident/{fall}", app.base))
+                .await
+                .unwrap();
+            browser
+                .wait_text("#view-incident", |t| t.contains("Candidates"))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            shoot("board-incident-en.png".into()).await;
+            browser
+                .goto(&format!("{}/board/#reports", app.base))
+                .await
+                .unwrap();
+            browser.find("#rep-table").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            shoot("board-reports-en.png".into()).await;
+        }
         no_console_errors(&browser).await;
     }
+    // A phone.
+    let browser = Browser::start_sized(360, 800, "zh-CN").await.unwrap();
+    open_board_as_any(&app, &browser).await;
+    browser.find("#incidents li.incident").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(out.join("board-360-zh.png"), png).unwrap();
+}
+
+/// Stewards' names on the screenshots.
+const STEWARDS: &[(&str, &str)] = &[
+    ("s-1", "格桑次仁"),
+    ("s-2", "Pema Yangzom"),
+    ("s-3", "张伟"),
+    ("s-4", "ནོར་བུ་"),
+];
+
+async fn open_board_as_any(app: &TestApp, browser: &Browser) {
+    browser
+        .log_in(&app.base, SUPERVISOR, SUPERVISOR_PASSWORD)
+        .await
+        .unwrap();
+    browser.wait_path("/board/").await.unwrap();
 }

@@ -46,7 +46,7 @@ function markSeen(id) {
 
 export function initSound(button) {
   const show = () => {
-    button.textContent = (soundOn ? '🔔 ' : '🔕 ') + t(soundOn ? 'top.sound_on' : 'top.sound_off');
+    button.textContent = t(soundOn ? 'top.sound_on' : 'top.sound_off');
     button.setAttribute('aria-pressed', String(soundOn));
   };
   subscribe((what) => { if (what === 'lang') show(); });

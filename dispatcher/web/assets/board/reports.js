@@ -93,7 +93,7 @@ function reportTable(r) {
 function chart(title, groups, field, target, by) {
   const rowH = 28;
   const labelW = 110;
-  const width = 520;
+  const width = 640;
   const plotW = width - labelW - 60;
   const max = Math.max(target, ...groups.map((g) => g[field].p90 ?? 0)) * 1.1 || 1;
   const x = (v) => labelW + (v / max) * plotW;
