@@ -34,8 +34,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", axum::routing::get(page))
         .route("/login", axum::routing::get(page))
-        // Browsers ask for it on every page; a 404 is a console error.
-        .route("/favicon.ico", axum::routing::get(page))
         .route("/board", axum::routing::get(page))
         // A catch-all does not match an empty rest: `/board/` is its own route.
         .route("/board/", axum::routing::get(page))

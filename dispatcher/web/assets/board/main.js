@@ -1,7 +1,7 @@
 // The supervisor dashboard: one page, views chosen by the URL's hash
 // (#board, #incident/<id>, #reports, #devices, #manage, #sim), kept
 // current by the stream.
-import { session, toLogin } from '../common/session.js';
+import { requireSession } from '../common/session.js';
 import { api, logout } from '../common/api.js';
 import { openStream } from '../common/stream.js';
 import { apply, languageToggle, onLangChange, t } from '../common/i18n.js';
@@ -17,14 +17,7 @@ import { showDevices } from './devices.js';
 import { showManage } from './manage.js';
 import { showSim } from './sim.js';
 
-// Not logged in (or a steward): off to the login page. Waiting forever
-// instead of throwing (as requireSession does) stops this module without
-// an "Uncaught Error" in the console while the browser navigates away.
-const me = session();
-if (!me || !['admin', 'supervisor'].includes(me.role)) {
-  toLogin();
-  await new Promise(() => {});
-}
+requireSession(['admin', 'supervisor']);
 
 apply();
 languageToggle(document.getElementById('lang'));
