@@ -23,7 +23,11 @@ const SUPERVISOR_PASSWORD: &str = "supervisor-password";
 /// A site with one elder (`e-1`, button `btn-1`), one steward on duty
 /// nearby (`s-1`, whose token is returned) and a supervisor login.
 async fn site() -> (TestApp, String) {
-    let app = TestApp::spawn(Options::default()).await;
+    site_with(Options::default()).await
+}
+
+async fn site_with(options: Options) -> (TestApp, String) {
+    let app = TestApp::spawn(options).await;
     app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
         .await;
     let steward = app.steward("s-1", "grid-1", 29.6603, 91.1381).await;
@@ -272,7 +276,12 @@ async fn the_incident_page_shows_the_elder_and_the_supervisor_assigns_by_keyboar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_critical_incident_raises_an_alert_that_stays_until_seen() {
-    let (app, _) = site().await;
+    // A one-second target, so the board shows it passing.
+    let (app, _) = site_with(Options {
+        env: vec![("ELDERCARE__NOTIFY__TARGET_ACK_S".into(), "1".into())],
+        ..Options::default()
+    })
+    .await;
     let browser = Browser::start().await.unwrap();
     open_board(&app, &browser).await;
     // Sound is off until the supervisor turns it on (a click allows audio).
@@ -314,6 +323,13 @@ async fn a_new_critical_incident_raises_an_alert_that_stays_until_seen() {
         .wait_text(&format!("#incidents li.incident[data-id='{id}']"), |t| {
             t.contains("Critical")
         })
+        .await
+        .unwrap();
+    browser
+        .wait_text(
+            &format!("#incidents li.incident.past-target[data-id='{id}'] .late"),
+            |t| t.contains("Past target"),
+        )
         .await
         .unwrap();
     click(&browser, &format!("#alerts .alert[data-id='{id}'] button")).await;
@@ -414,6 +430,35 @@ async fn devices_manage_and_simulator_pages_work() {
         .filter(|e| !e.contains("/api/v1/sim"))
         .collect();
     assert_eq!(errors, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_board_says_plainly_when_the_stream_is_offline() {
+    let (app, _) = site().await;
+    let browser = Browser::start().await.unwrap();
+    open_board(&app, &browser).await;
+    assert_eq!(
+        browser
+            .find("#offline")
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        false
+    );
+    tokio::time::timeout(Duration::from_secs(20), app.stop())
+        .await
+        .expect("the dispatcher stops")
+        .unwrap();
+    browser
+        .wait_text("#offline", |t| t.starts_with("Offline: reconnecting"))
+        .await
+        .unwrap();
+    browser
+        .wait_text("#stream-state", |t| t == "Offline")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
