@@ -413,6 +413,42 @@ async fn devices_manage_and_simulator_pages_work() {
         "13900000888"
     );
 
+    // An elder, with lists and contacts typed one a line.
+    click(&browser, ".subnav a[href='#manage/elders']").await;
+    browser
+        .wait_text("#manage-list", |t| t.contains("Elder e-1"))
+        .await
+        .unwrap();
+    click(&browser, "#manage-new").await;
+    for (field, value) in [
+        ("#mf-id", "e-9"),
+        ("#mf-name", "次仁央金"),
+        ("#mf-birth_year", "1941"),
+        ("#mf-address", "塔玛社区 3组 2号"),
+        ("#mf-lat", "29.6601"),
+        ("#mf-lon", "91.1390"),
+        ("#mf-conditions", "diabetes\nCOPD"),
+        ("#mf-contacts", "Pasang, daughter, 13800009999"),
+    ] {
+        browser
+            .find(field)
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    click(&browser, "#mf-risks-fall").await;
+    click(&browser, "#manage-form button[type=submit]").await;
+    browser
+        .wait_text("#manage-list", |t| t.contains("次仁央金"))
+        .await
+        .unwrap();
+    let elder = app.get("/api/v1/elders/e-9").await;
+    assert_eq!(elder["conditions"], json!(["diabetes", "COPD"]), "{elder}");
+    assert_eq!(elder["contacts"][0]["relation"], "daughter", "{elder}");
+    assert_eq!(elder["risks"]["fall"], true, "{elder}");
+
     // The simulator is admin-only (or not built in): the page says so.
     click(&browser, "nav a[data-view=sim]").await;
     browser
