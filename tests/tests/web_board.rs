@@ -473,16 +473,8 @@ async fn the_board_says_plainly_when_the_stream_is_offline() {
     let (app, _) = site().await;
     let browser = Browser::start().await.unwrap();
     open_board(&app, &browser).await;
-    assert_eq!(
-        browser
-            .find("#offline")
-            .await
-            .unwrap()
-            .is_displayed()
-            .await
-            .unwrap(),
-        false
-    );
+    let banner = browser.find("#offline").await.unwrap();
+    assert!(!banner.is_displayed().await.unwrap(), "offline while live");
     tokio::time::timeout(Duration::from_secs(20), app.stop())
         .await
         .expect("the dispatcher stops")
