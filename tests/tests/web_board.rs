@@ -627,7 +627,8 @@ async fn screenshots_of_the_board_in_both_languages() {
         app.post("/api/v1/elders", body).await;
         app.post(
             "/api/v1/devices",
-            json!({"id": format!("btn-{id}"), "elder_id": id, "kind": "call_button"}),
+            // A long heartbeat: a slow run must not turn them "offline".
+            json!({"id": format!("btn-{id}"), "elder_id": id, "kind": "call_button", "heartbeat_s": 86400}),
         )
         .await;
     }
