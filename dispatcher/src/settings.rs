@@ -186,12 +186,18 @@ fn default_attempts() -> u32 {
 pub struct HttpSettings {
     /// Where the API, the dashboard and the steward app listen.
     pub addr: SocketAddr,
+    /// A map tile server for the dashboard's map, as a Leaflet URL
+    /// template (`https://tiles.example/{z}/{x}/{y}.png`). Unset, the map
+    /// shows positions to scale on a plain background: a site with no
+    /// internet still has a map.
+    pub map_tile_url: Option<String>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             addr: "127.0.0.1:8080".parse().expect("valid address"),
+            map_tile_url: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 //!   [`crate::hub::Hub`].
 //! - [`reports`]: response times against the targets.
 //! - [`sim`]: the device simulator inside the server (demos, tests).
+//! - [`config`]: the settings the web pages need.
 //!
 //! Shared pieces: [`error`] (the one error type and body), [`extract`]
 //! (body, path and query extractors that never answer in plain text),
@@ -18,6 +19,7 @@
 //! for the OpenAPI test) and [`openapi`].
 
 pub mod auth;
+pub mod config;
 pub mod devices;
 pub mod elders;
 pub mod error;
@@ -145,6 +147,7 @@ pub fn routes() -> Routes {
         .merge(stream::routes())
         .merge(reports::routes())
         .merge(sim::routes())
+        .merge(config::routes())
 }
 
 /// The whole HTTP surface.

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, devices, elders, events, incidents, lifecycle, ops, reports, sim, stewards, stream, users,
+    auth, config, devices, elders, events, incidents, lifecycle, ops, reports, sim, stewards,
+    stream, users,
 };
 
 #[derive(OpenApi)]
@@ -59,6 +60,7 @@ use super::{
         sim::status,
         sim::start,
         sim::stop,
+        config::web,
     ),
     modifiers(&BearerAuth),
     tags(
