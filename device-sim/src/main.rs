@@ -2,7 +2,8 @@
 //! `device-sim load-site` and `device-sim load` generate a large site and
 //! drive it (load mode, [`eldercare_device_sim::load`]). The whole demo
 //! site (devices, an ordinary day, stewards) is the library's `Simulator`,
-//! which `dispatcher demo` runs.
+//! which `dispatcher demo` runs; `device-sim play` runs it against any
+//! dispatcher with a named scenario.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +33,44 @@ enum Command {
     LoadSite(SiteArgs),
     /// Drive N devices: heartbeats, events, and stewards answering offers.
     Load(LoadArgs),
+    /// Play a site's homes and stewards through a named scenario
+    /// (config/scenarios/) against a running dispatcher, until Ctrl-C.
+    Play(PlayArgs),
+}
+
+#[derive(Args)]
+struct PlayArgs {
+    /// The site: elders, devices, stewards and logins (the format of
+    /// `dispatcher import`); it must already be imported.
+    #[arg(long, default_value = "config/demo-site.toml")]
+    site: PathBuf,
+    /// A built-in scenario (ordinary-day, flu-week, earthquake, power-cut,
+    /// stuck-button) or a path to a scenario file.
+    #[arg(long, default_value = "ordinary-day")]
+    scenario: String,
+    /// The broker, mqtt://host:port.
+    #[arg(
+        long,
+        default_value = "mqtt://127.0.0.1:1883",
+        env = "ELDERCARE_MQTT_URL"
+    )]
+    broker: String,
+    /// Topic root.
+    #[arg(long, default_value = Topics::DEFAULT_ROOT)]
+    topic_root: String,
+    /// The dispatcher's HTTP base.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Simulated seconds per real second; the scenario's own when unset.
+    #[arg(long)]
+    speed: Option<f64>,
+    /// The seed; the scenario's own when unset.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The admin password: with it, stewards without a login get one and
+    /// are played too.
+    #[arg(long, env = "ELDERCARE_ADMIN_PASSWORD")]
+    admin_password: Option<String>,
 }
 
 /// One device by hand.
@@ -155,6 +194,10 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Some(Command::LoadSite(args)) => load_site(args),
+        Some(Command::Play(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(play(args)),
         // Load mode wants every core it can get; one device wants none.
         Some(Command::Load(args)) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -165,6 +208,51 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(one_device(cli.one)),
     }
+}
+
+async fn play(args: PlayArgs) -> anyhow::Result<()> {
+    use eldercare_device_sim::scenario::Description;
+    use eldercare_device_sim::site::Site;
+    use eldercare_device_sim::{SimConfig, Simulator};
+
+    let text = std::fs::read_to_string(&args.site)
+        .map_err(|e| anyhow::anyhow!("--site {}: {e}", args.site.display()))?;
+    let site = Site::from_toml(&text)
+        .map_err(|e| anyhow::anyhow!("--site {}: {e}", args.site.display()))?;
+    let description = Description::load(&args.scenario)?;
+    let (host, port) = broker_addr(&args.broker)?;
+    let mut config = SimConfig::new(&host, port, &args.api, site).with_description(description);
+    config.topic_root = args.topic_root;
+    if let Some(speed) = args.speed {
+        anyhow::ensure!(speed > 0.0 && speed.is_finite(), "--speed must be above 0");
+        config.speed = speed;
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    config.admin = args.admin_password.map(|p| ("admin".to_owned(), p));
+    let (scenario, speed, seed) = (args.scenario.clone(), config.speed, config.seed);
+    let sim = Simulator::start(config)?;
+    println!(
+        "playing {scenario} (seed {seed}, {speed}x): {} devices, {} stewards; Ctrl-C stops",
+        sim.devices, sim.stewards
+    );
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {
+                let p = sim.progress();
+                let sent: u64 = p.sent.values().sum();
+                println!("sent {sent} events {:?}; {} devices without power", p.sent, p.unpowered.len());
+            }
+        }
+    }
+    let p = sim.progress();
+    sim.stop().await;
+    println!("stopped; sent {:?}", p.sent);
+    Ok(())
 }
 
 fn load_site(args: SiteArgs) -> anyhow::Result<()> {
