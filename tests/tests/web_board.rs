@@ -762,3 +762,56 @@ async fn open_board_as_any(app: &TestApp, browser: &Browser) {
         .unwrap();
     browser.wait_path("/board/").await.unwrap();
 }
+
+/// An admin starts a scenario from the board's simulator page and stops it
+/// again; the API agrees at each step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_starts_and_stops_a_scenario_from_the_board() {
+    let app = TestApp::spawn(Options {
+        env: vec![("ELDERCARE__SIM__ENABLED".into(), "true".into())],
+        ..Options::default()
+    })
+    .await;
+    let site = dispatcher::import::SiteFile::from_toml(include_str!("../../config/demo-site.toml"))
+        .expect("the demo site reads");
+    site.import(app.state.store.as_ref(), 60)
+        .await
+        .expect("the demo site imports");
+    let browser = Browser::start().await.unwrap();
+    browser
+        .log_in(&app.base, "admin", eldercare_tests::app::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    browser.wait_path("/board/").await.unwrap();
+    click(&browser, "nav a[data-view=sim]").await;
+    browser
+        .wait_text("#sim-status", |t| t == "Not running.")
+        .await
+        .unwrap();
+    browser
+        .eval("document.getElementById('sim-scenario').value = 'stuck-button'; null")
+        .await
+        .unwrap();
+    click(&browser, "#view-sim form button[type=submit]").await;
+    browser
+        .wait_text("#sim-status", |t| t == "Running: stuck-button")
+        .await
+        .unwrap();
+    let (s, status) = app
+        .call(Some(&app.admin), Method::GET, "/api/v1/sim", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(status["running"], true, "{status}");
+    assert_eq!(status["scenario"], "stuck-button", "{status}");
+
+    click(&browser, "#view-sim form button[type=button]").await;
+    browser
+        .wait_text("#sim-status", |t| t == "Not running.")
+        .await
+        .unwrap();
+    let (_, status) = app
+        .call(Some(&app.admin), Method::GET, "/api/v1/sim", None)
+        .await;
+    assert_eq!(status["running"], false, "{status}");
+    no_console_errors(&browser).await;
+}
