@@ -22,6 +22,10 @@ use crate::app::free_port;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Desktop Chromium will not make a window narrower than this; narrower
+/// sizes are phones, emulated through DevTools.
+const MIN_WINDOW_WIDTH: u32 = 500;
+
 /// How long a wait for something on the page lasts before the test fails.
 pub const PAGE_PATIENCE: Duration = Duration::from_secs(20);
 
@@ -93,7 +97,17 @@ impl Browser {
             {
                 Ok(client) => {
                     client.set_window_size(width, height).await.ok();
-                    return Ok(Self { client, driver });
+                    let browser = Self { client, driver };
+                    if width < MIN_WINDOW_WIDTH {
+                        // A phone: the page's viewport is set as a phone's.
+                        browser
+                            .cdp(
+                                "Emulation.setDeviceMetricsOverride",
+                                json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": true}),
+                            )
+                            .await?;
+                    }
+                    return Ok(browser);
                 }
                 Err(e) => last = Some(e),
             }
@@ -185,7 +199,14 @@ impl Browser {
     /// Severe entries of the browser console since the last call
     /// (uncaught exceptions, `console.error`, failed loads).
     pub async fn console_errors(&self) -> anyhow::Result<Vec<String>> {
-        let log = self.client.issue_cmd(BrowserLog).await?;
+        // ChromeDriver's log endpoint (not in the W3C spec; Chromium keeps it).
+        let log = self
+            .client
+            .issue_cmd(ChromeCommand {
+                path: "se/log",
+                body: json!({ "type": "browser" }),
+            })
+            .await?;
         Ok(log
             .as_array()
             .into_iter()
@@ -193,6 +214,44 @@ impl Browser {
             .filter(|e| e["level"] == "SEVERE")
             .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
             .collect())
+    }
+
+    /// A Chrome DevTools command (`Emulation.…`, `Network.…`, `Browser.…`).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> anyhow::Result<Value> {
+        self.client
+            .issue_cmd(ChromeCommand {
+                path: "goog/cdp/execute",
+                body: json!({ "cmd": cmd, "params": params }),
+            })
+            .await
+            .with_context(|| format!("DevTools {cmd}"))
+    }
+
+    /// Waits for the element matching `css` and clicks it.
+    pub async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.find(css)
+            .await?
+            .click()
+            .await
+            .with_context(|| format!("clicking {css}"))
+    }
+
+    /// Fails the test on any console error.
+    pub async fn assert_no_console_errors(&self) {
+        self.assert_no_console_errors_but(&[]).await;
+    }
+
+    /// Fails the test on any console error except those containing one of
+    /// `expected` (a test that causes a 409 or cuts the line on purpose).
+    pub async fn assert_no_console_errors_but(&self, expected: &[&str]) {
+        let errors: Vec<String> = self
+            .console_errors()
+            .await
+            .expect("the browser log")
+            .into_iter()
+            .filter(|e| !expected.iter().any(|x| e.contains(x)))
+            .collect();
+        assert_eq!(errors, Vec::<String>::new());
     }
 
     /// A PNG of the window.
@@ -223,26 +282,28 @@ fn kill_group(pgid: u32) {
         .status();
 }
 
-/// ChromeDriver's log endpoint (not in the W3C spec; Chromium keeps it).
+/// A ChromeDriver command outside the W3C spec: `POST
+/// session/{id}/{path}` with `body`.
 #[derive(Debug)]
-struct BrowserLog;
+struct ChromeCommand {
+    path: &'static str,
+    body: Value,
+}
 
-impl WebDriverCompatibleCommand for BrowserLog {
+impl WebDriverCompatibleCommand for ChromeCommand {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({ "type": "browser" }).to_string()),
-        )
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }

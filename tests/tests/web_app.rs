@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use eldercare_tests::app::{Options, TestApp, elder_body};
 use eldercare_tests::browser::Browser;
-use fantoccini::wd::WebDriverCompatibleCommand;
 use serde_json::{Value, json};
 
 /// The home (see `elder_body`) and a steward about 100 m north of it
@@ -80,67 +79,27 @@ async fn press(app: &TestApp, button: &str, elder: &str) -> String {
     open[0]["id"].as_str().unwrap().to_owned()
 }
 
-/// A Chrome DevTools command through ChromeDriver.
-#[derive(Debug)]
-struct Cdp(&'static str, Value);
-
-impl WebDriverCompatibleCommand for Cdp {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({"cmd": self.0, "params": self.1}).to_string()),
-        )
-    }
-}
-
 /// The phone's GPS says the steward is at `at`, and the site may ask.
 async fn allow_location(browser: &Browser, origin: &str, at: (f64, f64)) {
     browser
-        .client
-        .issue_cmd(Cdp(
+        .cdp(
             "Browser.grantPermissions",
             json!({"origin": origin, "permissions": ["geolocation"]}),
-        ))
+        )
         .await
         .unwrap();
     browser
-        .client
-        .issue_cmd(Cdp(
+        .cdp(
             "Emulation.setGeolocationOverride",
             json!({"latitude": at.0, "longitude": at.1, "accuracy": 12}),
-        ))
+        )
         .await
         .unwrap();
 }
 
-/// A 360×740 phone. Desktop Chromium will not make a window narrower than
-/// 500 px, so the page's viewport is set through DevTools, as a phone's.
+/// A 360×740 phone (the harness emulates widths desktop Chromium refuses).
 async fn phone(lang: &str) -> Browser {
-    let browser = Browser::start_sized(360, 740, lang).await.unwrap();
-    browser
-        .client
-        .issue_cmd(Cdp(
-            "Emulation.setDeviceMetricsOverride",
-            json!({"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": true}),
-        ))
-        .await
-        .unwrap();
-    browser
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser.find(css).await.unwrap().click().await.unwrap();
+    Browser::start_sized(360, 740, lang).await.unwrap()
 }
 
 /// Waits until no element matches `css`.
@@ -165,13 +124,6 @@ async fn wait_gone(browser: &Browser, css: &str) {
     }
 }
 
-async fn no_console_errors(browser: &Browser) {
-    assert_eq!(
-        browser.console_errors().await.unwrap(),
-        Vec::<String>::new()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steward_goes_on_duty_is_offered_a_press_live_accepts_arrives_and_resolves() {
     let app = app_with(&[]).await;
@@ -192,7 +144,7 @@ async fn a_steward_goes_on_duty_is_offered_a_press_live_accepts_arrives_and_reso
         .wait_text("#duty", |t| t == "Go on duty")
         .await
         .unwrap();
-    click(&browser, "#duty").await;
+    browser.click("#duty").await.unwrap();
     browser
         .wait_text("#duty-state", |t| t.contains("On duty"))
         .await
@@ -246,7 +198,7 @@ async fn a_steward_goes_on_duty_is_offered_a_press_live_accepts_arrives_and_reso
     assert!(links.contains(&"tel:13800001234"), "{links:?}");
 
     // Accept: the card becomes the incident, acknowledged in the API.
-    click(&browser, "#offers .offer .accept").await;
+    browser.click("#offers .offer .accept").await.unwrap();
     browser.find("#incidents .incident .arrive").await.unwrap();
     wait_gone(&browser, "#offers .offer").await;
     let d = app.incident(&id).await;
@@ -262,7 +214,7 @@ async fn a_steward_goes_on_duty_is_offered_a_press_live_accepts_arrives_and_reso
         .await
         .unwrap();
 
-    click(&browser, "#incidents .incident .arrive").await;
+    browser.click("#incidents .incident .arrive").await.unwrap();
     browser
         .find("#incidents .incident[data-status=on_site]")
         .await
@@ -271,12 +223,15 @@ async fn a_steward_goes_on_duty_is_offered_a_press_live_accepts_arrives_and_reso
         .await;
 
     // Resolving needs an outcome; with one and a note it closes.
-    click(&browser, "#incidents .resolve-submit").await;
+    browser.click("#incidents .resolve-submit").await.unwrap();
     browser
         .wait_text(".outcome-error", |t| t.contains("Choose what happened"))
         .await
         .unwrap();
-    click(&browser, "#incidents input[value=false_alarm]").await;
+    browser
+        .click("#incidents input[value=false_alarm]")
+        .await
+        .unwrap();
     browser
         .find("#incidents textarea")
         .await
@@ -284,7 +239,7 @@ async fn a_steward_goes_on_duty_is_offered_a_press_live_accepts_arrives_and_reso
         .send_keys("Pressed by mistake while cleaning")
         .await
         .unwrap();
-    click(&browser, "#incidents .resolve-submit").await;
+    browser.click("#incidents .resolve-submit").await.unwrap();
     browser
         .wait_text("#notice-text", |t| t.contains("Incident closed"))
         .await
@@ -294,7 +249,7 @@ async fn a_steward_goes_on_duty_is_offered_a_press_live_accepts_arrives_and_reso
     assert_eq!(d["status"], "resolved", "{d}");
     assert_eq!(d["outcome"], "false_alarm", "{d}");
     assert_eq!(d["notes"], "Pressed by mistake while cleaning", "{d}");
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,11 +271,10 @@ async fn a_declined_offer_and_an_expired_one_leave_the_screen_and_a_blocked_loca
     let browser = phone("en-US").await;
     browser.goto(&format!("{}/login", app.base)).await.unwrap();
     browser
-        .client
-        .issue_cmd(Cdp(
+        .cdp(
             "Browser.setPermission",
             json!({"origin": app.base, "permission": {"name": "geolocation"}, "setting": "denied"}),
-        ))
+        )
         .await
         .unwrap();
     browser
@@ -402,7 +356,7 @@ async fn a_declined_offer_and_an_expired_one_leave_the_screen_and_a_blocked_loca
         .await
         .unwrap();
     wait_gone(&browser, "#offers .offer").await;
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,7 +413,7 @@ async fn in_chinese_on_a_360_px_phone_nothing_overflows_the_language_switches_an
         .unwrap();
     assert_eq!(narrow, json!([]), "targets smaller than 44 px");
 
-    click(&browser, "#lang").await;
+    browser.click("#lang").await.unwrap();
     browser
         .wait_text("#offers .accept", |t| t == "Accept")
         .await
@@ -475,7 +429,7 @@ async fn in_chinese_on_a_360_px_phone_nothing_overflows_the_language_switches_an
             .unwrap(),
         "en"
     );
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
 
 /// A TCP relay between the phone and the server whose line the test can
@@ -574,14 +528,7 @@ async fn when_the_line_drops_the_app_says_so_and_back_online_it_rings_for_what_i
         .unwrap();
     // Requests the cut line failed are logged by the browser; they are
     // the outage, not the page.
-    let errors: Vec<String> = browser
-        .console_errors()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| !e.contains("net::ERR_"))
-        .collect();
-    assert_eq!(errors, Vec::<String>::new());
+    browser.assert_no_console_errors_but(&["net::ERR_"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -607,17 +554,12 @@ async fn accepting_an_offer_that_expired_unseen_says_so_plainly_and_removes_the_
 
     // The stream stops (requests still go through), so the phone never
     // hears that the offer expired.
+    browser.cdp("Network.enable", json!({})).await.unwrap();
     browser
-        .client
-        .issue_cmd(Cdp("Network.enable", json!({})))
-        .await
-        .unwrap();
-    browser
-        .client
-        .issue_cmd(Cdp(
+        .cdp(
             "Network.setBlockedURLs",
             json!({"urls": ["*/api/v1/stream*"]}),
-        ))
+        )
         .await
         .unwrap();
     line.drop_open();
@@ -626,7 +568,7 @@ async fn accepting_an_offer_that_expired_unseen_says_so_plainly_and_removes_the_
     })
     .await;
 
-    click(&browser, "#offers .offer .accept").await;
+    browser.click("#offers .offer .accept").await.unwrap();
     browser
         .wait_text("#notice-text", |t| {
             t.contains("This offer expired before you answered")
@@ -635,14 +577,9 @@ async fn accepting_an_offer_that_expired_unseen_says_so_plainly_and_removes_the_
         .unwrap();
     wait_gone(&browser, "#offers .offer").await;
     // The browser logs the 409 and the blocked stream; nothing else.
-    let errors: Vec<String> = browser
-        .console_errors()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| !e.contains("net::ERR_") && !e.contains("409 (Conflict)"))
-        .collect();
-    assert_eq!(errors, Vec::<String>::new());
+    browser
+        .assert_no_console_errors_but(&["net::ERR_", "409 (Conflict)"])
+        .await;
 }
 
 /// `ELDERCARE_SCREENSHOTS=1`: an offer on a 360×740 phone in each

@@ -111,17 +111,6 @@ async fn lifecycle(app: &TestApp, token: &str, id: &str, what: &str, body: Optio
     assert_eq!(s, StatusCode::OK, "{what}: {b}");
 }
 
-async fn click(browser: &Browser, css: &str) {
-    browser.find(css).await.unwrap().click().await.unwrap();
-}
-
-async fn no_console_errors(browser: &Browser) {
-    assert_eq!(
-        browser.console_errors().await.unwrap(),
-        Vec::<String>::new()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_press_appears_live_the_board_follows_the_steward_and_the_report_counts_it() {
     let (app, steward) = site().await;
@@ -133,12 +122,12 @@ async fn a_press_appears_live_the_board_follows_the_steward_and_the_report_count
         .unwrap();
 
     // Nothing resolved yet: the report is empty.
-    click(&browser, "nav a[data-view=reports]").await;
+    browser.click("nav a[data-view=reports]").await.unwrap();
     browser
         .wait_text("#rep-total", |t| t == "Incidents in range: 0")
         .await
         .unwrap();
-    click(&browser, "nav a[data-view=board]").await;
+    browser.click("nav a[data-view=board]").await.unwrap();
 
     // A marker that a reload would wipe out.
     browser
@@ -212,7 +201,7 @@ async fn a_press_appears_live_the_board_follows_the_steward_and_the_report_count
     );
 
     // The response-time page now counts it.
-    click(&browser, "nav a[data-view=reports]").await;
+    browser.click("nav a[data-view=reports]").await.unwrap();
     browser
         .wait_text("#rep-total", |t| t == "Incidents in range: 1")
         .await
@@ -222,7 +211,7 @@ async fn a_press_appears_live_the_board_follows_the_steward_and_the_report_count
         .await
         .unwrap();
     assert!(urgent.contains("100%"), "within target: {urgent}");
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,7 +251,10 @@ async fn the_incident_page_shows_the_elder_and_the_supervisor_assigns_by_keyboar
     // Assign by hand (the steward may hold the offer already).
     let select = browser.find("#assign-steward").await.unwrap();
     select.select_by_value("s-1").await.unwrap();
-    click(&browser, "#assign-steward ~ button[type=submit]").await;
+    browser
+        .click("#assign-steward ~ button[type=submit]")
+        .await
+        .unwrap();
     browser
         .wait_text("#view-incident .incident-head .state", |t| {
             t == "Steward on the way"
@@ -271,7 +263,7 @@ async fn the_incident_page_shows_the_elder_and_the_supervisor_assigns_by_keyboar
         .unwrap();
     let detail = app.incident(&id).await;
     assert_eq!(detail["steward_id"], "s-1", "{detail}");
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,7 +287,7 @@ async fn a_new_critical_incident_raises_an_alert_that_stays_until_seen() {
             .unwrap(),
         Some("false".into())
     );
-    click(&browser, "#sound").await;
+    browser.click("#sound").await.unwrap();
     assert_eq!(
         browser
             .find("#sound")
@@ -332,12 +324,15 @@ async fn a_new_critical_incident_raises_an_alert_that_stays_until_seen() {
         )
         .await
         .unwrap();
-    click(&browser, &format!("#alerts .alert[data-id='{id}'] button")).await;
+    browser
+        .click(&format!("#alerts .alert[data-id='{id}'] button"))
+        .await
+        .unwrap();
     browser
         .wait_text("#alerts", |t| t.is_empty())
         .await
         .unwrap();
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +341,7 @@ async fn devices_manage_and_simulator_pages_work() {
     let browser = Browser::start().await.unwrap();
     open_board(&app, &browser).await;
 
-    click(&browser, "nav a[data-view=devices]").await;
+    browser.click("nav a[data-view=devices]").await.unwrap();
     let summary = browser
         .wait_text("#dev-summary", |t| t.ends_with("of 1"))
         .await
@@ -368,7 +363,7 @@ async fn devices_manage_and_simulator_pages_work() {
         .wait_text("#manage-list", |t| t.contains("Steward s-1"))
         .await
         .unwrap();
-    click(&browser, "#manage-new").await;
+    browser.click("#manage-new").await.unwrap();
     browser
         .find("#mf-id")
         .await
@@ -390,7 +385,10 @@ async fn devices_manage_and_simulator_pages_work() {
         .send_keys("13900000999")
         .await
         .unwrap();
-    click(&browser, "#manage-form button[type=submit]").await;
+    browser
+        .click("#manage-form button[type=submit]")
+        .await
+        .unwrap();
     browser
         .wait_text("#manage-list", |t| t.contains("卓玛"))
         .await
@@ -399,11 +397,17 @@ async fn devices_manage_and_simulator_pages_work() {
         app.get("/api/v1/stewards/s-9").await["phone"],
         "13900000999"
     );
-    click(&browser, "#manage-list tbody tr:last-child button").await;
+    browser
+        .click("#manage-list tbody tr:last-child button")
+        .await
+        .unwrap();
     let phone = browser.find("#mf-phone").await.unwrap();
     phone.clear().await.unwrap();
     phone.send_keys("13900000888").await.unwrap();
-    click(&browser, "#manage-form button[type=submit]").await;
+    browser
+        .click("#manage-form button[type=submit]")
+        .await
+        .unwrap();
     browser
         .wait_text("#manage-list", |t| t.contains("13900000888"))
         .await
@@ -414,12 +418,15 @@ async fn devices_manage_and_simulator_pages_work() {
     );
 
     // An elder, with lists and contacts typed one a line.
-    click(&browser, ".subnav a[href='#manage/elders']").await;
+    browser
+        .click(".subnav a[href='#manage/elders']")
+        .await
+        .unwrap();
     browser
         .wait_text("#manage-list", |t| t.contains("Elder e-1"))
         .await
         .unwrap();
-    click(&browser, "#manage-new").await;
+    browser.click("#manage-new").await.unwrap();
     for (field, value) in [
         ("#mf-id", "e-9"),
         ("#mf-name", "次仁央金"),
@@ -438,8 +445,11 @@ async fn devices_manage_and_simulator_pages_work() {
             .await
             .unwrap();
     }
-    click(&browser, "#mf-risks-fall").await;
-    click(&browser, "#manage-form button[type=submit]").await;
+    browser.click("#mf-risks-fall").await.unwrap();
+    browser
+        .click("#manage-form button[type=submit]")
+        .await
+        .unwrap();
     browser
         .wait_text("#manage-list", |t| t.contains("次仁央金"))
         .await
@@ -450,7 +460,7 @@ async fn devices_manage_and_simulator_pages_work() {
     assert_eq!(elder["risks"]["fall"], true, "{elder}");
 
     // The simulator is admin-only (or not built in): the page says so.
-    click(&browser, "nav a[data-view=sim]").await;
+    browser.click("nav a[data-view=sim]").await.unwrap();
     browser
         .wait_text("#view-sim", |t| {
             t.contains("not available") || t.contains("Start")
@@ -458,14 +468,7 @@ async fn devices_manage_and_simulator_pages_work() {
         .await
         .unwrap();
     // The browser logs the 403/404 of `/api/v1/sim` itself; nothing else.
-    let errors: Vec<String> = browser
-        .console_errors()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| !e.contains("/api/v1/sim"))
-        .collect();
-    assert_eq!(errors, Vec::<String>::new());
+    browser.assert_no_console_errors_but(&["/api/v1/sim"]).await;
 }
 
 #[tokio::test]
@@ -504,7 +507,7 @@ async fn the_language_switch_changes_the_text() {
             .unwrap(),
         "Board"
     );
-    click(&browser, "#lang").await;
+    browser.click("#lang").await.unwrap();
     browser
         .wait_text("nav a[data-view=board]", |t| t == "看板")
         .await
@@ -524,12 +527,12 @@ async fn the_language_switch_changes_the_text() {
             .unwrap(),
         json!("zh-CN")
     );
-    click(&browser, "#lang").await;
+    browser.click("#lang").await.unwrap();
     browser
         .wait_text("nav a[data-view=board]", |t| t == "Board")
         .await
         .unwrap();
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
 
 #[tokio::test]
@@ -555,13 +558,16 @@ async fn an_unauthenticated_visit_goes_to_login_and_back_after_it() {
         .send_keys(SUPERVISOR_PASSWORD)
         .await
         .unwrap();
-    click(&browser, "#login-form button[type=submit]").await;
+    browser
+        .click("#login-form button[type=submit]")
+        .await
+        .unwrap();
     browser.wait_path("/board/").await.unwrap();
     browser
         .wait_text("#rep-total", |t| t.starts_with("Incidents in range"))
         .await
         .unwrap();
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
 
 /// Sums what the page downloaded: resource timing's transferSize, and the
@@ -599,7 +605,7 @@ async fn the_first_load_is_under_300_kb_and_fits_a_360_px_phone() {
         .await
         .unwrap();
     assert!(width.as_u64().unwrap() <= 360, "page is {width} px wide");
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
 
 /// Elders with Tibetan and Chinese names around Tama community, Lhasa.
@@ -736,7 +742,7 @@ async fn screenshots_of_the_board_in_both_languages() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             shoot("board-reports-en.png".into()).await;
         }
-        no_console_errors(&browser).await;
+        browser.assert_no_console_errors().await;
     }
     // A phone.
     let browser = Browser::start_sized(360, 800, "zh-CN").await.unwrap();
@@ -783,7 +789,7 @@ async fn an_admin_starts_and_stops_a_scenario_from_the_board() {
         .await
         .unwrap();
     browser.wait_path("/board/").await.unwrap();
-    click(&browser, "nav a[data-view=sim]").await;
+    browser.click("nav a[data-view=sim]").await.unwrap();
     browser
         .wait_text("#sim-status", |t| t == "Not running.")
         .await
@@ -792,7 +798,10 @@ async fn an_admin_starts_and_stops_a_scenario_from_the_board() {
         .eval("document.getElementById('sim-scenario').value = 'stuck-button'; null")
         .await
         .unwrap();
-    click(&browser, "#view-sim form button[type=submit]").await;
+    browser
+        .click("#view-sim form button[type=submit]")
+        .await
+        .unwrap();
     browser
         .wait_text("#sim-status", |t| t == "Running: stuck-button")
         .await
@@ -804,7 +813,10 @@ async fn an_admin_starts_and_stops_a_scenario_from_the_board() {
     assert_eq!(status["running"], true, "{status}");
     assert_eq!(status["scenario"], "stuck-button", "{status}");
 
-    click(&browser, "#view-sim form button[type=button]").await;
+    browser
+        .click("#view-sim form button[type=button]")
+        .await
+        .unwrap();
     browser
         .wait_text("#sim-status", |t| t == "Not running.")
         .await
@@ -813,5 +825,5 @@ async fn an_admin_starts_and_stops_a_scenario_from_the_board() {
         .call(Some(&app.admin), Method::GET, "/api/v1/sim", None)
         .await;
     assert_eq!(status["running"], false, "{status}");
-    no_console_errors(&browser).await;
+    browser.assert_no_console_errors().await;
 }
