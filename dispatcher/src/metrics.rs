@@ -28,7 +28,7 @@ pub struct Metrics {
     opened: Mutex<BTreeMap<(IncidentKind, Priority), u64>>,
     /// Milliseconds between a message's arrival and its commit, last batch.
     pub ingest_lag_ms: AtomicI64,
-    /// Events waiting for the writer.
+    /// Messages received and not yet acknowledged.
     pub ingest_queue: AtomicI64,
     /// Heartbeats held in memory, not yet flushed.
     pub heartbeats_pending: AtomicI64,
@@ -127,7 +127,7 @@ impl Metrics {
         gauge(
             &mut out,
             "dispatcher_ingest_queue",
-            "Device events received, not yet committed.",
+            "Device messages received and not yet acknowledged (events wait for their commit).",
             self.ingest_queue.load(Ordering::Relaxed),
         );
         gauge(

@@ -280,6 +280,9 @@ impl Default for AuthSettings {
 pub struct IngestSettings {
     /// The most events stored in one transaction.
     pub batch_max: usize,
+    /// The most events received and waiting for their commit. When it is
+    /// full, ingest stops reading and the broker keeps the rest.
+    pub queue_max: usize,
     /// Events per second per device before the excess is not acted on.
     pub rate_limit_per_s: u32,
     /// How often the heartbeat table is written to the store.
@@ -296,6 +299,7 @@ impl Default for IngestSettings {
     fn default() -> Self {
         Self {
             batch_max: 500,
+            queue_max: 10_000,
             rate_limit_per_s: 20,
             heartbeat_flush_ms: 1000,
             default_heartbeat_s: 60,
@@ -475,6 +479,13 @@ impl Settings {
                 "ingest.batch_max",
                 "is 0".into(),
                 "set 1 or more (500 is usual)",
+            ));
+        }
+        if self.ingest.queue_max == 0 {
+            return Err(bad(
+                "ingest.queue_max",
+                "is 0".into(),
+                "set 1 or more (10000 is usual)",
             ));
         }
         if self.ingest.rate_limit_per_s == 0 {

@@ -120,6 +120,18 @@ impl Application {
             ..
         } = self;
         let liveness = state.liveness.clone();
+        // Before connecting: a backlog kept by the broker arrives at once.
+        let warming = std::time::Instant::now();
+        match state.store.warm_registry().await {
+            Ok(devices) => tracing::info!(
+                devices,
+                took_ms = warming.elapsed().as_millis() as u64,
+                "registry read ahead for ingest"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the registry ahead; ingest reads it as events need it")
+            }
+        }
         let listening_since = state.clock.now();
         let ingest_deps = IngestDeps {
             settings: state.settings.clone(),

@@ -36,6 +36,7 @@ on_both_brokers!(
     every_bad_input_is_rejected_and_counted_while_good_events_flow,
     a_flooding_device_is_contained_and_another_elders_press_still_counts,
     an_unregistered_device_is_kept_for_supervisors,
+    a_full_writer_queue_holds_messages_back_and_loses_none,
 );
 
 async fn app(broker: Broker) -> TestApp {
@@ -268,6 +269,49 @@ async fn a_flooding_device_is_contained_and_another_elders_press_still_counts(br
             > 0.0
     );
     assert!(stuck_incidents[0]["event_count"].as_i64().unwrap() <= 300);
+}
+
+/// With room for one event at a time, ingest stops reading until it has
+/// committed, and the broker keeps the rest: every event is stored once,
+/// every message is acknowledged, heartbeats in between included.
+async fn a_full_writer_queue_holds_messages_back_and_loses_none(broker: Broker) {
+    let app = TestApp::spawn(Options {
+        broker,
+        env: vec![
+            ("ELDERCARE__INGEST__QUEUE_MAX".into(), "1".into()),
+            ("ELDERCARE__INGEST__BATCH_MAX".into(), "2".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let names = ["pad-1", "pad-2", "pad-3"];
+    let mut pads = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        app.elder_with_device(&format!("e-{i}"), name, "vitals_pad", json!({}))
+            .await;
+        pads.push(app.device(name).await);
+    }
+    for round in 0..40 {
+        for pad in &mut pads {
+            pad.event(&format!("v-{round}"), "vitals", json!({"heart_rate": 72}))
+                .await;
+            pad.status(true, Utc::now()).await;
+        }
+    }
+    for pad in &pads {
+        pad.flushed().await;
+    }
+    for name in names {
+        wait::until(&format!("40 events of {name} stored"), || async {
+            (app.events(name).await.len() == 40).then_some(())
+        })
+        .await;
+    }
+    wait::until("every message acknowledged", || async {
+        (app.metric("dispatcher_ingest_queue").await == 0.0).then_some(())
+    })
+    .await;
+    assert_eq!(app.metric("dispatcher_events_duplicate_total").await, 0.0);
 }
 
 async fn an_unregistered_device_is_kept_for_supervisors(broker: Broker) {

@@ -101,6 +101,8 @@ on_both_backends!(
     unknown_devices_are_kept_and_listed,
     bed_exit_at_night_without_return_raises,
     bed_return_before_due_unschedules,
+    an_exit_and_its_return_in_one_batch_leave_no_deadline,
+    a_rebound_device_speaks_for_its_new_elder,
     a_claimed_deadline_waits_for_its_lease,
     heartbeats_flush_and_read_back,
     offline_incident_clears_itself,
@@ -953,6 +955,114 @@ async fn bed_return_before_due_unschedules(h: Harness) {
         .unwrap();
     assert_eq!(by_day[0].action, EventAction::Recorded);
     assert!(s.deadlines().await.unwrap().is_empty());
+}
+
+/// Deadlines are written once per batch: only the last word on a key
+/// counts, in arrival order.
+async fn an_exit_and_its_return_in_one_batch_leave_no_deadline(h: Harness) {
+    let s = &*h.store;
+    fall_risk_home(s).await;
+    let r = rules();
+    let t0 = night();
+    let bed = |id: &str, kind: EventType, minute: i64| {
+        event("bed-1", id, kind, t0 + Duration::minutes(minute))
+    };
+    let (exit, back) = (EventType::BedExit, EventType::BedReturn);
+    let got = s
+        .ingest(
+            &[bed("x-1", exit.clone(), 0), bed("r-1", back.clone(), 1)],
+            &r,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        actions(&got),
+        vec![EventAction::Scheduled, EventAction::Recorded]
+    );
+    assert!(s.deadlines().await.unwrap().is_empty(), "back in bed");
+
+    // Out again after the return, in one batch: the later exit stands,
+    // due from its own time.
+    let again = [
+        bed("x-2", exit.clone(), 2),
+        bed("r-2", back, 3),
+        bed("x-3", exit, 4),
+    ];
+    let got = s.ingest(&again, &r).await.unwrap();
+    assert_eq!(
+        actions(&got),
+        vec![
+            EventAction::Scheduled,
+            EventAction::Recorded,
+            EventAction::Scheduled
+        ]
+    );
+    let due = s.deadlines().await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].due_at, t0 + Duration::minutes(4 + 20));
+}
+
+/// Ingest keeps the devices and elders it has read; a change to either,
+/// by this store or by another instance on the same database, is seen by
+/// the next batch.
+async fn a_rebound_device_speaks_for_its_new_elder(h: Harness) {
+    let s = &*h.store;
+    home(s, "e-1", "btn-1", DeviceKind::CallButton).await;
+    s.insert_elder(&elder("e-2")).await.unwrap();
+    assert!(s.warm_registry().await.unwrap() >= 1);
+    let r = rules();
+    let t0 = day();
+    let elder_of = |applied: &[dispatcher::store::Applied]| {
+        applied[0]
+            .incident
+            .as_ref()
+            .and_then(|i| i.elder_id.clone())
+            .map(|e| e.to_string())
+    };
+    let got = s.ingest(&[press("btn-1", "p-1", t0)], &r).await.unwrap();
+    assert_eq!(elder_of(&got).as_deref(), Some("e-1"));
+
+    // Another instance moves the button to e-2's home.
+    let other = dispatcher::store::connect(&h.url).await.expect("connect");
+    other
+        .update_device(&device("btn-1", Some("e-2"), DeviceKind::CallButton))
+        .await
+        .unwrap();
+    let got = s
+        .ingest(&[press("btn-1", "p-2", t0 + Duration::seconds(1))], &r)
+        .await
+        .unwrap();
+    assert_eq!(got[0].action, EventAction::Opened);
+    assert_eq!(elder_of(&got).as_deref(), Some("e-2"), "the new home");
+
+    // An elder's change is seen too: e-2 now wanders, and a door at night
+    // is an incident only for an elder who wanders.
+    s.insert_device(&device("door-2", Some("e-2"), DeviceKind::Door))
+        .await
+        .unwrap();
+    let door = |id: &str, at| {
+        let mut e = event("door-2", id, EventType::DoorOpen, at);
+        e.message = e.message.with_data("door", "front");
+        e
+    };
+    let got = s.ingest(&[door("d-1", night())], &r).await.unwrap();
+    assert_eq!(got[0].action, EventAction::Recorded);
+    let mut wanders = elder("e-2");
+    wanders.risks.wandering = true;
+    other.update_elder(&wanders).await.unwrap();
+    let got = s
+        .ingest(&[door("d-2", night() + Duration::minutes(1))], &r)
+        .await
+        .unwrap();
+    assert_eq!(got[0].action, EventAction::Opened);
+
+    // Removed: unknown again, not the copy's old binding.
+    other.delete_device(&device_id("btn-1")).await.unwrap();
+    let got = s
+        .ingest(&[press("btn-1", "p-3", t0 + Duration::seconds(2))], &r)
+        .await
+        .unwrap();
+    assert_eq!(got[0].action, EventAction::UnknownDevice);
 }
 
 async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {

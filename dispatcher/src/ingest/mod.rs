@@ -1,15 +1,19 @@
 //! Ingest: device messages from the broker into the store, never losing one.
 //!
-//! Three tasks:
+//! The tasks:
 //!
 //! - the **MQTT loop** ([`mqtt_loop`]) polls the connection, reconnects with
 //!   capped backoff and resubscribes, validates each message (the
 //!   `protocol` crate), feeds heartbeats to the in-memory [`Liveness`]
 //!   table and hands every QoS 1 message, in arrival order, to the writer;
-//! - the **writer** ([`writer`]) stores events in batches (one transaction
-//!   each, rules included) and only after the commit acknowledges the
-//!   batch's messages, in the order they arrived. A crash before the commit
-//!   loses nothing: the broker redelivers and the store drops duplicates;
+//! - the **writer** ([`writer`]), two tasks in a pipeline: the committer
+//!   stores events in batches (one transaction each, rules included) while
+//!   the next batch gathers, and the acker acknowledges every message in
+//!   the order it arrived, once the events up to it are committed. A crash
+//!   before the commit loses nothing: the broker redelivers and the store
+//!   drops duplicates. The committer's queue is bounded
+//!   (`ingest.queue_max`): when it is full the loop stops reading and the
+//!   broker holds the rest;
 //! - the **health** task applies devices going offline and coming back.
 //!
 //! Bad input is acknowledged (so the broker stops redelivering it), logged
@@ -25,7 +29,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use rumqttc::Publish;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -68,7 +72,8 @@ pub struct Ingest {
     client: rumqttc::AsyncClient,
     stop_intake: CancellationToken,
     mqtt: JoinHandle<()>,
-    writer: JoinHandle<()>,
+    committer: JoinHandle<()>,
+    acker: JoinHandle<()>,
     health: JoinHandle<()>,
     /// Where the timer loop reports devices that went silent.
     pub health_tx: mpsc::UnboundedSender<HealthChange>,
@@ -88,24 +93,33 @@ impl Ingest {
         eventloop.set_network_options(crate::mqtt::network_options());
 
         let stop_intake = CancellationToken::new();
-        let (item_tx, item_rx) = mpsc::unbounded_channel();
+        let (event_tx, event_rx) = mpsc::channel(deps.settings.ingest.queue_max);
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let (committed_tx, committed_rx) = watch::channel(0);
         let (health_tx, health_rx) = mpsc::unbounded_channel();
 
         let mqtt = tokio::spawn(mqtt_loop::run(
             deps.clone(),
             client.clone(),
             eventloop,
-            item_tx,
+            writer::Intake::new(event_tx, ack_tx),
             health_tx.clone(),
             stop_intake.clone(),
         ));
-        let writer = tokio::spawn(writer::run(deps.clone(), client.clone(), item_rx));
+        let committer = tokio::spawn(writer::commit_loop(deps.clone(), event_rx, committed_tx));
+        let acker = tokio::spawn(writer::ack_loop(
+            deps.clone(),
+            client.clone(),
+            ack_rx,
+            committed_rx,
+        ));
         let health = tokio::spawn(writer::health(deps, health_rx));
         Self {
             client,
             stop_intake,
             mqtt,
-            writer,
+            committer,
+            acker,
             health,
             health_tx,
         }
@@ -121,7 +135,11 @@ impl Ingest {
     /// we are away is lost.
     pub async fn shutdown(self, grace: Duration) {
         self.stop_intake.cancel();
-        if tokio::time::timeout(grace, self.writer).await.is_err() {
+        let writer = async {
+            let _ = self.committer.await;
+            let _ = self.acker.await;
+        };
+        if tokio::time::timeout(grace, writer).await.is_err() {
             tracing::warn!(
                 "ingest writer did not finish within {grace:?}; unacknowledged messages will be redelivered"
             );

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::ratelimit::RateLimiter;
+use super::writer::Intake;
 use super::{HealthChange, IngestDeps, Item};
 use crate::store::IncomingEvent;
 
@@ -19,7 +20,7 @@ pub(crate) async fn run(
     deps: IngestDeps,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    items: mpsc::UnboundedSender<Item>,
+    mut intake: Intake,
     health: mpsc::UnboundedSender<HealthChange>,
     stop_intake: CancellationToken,
 ) {
@@ -81,12 +82,12 @@ pub(crate) async fn run(
                     limiter.prune(deps.clock.now());
                 }
                 if let Some(item) = classify(&deps, &topics, &mut limiter, &health, publish) {
-                    // The writer outlives this loop's intake; a send error
+                    deps.metrics.ingest_queue.fetch_add(1, Ordering::Relaxed);
+                    // The writer outlives this loop's intake; an error
                     // means it is gone and shutdown is under way.
-                    if items.send(item).is_err() {
+                    if intake.push(item).await.is_err() {
                         break;
                     }
-                    deps.metrics.ingest_queue.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Ok(_) => {}
@@ -106,10 +107,10 @@ pub(crate) async fn run(
             }
         }
     }
-    // Intake is over: closing the channel lets the writer finish what it
+    // Intake is over: closing the pipeline lets the writer finish what it
     // has. Keep polling so its acknowledgements reach the broker, ignoring
     // new messages (unacknowledged, the broker keeps them for next time).
-    drop(items);
+    drop(intake);
     loop {
         match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await {
             Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,

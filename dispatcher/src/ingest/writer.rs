@@ -1,10 +1,19 @@
-//! The writer: commit, then acknowledge. And the health task.
+//! The writer: commit, then acknowledge, as a pipeline. And the health
+//! task.
+//!
+//! The MQTT loop numbers each event as it hands it over ([`Intake`]). The
+//! **committer** stores events in batches, one transaction each, and
+//! publishes the number of the last event committed. The **acker** sends
+//! each message's PUBACK in arrival order, as soon as every event up to it
+//! is committed. So the next batch gathers while one commits, and a
+//! heartbeat that arrived before any uncommitted event is acknowledged at
+//! once instead of waiting behind a commit.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rumqttc::AsyncClient;
-use tokio::sync::mpsc;
+use rumqttc::{AsyncClient, Publish};
+use tokio::sync::{mpsc, watch};
 
 use super::{HealthChange, IngestDeps, Item};
 use crate::store::{Applied, EventAction, IncomingEvent, StoreError};
@@ -12,43 +21,103 @@ use crate::store::{Applied, EventAction, IncomingEvent, StoreError};
 /// Longest wait between attempts when the store is down.
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(
+/// An event numbered in arrival order.
+pub(crate) type Numbered = (u64, IncomingEvent);
+
+/// A message waiting for its acknowledgement: it may go once every event
+/// up to number `after` is committed.
+pub(crate) struct PendingAck {
+    publish: Publish,
+    after: u64,
+}
+
+/// The writer is gone (shutdown under way).
+#[derive(Debug)]
+pub(crate) struct WriterGone;
+
+/// The MQTT loop's end of the pipeline.
+pub(crate) struct Intake {
+    events: mpsc::Sender<Numbered>,
+    acks: mpsc::UnboundedSender<PendingAck>,
+    /// The number of the last event handed over.
+    last: u64,
+}
+
+impl Intake {
+    pub(crate) fn new(
+        events: mpsc::Sender<Numbered>,
+        acks: mpsc::UnboundedSender<PendingAck>,
+    ) -> Self {
+        Self {
+            events,
+            acks,
+            last: 0,
+        }
+    }
+
+    /// Hands one message over. Waits while the committer has a full queue
+    /// of events: the broker keeps the rest until we are ready for them.
+    pub(crate) async fn push(&mut self, item: Item) -> Result<(), WriterGone> {
+        let publish = match item {
+            Item::Event(publish, event) => {
+                self.last += 1;
+                self.events
+                    .send((self.last, event))
+                    .await
+                    .map_err(|_| WriterGone)?;
+                publish
+            }
+            Item::AckOnly(publish) => publish,
+        };
+        self.acks
+            .send(PendingAck {
+                publish,
+                after: self.last,
+            })
+            .map_err(|_| WriterGone)
+    }
+}
+
+/// Stores events in batches, back to back, and announces each batch's last
+/// number once it is committed.
+pub(crate) async fn commit_loop(
     deps: IngestDeps,
-    client: AsyncClient,
-    mut items: mpsc::UnboundedReceiver<Item>,
+    mut events: mpsc::Receiver<Numbered>,
+    committed: watch::Sender<u64>,
 ) {
     let batch_max = deps.settings.ingest.batch_max;
-    let mut batch = Vec::with_capacity(batch_max);
-    while let Some(first) = items.recv().await {
-        batch.push(first);
-        while batch.len() < batch_max {
-            match items.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
+    let mut batch: Vec<Numbered> = Vec::with_capacity(batch_max);
+    while events.recv_many(&mut batch, batch_max).await > 0 {
+        let last = batch.last().map_or(0, |(n, _)| *n);
+        let stored: Vec<IncomingEvent> = batch.drain(..).map(|(_, e)| e).collect();
+        let applied = commit(&deps, &stored).await;
+        record(&deps, &stored, &applied);
+        committed.send_replace(last);
+    }
+}
+
+/// Acknowledges messages in arrival order, each once what came before it
+/// is committed.
+pub(crate) async fn ack_loop(
+    deps: IngestDeps,
+    client: AsyncClient,
+    mut acks: mpsc::UnboundedReceiver<PendingAck>,
+    mut committed: watch::Receiver<u64>,
+) {
+    let mut ready = Vec::new();
+    while acks.recv_many(&mut ready, 1024).await > 0 {
+        for ack in ready.drain(..) {
+            if committed.wait_for(|c| *c >= ack.after).await.is_err() {
+                // The committer stopped first (shutdown with a batch
+                // unfinished): this and what follows stay unacknowledged,
+                // and the broker redelivers them next time.
+                return;
             }
-        }
-        deps.metrics
-            .ingest_queue
-            .fetch_sub(batch.len() as i64, Ordering::Relaxed);
-        let events: Vec<IncomingEvent> = batch
-            .iter()
-            .filter_map(|i| match i {
-                Item::Event(_, e) => Some(e.clone()),
-                Item::AckOnly(_) => None,
-            })
-            .collect();
-        if !events.is_empty() {
-            let applied = commit(&deps, &events).await;
-            record(&deps, &events, &applied);
-        }
-        // Committed: now, and only now, the broker may forget them.
-        for item in batch.drain(..) {
-            let publish = match item {
-                Item::Event(p, _) | Item::AckOnly(p) => p,
-            };
-            if let Err(e) = client.ack(&publish).await {
+            // Committed: now, and only now, the broker may forget it.
+            if let Err(e) = client.ack(&ack.publish).await {
                 tracing::warn!(error = %e, "could not queue an acknowledgement; the broker will redeliver");
             }
+            deps.metrics.ingest_queue.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

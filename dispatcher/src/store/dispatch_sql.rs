@@ -729,8 +729,45 @@ macro_rules! dispatch_sql {
                 /// stream rows, a statement per kind and chunk. Stream
                 /// rows go last, after the backend's stream lock, which is
                 /// then held only until the commit that follows.
+                /// Schedules and unschedules, one statement each.
+                async fn write_deadlines(
+                    conn: &mut Conn,
+                    deadlines: DeadlineWrites,
+                ) -> StoreResult<()> {
+                    let (due, gone): (Vec<_>, Vec<_>) =
+                        deadlines.into_iter().partition(|(_, d)| d.is_some());
+                    for chunk in gone.chunks(CHUNK) {
+                        let mut q = QueryBuilder::<$db>::new("DELETE FROM deadlines WHERE key IN (");
+                        let mut list = q.separated(", ");
+                        for (key, _) in chunk {
+                            list.push_bind(key.as_str());
+                        }
+                        q.push(")");
+                        q.build().execute(&mut *conn).await.db()?;
+                    }
+                    let due: Vec<_> =
+                        due.into_iter().filter_map(|(k, d)| d.map(|d| (k, d))).collect();
+                    for chunk in due.chunks(CHUNK) {
+                        let mut q =
+                            QueryBuilder::<$db>::new("INSERT INTO deadlines (key, due_at, effects) ");
+                        q.push_values(chunk, |mut row, (key, (due_at, effects))| {
+                            row.push_bind(key.as_str())
+                                .push_bind(*due_at)
+                                .push_bind(effects.as_str());
+                        });
+                        q.push(
+                            " ON CONFLICT (key) DO UPDATE
+                              SET due_at = excluded.due_at, effects = excluded.effects,
+                                  claimed_until = NULL",
+                        );
+                        q.build().execute(&mut *conn).await.db()?;
+                    }
+                    Ok(())
+                }
+
                 pub(crate) async fn flush(conn: &mut Conn, pending: Pending) -> StoreResult<()> {
-                    let Pending { timeline, notices } = pending;
+                    let Pending { timeline, notices, deadlines } = pending;
+                    Self::write_deadlines(&mut *conn, deadlines).await?;
                     for chunk in timeline.chunks(CHUNK) {
                         let mut q = QueryBuilder::<$db>::new(
                             "INSERT INTO timeline (incident_id, at, what, actor) ",
@@ -937,9 +974,11 @@ macro_rules! dispatch_sql {
                     incident: &IncidentId,
                     now: DateTime<Utc>,
                 ) -> StoreResult<Option<DispatchTurn>> {
-                    let mut tx = self.begin_write().await.db()?;
                     // The turn is a lease, not a removal: a caller that dies
                     // before `make_offers` leaves the turn to come due again.
+                    // One statement holds the write lock; what the turn
+                    // needs besides is read after, outside it (the lease
+                    // keeps other dispatchers off the incident meanwhile).
                     let row: Option<IncidentRow> = sqlx::query_as(
                         "UPDATE incidents SET next_dispatch_at = $3
                          WHERE id = $1 AND status = 'dispatching'
@@ -949,15 +988,16 @@ macro_rules! dispatch_sql {
                     .bind(incident.as_str())
                     .bind(now)
                     .bind(now + super::dispatch::DISPATCH_LEASE)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *self.write_conn().await.db()?)
                     .await
                     .db()?;
                     let Some(row) = row else {
                         return Ok(None);
                     };
                     let incident = row.into_domain()?;
+                    let mut conn = self.pool.acquire().await.db()?;
                     let elder = match &incident.elder_id {
-                        Some(id) => Self::load_elder(&mut tx, id).await?,
+                        Some(id) => Self::load_elder(&mut conn, id).await?,
                         None => None,
                     };
                     let offered: Vec<(String, Option<String>)> = sqlx::query_as(
@@ -965,10 +1005,9 @@ macro_rules! dispatch_sql {
                          WHERE incident_id = $1 ORDER BY offered_at, id",
                     )
                     .bind(incident.id.as_str())
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut *conn)
                     .await
                     .db()?;
-                    tx.commit().await.db()?;
                     let live_offers = offered.iter().filter(|(_, response)| response.is_none()).count();
                     let already_offered = offered
                         .into_iter()
@@ -1607,7 +1646,7 @@ macro_rules! dispatch_sql {
                 async fn prune_stream(&self, before: DateTime<Utc>) -> StoreResult<u64> {
                     let done = sqlx::query("DELETE FROM stream WHERE at < $1")
                         .bind(before)
-                        .execute(&self.pool)
+                        .execute(&mut *self.write_conn().await.db()?)
                         .await
                         .db()?;
                     Ok(done.rows_affected())
@@ -1637,7 +1676,7 @@ macro_rules! dispatch_sql {
                     .bind(now)
                     .bind(now + lease)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.write_conn().await.db()?)
                     .await
                     .db()?;
                     let mut items = all(rows, OutboxRow::into_item)?;
@@ -1664,7 +1703,7 @@ macro_rules! dispatch_sql {
                         )
                         .bind(id)
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(&mut *self.write_conn().await.db()?)
                         .await
                         .db()?,
                         DeliveryOutcome::Retry { at, error } => sqlx::query(
@@ -1675,7 +1714,7 @@ macro_rules! dispatch_sql {
                         .bind(id)
                         .bind(*at)
                         .bind(error.as_str())
-                        .execute(&self.pool)
+                        .execute(&mut *self.write_conn().await.db()?)
                         .await
                         .db()?,
                         DeliveryOutcome::Failed { error } => sqlx::query(
@@ -1685,7 +1724,7 @@ macro_rules! dispatch_sql {
                         )
                         .bind(id)
                         .bind(error.as_str())
-                        .execute(&self.pool)
+                        .execute(&mut *self.write_conn().await.db()?)
                         .await
                         .db()?,
                     };

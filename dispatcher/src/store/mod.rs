@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod dispatch_sql;
 pub mod notices;
 pub mod postgres;
+mod registry;
 mod rows;
 pub mod sql;
 pub mod sqlite;
@@ -281,11 +282,19 @@ pub trait Store: DispatchStore + Send + Sync + 'static {
     /// `Invalid` when a device names an elder that does not exist.
     async fn upsert_devices(&self, devices: &[Device]) -> StoreResult<usize>;
     /// Writes a batch of heartbeats in as few statements as the backend
-    /// allows. Unknown devices are skipped.
+    /// allows, each committed on its own so other writers get turns in
+    /// between; a failure part way is harmless to retry (last-seen never
+    /// moves backwards). Unknown devices are skipped.
     async fn flush_heartbeats(&self, beats: &[Heartbeat]) -> StoreResult<()>;
     /// Every registered device's last known health, for the offline
     /// detector at start-up.
     async fn liveness(&self) -> StoreResult<Vec<Liveness>>;
+    /// Reads devices and their elders into ingest's copy of the registry
+    /// (as many as it keeps), so the first batches after a start, often a
+    /// backlog the broker kept for us, need not read them one batch at a
+    /// time. Returns how many devices it read; 0 if the registry changed
+    /// while reading (the copy then fills as batches need it).
+    async fn warm_registry(&self) -> StoreResult<usize>;
 
     // --- stewards ---
     async fn insert_steward(&self, steward: &Steward) -> StoreResult<()>;

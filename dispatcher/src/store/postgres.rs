@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
 use super::dispatch_sql::dispatch_sql;
+use super::registry::RegistryCache;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -30,6 +32,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`super::sql`], shared with SQLite.
 pub struct PgStore {
     pool: Pool<Postgres>,
+    registry: RegistryCache,
 }
 
 impl PgStore {
@@ -48,13 +51,26 @@ impl PgStore {
             .run(&pool)
             .await
             .with_context(|| format!("applying migrations/postgres to {shown}"))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            registry: RegistryCache::default(),
+        })
     }
 
     /// PostgreSQL locks rows as statements touch them; a plain `BEGIN` is
     /// all a writer needs.
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    /// A connection for one writing statement: no turn to wait for.
+    async fn write_conn(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// The same: row locks order PostgreSQL's writers, not a gate.
+    async fn background_write_conn(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        self.write_conn().await
     }
 
     /// Serialises stream writers from here to their commit, so `seq`

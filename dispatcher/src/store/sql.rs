@@ -30,13 +30,18 @@ use serde::Serialize;
 use sqlx::error::ErrorKind;
 
 use super::notices::Notices;
-use super::rows::{DeviceRow, ElderRow, InsertedEvent, NewTimeline};
+use super::rows::{InsertedEvent, NewTimeline};
 use super::{Applied, EventAction, Heartbeat, IncomingEvent, StoreError, StoreResult};
-use crate::domain::{Device, DeviceId, Elder, ElderId, IncidentId};
+use crate::domain::{Device, DeviceId, IncidentId};
 
 /// Rows per multi-row statement. The widest row binds 7 values: 3,500
 /// binds per statement, far under SQLite's 32,766 and PostgreSQL's 65,535.
 pub(crate) const CHUNK: usize = 500;
+
+/// Heartbeats per flush statement. Each statement holds the write lock
+/// for its commit; kept short so a press queued behind one waits under a
+/// millisecond, not the few a 500-row update takes.
+pub(crate) const HEARTBEAT_CHUNK: usize = 100;
 
 /// Lists return this many rows when the caller asks for none.
 pub(crate) const DEFAULT_LIMIT: i64 = 100;
@@ -125,13 +130,22 @@ pub(crate) fn incident_ids(ids: Vec<String>) -> StoreResult<Vec<IncidentId>> {
 }
 
 /// A transaction's pending writes besides the change itself: timeline
-/// lines and notices (stream and outbox rows), written together just
-/// before the commit, one statement per kind.
+/// lines, notices (stream and outbox rows) and deadlines, written together
+/// just before the commit, one statement per kind.
 #[derive(Default)]
 pub(crate) struct Pending {
     pub timeline: Vec<NewTimeline>,
     pub notices: Notices,
+    /// What each touched deadline key ends as: due at a time with its
+    /// effects (as JSON), or gone. Only the last word on a key counts, so
+    /// a bed exit and its return in one batch leave nothing; sorted, so
+    /// concurrent writers lock the rows in one order.
+    pub deadlines: DeadlineWrites,
 }
+
+/// Deadline key → due time and effects (JSON), or `None` for removed.
+pub(crate) type DeadlineWrites =
+    std::collections::BTreeMap<String, Option<(chrono::DateTime<chrono::Utc>, String)>>;
 
 impl Pending {
     /// A timeline line of an incident.
@@ -171,62 +185,6 @@ pub(crate) fn seqs_by_key(rows: Vec<InsertedEvent>) -> HashMap<(String, String),
     rows.into_iter()
         .map(|r| ((r.device_id, r.event_id), r.seq))
         .collect()
-}
-
-/// The devices and elders a batch refers to, read once per batch.
-#[derive(Default)]
-pub(crate) struct Registry {
-    pub devices: HashMap<DeviceId, Device>,
-    pub elders: HashMap<ElderId, Elder>,
-}
-
-impl Registry {
-    /// Keeps the rows that read back; a damaged registry row is logged and
-    /// its device treated as unknown, so one bad row cannot stop a whole
-    /// batch (every other elder's alerts) from being stored.
-    pub(crate) fn add_devices(&mut self, rows: Vec<DeviceRow>) {
-        for row in rows {
-            match row.into_domain() {
-                Ok(d) => {
-                    self.devices.insert(d.id.clone(), d);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "device row unreadable; treating it as unknown")
-                }
-            }
-        }
-    }
-
-    pub(crate) fn add_elders(&mut self, rows: Vec<ElderRow>) {
-        for row in rows {
-            match row.into_domain() {
-                Ok(e) => {
-                    self.elders.insert(e.id.clone(), e);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "elder row unreadable; treating as unknown")
-                }
-            }
-        }
-    }
-
-    /// The elder ids the loaded devices are bound to.
-    pub(crate) fn elder_ids(&self) -> Vec<&ElderId> {
-        let ids: HashSet<&ElderId> = self
-            .devices
-            .values()
-            .filter_map(|d| d.elder_id.as_ref())
-            .collect();
-        ids.into_iter().collect()
-    }
-
-    pub(crate) fn lookup(&self, device: &DeviceId) -> (Option<&Device>, Option<&Elder>) {
-        let device = self.devices.get(device);
-        let elder = device
-            .and_then(|d| d.elder_id.as_ref())
-            .and_then(|id| self.elders.get(id));
-        (device, elder)
-    }
 }
 
 /// What one event did, from what each of its effects did: the first
@@ -270,9 +228,15 @@ pub(crate) fn raised_words(opened: bool, summary: &str) -> String {
 }
 
 /// Implements [`Store`](crate::store::Store) for `$store`, a struct with a
-/// `pool: sqlx::Pool<$db>` field and an
-/// `async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>, sqlx::Error>`
-/// that opens a transaction ready to write.
+/// `pool: sqlx::Pool<$db>` field (for reads), a
+/// `registry: RegistryCache` field (ingest's copy of devices and elders), an
+/// `async fn begin_write(&self) -> Result<T, sqlx::Error>` that opens a
+/// transaction ready to write (`T` derefs to the connection and has
+/// `commit`), an `async fn write_conn(&self) -> Result<C, sqlx::Error>`
+/// giving a connection for one writing statement, and
+/// `background_write_conn`, the same for a write that may let others go
+/// first. Every write goes through one of them, so a backend can order
+/// its writers.
 ///
 /// Expand [`dispatch_sql!`](crate::store::dispatch_sql::dispatch_sql) for
 /// the same type beside it: the incident transitions ingest shares with
@@ -301,6 +265,7 @@ macro_rules! sql_store {
             use $crate::store::dispatch::DispatchStore;
             use $crate::store::dispatch_sql::Closing;
             use $crate::store::notices::Transition;
+            use $crate::store::registry::{Registry, RegistryCache};
             use $crate::store::rows::*;
             use $crate::store::sql::*;
             use $crate::store::{
@@ -362,28 +327,15 @@ macro_rules! sql_store {
                                 Self::close_in(conn, i, d, how, actor, now, rules, pending).await?;
                             Ok(Applied { action: EventAction::Cleared, incident: Some(closed) })
                         }
+                        // Deadlines are written with the batch's other
+                        // pending rows, one statement for all.
                         Effect::Schedule { key, due_at, effects } => {
-                            sqlx::query(
-                                "INSERT INTO deadlines (key, due_at, effects, claimed_until)
-                                 VALUES ($1, $2, $3, NULL)
-                                 ON CONFLICT (key) DO UPDATE
-                                 SET due_at = excluded.due_at, effects = excluded.effects,
-                                     claimed_until = NULL",
-                            )
-                            .bind(key)
-                            .bind(*due_at)
-                            .bind(to_json("deadline effects", effects)?)
-                            .execute(&mut *conn)
-                            .await
-                            .db()?;
+                            let effects = to_json("deadline effects", effects)?;
+                            pending.deadlines.insert(key.clone(), Some((*due_at, effects)));
                             Ok(Applied { action: EventAction::Scheduled, incident: None })
                         }
                         Effect::Unschedule { key } => {
-                            sqlx::query("DELETE FROM deadlines WHERE key = $1")
-                                .bind(key)
-                                .execute(&mut *conn)
-                                .await
-                                .db()?;
+                            pending.deadlines.insert(key.clone(), None);
                             Ok(Applied { action: EventAction::Recorded, incident: None })
                         }
                     }
@@ -463,20 +415,35 @@ macro_rules! sql_store {
                 // --- ingest steps ---
 
                 /// The devices of a batch and the elders they are bound
-                /// to: two statements per chunk, not two per event.
-                async fn load_registry(
+                /// to: from the copy kept at the store's registry version,
+                /// reading only devices it does not hold (two statements
+                /// per chunk of those, not two per event).
+                async fn registry_for(
+                    &self,
                     conn: &mut Conn,
                     batch: &[IncomingEvent],
                 ) -> StoreResult<Registry> {
-                    let mut ids: Vec<&str> = batch.iter().map(|e| e.device_id.as_str()).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
+                    let version: i64 =
+                        sqlx::query_scalar("SELECT version FROM registry_version")
+                            .fetch_one(&mut *conn)
+                            .await
+                            .db()?;
+                    let (hit, missing) =
+                        self.registry.get(version, batch.iter().map(|e| &e.device_id));
+                    if missing.is_empty() {
+                        return Ok(hit);
+                    }
+                    let read = Self::read_registry(conn, &missing).await?;
+                    Ok(self.registry.keep(version, &missing, read, hit))
+                }
+
+                async fn read_registry(conn: &mut Conn, ids: &[DeviceId]) -> StoreResult<Registry> {
                     let mut registry = Registry::default();
                     for chunk in ids.chunks(CHUNK) {
                         let mut q = QueryBuilder::<$db>::new("SELECT * FROM devices WHERE id IN (");
                         let mut list = q.separated(", ");
                         for id in chunk {
-                            list.push_bind(*id);
+                            list.push_bind(id.as_str());
                         }
                         q.push(")");
                         let rows: Vec<DeviceRow> =
@@ -639,7 +606,7 @@ macro_rules! sql_store {
                     .bind(j.contacts)
                     .bind(&elder.notes)
                     .bind(j.limits)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .map_err(|e| {
                         write_err(
@@ -693,7 +660,7 @@ macro_rules! sql_store {
                     .bind(j.contacts)
                     .bind(&elder.notes)
                     .bind(j.limits)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .db()?;
                     found(done.rows_affected(), || format!("elder {}", elder.id))
@@ -704,7 +671,7 @@ macro_rules! sql_store {
                     // The foreign key sets the devices' elder_id to NULL.
                     let done = sqlx::query("DELETE FROM elders WHERE id = $1")
                         .bind(id.as_str())
-                        .execute(&self.pool)
+                        .execute(&mut *self.write_conn().await.db()?)
                         .await
                         .db()?;
                     found(done.rows_affected(), || format!("elder {id}"))
@@ -728,7 +695,7 @@ macro_rules! sql_store {
                     .bind(device.battery_pct.map(i32::from))
                     .bind(device.rssi_dbm.map(i32::from))
                     .bind(device.fw.as_deref())
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .map_err(|e| {
                         write_err(
@@ -768,7 +735,7 @@ macro_rules! sql_store {
                     .bind(device.elder_id.as_ref().map(ElderId::as_str))
                     .bind(device.kind.as_str())
                     .bind(heartbeat_s(device)?)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .map_err(|e| {
                         write_err(
@@ -784,7 +751,7 @@ macro_rules! sql_store {
                 async fn delete_device(&self, id: &DeviceId) -> StoreResult<()> {
                     let done = sqlx::query("DELETE FROM devices WHERE id = $1")
                         .bind(id.as_str())
-                        .execute(&self.pool)
+                        .execute(&mut *self.write_conn().await.db()?)
                         .await
                         .db()?;
                     found(done.rows_affected(), || format!("device {id}"))
@@ -830,7 +797,7 @@ macro_rules! sql_store {
                                 contacts = excluded.contacts, notes = excluded.notes,
                                 limits = excluded.limits",
                         );
-                        q.build().execute(&self.pool).await.map_err(|e| {
+                        q.build().execute(&mut *self.write_conn().await.db()?).await.map_err(|e| {
                             write_err(
                                 e,
                                 || "an elder id is taken".into(),
@@ -859,7 +826,7 @@ macro_rules! sql_store {
                             " ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id,
                                 kind = excluded.kind, heartbeat_s = excluded.heartbeat_s",
                         );
-                        q.build().execute(&self.pool).await.map_err(|e| {
+                        q.build().execute(&mut *self.write_conn().await.db()?).await.map_err(|e| {
                             write_err(
                                 e,
                                 || "a device id is taken".into(),
@@ -876,8 +843,9 @@ macro_rules! sql_store {
                     if newest.is_empty() {
                         return Ok(());
                     }
-                    let mut tx = self.begin_write().await.db()?;
-                    for chunk in newest.chunks(CHUNK) {
+                    // One statement, committed on its own, per chunk: a
+                    // press waits behind one chunk, never the whole flush.
+                    for chunk in newest.chunks(HEARTBEAT_CHUNK) {
                         let mut q = QueryBuilder::<$db>::new(
                             "WITH v (id, last_seen, online, battery_pct, rssi_dbm, fw) AS (",
                         );
@@ -904,9 +872,10 @@ macro_rules! sql_store {
                                  AND (devices.last_seen IS NULL
                                       OR devices.last_seen <= v.last_seen)",
                         );
-                        q.build().execute(&mut *tx).await.db()?;
+                        let mut conn = self.background_write_conn().await.db()?;
+                        q.build().execute(&mut *conn).await.db()?;
                     }
-                    tx.commit().await.db()
+                    Ok(())
                 }
 
                 async fn liveness(&self) -> StoreResult<Vec<Liveness>> {
@@ -917,6 +886,40 @@ macro_rules! sql_store {
                     .await
                     .db()?;
                     all(rows, LivenessRow::into_domain)
+                }
+
+                async fn warm_registry(&self) -> StoreResult<usize> {
+                    let version = || async {
+                        sqlx::query_scalar::<_, i64>("SELECT version FROM registry_version")
+                            .fetch_one(&self.pool)
+                            .await
+                            .db()
+                    };
+                    let before = version().await?;
+                    let limit = RegistryCache::WARM as i64;
+                    let devices: Vec<DeviceRow> =
+                        sqlx::query_as("SELECT * FROM devices ORDER BY id LIMIT $1")
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db()?;
+                    let elders: Vec<ElderRow> = sqlx::query_as(
+                        "SELECT * FROM elders WHERE id IN
+                             (SELECT elder_id FROM devices ORDER BY id LIMIT $1)",
+                    )
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    // Rows read across a registry change may not belong
+                    // together: keep nothing rather than a mix.
+                    if version().await? != before {
+                        return Ok(0);
+                    }
+                    let mut read = Registry::default();
+                    read.add_devices(devices);
+                    read.add_elders(elders);
+                    Ok(self.registry.fill(before, read))
                 }
 
                 // --- stewards ---
@@ -940,7 +943,7 @@ macro_rules! sql_store {
                     .bind(steward.lon)
                     .bind(steward.location_at)
                     .bind(steward.accuracy_m)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .map_err(|e| {
                         write_err(
@@ -984,7 +987,7 @@ macro_rules! sql_store {
                     .bind(&steward.grid)
                     .bind(to_json("skills", &steward.skills)?)
                     .bind(to_json("languages", &steward.languages)?)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .db()?;
                     found(done.rows_affected(), || format!("steward {}", steward.id))
@@ -1071,7 +1074,7 @@ macro_rules! sql_store {
                     .bind(&user.password_hash)
                     .bind(user.role.as_str())
                     .bind(user.steward_id.as_ref().map(StewardId::as_str))
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .map_err(|e| {
                         write_err(
@@ -1111,7 +1114,7 @@ macro_rules! sql_store {
                     // Sessions go with it (ON DELETE CASCADE).
                     let done = sqlx::query("DELETE FROM users WHERE username = $1")
                         .bind(username)
-                        .execute(&self.pool)
+                        .execute(&mut *self.write_conn().await.db()?)
                         .await
                         .db()?;
                     found(done.rows_affected(), || format!("user {username}"))
@@ -1131,7 +1134,7 @@ macro_rules! sql_store {
                     .bind(token_hash)
                     .bind(username)
                     .bind(expires_at)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .map_err(|e| {
                         write_err(
@@ -1146,7 +1149,7 @@ macro_rules! sql_store {
                 async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
                     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
                         .bind(token_hash)
-                        .execute(&self.pool)
+                        .execute(&mut *self.write_conn().await.db()?)
                         .await
                         .db()?;
                     Ok(())
@@ -1181,7 +1184,7 @@ macro_rules! sql_store {
                         return Ok(Vec::new());
                     }
                     let mut tx = self.begin_write().await.db()?;
-                    let registry = Self::load_registry(&mut tx, batch).await?;
+                    let registry = self.registry_for(&mut tx, batch).await?;
                     let first = first_occurrences(batch);
                     let seqs = Self::insert_events(&mut tx, batch, &first, &registry).await?;
 
@@ -1400,7 +1403,7 @@ macro_rules! sql_store {
                     .bind(now)
                     .bind(now + lease)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.write_conn().await.db()?)
                     .await
                     .db()?;
                     let mut due = all(rows, DeadlineRow::into_domain)?;

@@ -7,17 +7,30 @@
 //! fails it with `SQLITE_BUSY` at once), while an immediate one waits up to
 //! the busy timeout. Single-statement writes take the lock at their start
 //! and wait the same way.
+//!
+//! Within one process, writers also queue on a [`WriteGate`] before they
+//! ask SQLite. SQLite's own wait is a sleep-and-retry (1, 2, 5, 10 … 100 ms
+//! between tries), so a writer arriving just after another began would
+//! sleep long after the lock was free again: a press queued behind a
+//! heartbeat flush waited up to 70 ms that way. The gate hands the lock on
+//! in arrival order the moment it is released. The busy timeout still
+//! covers other processes (`dispatcher import` beside a running server).
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::dispatch_sql::dispatch_sql;
+use super::registry::RegistryCache;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -37,6 +50,64 @@ pub struct SqliteStore {
     /// Every statement goes through the pool; an in-memory database is a
     /// pool of exactly one connection that never closes.
     pool: Pool<Sqlite>,
+    gate: WriteGate,
+    registry: RegistryCache,
+}
+
+/// This process's writers, one at a time, first come first served.
+#[derive(Clone, Default)]
+struct WriteGate(Arc<Mutex<()>>);
+
+impl WriteGate {
+    async fn turn(&self) -> OwnedMutexGuard<()> {
+        self.0.clone().lock_owned().await
+    }
+
+    /// A turn for work that can wait (the heartbeat flush): taken only
+    /// when nobody holds or waits for the gate, so it never stands in
+    /// front of a press; after `patience` it queues like everyone else,
+    /// so it cannot starve either.
+    async fn idle_turn(&self, patience: Duration) -> OwnedMutexGuard<()> {
+        let give_up = tokio::time::Instant::now() + patience;
+        loop {
+            // A released gate goes to its waiters first: try_lock cannot
+            // jump the queue.
+            if let Ok(turn) = self.0.clone().try_lock_owned() {
+                return turn;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return self.turn().await;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// Something that writes (a transaction or a connection) holding this
+/// process's write turn until it is dropped or committed.
+pub struct Gated<C> {
+    inner: C,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl<C: Deref<Target = SqliteConnection>> Deref for Gated<C> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.inner
+    }
+}
+
+impl<C: DerefMut<Target = SqliteConnection>> DerefMut for Gated<C> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.inner
+    }
+}
+
+impl Gated<Transaction<'static, Sqlite>> {
+    /// Commits, then gives the turn to the next writer.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
 }
 
 impl SqliteStore {
@@ -74,12 +145,42 @@ impl SqliteStore {
             .run(&pool)
             .await
             .with_context(|| format!("applying migrations/sqlite to {url:?}"))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            gate: WriteGate::default(),
+            registry: RegistryCache::default(),
+        })
     }
 
     /// A transaction holding the write lock from its first statement.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_write(&self) -> Result<Gated<Transaction<'static, Sqlite>>, sqlx::Error> {
+        let turn = self.gate.turn().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Gated {
+            inner: tx,
+            _turn: turn,
+        })
+    }
+
+    /// A connection for one writing statement, in this process's turn.
+    async fn write_conn(&self) -> Result<Gated<PoolConnection<Sqlite>>, sqlx::Error> {
+        let turn = self.gate.turn().await;
+        let conn = self.pool.acquire().await?;
+        Ok(Gated {
+            inner: conn,
+            _turn: turn,
+        })
+    }
+
+    /// As [`Self::write_conn`], for writes that can wait: it lets every
+    /// queued writer go first, for up to 50 ms.
+    async fn background_write_conn(&self) -> Result<Gated<PoolConnection<Sqlite>>, sqlx::Error> {
+        let turn = self.gate.idle_turn(Duration::from_millis(50)).await;
+        let conn = self.pool.acquire().await?;
+        Ok(Gated {
+            inner: conn,
+            _turn: turn,
+        })
     }
 
     /// Stream rows commit in `seq` order already: one writer at a time.
