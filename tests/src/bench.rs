@@ -207,8 +207,11 @@ impl BareSubscriber {
     }
 
     /// Connects, subscribes, and takes messages until `expected` arrived
-    /// or none came for `quiet` (with `expected` 0: until subscribed);
-    /// then disconnects, keeping the session.
+    /// and were acknowledged, or none came for `quiet` (with `expected` 0:
+    /// until subscribed); then disconnects, keeping the session. The span
+    /// runs from the first message to the last acknowledgement written: a
+    /// QoS 1 message has left the broker only once it is acknowledged,
+    /// which is where the dispatcher's span ends too.
     pub async fn drain(&self, expected: u64, quiet: Duration) -> Drain {
         let (client, mut eventloop) = AsyncClient::new(self.opts.clone(), 10_000);
         let mut net = rumqttc::NetworkOptions::new();
@@ -234,6 +237,7 @@ impl BareSubscriber {
         let mut first = None;
         let mut last = Instant::now();
         let mut messages = 0u64;
+        let mut acked = 0u64;
         let mut subscribed = 0;
         loop {
             let (event, at) = match tokio::time::timeout(quiet, rx.recv()).await {
@@ -264,7 +268,11 @@ impl BareSubscriber {
                     last = at;
                     messages += 1;
                     client.ack(&p).await.expect("ack");
-                    if messages >= expected && expected > 0 {
+                }
+                Event::Outgoing(rumqttc::Outgoing::PubAck(_)) => {
+                    last = at;
+                    acked += 1;
+                    if acked >= expected && expected > 0 {
                         break;
                     }
                 }
