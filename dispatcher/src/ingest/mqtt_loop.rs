@@ -1,4 +1,11 @@
-//! The MQTT loop: poll, reconnect, resubscribe, validate, hand over.
+//! The MQTT loop: poll, reconnect, resubscribe; and beside it the
+//! classifier: validate, hand over.
+//!
+//! Two tasks, so that polling never waits on validation. rumqttc's event
+//! loop sends one request (an acknowledgement) per turn, and only in turns
+//! where the socket has nothing to read: a poller that keeps the socket
+//! drained gives the acknowledgements their turns, one that validates
+//! between polls leaves the socket full and the acknowledgements behind.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,20 +23,30 @@ use crate::store::IncomingEvent;
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Messages polled and not yet validated. Full, the poller waits, and the
+/// broker keeps the rest.
+const TO_CLASSIFY: usize = 1024;
+
 pub(crate) async fn run(
     deps: IngestDeps,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    mut intake: Intake,
+    intake: Intake,
     health: mpsc::UnboundedSender<HealthChange>,
     stop_intake: CancellationToken,
 ) {
     let topics = Topics::new(deps.settings.mqtt.topic_root.clone());
     let share_group = deps.settings.mqtt.share_group.clone();
-    let mut limiter = RateLimiter::new(deps.settings.ingest.rate_limit_per_s);
     let mut backoff = Duration::from_millis(100);
     let mut ever_connected = false;
-    let mut received: u64 = 0;
+    let (to_classify, polled) = mpsc::channel(TO_CLASSIFY);
+    tokio::spawn(classify_loop(
+        deps.clone(),
+        topics.clone(),
+        polled,
+        intake,
+        health,
+    ));
 
     loop {
         let event = tokio::select! {
@@ -77,17 +94,10 @@ pub(crate) async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                received += 1;
-                if received.is_multiple_of(10_000) {
-                    limiter.prune(deps.clock.now());
-                }
-                if let Some(item) = classify(&deps, &topics, &mut limiter, &health, publish) {
-                    deps.metrics.ingest_queue.fetch_add(1, Ordering::Relaxed);
-                    // The writer outlives this loop's intake; an error
-                    // means it is gone and shutdown is under way.
-                    if intake.push(item).await.is_err() {
-                        break;
-                    }
+                // The classifier outlives this loop's intake; an error
+                // means it is gone and shutdown is under way.
+                if to_classify.send(publish).await.is_err() {
+                    break;
                 }
             }
             Ok(_) => {}
@@ -107,10 +117,11 @@ pub(crate) async fn run(
             }
         }
     }
-    // Intake is over: closing the pipeline lets the writer finish what it
-    // has. Keep polling so its acknowledgements reach the broker, ignoring
-    // new messages (unacknowledged, the broker keeps them for next time).
-    drop(intake);
+    // Intake is over: closing the pipeline lets the classifier and the
+    // writer finish what they have. Keep polling so their acknowledgements
+    // reach the broker, ignoring new messages (unacknowledged, the broker
+    // keeps them for next time).
+    drop(to_classify);
     loop {
         match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await {
             Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
@@ -119,6 +130,31 @@ pub(crate) async fn run(
     }
     deps.broker_connected.store(false, Ordering::Relaxed);
     deps.metrics.mqtt_connected.store(0, Ordering::Relaxed);
+}
+
+/// Validates polled messages in arrival order and hands them to the
+/// writer.
+async fn classify_loop(
+    deps: IngestDeps,
+    topics: Topics,
+    mut polled: mpsc::Receiver<Publish>,
+    mut intake: Intake,
+    health: mpsc::UnboundedSender<HealthChange>,
+) {
+    let mut limiter = RateLimiter::new(deps.settings.ingest.rate_limit_per_s);
+    let mut received: u64 = 0;
+    while let Some(publish) = polled.recv().await {
+        received += 1;
+        if received.is_multiple_of(10_000) {
+            limiter.prune(deps.clock.now());
+        }
+        if let Some(item) = classify(&deps, &topics, &mut limiter, &health, publish) {
+            deps.metrics.ingest_queue.fetch_add(1, Ordering::Relaxed);
+            if intake.push(item).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Validates one message and decides what the writer does with it.
