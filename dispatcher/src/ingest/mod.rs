@@ -3,17 +3,18 @@
 //! The tasks:
 //!
 //! - the **MQTT loop** ([`mqtt_loop`]) polls the connection, reconnects with
-//!   capped backoff and resubscribes, validates each message (the
-//!   `protocol` crate), feeds heartbeats to the in-memory [`Liveness`]
-//!   table and hands every QoS 1 message, in arrival order, to the writer;
+//!   capped backoff and resubscribes, and passes each message to the
+//!   **classifier** beside it, which validates it (the `protocol` crate),
+//!   feeds heartbeats to the in-memory [`Liveness`] table and hands every
+//!   QoS 1 message, in arrival order, to the writer;
 //! - the **writer** ([`writer`]), two tasks in a pipeline: the committer
 //!   stores events in batches (one transaction each, rules included) while
 //!   the next batch gathers, and the acker acknowledges every message in
 //!   the order it arrived, once the events up to it are committed. A crash
 //!   before the commit loses nothing: the broker redelivers and the store
 //!   drops duplicates. The committer's queue is bounded
-//!   (`ingest.queue_max`): when it is full the loop stops reading and the
-//!   broker holds the rest;
+//!   (`ingest.queue_max`): when it is full the classifier, then the loop,
+//!   stop reading and the broker holds the rest;
 //! - the **health** task applies devices going offline and coming back.
 //!
 //! Bad input is acknowledged (so the broker stops redelivering it), logged

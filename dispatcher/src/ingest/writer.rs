@@ -1,7 +1,7 @@
 //! The writer: commit, then acknowledge, as a pipeline. And the health
 //! task.
 //!
-//! The MQTT loop numbers each event as it hands it over ([`Intake`]). The
+//! The classifier numbers each event as it hands it over ([`Intake`]). The
 //! **committer** stores events in batches, one transaction each, and
 //! publishes the number of the last event committed. The **acker** sends
 //! each message's PUBACK in arrival order, as soon as every event up to it
@@ -35,7 +35,7 @@ pub(crate) struct PendingAck {
 #[derive(Debug)]
 pub(crate) struct WriterGone;
 
-/// The MQTT loop's end of the pipeline.
+/// The classifier's end of the pipeline.
 pub(crate) struct Intake {
     events: mpsc::Sender<Numbered>,
     acks: mpsc::UnboundedSender<PendingAck>,
