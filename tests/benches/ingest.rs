@@ -57,29 +57,10 @@ async fn main() {
     );
     let http_port = free_port();
     let base = format!("http://127.0.0.1:{http_port}");
-    let env = vec![
-        (
-            "ELDERCARE_MQTT_URL".to_owned(),
-            format!("mqtt://{host}:{port}"),
-        ),
-        ("ELDERCARE_DATABASE_URL".to_owned(), db.clone()),
-        (
-            "ELDERCARE_HTTP_ADDR".to_owned(),
-            format!("127.0.0.1:{http_port}"),
-        ),
-        (
-            "ELDERCARE_ADMIN_PASSWORD".to_owned(),
-            "bench-admin-password".to_owned(),
-        ),
-        (
-            "ELDERCARE__MQTT__TOPIC_ROOT".to_owned(),
-            topics.root().to_owned(),
-        ),
-        (
-            "ELDERCARE__MQTT__CLIENT_ID".to_owned(),
-            "bench-dispatcher".to_owned(),
-        ),
-    ];
+    let mqtt_url = format!("mqtt://{host}:{port}");
+    let env_for =
+        |db: &str| bench::dispatcher_env(&mqtt_url, db, http_port, &topics, "bench-dispatcher");
+    let env = env_for(&db);
     let http = reqwest::Client::new();
     let bare = BareSubscriber::new(host, port, &topics, "bench-bare");
     // Sessions first: both subscribe once, then go away.
@@ -111,14 +92,7 @@ async fn main() {
         // make each round drain against the last rounds' incidents too.
         let round_db = format!("sqlite://{}/bench-r{round}.db", dir.path().display());
         bench::import(&round_db, &site);
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| match k.as_str() {
-                "ELDERCARE_DATABASE_URL" => (k.clone(), round_db.clone()),
-                _ => (k.clone(), v.clone()),
-            })
-            .collect();
-        let disp = drain_dispatcher(&env, &log, &http, &base, expected).await;
+        let disp = drain_dispatcher(&env_for(&round_db), &log, &http, &base, expected).await;
         let ratio = disp.rate() / base_drain.rate();
         ratios.push(ratio);
         println!(

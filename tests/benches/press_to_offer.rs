@@ -49,35 +49,21 @@ async fn main() {
     bench::import(&db, &site);
     let http_port = free_port();
     let base = format!("http://127.0.0.1:{http_port}");
-    let env = vec![
-        (
-            "ELDERCARE_MQTT_URL".to_owned(),
-            format!("mqtt://{host}:{port}"),
-        ),
-        ("ELDERCARE_DATABASE_URL".to_owned(), db),
-        (
-            "ELDERCARE_HTTP_ADDR".to_owned(),
-            format!("127.0.0.1:{http_port}"),
-        ),
-        (
-            "ELDERCARE_ADMIN_PASSWORD".to_owned(),
-            "bench-admin-password".to_owned(),
-        ),
-        (
-            "ELDERCARE__MQTT__TOPIC_ROOT".to_owned(),
-            topics.root().to_owned(),
-        ),
-        (
-            "ELDERCARE__MQTT__CLIENT_ID".to_owned(),
-            "bench-dispatcher".to_owned(),
-        ),
+    let mut env = bench::dispatcher_env(
+        &format!("mqtt://{host}:{port}"),
+        &db,
+        http_port,
+        &topics,
+        "bench-dispatcher",
+    );
+    env.extend([
         // A press and a cancel every few milliseconds is a flood by the
         // default per-device limit.
         (
             "ELDERCARE__INGEST__RATE_LIMIT_PER_S".to_owned(),
             "100000".to_owned(),
         ),
-    ];
+    ]);
     let http = reqwest::Client::new();
     let mut dispatcher = DispatcherProcess::serve(&env, &dir.path().join("dispatcher.log"));
     bench::wait_ready(&http, &base, &mut dispatcher).await;

@@ -137,29 +137,13 @@ async fn measure(
         || format!("sqlite://{}/idle-{round}.db", dir.path().display()),
         |(db, _)| db.clone(),
     );
-    let env = vec![
-        (
-            "ELDERCARE_MQTT_URL".to_owned(),
-            format!("mqtt://127.0.0.1:{mqtt_port}"),
-        ),
-        ("ELDERCARE_DATABASE_URL".to_owned(), db),
-        (
-            "ELDERCARE_HTTP_ADDR".to_owned(),
-            format!("127.0.0.1:{http_port}"),
-        ),
-        (
-            "ELDERCARE_ADMIN_PASSWORD".to_owned(),
-            "bench-admin-password".to_owned(),
-        ),
-        (
-            "ELDERCARE__MQTT__TOPIC_ROOT".to_owned(),
-            topics.root().to_owned(),
-        ),
-        (
-            "ELDERCARE__MQTT__CLIENT_ID".to_owned(),
-            format!("bench-{what}-{round}"),
-        ),
-    ];
+    let env = bench::dispatcher_env(
+        &format!("mqtt://127.0.0.1:{mqtt_port}"),
+        &db,
+        http_port,
+        topics,
+        &format!("bench-{what}-{round}"),
+    );
     let log = dir.path().join(format!("{what}-{round}.log"));
     let started = Instant::now();
     let mut d = DispatcherProcess::serve(&env, &log);

@@ -40,6 +40,28 @@ pub fn write_site(dir: &Path, devices: usize, stewards: usize) -> PathBuf {
     path
 }
 
+/// The environment of a benchmark's dispatcher process: its broker, its
+/// database, its HTTP port, the benchmark's topic root and a client id.
+pub fn dispatcher_env(
+    mqtt_url: &str,
+    database_url: &str,
+    http_port: u16,
+    topics: &Topics,
+    client_id: &str,
+) -> Vec<(String, String)> {
+    [
+        ("ELDERCARE_MQTT_URL", mqtt_url),
+        ("ELDERCARE_DATABASE_URL", database_url),
+        ("ELDERCARE_HTTP_ADDR", &format!("127.0.0.1:{http_port}")),
+        ("ELDERCARE_ADMIN_PASSWORD", "bench-admin-password"),
+        ("ELDERCARE__MQTT__TOPIC_ROOT", topics.root()),
+        ("ELDERCARE__MQTT__CLIENT_ID", client_id),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 /// Runs `dispatcher import FILE` against `database_url`; returns how long
 /// it took.
 pub fn import(database_url: &str, file: &Path) -> Duration {
