@@ -1,7 +1,7 @@
 // What a steward needs to know about the elder they go to: who, where,
 // how to get there, what to watch for and whom to call.
 import { t } from '../common/i18n.js';
-import { h, scriptLang } from './dom.js';
+import { h, scriptLang } from '../common/dom.js';
 
 export function age(elder) {
   return elder?.birth_year ? new Date().getFullYear() - elder.birth_year : null;

@@ -1,7 +1,7 @@
 // The incident a steward accepted: where to go, "I have arrived", then
 // closing it with an outcome and a note.
 import { t, duration } from '../common/i18n.js';
-import { h } from './dom.js';
+import { h } from '../common/dom.js';
 import { nameLine, address, navLinks, essentials } from './elder.js';
 
 export const OUTCOMES = ['assisted', 'false_alarm', 'hospital', 'other'];

@@ -6,7 +6,7 @@ import { requireSession } from '../common/session.js';
 import { api, ApiError, OfflineError, logout } from '../common/api.js';
 import { openStream } from '../common/stream.js';
 import { t, apply, languageToggle, onLangChange, time } from '../common/i18n.js';
-import { h } from './dom.js';
+import { h } from '../common/dom.js';
 import { offerCard, tickOffers } from './offer.js';
 import { incidentCard, tickIncidents } from './incident.js';
 import { locationSharer } from './location.js';

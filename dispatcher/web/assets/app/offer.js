@@ -1,7 +1,7 @@
 // An offer as a big card: what happened, to whom, how far, how long to
 // answer, and two big buttons. The countdown is updated by `tickOffers`.
 import { t, duration } from '../common/i18n.js';
-import { h } from './dom.js';
+import { h } from '../common/dom.js';
 import { nameLine, address, navLinks, essentials, distance } from './elder.js';
 
 /**

@@ -3,7 +3,7 @@
 // it stands (only after the supervisor turned sound on: browsers allow
 // audio only after a click, and a wall screen must not surprise anyone).
 import { t } from '../common/i18n.js';
-import { h, fill } from './dom.js';
+import { h, fill } from '../common/dom.js';
 import { state, subscribe, elderName } from './state.js';
 import { label } from './incidents.js';
 

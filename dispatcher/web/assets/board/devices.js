@@ -2,7 +2,7 @@
 // three promised intervals), and when each was last heard.
 import { api } from '../common/api.js';
 import { t, duration } from '../common/i18n.js';
-import { h, fill } from './dom.js';
+import { h, fill } from '../common/dom.js';
 import { state, ageS, elderName } from './state.js';
 
 /** Below this a battery needs changing soon. */

@@ -3,7 +3,7 @@
 // the supervisor's actions (assign, cancel, resolve).
 import { api, ApiError } from '../common/api.js';
 import { t, duration, dateTime, time } from '../common/i18n.js';
-import { h, fill } from './dom.js';
+import { h, fill } from '../common/dom.js';
 import { state, subscribe, OPEN, ageS, pastTarget, stewardName } from './state.js';
 import { label } from './incidents.js';
 

@@ -2,7 +2,7 @@
 // timer since the press, its state, steward, escalation level and a
 // "past target" sign. Each row links to the incident page.
 import { t, duration } from '../common/i18n.js';
-import { h, fill } from './dom.js';
+import { h, fill } from '../common/dom.js';
 import { state, subscribe, byUrgency, ageS, pastTarget, elderName, stewardName } from './state.js';
 
 let list;

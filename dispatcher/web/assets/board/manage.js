@@ -2,7 +2,7 @@
 // create or edit one. The API validates; its message is shown as is.
 import { api } from '../common/api.js';
 import { t } from '../common/i18n.js';
-import { h, fill } from './dom.js';
+import { h, fill } from '../common/dom.js';
 import { loadElders } from './state.js';
 
 const KINDS = ['call_button', 'pendant', 'pull_cord', 'bed_sensor', 'fall_radar', 'vitals_pad', 'smoke', 'door', 'gateway', 'other'];

@@ -3,7 +3,7 @@
 // internet) positions are shown to scale on a plain background with a
 // scale bar; with `http.map_tile_url` set, on the operator's tiles.
 import { t } from '../common/i18n.js';
-import { h, fill } from './dom.js';
+import { h, fill } from '../common/dom.js';
 import { state, subscribe, elderName, stewardName } from './state.js';
 import { label } from './incidents.js';
 

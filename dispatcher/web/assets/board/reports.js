@@ -3,7 +3,7 @@
 // date range, as bar charts (plain SVG) and a table, with a CSV download.
 import { api } from '../common/api.js';
 import { t, duration } from '../common/i18n.js';
-import { h, fill, download } from './dom.js';
+import { h, fill, download } from '../common/dom.js';
 import { label } from './incidents.js';
 import { stewardName } from './state.js';
 

@@ -1,7 +1,7 @@
 // The steward roster: status, duty, how old their location is, and the
 // incident they are on.
 import { t, duration } from '../common/i18n.js';
-import { h, fill } from './dom.js';
+import { h, fill } from '../common/dom.js';
 import { state, subscribe, ageS, elderName } from './state.js';
 import { label } from './incidents.js';
 

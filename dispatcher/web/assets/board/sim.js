@@ -2,7 +2,7 @@
 // `[sim] enabled`): a 403, 404 or 409 says plainly "not available".
 import { api, ApiError } from '../common/api.js';
 import { t, time } from '../common/i18n.js';
-import { h, fill } from './dom.js';
+import { h, fill } from '../common/dom.js';
 
 /** What a server that does not list its scenarios is assumed to have. */
 const FALLBACK = ['ordinary-day', 'flu-week', 'earthquake', 'power-cut', 'stuck-button'];

@@ -1,5 +1,6 @@
-// Building elements without innerHTML: every value from the API is text,
-// never markup (names and notes are typed by people).
+// Building elements without innerHTML, for the board and the steward app:
+// every value from the API is text, never markup (names and notes are
+// typed by people).
 
 /**
  * h('button', {class: 'x', onclick: f, 'aria-label': '…'}, 'text', child…)
@@ -47,4 +48,11 @@ export function download(blob, name) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** A `lang` for text in Tibetan script, so it is shaped by a Tibetan font. */
+export function scriptLang(text) {
+  if (/[\u0F00-\u0FFF]/.test(text ?? '')) return 'bo';
+  if (/[\u3400-\u9FFF]/.test(text ?? '')) return 'zh-CN';
+  return null;
 }
