@@ -102,6 +102,17 @@ async fn phone(lang: &str) -> Browser {
     Browser::start_sized(360, 740, lang).await.unwrap()
 }
 
+/// A phone in `lang` whose GPS puts steward s-1 near the elders, signed
+/// in at `origin` and showing the app.
+async fn signed_in_phone(lang: &str, origin: &str) -> Browser {
+    let browser = phone(lang).await;
+    browser.goto(&format!("{origin}/login")).await.unwrap();
+    allow_location(&browser, origin, NEAR).await;
+    browser.log_in(origin, "s-1", "s-1-password").await.unwrap();
+    browser.wait_path("/app/").await.unwrap();
+    browser
+}
+
 /// Waits until no element matches `css`.
 async fn wait_gone(browser: &Browser, css: &str) {
     let deadline = tokio::time::Instant::now() + eldercare_tests::browser::PAGE_PATIENCE;
@@ -364,14 +375,7 @@ async fn in_chinese_on_a_360_px_phone_nothing_overflows_the_language_switches_an
     let app = app_with(&[]).await;
     elder(&app, "e-1", "btn-1").await;
     app.steward("s-1", "grid-1", NEAR.0, NEAR.1).await;
-    let browser = phone("zh-CN").await;
-    browser.goto(&format!("{}/login", app.base)).await.unwrap();
-    allow_location(&browser, &app.base, NEAR).await;
-    browser
-        .log_in(&app.base, "s-1", "s-1-password")
-        .await
-        .unwrap();
-    browser.wait_path("/app/").await.unwrap();
+    let browser = signed_in_phone("zh-CN", &app.base).await;
     browser
         .wait_text("#duty-state", |t| t.contains("值班中"))
         .await
@@ -487,14 +491,7 @@ async fn when_the_line_drops_the_app_says_so_and_back_online_it_rings_for_what_i
     elder(&app, "e-1", "btn-1").await;
     app.steward("s-1", "grid-1", NEAR.0, NEAR.1).await;
     let line = Line::to(app.addr()).await;
-    let browser = phone("en-US").await;
-    browser.goto(&format!("{}/login", line.addr)).await.unwrap();
-    allow_location(&browser, &line.addr, NEAR).await;
-    browser
-        .log_in(&line.addr, "s-1", "s-1-password")
-        .await
-        .unwrap();
-    browser.wait_path("/app/").await.unwrap();
+    let browser = signed_in_phone("en-US", &line.addr).await;
     browser
         .wait_text("#empty", |t| t.contains("No offers now"))
         .await
@@ -537,14 +534,7 @@ async fn accepting_an_offer_that_expired_unseen_says_so_plainly_and_removes_the_
     elder(&app, "e-1", "btn-1").await;
     app.steward("s-1", "grid-1", NEAR.0, NEAR.1).await;
     let line = Line::to(app.addr()).await;
-    let browser = phone("en-US").await;
-    browser.goto(&format!("{}/login", line.addr)).await.unwrap();
-    allow_location(&browser, &line.addr, NEAR).await;
-    browser
-        .log_in(&line.addr, "s-1", "s-1-password")
-        .await
-        .unwrap();
-    browser.wait_path("/app/").await.unwrap();
+    let browser = signed_in_phone("en-US", &line.addr).await;
     browser
         .wait_text("#empty", |t| t.contains("No offers now"))
         .await
@@ -595,14 +585,7 @@ async fn screenshots_of_an_offer_on_a_phone() {
         let app = app_with(&[]).await;
         elder(&app, "e-1", "btn-1").await;
         app.steward("s-1", "grid-1", NEAR.0, NEAR.1).await;
-        let browser = phone(lang).await;
-        browser.goto(&format!("{}/login", app.base)).await.unwrap();
-        allow_location(&browser, &app.base, NEAR).await;
-        browser
-            .log_in(&app.base, "s-1", "s-1-password")
-            .await
-            .unwrap();
-        browser.wait_path("/app/").await.unwrap();
+        let browser = signed_in_phone(lang, &app.base).await;
         browser
             .wait_text("#location", |t| !t.is_empty())
             .await

@@ -364,35 +364,16 @@ async fn devices_manage_and_simulator_pages_work() {
         .await
         .unwrap();
     browser.click("#manage-new").await.unwrap();
-    browser
-        .find("#mf-id")
-        .await
-        .unwrap()
-        .send_keys("s-9")
-        .await
-        .unwrap();
-    browser
-        .find("#mf-name")
-        .await
-        .unwrap()
-        .send_keys("卓玛")
-        .await
-        .unwrap();
-    browser
-        .find("#mf-phone")
-        .await
-        .unwrap()
-        .send_keys("13900000999")
-        .await
-        .unwrap();
-    browser
-        .click("#manage-form button[type=submit]")
-        .await
-        .unwrap();
-    browser
-        .wait_text("#manage-list", |t| t.contains("卓玛"))
-        .await
-        .unwrap();
+    fill(
+        &browser,
+        &[
+            ("#mf-id", "s-9"),
+            ("#mf-name", "卓玛"),
+            ("#mf-phone", "13900000999"),
+        ],
+    )
+    .await;
+    save_form(&browser, "卓玛").await;
     assert_eq!(
         app.get("/api/v1/stewards/s-9").await["phone"],
         "13900000999"
@@ -404,14 +385,7 @@ async fn devices_manage_and_simulator_pages_work() {
     let phone = browser.find("#mf-phone").await.unwrap();
     phone.clear().await.unwrap();
     phone.send_keys("13900000888").await.unwrap();
-    browser
-        .click("#manage-form button[type=submit]")
-        .await
-        .unwrap();
-    browser
-        .wait_text("#manage-list", |t| t.contains("13900000888"))
-        .await
-        .unwrap();
+    save_form(&browser, "13900000888").await;
     assert_eq!(
         app.get("/api/v1/stewards/s-9").await["phone"],
         "13900000888"
@@ -427,33 +401,22 @@ async fn devices_manage_and_simulator_pages_work() {
         .await
         .unwrap();
     browser.click("#manage-new").await.unwrap();
-    for (field, value) in [
-        ("#mf-id", "e-9"),
-        ("#mf-name", "次仁央金"),
-        ("#mf-birth_year", "1941"),
-        ("#mf-address", "塔玛社区 3组 2号"),
-        ("#mf-lat", "29.6601"),
-        ("#mf-lon", "91.1390"),
-        ("#mf-conditions", "diabetes\nCOPD"),
-        ("#mf-contacts", "Pasang, daughter, 13800009999"),
-    ] {
-        browser
-            .find(field)
-            .await
-            .unwrap()
-            .send_keys(value)
-            .await
-            .unwrap();
-    }
+    fill(
+        &browser,
+        &[
+            ("#mf-id", "e-9"),
+            ("#mf-name", "次仁央金"),
+            ("#mf-birth_year", "1941"),
+            ("#mf-address", "塔玛社区 3组 2号"),
+            ("#mf-lat", "29.6601"),
+            ("#mf-lon", "91.1390"),
+            ("#mf-conditions", "diabetes\nCOPD"),
+            ("#mf-contacts", "Pasang, daughter, 13800009999"),
+        ],
+    )
+    .await;
     browser.click("#mf-risks-fall").await.unwrap();
-    browser
-        .click("#manage-form button[type=submit]")
-        .await
-        .unwrap();
-    browser
-        .wait_text("#manage-list", |t| t.contains("次仁央金"))
-        .await
-        .unwrap();
+    save_form(&browser, "次仁央金").await;
     let elder = app.get("/api/v1/elders/e-9").await;
     assert_eq!(elder["conditions"], json!(["diabetes", "COPD"]), "{elder}");
     assert_eq!(elder["contacts"][0]["relation"], "daughter", "{elder}");
@@ -469,6 +432,31 @@ async fn devices_manage_and_simulator_pages_work() {
         .unwrap();
     // The browser logs the 403/404 of `/api/v1/sim` itself; nothing else.
     browser.assert_no_console_errors_but(&["/api/v1/sim"]).await;
+}
+
+/// Types each value into its field.
+async fn fill(browser: &Browser, fields: &[(&str, &str)]) {
+    for (field, value) in fields {
+        browser
+            .find(field)
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+}
+
+/// Submits the manage form and waits for the list to show `shows`.
+async fn save_form(browser: &Browser, shows: &str) {
+    browser
+        .click("#manage-form button[type=submit]")
+        .await
+        .unwrap();
+    browser
+        .wait_text("#manage-list", |t| t.contains(shows))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
