@@ -130,8 +130,9 @@ impl RegistryCache {
         let cached = cached.at(version);
         let mut hit = Registry::default();
         let mut missing = Vec::new();
+        let mut seen = HashSet::new();
         for id in devices {
-            if hit.devices.contains_key(id) || missing.contains(id) {
+            if !seen.insert(id) {
                 continue;
             }
             match cached.devices.get(id) {
