@@ -3323,3 +3323,34 @@ async fn a_sqlite_file_is_created_with_its_directory_in_wal_mode() {
     let again = dispatcher::store::connect(db.url()).await.unwrap();
     assert!(again.elders().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_write_ahead_log_is_checkpointed_beside_the_writers() {
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_sqlite();
+    let s = dispatcher::store::connect(db.url()).await.unwrap();
+    s.ping().await.unwrap();
+    // A megabyte written with automatic checkpoints off, as the store's
+    // own connections write: it stays in the log until someone copies it.
+    let mut c = sqlx::SqliteConnection::connect(db.url()).await.unwrap();
+    for sql in [
+        "PRAGMA wal_autocheckpoint = 0",
+        "CREATE TABLE filler (b BLOB)",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO filler SELECT randomblob(1000) FROM n",
+    ] {
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+    let file = db.dir().join("data").join("eldercare.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&file).unwrap().len() < 1_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log was not copied into {} within 10 s",
+            file.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The store kept working beside it.
+    s.ping().await.unwrap();
+}
