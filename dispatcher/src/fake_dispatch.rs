@@ -7,11 +7,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use crate::domain::{CandidateNote, Delivery, Incident, IncidentId, Offer, Outcome, StewardId};
+use crate::domain::{Delivery, Incident, IncidentId, Offer, Outcome, StewardId};
 use crate::rules::RuleBook;
 use crate::store::StoreResult;
 use crate::store::dispatch::{
-    Actor, Candidate, DeliveryOutcome, DispatchStore, DispatchTurn, OutboxItem, StreamEvent,
+    Actor, DeliveryOutcome, DispatchStore, OutboxItem, Planner, StreamEvent, TakenTurn,
 };
 
 /// One outbox row and its state.
@@ -130,27 +130,15 @@ impl DispatchStore for FakeDispatch {
         Ok(())
     }
 
-    async fn claim_dispatch(
+    async fn take_turn(
         &self,
         _: &IncidentId,
         _: DateTime<Utc>,
-    ) -> StoreResult<Option<DispatchTurn>> {
+        _: &Planner<'_>,
+    ) -> StoreResult<Option<TakenTurn>> {
         unimplemented!()
     }
     async fn due_dispatches(&self, _: DateTime<Utc>, _: i64) -> StoreResult<Vec<IncidentId>> {
-        unimplemented!()
-    }
-    async fn make_offers(
-        &self,
-        _: &DispatchTurn,
-        _: &[Candidate],
-        _: usize,
-        _: DateTime<Utc>,
-        _: &[CandidateNote],
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: &RuleBook,
-    ) -> StoreResult<Vec<Offer>> {
         unimplemented!()
     }
     async fn accept(

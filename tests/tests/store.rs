@@ -20,7 +20,9 @@ use dispatcher::rules::{Effect, RuleBook};
 use dispatcher::settings::{
     DispatchSettings, NotifySettings, RuleSettings, Secret, WebhookAudience, WebhookTarget,
 };
-use dispatcher::store::dispatch::{Actor, Audience, Candidate, Channel, DeliveryOutcome};
+use dispatcher::store::dispatch::{
+    Actor, Audience, Candidate, Channel, DeliveryOutcome, DispatchTurn, OfferPlan, TakenTurn,
+};
 use dispatcher::store::{
     Backend, EventAction, EventFilter, Heartbeat, IncidentFilter, IncomingEvent, Store, StoreError,
 };
@@ -1740,26 +1742,46 @@ async fn offer(
     stewards: &[&str],
     want: usize,
     at: DateTime<Utc>,
-    r: &RuleBook,
 ) -> Vec<Offer> {
-    let turn = s
-        .claim_dispatch(incident, at)
+    let until = at + Duration::seconds(30);
+    take(s, incident, at, plan(candidates(stewards), want, until))
+        .await
+        .expect("the dispatch turn is due")
+        .offers
+}
+
+/// Offers `want` of `candidates` in order, each until `until`; if nobody
+/// could be offered, the next turn is due then too.
+fn plan(candidates: Vec<Candidate>, want: usize, until: DateTime<Utc>) -> OfferPlan {
+    OfferPlan {
+        candidates,
+        want,
+        expires_at: until,
+        notes: Vec::new(),
+        retry_at: until,
+    }
+}
+
+/// Takes the incident's dispatch turn, if it is due, and offers it as
+/// planned.
+async fn take(
+    s: &dyn Store,
+    incident: &IncidentId,
+    at: DateTime<Utc>,
+    plan: OfferPlan,
+) -> Option<TakenTurn> {
+    s.take_turn(incident, at, &move |_: &DispatchTurn| Some(plan.clone()))
         .await
         .unwrap()
-        .expect("the dispatch turn is due");
-    let secs = Duration::seconds(30);
-    s.make_offers(
-        &turn,
-        &candidates(stewards),
-        want,
-        at + secs,
-        &[],
-        at + secs,
-        at,
-        r,
-    )
-    .await
-    .unwrap()
+}
+
+/// Takes the incident's dispatch turn, if it is due, with nothing to offer
+/// (the turn stays leased): the turn as the planner saw it.
+async fn claim(s: &dyn Store, incident: &IncidentId, at: DateTime<Utc>) -> Option<DispatchTurn> {
+    s.take_turn(incident, at, &|_: &DispatchTurn| None)
+        .await
+        .unwrap()
+        .map(|taken| taken.turn)
 }
 
 /// The code a conflict's message starts with.
@@ -1877,22 +1899,19 @@ async fn an_opened_incident_is_due_for_dispatch(h: Harness) {
         vec![inc.id.clone()]
     );
     assert!(
-        s.claim_dispatch(&inc.id, t0 - Duration::seconds(1))
-            .await
-            .unwrap()
-            .is_none(),
+        claim(s, &inc.id, t0 - Duration::seconds(1)).await.is_none(),
         "not due before it was opened"
     );
     // A join changes nothing of the dispatch clock.
     s.ingest(&[press("btn-1", "p-2", t0 + Duration::seconds(1))], &r)
         .await
         .unwrap();
-    let turn = s.claim_dispatch(&inc.id, t0).await.unwrap().expect("due");
+    let turn = claim(s, &inc.id, t0).await.expect("due");
     assert_eq!(turn.incident.id, inc.id);
     assert_eq!(turn.elder.as_ref().map(|e| &e.id), Some(&elder_id("e-1")));
     assert_eq!((turn.already_offered.len(), turn.live_offers), (0, 0));
     // The turn is ours alone.
-    assert!(s.claim_dispatch(&inc.id, t0).await.unwrap().is_none());
+    assert!(claim(s, &inc.id, t0).await.is_none());
     assert!(s.due_dispatches(t0, 10).await.unwrap().is_empty());
 
     // Technical incidents go to the board, not to stewards.
@@ -1902,7 +1921,7 @@ async fn an_opened_incident_is_due_for_dispatch(h: Harness) {
         .await
         .unwrap();
     let tech = offline[0].incident.clone().unwrap();
-    assert!(s.claim_dispatch(&tech.id, t0).await.unwrap().is_none());
+    assert!(claim(s, &tech.id, t0).await.is_none());
     // Nor is an incident without an elder dispatched.
     let orphan = s
         .apply(
@@ -1921,7 +1940,7 @@ async fn an_opened_incident_is_due_for_dispatch(h: Harness) {
         .await
         .unwrap();
     let orphan = orphan[0].incident.clone().unwrap();
-    assert!(s.claim_dispatch(&orphan.id, t0).await.unwrap().is_none());
+    assert!(claim(s, &orphan.id, t0).await.is_none());
     // Only the elder's call escalates unless acknowledged.
     assert_eq!(
         s.escalate_due(t0 + Duration::days(1), &r).await.unwrap(),
@@ -1942,13 +1961,12 @@ async fn two_incidents_racing_for_one_steward_never_share_them(h: Harness) {
     let race: Vec<_> = [a.id.clone(), b.id.clone()]
         .into_iter()
         .map(|id| {
-            let (s, r) = (s.clone(), r.clone());
+            let s = s.clone();
             tokio::spawn(async move {
-                let turn = s.claim_dispatch(&id, t0).await.unwrap().unwrap();
-                let made = s
-                    .make_offers(&turn, &candidates(&["s-1"]), 1, retry, &[], retry, t0, &r)
+                let made = take(&*s, &id, t0, plan(candidates(&["s-1"]), 1, retry))
                     .await
-                    .unwrap();
+                    .expect("due")
+                    .offers;
                 (id, made)
             })
         })
@@ -1982,7 +2000,7 @@ async fn two_incidents_racing_for_one_steward_never_share_them(h: Harness) {
         vec![loser.clone()]
     );
     // The next time it gets the next candidate.
-    let next = offer(&*s, &loser, &["s-1", "s-2"], 1, retry, &r).await;
+    let next = offer(&*s, &loser, &["s-1", "s-2"], 1, retry).await;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].steward_id, steward_id("s-2"));
     let notes = s.incident(&loser).await.unwrap().unwrap().candidates;
@@ -2002,7 +2020,7 @@ async fn two_incidents_racing_for_one_steward_never_share_them(h: Harness) {
     )
     .await;
     let c = open(&*s, "elder:e-1:c", Priority::Urgent, None, t0, &r).await;
-    let none = offer(&*s, &c.id, &["s-3"], 1, t0, &r).await;
+    let none = offer(&*s, &c.id, &["s-3"], 1, t0).await;
     assert!(none.is_empty());
     assert_eq!(status_of(&*s, "s-3").await, StewardStatus::Available);
     let notes = s.incident(&c.id).await.unwrap().unwrap().candidates;
@@ -2046,16 +2064,11 @@ async fn two_hundred_incidents_fifty_stewards_never_double_booked(h: Harness) {
                     .await
                     .expect("raise");
                 let inc = got[0].incident.clone().unwrap();
-                let turn = s
-                    .claim_dispatch(&inc.id, at)
-                    .await
-                    .expect("claim")
-                    .expect("due at once");
                 let expires = at + Duration::seconds(30);
-                let made = s
-                    .make_offers(&turn, &cands, want(priority), expires, &[], expires, at, &r)
+                let made = take(&*s, &inc.id, at, plan(cands, want(priority), expires))
                     .await
-                    .expect("offers");
+                    .expect("due at once")
+                    .offers;
                 (inc, made)
             })
         })
@@ -2116,15 +2129,13 @@ async fn two_hundred_incidents_fifty_stewards_never_double_booked(h: Harness) {
         .into_iter()
         .enumerate()
         .map(|(n, id)| {
-            let (s, r, cands) = (s.clone(), r.clone(), ring(n));
+            let (s, cands) = (s.clone(), ring(n));
             tokio::spawn(async move {
-                if let Some(turn) = s.claim_dispatch(&id, t2).await.unwrap() {
-                    let expires = t2 + Duration::seconds(30);
-                    let want = want(turn.incident.priority);
-                    s.make_offers(&turn, &cands, want, expires, &[], expires, t2, &r)
-                        .await
-                        .unwrap();
-                }
+                let expires = t2 + Duration::seconds(30);
+                let planner = |turn: &DispatchTurn| {
+                    Some(plan(cands.clone(), want(turn.incident.priority), expires))
+                };
+                s.take_turn(&id, t2, &planner).await.unwrap();
             })
         })
         .collect();
@@ -2179,17 +2190,14 @@ async fn declines_and_expiries_escalate_then_a_steward_goes_and_resolves(h: Harn
     let (s1, s2, s3) = (steward_id("s-1"), steward_id("s-2"), steward_id("s-3"));
     let t0 = day();
     let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
-    let made = offer(s, &inc.id, &["s-1"], 1, t0, &r).await;
+    let made = offer(s, &inc.id, &["s-1"], 1, t0).await;
     assert_eq!(made.len(), 1);
     assert_eq!(
         (made[0].expires_at, made[0].response, made[0].distance_m),
         (t0 + Duration::seconds(30), None, Some(100.0))
     );
     assert_eq!(status_of(s, "s-1").await, StewardStatus::Offered);
-    assert!(
-        s.claim_dispatch(&inc.id, t0).await.unwrap().is_none(),
-        "an offer is live"
-    );
+    assert!(claim(s, &inc.id, t0).await.is_none(), "an offer is live");
 
     // s-1 declines: free again, and the next offer is due at once.
     let t1 = t0 + Duration::seconds(10);
@@ -2211,31 +2219,21 @@ async fn declines_and_expiries_escalate_then_a_steward_goes_and_resolves(h: Harn
         s.accept(&unknown, &s1, t1, &r).await,
         Err(StoreError::NotFound(m)) if m == "incident inc-nope"
     ));
-    let turn = s
-        .claim_dispatch(&inc.id, t1)
-        .await
-        .unwrap()
-        .expect("due at once");
-    assert_eq!(
-        (turn.already_offered.clone(), turn.live_offers),
-        (vec![s1.clone()], 0)
-    );
-
     // s-2 is offered (s-1, already asked, is skipped) and never answers.
     let expires = t1 + Duration::seconds(30);
-    let made = s
-        .make_offers(
-            &turn,
-            &candidates(&["s-1", "s-2"]),
-            1,
-            expires,
-            &[],
-            expires,
-            t1,
-            &r,
-        )
-        .await
-        .unwrap();
+    let taken = take(
+        s,
+        &inc.id,
+        t1,
+        plan(candidates(&["s-1", "s-2"]), 1, expires),
+    )
+    .await
+    .expect("due at once");
+    assert_eq!(
+        (taken.turn.already_offered.clone(), taken.turn.live_offers),
+        (vec![s1.clone()], 0)
+    );
+    let made = taken.offers;
     assert_eq!(made[0].steward_id, s2);
     assert!(
         s.expire_offers(expires - Duration::seconds(1), &r)
@@ -2277,7 +2275,7 @@ async fn declines_and_expiries_escalate_then_a_steward_goes_and_resolves(h: Harn
 
     // s-3 is offered; too late is too late, even before the timer runs.
     let t2 = expires;
-    let made = offer(s, &inc.id, &["s-3"], 1, t2, &r).await;
+    let made = offer(s, &inc.id, &["s-3"], 1, t2).await;
     let late = made[0].expires_at;
     assert_eq!(
         code(s.accept(&inc.id, &s3, late, &r).await),
@@ -2399,7 +2397,7 @@ async fn a_critical_incident_offered_twice_goes_to_the_first_to_accept(h: Harnes
     on_duty(&*s, "s-2").await;
     let t0 = day();
     let inc = open(&*s, "elder:e-1:fall", Priority::Critical, None, t0, &r).await;
-    let made = offer(&*s, &inc.id, &["s-1", "s-2"], 2, t0, &r).await;
+    let made = offer(&*s, &inc.id, &["s-1", "s-2"], 2, t0).await;
     assert_eq!(made.len(), 2);
     let head = s.stream_head().await.unwrap();
     let at = t0 + Duration::seconds(3);
@@ -2457,12 +2455,11 @@ async fn a_long_wait_escalates_and_keeps_escalating(h: Harness) {
     let t0 = day();
     // Urgent: 180 s without acceptance escalates.
     let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
-    let turn = s.claim_dispatch(&inc.id, t0).await.unwrap().unwrap();
     let retry = t0 + Duration::seconds(30);
-    let none = s
-        .make_offers(&turn, &[], 1, retry, &[], retry, t0, &r)
+    let none = take(s, &inc.id, t0, plan(Vec::new(), 1, retry))
         .await
-        .unwrap();
+        .expect("due")
+        .offers;
     assert!(none.is_empty());
     let sec = Duration::seconds;
     assert!(s.escalate_due(t0 + sec(179), &r).await.unwrap().is_empty());
@@ -2474,12 +2471,7 @@ async fn a_long_wait_escalates_and_keeps_escalating(h: Harness) {
         |i: Option<dispatcher::domain::IncidentDetail>| i.unwrap().incident.escalation_level;
     assert_eq!(level(s.incident(&inc.id).await.unwrap()), 1);
     // The radius grows with the level: the next dispatch is due now.
-    assert!(
-        s.claim_dispatch(&inc.id, t0 + sec(180))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(claim(s, &inc.id, t0 + sec(180)).await.is_some());
     assert!(s.escalate_due(t0 + sec(300), &r).await.unwrap().is_empty());
     assert_eq!(s.escalate_due(t0 + sec(360), &r).await.unwrap().len(), 1);
     // The engine escalates at once when nobody is available.
@@ -2531,7 +2523,7 @@ async fn going_off_duty_withdraws_offers(h: Harness) {
     let s1 = steward_id("s-1");
     let t0 = day();
     let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
-    offer(s, &inc.id, &["s-1"], 1, t0, &r).await;
+    offer(s, &inc.id, &["s-1"], 1, t0).await;
     assert_eq!(s.live_offers_of(&s1).await.unwrap().len(), 1);
     let off = s
         .set_steward_duty(&s1, false, chrono::Utc::now())
@@ -2557,11 +2549,7 @@ async fn going_off_duty_withdraws_offers(h: Harness) {
         detail.timeline.last().unwrap().what,
         "offer to s-1 withdrawn: steward went off duty"
     );
-    let turn = s
-        .claim_dispatch(&inc.id, t1)
-        .await
-        .unwrap()
-        .expect("due at once");
+    let turn = claim(s, &inc.id, t1).await.expect("due at once");
     assert_eq!(turn.live_offers, 0);
     let (events, _) = stream_since(s, head).await;
     assert_eq!(
@@ -2586,10 +2574,16 @@ async fn going_off_duty_withdraws_offers(h: Harness) {
         Err(StoreError::NotFound(_))
     ));
     // Off duty, never offered again.
-    let none = s
-        .make_offers(&turn, &candidates(&["s-1"]), 1, t1, &[], t1, t1, &r)
-        .await
-        .unwrap();
+    let after_lease = t1 + Duration::seconds(15);
+    let none = take(
+        s,
+        &inc.id,
+        after_lease,
+        plan(candidates(&["s-1"]), 1, after_lease),
+    )
+    .await
+    .expect("due again after the lease")
+    .offers;
     assert!(none.is_empty());
 }
 
@@ -2605,8 +2599,8 @@ async fn supervisors_assign_and_reassign_by_hand(h: Harness) {
     let t0 = day();
     let a = open(s, "elder:e-1:a", Priority::Urgent, None, t0, &r).await;
     let b = open(s, "elder:e-1:b", Priority::Urgent, None, t0, &r).await;
-    offer(s, &a.id, &["s-1"], 1, t0, &r).await;
-    offer(s, &b.id, &["s-2"], 1, t0, &r).await;
+    offer(s, &a.id, &["s-1"], 1, t0).await;
+    offer(s, &b.id, &["s-2"], 1, t0).await;
 
     // A goes to s-2, who held B's offer: B gets it back, A's offer to s-1
     // is withdrawn.
@@ -2622,11 +2616,7 @@ async fn supervisors_assign_and_reassign_by_hand(h: Harness) {
     );
     assert_eq!(status_of(s, "s-2").await, StewardStatus::Busy);
     assert_eq!(status_of(s, "s-1").await, StewardStatus::Available);
-    let turn = s
-        .claim_dispatch(&b.id, t1)
-        .await
-        .unwrap()
-        .expect("B is due again");
+    let turn = claim(s, &b.id, t1).await.expect("B is due again");
     assert_eq!(turn.live_offers, 0);
     let detail = s.incident(&a.id).await.unwrap().unwrap();
     assert_eq!(detail.offers[0].response, Some(OfferResponse::Withdrawn));
@@ -2699,7 +2689,7 @@ async fn every_change_writes_its_notices(h: Harness) {
 
     // Offered.
     let t1 = t0 + Duration::seconds(1);
-    offer(s, &inc.id, &["s-1"], 1, t1, &r).await;
+    offer(s, &inc.id, &["s-1"], 1, t1).await;
     let rows = s.stream_after(head, 100).await.unwrap();
     let (events, head) = stream_since(s, head).await;
     assert_eq!(
@@ -2895,7 +2885,7 @@ async fn the_elders_cancel_and_a_clear_write_their_notices(h: Harness) {
     let t0 = day();
     let got = s.ingest(&[press("btn-1", "p-1", t0)], &r).await.unwrap();
     let inc = got[0].incident.clone().unwrap();
-    offer(s, &inc.id, &["s-1"], 1, t0, &r).await;
+    offer(s, &inc.id, &["s-1"], 1, t0).await;
     outbox(s).await;
     let head = s.stream_head().await.unwrap();
 
@@ -2950,7 +2940,7 @@ async fn the_elders_cancel_and_a_clear_write_their_notices(h: Harness) {
             "cancelled: cancelled by the elder at the device",
         ]
     );
-    assert!(s.claim_dispatch(&inc.id, at).await.unwrap().is_none());
+    assert!(claim(s, &inc.id, at).await.is_none());
 
     // A device offline, then heard again: the board hears both.
     let d = device("btn-1", Some("e-1"), DeviceKind::CallButton);
@@ -3180,7 +3170,6 @@ async fn the_detail_shows_offers_candidates_and_deliveries(h: Harness) {
     on_duty(s, "s-1").await;
     let t0 = day();
     let inc = open(s, "elder:e-1:call", Priority::Urgent, Some("btn-1"), t0, &r).await;
-    let turn = s.claim_dispatch(&inc.id, t0).await.unwrap().unwrap();
     let note = |id: &str, verdict: &str, reason: &str| CandidateNote {
         steward_id: steward_id(id),
         name: format!("Steward {id}"),
@@ -3197,9 +3186,11 @@ async fn the_detail_shows_offers_candidates_and_deliveries(h: Harness) {
         steward_id: steward_id("s-1"),
         distance_m: 420.0,
     }];
-    s.make_offers(&turn, &cands, 1, expires, &notes, expires, t0, &r)
-        .await
-        .unwrap();
+    let plan = OfferPlan {
+        notes: notes.clone(),
+        ..plan(cands, 1, expires)
+    };
+    take(s, &inc.id, t0, plan).await.expect("due");
     let detail = s.incident(&inc.id).await.unwrap().unwrap();
     assert_eq!(detail.candidates, notes);
     assert_eq!(detail.offers.len(), 1);
@@ -3261,7 +3252,7 @@ async fn a_steward_sees_an_elder_once_offered(h: Harness) {
     let t0 = day();
     let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
     assert!(!s.steward_sees_elder(&s1, &e1).await.unwrap());
-    offer(s, &inc.id, &["s-1"], 1, t0, &r).await;
+    offer(s, &inc.id, &["s-1"], 1, t0).await;
     assert!(s.steward_sees_elder(&s1, &e1).await.unwrap());
     assert!(!s.steward_sees_elder(&s1, &e2).await.unwrap());
     let mine = IncidentFilter {

@@ -19,6 +19,7 @@ use super::matcher::{Matcher, Need};
 use crate::clock::Clock;
 use crate::domain::{IncidentId, Steward, StewardId};
 use crate::rules::RuleBook;
+use crate::store::dispatch::{DispatchTurn, OfferPlan, TakenTurn};
 use crate::store::{Store, StoreError};
 
 /// How often the matcher is rebuilt from the store (changes made by other
@@ -199,43 +200,43 @@ impl Engine {
     /// candidates, or escalates when there is nobody.
     pub async fn dispatch(&self, incident: &IncidentId) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let Some(turn) = self.store.claim_dispatch(incident, now).await? else {
+        let settings = self.rules.dispatch();
+        // Runs inside the turn's transaction: the matcher is in memory and
+        // answers in microseconds.
+        let plan = |turn: &DispatchTurn| -> Option<OfferPlan> {
+            let elder = turn.elder.as_ref()?;
+            let priority = turn.incident.priority;
+            let want = (settings.parallel_offers.get(priority) as usize)
+                .max(1)
+                .saturating_sub(turn.live_offers);
+            let ranking = self.matcher.rank(
+                &Need {
+                    elder,
+                    kind: turn.incident.kind,
+                    escalation_level: turn.incident.escalation_level,
+                    exclude: &turn.already_offered,
+                    now,
+                },
+                settings,
+            );
+            let timeout = i64::from(settings.offer_timeout_s.get(priority));
+            Some(OfferPlan {
+                candidates: ranking.candidates,
+                want: want.max(1),
+                expires_at: now + Duration::seconds(timeout),
+                notes: ranking.notes,
+                retry_at: now + Duration::seconds(i64::from(settings.retry_s)),
+            })
+        };
+        let Some(TakenTurn { turn, plan, offers }) =
+            self.store.take_turn(incident, now, &plan).await?
+        else {
             return Ok(());
         };
-        let settings = self.rules.dispatch();
-        let priority = turn.incident.priority;
-        let retry_at = now + Duration::seconds(i64::from(settings.retry_s));
-        let Some(elder) = &turn.elder else {
+        let Some(plan) = plan else {
             tracing::warn!(%incident, "an incident without an elder cannot be dispatched");
             return Ok(());
         };
-        let want = (settings.parallel_offers.get(priority) as usize)
-            .max(1)
-            .saturating_sub(turn.live_offers);
-        let ranking = self.matcher.rank(
-            &Need {
-                elder,
-                kind: turn.incident.kind,
-                escalation_level: turn.incident.escalation_level,
-                exclude: &turn.already_offered,
-                now,
-            },
-            settings,
-        );
-        let expires_at = now + Duration::seconds(i64::from(settings.offer_timeout_s.get(priority)));
-        let offers = self
-            .store
-            .make_offers(
-                &turn,
-                &ranking.candidates,
-                want.max(1),
-                expires_at,
-                &ranking.notes,
-                retry_at,
-                now,
-                &self.rules,
-            )
-            .await?;
         for offer in &offers {
             tracing::info!(
                 %incident,
@@ -246,6 +247,7 @@ impl Engine {
             );
         }
         if offers.is_empty() && turn.live_offers == 0 {
+            let priority = turn.incident.priority;
             tracing::warn!(%incident, %priority, "nobody available; escalating");
             self.store
                 .escalate(incident, "nobody available", now, &self.rules)
@@ -253,7 +255,7 @@ impl Engine {
         }
         (self.on_commit)();
         // Claims changed stewards' status: refresh the ones involved.
-        for c in ranking.candidates.iter().take(offers.len() + 2) {
+        for c in plan.candidates.iter().take(offers.len() + 2) {
             if let Some(s) = self.store.steward(&c.steward_id).await? {
                 self.matcher.upsert(&s);
             }

@@ -76,8 +76,9 @@ pub fn conflict_code(message: &str) -> Option<&'static str> {
     .find(|code| *code == head)
 }
 
-/// How long a claimed dispatch turn is the claimer's: if it dies before
-/// making offers, the turn comes due again after this.
+/// How long a dispatch turn taken with nothing to offer (an incident
+/// without an elder) waits before it comes due again. A caller that dies
+/// mid-turn leaves nothing behind: the turn is one transaction.
 pub const DISPATCH_LEASE: Duration = Duration::seconds(15);
 
 /// A steward the matcher ranked, in the order to try.
@@ -99,6 +100,34 @@ pub struct DispatchTurn {
     pub already_offered: Vec<StewardId>,
     /// Offers still live (a critical incident may hold two).
     pub live_offers: usize,
+}
+
+/// Whom to offer a turn to, as the engine decides it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferPlan {
+    /// Ranked, best first; more than `want` so a lost claim has a next.
+    pub candidates: Vec<Candidate>,
+    /// Offers to make.
+    pub want: usize,
+    /// When each offer made expires.
+    pub expires_at: DateTime<Utc>,
+    /// The matcher's reasoning, shown on the incident.
+    pub notes: Vec<CandidateNote>,
+    /// When to try again if nobody could be offered.
+    pub retry_at: DateTime<Utc>,
+}
+
+/// Decides a turn's offers; runs inside the turn's transaction, so it
+/// must be quick and must not touch the store.
+pub type Planner<'a> = dyn Fn(&DispatchTurn) -> Option<OfferPlan> + Send + Sync + 'a;
+
+/// A turn taken: what it saw, what was planned, what was offered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TakenTurn {
+    pub turn: DispatchTurn,
+    pub plan: Option<OfferPlan>,
+    /// The offers made (empty when nobody could be claimed).
+    pub offers: Vec<Offer>,
 }
 
 /// Who did something, as the timeline names them.
@@ -205,40 +234,29 @@ pub enum DeliveryOutcome {
 #[async_trait]
 pub trait DispatchStore: Send + Sync {
     /// Takes the dispatch turn of a `dispatching` incident whose
-    /// `next_dispatch_at` is due, by moving it [`DISPATCH_LEASE`] ahead
-    /// (compare-and-set; `make_offers` then clears or sets it),
-    /// so concurrent callers (two instances, the ingest hook and the timer)
-    /// never both offer. `None` when it is not due, not dispatching, or
-    /// taken.
-    async fn claim_dispatch(
+    /// `next_dispatch_at` is due and offers it, in one transaction, so
+    /// concurrent callers (two instances, the ingest hook and the timer)
+    /// never both offer, and a press waits for the write lock once, not
+    /// twice. `plan` sees the turn (the incident, its elder, who was
+    /// offered) and says whom to try; the store then claims them in order
+    /// until `want` stewards were claimed (`available` → `offered` by
+    /// compare-and-set; a steward lost to another incident is skipped and
+    /// noted), records the plan's `notes` with the losers marked, and
+    /// clears the turn, or sets `next_dispatch_at = retry_at` when nobody
+    /// could be offered. A plan of `None` (nothing to offer, such as an
+    /// incident without an elder) leaves the turn leased for
+    /// [`DISPATCH_LEASE`]. `None` when the turn is not due, the incident is
+    /// not dispatching, or another caller holds the turn.
+    async fn take_turn(
         &self,
         incident: &IncidentId,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<DispatchTurn>>;
+        plan: &Planner<'_>,
+    ) -> StoreResult<Option<TakenTurn>>;
 
     /// Incidents whose dispatch turn is due, oldest first: the safety net
     /// that dispatches whatever a crash or a lost hook left waiting.
     async fn due_dispatches(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<IncidentId>>;
-
-    /// Offers the incident to `candidates` in order until `want` stewards
-    /// were claimed (`available` → `offered` by compare-and-set; a steward
-    /// lost to another incident is skipped and noted). Records `notes`
-    /// (the matcher's reasoning, with the losers marked) on the incident.
-    /// Each offer expires at `expires_at`. When no offer could be made the
-    /// turn is returned: `next_dispatch_at = retry_at`. Returns the offers
-    /// made.
-    #[allow(clippy::too_many_arguments)]
-    async fn make_offers(
-        &self,
-        turn: &DispatchTurn,
-        candidates: &[Candidate],
-        want: usize,
-        expires_at: DateTime<Utc>,
-        notes: &[CandidateNote],
-        retry_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Vec<Offer>>;
 
     /// The steward accepts their live offer: the incident becomes
     /// `acknowledged` with them assigned (compare-and-set on the incident

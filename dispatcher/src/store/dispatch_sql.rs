@@ -303,12 +303,12 @@ macro_rules! dispatch_sql {
             use sqlx::QueryBuilder;
 
             use $crate::domain::{
-                CandidateNote, Delivery, Elder, ElderId, Incident, IncidentId, IncidentState,
+                Delivery, Elder, ElderId, Incident, IncidentId, IncidentState,
                 Offer, OfferResponse, Outcome, Steward, StewardId,
             };
             use $crate::rules::RuleBook;
             use $crate::store::dispatch::{
-                Actor, Candidate, DeliveryOutcome, DispatchStore, DispatchTurn, OutboxItem,
+                Actor, DeliveryOutcome, DispatchStore, DispatchTurn, OfferPlan, OutboxItem, Planner, TakenTurn,
                 StreamEvent, NOT_ASSIGNED, NOT_OPEN, OFFER_EXPIRED, STEWARD_BUSY,
             };
             use $crate::store::dispatch_sql::*;
@@ -497,6 +497,160 @@ macro_rules! dispatch_sql {
                     .db()?;
                     Ok(ids.into_iter().collect())
                 }
+
+                // --- dispatch turns ---
+
+                /// Takes the incident's dispatch turn if it is due: moves
+                /// `next_dispatch_at` a lease ahead (compare-and-set), and
+                /// reads what the planner needs.
+                async fn claim_in(
+                    conn: &mut Conn,
+                    incident: &IncidentId,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Option<(DispatchTurn, DispatchState)>> {
+                    let row: Option<IncidentRow> = sqlx::query_as(
+                        "UPDATE incidents SET next_dispatch_at = $3
+                         WHERE id = $1 AND status = 'dispatching'
+                           AND next_dispatch_at IS NOT NULL AND next_dispatch_at <= $2
+                         RETURNING *",
+                    )
+                    .bind(incident.as_str())
+                    .bind(now)
+                    .bind(now + super::dispatch::DISPATCH_LEASE)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .db()?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let (incident, d) = row.into_parts()?;
+                    let elder = match &incident.elder_id {
+                        Some(id) => Self::load_elder(conn, id).await?,
+                        None => None,
+                    };
+                    let offered: Vec<(String, Option<String>)> = sqlx::query_as(
+                        "SELECT steward_id, response FROM offers
+                         WHERE incident_id = $1 ORDER BY offered_at, id",
+                    )
+                    .bind(incident.id.as_str())
+                    .fetch_all(&mut *conn)
+                    .await
+                    .db()?;
+                    let live_offers = offered.iter().filter(|(_, response)| response.is_none()).count();
+                    let already_offered = offered
+                        .into_iter()
+                        .map(|(s, _)| {
+                            StewardId::parse(s.clone()).map_err(|e| {
+                                StoreError::Corrupt(format!("offer of {}: steward {s:?}: {e}", incident.id))
+                            })
+                        })
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    Ok(Some((DispatchTurn { incident, elder, already_offered, live_offers }, d)))
+                }
+
+                /// Offers a claimed turn as planned, in the claim's
+                /// transaction.
+                async fn offer_in(
+                    conn: &mut Conn,
+                    turn: &DispatchTurn,
+                    mut d: DispatchState,
+                    plan: &OfferPlan,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Vec<Offer>> {
+                    let i = &turn.incident;
+                    let mut made: Vec<(Offer, Steward)> = Vec::new();
+                    let mut tried: Vec<(StewardId, Option<f64>, Claim)> = Vec::new();
+                    for c in &plan.candidates {
+                        if made.len() >= plan.want.max(1) {
+                            break;
+                        }
+                        if turn.already_offered.contains(&c.steward_id)
+                            || made.iter().any(|(o, _)| o.steward_id == c.steward_id)
+                        {
+                            continue;
+                        }
+                        // The claim: only an available, on-duty steward
+                        // becomes offered, and only once.
+                        let claimed: Option<StewardRow> = sqlx::query_as(concat!(
+                            "UPDATE stewards SET status = 'offered', incident_id = $2
+                             WHERE id = $1 AND status = 'available' AND on_duty ",
+                            $steward_claim,
+                            " RETURNING *"
+                        ))
+                        .bind(c.steward_id.as_str())
+                        .bind(i.id.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .db()?;
+                        let Some(claimed) = claimed else {
+                            tried.push((c.steward_id.clone(), Some(c.distance_m), Claim::Lost));
+                            continue;
+                        };
+                        let steward = claimed.into_domain()?;
+                        // The backstop: one live offer per steward, whatever
+                        // the steward row says.
+                        let offer: Option<OfferRow> = sqlx::query_as(
+                            "INSERT INTO offers (id, incident_id, steward_id, offered_at, expires_at,
+                                                 response, responded_at, distance_m)
+                             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)
+                             ON CONFLICT (steward_id) WHERE response IS NULL DO NOTHING
+                             RETURNING *",
+                        )
+                        .bind(format!("off-{}", uuid::Uuid::new_v4().simple()))
+                        .bind(i.id.as_str())
+                        .bind(c.steward_id.as_str())
+                        .bind(now)
+                        .bind(plan.expires_at)
+                        .bind(c.distance_m)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .db()?;
+                        match offer {
+                            Some(row) => {
+                                let name = Claim::Offered(steward.name.clone());
+                                tried.push((c.steward_id.clone(), Some(c.distance_m), name));
+                                made.push((row.into_domain()?, steward));
+                            }
+                            None => {
+                                tracing::warn!(steward = %c.steward_id, "steward was available but holds a live offer; passed over");
+                                sqlx::query(
+                                    "UPDATE stewards SET status = 'available', incident_id = NULL
+                                     WHERE id = $1 AND incident_id = $2",
+                                )
+                                .bind(c.steward_id.as_str())
+                                .bind(i.id.as_str())
+                                .execute(&mut *conn)
+                                .await
+                                .db()?;
+                                tried.push((c.steward_id.clone(), Some(c.distance_m), Claim::Lost));
+                            }
+                        }
+                    }
+
+                    d.candidates = to_json("candidates", &mark_notes(&plan.notes, &tried))?;
+                    let mut pending = Pending::default();
+                    let actor = Actor::System.to_string();
+                    if made.is_empty() {
+                        d.next_dispatch_at = Some(plan.retry_at);
+                        let wait = (plan.retry_at - now).num_seconds().max(0);
+                        pending.line(&i.id, now, format!("nobody could be offered; trying again in {wait} s"), &actor);
+                    } else {
+                        d.next_dispatch_at = None;
+                    }
+                    let mut changed = i.clone();
+                    changed.updated_at = now;
+                    let saved = Self::save(&mut *conn, i.status, &changed, &d).await?;
+                    let elder = turn.elder.as_ref();
+                    for (offer, steward) in &made {
+                        pending.line(&saved.id, now, offered_words(steward, offer.distance_m), &actor);
+                        pending.notices.offer(&saved, elder, offer, now);
+                        pending.notices.steward(steward, now);
+                    }
+                    pending.notices.incident(&saved, now);
+                    Self::flush(&mut *conn, pending).await?;
+                    Ok(made.into_iter().map(|(o, _)| o).collect())
+                }
+
 
                 // --- writing ---
 
@@ -969,55 +1123,25 @@ macro_rules! dispatch_sql {
             #[async_trait]
             impl DispatchStore for $store {
                 #[tracing::instrument(skip_all, fields(incident = %incident))]
-                async fn claim_dispatch(
+                async fn take_turn(
                     &self,
                     incident: &IncidentId,
                     now: DateTime<Utc>,
-                ) -> StoreResult<Option<DispatchTurn>> {
-                    // The turn is a lease, not a removal: a caller that dies
-                    // before `make_offers` leaves the turn to come due again.
-                    // One statement holds the write lock; what the turn
-                    // needs besides is read after, outside it (the lease
-                    // keeps other dispatchers off the incident meanwhile).
-                    let row: Option<IncidentRow> = sqlx::query_as(
-                        "UPDATE incidents SET next_dispatch_at = $3
-                         WHERE id = $1 AND status = 'dispatching'
-                           AND next_dispatch_at IS NOT NULL AND next_dispatch_at <= $2
-                         RETURNING *",
-                    )
-                    .bind(incident.as_str())
-                    .bind(now)
-                    .bind(now + super::dispatch::DISPATCH_LEASE)
-                    .fetch_optional(&mut *self.write_conn().await.db()?)
-                    .await
-                    .db()?;
-                    let Some(row) = row else {
+                    plan: &Planner<'_>,
+                ) -> StoreResult<Option<TakenTurn>> {
+                    let mut tx = self.begin_write().await.db()?;
+                    let Some((turn, d)) = Self::claim_in(&mut tx, incident, now).await? else {
                         return Ok(None);
                     };
-                    let incident = row.into_domain()?;
-                    let mut conn = self.pool.acquire().await.db()?;
-                    let elder = match &incident.elder_id {
-                        Some(id) => Self::load_elder(&mut conn, id).await?,
-                        None => None,
+                    let plan = plan(&turn);
+                    let offers = match &plan {
+                        Some(plan) => Self::offer_in(&mut tx, &turn, d, plan, now).await?,
+                        // Nothing to offer: the lease alone is committed,
+                        // and the turn comes due again after it.
+                        None => Vec::new(),
                     };
-                    let offered: Vec<(String, Option<String>)> = sqlx::query_as(
-                        "SELECT steward_id, response FROM offers
-                         WHERE incident_id = $1 ORDER BY offered_at, id",
-                    )
-                    .bind(incident.id.as_str())
-                    .fetch_all(&mut *conn)
-                    .await
-                    .db()?;
-                    let live_offers = offered.iter().filter(|(_, response)| response.is_none()).count();
-                    let already_offered = offered
-                        .into_iter()
-                        .map(|(s, _)| {
-                            StewardId::parse(s.clone()).map_err(|e| {
-                                StoreError::Corrupt(format!("offer of {}: steward {s:?}: {e}", incident.id))
-                            })
-                        })
-                        .collect::<StoreResult<Vec<_>>>()?;
-                    Ok(Some(DispatchTurn { incident, elder, already_offered, live_offers }))
+                    tx.commit().await.db()?;
+                    Ok(Some(TakenTurn { turn, plan, offers }))
                 }
 
                 async fn due_dispatches(
@@ -1037,134 +1161,6 @@ macro_rules! dispatch_sql {
                     .await
                     .db()?;
                     incident_ids(ids)
-                }
-
-                #[tracing::instrument(skip_all, fields(incident = %turn.incident.id, want = want))]
-                async fn make_offers(
-                    &self,
-                    turn: &DispatchTurn,
-                    candidates: &[Candidate],
-                    want: usize,
-                    expires_at: DateTime<Utc>,
-                    notes: &[CandidateNote],
-                    retry_at: DateTime<Utc>,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Vec<Offer>> {
-                    let _ = rules;
-                    let mut tx = self.begin_write().await.db()?;
-                    let (i, mut d) = Self::must_lock(&mut tx, &turn.incident.id).await?;
-                    if i.status != IncidentState::Dispatching {
-                        // Accepted, assigned or closed since the turn was
-                        // taken: nothing to offer.
-                        return Ok(Vec::new());
-                    }
-                    let before: Vec<String> =
-                        sqlx::query_scalar("SELECT steward_id FROM offers WHERE incident_id = $1")
-                            .bind(i.id.as_str())
-                            .fetch_all(&mut *tx)
-                            .await
-                            .db()?;
-                    let before: BTreeSet<String> = before.into_iter().collect();
-
-                    let mut made: Vec<(Offer, Steward)> = Vec::new();
-                    let mut tried: Vec<(StewardId, Option<f64>, Claim)> = Vec::new();
-                    for c in candidates {
-                        if made.len() >= want {
-                            break;
-                        }
-                        if before.contains(c.steward_id.as_str())
-                            || made.iter().any(|(o, _)| o.steward_id == c.steward_id)
-                        {
-                            continue;
-                        }
-                        // The claim: only an available, on-duty steward
-                        // becomes offered, and only once.
-                        let claimed: Option<StewardRow> = sqlx::query_as(concat!(
-                            "UPDATE stewards SET status = 'offered', incident_id = $2
-                             WHERE id = $1 AND status = 'available' AND on_duty ",
-                            $steward_claim,
-                            " RETURNING *"
-                        ))
-                        .bind(c.steward_id.as_str())
-                        .bind(i.id.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .db()?;
-                        let Some(claimed) = claimed else {
-                            tried.push((c.steward_id.clone(), Some(c.distance_m), Claim::Lost));
-                            continue;
-                        };
-                        let steward = claimed.into_domain()?;
-                        // The backstop: one live offer per steward, whatever
-                        // the steward row says.
-                        let offer: Option<OfferRow> = sqlx::query_as(
-                            "INSERT INTO offers (id, incident_id, steward_id, offered_at, expires_at,
-                                                 response, responded_at, distance_m)
-                             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)
-                             ON CONFLICT (steward_id) WHERE response IS NULL DO NOTHING
-                             RETURNING *",
-                        )
-                        .bind(format!("off-{}", uuid::Uuid::new_v4().simple()))
-                        .bind(i.id.as_str())
-                        .bind(c.steward_id.as_str())
-                        .bind(now)
-                        .bind(expires_at)
-                        .bind(c.distance_m)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .db()?;
-                        match offer {
-                            Some(row) => {
-                                let name = Claim::Offered(steward.name.clone());
-                                tried.push((c.steward_id.clone(), Some(c.distance_m), name));
-                                made.push((row.into_domain()?, steward));
-                            }
-                            None => {
-                                tracing::warn!(steward = %c.steward_id, "steward was available but holds a live offer; passed over");
-                                sqlx::query(
-                                    "UPDATE stewards SET status = 'available', incident_id = NULL
-                                     WHERE id = $1 AND incident_id = $2",
-                                )
-                                .bind(c.steward_id.as_str())
-                                .bind(i.id.as_str())
-                                .execute(&mut *tx)
-                                .await
-                                .db()?;
-                                tried.push((c.steward_id.clone(), Some(c.distance_m), Claim::Lost));
-                            }
-                        }
-                    }
-
-                    d.candidates = to_json("candidates", &mark_notes(notes, &tried))?;
-                    let mut pending = Pending::default();
-                    let actor = Actor::System.to_string();
-                    if made.is_empty() {
-                        d.next_dispatch_at = Some(retry_at);
-                        let wait = (retry_at - now).num_seconds().max(0);
-                        pending.line(&i.id, now, format!("nobody could be offered; trying again in {wait} s"), &actor);
-                    } else {
-                        d.next_dispatch_at = None;
-                    }
-                    let mut changed = i.clone();
-                    changed.updated_at = now;
-                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
-                    let elder = match &turn.elder {
-                        Some(e) => Some(e.clone()),
-                        None => match &saved.elder_id {
-                            Some(id) => Self::load_elder(&mut tx, id).await?,
-                            None => None,
-                        },
-                    };
-                    for (offer, steward) in &made {
-                        pending.line(&saved.id, now, offered_words(steward, offer.distance_m), &actor);
-                        pending.notices.offer(&saved, elder.as_ref(), offer, now);
-                        pending.notices.steward(steward, now);
-                    }
-                    pending.notices.incident(&saved, now);
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(made.into_iter().map(|(o, _)| o).collect())
                 }
 
                 #[tracing::instrument(skip_all, fields(incident = %incident, steward = %steward))]
