@@ -56,10 +56,14 @@ pub fn parse_status(payload: &[u8]) -> Result<StatusMessage, Rejection> {
     }
     // Heartbeats are most of the traffic: parse straight into the struct,
     // and only a payload that fails goes through a `Value` to say exactly
-    // what is wrong with it. (A struct would also accept a JSON array, so
-    // the straight path is for objects only.)
+    // what is wrong with it. The straight path takes only objects of
+    // known fields: a struct would also accept a JSON array, and serde
+    // skims an unknown field without checking its text or numbers, which
+    // the `Value` path refuses.
     let status = match payload.trim_ascii_start().first() {
-        Some(b'{') => serde_json::from_slice::<StatusMessage>(payload).ok(),
+        Some(b'{') => serde_json::from_slice::<KnownFields>(payload)
+            .ok()
+            .map(StatusMessage::from),
         _ => None,
     };
     let status = match status {
@@ -67,6 +71,37 @@ pub fn parse_status(payload: &[u8]) -> Result<StatusMessage, Rejection> {
         None => explain(payload)?,
     };
     check_fw(status)
+}
+
+/// A status with nothing but the fields this version knows: what the
+/// straight path parses.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KnownFields {
+    online: bool,
+    #[serde(default)]
+    ts: Option<DateTime<Utc>>,
+    #[serde(default)]
+    battery_pct: Option<u8>,
+    #[serde(default)]
+    rssi_dbm: Option<i16>,
+    #[serde(default)]
+    fw: Option<String>,
+    #[serde(default)]
+    heartbeat_s: Option<u32>,
+}
+
+impl From<KnownFields> for StatusMessage {
+    fn from(k: KnownFields) -> Self {
+        Self {
+            online: k.online,
+            ts: k.ts,
+            battery_pct: k.battery_pct,
+            rssi_dbm: k.rssi_dbm,
+            fw: k.fw,
+            heartbeat_s: k.heartbeat_s,
+        }
+    }
 }
 
 /// Parses a payload the straight path refused, naming what is wrong.
@@ -141,8 +176,13 @@ mod tests {
 
     #[test]
     fn the_straight_path_agrees_with_the_explaining_one() {
-        let payloads: [&[u8]; 10] = [
+        let payloads: [&[u8]; 15] = [
             br#"{"online":true,"ts":"2026-11-28T21:04:00Z","heartbeat_s":30}"#,
+            br#"{"online":true,"note":"\ud800"}"#,
+            br#"{"online":true,"x":1e400}"#,
+            b"{\"online\":true,\"x\":\"\xff\"}",
+            b"{\"online\":true,\"fw\":\"\xff\"}",
+            br#"{"online":true,"ts":null,"fw":null}"#,
             br#"  {"online":false,"extra":{"ignored":[1,2]}}"#,
             br#"{"online":true,"online":false}"#,
             br#"[true]"#,
@@ -158,6 +198,16 @@ mod tests {
             let explained = explain(payload).and_then(check_fw).map_err(|r| r.reason);
             assert_eq!(straight, explained, "{}", String::from_utf8_lossy(payload));
         }
+        let deep = format!(
+            r#"{{"online":true,"x":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            parse_status(deep.as_bytes()).map_err(|r| r.reason),
+            Err(RejectReason::InvalidJson),
+            "nesting past serde_json's limit is refused, as before"
+        );
         // A JSON array would make a struct; a status is an object.
         assert_eq!(
             parse_status(b"[true]").unwrap_err().reason,
