@@ -21,7 +21,8 @@ use dispatcher::settings::{
     DispatchSettings, NotifySettings, RuleSettings, Secret, WebhookAudience, WebhookTarget,
 };
 use dispatcher::store::dispatch::{
-    Actor, Audience, Candidate, Channel, DeliveryOutcome, DispatchTurn, OfferPlan, TakenTurn,
+    Actor, Audience, Candidate, Channel, DISPATCH_LEASE, DeliveryOutcome, DispatchTurn, OfferPlan,
+    TakenTurn,
 };
 use dispatcher::store::{
     Backend, EventAction, EventFilter, Heartbeat, IncidentFilter, IncomingEvent, Store, StoreError,
@@ -118,6 +119,7 @@ on_both_backends!(
     a_damaged_row_is_corrupt_not_a_panic,
     // dispatch
     an_opened_incident_is_due_for_dispatch,
+    a_turn_that_cannot_be_taken_waits_out_the_lease,
     two_incidents_racing_for_one_steward_never_share_them,
     two_hundred_incidents_fifty_stewards_never_double_booked,
     declines_and_expiries_escalate_then_a_steward_goes_and_resolves,
@@ -1948,6 +1950,51 @@ async fn an_opened_incident_is_due_for_dispatch(h: Harness) {
     );
 }
 
+async fn a_turn_that_cannot_be_taken_waits_out_the_lease(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    on_duty(s, "s-1").await;
+    let t0 = day();
+    let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
+    h.exec("UPDATE elders SET limits = 'not json' WHERE id = 'e-1'")
+        .await;
+    let offer_s1 =
+        |_: &DispatchTurn| Some(plan(candidates(&["s-1"]), 1, t0 + Duration::seconds(30)));
+    assert!(matches!(
+        s.take_turn(&inc.id, t0, &offer_s1).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    // Nothing of the failed turn stays but its lease: no offer, the
+    // steward free, and no retry on every tick.
+    assert_eq!(status_of(s, "s-1").await, StewardStatus::Available);
+    assert!(
+        s.due_dispatches(t0 + Duration::seconds(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(claim(s, &inc.id, t0 + Duration::seconds(1)).await.is_none());
+    let after = t0 + DISPATCH_LEASE;
+    assert_eq!(
+        s.due_dispatches(after, 10).await.unwrap(),
+        vec![inc.id.clone()]
+    );
+    // Mended, it is dispatched.
+    h.exec("UPDATE elders SET limits = '{}' WHERE id = 'e-1'")
+        .await;
+    let made = take(
+        s,
+        &inc.id,
+        after,
+        plan(candidates(&["s-1"]), 1, after + Duration::seconds(30)),
+    )
+    .await
+    .expect("due after the lease")
+    .offers;
+    assert_eq!(made.len(), 1);
+}
+
 async fn two_incidents_racing_for_one_steward_never_share_them(h: Harness) {
     let s = h.store.clone();
     let r = Arc::new(rules());
@@ -2574,7 +2621,7 @@ async fn going_off_duty_withdraws_offers(h: Harness) {
         Err(StoreError::NotFound(_))
     ));
     // Off duty, never offered again.
-    let after_lease = t1 + Duration::seconds(15);
+    let after_lease = t1 + DISPATCH_LEASE;
     let none = take(
         s,
         &inc.id,
@@ -3313,6 +3360,52 @@ async fn a_sqlite_file_is_created_with_its_directory_in_wal_mode() {
     drop(s);
     let again = dispatcher::store::connect(db.url()).await.unwrap();
     assert!(again.elders().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_write_ahead_log_starts_over_under_steady_writes() {
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_sqlite();
+    let s = dispatcher::store::connect(db.url()).await.unwrap();
+    let devices: Vec<Device> = (0..2000)
+        .map(|n| device(&format!("d-{n}"), None, DeviceKind::BedSensor))
+        .collect();
+    s.upsert_devices(&devices).await.unwrap();
+    // Heartbeat flushes back to back for four seconds: a checkpoint beside
+    // them never finds the log all copied unless it finishes in a turn.
+    let wal = db.dir().join("data").join("eldercare.db-wal");
+    // The log's header counts its starts over (the checkpoint sequence,
+    // bytes 12 to 16).
+    let starts = || {
+        let head = std::fs::read(&wal).unwrap_or_default();
+        head.get(12..16)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let first = starts();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let mut flushes = 0u32;
+    while std::time::Instant::now() < until {
+        let at = day() + Duration::seconds(i64::from(flushes));
+        let beats: Vec<Heartbeat> = devices
+            .iter()
+            .map(|d| Heartbeat {
+                device_id: d.id.clone(),
+                last_seen: at,
+                online: true,
+                battery_pct: Some(80),
+                rssi_dbm: None,
+                fw: None,
+            })
+            .collect();
+        s.flush_heartbeats(&beats).await.unwrap();
+        flushes += 1;
+    }
+    let (first, last) = (first.unwrap_or(0), starts().unwrap_or(0));
+    assert!(
+        last >= first + 2,
+        "the log started over {} times in {flushes} flushes; it should every second or so",
+        last.saturating_sub(first)
+    );
 }
 
 #[tokio::test]

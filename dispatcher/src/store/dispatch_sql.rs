@@ -500,15 +500,34 @@ macro_rules! dispatch_sql {
 
                 // --- dispatch turns ---
 
-                /// Takes the incident's dispatch turn if it is due: moves
-                /// `next_dispatch_at` a lease ahead (compare-and-set), and
-                /// reads what the planner needs.
-                async fn claim_in(
+                /// Takes the turn, plans it and makes its offers.
+                async fn turn_in(
                     conn: &mut Conn,
                     incident: &IncidentId,
                     now: DateTime<Utc>,
-                ) -> StoreResult<Option<(DispatchTurn, DispatchState)>> {
-                    let row: Option<IncidentRow> = sqlx::query_as(
+                    plan: &Planner<'_>,
+                ) -> StoreResult<Option<TakenTurn>> {
+                    let Some((turn, d)) = Self::claim_in(conn, incident, now).await? else {
+                        return Ok(None);
+                    };
+                    let plan = plan(&turn);
+                    let offers = match &plan {
+                        Some(plan) => Self::offer_in(conn, &turn, d, plan, now).await?,
+                        // Nothing to offer: the lease alone is committed,
+                        // and the turn comes due again after it.
+                        None => Vec::new(),
+                    };
+                    Ok(Some(TakenTurn { turn, plan, offers }))
+                }
+
+                /// Moves a due turn's `next_dispatch_at` a lease ahead
+                /// (compare-and-set): the incident, if it was due.
+                async fn lease_turn(
+                    conn: &mut Conn,
+                    incident: &IncidentId,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Option<IncidentRow>> {
+                    sqlx::query_as(
                         "UPDATE incidents SET next_dispatch_at = $3
                          WHERE id = $1 AND status = 'dispatching'
                            AND next_dispatch_at IS NOT NULL AND next_dispatch_at <= $2
@@ -519,8 +538,17 @@ macro_rules! dispatch_sql {
                     .bind(now + super::dispatch::DISPATCH_LEASE)
                     .fetch_optional(&mut *conn)
                     .await
-                    .db()?;
-                    let Some(row) = row else {
+                    .db()
+                }
+
+                /// Takes the incident's dispatch turn if it is due (leases
+                /// it), and reads what the planner needs.
+                async fn claim_in(
+                    conn: &mut Conn,
+                    incident: &IncidentId,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Option<(DispatchTurn, DispatchState)>> {
+                    let Some(row) = Self::lease_turn(conn, incident, now).await? else {
                         return Ok(None);
                     };
                     let (incident, d) = row.into_parts()?;
@@ -1130,18 +1158,30 @@ macro_rules! dispatch_sql {
                     plan: &Planner<'_>,
                 ) -> StoreResult<Option<TakenTurn>> {
                     let mut tx = self.begin_write().await.db()?;
-                    let Some((turn, d)) = Self::claim_in(&mut tx, incident, now).await? else {
-                        return Ok(None);
-                    };
-                    let plan = plan(&turn);
-                    let offers = match &plan {
-                        Some(plan) => Self::offer_in(&mut tx, &turn, d, plan, now).await?,
-                        // Nothing to offer: the lease alone is committed,
-                        // and the turn comes due again after it.
-                        None => Vec::new(),
-                    };
-                    tx.commit().await.db()?;
-                    Ok(Some(TakenTurn { turn, plan, offers }))
+                    match Self::turn_in(&mut tx, incident, now, plan).await {
+                        Ok(taken) => {
+                            // Committed even when the turn was not due: a
+                            // dropped transaction's rollback would reach
+                            // SQLite after the write turn had passed on, and
+                            // the next writer would find the lock held.
+                            tx.commit().await.db()?;
+                            Ok(taken)
+                        }
+                        Err(e) => {
+                            tx.rollback().await.db()?;
+                            // A turn that cannot be taken (a damaged row)
+                            // waits out the lease, as one with nothing to
+                            // offer does, instead of coming back every tick
+                            // and taking the write turn in front of presses.
+                            if !e.is_transient() {
+                                let mut conn = self.write_conn().await.db()?;
+                                if let Err(lease) = Self::lease_turn(&mut conn, incident, now).await {
+                                    tracing::warn!(%incident, error = %lease, "could not lease a failed dispatch turn");
+                                }
+                            }
+                            Err(e)
+                        }
+                    }
                 }
 
                 async fn due_dispatches(

@@ -18,8 +18,9 @@
 //!
 //! Nor does a writer copy the write-ahead log back into the database
 //! file: SQLite would do it inside whichever commit crossed 1,000 pages of
-//! log, holding the write lock 5 ms longer (the press-to-offer tail). A
-//! checkpointer task does it every half second beside the writers.
+//! log, and that writer kept this process's write turn 5 ms longer (the
+//! press-to-offer tail). A checkpointer task does it every half second
+//! beside the writers.
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -51,6 +52,11 @@ const MAX_CONNECTIONS: u32 = 4;
 
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Past this many pages of log (4 MiB, SQLite's own automatic threshold)
+/// the checkpointer finishes its copy in a write turn, so that the next
+/// writer starts the log over.
+const LOG_RESTART_PAGES: i64 = 1000;
 
 /// The SQLite store. The [`Store`](super::Store) methods are in
 /// [`super::sql`], shared with PostgreSQL.
@@ -126,6 +132,12 @@ impl Gated<Transaction<'static, Sqlite>> {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.inner.commit().await
     }
+
+    /// Rolls back, then gives the turn to the next writer. (Dropping the
+    /// transaction would give the turn on before SQLite has rolled back.)
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
 }
 
 impl SqliteStore {
@@ -165,11 +177,12 @@ impl SqliteStore {
             .run(&pool)
             .await
             .with_context(|| format!("applying migrations/sqlite to {url:?}"))?;
-        let checkpointer =
-            (!in_memory).then(|| tokio::spawn(checkpoint_loop(pool.clone())).abort_handle());
+        let gate = WriteGate::default();
+        let checkpointer = (!in_memory)
+            .then(|| tokio::spawn(checkpoint_loop(pool.clone(), gate.clone())).abort_handle());
         Ok(Self {
             pool,
-            gate: WriteGate::default(),
+            gate,
             registry: RegistryCache::default(),
             checkpointer,
         })
@@ -214,9 +227,16 @@ impl SqliteStore {
 
 /// Copies the write-ahead log back into the database file, beside the
 /// writers: a passive checkpoint takes no write lock, so it never holds a
-/// press back, and the log stays small because it runs every
-/// [`CHECKPOINT_EVERY`].
-async fn checkpoint_loop(pool: Pool<Sqlite>) {
+/// press back.
+///
+/// SQLite starts the log over only at a write that finds all of it
+/// copied, and under a steady stream of writes a checkpoint beside them
+/// never catches the last ones: the log grew past 500 MB in a minute of
+/// 10,000 heartbeats a second, and every read got slower with it. So once
+/// the log passes [`LOG_RESTART_PAGES`], the checkpointer copies what the
+/// first pass left (a few pages) again in an idle write turn, when no
+/// writer of ours can add to it.
+async fn checkpoint_loop(pool: Pool<Sqlite>, gate: WriteGate) {
     let mut ticker = tokio::time::interval(CHECKPOINT_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -224,11 +244,27 @@ async fn checkpoint_loop(pool: Pool<Sqlite>) {
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
+        let Some(log_pages) = checkpoint(&pool).await else {
+            continue;
+        };
+        if log_pages > LOG_RESTART_PAGES {
+            let _turn = gate.idle_turn(Duration::from_millis(50)).await;
+            checkpoint(&pool).await;
+        }
+    }
+}
+
+/// One passive checkpoint: the pages in the log, or None if it failed.
+async fn checkpoint(pool: &Pool<Sqlite>) -> Option<i64> {
+    // (busy, pages in the log, pages copied)
+    match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await
+    {
+        Ok((_, log, _)) => Some(log),
+        Err(e) => {
             tracing::warn!(error = %e, "SQLite checkpoint failed; the write-ahead log grows until the next one succeeds");
+            None
         }
     }
 }
