@@ -245,8 +245,10 @@ pub trait DispatchStore: Send + Sync {
     /// clears the turn, or sets `next_dispatch_at = retry_at` when nobody
     /// could be offered. A plan of `None` (nothing to offer, such as an
     /// incident without an elder) leaves the turn leased for
-    /// [`DISPATCH_LEASE`]. `None` when the turn is not due, the incident is
-    /// not dispatching, or another caller holds the turn.
+    /// [`DISPATCH_LEASE`], and so does a turn that fails for anything but
+    /// an unavailable store (a damaged row): nothing else of it is kept.
+    /// `None` when the turn is not due, the incident is not dispatching,
+    /// or another caller holds the turn.
     async fn take_turn(
         &self,
         incident: &IncidentId,
