@@ -3384,16 +3384,15 @@ async fn the_write_ahead_log_starts_over_under_steady_writes() {
         Some(u32::from_be_bytes([head[12], head[13], head[14], head[15]]))
     };
     let first = starts().unwrap_or(0);
-    // Two starts over, with up to 20 s for them on a busy machine (it
-    // takes a second or two; without the checkpointer's write turn, none
-    // come at all).
-    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // A start over, with up to 60 s for it on a busy machine (64 MiB of
+    // log takes a few seconds here; without the checkpointer's write
+    // turn none comes at all).
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut flushes = 0u32;
-    while starts().unwrap_or(0) < first + 2 {
+    while starts().unwrap_or(0) <= first {
         assert!(
             std::time::Instant::now() < give_up,
-            "the log started over {} times in {flushes} flushes over 20 s; it should every second or so",
-            starts().unwrap_or(0).saturating_sub(first)
+            "the log never started over in {flushes} flushes over 60 s"
         );
         let at = day() + Duration::seconds(i64::from(flushes));
         let beats: Vec<Heartbeat> = devices
