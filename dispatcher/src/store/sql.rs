@@ -423,11 +423,7 @@ macro_rules! sql_store {
                     conn: &mut Conn,
                     batch: &[IncomingEvent],
                 ) -> StoreResult<Registry> {
-                    let version: i64 =
-                        sqlx::query_scalar("SELECT version FROM registry_version")
-                            .fetch_one(&mut *conn)
-                            .await
-                            .db()?;
+                    let version = Self::registry_version(conn).await?;
                     let (hit, missing) =
                         self.registry.get(version, batch.iter().map(|e| &e.device_id));
                     if missing.is_empty() {
@@ -435,6 +431,15 @@ macro_rules! sql_store {
                     }
                     let read = Self::read_registry(conn, &missing).await?;
                     Ok(self.registry.keep(version, &missing, read, hit))
+                }
+
+                /// Moved on by triggers at every change to devices'
+                /// bindings or to elders (migration 0003).
+                async fn registry_version(conn: &mut Conn) -> StoreResult<i64> {
+                    sqlx::query_scalar("SELECT version FROM registry_version")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .db()
                 }
 
                 async fn read_registry(conn: &mut Conn, ids: &[DeviceId]) -> StoreResult<Registry> {
@@ -889,18 +894,13 @@ macro_rules! sql_store {
                 }
 
                 async fn warm_registry(&self) -> StoreResult<usize> {
-                    let version = || async {
-                        sqlx::query_scalar::<_, i64>("SELECT version FROM registry_version")
-                            .fetch_one(&self.pool)
-                            .await
-                            .db()
-                    };
-                    let before = version().await?;
+                    let mut conn = self.pool.acquire().await.db()?;
+                    let before = Self::registry_version(&mut conn).await?;
                     let limit = RegistryCache::WARM as i64;
                     let devices: Vec<DeviceRow> =
                         sqlx::query_as("SELECT * FROM devices ORDER BY id LIMIT $1")
                             .bind(limit)
-                            .fetch_all(&self.pool)
+                            .fetch_all(&mut *conn)
                             .await
                             .db()?;
                     let elders: Vec<ElderRow> = sqlx::query_as(
@@ -908,12 +908,12 @@ macro_rules! sql_store {
                              (SELECT elder_id FROM devices ORDER BY id LIMIT $1)",
                     )
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await
                     .db()?;
                     // Rows read across a registry change may not belong
                     // together: keep nothing rather than a mix.
-                    if version().await? != before {
+                    if Self::registry_version(&mut conn).await? != before {
                         return Ok(0);
                     }
                     let mut read = Registry::default();
