@@ -10,7 +10,12 @@
 //! cargo bench -p eldercare-tests --bench press_to_offer
 //! ```
 //!
-//! `ELDERCARE_BENCH_PRESSES` presses per round (default 500). The broker
+//! `ELDERCARE_BENCH_PRESSES` presses per round (default 500).
+//! `ELDERCARE_BENCH_TRACE_DIR=<dir>` keeps, in that directory, the
+//! dispatcher's log and `presses.tsv` (round, press, incident, and the
+//! wall-clock microseconds of the publish and of the offer's receipt), so
+//! each press can be followed through the log's `incident opened` and
+//! `offered` lines. The broker
 //! is a Mosquitto of the benchmark's own with `set_tcp_nodelay true`
 //! (config/mosquitto.conf); the dispatcher is its release binary in its
 //! own process. Each press is cancelled once offered, so the one steward
@@ -84,12 +89,15 @@ async fn main() {
     // Let the background reach its pace (and the first heartbeats in).
     tokio::time::sleep(Duration::from_secs(5)).await;
 
+    let trace_dir = std::env::var_os("ELDERCARE_BENCH_TRACE_DIR").map(std::path::PathBuf::from);
+    let mut traced = Vec::new();
     for round in 1..=bench::rounds() {
         let sent_before = background.counters.sent();
         let started = Instant::now();
         let (mut offers, mut trips) = (Vec::new(), Vec::new());
         for i in 0..presses {
             trips.push(rtt.sample().await);
+            let published = unix_us();
             let t = Instant::now();
             button
                 .send(&format!("r{round}-press-{i}"), "call.pressed")
@@ -97,6 +105,11 @@ async fn main() {
             let offer = stream.until("offer").await;
             offers.push(t.elapsed());
             assert_eq!(offer.data["incident"]["elder_id"], "ld-e0000000");
+            let incident = offer.data["incident"]["id"].as_str().unwrap_or("?");
+            traced.push(format!(
+                "{round}\t{i}\t{incident}\t{published}\t{}",
+                unix_us()
+            ));
             button
                 .send(&format!("r{round}-cancel-{i}"), "call.cancelled")
                 .await;
@@ -126,6 +139,23 @@ async fn main() {
     }
     let report = background.finish().await;
     print!("background load:\n{report}");
+    if let Some(trace) = trace_dir {
+        std::fs::create_dir_all(&trace).expect("trace dir");
+        std::fs::write(trace.join("presses.tsv"), traced.join("\n") + "\n").expect("write trace");
+        std::fs::copy(
+            dir.path().join("dispatcher.log"),
+            trace.join("dispatcher.log"),
+        )
+        .expect("keep the log");
+        println!("trace kept in {}", trace.display());
+    }
+}
+
+/// Wall-clock microseconds, comparable with the dispatcher log's times.
+fn unix_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
 }
 
 /// The one steward of the site: logged in, on duty at their place, with

@@ -9,6 +9,10 @@ use crate::app::free_port;
 
 /// The `dispatcher` binary of this build (`target/<profile>/dispatcher`).
 pub fn dispatcher_bin() -> PathBuf {
+    // Another build of the same binary, to compare two in one session.
+    if let Some(bin) = std::env::var_os("ELDERCARE_DISPATCHER_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/dispatcher
     let profile_dir = exe
@@ -126,7 +130,11 @@ impl DispatcherProcess {
         let child = Command::new(dispatcher_bin())
             .arg("serve")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("ELDERCARE_LOG", "info,rumqttd=warn")
+            .env(
+                "ELDERCARE_LOG",
+                std::env::var("ELDERCARE_DISPATCHER_LOG")
+                    .unwrap_or_else(|_| "info,rumqttd=warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
