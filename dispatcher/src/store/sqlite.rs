@@ -171,7 +171,11 @@ impl SqliteStore {
                 .synchronous(SqliteSynchronous::Normal)
                 .pragma("wal_autocheckpoint", "0");
             SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
-        };
+        }
+        // A file on this machine cannot drop the line; a ping before every
+        // acquire would be one more round trip to the connection's thread
+        // in front of every transaction, a press's included.
+        .test_before_acquire(false);
         let pool = pool_options
             .connect_with(options)
             .await
