@@ -287,6 +287,11 @@ pub struct IngestSettings {
     pub rate_limit_per_s: u32,
     /// How often the heartbeat table is written to the store.
     pub heartbeat_flush_ms: u64,
+    /// A device's heartbeat is written at most once per this many seconds
+    /// while it stays online; going offline or coming back is written at
+    /// the next flush. The API shows newer heartbeats from memory. 0: every
+    /// flush.
+    pub heartbeat_write_s: u32,
     /// Heartbeat interval assumed for devices that do not state one.
     pub default_heartbeat_s: u32,
     /// Missed heartbeats in a row that raise `device.offline`.
@@ -302,6 +307,7 @@ impl Default for IngestSettings {
             queue_max: 10_000,
             rate_limit_per_s: 20,
             heartbeat_flush_ms: 1000,
+            heartbeat_write_s: 30,
             default_heartbeat_s: 60,
             missed_heartbeats: 3,
             tick_ms: 500,

@@ -131,16 +131,21 @@ pub async fn flush_loop(deps: TimerDeps, stop: CancellationToken) {
             _ = stop.cancelled() => true,
             _ = tick.tick() => false,
         };
-        flush(&deps).await;
+        flush(&deps, stopping).await;
         if stopping {
             return;
         }
     }
 }
 
-/// One batched heartbeat write.
-pub async fn flush(deps: &TimerDeps) {
-    let beats = deps.liveness.take_dirty();
+/// One batched write of the heartbeats due, or of all not yet written
+/// (`all`, on the way out).
+pub async fn flush(deps: &TimerDeps, all: bool) {
+    let beats = if all {
+        deps.liveness.take_all()
+    } else {
+        deps.liveness.take_due(deps.clock.now())
+    };
     if beats.is_empty() {
         return;
     }

@@ -111,12 +111,16 @@ fn store_error(e: StoreError, id: &DeviceId) -> ApiError {
     }
 }
 
+/// The device as stored, with its newest heartbeat if that is not
+/// written yet.
 async fn load(state: &AppState, id: &DeviceId) -> Result<Device, ApiError> {
-    state
+    let mut device = state
         .store
         .device(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("device {id} not found")))
+        .ok_or_else(|| ApiError::NotFound(format!("device {id} not found")))?;
+    state.liveness.overlay(&mut device);
+    Ok(device)
 }
 
 /// Every registered device with its last known health.
@@ -127,7 +131,11 @@ pub async fn list(
     Supervisor(user): Supervisor,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Device>>, ApiError> {
-    Ok(Json(state.store.devices().await?))
+    let mut devices = state.store.devices().await?;
+    for d in &mut devices {
+        state.liveness.overlay(d);
+    }
+    Ok(Json(devices))
 }
 
 /// Registers a device. It is offline until it is heard.

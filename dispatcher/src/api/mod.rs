@@ -107,7 +107,10 @@ impl AppState {
         rules: Arc<RuleBook>,
         broker_connected: Arc<AtomicBool>,
     ) -> Self {
-        let liveness = Arc::new(Liveness::new(settings.ingest.missed_heartbeats));
+        let liveness = Arc::new(Liveness::new(
+            settings.ingest.missed_heartbeats,
+            std::time::Duration::from_secs(settings.ingest.heartbeat_write_s.into()),
+        ));
         let hub = Arc::new(Hub::new(store.clone()));
         let on_commit = {
             let hub = hub.clone();

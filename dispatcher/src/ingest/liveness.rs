@@ -1,12 +1,17 @@
 //! Device liveness, kept in memory: heartbeats are the bulk of the traffic
 //! and must not cost a write each (ARCHITECTURE.md rule 6).
 //!
-//! The table records when each registered device was last heard and which
-//! heartbeat fields changed; [`Liveness::take_dirty`] hands the changes to
-//! a batched flush. [`Liveness::sweep`] finds devices that missed their
-//! heartbeats. The table is a cache: it is rebuilt from the store at
-//! start-up and refreshed from it periodically, so devices registered
-//! through the API are picked up.
+//! The table records when each registered device was last heard and its
+//! newest heartbeat; [`Liveness::take_due`] hands those due for writing to
+//! a batched flush. A device's heartbeat is written when it went offline
+//! or came back, and otherwise at most once per `write_every`: a fleet
+//! heartbeating every few seconds would otherwise rewrite every device
+//! row every second, and each of those writes takes the write lock a
+//! press may be waiting for. Until then [`Liveness::overlay`] shows the
+//! newer heartbeat to whoever reads the device. [`Liveness::sweep`] finds
+//! devices that missed their heartbeats. The table is a cache: it is
+//! rebuilt from the store at start-up and refreshed from it periodically,
+//! so devices registered through the API are picked up.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,20 +35,46 @@ struct Entry {
     heartbeat_s: u32,
     /// We consider it offline (an incident was raised, or the store said so).
     offline: bool,
-    /// Heartbeat fields not yet flushed.
+    /// The newest heartbeat, not yet written.
     dirty: Option<Heartbeat>,
+    /// What the store holds of this device's health, as far as we know.
+    written: Option<Written>,
+}
+
+/// A heartbeat as last written (or read back) for one device.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    at: DateTime<Utc>,
+    online: bool,
+}
+
+impl Entry {
+    /// The newest heartbeat must be written at the next flush: the store
+    /// has none, the device went offline or came back, or the one it has
+    /// is `write_every` old.
+    fn due(&self, now: DateTime<Utc>, write_every: Duration) -> bool {
+        match (&self.dirty, self.written) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(beat), Some(w)) => beat.online != w.online || now - w.at >= write_every,
+        }
+    }
 }
 
 /// The in-memory liveness table.
 pub struct Liveness {
     missed_heartbeats: u32,
+    write_every: Duration,
     entries: Mutex<HashMap<DeviceId, Entry>>,
 }
 
 impl Liveness {
-    pub fn new(missed_heartbeats: u32) -> Self {
+    /// `write_every`: how often at most a device's heartbeat is written
+    /// while its health does not change (zero: at every flush).
+    pub fn new(missed_heartbeats: u32, write_every: std::time::Duration) -> Self {
         Self {
             missed_heartbeats,
+            write_every: Duration::from_std(write_every).unwrap_or(Duration::MAX),
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -71,6 +102,10 @@ impl Liveness {
                     heartbeat_s: d.heartbeat_s,
                     offline: !d.online && d.last_seen.is_some(),
                     dirty: None,
+                    written: d.last_seen.map(|at| Written {
+                        at,
+                        online: d.online,
+                    }),
                 });
         }
         entries.retain(|id, _| seen.contains(id));
@@ -87,6 +122,7 @@ impl Liveness {
                 heartbeat_s: device.heartbeat_s,
                 offline: false,
                 dirty: None,
+                written: None,
             });
     }
 
@@ -174,6 +210,20 @@ impl Liveness {
                 Duration::seconds(i64::from(e.heartbeat_s) * i64::from(self.missed_heartbeats));
             if !e.offline && now - e.last_heard > allowed {
                 e.offline = true;
+                // The store must say so too, at the next flush (a device
+                // never heard is offline there already).
+                if let Some(beat) = e.dirty.as_mut() {
+                    beat.online = false;
+                } else if let Some(w) = e.written {
+                    e.dirty = Some(Heartbeat {
+                        device_id: id.clone(),
+                        last_seen: w.at,
+                        online: false,
+                        battery_pct: None,
+                        rssi_dbm: None,
+                        fw: None,
+                    });
+                }
                 out.push(HealthChange::WentOffline {
                     device: id.clone(),
                     why: format!(
@@ -187,26 +237,66 @@ impl Liveness {
         out
     }
 
-    /// The heartbeats changed since the last call, for one batched write.
-    pub fn take_dirty(&self) -> Vec<Heartbeat> {
+    /// The heartbeats due for writing at `now`, for one batched write.
+    pub fn take_due(&self, now: DateTime<Utc>) -> Vec<Heartbeat> {
+        let every = self.write_every;
+        self.take(|e| e.due(now, every))
+    }
+
+    /// Every heartbeat not yet written (the last flush, on the way out).
+    pub fn take_all(&self) -> Vec<Heartbeat> {
+        self.take(|e| e.dirty.is_some())
+    }
+
+    fn take(&self, wanted: impl Fn(&Entry) -> bool) -> Vec<Heartbeat> {
         self.entries()
             .values_mut()
-            .filter_map(|e| e.dirty.take())
+            .filter(|e| wanted(e))
+            .filter_map(|e| {
+                let beat = e.dirty.take()?;
+                e.written = Some(Written {
+                    at: beat.last_seen,
+                    online: beat.online,
+                });
+                Some(beat)
+            })
             .collect()
     }
 
-    /// Puts back heartbeats whose flush failed, unless newer ones arrived.
+    /// Puts back heartbeats whose flush failed, unless newer ones arrived,
+    /// and makes them due at the next flush.
     pub fn restore_dirty(&self, beats: Vec<Heartbeat>) {
         let mut entries = self.entries();
         for b in beats {
-            if let Some(e) = entries.get_mut(&b.device_id)
-                && e.dirty.is_none()
-            {
-                e.dirty = Some(b);
+            if let Some(e) = entries.get_mut(&b.device_id) {
+                e.written = None;
+                if e.dirty.is_none() {
+                    e.dirty = Some(b);
+                }
             }
         }
     }
 
+    /// Shows on `device`, read from the store, the newer heartbeat that is
+    /// not written yet.
+    pub fn overlay(&self, device: &mut crate::domain::Device) {
+        let entries = self.entries();
+        let Some(beat) = entries.get(&device.id).and_then(|e| e.dirty.as_ref()) else {
+            return;
+        };
+        if device.last_seen.is_some_and(|seen| seen > beat.last_seen) {
+            return;
+        }
+        device.last_seen = Some(beat.last_seen);
+        device.online = beat.online;
+        device.battery_pct = beat.battery_pct.or(device.battery_pct);
+        device.rssi_dbm = beat.rssi_dbm.or(device.rssi_dbm);
+        if beat.fw.is_some() {
+            device.fw.clone_from(&beat.fw);
+        }
+    }
+
+    /// Heartbeats held in memory, not yet written.
     pub fn pending(&self) -> usize {
         self.entries()
             .values()
@@ -232,7 +322,7 @@ mod tests {
     }
 
     fn table() -> (Liveness, DeviceId) {
-        let l = Liveness::new(3);
+        let l = Liveness::new(3, std::time::Duration::from_secs(30));
         let d = DeviceId::parse("bed-1").unwrap();
         l.reload(
             vec![store::Liveness {
@@ -257,8 +347,8 @@ mod tests {
             l.on_status(&d, &StatusMessage::online(t(401)), t(401)),
             Some(HealthChange::CameBack { device: d.clone() })
         );
-        assert_eq!(l.take_dirty().len(), 1);
-        assert!(l.take_dirty().is_empty());
+        assert_eq!(l.take_due(t(401)).len(), 1);
+        assert!(l.take_due(t(401)).is_empty());
     }
 
     #[test]
@@ -274,6 +364,101 @@ mod tests {
             Some(HealthChange::CameBack { device: d.clone() })
         );
         assert_eq!(l.on_event(&d, t(8)), None);
+    }
+
+    /// A table of one device the store last saw online at `t(0)`.
+    fn heard_at_zero() -> (Liveness, DeviceId) {
+        let l = Liveness::new(3, std::time::Duration::from_secs(30));
+        let d = DeviceId::parse("pad-1").unwrap();
+        l.reload(
+            vec![store::Liveness {
+                device_id: d.clone(),
+                last_seen: Some(t(0)),
+                online: true,
+                heartbeat_s: 2,
+            }],
+            t(0),
+        );
+        (l, d)
+    }
+
+    fn beat(l: &Liveness, d: &DeviceId, at: i64, battery: u8) {
+        let mut status = StatusMessage::online(t(at));
+        status.battery_pct = Some(battery);
+        l.on_status(d, &status, t(at));
+    }
+
+    #[test]
+    fn a_steady_heartbeat_is_written_once_per_write_interval() {
+        let (l, d) = heard_at_zero();
+        let mut written = Vec::new();
+        for at in (2..=90).step_by(2) {
+            beat(&l, &d, at, 80);
+            written.extend(l.take_due(t(at)).into_iter().map(|b| b.last_seen));
+        }
+        assert_eq!(written, vec![t(30), t(60), t(90)]);
+        beat(&l, &d, 92, 79);
+        assert_eq!(l.pending(), 1, "held in memory until due");
+        let last = l.take_all();
+        assert_eq!((last[0].last_seen, last[0].battery_pct), (t(92), Some(79)));
+    }
+
+    #[test]
+    fn going_offline_and_coming_back_are_written_at_the_next_flush() {
+        let (l, d) = heard_at_zero();
+        beat(&l, &d, 2, 80);
+        assert!(l.take_due(t(2)).is_empty());
+        // Silent past three heartbeats: offline, written with what the
+        // store had.
+        assert_eq!(l.sweep(t(9)).len(), 1);
+        let offline = l.take_due(t(9));
+        assert_eq!(offline.len(), 1);
+        assert!(!offline[0].online);
+        // Back: written at once, not 30 s later.
+        assert_eq!(
+            l.on_status(&d, &StatusMessage::online(t(10)), t(10)),
+            Some(HealthChange::CameBack { device: d.clone() })
+        );
+        let back = l.take_due(t(10));
+        assert!(back[0].online && back[0].last_seen == t(10));
+        // A last will, too.
+        l.on_status(&d, &StatusMessage::offline(), t(11));
+        assert!(!l.take_due(t(11))[0].online);
+    }
+
+    #[test]
+    fn a_failed_flush_is_due_again_at_once() {
+        let (l, d) = heard_at_zero();
+        beat(&l, &d, 30, 80);
+        let beats = l.take_due(t(30));
+        assert_eq!(beats.len(), 1);
+        l.restore_dirty(beats);
+        assert_eq!(l.take_due(t(31)).len(), 1);
+    }
+
+    #[test]
+    fn a_heartbeat_not_yet_written_shows_on_the_stored_device() {
+        let (l, d) = heard_at_zero();
+        let stored = crate::domain::Device {
+            id: d.clone(),
+            elder_id: None,
+            kind: crate::domain::DeviceKind::VitalsPad,
+            heartbeat_s: 2,
+            online: true,
+            last_seen: Some(t(0)),
+            battery_pct: Some(90),
+            rssi_dbm: Some(-60),
+            fw: None,
+        };
+        let mut shown = stored.clone();
+        l.overlay(&mut shown);
+        assert_eq!(shown, stored, "nothing newer in memory");
+        beat(&l, &d, 4, 85);
+        l.overlay(&mut shown);
+        assert_eq!(
+            (shown.last_seen, shown.battery_pct, shown.rssi_dbm),
+            (Some(t(4)), Some(85), Some(-60))
+        );
     }
 
     #[test]
