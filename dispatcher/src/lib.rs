@@ -6,12 +6,16 @@
 //!   an external one, QoS 1 with a persistent session and manual acks.
 //! - [`ingest`]: validates each message (the `protocol` crate), batches
 //!   events into the store, acknowledges only after the commit, keeps
-//!   heartbeats in memory and flushes them in batches, rate-limits floods.
+//!   heartbeats in memory and writes them in batches (each device's at
+//!   most every `heartbeat_write_s` unless its health changed),
+//!   rate-limits floods. The transaction that opens an incident also
+//!   makes its first offers, so a press waits for one commit.
 //! - [`rules`]: what an event means for an elder: open, join or cancel an
 //!   incident, set a timer. Pure functions returning effects.
 //! - [`dispatch`]: the matcher (an R-tree of available stewards, ranked
 //!   by travel distance with a preference for the elder's own grid) and the
-//!   engine (offers, re-offers, escalation; every deadline a store row).
+//!   engine (re-offers, escalation, and the first offers ingest could not
+//!   make; every deadline a store row).
 //! - [`store`]: the truth. One trait, SQLite and PostgreSQL behind it;
 //!   every incident change is one transaction with its timeline, stream
 //!   and outbox rows; offers claim stewards by compare-and-set.

@@ -90,7 +90,7 @@ pub struct TestApp {
     pub admin: String,
     stop: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
-    _db: Box<dyn TestDb>,
+    db: Box<dyn TestDb>,
 }
 
 impl TestApp {
@@ -167,7 +167,7 @@ impl TestApp {
             admin: String::new(),
             stop,
             task: Some(task),
-            _db: db,
+            db,
         };
         me.admin = me.login("admin", ADMIN_PASSWORD).await;
         // Ready means subscribed: a device publishing now is heard.
@@ -188,6 +188,12 @@ impl TestApp {
     }
 
     /// Logs in and returns the bearer token.
+    /// The database's URL, for the few tests that must reach under the
+    /// store (to damage a row).
+    pub fn db_url(&self) -> &str {
+        self.db.url()
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> String {
         let (status, body) = self
             .call(

@@ -211,6 +211,27 @@ async fn an_unanswered_offer_times_out_to_the_next_and_two_declines_escalate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_whose_first_offers_fail_is_stored_and_opened_all_the_same() {
+    use sqlx::Connection;
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    app.steward("s-1", "g-1", NEAR.0, NEAR.1).await;
+    // The matcher still ranks s-1, but claiming them inside the press's
+    // transaction fails on the damaged row.
+    let mut db = sqlx::SqliteConnection::connect(app.db_url()).await.unwrap();
+    sqlx::query("UPDATE stewards SET skills = 'not json' WHERE id = 's-1'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let id = press(&app, "call.pressed").await;
+    assert_eq!(app.events("btn-1").await.len(), 1);
+    let detail = app.incident(&id).await;
+    assert!(offers(&detail).is_empty(), "{detail}");
+    assert_eq!(detail["timeline"].as_array().unwrap().len(), 1, "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_available_escalates_at_once() {
     let app = app().await;
     app.elder_with_device("e-1", "btn-1", "call_button", json!({}))

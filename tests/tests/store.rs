@@ -21,8 +21,8 @@ use dispatcher::settings::{
     DispatchSettings, NotifySettings, RuleSettings, Secret, WebhookAudience, WebhookTarget,
 };
 use dispatcher::store::dispatch::{
-    Actor, Audience, Candidate, Channel, DISPATCH_LEASE, DeliveryOutcome, DispatchTurn, OfferPlan,
-    TakenTurn,
+    Actor, Audience, Candidate, Channel, DISPATCH_LEASE, DeliveryOutcome, DispatchTurn,
+    FirstOffers, OfferPlan, TakenTurn,
 };
 use dispatcher::store::{
     Backend, EventAction, EventFilter, Heartbeat, IncidentFilter, IncomingEvent, Store, StoreError,
@@ -119,6 +119,9 @@ on_both_backends!(
     a_damaged_row_is_corrupt_not_a_panic,
     // dispatch
     an_opened_incident_is_due_for_dispatch,
+    a_press_is_offered_in_the_transaction_that_opens_it,
+    a_press_nobody_could_take_stays_due_for_the_engine,
+    first_offers_that_fail_fail_the_batch_and_change_nothing,
     a_turn_that_cannot_be_taken_waits_out_the_lease,
     two_incidents_racing_for_one_steward_never_share_them,
     two_hundred_incidents_fifty_stewards_never_double_booked,
@@ -1948,6 +1951,137 @@ async fn an_opened_incident_is_due_for_dispatch(h: Harness) {
         s.escalate_due(t0 + Duration::days(1), &r).await.unwrap(),
         vec![inc.id]
     );
+}
+
+async fn a_press_is_offered_in_the_transaction_that_opens_it(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    home(s, "e-1", "btn-1", DeviceKind::CallButton).await;
+    home(s, "e-2", "pad-2", DeviceKind::VitalsPad).await;
+    on_duty(s, "s-1").await;
+    on_duty(s, "s-2").await;
+    let t0 = day();
+    let (_, head) = stream_since(s, 0).await;
+    let seen = std::sync::Mutex::new(Vec::new());
+    let planner = |turn: &DispatchTurn| {
+        seen.lock().unwrap().push(turn.clone());
+        Some(plan(
+            candidates(&["s-2", "s-1"]),
+            1,
+            t0 + Duration::seconds(30),
+        ))
+    };
+    let first = FirstOffers {
+        planner: &planner,
+        now: t0,
+    };
+    let got = s
+        .ingest_offering(
+            &[press("btn-1", "p-1", t0), vitals("pad-2", "v-1", 72.0, t0)],
+            &r,
+            Some(&first),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        actions(&got.applied),
+        vec![EventAction::Opened, EventAction::Recorded]
+    );
+    let inc = got.applied[0].incident.clone().unwrap();
+    // The planner saw the turn the engine would have: nobody offered yet,
+    // the elder as stored.
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 1, "one incident opened, one plan");
+    assert_eq!(seen[0].incident.id, inc.id);
+    assert_eq!(seen[0].elder, Some(elder("e-1")));
+    assert_eq!((seen[0].already_offered.len(), seen[0].live_offers), (0, 0));
+    // Offered to the first candidate, who is claimed.
+    let [taken] = &got.offered[..] else {
+        panic!("one incident offered: {:?}", got.offered);
+    };
+    assert_eq!(taken.turn.incident.id, inc.id);
+    let offered: Vec<_> = taken.offers.iter().map(|o| o.steward_id.clone()).collect();
+    assert_eq!(offered, vec![steward_id("s-2")]);
+    assert_eq!(taken.stewards[0].status, StewardStatus::Offered);
+    assert_eq!(status_of(s, "s-2").await, StewardStatus::Offered);
+    assert_eq!(status_of(s, "s-1").await, StewardStatus::Available);
+    // Its turn is spent: nothing is left for the engine.
+    assert!(s.due_dispatches(t0, 10).await.unwrap().is_empty());
+    assert!(claim(s, &inc.id, t0).await.is_none());
+    // Opened before offered, on the stream and on the timeline.
+    let (events, _) = stream_since(s, head).await;
+    assert_eq!(
+        events,
+        vec![
+            ev("supervisors", "incident"),
+            ev("steward:s-2", "offer"),
+            ev("supervisors", "steward"),
+            ev("supervisors", "incident"),
+        ]
+    );
+    let lines = timeline(s, &inc.id).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].contains("offered"), "{lines:?}");
+}
+
+async fn a_press_nobody_could_take_stays_due_for_the_engine(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    home(s, "e-1", "btn-1", DeviceKind::CallButton).await;
+    on_duty(s, "s-1").await;
+    s.set_steward_duty(&steward_id("s-1"), false, chrono::Utc::now())
+        .await
+        .unwrap();
+    let t0 = day();
+    // The matcher ranked a steward who has just gone off duty.
+    let planner =
+        |_: &DispatchTurn| Some(plan(candidates(&["s-1"]), 1, t0 + Duration::seconds(30)));
+    let first = FirstOffers {
+        planner: &planner,
+        now: t0,
+    };
+    let got = s
+        .ingest_offering(&[press("btn-1", "p-1", t0)], &r, Some(&first))
+        .await
+        .unwrap();
+    assert!(got.offered.is_empty());
+    let inc = got.applied[0].incident.clone().unwrap();
+    // Untouched: due now, with no retry line; the engine's turn decides
+    // (and escalates when nobody is there).
+    assert_eq!(
+        s.due_dispatches(t0, 10).await.unwrap(),
+        vec![inc.id.clone()]
+    );
+    assert_eq!(timeline(s, &inc.id).await.len(), 1);
+    assert!(claim(s, &inc.id, t0).await.is_some());
+}
+
+async fn first_offers_that_fail_fail_the_batch_and_change_nothing(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    home(s, "e-1", "btn-1", DeviceKind::CallButton).await;
+    on_duty(s, "s-1").await;
+    h.exec("UPDATE stewards SET skills = 'not json' WHERE id = 's-1'")
+        .await;
+    let t0 = day();
+    let planner =
+        |_: &DispatchTurn| Some(plan(candidates(&["s-1"]), 1, t0 + Duration::seconds(30)));
+    let first = FirstOffers {
+        planner: &planner,
+        now: t0,
+    };
+    let batch = [press("btn-1", "p-1", t0)];
+    assert!(matches!(
+        s.ingest_offering(&batch, &r, Some(&first)).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(s.events(&EventFilter::default()).await.unwrap().is_empty());
+    assert!(s.incidents(&open_only()).await.unwrap().is_empty());
+    // Stored without its offers (what ingest does next), it is due for
+    // the engine.
+    let got = s.ingest(&batch, &r).await.unwrap();
+    assert_eq!(actions(&got), vec![EventAction::Opened]);
+    assert_eq!(s.due_dispatches(t0, 10).await.unwrap().len(), 1);
 }
 
 async fn a_turn_that_cannot_be_taken_waits_out_the_lease(h: Harness) {

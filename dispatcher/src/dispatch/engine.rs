@@ -11,13 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::matcher::{Matcher, Need};
 use crate::clock::Clock;
-use crate::domain::{IncidentId, Steward, StewardId};
+use crate::domain::{IncidentId, Offer, Steward, StewardId};
 use crate::rules::RuleBook;
 use crate::store::dispatch::{DispatchTurn, OfferPlan, TakenTurn};
 use crate::store::{Store, StoreError};
@@ -74,6 +74,53 @@ impl EngineHandle {
     pub fn matcher(&self) -> &Arc<Matcher> {
         &self.matcher
     }
+
+    /// Whom to offer a turn to at `now` ([`plan_offers`]).
+    pub fn plan(
+        &self,
+        rules: &RuleBook,
+        turn: &DispatchTurn,
+        now: DateTime<Utc>,
+    ) -> Option<OfferPlan> {
+        plan_offers(&self.matcher, rules, turn, now)
+    }
+}
+
+/// Whom to offer a turn to: the matcher's ranking, as many offers as the
+/// priority wants beside those still live, expiring and retried as the
+/// site's dispatch settings say. None for an incident without an elder.
+/// Runs inside the turn's transaction: the matcher is in memory and
+/// answers in microseconds.
+pub fn plan_offers(
+    matcher: &Matcher,
+    rules: &RuleBook,
+    turn: &DispatchTurn,
+    now: DateTime<Utc>,
+) -> Option<OfferPlan> {
+    let settings = rules.dispatch();
+    let elder = turn.elder.as_ref()?;
+    let priority = turn.incident.priority;
+    let want = (settings.parallel_offers.get(priority) as usize)
+        .max(1)
+        .saturating_sub(turn.live_offers);
+    let ranking = matcher.rank(
+        &Need {
+            elder,
+            kind: turn.incident.kind,
+            escalation_level: turn.incident.escalation_level,
+            exclude: &turn.already_offered,
+            now,
+        },
+        settings,
+    );
+    let timeout = i64::from(settings.offer_timeout_s.get(priority));
+    Some(OfferPlan {
+        candidates: ranking.candidates,
+        want: want.max(1),
+        expires_at: now + Duration::seconds(timeout),
+        notes: ranking.notes,
+        retry_at: now + Duration::seconds(i64::from(settings.retry_s)),
+    })
 }
 
 /// The engine task's parts.
@@ -200,36 +247,10 @@ impl Engine {
     /// candidates, or escalates when there is nobody.
     pub async fn dispatch(&self, incident: &IncidentId) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let settings = self.rules.dispatch();
-        // Runs inside the turn's transaction: the matcher is in memory and
-        // answers in microseconds.
-        let plan = |turn: &DispatchTurn| -> Option<OfferPlan> {
-            let elder = turn.elder.as_ref()?;
-            let priority = turn.incident.priority;
-            let want = (settings.parallel_offers.get(priority) as usize)
-                .max(1)
-                .saturating_sub(turn.live_offers);
-            let ranking = self.matcher.rank(
-                &Need {
-                    elder,
-                    kind: turn.incident.kind,
-                    escalation_level: turn.incident.escalation_level,
-                    exclude: &turn.already_offered,
-                    now,
-                },
-                settings,
-            );
-            let timeout = i64::from(settings.offer_timeout_s.get(priority));
-            Some(OfferPlan {
-                candidates: ranking.candidates,
-                want: want.max(1),
-                expires_at: now + Duration::seconds(timeout),
-                notes: ranking.notes,
-                retry_at: now + Duration::seconds(i64::from(settings.retry_s)),
-            })
-        };
-        let Some(TakenTurn { turn, plan, offers }) =
-            self.store.take_turn(incident, now, &plan).await?
+        let plan = |turn: &DispatchTurn| plan_offers(&self.matcher, &self.rules, turn, now);
+        let Some(TakenTurn {
+            turn, plan, offers, ..
+        }) = self.store.take_turn(incident, now, &plan).await?
         else {
             return Ok(());
         };
@@ -238,13 +259,7 @@ impl Engine {
             return Ok(());
         };
         for offer in &offers {
-            tracing::info!(
-                %incident,
-                steward = %offer.steward_id,
-                distance_m = offer.distance_m.unwrap_or_default(),
-                expires_at = %offer.expires_at,
-                "offered"
-            );
+            log_offered(incident, offer);
         }
         if offers.is_empty() && turn.live_offers == 0 {
             let priority = turn.incident.priority;
@@ -262,4 +277,16 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// One line per offer made, by whoever made it (the engine, or ingest for
+/// an incident's first offers).
+pub fn log_offered(incident: &IncidentId, offer: &Offer) {
+    tracing::info!(
+        %incident,
+        steward = %offer.steward_id,
+        distance_m = offer.distance_m.unwrap_or_default(),
+        expires_at = %offer.expires_at,
+        "offered"
+    );
 }

@@ -9,6 +9,7 @@
 //! heartbeat that arrived before any uncommitted event is acknowledged at
 //! once instead of waiting behind a commit.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,7 +17,10 @@ use rumqttc::{AsyncClient, Publish};
 use tokio::sync::{mpsc, watch};
 
 use super::{HealthChange, IngestDeps, Item};
-use crate::store::{Applied, EventAction, IncomingEvent, StoreError};
+use crate::dispatch::engine::log_offered;
+use crate::domain::IncidentId;
+use crate::store::dispatch::{DispatchTurn, FirstOffers};
+use crate::store::{Applied, EventAction, IncomingEvent, Ingested, StoreError};
 
 /// Longest wait between attempts when the store is down.
 const MAX_RETRY: Duration = Duration::from_secs(5);
@@ -90,8 +94,8 @@ pub(crate) async fn commit_loop(
     while events.recv_many(&mut batch, batch_max).await > 0 {
         let last = batch.last().map_or(0, |(n, _)| *n);
         let stored: Vec<IncomingEvent> = batch.drain(..).map(|(_, e)| e).collect();
-        let applied = commit(&deps, &stored).await;
-        record(&deps, &stored, &applied);
+        let ingested = commit(&deps, &stored).await;
+        record(&deps, &stored, &ingested);
         committed.send_replace(last);
     }
 }
@@ -122,27 +126,44 @@ pub(crate) async fn ack_loop(
     }
 }
 
-/// Stores a batch, retrying while the store is unavailable. Never gives up
-/// on a transient failure: an unacknowledged message is safe in the
-/// broker, and the broker stops sending once its inflight window is full.
-async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Vec<Applied> {
+/// Stores a batch, with the first offers of the incidents it opens,
+/// retrying while the store is unavailable. Never gives up on a transient
+/// failure: an unacknowledged message is safe in the broker, and the
+/// broker stops sending once its inflight window is full.
+async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Ingested {
     let mut wait = Duration::from_millis(50);
+    let mut offering = true;
     loop {
-        match deps.store.ingest(events, &deps.rules).await {
-            Ok(applied) => return applied,
+        let now = deps.clock.now();
+        let planner = |turn: &DispatchTurn| deps.engine.plan(&deps.rules, turn, now);
+        let first = FirstOffers {
+            planner: &planner,
+            now,
+        };
+        let first = offering.then_some(&first);
+        match deps.store.ingest_offering(events, &deps.rules, first).await {
+            Ok(ingested) => return ingested,
             Err(e) if e.is_transient() => {
                 deps.metrics.store_retries.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, events = events.len(), retry_in = ?wait, "store unavailable; holding the batch");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(MAX_RETRY);
             }
+            Err(e) if offering => {
+                // Offering is the engine's work too: a batch must never
+                // fail for it. Stored without, its incidents stay due.
+                tracing::error!(error = %e, "batch failed with its first offers; storing it without them, the engine offers");
+                offering = false;
+            }
             Err(e) if events.len() > 1 => {
                 // Something in the batch itself is wrong: store the events
                 // one by one so one bad event cannot hold the others back.
                 tracing::error!(error = %e, "batch failed; storing its events one by one");
-                let mut out = Vec::with_capacity(events.len());
+                let mut out = Ingested::default();
                 for event in events {
-                    out.extend(Box::pin(commit(deps, std::slice::from_ref(event))).await);
+                    let one = Box::pin(commit(deps, std::slice::from_ref(event))).await;
+                    out.applied.extend(one.applied);
+                    out.offered.extend(one.offered);
                 }
                 return out;
             }
@@ -153,21 +174,26 @@ async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Vec<Applied> {
                     event_id = %events[0].message.event_id,
                     "an event could not be stored and is dropped; this is a bug, please report it"
                 );
-                return vec![Applied {
-                    action: EventAction::Recorded,
-                    incident: None,
-                }];
+                return Ingested {
+                    applied: vec![Applied {
+                        action: EventAction::Recorded,
+                        incident: None,
+                    }],
+                    offered: Vec::new(),
+                };
             }
         }
     }
 }
 
 /// Counts and logs what a committed batch did, and hands opened incidents
-/// to dispatch.
-fn record(deps: &IngestDeps, events: &[IncomingEvent], applied: &[Applied]) {
+/// not offered yet to dispatch.
+fn record(deps: &IngestDeps, events: &[IncomingEvent], ingested: &Ingested) {
+    let Ingested { applied, offered } = ingested;
     if applied.iter().any(|a| a.incident.is_some()) {
         deps.hub.nudge();
     }
+    let offered_now: HashSet<&IncidentId> = offered.iter().map(|t| &t.turn.incident.id).collect();
     let now = deps.clock.now();
     if let Some(oldest) = events.iter().map(|e| e.received_at).min() {
         deps.metrics
@@ -189,7 +215,9 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], applied: &[Applied]) {
                 EventAction::Opened => {
                     deps.metrics
                         .incident_opened(incident.kind, incident.priority);
-                    deps.engine.kick(&incident.id);
+                    if !offered_now.contains(&incident.id) {
+                        deps.engine.kick(&incident.id);
+                    }
                 }
                 EventAction::Cancelled | EventAction::Cleared => deps.engine.released(&incident.id),
                 _ => {}
@@ -209,6 +237,13 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], applied: &[Applied]) {
                 event = %event.message.event_type,
                 "event from an unregistered device kept for supervisors"
             );
+        }
+    }
+    // The claimed stewards are busy now: the matcher must not rank them.
+    for taken in offered {
+        for (offer, steward) in taken.offers.iter().zip(&taken.stewards) {
+            deps.engine.steward_changed(steward);
+            log_offered(&taken.turn.incident.id, offer);
         }
     }
 }

@@ -42,7 +42,7 @@ use utoipa::ToSchema;
 
 use super::StoreResult;
 use crate::domain::{
-    CandidateNote, Delivery, Elder, Incident, IncidentId, Offer, Outcome, StewardId,
+    CandidateNote, Delivery, Elder, Incident, IncidentId, Offer, Outcome, Steward, StewardId,
 };
 use crate::rules::RuleBook;
 
@@ -128,6 +128,16 @@ pub struct TakenTurn {
     pub plan: Option<OfferPlan>,
     /// The offers made (empty when nobody could be claimed).
     pub offers: Vec<Offer>,
+    /// Their stewards, as claimed (now `offered`), in the same order.
+    pub stewards: Vec<Steward>,
+}
+
+/// What ingest needs to make an opened incident's first offers in the
+/// transaction that opens it ([`super::Store::ingest_offering`]).
+pub struct FirstOffers<'a> {
+    pub planner: &'a Planner<'a>,
+    /// The offers' time.
+    pub now: DateTime<Utc>,
 }
 
 /// Who did something, as the timeline names them.

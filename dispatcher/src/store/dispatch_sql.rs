@@ -241,6 +241,13 @@ pub(crate) enum Claim {
     Lost,
 }
 
+/// What a turn's claims came to: the offers made with their stewards
+/// (as claimed), and every candidate tried.
+pub(crate) struct Claimed {
+    pub made: Vec<(Offer, crate::domain::Steward)>,
+    pub tried: Vec<(StewardId, Option<f64>, Claim)>,
+}
+
 /// The matcher's notes with what the claims found: the stewards offered
 /// marked `offered`, those another incident claimed first marked `lost`
 /// (with that reason). Stewards the notes did not mention are added, in
@@ -308,7 +315,7 @@ macro_rules! dispatch_sql {
             };
             use $crate::rules::RuleBook;
             use $crate::store::dispatch::{
-                Actor, DeliveryOutcome, DispatchStore, DispatchTurn, OfferPlan, OutboxItem, Planner, TakenTurn,
+                Actor, DeliveryOutcome, DispatchStore, DispatchTurn, FirstOffers, OfferPlan, OutboxItem, Planner, TakenTurn,
                 StreamEvent, NOT_ASSIGNED, NOT_OPEN, OFFER_EXPIRED, STEWARD_BUSY,
             };
             use $crate::store::dispatch_sql::*;
@@ -511,13 +518,13 @@ macro_rules! dispatch_sql {
                         return Ok(None);
                     };
                     let plan = plan(&turn);
-                    let offers = match &plan {
+                    let (offers, stewards) = match &plan {
                         Some(plan) => Self::offer_in(conn, &turn, d, plan, now).await?,
                         // Nothing to offer: the lease alone is committed,
                         // and the turn comes due again after it.
-                        None => Vec::new(),
+                        None => (Vec::new(), Vec::new()),
                     };
-                    Ok(Some(TakenTurn { turn, plan, offers }))
+                    Ok(Some(TakenTurn { turn, plan, offers, stewards }))
                 }
 
                 /// Moves a due turn's `next_dispatch_at` a lease ahead
@@ -577,14 +584,53 @@ macro_rules! dispatch_sql {
                 }
 
                 /// Offers a claimed turn as planned, in the claim's
-                /// transaction.
+                /// transaction: the offers made and their stewards.
                 async fn offer_in(
                     conn: &mut Conn,
                     turn: &DispatchTurn,
-                    mut d: DispatchState,
+                    d: DispatchState,
                     plan: &OfferPlan,
                     now: DateTime<Utc>,
-                ) -> StoreResult<Vec<Offer>> {
+                ) -> StoreResult<(Vec<Offer>, Vec<Steward>)> {
+                    let claimed = Self::claim_stewards(conn, turn, plan, now).await?;
+                    Self::record_offers(conn, turn, d, plan, claimed, now).await
+                }
+
+                /// The first offers of an incident this transaction
+                /// opened. Its turn is known without reading: it is due,
+                /// nobody was offered yet, and the elder came with the
+                /// batch. None when nothing was planned or nobody could be
+                /// claimed: the incident stays due, untouched, for the
+                /// engine's turn (which escalates when nobody is there).
+                pub(crate) async fn first_offers_in(
+                    conn: &mut Conn,
+                    incident: Incident,
+                    d: DispatchState,
+                    elder: Option<Elder>,
+                    first: &FirstOffers<'_>,
+                ) -> StoreResult<Option<TakenTurn>> {
+                    let turn = DispatchTurn { incident, elder, already_offered: Vec::new(), live_offers: 0 };
+                    let Some(plan) = (first.planner)(&turn) else {
+                        return Ok(None);
+                    };
+                    let claimed = Self::claim_stewards(conn, &turn, &plan, first.now).await?;
+                    if claimed.made.is_empty() {
+                        return Ok(None);
+                    }
+                    let (offers, stewards) =
+                        Self::record_offers(conn, &turn, d, &plan, claimed, first.now).await?;
+                    Ok(Some(TakenTurn { turn, plan: Some(plan), offers, stewards }))
+                }
+
+                /// Claims the planned candidates, best first, until `want`
+                /// are offered: a compare-and-set on the steward, then the
+                /// offer. A lost claim changes nothing.
+                async fn claim_stewards(
+                    conn: &mut Conn,
+                    turn: &DispatchTurn,
+                    plan: &OfferPlan,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Claimed> {
                     let i = &turn.incident;
                     let mut made: Vec<(Offer, Steward)> = Vec::new();
                     let mut tried: Vec<(StewardId, Option<f64>, Claim)> = Vec::new();
@@ -654,7 +700,22 @@ macro_rules! dispatch_sql {
                             }
                         }
                     }
+                    Ok(Claimed { made, tried })
+                }
 
+                /// Writes what a turn's claims came to: the matcher's notes
+                /// marked, the incident's next turn (none while offers are
+                /// live, a retry when nobody could be offered), the
+                /// timeline and the notices.
+                async fn record_offers(
+                    conn: &mut Conn,
+                    turn: &DispatchTurn,
+                    mut d: DispatchState,
+                    plan: &OfferPlan,
+                    Claimed { made, tried }: Claimed,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<(Vec<Offer>, Vec<Steward>)> {
+                    let i = &turn.incident;
                     d.candidates = to_json("candidates", &mark_notes(&plan.notes, &tried))?;
                     let mut pending = Pending::default();
                     let actor = Actor::System.to_string();
@@ -676,7 +737,7 @@ macro_rules! dispatch_sql {
                     }
                     pending.notices.incident(&saved, now);
                     Self::flush(&mut *conn, pending).await?;
-                    Ok(made.into_iter().map(|(o, _)| o).collect())
+                    Ok(made.into_iter().unzip())
                 }
 
 
@@ -948,7 +1009,7 @@ macro_rules! dispatch_sql {
                 }
 
                 pub(crate) async fn flush(conn: &mut Conn, pending: Pending) -> StoreResult<()> {
-                    let Pending { timeline, notices, deadlines } = pending;
+                    let Pending { timeline, notices, deadlines, to_dispatch: _ } = pending;
                     Self::write_deadlines(&mut *conn, deadlines).await?;
                     for chunk in timeline.chunks(CHUNK) {
                         let mut q = QueryBuilder::<$db>::new(

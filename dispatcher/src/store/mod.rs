@@ -158,6 +158,15 @@ pub struct Applied {
     pub incident: Option<Incident>,
 }
 
+/// A batch stored ([`Store::ingest_offering`]).
+#[derive(Debug, Default)]
+pub struct Ingested {
+    /// One result per event, in order.
+    pub applied: Vec<Applied>,
+    /// The incidents offered in the batch's transaction.
+    pub offered: Vec<dispatch::TakenTurn>,
+}
+
 /// A stored device event, as supervisors read it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StoredEvent {
@@ -347,7 +356,20 @@ pub trait Store: DispatchStore + Send + Sync + 'static {
     /// the same transaction: when it returns Ok, every event and every
     /// incident change it caused is committed, and only then may the
     /// messages be acknowledged. One result per event, in order.
-    async fn ingest(&self, batch: &[IncomingEvent], rules: &RuleBook) -> StoreResult<Vec<Applied>>;
+    async fn ingest(&self, batch: &[IncomingEvent], rules: &RuleBook) -> StoreResult<Vec<Applied>> {
+        Ok(self.ingest_offering(batch, rules, None).await?.applied)
+    }
+    /// [`Self::ingest`], and in the same transaction the first offers of
+    /// each incident the batch opens that is due for dispatch (a press
+    /// then waits for one commit, not two, and for no other writer in
+    /// between). An incident nobody could be offered stays due, untouched,
+    /// for the engine.
+    async fn ingest_offering(
+        &self,
+        batch: &[IncomingEvent],
+        rules: &RuleBook,
+        first_offers: Option<&dispatch::FirstOffers<'_>>,
+    ) -> StoreResult<Ingested>;
     /// Applies effects raised outside ingest (a device going offline or
     /// coming back, a deadline coming due) in one transaction. `rules`
     /// decide whether an opened incident is dispatched and who is told.

@@ -65,6 +65,10 @@ impl Registry {
         ids.into_iter().collect()
     }
 
+    pub(crate) fn elder(&self, id: &ElderId) -> Option<&Elder> {
+        self.elders.get(id).map(|e| &**e)
+    }
+
     pub(crate) fn lookup(&self, device: &DeviceId) -> (Option<&Device>, Option<&Elder>) {
         let device = self.devices.get(device);
         let elder = device

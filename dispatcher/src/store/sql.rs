@@ -32,7 +32,7 @@ use sqlx::error::ErrorKind;
 use super::notices::Notices;
 use super::rows::{InsertedEvent, NewTimeline};
 use super::{Applied, EventAction, Heartbeat, IncomingEvent, StoreError, StoreResult};
-use crate::domain::{Device, DeviceId, IncidentId};
+use crate::domain::{Device, DeviceId, Incident, IncidentId};
 
 /// Rows per multi-row statement. The widest row binds 7 values: 3,500
 /// binds per statement, far under SQLite's 32,766 and PostgreSQL's 65,535.
@@ -141,6 +141,9 @@ pub(crate) struct Pending {
     /// a bed exit and its return in one batch leave nothing; sorted, so
     /// concurrent writers lock the rows in one order.
     pub deadlines: DeadlineWrites,
+    /// Incidents opened in this transaction and due for dispatch: ingest
+    /// may make their first offers before it commits. Not written.
+    pub to_dispatch: Vec<(Incident, super::rows::DispatchState)>,
 }
 
 /// Deadline key → due time and effects (JSON), or `None` for removed.
@@ -268,9 +271,10 @@ macro_rules! sql_store {
             use $crate::store::registry::{Registry, RegistryCache};
             use $crate::store::rows::*;
             use $crate::store::sql::*;
+            use $crate::store::dispatch::FirstOffers;
             use $crate::store::{
                 Applied, Backend, Deadline, EventAction, EventFilter, Heartbeat, IncidentFilter,
-                IncomingEvent, Liveness, Store, StoreError, StoreResult, StoredEvent,
+                IncomingEvent, Ingested, Liveness, Store, StoreError, StoreResult, StoredEvent,
                 UnknownDevice,
             };
 
@@ -397,9 +401,12 @@ macro_rules! sql_store {
                     .fetch_one(&mut *conn)
                     .await
                     .db()?;
-                    let incident = row.into_domain()?;
+                    let (incident, d) = row.into_parts()?;
                     // The id we generated came back only if the row is new.
                     let opened = incident.id == new_id;
+                    if opened && dispatched {
+                        pending.to_dispatch.push((incident.clone(), d));
+                    }
                     pending.line(&incident.id, now, raised_words(opened, summary), actor);
                     pending.notices.incident(&incident, now);
                     if opened {
@@ -1175,13 +1182,14 @@ macro_rules! sql_store {
                 // --- ingest ---
 
                 #[tracing::instrument(skip_all, fields(events = batch.len()))]
-                async fn ingest(
+                async fn ingest_offering(
                     &self,
                     batch: &[IncomingEvent],
                     rules: &RuleBook,
-                ) -> StoreResult<Vec<Applied>> {
+                    first_offers: Option<&FirstOffers<'_>>,
+                ) -> StoreResult<Ingested> {
                     if batch.is_empty() {
-                        return Ok(Vec::new());
+                        return Ok(Ingested::default());
                     }
                     let mut tx = self.begin_write().await.db()?;
                     let registry = self.registry_for(&mut tx, batch).await?;
@@ -1209,9 +1217,17 @@ macro_rules! sql_store {
                         results.push(applied);
                     }
                     Self::record_outcomes(&mut tx, &outcomes).await?;
+                    let to_dispatch = std::mem::take(&mut pending.to_dispatch);
                     Self::flush(&mut tx, pending).await?;
+                    let mut offered = Vec::new();
+                    if let Some(first) = first_offers {
+                        for (incident, d) in to_dispatch {
+                            let elder = incident.elder_id.as_ref().and_then(|id| registry.elder(id)).cloned();
+                            offered.extend(Self::first_offers_in(&mut tx, incident, d, elder, first).await?);
+                        }
+                    }
                     tx.commit().await.db()?;
-                    Ok(results)
+                    Ok(Ingested { applied: results, offered })
                 }
 
                 #[tracing::instrument(skip_all, fields(effects = effects.len(), actor = %actor))]
