@@ -133,7 +133,7 @@ impl Metrics {
         gauge(
             &mut out,
             "dispatcher_heartbeats_pending",
-            "Heartbeats held in memory, not yet flushed.",
+            "Heartbeats held in memory, not yet written (each device's is written at most every ingest.heartbeat_write_s unless its health changed).",
             self.heartbeats_pending.load(Ordering::Relaxed),
         );
         counter(

@@ -163,6 +163,8 @@ pub async fn flush(deps: &TimerDeps, all: bool) {
             // Retrying a batch the database refuses would refuse every
             // later flush too; the next heartbeats replace these.
             tracing::error!(error = %e, heartbeats = beats.len(), "heartbeat flush refused; dropping this batch");
+            // The next heartbeat of each is written at once.
+            deps.liveness.forget_written(&beats);
         }
     }
     deps.metrics

@@ -187,13 +187,13 @@ impl TestApp {
         me
     }
 
-    /// Logs in and returns the bearer token.
     /// The database's URL, for the few tests that must reach under the
     /// store (to damage a row).
     pub fn db_url(&self) -> &str {
         self.db.url()
     }
 
+    /// Logs in and returns the bearer token.
     pub async fn login(&self, username: &str, password: &str) -> String {
         let (status, body) = self
             .call(

@@ -11,6 +11,10 @@ use crate::app::free_port;
 pub fn dispatcher_bin() -> PathBuf {
     // Another build of the same binary, to compare two in one session.
     if let Some(bin) = std::env::var_os("ELDERCARE_DISPATCHER_BIN") {
+        eprintln!(
+            "ELDERCARE_DISPATCHER_BIN: running {}",
+            bin.to_string_lossy()
+        );
         return PathBuf::from(bin);
     }
     let exe = std::env::current_exe().expect("test executable path");

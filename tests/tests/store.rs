@@ -121,6 +121,7 @@ on_both_backends!(
     an_opened_incident_is_due_for_dispatch,
     a_press_is_offered_in_the_transaction_that_opens_it,
     a_press_nobody_could_take_stays_due_for_the_engine,
+    a_press_cancelled_in_its_own_batch_is_not_offered,
     first_offers_that_fail_fail_the_batch_and_change_nothing,
     a_turn_that_cannot_be_taken_waits_out_the_lease,
     two_incidents_racing_for_one_steward_never_share_them,
@@ -2008,7 +2009,8 @@ async fn a_press_is_offered_in_the_transaction_that_opens_it(h: Harness) {
     // Its turn is spent: nothing is left for the engine.
     assert!(s.due_dispatches(t0, 10).await.unwrap().is_empty());
     assert!(claim(s, &inc.id, t0).await.is_none());
-    // Opened before offered, on the stream and on the timeline.
+    // Opened before offered, on the stream and on the timeline; the
+    // incident goes out once, as the transaction leaves it.
     let (events, _) = stream_since(s, head).await;
     assert_eq!(
         events,
@@ -2016,7 +2018,6 @@ async fn a_press_is_offered_in_the_transaction_that_opens_it(h: Harness) {
             ev("supervisors", "incident"),
             ev("steward:s-2", "offer"),
             ev("supervisors", "steward"),
-            ev("supervisors", "incident"),
         ]
     );
     let lines = timeline(s, &inc.id).await;
@@ -2054,6 +2055,38 @@ async fn a_press_nobody_could_take_stays_due_for_the_engine(h: Harness) {
     );
     assert_eq!(timeline(s, &inc.id).await.len(), 1);
     assert!(claim(s, &inc.id, t0).await.is_some());
+}
+
+async fn a_press_cancelled_in_its_own_batch_is_not_offered(h: Harness) {
+    let s = &*h.store;
+    let r = rules();
+    home(s, "e-1", "btn-1", DeviceKind::CallButton).await;
+    on_duty(s, "s-1").await;
+    let t0 = day();
+    let planner =
+        |_: &DispatchTurn| Some(plan(candidates(&["s-1"]), 1, t0 + Duration::seconds(30)));
+    let first = FirstOffers {
+        planner: &planner,
+        now: t0,
+    };
+    let got = s
+        .ingest_offering(
+            &[
+                press("btn-1", "p-1", t0),
+                event("btn-1", "c-1", EventType::CallCancelled, t0),
+            ],
+            &r,
+            Some(&first),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        actions(&got.applied),
+        vec![EventAction::Opened, EventAction::Cancelled]
+    );
+    assert!(got.offered.is_empty());
+    assert_eq!(status_of(s, "s-1").await, StewardStatus::Available);
+    assert!(s.incidents(&open_only()).await.unwrap().is_empty());
 }
 
 async fn first_offers_that_fail_fail_the_batch_and_change_nothing(h: Harness) {

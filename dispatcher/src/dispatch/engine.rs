@@ -35,6 +35,8 @@ enum Kick {
     Incident(IncidentId),
     /// An incident's stewards may have changed status: re-read them.
     Released(IncidentId),
+    /// These stewards may have changed status: re-read them.
+    Stewards(Vec<StewardId>),
 }
 
 /// What the rest of the dispatcher holds to talk to the engine: cheap to
@@ -56,6 +58,14 @@ impl EngineHandle {
     /// status (it was accepted, declined, closed…): re-read them.
     pub fn released(&self, incident: &IncidentId) {
         let _ = self.kicks.send(Kick::Released(incident.clone()));
+    }
+
+    /// These stewards may have changed status: the engine re-reads them
+    /// into the matcher, off the caller's path.
+    pub fn refresh_stewards(&self, ids: Vec<StewardId>) {
+        if !ids.is_empty() {
+            let _ = self.kicks.send(Kick::Stewards(ids));
+        }
     }
 
     /// A steward changed; keep the matcher current.
@@ -195,6 +205,13 @@ impl Engine {
                 kick = self.kicks.recv() => match kick {
                     Some(Kick::Incident(id)) => self.dispatch_logged(&id).await,
                     Some(Kick::Released(id)) => self.refresh_stewards_of(&id).await,
+                    Some(Kick::Stewards(ids)) => {
+                        for id in &ids {
+                            if let Ok(Some(s)) = self.store.steward(id).await {
+                                self.matcher.upsert(&s);
+                            }
+                        }
+                    }
                     None => return,
                 },
             }

@@ -277,8 +277,20 @@ impl Liveness {
         }
     }
 
+    /// Heartbeats the store refused: what it holds of them is unknown, so
+    /// the next of each is due at once.
+    pub fn forget_written(&self, beats: &[Heartbeat]) {
+        let mut entries = self.entries();
+        for b in beats {
+            if let Some(e) = entries.get_mut(&b.device_id) {
+                e.written = None;
+            }
+        }
+    }
+
     /// Shows on `device`, read from the store, the newer heartbeat that is
-    /// not written yet.
+    /// not written yet. Only this instance's: with several instances
+    /// sharing the devices, another's may be up to `write_every` behind.
     pub fn overlay(&self, device: &mut crate::domain::Device) {
         let entries = self.entries();
         let Some(beat) = entries.get(&device.id).and_then(|e| e.dirty.as_ref()) else {
@@ -427,13 +439,21 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_flush_is_due_again_at_once() {
+    fn a_failed_flush_is_due_again_at_once_and_a_refused_one_at_the_next_heartbeat() {
         let (l, d) = heard_at_zero();
         beat(&l, &d, 30, 80);
         let beats = l.take_due(t(30));
         assert_eq!(beats.len(), 1);
         l.restore_dirty(beats);
         assert_eq!(l.take_due(t(31)).len(), 1);
+        // Refused and dropped: the device's next heartbeat goes at once.
+        beat(&l, &d, 32, 80);
+        assert!(l.take_due(t(32)).is_empty());
+        beat(&l, &d, 34, 80);
+        let refused = l.take_all();
+        l.forget_written(&refused);
+        beat(&l, &d, 36, 80);
+        assert_eq!(l.take_due(t(36)).len(), 1);
     }
 
     #[test]

@@ -143,17 +143,18 @@ async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Ingested {
         let first = offering.then_some(&first);
         match deps.store.ingest_offering(events, &deps.rules, first).await {
             Ok(ingested) => return ingested,
+            Err(e) if offering => {
+                // Offering is the engine's work too: a batch must never
+                // wait or fail for it. Stored without, its incidents stay
+                // due for the engine.
+                tracing::warn!(error = %e, events = events.len(), "could not store the batch with its first offers; storing it without them");
+                offering = false;
+            }
             Err(e) if e.is_transient() => {
                 deps.metrics.store_retries.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, events = events.len(), retry_in = ?wait, "store unavailable; holding the batch");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(MAX_RETRY);
-            }
-            Err(e) if offering => {
-                // Offering is the engine's work too: a batch must never
-                // fail for it. Stored without, its incidents stay due.
-                tracing::error!(error = %e, "batch failed with its first offers; storing it without them, the engine offers");
-                offering = false;
             }
             Err(e) if events.len() > 1 => {
                 // Something in the batch itself is wrong: store the events
@@ -240,10 +241,23 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], ingested: &Ingested) {
         }
     }
     // The claimed stewards are busy now: the matcher must not rank them.
+    // The runners-up it ranked may have been claimed elsewhere: the
+    // engine re-reads them, as after its own turns.
     for taken in offered {
         for (offer, steward) in taken.offers.iter().zip(&taken.stewards) {
             deps.engine.steward_changed(steward);
             log_offered(&taken.turn.incident.id, offer);
+        }
+        if let Some(plan) = &taken.plan {
+            let runners_up = plan
+                .candidates
+                .iter()
+                .take(taken.offers.len() + 2)
+                .map(|c| &c.steward_id)
+                .filter(|id| !taken.stewards.iter().any(|s| s.id == **id))
+                .cloned()
+                .collect::<Vec<_>>();
+            deps.engine.refresh_stewards(runners_up);
         }
     }
 }

@@ -593,7 +593,10 @@ macro_rules! dispatch_sql {
                     now: DateTime<Utc>,
                 ) -> StoreResult<(Vec<Offer>, Vec<Steward>)> {
                     let claimed = Self::claim_stewards(conn, turn, plan, now).await?;
-                    Self::record_offers(conn, turn, d, plan, claimed, now).await
+                    let mut pending = Pending::default();
+                    let made = Self::record_offers(conn, turn, d, plan, claimed, now, &mut pending).await?;
+                    Self::flush(&mut *conn, pending).await?;
+                    Ok(made)
                 }
 
                 /// The first offers of an incident this transaction
@@ -602,12 +605,15 @@ macro_rules! dispatch_sql {
                 /// batch. None when nothing was planned or nobody could be
                 /// claimed: the incident stays due, untouched, for the
                 /// engine's turn (which escalates when nobody is there).
+                /// The rows to write join the batch's `pending`, after the
+                /// incident's own.
                 pub(crate) async fn first_offers_in(
                     conn: &mut Conn,
                     incident: Incident,
                     d: DispatchState,
                     elder: Option<Elder>,
                     first: &FirstOffers<'_>,
+                    pending: &mut Pending,
                 ) -> StoreResult<Option<TakenTurn>> {
                     let turn = DispatchTurn { incident, elder, already_offered: Vec::new(), live_offers: 0 };
                     let Some(plan) = (first.planner)(&turn) else {
@@ -618,7 +624,7 @@ macro_rules! dispatch_sql {
                         return Ok(None);
                     }
                     let (offers, stewards) =
-                        Self::record_offers(conn, &turn, d, &plan, claimed, first.now).await?;
+                        Self::record_offers(conn, &turn, d, &plan, claimed, first.now, pending).await?;
                     Ok(Some(TakenTurn { turn, plan: Some(plan), offers, stewards }))
                 }
 
@@ -705,8 +711,8 @@ macro_rules! dispatch_sql {
 
                 /// Writes what a turn's claims came to: the matcher's notes
                 /// marked, the incident's next turn (none while offers are
-                /// live, a retry when nobody could be offered), the
-                /// timeline and the notices.
+                /// live, a retry when nobody could be offered); queues the
+                /// timeline lines and the notices.
                 async fn record_offers(
                     conn: &mut Conn,
                     turn: &DispatchTurn,
@@ -714,10 +720,10 @@ macro_rules! dispatch_sql {
                     plan: &OfferPlan,
                     Claimed { made, tried }: Claimed,
                     now: DateTime<Utc>,
+                    pending: &mut Pending,
                 ) -> StoreResult<(Vec<Offer>, Vec<Steward>)> {
                     let i = &turn.incident;
                     d.candidates = to_json("candidates", &mark_notes(&plan.notes, &tried))?;
-                    let mut pending = Pending::default();
                     let actor = Actor::System.to_string();
                     if made.is_empty() {
                         d.next_dispatch_at = Some(plan.retry_at);
@@ -736,7 +742,6 @@ macro_rules! dispatch_sql {
                         pending.notices.steward(steward, now);
                     }
                     pending.notices.incident(&saved, now);
-                    Self::flush(&mut *conn, pending).await?;
                     Ok(made.into_iter().unzip())
                 }
 
@@ -957,6 +962,8 @@ macro_rules! dispatch_sql {
                     d.next_dispatch_at = None;
                     d.escalate_at = None;
                     let saved = Self::save(conn, from, &i, &d).await?;
+                    // Opened and closed in one batch: nothing to offer.
+                    pending.to_dispatch.retain(|(opened, _)| opened.id != saved.id);
                     pending.line(&saved.id, now, how.words(), actor);
                     pending.notices.incident(&saved, now);
                     let t = match how.status() {

@@ -556,6 +556,54 @@ macro_rules! sql_store {
                     }
                 }
 
+                /// A batch's writes, inside its transaction
+                /// ([`Store::ingest_offering`]).
+                async fn ingest_in(
+                    &self,
+                    conn: &mut Conn,
+                    batch: &[IncomingEvent],
+                    rules: &RuleBook,
+                    first_offers: Option<&FirstOffers<'_>>,
+                ) -> StoreResult<Ingested> {
+                    let registry = self.registry_for(&mut *conn, batch).await?;
+                    let first = first_occurrences(batch);
+                    let seqs = Self::insert_events(&mut *conn, batch, &first, &registry).await?;
+
+                    let mut pending = Pending::default();
+                    let mut results = Vec::with_capacity(batch.len());
+                    let mut outcomes = Vec::new();
+                    for (e, is_first) in batch.iter().zip(first) {
+                        let key = (e.device_id.to_string(), e.message.event_id.to_string());
+                        let seq = if is_first { seqs.get(&key).copied() } else { None };
+                        let Some(seq) = seq else {
+                            let action = EventAction::Duplicate;
+                            results.push(Applied { action, incident: None });
+                            continue;
+                        };
+                        let applied =
+                            Self::decide_and_apply(&mut *conn, e, rules, &registry, &mut pending)
+                                .await?;
+                        let incident_id = applied.incident.as_ref().map(|i| i.id.to_string());
+                        if applied.action != EventAction::Recorded || incident_id.is_some() {
+                            outcomes.push((seq, applied.action, incident_id));
+                        }
+                        results.push(applied);
+                    }
+                    Self::record_outcomes(&mut *conn, &outcomes).await?;
+                    // Before the flush: on PostgreSQL the stream lock it
+                    // takes is then held only until the commit.
+                    let to_dispatch = std::mem::take(&mut pending.to_dispatch);
+                    let mut offered = Vec::new();
+                    if let Some(first) = first_offers {
+                        for (incident, d) in to_dispatch {
+                            let elder = incident.elder_id.as_ref().and_then(|id| registry.elder(id)).cloned();
+                            offered.extend(Self::first_offers_in(&mut *conn, incident, d, elder, first, &mut pending).await?);
+                        }
+                    }
+                    Self::flush(&mut *conn, pending).await?;
+                    Ok(Ingested { applied: results, offered })
+                }
+
                 /// Records what each new event did, one statement per
                 /// chunk. Events that only were recorded keep the
                 /// insert's default and are not touched.
@@ -1192,43 +1240,21 @@ macro_rules! sql_store {
                         return Ok(Ingested::default());
                     }
                     let mut tx = self.begin_write().await.db()?;
-                    let registry = self.registry_for(&mut tx, batch).await?;
-                    let first = first_occurrences(batch);
-                    let seqs = Self::insert_events(&mut tx, batch, &first, &registry).await?;
-
-                    let mut pending = Pending::default();
-                    let mut results = Vec::with_capacity(batch.len());
-                    let mut outcomes = Vec::new();
-                    for (e, is_first) in batch.iter().zip(first) {
-                        let key = (e.device_id.to_string(), e.message.event_id.to_string());
-                        let seq = if is_first { seqs.get(&key).copied() } else { None };
-                        let Some(seq) = seq else {
-                            let action = EventAction::Duplicate;
-                            results.push(Applied { action, incident: None });
-                            continue;
-                        };
-                        let applied =
-                            Self::decide_and_apply(&mut tx, e, rules, &registry, &mut pending)
-                                .await?;
-                        let incident_id = applied.incident.as_ref().map(|i| i.id.to_string());
-                        if applied.action != EventAction::Recorded || incident_id.is_some() {
-                            outcomes.push((seq, applied.action, incident_id));
+                    match self.ingest_in(&mut tx, batch, rules, first_offers).await {
+                        Ok(ingested) => {
+                            tx.commit().await.db()?;
+                            Ok(ingested)
                         }
-                        results.push(applied);
-                    }
-                    Self::record_outcomes(&mut tx, &outcomes).await?;
-                    let to_dispatch = std::mem::take(&mut pending.to_dispatch);
-                    Self::flush(&mut tx, pending).await?;
-                    let mut offered = Vec::new();
-                    if let Some(first) = first_offers {
-                        for (incident, d) in to_dispatch {
-                            let elder = incident.elder_id.as_ref().and_then(|id| registry.elder(id)).cloned();
-                            offered.extend(Self::first_offers_in(&mut tx, incident, d, elder, first).await?);
+                        Err(e) => {
+                            // Rolled back before the write turn passes on:
+                            // the retry that follows must not find the
+                            // lock still held.
+                            tx.rollback().await.db()?;
+                            Err(e)
                         }
                     }
-                    tx.commit().await.db()?;
-                    Ok(Ingested { applied: results, offered })
                 }
+
 
                 #[tracing::instrument(skip_all, fields(effects = effects.len(), actor = %actor))]
                 async fn apply(
