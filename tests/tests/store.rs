@@ -2025,6 +2025,22 @@ async fn a_press_is_offered_in_the_transaction_that_opens_it(h: Harness) {
     assert!(lines[1].contains("offered"), "{lines:?}");
 }
 
+/// Ingests a batch, its opened incidents offered to `s-1` for 30 s.
+async fn ingest_offering_s1(
+    s: &dyn Store,
+    batch: &[IncomingEvent],
+    t0: DateTime<Utc>,
+    r: &RuleBook,
+) -> Result<dispatcher::store::Ingested, StoreError> {
+    let planner =
+        |_: &DispatchTurn| Some(plan(candidates(&["s-1"]), 1, t0 + Duration::seconds(30)));
+    let first = FirstOffers {
+        planner: &planner,
+        now: t0,
+    };
+    s.ingest_offering(batch, r, Some(&first)).await
+}
+
 async fn a_press_nobody_could_take_stays_due_for_the_engine(h: Harness) {
     let s = &*h.store;
     let r = rules();
@@ -2035,14 +2051,7 @@ async fn a_press_nobody_could_take_stays_due_for_the_engine(h: Harness) {
         .unwrap();
     let t0 = day();
     // The matcher ranked a steward who has just gone off duty.
-    let planner =
-        |_: &DispatchTurn| Some(plan(candidates(&["s-1"]), 1, t0 + Duration::seconds(30)));
-    let first = FirstOffers {
-        planner: &planner,
-        now: t0,
-    };
-    let got = s
-        .ingest_offering(&[press("btn-1", "p-1", t0)], &r, Some(&first))
+    let got = ingest_offering_s1(s, &[press("btn-1", "p-1", t0)], t0, &r)
         .await
         .unwrap();
     assert!(got.offered.is_empty());
@@ -2063,23 +2072,11 @@ async fn a_press_cancelled_in_its_own_batch_is_not_offered(h: Harness) {
     home(s, "e-1", "btn-1", DeviceKind::CallButton).await;
     on_duty(s, "s-1").await;
     let t0 = day();
-    let planner =
-        |_: &DispatchTurn| Some(plan(candidates(&["s-1"]), 1, t0 + Duration::seconds(30)));
-    let first = FirstOffers {
-        planner: &planner,
-        now: t0,
-    };
-    let got = s
-        .ingest_offering(
-            &[
-                press("btn-1", "p-1", t0),
-                event("btn-1", "c-1", EventType::CallCancelled, t0),
-            ],
-            &r,
-            Some(&first),
-        )
-        .await
-        .unwrap();
+    let batch = [
+        press("btn-1", "p-1", t0),
+        event("btn-1", "c-1", EventType::CallCancelled, t0),
+    ];
+    let got = ingest_offering_s1(s, &batch, t0, &r).await.unwrap();
     assert_eq!(
         actions(&got.applied),
         vec![EventAction::Opened, EventAction::Cancelled]
@@ -2097,15 +2094,9 @@ async fn first_offers_that_fail_fail_the_batch_and_change_nothing(h: Harness) {
     h.exec("UPDATE stewards SET skills = 'not json' WHERE id = 's-1'")
         .await;
     let t0 = day();
-    let planner =
-        |_: &DispatchTurn| Some(plan(candidates(&["s-1"]), 1, t0 + Duration::seconds(30)));
-    let first = FirstOffers {
-        planner: &planner,
-        now: t0,
-    };
     let batch = [press("btn-1", "p-1", t0)];
     assert!(matches!(
-        s.ingest_offering(&batch, &r, Some(&first)).await,
+        ingest_offering_s1(s, &batch, t0, &r).await,
         Err(StoreError::Corrupt(_))
     ));
     assert!(s.events(&EventFilter::default()).await.unwrap().is_empty());
