@@ -60,9 +60,14 @@ impl EngineHandle {
         let _ = self.kicks.send(Kick::Released(incident.clone()));
     }
 
-    /// These stewards may have changed status: the engine re-reads them
-    /// into the matcher, off the caller's path.
-    pub fn refresh_stewards(&self, ids: Vec<StewardId>) {
+    /// A turn taken outside the engine (ingest's first offers): the
+    /// claimed stewards go into the matcher as claimed, and the engine
+    /// re-reads the runners-up off the caller's path.
+    pub fn turn_taken(&self, taken: &TakenTurn) {
+        for steward in &taken.stewards {
+            self.matcher.upsert(steward);
+        }
+        let ids = runners_up(taken);
         if !ids.is_empty() {
             let _ = self.kicks.send(Kick::Stewards(ids));
         }
@@ -205,13 +210,7 @@ impl Engine {
                 kick = self.kicks.recv() => match kick {
                     Some(Kick::Incident(id)) => self.dispatch_logged(&id).await,
                     Some(Kick::Released(id)) => self.refresh_stewards_of(&id).await,
-                    Some(Kick::Stewards(ids)) => {
-                        for id in &ids {
-                            if let Ok(Some(s)) = self.store.steward(id).await {
-                                self.matcher.upsert(&s);
-                            }
-                        }
-                    }
+                    Some(Kick::Stewards(ids)) => self.reread(&ids).await,
                     None => return,
                 },
             }
@@ -241,11 +240,19 @@ impl Engine {
         let Ok(Some(detail)) = self.store.incident(incident).await else {
             return;
         };
-        let ids = detail
+        let ids: Vec<StewardId> = detail
             .offers
             .iter()
             .map(|o| &o.steward_id)
-            .chain(detail.incident.steward_id.as_ref());
+            .chain(detail.incident.steward_id.as_ref())
+            .cloned()
+            .collect();
+        self.reread(&ids).await;
+    }
+
+    /// Reads these stewards into the matcher; one that cannot be read
+    /// waits for the next rebuild.
+    async fn reread(&self, ids: &[StewardId]) {
         for id in ids {
             if let Ok(Some(s)) = self.store.steward(id).await {
                 self.matcher.upsert(&s);
@@ -265,35 +272,48 @@ impl Engine {
     pub async fn dispatch(&self, incident: &IncidentId) -> Result<(), StoreError> {
         let now = self.clock.now();
         let plan = |turn: &DispatchTurn| plan_offers(&self.matcher, &self.rules, turn, now);
-        let Some(TakenTurn {
-            turn, plan, offers, ..
-        }) = self.store.take_turn(incident, now, &plan).await?
-        else {
+        let Some(taken) = self.store.take_turn(incident, now, &plan).await? else {
             return Ok(());
         };
-        let Some(plan) = plan else {
+        if taken.plan.is_none() {
             tracing::warn!(%incident, "an incident without an elder cannot be dispatched");
             return Ok(());
-        };
-        for offer in &offers {
+        }
+        for offer in &taken.offers {
             log_offered(incident, offer);
         }
-        if offers.is_empty() && turn.live_offers == 0 {
-            let priority = turn.incident.priority;
+        if taken.offers.is_empty() && taken.turn.live_offers == 0 {
+            let priority = taken.turn.incident.priority;
             tracing::warn!(%incident, %priority, "nobody available; escalating");
             self.store
                 .escalate(incident, "nobody available", now, &self.rules)
                 .await?;
         }
         (self.on_commit)();
-        // Claims changed stewards' status: refresh the ones involved.
-        for c in plan.candidates.iter().take(offers.len() + 2) {
-            if let Some(s) = self.store.steward(&c.steward_id).await? {
-                self.matcher.upsert(&s);
-            }
+        // Claims changed stewards' status: the claimed ones as claimed,
+        // the runners-up as they are now.
+        for steward in &taken.stewards {
+            self.matcher.upsert(steward);
         }
+        self.reread(&runners_up(&taken)).await;
         Ok(())
     }
+}
+
+/// The candidates a turn's claims may have reached besides those it
+/// claimed (another incident may have claimed them first): the first
+/// `offers + 2` of the ranking, to re-read after the turn.
+fn runners_up(taken: &TakenTurn) -> Vec<StewardId> {
+    let Some(plan) = &taken.plan else {
+        return Vec::new();
+    };
+    plan.candidates
+        .iter()
+        .take(taken.offers.len() + 2)
+        .map(|c| &c.steward_id)
+        .filter(|id| !taken.stewards.iter().any(|s| s.id == **id))
+        .cloned()
+        .collect()
 }
 
 /// One line per offer made, by whoever made it (the engine, or ingest for

@@ -241,24 +241,11 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], ingested: &Ingested) {
         }
     }
     // The claimed stewards are busy now: the matcher must not rank them.
-    // The runners-up it ranked may have been claimed elsewhere: the
-    // engine re-reads them, as after its own turns.
     for taken in offered {
-        for (offer, steward) in taken.offers.iter().zip(&taken.stewards) {
-            deps.engine.steward_changed(steward);
+        for offer in &taken.offers {
             log_offered(&taken.turn.incident.id, offer);
         }
-        if let Some(plan) = &taken.plan {
-            let runners_up = plan
-                .candidates
-                .iter()
-                .take(taken.offers.len() + 2)
-                .map(|c| &c.steward_id)
-                .filter(|id| !taken.stewards.iter().any(|s| s.id == **id))
-                .cloned()
-                .collect::<Vec<_>>();
-            deps.engine.refresh_stewards(runners_up);
-        }
+        deps.engine.turn_taken(taken);
     }
 }
 
