@@ -270,9 +270,7 @@ impl Liveness {
         for b in beats {
             if let Some(e) = entries.get_mut(&b.device_id) {
                 e.written = None;
-                if e.dirty.is_none() {
-                    e.dirty = Some(b);
-                }
+                e.dirty.get_or_insert(b);
             }
         }
     }
@@ -333,19 +331,30 @@ mod tests {
         "2026-11-28T21:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(s)
     }
 
-    fn table() -> (Liveness, DeviceId) {
+    /// A table of one device as the store holds it, listening since `t(0)`.
+    fn one_device(
+        id: &str,
+        last_seen: Option<DateTime<Utc>>,
+        online: bool,
+        heartbeat_s: u32,
+    ) -> (Liveness, DeviceId) {
         let l = Liveness::new(3, std::time::Duration::from_secs(30));
-        let d = DeviceId::parse("bed-1").unwrap();
+        let d = DeviceId::parse(id).unwrap();
         l.reload(
             vec![store::Liveness {
                 device_id: d.clone(),
-                last_seen: None,
-                online: false,
-                heartbeat_s: 60,
+                last_seen,
+                online,
+                heartbeat_s,
             }],
             t(0),
         );
         (l, d)
+    }
+
+    /// A device never heard, heartbeating every 60 s.
+    fn table() -> (Liveness, DeviceId) {
+        one_device("bed-1", None, false, 60)
     }
 
     #[test]
@@ -378,20 +387,10 @@ mod tests {
         assert_eq!(l.on_event(&d, t(8)), None);
     }
 
-    /// A table of one device the store last saw online at `t(0)`.
+    /// A device the store last saw online at `t(0)`, heartbeating every
+    /// 2 s.
     fn heard_at_zero() -> (Liveness, DeviceId) {
-        let l = Liveness::new(3, std::time::Duration::from_secs(30));
-        let d = DeviceId::parse("pad-1").unwrap();
-        l.reload(
-            vec![store::Liveness {
-                device_id: d.clone(),
-                last_seen: Some(t(0)),
-                online: true,
-                heartbeat_s: 2,
-            }],
-            t(0),
-        );
-        (l, d)
+        one_device("pad-1", Some(t(0)), true, 2)
     }
 
     fn beat(l: &Liveness, d: &DeviceId, at: i64, battery: u8) {

@@ -1255,7 +1255,6 @@ macro_rules! sql_store {
                     }
                 }
 
-
                 #[tracing::instrument(skip_all, fields(effects = effects.len(), actor = %actor))]
                 async fn apply(
                     &self,
