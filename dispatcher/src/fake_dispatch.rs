@@ -11,7 +11,7 @@ use crate::domain::{Delivery, Incident, IncidentId, Offer, Outcome, StewardId};
 use crate::rules::RuleBook;
 use crate::store::StoreResult;
 use crate::store::dispatch::{
-    Actor, DeliveryOutcome, DispatchStore, OutboxItem, Planner, StreamEvent, TakenTurn,
+    Actor, Channel, DeliveryOutcome, DispatchStore, OutboxItem, Planner, StreamEvent, TakenTurn,
 };
 
 /// One outbox row and its state.
@@ -91,11 +91,12 @@ impl DispatchStore for FakeDispatch {
         Ok((n - s.len()) as u64)
     }
 
-    async fn claim_outbox(
+    async fn claim_outbox_for(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+        channels: &[Channel],
     ) -> StoreResult<Vec<OutboxItem>> {
         let mut rows = self.outbox.lock().unwrap();
         let mut out = Vec::new();
@@ -103,7 +104,11 @@ impl DispatchStore for FakeDispatch {
             if out.len() as i64 >= limit {
                 break;
             }
-            if r.state == "pending" && r.due_at <= now && r.claimed_until.is_none_or(|c| c <= now) {
+            if r.state == "pending"
+                && channels.contains(&r.item.channel)
+                && r.due_at <= now
+                && r.claimed_until.is_none_or(|c| c <= now)
+            {
                 r.claimed_until = Some(now + lease);
                 out.push(r.item.clone());
             }
@@ -126,6 +131,7 @@ impl DispatchStore for FakeDispatch {
             DeliveryOutcome::Delivered => r.state = "delivered",
             DeliveryOutcome::Retry { at, .. } => r.due_at = *at,
             DeliveryOutcome::Failed { .. } => r.state = "failed",
+            DeliveryOutcome::Cancelled { .. } => r.state = "cancelled",
         }
         Ok(())
     }

@@ -22,7 +22,12 @@
 //! - [`timers`]: deadlines claimed from the store, and the detector of
 //!   devices that stopped their heartbeat.
 //! - [`hub`]: the stream log fanned out in process to SSE connections;
-//!   [`outbox`]: webhooks and device commands, signed, retried, never lost.
+//!   [`outbox`]: webhooks, device commands and what reaches stewards,
+//!   signed, retried, never lost.
+//! - [`notify`]: reaching a steward whose app is not on screen: Web Push
+//!   to their phones, repeated until answered, then SMS and calls through
+//!   gateways, per priority's ladder; replies and notification buttons
+//!   act on the offer.
 //! - [`api`]: axum: REST, SSE, auth and roles, OpenAPI, health and
 //!   metrics; [`report`] computes its response-time reports.
 //! - [`startup`]: builds all of the above from [`settings`] and runs it
@@ -45,6 +50,7 @@ pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod mqtt;
+pub mod notify;
 pub mod outbox;
 pub mod report;
 pub mod rules;

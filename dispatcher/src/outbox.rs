@@ -172,6 +172,14 @@ impl CommandSender for MqttCommands {
     }
 }
 
+/// Sends what reaches a steward about an offer: pushes, SMS, calls
+/// ([`crate::notify::Reach`] in production; tests record).
+#[async_trait]
+pub trait ReachSender: Send + Sync {
+    /// One attempt at a push, SMS or call row.
+    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome;
+}
+
 /// What the worker needs.
 #[derive(Clone)]
 pub struct OutboxDeps {
@@ -180,6 +188,8 @@ pub struct OutboxDeps {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub commands: Arc<dyn CommandSender>,
+    /// Pushes, SMS and calls to stewards.
+    pub reach: Arc<dyn ReachSender>,
     /// Nudged after commits ([`crate::hub::Hub::outbox_wakeup`]).
     pub wake: Arc<Notify>,
     /// One HTTP client (connection pool) for every webhook.
@@ -223,41 +233,118 @@ impl Outbox {
     }
 }
 
-/// The worker loop: claim, deliver, record, until `stop`.
 /// Rows claimed per pass.
 const CLAIM_BATCH: i64 = 64;
-/// Webhook deliveries running or waiting for a permit, at most: with 16
-/// at once and a 10 s timeout, the last waits 40 s, inside its 60 s lease.
-const MAX_WEBHOOK_TASKS: usize = 64;
 
+/// Deliveries of one kind that run beside each other: at most `at_once`
+/// at a time, at most `max_tasks` running or waiting. While a pool is
+/// full the worker stops claiming its channels, and only those: a slow
+/// webhook receiver never holds up a device command or a push, nor a
+/// slow push service an SMS.
+struct Pool {
+    name: &'static str,
+    channels: &'static [Channel],
+    permits: Arc<Semaphore>,
+    tasks: JoinSet<()>,
+    max_tasks: usize,
+}
+
+impl Pool {
+    fn new(
+        name: &'static str,
+        channels: &'static [Channel],
+        at_once: usize,
+        max_tasks: usize,
+    ) -> Self {
+        Self {
+            name,
+            channels,
+            permits: Arc::new(Semaphore::new(at_once)),
+            tasks: JoinSet::new(),
+            max_tasks,
+        }
+    }
+
+    fn reap(&mut self) {
+        while let Some(done) = self.tasks.try_join_next() {
+            if let Err(e) = done {
+                tracing::error!(error = %e, pool = self.name, "a delivery task failed");
+            }
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.tasks.len() < self.max_tasks
+    }
+
+    fn spawn(&mut self, deps: &OutboxDeps, item: OutboxItem) {
+        let deps = deps.clone();
+        let permits = self.permits.clone();
+        self.tasks.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let outcome = match item.channel {
+                Channel::Webhook => deliver_webhook(&deps, &item).await,
+                Channel::Device => deliver_device(&deps, &item).await,
+                Channel::Push | Channel::Sms | Channel::Voice => deps.reach.deliver(&item).await,
+            };
+            finish(&deps, &item, outcome).await;
+        });
+    }
+}
+
+/// Webhook deliveries at most running or waiting: with 16 at once and a
+/// 10 s timeout, the last waits 40 s, inside its 60 s lease.
+const MAX_WEBHOOK_TASKS: usize = 64;
+/// Pushes at once: each is one request per phone, to a handful of push
+/// services; a slow one holds only its own.
+pub const PUSHES_AT_ONCE: usize = 32;
+const MAX_PUSH_TASKS: usize = 128;
+/// SMS and calls at once.
+pub const GATEWAY_AT_ONCE: usize = 8;
+const MAX_GATEWAY_TASKS: usize = 32;
+
+/// The worker loop: claim, deliver, record, until `stop`.
 pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
     let mut tick =
         tokio::time::interval(Duration::from_millis(deps.settings.ingest.tick_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let permits = Arc::new(Semaphore::new(WEBHOOKS_AT_ONCE));
-    let mut inflight = JoinSet::new();
+    let mut pools = [
+        Pool::new(
+            "webhooks",
+            &[Channel::Webhook],
+            WEBHOOKS_AT_ONCE,
+            MAX_WEBHOOK_TASKS,
+        ),
+        Pool::new("pushes", &[Channel::Push], PUSHES_AT_ONCE, MAX_PUSH_TASKS),
+        Pool::new(
+            "gateways",
+            &[Channel::Sms, Channel::Voice],
+            GATEWAY_AT_ONCE,
+            MAX_GATEWAY_TASKS,
+        ),
+    ];
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
             _ = deps.wake.notified() => {}
         }
-        while let Some(done) = inflight.try_join_next() {
-            if let Err(e) = done {
-                tracing::error!(error = %e, "a webhook delivery task failed");
+        // Device commands ("help is coming" on the elder's button) are
+        // always claimed and sent here, in order; other channels only
+        // while their pool has room.
+        let mut channels = vec![Channel::Device];
+        for pool in &mut pools {
+            pool.reap();
+            if pool.has_room() {
+                channels.extend_from_slice(pool.channels);
             }
-        }
-        // Device commands ("help is coming" on the elder's button) must
-        // never queue behind slow webhooks, so claiming does not wait for
-        // webhook permits; webhook tasks wait for theirs, and the number of
-        // tasks waiting is bounded.
-        if inflight.len() >= MAX_WEBHOOK_TASKS {
-            continue;
         }
         let limit = CLAIM_BATCH;
         let items = match deps
             .store
-            .claim_outbox(deps.clock.now(), LEASE, limit)
+            .claim_outbox_for(deps.clock.now(), LEASE, limit, &channels)
             .await
         {
             Ok(items) => items,
@@ -268,23 +355,20 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
         };
         let claimed = items.len() as i64;
         for item in items {
-            match item.channel {
-                Channel::Device => {
-                    let outcome = deliver_device(&deps, &item).await;
-                    finish(&deps, &item, outcome).await;
-                }
-                Channel::Webhook => {
-                    let deps = deps.clone();
-                    let permits = permits.clone();
-                    inflight.spawn(async move {
-                        let Ok(permit) = permits.acquire_owned().await else {
-                            return;
-                        };
-                        let outcome = deliver_webhook(&deps, &item).await;
-                        finish(&deps, &item, outcome).await;
-                        drop(permit);
-                    });
-                }
+            if item.channel == Channel::Device {
+                let outcome = deliver_device(&deps, &item).await;
+                finish(&deps, &item, outcome).await;
+                continue;
+            }
+            match pools
+                .iter_mut()
+                .find(|p| p.channels.contains(&item.channel))
+            {
+                Some(pool) => pool.spawn(&deps, item),
+                None => tracing::error!(
+                    channel = item.channel.as_str(),
+                    "no pool delivers this channel"
+                ),
             }
         }
         if claimed >= limit {
@@ -292,23 +376,29 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
             deps.wake.notify_one();
         }
     }
-    if inflight.is_empty() {
+    let inflight: usize = pools.iter().map(|p| p.tasks.len()).sum();
+    if inflight == 0 {
         return;
     }
     tracing::info!(
-        deliveries = inflight.len(),
+        deliveries = inflight,
         "outbox: finishing deliveries in flight"
     );
     let drained = tokio::time::timeout(grace, async {
-        while inflight.join_next().await.is_some() {}
+        for pool in &mut pools {
+            while pool.tasks.join_next().await.is_some() {}
+        }
     })
     .await;
     if drained.is_err() {
+        let left: usize = pools.iter().map(|p| p.tasks.len()).sum();
         tracing::warn!(
-            deliveries = inflight.len(),
+            deliveries = left,
             "outbox: deliveries still in flight after {grace:?}; they are retried when their lease ends"
         );
-        inflight.abort_all();
+        for pool in &mut pools {
+            pool.tasks.abort_all();
+        }
     }
 }
 
@@ -325,23 +415,16 @@ pub async fn deliver_due(deps: &OutboxDeps) -> Result<usize, crate::store::Store
             return Ok(total);
         }
         total += items.len();
-        let mut webhooks = JoinSet::new();
+        let mut others = Pool::new("by hand", &[], WEBHOOKS_AT_ONCE, usize::MAX);
         for item in items {
-            match item.channel {
-                Channel::Device => {
-                    let outcome = deliver_device(deps, &item).await;
-                    finish(deps, &item, outcome).await;
-                }
-                Channel::Webhook => {
-                    let deps = deps.clone();
-                    webhooks.spawn(async move {
-                        let outcome = deliver_webhook(&deps, &item).await;
-                        finish(&deps, &item, outcome).await;
-                    });
-                }
+            if item.channel == Channel::Device {
+                let outcome = deliver_device(deps, &item).await;
+                finish(deps, &item, outcome).await;
+            } else {
+                others.spawn(deps, item);
             }
         }
-        while webhooks.join_next().await.is_some() {}
+        while others.tasks.join_next().await.is_some() {}
     }
 }
 
@@ -355,6 +438,7 @@ async fn finish(deps: &OutboxDeps, item: &OutboxItem, outcome: DeliveryOutcome) 
         DeliveryOutcome::Failed { error } => {
             tracing::warn!(%error, attempt = item.attempts + 1, "delivery failed for good");
         }
+        DeliveryOutcome::Cancelled { reason } => tracing::debug!(%reason, "not sent"),
     }
     if let Err(e) = deps
         .store
@@ -568,6 +652,25 @@ mod tests {
             payload: json!({"event": "incident.opened", "incident": {"id": "i-1", "summary": "呼叫"}}),
             attempts: 0,
             created_at: t0(),
+            offer_id: None,
+            due_at: t0(),
+        }
+    }
+
+    /// Pushes, SMS and calls that take `delay` each and then succeed,
+    /// counted.
+    #[derive(Default)]
+    struct SlowReach {
+        delay: Duration,
+        sent: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ReachSender for SlowReach {
+        async fn deliver(&self, _: &OutboxItem) -> DeliveryOutcome {
+            tokio::time::sleep(self.delay).await;
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            DeliveryOutcome::Delivered
         }
     }
 
@@ -586,9 +689,54 @@ mod tests {
             settings: Arc::new(settings),
             clock: Clock::manual(t0()),
             commands,
+            reach: Arc::new(SlowReach::default()),
             wake: Arc::new(Notify::new()),
             http: http_client(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_slow_push_service_holds_up_neither_device_commands_nor_webhooks() {
+        let (addr, rx) = receiver(vec![]).await;
+        let store = Arc::new(FakeDispatch::default());
+        let commands = Arc::new(RecordedCommands::default());
+        let mut deps = deps(
+            store.clone(),
+            format!("http://{addr}/hook"),
+            commands.clone(),
+        );
+        let reach = Arc::new(SlowReach {
+            delay: Duration::from_secs(30),
+            ..Default::default()
+        });
+        deps.reach = reach.clone();
+        // More stuck pushes than the push pool holds, queued first.
+        for n in 0..(MAX_PUSH_TASKS + 10) {
+            let mut push = item(&format!("p-{n:04}"), Channel::Push, "s-1");
+            push.event = "offer".into();
+            store.queue(push, t0());
+        }
+        let worker = Outbox::start(deps.clone(), Duration::from_millis(100));
+        store.queue(item("z-webhook", Channel::Webhook, "ops"), t0());
+        store.queue(item("z-device", Channel::Device, "btn-1"), t0());
+        deps.wake.notify_one();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while store.row("z-device").state != "delivered"
+            || store.row("z-webhook").state != "delivered"
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "held up behind the pushes"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(rx.got.lock().unwrap().len(), 1);
+        assert_eq!(
+            reach.sent.load(Ordering::SeqCst),
+            0,
+            "the pushes are still stuck"
+        );
+        worker.shutdown().await;
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{IncidentKind, Priority};
+use crate::domain::{ContactChannel, IncidentKind, Lang, Priority};
 use crate::rules::{NightWindow, default_priorities};
 
 /// Everything the dispatcher can be told.
@@ -54,11 +54,17 @@ pub struct PerPriority<T> {
 
 impl<T: Copy> PerPriority<T> {
     pub fn get(&self, p: Priority) -> T {
+        *self.of(p)
+    }
+}
+
+impl<T> PerPriority<T> {
+    pub fn of(&self, p: Priority) -> &T {
         match p {
-            Priority::Critical => self.critical,
-            Priority::Urgent => self.urgent,
-            Priority::Routine => self.routine,
-            Priority::Technical => self.technical,
+            Priority::Critical => &self.critical,
+            Priority::Urgent => &self.urgent,
+            Priority::Routine => &self.routine,
+            Priority::Technical => &self.technical,
         }
     }
 }
@@ -128,17 +134,60 @@ impl Default for DispatchSettings {
     }
 }
 
-/// Who hears about incidents outside the apps.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Who hears about incidents outside the apps, and how stewards are
+/// reached about an offer when their app is not on screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifySettings {
-    /// Webhook targets: an SMS or messaging gateway, a supervisors' group,
-    /// the families' notifier.
+    /// Webhook targets: a supervisors' group, the families' notifier.
     pub webhooks: Vec<WebhookTarget>,
     /// Report targets: acknowledged within this many seconds…
     pub target_ack_s: Option<u32>,
     /// …and on site within this many.
     pub target_arrive_s: Option<u32>,
+    /// While an offer is live and unanswered, its push is sent again this
+    /// often, so a phone in a pocket rings again. 0: once only.
+    pub repush_s: u32,
+    /// Web Push to the stewards' phones.
+    pub push: PushSettings,
+    /// How each priority's offers reach the steward, step by step: a
+    /// channel and the seconds after the offer (GoAlert's notification
+    /// rules). Steps at or after the offer's expiry are not taken; SMS and
+    /// voice steps need their gateway below.
+    pub ladder: PerPriority<Vec<LadderStep>>,
+    /// The SMS gateway (any provider with an HTTP API); unset: no SMS.
+    pub sms: Option<GatewaySettings>,
+    /// The voice-call gateway; unset: no calls.
+    pub voice: Option<GatewaySettings>,
+    /// The language of SMS and calls (and of pushes to a phone that did
+    /// not say), unless the steward's own languages name one we speak.
+    pub language: Lang,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        let step = |channel, after_s| LadderStep { channel, after_s };
+        Self {
+            webhooks: Vec::new(),
+            target_ack_s: None,
+            target_arrive_s: None,
+            repush_s: 15,
+            push: PushSettings::default(),
+            ladder: PerPriority {
+                critical: vec![
+                    step(ContactChannel::Push, 0),
+                    step(ContactChannel::Sms, 10),
+                    step(ContactChannel::Voice, 20),
+                ],
+                urgent: vec![step(ContactChannel::Push, 0), step(ContactChannel::Sms, 20)],
+                routine: vec![step(ContactChannel::Push, 0)],
+                technical: vec![step(ContactChannel::Push, 0)],
+            },
+            sms: None,
+            voice: None,
+            language: Lang::Zh,
+        }
+    }
 }
 
 impl NotifySettings {
@@ -149,6 +198,124 @@ impl NotifySettings {
     pub fn target_arrive_s(&self) -> u32 {
         self.target_arrive_s.unwrap_or(900)
     }
+
+    /// The gateway a channel goes through; push needs none (`None` for it
+    /// too).
+    pub fn gateway(&self, channel: ContactChannel) -> Option<&GatewaySettings> {
+        match channel {
+            ContactChannel::Push => None,
+            ContactChannel::Sms => self.sms.as_ref(),
+            ContactChannel::Voice => self.voice.as_ref(),
+        }
+    }
+
+    /// Whether offers can go out on this channel at all.
+    pub fn can_use(&self, channel: ContactChannel) -> bool {
+        channel == ContactChannel::Push || self.gateway(channel).is_some()
+    }
+}
+
+/// One step of a priority's ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LadderStep {
+    pub channel: ContactChannel,
+    /// Seconds after the offer was made.
+    pub after_s: u32,
+}
+
+/// Web Push (RFC 8030, encrypted per RFC 8291, signed per RFC 8292).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushSettings {
+    /// Accept subscriptions whose endpoint is plain `http://`: for tests
+    /// and a push service on loopback only. Browsers' push services are
+    /// all `https://`.
+    pub allow_http: bool,
+    /// Who runs this server, for the push services (RFC 8292 `sub`): a
+    /// `mailto:` or `https:` address they can write to about our traffic.
+    pub subject: String,
+    /// Phones one steward may register; more is refused.
+    pub max_per_steward: u32,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            subject: "mailto:operator@eldercare.invalid".into(),
+            max_per_steward: 5,
+        }
+    }
+}
+
+/// An SMS or voice gateway: any provider with an HTTP API (Aliyun,
+/// Tencent Cloud, Twilio, a GSM modem's web interface), wired by settings.
+/// The request is `method url` with `headers` and `body`, where
+/// `{placeholder}`s are filled in ([`crate::notify::gateway`] lists them),
+/// escaped for the content type (JSON string contents, form encoding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    pub url: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Sent with every request (an API key); never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(default = "default_content_type")]
+    pub content_type: String,
+    /// The body template, e.g. `{"to": "{phone}", "text": "{text}"}`.
+    pub body: String,
+    /// Attempts before a message is marked failed (never past the offer's
+    /// expiry).
+    #[serde(default = "default_gateway_attempts")]
+    pub max_attempts: u32,
+    /// Replies (an SMS answered `1`, a key pressed on the call) posted
+    /// back to `/api/v1/notify/inbound/{sms|voice}`; unset: none taken.
+    pub inbound: Option<InboundSettings>,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+
+fn default_content_type() -> String {
+    "application/json".into()
+}
+
+fn default_gateway_attempts() -> u32 {
+    3
+}
+
+/// How a gateway's replies are read and checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSettings {
+    /// The HMAC-SHA256 key the gateway signs the raw body with.
+    pub secret: Secret,
+    /// The header carrying the signature: `sha256=<hex>`, `<hex>` or
+    /// base64.
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+    /// The field (JSON or form) with the sender's phone number…
+    #[serde(default = "default_from_field")]
+    pub from_field: String,
+    /// …and the one with the reply's text or the keys pressed.
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+}
+
+fn default_signature_header() -> String {
+    "X-Eldercare-Signature".into()
+}
+
+fn default_from_field() -> String {
+    "from".into()
+}
+
+fn default_text_field() -> String {
+    "text".into()
 }
 
 /// Whom a webhook speaks for.
@@ -191,6 +358,10 @@ pub struct HttpSettings {
     /// shows positions to scale on a plain background: a site with no
     /// internet still has a map.
     pub map_tile_url: Option<String>,
+    /// The address stewards' phones reach this server at
+    /// (`https://eldercare.example.org`): the links in SMS and the voice
+    /// gateway's callback are built on it. Unset, SMS carry no link.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -198,6 +369,7 @@ impl Default for HttpSettings {
         Self {
             addr: "127.0.0.1:8080".parse().expect("valid address"),
             map_tile_url: None,
+            public_url: None,
         }
     }
 }
@@ -541,6 +713,39 @@ impl Settings {
                 format!("{db:?} is neither SQLite nor PostgreSQL"),
                 "use sqlite://data/eldercare.db or postgres://user@host/db",
             ));
+        }
+        if let Some(url) = &self.http.public_url {
+            let ok = reqwest::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(bad(
+                    "http.public_url",
+                    format!("{url:?} is not an http(s) address"),
+                    "use the address phones reach this server at, e.g. https://eldercare.example.org",
+                ));
+            }
+        }
+        let subject = &self.notify.push.subject;
+        if !(subject.starts_with("mailto:") || subject.starts_with("https:")) {
+            return Err(bad(
+                "notify.push.subject",
+                format!("{subject:?} is neither a mailto: nor an https: address"),
+                "give an address the push services can write to, e.g. mailto:ops@example.org",
+            ));
+        }
+        if self.notify.push.max_per_steward == 0 {
+            return Err(bad(
+                "notify.push.max_per_steward",
+                "is 0".into(),
+                "set 1 or more (5 is usual)",
+            ));
+        }
+        for (name, gateway) in [("sms", &self.notify.sms), ("voice", &self.notify.voice)] {
+            if let Some(g) = gateway {
+                crate::notify::gateway::check(g).map_err(|(field, problem, fix)| {
+                    bad(&format!("notify.{name}.{field}"), problem, fix)
+                })?;
+            }
         }
         Ok(self)
     }

@@ -85,6 +85,13 @@ impl Application {
             Arc::new(AtomicBool::new(false)),
         );
         state.sim.set_target(sim_target(&state, &broker, http_addr));
+        // Made at the first start and kept: every push is signed with it,
+        // and phones subscribed with its public half.
+        state
+            .reach
+            .keys()
+            .await
+            .context("reading or making the server's push and token keys in the database")?;
         Ok(Self {
             listener,
             http_addr,
@@ -267,6 +274,7 @@ fn start_notify(state: &AppState, ingest: &Ingest) -> (HubTask, Outbox) {
             settings: state.settings.clone(),
             clock: state.clock.clone(),
             commands: Arc::new(commands),
+            reach: state.reach.clone(),
             wake: state.hub.outbox_wakeup(),
             http: outbox::http_client(),
         },

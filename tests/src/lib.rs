@@ -10,6 +10,10 @@
 //! - [`process`]: the dispatcher binary and a Mosquitto of the test's own,
 //!   for the tests that kill things.
 //! - [`browser`]: headless Chromium through ChromeDriver, for the pages.
+//! - [`push_service`]: a Web Push service on loopback that checks VAPID
+//!   and decrypts every push, as a browser vendor's would.
+//! - [`store_harness`]: a store test run on both backends
+//!   ([`on_both_backends!`]).
 //! - [`wait`]: polling for outcomes instead of sleeping.
 //! - [`bench`]: what the benchmarks in `benches/` share (docs/BENCHMARKS.md).
 
@@ -19,5 +23,7 @@ pub mod browser;
 pub mod db;
 pub mod device;
 pub mod process;
+pub mod push_service;
 pub mod sse;
+pub mod store_harness;
 pub mod wait;

@@ -25,73 +25,12 @@ use dispatcher::store::dispatch::{
     FirstOffers, OfferPlan, TakenTurn,
 };
 use dispatcher::store::{
-    Backend, EventAction, EventFilter, Heartbeat, IncidentFilter, IncomingEvent, Store, StoreError,
+    EventAction, EventFilter, Heartbeat, IncidentFilter, IncomingEvent, Store, StoreError,
 };
 use protocol::{EventMessage, EventType};
 
-// --- running each test on both backends ---
-
-/// A store on a fresh database, and that database's URL for the few tests
-/// that must reach under the store (to damage a row, to assign a steward
-/// before dispatch exists).
-struct Harness {
-    store: Arc<dyn Store>,
-    url: String,
-}
-
-impl Harness {
-    /// Runs raw SQL on the test database, beside the store.
-    async fn exec(&self, sql: &'static str) {
-        if self.url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-        } else {
-            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-        }
-    }
-
-    /// A count from raw SQL, beside the store: the invariants are checked
-    /// on the tables themselves, not through the code under test.
-    async fn count(&self, sql: &'static str) -> i64 {
-        if self.url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        } else {
-            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-    }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            use eldercare_tests::db::TestDb;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = eldercare_tests::db::fresh_sqlite();
-                    let store = dispatcher::store::connect(db.url()).await.expect("connect");
-                    assert_eq!(store.backend(), super::Backend::Sqlite);
-                    super::$name(super::Harness { store, url: db.url().to_owned() }).await;
-                }
-            )*
-        }
-        mod postgres {
-            use eldercare_tests::db::TestDb;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = eldercare_tests::db::fresh_postgres().await.expect("test database");
-                    let store = dispatcher::store::connect(db.url()).await.expect("connect");
-                    assert_eq!(store.backend(), super::Backend::Postgres);
-                    super::$name(super::Harness { store, url: db.url().to_owned() }).await;
-                }
-            )*
-        }
-    };
-}
+use eldercare_tests::on_both_backends;
+use eldercare_tests::store_harness::Harness;
 
 on_both_backends!(
     elders_crud,
@@ -1765,6 +1704,7 @@ fn plan(candidates: Vec<Candidate>, want: usize, until: DateTime<Utc>) -> OfferP
         expires_at: until,
         notes: Vec::new(),
         retry_at: until,
+        reach: Vec::new(),
     }
 }
 

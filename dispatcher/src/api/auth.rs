@@ -173,12 +173,7 @@ pub async fn login(
     };
     guard.succeeded(&body.username);
 
-    let token = new_token();
-    let expires_at = now + Duration::hours(i64::from(state.settings.auth.session_hours));
-    state
-        .store
-        .insert_session(&token_hash(&token), &user.username, expires_at)
-        .await?;
+    let (token, expires_at) = start_session(&state, &user).await?;
     tracing::info!(role = %user.role, "logged in");
     Ok(Json(LoginResponse {
         token,
@@ -186,6 +181,22 @@ pub async fn login(
         steward_id: user.steward_id,
         expires_at,
     }))
+}
+
+/// A new session for `user`: its token (given to the client once) and
+/// when it ends.
+pub async fn start_session(
+    state: &AppState,
+    user: &User,
+) -> Result<(String, DateTime<Utc>), ApiError> {
+    let token = new_token();
+    let expires_at =
+        state.clock.now() + Duration::hours(i64::from(state.settings.auth.session_hours));
+    state
+        .store
+        .insert_session(&token_hash(&token), &user.username, expires_at)
+        .await?;
+    Ok((token, expires_at))
 }
 
 // --- passwords, tokens, the failure count ---

@@ -17,14 +17,25 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     Unauthorized(String),
+    /// A credential other than a login was refused (an offer token, a
+    /// gateway's signature), with its own code.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// As `NotFound`, with a code of its own (`unknown_phone`).
+    #[error("{message}")]
+    Missing { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    /// What the request names existed but is over for good (an SMS
+    /// link whose offer ended).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     #[error("{0}")]
     TooManyRequests(String),
     /// As `TooManyRequests`, telling the client when to try again
@@ -111,10 +122,13 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Refused { code, .. } => (StatusCode::UNAUTHORIZED, code),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Missing { code, .. } => (StatusCode::NOT_FOUND, code),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::Gone { code, .. } => (StatusCode::GONE, code),
             Self::TooManyRequests(_) | Self::RetryLater { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
             }

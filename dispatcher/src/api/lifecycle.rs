@@ -38,7 +38,7 @@ const CONFLICT_CODES: [&str; 6] = [
 ];
 
 /// A store error as the client sees it: a named conflict keeps its code.
-fn lifecycle_error(e: StoreError) -> ApiError {
+pub fn lifecycle_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict(message) => {
             let code = CONFLICT_CODES
@@ -99,14 +99,37 @@ pub async fn accept(
     ApiPath(id): ApiPath<IncidentId>,
 ) -> Result<Json<Incident>, ApiError> {
     let me = steward_of(&user, "accept an offer")?;
-    let result = state
-        .store
-        .accept(&id, me, state.clock.now(), &state.rules)
-        .await;
-    after_change(&state, &id);
+    Ok(Json(answer_offer(&state, &id, me, Answer::Accept).await?))
+}
+
+/// A steward's answer to an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Accept,
+    Decline,
+}
+
+/// The steward answers their offer, from the app, a notification's
+/// button or a reply to an SMS: the store decides, the engine and the
+/// stream hear of it, and a decline has the next steward offered at once.
+pub async fn answer_offer(
+    state: &AppState,
+    id: &IncidentId,
+    steward: &StewardId,
+    answer: Answer,
+) -> Result<Incident, ApiError> {
+    let now = state.clock.now();
+    let result = match answer {
+        Answer::Accept => state.store.accept(id, steward, now, &state.rules).await,
+        Answer::Decline => state.store.decline(id, steward, now, &state.rules).await,
+    };
+    after_change(state, id);
     let incident = result.map_err(lifecycle_error)?;
-    tracing::info!(steward = %me, "offer accepted");
-    Ok(Json(incident))
+    if answer == Answer::Decline {
+        state.engine.kick(id);
+    }
+    tracing::info!(%steward, incident = %id, ?answer, "offer answered");
+    Ok(incident)
 }
 
 /// The steward cannot go; the next steward is offered at once.
@@ -125,15 +148,7 @@ pub async fn decline(
     ApiPath(id): ApiPath<IncidentId>,
 ) -> Result<Json<Incident>, ApiError> {
     let me = steward_of(&user, "decline an offer")?;
-    let result = state
-        .store
-        .decline(&id, me, state.clock.now(), &state.rules)
-        .await;
-    after_change(&state, &id);
-    let incident = result.map_err(lifecycle_error)?;
-    state.engine.kick(&id);
-    tracing::info!(steward = %me, "offer declined");
-    Ok(Json(incident))
+    Ok(Json(answer_offer(&state, &id, me, Answer::Decline).await?))
 }
 
 /// The assigned steward is with the elder.

@@ -5,7 +5,12 @@
 //!   checks, the first admin.
 //! - [`elders`], [`devices`], [`stewards`], [`users`]: the registry.
 //! - [`events`]: stored device events and unknown devices.
-//! - [`incidents`]: list, read, cancel.
+//! - [`incidents`]: list, read, cancel; [`lifecycle`]: accept, decline,
+//!   arrive, resolve, assign.
+//! - [`push`]: the phones a steward registered for Web Push, the server's
+//!   key, the test alert; [`offer_tokens`]: a notification's buttons and
+//!   an SMS's link acting on their offer; [`inbound`]: replies by SMS or
+//!   by a key on a call; [`reachability`]: who cannot be reached.
 //! - [`stream`]: `GET /api/v1/stream`, Server-Sent Events from the
 //!   [`crate::hub::Hub`].
 //! - [`reports`]: response times against the targets.
@@ -25,12 +30,16 @@ pub mod elders;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod inbound;
 pub mod incidents;
 pub mod lifecycle;
+pub mod offer_tokens;
 pub mod openapi;
 pub mod ops;
 pub mod patch;
+pub mod push;
 pub mod query;
+pub mod reachability;
 pub mod reports;
 pub mod routes;
 pub mod sim;
@@ -95,6 +104,8 @@ pub struct AppState {
     /// The in-server device simulator (`/api/v1/sim`); start-up tells it
     /// where the broker and the API are.
     pub sim: Arc<crate::sim::SimControl>,
+    /// Pushes, SMS and calls to stewards; shared with the outbox worker.
+    pub reach: Arc<crate::notify::Reach>,
 }
 
 impl AppState {
@@ -118,7 +129,13 @@ impl AppState {
         };
         let (engine_task, engine) =
             Engine::new(store.clone(), rules.clone(), clock.clone(), on_commit);
+        let reach = Arc::new(crate::notify::Reach::new(
+            store.clone(),
+            settings.clone(),
+            clock.clone(),
+        ));
         Self {
+            reach,
             engine,
             engine_task: Arc::new(std::sync::Mutex::new(Some(engine_task))),
             store,
@@ -147,6 +164,10 @@ pub fn routes() -> Routes {
         .merge(events::routes())
         .merge(incidents::routes())
         .merge(lifecycle::routes())
+        .merge(push::routes())
+        .merge(offer_tokens::routes())
+        .merge(inbound::routes())
+        .merge(reachability::routes())
         .merge(stream::routes())
         .merge(reports::routes())
         .merge(sim::routes())

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, config, devices, elders, events, incidents, lifecycle, ops, reports, sim, stewards,
-    stream, users,
+    auth, config, devices, elders, events, inbound, incidents, lifecycle, offer_tokens, ops, push,
+    reachability, reports, sim, stewards, stream, users,
 };
 
 #[derive(OpenApi)]
@@ -55,6 +55,16 @@ use super::{
         lifecycle::arrive,
         lifecycle::resolve,
         lifecycle::assign,
+        offer_tokens::act,
+        offer_tokens::redeem,
+        inbound::inbound,
+        push::key,
+        push::list,
+        push::subscribe,
+        push::renew,
+        push::remove,
+        push::test,
+        reachability::list,
         stream::stream,
         reports::response_times,
         sim::status,
@@ -73,6 +83,7 @@ use super::{
         (name = "events", description = "Stored device events (supervisors)"),
         (name = "incidents", description = "Incidents"),
         (name = "stream", description = "Live events (Server-Sent Events): `snapshot`, `offer`, `offer.withdrawn`, `incident`, `steward`"),
+        (name = "push", description = "Stewards' phones registered for Web Push (RFC 8030/8291/8292), the server's VAPID key, test alerts"),
         (name = "reports", description = "Response times against the targets (supervisors)"),
         (name = "sim", description = "The device simulator inside the server, for demos and tests (admins; needs [sim] enabled = true)"),
     )

@@ -103,7 +103,8 @@ impl EngineHandle {
 
 /// Whom to offer a turn to: the matcher's ranking, as many offers as the
 /// priority wants beside those still live, expiring and retried as the
-/// site's dispatch settings say. None for an incident without an elder.
+/// site's dispatch settings say, and how each steward offered is reached
+/// (the priority's ladder, [`crate::notify::ladder`]). None for an incident without an elder.
 /// Runs inside the turn's transaction: the matcher is in memory and
 /// answers in microseconds.
 pub fn plan_offers(
@@ -129,12 +130,14 @@ pub fn plan_offers(
         settings,
     );
     let timeout = i64::from(settings.offer_timeout_s.get(priority));
+    let expires_at = now + Duration::seconds(timeout);
     Some(OfferPlan {
         candidates: ranking.candidates,
         want: want.max(1),
-        expires_at: now + Duration::seconds(timeout),
+        expires_at,
         notes: ranking.notes,
         retry_at: now + Duration::seconds(i64::from(settings.retry_s)),
+        reach: crate::notify::ladder::reach_steps(rules.notify(), priority, now, expires_at),
     })
 }
 

@@ -265,18 +265,29 @@ pub struct CandidateNote {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
     pub id: String,
-    /// `webhook` or `device`.
+    /// `webhook`, `device`, `push`, `sms` or `voice`.
     pub channel: String,
-    /// The webhook's name or the device id.
+    /// The webhook's name, the device id, or the steward id.
     pub target: String,
-    /// `incident.opened`, `incident.escalated`, `incident.update`…
+    /// `incident.opened`, `incident.escalated`, `incident.update`…; for
+    /// a steward `offer`, `offer.repeat`, `offer.close`, `offer.sms`,
+    /// `offer.voice`.
     pub event: String,
-    /// `pending`, `delivered` or `failed`.
+    /// `pending`, `delivered`, `failed`, or `cancelled` (a step of an
+    /// offer's ladder that was not needed: the offer ended first).
     pub state: String,
     pub attempts: i32,
+    /// Why it failed, is being retried, or was cancelled.
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When it was (or is) due: a ladder step's time.
+    pub due_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// The offer a push, SMS or call was about.
+    pub offer_id: Option<String>,
+    /// The steward it tried to reach.
+    #[schema(value_type = Option<String>)]
+    pub steward_id: Option<String>,
 }
 
 /// One line of an incident's history.

@@ -4,6 +4,7 @@
 pub mod geo;
 pub mod ids;
 pub mod incident;
+pub mod reach;
 pub mod registry;
 pub mod user;
 
@@ -14,5 +15,9 @@ pub use incident::{
     Offer, OfferResponse, Outcome, Priority, TimelineEntry,
 };
 pub use protocol::{DeviceId, EventId};
+pub use reach::{
+    CloseNote, CloseReason, ContactChannel, Lang, NewSubscription, OfferView, PushSubscription,
+    ReachStep, SubscriptionJson,
+};
 pub use registry::{Contact, Device, DeviceKind, Elder, Limits, Risks, Steward, StewardStatus};
 pub use user::{Role, User};

@@ -42,7 +42,8 @@ use utoipa::ToSchema;
 
 use super::StoreResult;
 use crate::domain::{
-    CandidateNote, Delivery, Elder, Incident, IncidentId, Offer, Outcome, Steward, StewardId,
+    CandidateNote, ContactChannel, Delivery, Elder, Incident, IncidentId, Offer, Outcome,
+    ReachStep, Steward, StewardId,
 };
 use crate::rules::RuleBook;
 
@@ -115,6 +116,10 @@ pub struct OfferPlan {
     pub notes: Vec<CandidateNote>,
     /// When to try again if nobody could be offered.
     pub retry_at: DateTime<Utc>,
+    /// How each steward offered is reached about it beyond the stream
+    /// (pushes, their repeats, SMS, calls): one outbox row per step,
+    /// written with the offer and cancelled when the offer ends.
+    pub reach: Vec<ReachStep>,
 }
 
 /// Decides a turn's offers; runs inside the turn's transaction, so it
@@ -208,6 +213,48 @@ pub enum Channel {
     Webhook,
     /// An MQTT command to a device (target = the device id).
     Device,
+    /// Web Push to every phone a steward registered (target = the
+    /// steward id).
+    Push,
+    /// A text message through the SMS gateway (target = the steward id,
+    /// or a phone number for a reply).
+    Sms,
+    /// A call through the voice gateway (target = the steward id).
+    Voice,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 5] = [
+        Channel::Webhook,
+        Channel::Device,
+        Channel::Push,
+        Channel::Sms,
+        Channel::Voice,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Device => "device",
+            Self::Push => "push",
+            Self::Sms => "sms",
+            Self::Voice => "voice",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+impl From<ContactChannel> for Channel {
+    fn from(c: ContactChannel) -> Self {
+        match c {
+            ContactChannel::Push => Self::Push,
+            ContactChannel::Sms => Self::Sms,
+            ContactChannel::Voice => Self::Voice,
+        }
+    }
 }
 
 /// An outside notification due for delivery.
@@ -219,8 +266,14 @@ pub struct OutboxItem {
     pub target: String,
     /// `incident.opened`, …, or `incident.update` for device commands.
     pub event: String,
-    /// The JSON body to send (the device command, or the webhook payload).
+    /// The JSON body to send (the device command, or the webhook payload;
+    /// for pushes, SMS and calls what they say: an
+    /// [`crate::domain::OfferView`] or [`crate::domain::CloseNote`]).
     pub payload: serde_json::Value,
+    /// The offer a push, SMS or call is about.
+    pub offer_id: Option<String>,
+    /// When it was due: a ladder step's time.
+    pub due_at: DateTime<Utc>,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
 }
@@ -237,6 +290,11 @@ pub enum DeliveryOutcome {
     /// Failed for good (attempts exhausted, or the target is gone).
     Failed {
         error: String,
+    },
+    /// Not sent, and never will be: the offer it was about was answered
+    /// or ended first.
+    Cancelled {
+        reason: String,
     },
 }
 
@@ -412,6 +470,18 @@ pub trait DispatchStore: Send + Sync {
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        self.claim_outbox_for(now, lease, limit, &Channel::ALL)
+            .await
+    }
+    /// [`Self::claim_outbox`] of these channels only: a worker whose
+    /// webhooks are all busy still claims device commands and pushes.
+    async fn claim_outbox_for(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+        channels: &[Channel],
     ) -> StoreResult<Vec<OutboxItem>>;
     /// Records how a delivery attempt went (attempts count up).
     async fn finish_outbox(

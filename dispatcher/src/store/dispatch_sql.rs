@@ -310,12 +310,12 @@ macro_rules! dispatch_sql {
             use sqlx::QueryBuilder;
 
             use $crate::domain::{
-                Delivery, Elder, ElderId, Incident, IncidentId, IncidentState,
-                Offer, OfferResponse, Outcome, Steward, StewardId,
+                CloseNote, CloseReason, Delivery, Elder, ElderId, Incident, IncidentId, IncidentState,
+                Offer, OfferResponse, OfferView, Outcome, Steward, StewardId,
             };
             use $crate::rules::RuleBook;
             use $crate::store::dispatch::{
-                Actor, DeliveryOutcome, DispatchStore, DispatchTurn, FirstOffers, OfferPlan, OutboxItem, Planner, TakenTurn,
+                Actor, Channel, DeliveryOutcome, DispatchStore, DispatchTurn, FirstOffers, OfferPlan, OutboxItem, Planner, TakenTurn,
                 StreamEvent, NOT_ASSIGNED, NOT_OPEN, OFFER_EXPIRED, STEWARD_BUSY,
             };
             use $crate::store::dispatch_sql::*;
@@ -738,7 +738,7 @@ macro_rules! dispatch_sql {
                     let elder = turn.elder.as_ref();
                     for (offer, steward) in &made {
                         pending.line(&saved.id, now, offered_words(steward, offer.distance_m), &actor);
-                        pending.notices.offer(&saved, elder, offer, now);
+                        pending.notices.offer(&saved, elder, offer, &plan.reach, now);
                         pending.notices.steward(steward, now);
                     }
                     pending.notices.incident(&saved, now);
@@ -861,7 +861,68 @@ macro_rules! dispatch_sql {
                     for s in &released {
                         pending.notices.steward(s, now);
                     }
+                    Self::stop_reaching(conn, &offers, reason.close_reason(), now, pending).await?;
                     Ok(offers)
+                }
+
+                /// The offers ended: their ladder steps not yet sent are
+                /// cancelled (a step a worker holds right now is checked
+                /// again before it goes out), and a phone that was shown
+                /// an offer's push, or may be about to be, gets a push that
+                /// closes it.
+                async fn stop_reaching(
+                    conn: &mut Conn,
+                    offers: &[Offer],
+                    reason: CloseReason,
+                    now: DateTime<Utc>,
+                    pending: &mut Pending,
+                ) -> StoreResult<()> {
+                    if offers.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = QueryBuilder::<$db>::new("UPDATE outbox SET state = 'cancelled', last_error = ");
+                    q.push_bind(format!("not needed: offer {}", reason.as_str()))
+                        .push(" WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < ")
+                        .push_bind(now)
+                        .push(") AND offer_id IN (");
+                    let mut list = q.separated(", ");
+                    for o in offers {
+                        list.push_bind(o.id.as_str());
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *conn).await.db()?;
+
+                    let mut q = QueryBuilder::<$db>::new(
+                        "SELECT offer_id, payload FROM outbox
+                         WHERE channel = 'push' AND event IN ('offer', 'offer.repeat')
+                           AND (state = 'delivered' OR (state = 'pending' AND claimed_until >= ",
+                    );
+                    q.push_bind(now).push(")) AND offer_id IN (");
+                    let mut list = q.separated(", ");
+                    for o in offers {
+                        list.push_bind(o.id.as_str());
+                    }
+                    q.push(") ORDER BY id");
+                    let shown: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *conn).await.db()?;
+                    for o in offers {
+                        let Some((_, payload)) = shown.iter().find(|(id, _)| *id == o.id) else {
+                            continue;
+                        };
+                        let elder_name = serde_json::from_str::<OfferView>(payload)
+                            .ok()
+                            .and_then(|v| v.elder_name);
+                        pending.notices.close(
+                            &CloseNote {
+                                incident_id: o.incident_id.clone(),
+                                offer_id: o.id.clone(),
+                                steward_id: o.steward_id.clone(),
+                                reason,
+                                elder_name,
+                            },
+                            now,
+                        );
+                    }
+                    Ok(())
                 }
 
                 /// Frees the steward assigned to an incident: `available`
@@ -1038,19 +1099,21 @@ macro_rules! dispatch_sql {
                     for chunk in outbox.chunks(CHUNK) {
                         let mut q = QueryBuilder::<$db>::new(
                             "INSERT INTO outbox (id, incident_id, channel, target, event, payload,
-                                                 created_at, due_at, attempts, state) ",
+                                                 created_at, due_at, attempts, state, offer_id, steward_id) ",
                         );
                         q.push_values(chunk, |mut row, (o, payload)| {
                             row.push_bind(o.id.as_str())
-                                .push_bind(o.incident_id.as_str())
+                                .push_bind(o.incident_id.as_deref())
                                 .push_bind(channel_text(o.channel))
                                 .push_bind(o.target.as_str())
                                 .push_bind(o.event.as_str())
                                 .push_bind(payload.as_str())
                                 .push_bind(o.created_at)
-                                .push_bind(o.created_at)
+                                .push_bind(o.due_at)
                                 .push_bind(0_i32)
-                                .push_bind("pending");
+                                .push_bind("pending")
+                                .push_bind(o.offer_id.as_deref())
+                                .push_bind(o.steward_id.as_deref());
                         });
                         q.build().execute(&mut *conn).await.db()?;
                     }
@@ -1330,6 +1393,8 @@ macro_rules! dispatch_sql {
                         WithdrawReason::Taken, None, &actor, now, &mut pending,
                     )
                     .await?;
+                    Self::stop_reaching(&mut tx, std::slice::from_ref(&offer), CloseReason::Accepted, now, &mut pending)
+                        .await?;
                     let mut changed = i.clone();
                     changed.status = IncidentState::Acknowledged;
                     changed.steward_id = Some(steward.clone());
@@ -1757,34 +1822,43 @@ macro_rules! dispatch_sql {
                 }
 
                 #[tracing::instrument(skip_all, fields(limit = limit))]
-                async fn claim_outbox(
+                async fn claim_outbox_for(
                     &self,
                     now: DateTime<Utc>,
                     lease: Duration,
                     limit: i64,
+                    channels: &[Channel],
                 ) -> StoreResult<Vec<OutboxItem>> {
-                    if limit <= 0 {
+                    if limit <= 0 || channels.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let rows: Vec<OutboxRow> = sqlx::query_as(concat!(
-                        "UPDATE outbox SET claimed_until = $2
-                         WHERE id IN (
-                             SELECT id FROM outbox
-                             WHERE state = 'pending' AND due_at <= $1
-                               AND (claimed_until IS NULL OR claimed_until < $1)
-                             ORDER BY due_at, id LIMIT $3 ",
-                        $skip_locked,
-                        ")
-                         RETURNING *"
-                    ))
-                    .bind(now)
-                    .bind(now + lease)
-                    .bind(limit)
-                    .fetch_all(&mut *self.write_conn().await.db()?)
-                    .await
-                    .db()?;
+                    let mut q = QueryBuilder::<$db>::new("UPDATE outbox SET claimed_until = ");
+                    q.push_bind(now + lease)
+                        .push(" WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ")
+                        .push_bind(now)
+                        .push(" AND (claimed_until IS NULL OR claimed_until < ")
+                        .push_bind(now)
+                        .push(")");
+                    if channels.len() < Channel::ALL.len() {
+                        q.push(" AND channel IN (");
+                        let mut list = q.separated(", ");
+                        for c in channels {
+                            list.push_bind(channel_text(*c));
+                        }
+                        q.push(")");
+                    }
+                    q.push(" ORDER BY due_at, id LIMIT ")
+                        .push_bind(limit)
+                        .push(concat!(" ", $skip_locked, ") RETURNING *"));
+                    let rows: Vec<OutboxRow> = q
+                        .build_query_as()
+                        .fetch_all(&mut *self.write_conn().await.db()?)
+                        .await
+                        .db()?;
                     let mut items = all(rows, OutboxRow::into_item)?;
-                    // RETURNING has no order; ids sort by creation.
+                    // RETURNING has no order; ids sort by creation, which
+                    // keeps a device's commands in the order they were
+                    // written.
                     items.sort_by(|a, b| a.id.cmp(&b.id));
                     Ok(items)
                 }
@@ -1828,6 +1902,15 @@ macro_rules! dispatch_sql {
                         )
                         .bind(id)
                         .bind(error.as_str())
+                        .execute(&mut *self.write_conn().await.db()?)
+                        .await
+                        .db()?,
+                        DeliveryOutcome::Cancelled { reason } => sqlx::query(
+                            "UPDATE outbox SET state = 'cancelled', last_error = $2, claimed_until = NULL
+                             WHERE id = $1 AND state = 'pending'",
+                        )
+                        .bind(id)
+                        .bind(reason.as_str())
                         .execute(&mut *self.write_conn().await.db()?)
                         .await
                         .db()?,

@@ -14,12 +14,16 @@
 //! outbox rows for devices and webhooks, built in [`notices`]) together.
 //! Dispatch's side ([`dispatch::DispatchStore`]: offers, the lifecycle,
 //! escalation, the stream and the outbox) is written once in
-//! [`dispatch_sql`], beside [`sql`].
+//! [`dispatch_sql`], beside [`sql`]; reaching stewards' phones
+//! ([`reach::ReachStore`]: push subscriptions, server keys) in
+//! [`reach_sql`].
 
 pub mod dispatch;
 pub mod dispatch_sql;
 pub mod notices;
 pub mod postgres;
+pub mod reach;
+pub mod reach_sql;
 mod registry;
 mod rows;
 pub mod sql;
@@ -38,6 +42,7 @@ use crate::domain::{
 };
 use crate::rules::{Effect, RuleBook};
 use dispatch::DispatchStore;
+use reach::ReachStore;
 
 /// What can go wrong in the store, in terms a handler can map to a status.
 #[derive(Debug, thiserror::Error)]
@@ -255,9 +260,10 @@ pub struct EventFilter {
 
 /// Everything the dispatcher keeps. Object safe: the backend is chosen at
 /// start-up and shared as `Arc<dyn Store>`, which also offers dispatch's
-/// methods ([`DispatchStore`]).
+/// methods ([`DispatchStore`]) and those that reach stewards' phones
+/// ([`ReachStore`]).
 #[async_trait]
-pub trait Store: DispatchStore + Send + Sync + 'static {
+pub trait Store: DispatchStore + ReachStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Cheap round trip for `/readyz`.

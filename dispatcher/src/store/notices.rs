@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::dispatch::{Audience, Channel};
-use crate::domain::{Elder, Incident, IncidentId, Offer, Priority, Steward, StewardId};
+use crate::domain::{
+    CloseNote, CloseReason, ContactChannel, Elder, Incident, IncidentId, Offer, OfferView,
+    Priority, ReachStep, Steward, StewardId,
+};
 use crate::rules::RuleBook;
 use crate::settings::WebhookAudience;
 use protocol::{CommandMessage, IncidentUpdateState};
@@ -50,6 +53,19 @@ impl WithdrawReason {
             Self::Resolved => "resolved",
             Self::Reassigned => "reassigned",
             Self::OffDuty => "off_duty",
+        }
+    }
+
+    /// What the steward's phones are told when it closes the notification.
+    pub fn close_reason(self) -> CloseReason {
+        match self {
+            Self::Expired => CloseReason::Expired,
+            Self::Declined => CloseReason::Declined,
+            Self::Taken => CloseReason::Taken,
+            Self::Cancelled => CloseReason::Cancelled,
+            Self::Resolved => CloseReason::Resolved,
+            Self::Reassigned => CloseReason::Reassigned,
+            Self::OffDuty => CloseReason::OffDuty,
         }
     }
 
@@ -125,16 +141,39 @@ pub struct NewStream {
     pub data: Value,
 }
 
-/// One outbox row to insert (`state` pending, `due_at` = `created_at`).
+/// One outbox row to insert (`state` pending).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOutbox {
     pub id: String,
-    pub incident_id: String,
+    pub incident_id: Option<String>,
     pub channel: Channel,
     pub target: String,
     pub event: String,
     pub payload: Value,
     pub created_at: DateTime<Utc>,
+    /// Now, or a ladder step's time.
+    pub due_at: DateTime<Utc>,
+    /// The offer a push, SMS or call is about.
+    pub offer_id: Option<String>,
+    /// The steward a push, SMS or call reaches.
+    pub steward_id: Option<String>,
+}
+
+/// Outbox events of the rows that reach a steward.
+pub const REACH_OFFER: &str = "offer";
+pub const REACH_REPEAT: &str = "offer.repeat";
+pub const REACH_CLOSE: &str = "offer.close";
+pub const REACH_SMS: &str = "offer.sms";
+pub const REACH_VOICE: &str = "offer.voice";
+
+/// The outbox event of a ladder step.
+pub fn reach_event(step: &ReachStep) -> &'static str {
+    match (step.channel, step.repeat) {
+        (ContactChannel::Push, 0) => REACH_OFFER,
+        (ContactChannel::Push, _) => REACH_REPEAT,
+        (ContactChannel::Sms, _) => REACH_SMS,
+        (ContactChannel::Voice, _) => REACH_VOICE,
+    }
 }
 
 /// The notices of one transaction, in the order they happened.
@@ -165,12 +204,16 @@ impl Notices {
         self.push_once(Audience::Supervisors, EVENT_STEWARD, json!(steward), now);
     }
 
-    /// A new offer, to its steward, with what they need to decide and go.
+    /// A new offer, to its steward, with what they need to decide and go;
+    /// and one outbox row per step of `reach` (the pushes, SMS and calls
+    /// that reach them while the app is not on screen), each due at its
+    /// step's time and carrying only what a lock screen may show.
     pub fn offer(
         &mut self,
         incident: &Incident,
         elder: Option<&Elder>,
         offer: &Offer,
+        reach: &[ReachStep],
         now: DateTime<Utc>,
     ) {
         self.stream.push(NewStream {
@@ -183,6 +226,48 @@ impl Notices {
                 "distance_m": offer.distance_m,
                 "expires_at": offer.expires_at,
             }),
+        });
+        for step in reach {
+            let view = OfferView {
+                incident_id: incident.id.clone(),
+                offer_id: offer.id.clone(),
+                steward_id: offer.steward_id.clone(),
+                priority: incident.priority,
+                kind: incident.kind,
+                elder_name: elder.map(|e| e.name.clone()),
+                distance_m: offer.distance_m,
+                expires_at: offer.expires_at,
+                repeat: step.repeat,
+            };
+            self.outbox.push(NewOutbox {
+                id: outbox_id(now),
+                incident_id: Some(incident.id.to_string()),
+                channel: step.channel.into(),
+                target: offer.steward_id.to_string(),
+                event: reach_event(step).to_owned(),
+                payload: json!(view),
+                created_at: now,
+                due_at: step.at,
+                offer_id: Some(offer.id.clone()),
+                steward_id: Some(offer.steward_id.to_string()),
+            });
+        }
+    }
+
+    /// A push that closes an offer's notification on the steward's phones
+    /// (the offer was answered, taken, withdrawn or expired).
+    pub fn close(&mut self, note: &CloseNote, now: DateTime<Utc>) {
+        self.outbox.push(NewOutbox {
+            id: outbox_id(now),
+            incident_id: Some(note.incident_id.to_string()),
+            channel: Channel::Push,
+            target: note.steward_id.to_string(),
+            event: REACH_CLOSE.to_owned(),
+            payload: json!(note),
+            created_at: now,
+            due_at: now,
+            offer_id: Some(note.offer_id.clone()),
+            steward_id: Some(note.steward_id.to_string()),
         });
     }
 
@@ -294,12 +379,15 @@ impl Notices {
     ) {
         self.outbox.push(NewOutbox {
             id: outbox_id(now),
-            incident_id: incident.id.to_string(),
+            incident_id: Some(incident.id.to_string()),
             channel,
             target,
             event: event.to_owned(),
             payload,
             created_at: now,
+            due_at: now,
+            offer_id: None,
+            steward_id: None,
         });
     }
 }
@@ -308,7 +396,7 @@ impl Notices {
 /// process, so a claimer ordering by id tells a device `received` before
 /// `cancelled` even when both were written at one instant (a controlled
 /// clock, one ingest batch). The random tail keeps instances apart.
-fn outbox_id(now: DateTime<Utc>) -> String {
+pub fn outbox_id(now: DateTime<Utc>) -> String {
     static WRITTEN: AtomicU64 = AtomicU64::new(0);
     let micros = now.timestamp_micros().max(0);
     let n = WRITTEN.fetch_add(1, Ordering::Relaxed);
@@ -524,7 +612,7 @@ mod tests {
             responded_at: None,
             distance_m: Some(420.0),
         };
-        n.offer(&inc, Some(&elder()), &offer, now());
+        n.offer(&inc, Some(&elder()), &offer, &[], now());
         n.withdrawn(&s1, &inc.id, WithdrawReason::Taken, now());
         let steward = Steward {
             id: s1.clone(),

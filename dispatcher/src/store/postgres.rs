@@ -16,6 +16,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
 use super::dispatch_sql::dispatch_sql;
+use super::reach_sql::reach_sql;
 use super::registry::RegistryCache;
 use super::sql::sql_store;
 
@@ -114,6 +115,8 @@ dispatch_sql!(
     skip_locked = "FOR UPDATE SKIP LOCKED",
     steward_claim = "AND id IN (SELECT id FROM stewards WHERE id = $1 FOR UPDATE SKIP LOCKED)"
 );
+
+reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 
 #[cfg(test)]
 mod tests {

@@ -539,18 +539,11 @@ impl StreamRow {
 
 /// The text `outbox.channel` holds.
 pub(crate) fn channel_text(c: Channel) -> &'static str {
-    match c {
-        Channel::Webhook => "webhook",
-        Channel::Device => "device",
-    }
+    c.as_str()
 }
 
 fn parse_channel(text: &str) -> Result<Channel, String> {
-    match text {
-        "webhook" => Ok(Channel::Webhook),
-        "device" => Ok(Channel::Device),
-        other => Err(format!("unknown channel {other:?}")),
-    }
+    Channel::parse(text).ok_or_else(|| format!("unknown channel {text:?}"))
 }
 
 #[derive(sqlx::FromRow)]
@@ -566,6 +559,9 @@ pub(crate) struct OutboxRow {
     state: String,
     last_error: Option<String>,
     delivered_at: Option<DateTime<Utc>>,
+    due_at: DateTime<Utc>,
+    offer_id: Option<String>,
+    steward_id: Option<String>,
 }
 
 impl OutboxRow {
@@ -582,6 +578,8 @@ impl OutboxRow {
             event: self.event,
             attempts: self.attempts,
             created_at: self.created_at,
+            offer_id: self.offer_id,
+            due_at: self.due_at,
             id: self.id,
         })
     }
@@ -597,6 +595,51 @@ impl OutboxRow {
             last_error: self.last_error,
             created_at: self.created_at,
             delivered_at: self.delivered_at,
+            due_at: self.due_at,
+            offer_id: self.offer_id,
+            steward_id: self.steward_id,
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SubscriptionRow {
+    id: String,
+    steward_id: String,
+    endpoint: String,
+    p256dh: String,
+    auth: String,
+    expiration_time: Option<DateTime<Utc>>,
+    lang: String,
+    created_at: DateTime<Utc>,
+    last_push_at: Option<DateTime<Utc>>,
+    last_ok: Option<bool>,
+    last_error: Option<String>,
+}
+
+impl SubscriptionRow {
+    pub(crate) fn into_domain(self) -> StoreResult<crate::domain::PushSubscription> {
+        let at = At {
+            table: "push_subscriptions",
+            id: &self.id,
+        };
+        Ok(crate::domain::PushSubscription {
+            steward_id: at.ok("steward_id", StewardId::parse(self.steward_id.clone()))?,
+            lang: crate::domain::Lang::parse(&self.lang).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "push_subscriptions {}: lang {:?}",
+                    self.id, self.lang
+                ))
+            })?,
+            endpoint: self.endpoint,
+            p256dh: self.p256dh,
+            auth: self.auth,
+            expiration_time: self.expiration_time,
+            created_at: self.created_at,
+            last_push_at: self.last_push_at,
+            last_ok: self.last_ok,
+            last_error: self.last_error,
+            id: self.id,
+        })
     }
 }

@@ -1,0 +1,671 @@
+//! [`Reach`]: sends the outbox rows that reach a steward (pushes, SMS,
+//! calls) and the test alert, checking each offer is still live first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::OnceCell;
+use utoipa::ToSchema;
+
+use super::push::{self, Message, Sent, Urgency};
+use super::text::{self, Lines};
+use super::token::{Purpose, TokenKey};
+use super::{Keys, TOKEN_KEY, VAPID_KEY, gateway};
+use crate::clock::Clock;
+use crate::domain::{CloseNote, ContactChannel, Lang, OfferView, PushSubscription, StewardId};
+use crate::outbox::{ReachSender, after_failure};
+use crate::settings::{GatewaySettings, Settings};
+use crate::store::dispatch::{Channel, DeliveryOutcome, OutboxItem};
+use crate::store::notices::{REACH_CLOSE, REACH_OFFER, REACH_REPEAT, REACH_SMS, REACH_VOICE};
+use crate::store::{Store, StoreError};
+
+/// The outbox event of an answer to an SMS reply.
+pub const REPLY: &str = "reply";
+
+/// Push attempts for one step before it is failed (its repeat follows).
+const PUSH_ATTEMPTS: i32 = 4;
+/// Retries of a push or a gateway message wait at most this long: the
+/// offer expires within a minute or two.
+const RETRY_CAP_S: i64 = 8;
+/// A close is kept this long by the push service for a phone that is off.
+const CLOSE_TTL_S: u64 = 300;
+
+/// How one phone took a test alert.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TestResult {
+    pub subscription_id: String,
+    pub ok: bool,
+    /// The push service's status, when it answered.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+/// Sends what reaches stewards. One per process, shared by the outbox
+/// worker and the API.
+pub struct Reach {
+    store: Arc<dyn Store>,
+    settings: Arc<Settings>,
+    clock: Clock,
+    http: reqwest::Client,
+    keys: OnceCell<Arc<Keys>>,
+    /// One push at a time per steward, in claim order: a close never
+    /// overtakes the offer it closes.
+    in_order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Reach {
+    pub fn new(store: Arc<dyn Store>, settings: Arc<Settings>, clock: Clock) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("eldercare-dispatcher/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the TLS backend initialises");
+        Self {
+            store,
+            settings,
+            clock,
+            http,
+            keys: OnceCell::new(),
+            in_order: Mutex::default(),
+        }
+    }
+
+    /// The server's keys: read from the store, or made and stored at the
+    /// first start.
+    pub async fn keys(&self) -> Result<Arc<Keys>, StoreError> {
+        self.keys
+            .get_or_try_init(|| async {
+                let now = self.clock.now();
+                let vapid = self
+                    .store
+                    .server_key(VAPID_KEY, push::Vapid::generate, now)
+                    .await?;
+                let tokens = self
+                    .store
+                    .server_key(TOKEN_KEY, TokenKey::generate, now)
+                    .await?;
+                let vapid = push::Vapid::from_stored(&vapid, &self.settings.notify.push.subject)
+                    .map_err(|e| StoreError::Corrupt(format!("server_keys {VAPID_KEY}: {e}")))?;
+                let tokens = TokenKey::from_stored(&tokens).ok_or_else(|| {
+                    StoreError::Corrupt(format!("server_keys {TOKEN_KEY}: not a 32-byte key"))
+                })?;
+                Ok(Arc::new(Keys { vapid, tokens }))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Why an offer's message must not go out now, if it must not.
+    async fn offer_over(
+        &self,
+        offer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(match self.store.offer(offer_id).await? {
+            None => Some("the offer no longer exists".into()),
+            Some(o) => match o.response {
+                Some(r) => Some(format!("not needed: offer {r}")),
+                None if o.expires_at <= now => Some("not needed: offer expired".into()),
+                None => None,
+            },
+        })
+    }
+
+    // --- push ---
+
+    async fn deliver_push(&self, item: &OutboxItem) -> DeliveryOutcome {
+        let Ok(steward) = StewardId::parse(item.target.clone()) else {
+            return failed(format!("{:?} is not a steward id", item.target));
+        };
+        let lock = self.lock_for(&item.target);
+        let _turn = lock.lock().await;
+        let now = self.clock.now();
+        let keys = match self.keys().await {
+            Ok(k) => k,
+            Err(e) => return self.retry(item, format!("the server's keys: {e}"), None, None),
+        };
+        let what = match item.event.as_str() {
+            REACH_OFFER | REACH_REPEAT => {
+                let view: OfferView = match serde_json::from_value(item.payload.clone()) {
+                    Ok(v) => v,
+                    Err(e) => return failed(format!("payload is not an offer: {e}")),
+                };
+                match self.offer_over(&view.offer_id, now).await {
+                    Ok(Some(why)) => return DeliveryOutcome::Cancelled { reason: why },
+                    Ok(None) => {}
+                    Err(e) => return self.retry(item, e.to_string(), None, Some(view.expires_at)),
+                }
+                let token = keys.tokens.token(Purpose::Act, &view.offer_id);
+                PushWhat::Offer(view, token)
+            }
+            REACH_CLOSE => match serde_json::from_value(item.payload.clone()) {
+                Ok(note) => PushWhat::Close(note),
+                Err(e) => return failed(format!("payload is not a close: {e}")),
+            },
+            other => return failed(format!("no push is made for event {other:?}")),
+        };
+        let deadline = what.deadline();
+        let subs = match self.store.subscriptions_of(&steward).await {
+            Ok(s) => s,
+            Err(e) => return self.retry(item, e.to_string(), None, deadline),
+        };
+        if subs.is_empty() {
+            return failed(format!(
+                "steward {steward} has no phone registered for alerts (they enable them in the app)"
+            ));
+        }
+        let topic = item.incident_id.as_ref().map(|i| push::topic(i.as_str()));
+        let results = self
+            .push_all(
+                &keys,
+                &subs,
+                |s| what.payload(s.lang, now),
+                what.ttl_s(now),
+                what.urgency(),
+                topic,
+            )
+            .await;
+        let delivered = results.iter().filter(|r| r.ok).count();
+        if delivered > 0 {
+            return DeliveryOutcome::Delivered;
+        }
+        let summary = summary(&results);
+        let transient = results.iter().any(|r| r.transient);
+        let retry_after = results.iter().filter_map(|r| r.retry_after).max();
+        if transient {
+            self.retry(item, summary, retry_after, deadline)
+        } else {
+            failed(summary)
+        }
+    }
+
+    fn lock_for(&self, steward: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.in_order.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget the locks nobody holds, so the map stays as small as
+        // the pushes in flight.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(steward.to_owned()).or_default().clone()
+    }
+
+    /// Sends to every phone at once and records how each went (a phone
+    /// the push service no longer knows is forgotten).
+    async fn push_all(
+        &self,
+        keys: &Keys,
+        subs: &[PushSubscription],
+        payload: impl Fn(&PushSubscription) -> Vec<u8>,
+        ttl_s: u64,
+        urgency: Urgency,
+        topic: Option<String>,
+    ) -> Vec<PhoneResult> {
+        let sends = subs.iter().map(|sub| {
+            let body = payload(sub);
+            let topic = topic.clone();
+            async move {
+                let message = Message {
+                    payload: &body,
+                    ttl_s,
+                    urgency,
+                    topic,
+                };
+                (
+                    sub,
+                    push::send(&self.http, &keys.vapid, sub, &message).await,
+                )
+            }
+        });
+        let sent = futures::future::join_all(sends).await;
+        let now = self.clock.now();
+        let mut out = Vec::with_capacity(sent.len());
+        for (sub, result) in sent {
+            let r = PhoneResult::of(sub, &result);
+            let recorded = match &result {
+                Sent::Gone { .. } => {
+                    tracing::info!(subscription = %sub.id, steward = %sub.steward_id, "push subscription gone; forgotten");
+                    self.store.delete_subscription(&sub.id).await.map(|_| ())
+                }
+                _ => {
+                    self.store
+                        .record_push(&sub.id, r.error.as_deref(), now)
+                        .await
+                }
+            };
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, subscription = %sub.id, "could not record how a push went");
+            }
+            out.push(r);
+        }
+        out
+    }
+
+    /// A retry after the usual backoff, unless it would come after the
+    /// offer's expiry: then failed, since nobody can answer it.
+    fn retry(
+        &self,
+        item: &OutboxItem,
+        error: String,
+        retry_after: Option<Duration>,
+        deadline: Option<DateTime<Utc>>,
+    ) -> DeliveryOutcome {
+        let max = match item.channel {
+            Channel::Push => PUSH_ATTEMPTS,
+            Channel::Sms => self.gateway_attempts(&self.settings.notify.sms),
+            Channel::Voice => self.gateway_attempts(&self.settings.notify.voice),
+            Channel::Webhook | Channel::Device => 1,
+        };
+        let retry_after = retry_after.and_then(|d| chrono::Duration::from_std(d).ok());
+        let outcome = after_failure(
+            item.attempts + 1,
+            max,
+            RETRY_CAP_S,
+            retry_after,
+            self.clock.now(),
+            error,
+        );
+        match (outcome, deadline) {
+            (DeliveryOutcome::Retry { at, error }, Some(d)) if at >= d => {
+                failed(format!("the offer expired before it went through: {error}"))
+            }
+            (other, _) => other,
+        }
+    }
+
+    fn gateway_attempts(&self, g: &Option<GatewaySettings>) -> i32 {
+        g.as_ref()
+            .map_or(1, |g| i32::try_from(g.max_attempts).unwrap_or(i32::MAX))
+    }
+
+    /// "Send me a test alert": a push to each of the steward's phones now.
+    pub async fn test_push(&self, steward: &StewardId) -> Result<Vec<TestResult>, StoreError> {
+        let keys = self.keys().await?;
+        let subs = self.store.subscriptions_of(steward).await?;
+        let results = self
+            .push_all(
+                &keys,
+                &subs,
+                |s| test_payload(s.lang),
+                60,
+                Urgency::High,
+                None,
+            )
+            .await;
+        Ok(subs
+            .iter()
+            .zip(results)
+            .map(|(s, r)| TestResult {
+                subscription_id: s.id.clone(),
+                ok: r.ok,
+                status: r.status,
+                error: r.error,
+            })
+            .collect())
+    }
+
+    // --- SMS and calls ---
+
+    async fn deliver_gateway(&self, item: &OutboxItem, channel: ContactChannel) -> DeliveryOutcome {
+        let notify = &self.settings.notify;
+        let Some(g) = notify.gateway(channel) else {
+            return failed(format!(
+                "no {} gateway is configured (notify.{})",
+                channel.as_str(),
+                channel.as_str()
+            ));
+        };
+        let now = self.clock.now();
+        let (values, deadline) = match item.event.as_str() {
+            REACH_SMS | REACH_VOICE => {
+                let view: OfferView = match serde_json::from_value(item.payload.clone()) {
+                    Ok(v) => v,
+                    Err(e) => return failed(format!("payload is not an offer: {e}")),
+                };
+                match self.offer_over(&view.offer_id, now).await {
+                    Ok(Some(why)) => return DeliveryOutcome::Cancelled { reason: why },
+                    Ok(None) => {}
+                    Err(e) => return self.retry(item, e.to_string(), None, Some(view.expires_at)),
+                }
+                match self.offer_values(&view, channel, now).await {
+                    Ok(v) => (v, Some(view.expires_at)),
+                    Err(Problem::Fail(e)) => return failed(e),
+                    Err(Problem::Retry(e)) => {
+                        return self.retry(item, e, None, Some(view.expires_at));
+                    }
+                }
+            }
+            REPLY => {
+                let phone = item.payload["phone"].as_str().unwrap_or_default();
+                let text = item.payload["text"].as_str().unwrap_or_default();
+                if phone.is_empty() || text.is_empty() {
+                    return failed("a reply needs a phone and a text".into());
+                }
+                // Every placeholder has a value, so a template written
+                // for offers (`"left": {seconds_left}`) stays valid JSON.
+                let mut values: BTreeMap<&str, String> = gateway::PLACEHOLDERS
+                    .iter()
+                    .map(|p| (*p, String::new()))
+                    .collect();
+                values.insert("seconds_left", "0".into());
+                values.insert("distance_m", "0".into());
+                values.insert("phone", phone.to_owned());
+                values.insert("text", text.to_owned());
+                values.insert(
+                    "lang",
+                    item.payload["lang"].as_str().unwrap_or("zh").to_owned(),
+                );
+                if let Some(i) = &item.incident_id {
+                    values.insert("incident_id", i.to_string());
+                }
+                (values, None)
+            }
+            other => {
+                return failed(format!(
+                    "no {} is made for event {other:?}",
+                    channel.as_str()
+                ));
+            }
+        };
+        match gateway::request(&self.http, g, &values).send().await {
+            Ok(r) if r.status().is_success() => DeliveryOutcome::Delivered,
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let retry_after = r
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let body = r.text().await.unwrap_or_default();
+                let body: String = body.trim().chars().take(200).collect();
+                let error = if body.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    format!("HTTP {status}: {body}")
+                };
+                if status == 429 || status >= 500 {
+                    self.retry(item, error, retry_after, deadline)
+                } else {
+                    failed(error)
+                }
+            }
+            // Without the URL: a gateway's may carry a key.
+            Err(e) => self.retry(item, e.without_url().to_string(), None, deadline),
+        }
+    }
+
+    /// The placeholders of an offer's SMS or call.
+    async fn offer_values(
+        &self,
+        view: &OfferView,
+        channel: ContactChannel,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<&'static str, String>, Problem> {
+        let steward = match self.store.steward(&view.steward_id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Err(Problem::Fail(format!(
+                    "steward {} is gone",
+                    view.steward_id
+                )));
+            }
+            Err(e) => return Err(Problem::Retry(e.to_string())),
+        };
+        if crate::notify::reply::digits(&steward.phone).len() < 5 {
+            return Err(Problem::Fail(format!(
+                "steward {} has no phone number to {}",
+                steward.id,
+                if channel == ContactChannel::Sms {
+                    "text"
+                } else {
+                    "call"
+                }
+            )));
+        }
+        let keys = self
+            .keys()
+            .await
+            .map_err(|e| Problem::Retry(e.to_string()))?;
+        let lang = Lang::of_steward(&steward.languages, self.settings.notify.language);
+        let public = self
+            .settings
+            .http
+            .public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned());
+        let link = public.as_ref().map(|u| {
+            format!(
+                "{u}/app/#link={}",
+                keys.tokens.token(Purpose::Link, &view.offer_id)
+            )
+        });
+        let said = match channel {
+            ContactChannel::Voice => text::offer_voice(lang, view, now),
+            _ => text::offer_sms(lang, view, now, link.as_deref()),
+        };
+        let reply_url = public
+            .as_ref()
+            .map(|u| format!("{u}/api/v1/notify/inbound/{}", channel.as_str()))
+            .unwrap_or_default();
+        Ok(BTreeMap::from([
+            ("phone", steward.phone.clone()),
+            ("text", said),
+            ("link", link.unwrap_or_default()),
+            ("incident_id", view.incident_id.to_string()),
+            ("offer_id", view.offer_id.clone()),
+            ("priority", view.priority.to_string()),
+            ("kind", view.kind.to_string()),
+            ("elder_name", view.elder_name.clone().unwrap_or_default()),
+            (
+                "distance_m",
+                format!("{:.0}", view.distance_m.unwrap_or(0.0)),
+            ),
+            ("seconds_left", text::seconds_left(view, now).to_string()),
+            ("expires_at", view.expires_at.to_rfc3339()),
+            ("steward_id", steward.id.to_string()),
+            ("steward_name", steward.name.clone()),
+            ("lang", lang.as_str().to_owned()),
+            ("reply_url", reply_url),
+        ]))
+    }
+}
+
+enum Problem {
+    Fail(String),
+    Retry(String),
+}
+
+/// What a push row says.
+enum PushWhat {
+    /// An offer, with the token its buttons act with.
+    Offer(OfferView, String),
+    Close(CloseNote),
+}
+
+impl PushWhat {
+    fn payload(&self, lang: Lang, now: DateTime<Utc>) -> Vec<u8> {
+        match self {
+            Self::Offer(view, token) => offer_payload(lang, view, now, token),
+            Self::Close(note) => close_payload(lang, note),
+        }
+    }
+
+    /// An offer's push is worthless once the offer expires.
+    fn ttl_s(&self, now: DateTime<Utc>) -> u64 {
+        match self {
+            Self::Offer(view, _) => text::seconds_left(view, now).max(1) as u64,
+            Self::Close(_) => CLOSE_TTL_S,
+        }
+    }
+
+    fn urgency(&self) -> Urgency {
+        match self {
+            Self::Offer(..) => Urgency::High,
+            Self::Close(_) => Urgency::Normal,
+        }
+    }
+
+    /// After this no retry is worth it.
+    fn deadline(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Offer(view, _) => Some(view.expires_at),
+            Self::Close(_) => None,
+        }
+    }
+}
+
+#[async_trait]
+impl ReachSender for Reach {
+    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+        match item.channel {
+            Channel::Push => self.deliver_push(item).await,
+            Channel::Sms => self.deliver_gateway(item, ContactChannel::Sms).await,
+            Channel::Voice => self.deliver_gateway(item, ContactChannel::Voice).await,
+            Channel::Webhook | Channel::Device => failed(format!(
+                "{} rows are not for reaching stewards",
+                item.channel.as_str()
+            )),
+        }
+    }
+}
+
+fn failed(error: String) -> DeliveryOutcome {
+    DeliveryOutcome::Failed { error }
+}
+
+/// How one phone took one push.
+#[derive(Debug, Clone)]
+struct PhoneResult {
+    ok: bool,
+    transient: bool,
+    status: Option<u16>,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl PhoneResult {
+    fn of(sub: &PushSubscription, sent: &Sent) -> Self {
+        let _ = sub;
+        match sent {
+            Sent::Delivered => Self {
+                ok: true,
+                transient: false,
+                status: Some(201),
+                error: None,
+                retry_after: None,
+            },
+            Sent::Gone { status } => Self {
+                ok: false,
+                transient: false,
+                status: Some(*status),
+                error: Some(format!(
+                    "HTTP {status}: the phone unsubscribed; it must enable alerts in the app again"
+                )),
+                retry_after: None,
+            },
+            Sent::Transient { error, retry_after } => Self {
+                ok: false,
+                transient: true,
+                status: status_of(error),
+                error: Some(error.clone()),
+                retry_after: *retry_after,
+            },
+            Sent::Refused { error } => Self {
+                ok: false,
+                transient: false,
+                status: status_of(error),
+                error: Some(error.clone()),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+fn status_of(error: &str) -> Option<u16> {
+    error.strip_prefix("HTTP ")?.get(..3)?.parse().ok()
+}
+
+/// "no phone took it: 2 × HTTP 500; 1 × HTTP 410 …".
+fn summary(results: &[PhoneResult]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for r in results {
+        let e = r.error.clone().unwrap_or_else(|| "?".into());
+        match counts.iter_mut().find(|(k, _)| *k == e) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((e, 1)),
+        }
+    }
+    let parts: Vec<String> = counts
+        .into_iter()
+        .map(|(e, n)| if n == 1 { e } else { format!("{n} × {e}") })
+        .collect();
+    format!(
+        "no phone took it ({} registered): {}",
+        results.len(),
+        parts.join("; ")
+    )
+}
+
+/// What the service worker reads for an offer.
+pub fn offer_payload(lang: Lang, view: &OfferView, now: DateTime<Utc>, token: &str) -> Vec<u8> {
+    let Lines { title, body } = text::offer(lang, view, now);
+    let id = view.incident_id.as_str();
+    serde_json::to_vec(&json!({
+        "v": 1,
+        "type": "offer",
+        "incident_id": id,
+        "offer_id": view.offer_id,
+        "tag": format!("incident-{id}"),
+        "title": title,
+        "body": body,
+        "lang": lang,
+        "priority": view.priority,
+        "kind": view.kind,
+        "elder_name": view.elder_name,
+        "distance_m": view.distance_m,
+        "expires_at": view.expires_at,
+        "repeat": view.repeat,
+        "token": token,
+        "url": format!("/app/#incident={id}"),
+        "actions": [
+            {"action": "accept", "title": text::accept(lang)},
+            {"action": "decline", "title": text::decline(lang)},
+        ],
+    }))
+    .expect("JSON serialises")
+}
+
+/// What the service worker reads to close an offer's notification.
+pub fn close_payload(lang: Lang, note: &CloseNote) -> Vec<u8> {
+    let Lines { title, body } = text::close(lang, note);
+    let id = note.incident_id.as_str();
+    serde_json::to_vec(&json!({
+        "v": 1,
+        "type": "close",
+        "incident_id": id,
+        "offer_id": note.offer_id,
+        "tag": format!("incident-{id}"),
+        "reason": note.reason,
+        "title": title,
+        "body": body,
+    }))
+    .expect("JSON serialises")
+}
+
+/// What the service worker reads for a test alert.
+pub fn test_payload(lang: Lang) -> Vec<u8> {
+    let Lines { title, body } = text::test(lang);
+    serde_json::to_vec(&json!({
+        "v": 1,
+        "type": "test",
+        "tag": "test",
+        "title": title,
+        "body": body,
+        "url": "/app/",
+    }))
+    .expect("JSON serialises")
+}
