@@ -13,6 +13,14 @@
 //! work. Every response carries an `ETag` and `Cache-Control: no-cache`:
 //! a phone revalidates (a 304 of a few bytes) instead of running last
 //! week's app after an upgrade.
+//!
+//! The steward app's service worker (`/app/sw.js`) keeps the app in a
+//! cache of its own so a phone opens it with no network. Its cache name
+//! carries [`assets_version`], a digest of every embedded file, written
+//! into the script as it is served: any change to the pages makes a new
+//! worker, which replaces the old cache instead of serving it forever.
+
+use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Body;
@@ -20,6 +28,7 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use rust_embed::RustEmbed;
+use sha2::{Digest, Sha256};
 use tower_http::compression::CompressionLayer;
 
 use crate::api::{ApiError, AppState};
@@ -94,11 +103,47 @@ async fn favicon(headers: HeaderMap) -> Response {
     serve("assets/common/icon.svg", &headers)
 }
 
+/// The service worker, and the mark in it that [`assets_version`] replaces.
+const SERVICE_WORKER: &str = "app/sw.js";
+const VERSION_MARK: &str = "__ELDERCARE_ASSETS_VERSION__";
+
+/// A digest of every embedded file but the service worker itself: it
+/// changes whenever anything the app could have cached changes.
+fn assets_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let mut names: Vec<_> = Assets::iter().filter(|n| n != SERVICE_WORKER).collect();
+        names.sort();
+        let mut digest = Sha256::new();
+        for name in names {
+            if let Some(file) = Assets::get(&name) {
+                digest.update(name.as_bytes());
+                digest.update(file.metadata.sha256_hash());
+            }
+        }
+        hex(&digest.finalize()[..8])
+    })
+}
+
+/// A file's bytes as served: the service worker with its version written in.
+fn body_of(name: &str, data: Vec<u8>) -> Vec<u8> {
+    if name != SERVICE_WORKER {
+        return data;
+    }
+    String::from_utf8_lossy(&data)
+        .replace(VERSION_MARK, assets_version())
+        .into_bytes()
+}
+
 fn serve(name: &str, headers: &HeaderMap) -> Response {
     let Some(file) = Assets::get(name) else {
         return ApiError::NotFound(format!("no page {name}")).into_response();
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..12]));
+    let mut etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..12]));
+    if name == SERVICE_WORKER {
+        // The same script with other assets is another worker.
+        etag = format!("\"{}-{}\"", &etag[1..etag.len() - 1], assets_version());
+    }
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -106,7 +151,7 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Body::from(file.data.into_owned()).into_response()
+        Body::from(body_of(name, file.data.into_owned())).into_response()
     };
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime(name)));
@@ -173,5 +218,36 @@ mod tests {
         );
         assert_eq!(resolve("/assets/../Cargo.toml"), Resolved::Missing);
         assert_eq!(resolve("/assets/nothing.js"), Resolved::Missing);
+        assert_eq!(resolve("/app/sw.js"), Resolved::File("app/sw.js".into()));
+        assert_eq!(
+            resolve("/app/manifest.webmanifest"),
+            Resolved::File("app/manifest.webmanifest".into())
+        );
+    }
+
+    #[test]
+    fn the_service_worker_is_served_fresh_with_the_assets_version_written_in() {
+        let response = serve(SERVICE_WORKER, &HeaderMap::new());
+        let h = response.headers();
+        assert_eq!(h[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+        assert!(h[header::ETAG].to_str().unwrap().contains(assets_version()));
+        let raw = Assets::get(SERVICE_WORKER).unwrap().data.into_owned();
+        assert!(String::from_utf8_lossy(&raw).contains(VERSION_MARK));
+        let served = String::from_utf8(body_of(SERVICE_WORKER, raw)).unwrap();
+        assert!(!served.contains(VERSION_MARK));
+        assert!(served.contains(&format!("const VERSION = '{}';", assets_version())));
+        assert_eq!(assets_version().len(), 16);
+        // Other files go out as they are.
+        assert_eq!(body_of("app/index.html", b"x".to_vec()), b"x");
+    }
+
+    #[test]
+    fn the_manifest_is_a_web_app_manifest() {
+        let response = serve("app/manifest.webmanifest", &HeaderMap::new());
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/manifest+json"
+        );
     }
 }

@@ -10,6 +10,8 @@
 //! - [`process`]: the dispatcher binary and a Mosquitto of the test's own,
 //!   for the tests that kill things.
 //! - [`browser`]: headless Chromium through ChromeDriver, for the pages.
+//! - [`cdp`]: the browser's DevTools protocol directly, for service
+//!   workers and push messages.
 //! - [`push_service`]: a Web Push service on loopback that checks VAPID
 //!   and decrypts every push, as a browser vendor's would.
 //! - [`store_harness`]: a store test run on both backends
@@ -20,6 +22,7 @@
 pub mod app;
 pub mod bench;
 pub mod browser;
+pub mod cdp;
 pub mod db;
 pub mod device;
 pub mod process;

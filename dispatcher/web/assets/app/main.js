@@ -1,12 +1,14 @@
-// The steward app (`/app/`): duty, location, offers as they ring, and the
-// incident the steward took, live from the stream. The stream's snapshot
-// is the truth on every (re)connection; events change it in between.
+// The steward app (`/app/`): duty, location, alerts on this phone,
+// offers as they ring, and the incident the steward took, live from the
+// stream. The stream's snapshot is the truth on every (re)connection;
+// events change it in between. With no stream at all, the app shows what
+// it last knew (saved.js), marked as such.
 import './strings.js';
-import { requireSession } from '../common/session.js';
+import { requireSession, session, LeavingForLogin } from '../common/session.js';
 import { api, ApiError, OfflineError, logout } from '../common/api.js';
 import { openStream } from '../common/stream.js';
 import { t, apply, languageToggle, onLangChange, time } from '../common/i18n.js';
-import { h } from '../common/dom.js';
+import { h, fill } from '../common/dom.js';
 import { offerCard, tickOffers } from './offer.js';
 import { incidentCard, tickIncidents } from './incident.js';
 import { locationSharer } from './location.js';
@@ -14,6 +16,16 @@ import { distance } from './elder.js';
 import {
   soundSupported, soundReady, unlockSound, onSoundChange, startRinging, stopRinging, testBeep,
 } from './alert.js';
+import { initPush, registerWorker, saveClockOffset } from './push.js';
+import { saveState, loadState, forgetState } from './saved.js';
+import { redeemLink, hashParam, clearHash } from './links.js';
+
+// An SMS's link carries its own session: redeem it before asking for a login.
+const linkProblem = await redeemLink();
+if (linkProblem && session()?.role !== 'steward') {
+  linkAlone(linkProblem);
+  throw new LeavingForLogin('the link did not work');
+}
 
 const me = requireSession(['steward']);
 const stewardId = me.steward_id;
@@ -39,6 +51,14 @@ const state = {
   skew: 0,
   conn: 'connecting',
   location: { state: 'off' },
+  /** a snapshot has arrived since the page loaded: the state is live, worth saving */
+  synced: false,
+  /** when the state shown was saved, while it is the saved one */
+  savedAt: null,
+  /** the card `#incident=` asked for: {id, since} until it is shown */
+  target: null,
+  /** the card last asked for, outlined */
+  highlight: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -55,11 +75,18 @@ const els = {
   offers: $('offers'),
   incidents: $('incidents'),
   empty: $('empty'),
+  savedAt: $('saved-at'),
 };
 
 apply();
 languageToggle($('lang'));
-$('logout').addEventListener('click', () => logout());
+$('logout').addEventListener('click', async (e) => {
+  e.currentTarget.disabled = true;
+  // This phone stops ringing for this steward, and forgets their elders.
+  await alerts.forget();
+  forgetState();
+  logout();
+});
 
 // --- notices ---------------------------------------------------------------
 
@@ -69,6 +96,23 @@ function notice(text, kind = 'info') {
   els.notice.hidden = false;
 }
 $('notice-close').addEventListener('click', () => { els.notice.hidden = true; });
+
+function linkText(p) {
+  if (p.code === 'link_expired') return t('link.expired');
+  if (p.code === 'offline') return t('link.offline');
+  return t('link.failed', { message: p.message ?? p.code });
+}
+
+/** A link that did not work on a logged-out phone: say why, offer the login. */
+function linkAlone(p) {
+  apply();
+  document.body.dataset.conn = 'link';
+  // Nothing behind them works without a login.
+  for (const id of ['logout', 'lang']) document.getElementById(id).hidden = true;
+  fill(document.querySelector('main'),
+    h('p', { id: 'link-problem', class: 'notice error', role: 'alert' }, linkText(p)),
+    h('a', { class: 'button-link', href: '/login?next=' + encodeURIComponent('/app/') }, t('link.login')));
+}
 
 function failure(err) {
   if (err instanceof OfflineError) return t('err.offline');
@@ -152,6 +196,18 @@ function renderLocation() {
   els.location.className = 'location ' + cls;
 }
 
+// --- alerts on this phone ---------------------------------------------------
+
+const alerts = initPush($('push'), { onChange: () => render() });
+
+// A tap on a notification while the app is open: go to the card, no reload.
+navigator.serviceWorker?.addEventListener('message', (e) => {
+  if (e.data?.type !== 'navigate') return;
+  const url = new URL(e.data.url, location.href);
+  if (url.pathname === location.pathname) location.hash = url.hash;
+  else location.assign(url.href);
+});
+
 // --- offers and incidents --------------------------------------------------
 
 /** Rebuilds a card only when what it shows changed, so typing and focus survive. */
@@ -203,7 +259,13 @@ function render() {
       return card;
     });
   els.empty.hidden = state.offers.size > 0 || state.incidents.size > 0;
-  els.empty.textContent = t(state.steward?.on_duty ? 'empty.on' : 'empty.off');
+  els.empty.textContent = t(!state.steward?.on_duty ? 'empty.off' : alerts.isOn() ? 'empty.on_alerts' : 'empty.on');
+  els.savedAt.hidden = !state.savedAt;
+  els.savedAt.textContent = state.savedAt ? t('saved.at', { time: time(state.savedAt) }) : '';
+  for (const card of document.querySelectorAll('.card[data-incident]')) {
+    card.classList.toggle('target', card.dataset.incident === state.highlight);
+  }
+  if (state.synced) saveState(stewardId, state);
   if (state.offers.size) startRinging(); else stopRinging();
   // The tab's title shows a waiting offer even when another app is in front.
   document.title = (state.offers.size ? '(' + state.offers.size + ') ' + t('offer.new', { kind: '' }).replace(/[:：]\s*$/, '') + ' · ' : '') + t('app.name');
@@ -358,6 +420,8 @@ function ringFor(offer) {
 function onEvent(name, data) {
   switch (name) {
     case 'snapshot':
+      state.synced = true;
+      state.savedAt = null;
       state.offers = new Map((data.offers ?? []).map((o) => [o.incident.id, o]));
       state.incidents = new Map((data.incidents ?? []).map((i) => [i.id, i]));
       if (data.steward) state.steward = data.steward;
@@ -401,6 +465,25 @@ function onState(s) {
   state.conn = s;
   document.body.dataset.conn = s;
   renderOffline();
+  if (s === 'offline' && !state.synced && !state.savedAt) restoreSaved();
+  if (s === 'live') alerts.retry();
+}
+
+/** No stream since the page loaded: show what this phone last knew. */
+function restoreSaved() {
+  const saved = loadState(stewardId);
+  if (!saved) return;
+  state.skew = saved.skew ?? 0;
+  state.steward = saved.steward ?? state.steward;
+  const now = serverNow();
+  // An offer past its time cannot be taken: not shown at all.
+  state.offers = new Map((saved.offers ?? [])
+    .filter((o) => Date.parse(o.expires_at) > now)
+    .map((o) => [o.incident.id, { ...o, saved: true }]));
+  state.incidents = new Map((saved.incidents ?? []).map((i) => [i.id, i]));
+  for (const e of saved.elders ?? []) state.elders.set(e.id, e);
+  state.savedAt = saved.saved_at;
+  render();
 }
 window.addEventListener('offline', () => { netDown = true; renderOffline(); });
 window.addEventListener('online', () => { netDown = false; renderOffline(); });
@@ -411,9 +494,59 @@ window.addEventListener('online', () => { netDown = false; renderOffline(); });
 const serverNow = () => Date.now() + state.skew;
 
 function tick() {
-  tickOffers(els.offers, serverNow());
-  tickIncidents(els.incidents, serverNow());
+  const now = serverNow();
+  // A saved offer is only known until its time is up; then it goes, not
+  // left with buttons as if it could still be taken.
+  let ended = false;
+  for (const [id, o] of state.offers) {
+    if (o.saved && Date.parse(o.expires_at) <= now) { state.offers.delete(id); ended = true; }
+  }
+  if (ended) { render(); return; }
+  tickOffers(els.offers, now);
+  tickIncidents(els.incidents, now);
+  showTarget();
 }
+
+// --- `#incident=<id>` ----------------------------------------------------------
+
+/** How long a card asked for may take to arrive (an accept from a notification is on its way). */
+const TARGET_PATIENCE_MS = 10_000;
+
+function takeTarget() {
+  const id = hashParam('incident');
+  if (!id) return;
+  state.target = { id, since: Date.now() };
+  clearHash();
+  showTarget();
+}
+
+function showTarget() {
+  if (!state.target) return;
+  const { id, since } = state.target;
+  const card = document.querySelector(`.cards [data-incident="${CSS.escape(id)}"]`);
+  if (card) {
+    state.target = null;
+    state.highlight = id;
+    for (const c of document.querySelectorAll('.card.target')) c.classList.remove('target');
+    card.classList.add('target');
+    card.scrollIntoView({ block: 'start' });
+  } else if (state.synced && Date.now() - since > TARGET_PATIENCE_MS) {
+    state.target = null;
+    notice(t('link.gone'), 'warn');
+  }
+}
+
+/** A link opened while the app is already open only changes the hash. */
+async function onHashChange() {
+  if (hashParam('link')) {
+    const problem = await redeemLink();
+    if (problem) notice(linkText(problem), 'error');
+    // This page's login had gone and the link brought another: start afresh.
+    if (session()?.steward_id !== stewardId) { location.reload(); return; }
+  }
+  takeTarget();
+}
+window.addEventListener('hashchange', onHashChange);
 
 async function syncClock() {
   try {
@@ -423,6 +556,7 @@ async function syncClock() {
     const here = (sent + Date.now()) / 2;
     // The header has whole seconds: correct only what is clearly off.
     if (isFinite(date) && Math.abs(date + 500 - here) > 2000) state.skew = date + 500 - here;
+    saveClockOffset(state.skew);
   } catch { /* keep the phone's time */ }
 }
 
@@ -436,10 +570,15 @@ onLangChange(() => {
 
 renderSound();
 renderLocation();
+if (linkProblem) notice(linkText(linkProblem), 'error');
+takeTarget();
 render();
 syncClock();
 setInterval(tick, 1000);
+registerWorker();
 openStream(onEvent, onState);
+// The phone says it has no network: no need to wait for the stream to fail.
+if (netDown) restoreSaved();
 // Nobody answered for a long while past the deadline: the server has surely
 // withdrawn it; if that event was lost, the next snapshot will say so.
 setInterval(() => {

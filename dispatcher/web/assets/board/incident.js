@@ -1,6 +1,8 @@
-// The incident page: the elder's essentials, the timeline, the offers and
-// why each steward was chosen or passed over, notification delivery, and
-// the supervisor's actions (assign, cancel, resolve).
+// The incident page: the elder's essentials, the timeline, the offers
+// (each with how its steward was tried: pushes, repeats, SMS, a call, and
+// what came back) and why each steward was chosen or passed over, the
+// other notifications, and the supervisor's actions (assign, cancel,
+// resolve).
 import { api, ApiError } from '../common/api.js';
 import { t, duration, dateTime, time } from '../common/i18n.js';
 import { h, fill } from '../common/dom.js';
@@ -41,9 +43,9 @@ async function load(id) {
       section('inc.elder', elderCard(elder)),
       section('inc.actions', actions(d)),
       section('inc.timeline', timeline(d.timeline)),
-      section('inc.offers', offers(d.offers)),
+      section('inc.offers', offers(d.offers, d.deliveries)),
       section('inc.candidates', candidates(d.candidates)),
-      section('inc.deliveries', deliveries(d.deliveries))));
+      section('inc.deliveries', deliveries(otherDeliveries(d.offers, d.deliveries)))));
   if (focused) document.getElementById(focused)?.focus();
 }
 
@@ -99,10 +101,52 @@ function timeline(entries) {
   return table(['inc.at', 'col.what', 'inc.actor'], (entries ?? []).map((e) => [time(e.at), e.what, e.actor]));
 }
 
-function offers(list) {
-  return table(['col.steward', 'inc.offered_at', 'inc.expires_at', 'inc.response', 'inc.distance'],
-    (list ?? []).map((o) => [stewardName(o.steward_id), time(o.offered_at), time(o.expires_at),
-      label('response', o.response ?? 'live') + (o.responded_at ? ' ' + time(o.responded_at) : ''), metres(o.distance_m)]));
+const OFFER_COLS = ['col.steward', 'inc.offered_at', 'inc.expires_at', 'inc.response', 'inc.distance'];
+
+/** Each offer, and under it every way its steward was tried, in order. */
+function offers(list, allDeliveries) {
+  if (!list?.length) return h('p', { class: 'muted', text: t('inc.none') });
+  const byOffer = new Map();
+  for (const d of allDeliveries ?? []) {
+    if (!d.offer_id) continue;
+    if (!byOffer.has(d.offer_id)) byOffer.set(d.offer_id, []);
+    byOffer.get(d.offer_id).push(d);
+  }
+  const when = (d) => Date.parse(d.due_at ?? d.created_at);
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'offers' },
+    h('thead', {}, h('tr', {}, OFFER_COLS.map((c) => h('th', { scope: 'col', text: t(c) })))),
+    h('tbody', {}, list.map((o) => {
+      const tried = (byOffer.get(o.id) ?? []).sort((a, b) => when(a) - when(b));
+      return [
+        h('tr', { class: 'offer-row', dataset: { offer: o.id } },
+          [stewardName(o.steward_id), time(o.offered_at), time(o.expires_at),
+            label('response', o.response ?? 'live') + (o.responded_at ? ' ' + time(o.responded_at) : ''),
+            metres(o.distance_m)].map((c) => h('td', {}, c ?? '–'))),
+        tried.length
+          ? h('tr', { class: 'attempts-row', dataset: { offer: o.id } },
+            h('td', { colspan: OFFER_COLS.length },
+              h('ul', { class: 'attempts', 'aria-label': t('inc.attempts_of', { name: stewardName(o.steward_id) }) },
+                tried.map(attempt))))
+          : null,
+      ];
+    }))));
+}
+
+/** One try: the channel, when it was due, and what came back. */
+function attempt(d) {
+  const note = d.event === 'offer' || d.event === 'offer.sms' || d.event === 'offer.voice' ? null : label('event', d.event);
+  return h('li', { class: 'attempt st-' + d.state, dataset: { channel: d.channel, state: d.state } },
+    h('strong', { text: label('channel', d.channel) }),
+    note ? ` (${note})` : '',
+    ` · ${t('inc.due')} ${time(d.due_at ?? d.created_at)} · `,
+    h('span', { class: 'attempt-state', text: label('dstate', d.state) }),
+    d.last_error ? h('span', { class: 'attempt-error', text: ` (${d.last_error})` }) : null);
+}
+
+/** The deliveries not tied to an offer shown above (webhooks, device commands). */
+function otherDeliveries(offerList, list) {
+  const ids = new Set((offerList ?? []).map((o) => o.id));
+  return (list ?? []).filter((d) => !d.offer_id || !ids.has(d.offer_id));
 }
 
 function candidates(list) {
@@ -112,7 +156,8 @@ function candidates(list) {
 
 function deliveries(list) {
   return table(['inc.channel', 'inc.target', 'inc.event', 'inc.delivery_state', 'inc.attempts'],
-    (list ?? []).map((d) => [d.channel, d.target, d.event, d.state + (d.last_error ? ` (${d.last_error})` : ''), String(d.attempts)]));
+    (list ?? []).map((d) => [label('channel', d.channel), d.target, d.event,
+      label('dstate', d.state) + (d.last_error ? ` (${d.last_error})` : ''), String(d.attempts)]));
 }
 
 function actions(d) {
