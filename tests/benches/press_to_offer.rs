@@ -5,6 +5,12 @@
 //! subscriber) measured in the same run, under the same background,
 //! interleaved with the presses. Goal: p99 within 10 ms of the round trip.
 //!
+//! The steward's phone is registered for Web Push with a push service of
+//! the benchmark's own (`push_service.rs`: it checks the VAPID token and
+//! decrypts), so each press is also timed to its push, decrypted, and
+//! against its own offer on the stream. Goal: the push no more than
+//! 20 ms (p99) after the offer.
+//!
 //! ```sh
 //! cargo build --release -p eldercare-dispatcher
 //! cargo bench -p eldercare-tests --bench press_to_offer
@@ -27,6 +33,7 @@ use device_sim::load::{self, LoadConfig, Mix};
 use eldercare_tests::app::free_port;
 use eldercare_tests::bench::{self, ms, pct};
 use eldercare_tests::process::{DispatcherProcess, Mosquitto};
+use eldercare_tests::push_service::PushService;
 use eldercare_tests::sse::Stream;
 use protocol::{DeviceId, EventId, EventMessage, EventType, Topics};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -68,12 +75,18 @@ async fn main() {
             "ELDERCARE__INGEST__RATE_LIMIT_PER_S".to_owned(),
             "100000".to_owned(),
         ),
+        // The push service is on loopback.
+        (
+            "ELDERCARE__NOTIFY__PUSH__ALLOW_HTTP".to_owned(),
+            "true".to_owned(),
+        ),
     ]);
     let http = reqwest::Client::new();
     let mut dispatcher = DispatcherProcess::serve(&env, &dir.path().join("dispatcher.log"));
     bench::wait_ready(&http, &base, &mut dispatcher).await;
 
-    let mut stream = steward_stream(&http, &base).await;
+    let push = PushService::start().await;
+    let mut stream = steward_stream(&http, &base, &push).await;
     let mut button = Button::connect(&host, port, &topics).await;
     let mut rtt = RoundTrip::connect(&host, port).await;
 
@@ -95,6 +108,7 @@ async fn main() {
         let sent_before = background.counters.sent();
         let started = Instant::now();
         let (mut offers, mut trips) = (Vec::new(), Vec::new());
+        let (mut pushes, mut push_gaps) = (Vec::new(), Vec::new());
         for i in 0..presses {
             trips.push(rtt.sample().await);
             let published = unix_us();
@@ -105,11 +119,19 @@ async fn main() {
             let offer = stream.until("offer").await;
             offers.push(t.elapsed());
             assert_eq!(offer.data["incident"]["elder_id"], "ld-e0000000");
+            let offered = Instant::now();
             let incident = offer.data["incident"]["id"].as_str().unwrap_or("?");
             traced.push(format!(
                 "{round}\t{i}\t{incident}\t{published}\t{}",
                 unix_us()
             ));
+            let pushed = push
+                .wait_for("of the press's offer", |r| {
+                    r.payload["type"] == "offer" && r.payload["incident_id"] == incident
+                })
+                .await;
+            pushes.push(pushed.at - t);
+            push_gaps.push(pushed.at.saturating_duration_since(offered));
             button
                 .send(&format!("r{round}-cancel-{i}"), "call.cancelled")
                 .await;
@@ -119,6 +141,8 @@ async fn main() {
             (background.counters.sent() - sent_before) as f64 / started.elapsed().as_secs_f64();
         offers.sort();
         trips.sort();
+        pushes.sort();
+        push_gaps.sort();
         let (o50, o99, t50, t99) = (
             pct(&offers, 0.5),
             pct(&offers, 0.99),
@@ -136,6 +160,18 @@ async fn main() {
             ms(t99),
             if gap <= 10.0 { "met" } else { "NOT met" }
         );
+        let push_gap = ms(pct(&push_gaps, 0.99));
+        println!(
+            "round {round}: press to push decrypted p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+             push after its offer p50 {:.2} ms, p99 {push_gap:.2} ms (goal <= 20 ms: {})",
+            ms(pct(&pushes, 0.5)),
+            ms(pct(&pushes, 0.99)),
+            ms(*pushes.last().expect("samples")),
+            ms(pct(&push_gaps, 0.5)),
+            if push_gap <= 20.0 { "met" } else { "NOT met" }
+        );
+        let refused = push.refused();
+        assert!(refused.is_empty(), "pushes refused: {refused:?}");
     }
     let report = background.finish().await;
     print!("background load:\n{report}");
@@ -158,9 +194,9 @@ fn unix_us() -> u128 {
         .map_or(0, |d| d.as_micros())
 }
 
-/// The one steward of the site: logged in, on duty at their place, with
-/// the stream open.
-async fn steward_stream(http: &reqwest::Client, base: &str) -> Stream {
+/// The one steward of the site: logged in, on duty at their place, their
+/// phone registered for push, with the stream open.
+async fn steward_stream(http: &reqwest::Client, base: &str, push: &PushService) -> Stream {
     let id = device_sim::load::site::steward_id(bench::PREFIX, 0);
     let login: serde_json::Value = http
         .post(format!("{base}/api/v1/auth/login"))
@@ -186,6 +222,14 @@ async fn steward_stream(http: &reqwest::Client, base: &str) -> Stream {
             .expect("steward call");
         assert!(r.status().is_success(), "{path}: {}", r.status());
     }
+    let r = http
+        .post(format!("{base}/api/v1/push/subscriptions"))
+        .bearer_auth(&token)
+        .json(&push.subscription())
+        .send()
+        .await
+        .expect("register the phone");
+    assert!(r.status().is_success(), "push subscription: {}", r.status());
     let resp = http
         .get(format!("{base}/api/v1/stream"))
         .bearer_auth(&token)
