@@ -37,6 +37,9 @@ pub struct Metrics {
     pub store_retries: AtomicU64,
     pub mqtt_connected: AtomicI64,
     pub mqtt_reconnects: AtomicU64,
+    /// Attempts to reach stewards by channel (push, sms, voice) and how
+    /// each went (delivered, retry, failed, cancelled).
+    reached: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -54,6 +57,12 @@ impl Metrics {
             .position(|r| *r == reason)
             .map(|i| self.rejected[i].load(Ordering::Relaxed))
             .unwrap_or(0)
+    }
+
+    /// One attempt to reach a steward on `channel`, and how it went.
+    pub fn reach(&self, channel: &'static str, outcome: &'static str) {
+        let mut reached = self.reached.lock().unwrap_or_else(|p| p.into_inner());
+        *reached.entry((channel, outcome)).or_default() += 1;
     }
 
     pub fn incident_opened(&self, kind: IncidentKind, priority: Priority) {
@@ -116,6 +125,22 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "dispatcher_incidents_opened_total{{kind=\"{kind}\",priority=\"{priority}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP dispatcher_reach_total Attempts to reach stewards outside the app (push, sms, voice) by outcome: delivered, retry, failed, cancelled (the offer was answered first).\n\
+             # TYPE dispatcher_reach_total counter"
+        );
+        for ((channel, outcome), n) in self
+            .reached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "dispatcher_reach_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}"
             );
         }
         gauge(

@@ -300,7 +300,9 @@ const MAX_WEBHOOK_TASKS: usize = 64;
 /// Pushes at once: each is one request per phone, to a handful of push
 /// services; a slow one holds only its own.
 pub const PUSHES_AT_ONCE: usize = 32;
-const MAX_PUSH_TASKS: usize = 128;
+/// With 32 at once and a 10 s timeout, the last waits 20 s: well inside
+/// its 60 s lease, so a row is never sent twice for taking too long.
+const MAX_PUSH_TASKS: usize = 64;
 /// SMS and calls at once.
 pub const GATEWAY_AT_ONCE: usize = 8;
 const MAX_GATEWAY_TASKS: usize = 32;
@@ -434,6 +436,14 @@ async fn finish(deps: &OutboxDeps, item: &OutboxItem, outcome: DeliveryOutcome) 
         DeliveryOutcome::Delivered => tracing::debug!("delivered"),
         DeliveryOutcome::Retry { at, error } => {
             tracing::info!(%error, retry_at = %at, attempt = item.attempts + 1, "delivery failed; will retry");
+        }
+        // A steward's phone that could not be reached shows on the
+        // incident, on the board's roster and in `dispatcher_reach_total`;
+        // a line per push in the log would only bury the ones an
+        // operator must act on. SMS and calls go through a gateway the
+        // site pays for: its failures are the operator's to see.
+        DeliveryOutcome::Failed { error } if item.channel == Channel::Push => {
+            tracing::info!(%error, attempt = item.attempts + 1, "could not reach the steward by push");
         }
         DeliveryOutcome::Failed { error } => {
             tracing::warn!(%error, attempt = item.attempts + 1, "delivery failed for good");

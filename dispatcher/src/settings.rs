@@ -174,10 +174,12 @@ impl Default for NotifySettings {
             repush_s: 15,
             push: PushSettings::default(),
             ladder: PerPriority {
+                // A call needs time to ring, be answered and speak: at
+                // 15 s it leaves 15 s of a critical offer's 30.
                 critical: vec![
                     step(ContactChannel::Push, 0),
                     step(ContactChannel::Sms, 10),
-                    step(ContactChannel::Voice, 20),
+                    step(ContactChannel::Voice, 15),
                 ],
                 urgent: vec![step(ContactChannel::Push, 0), step(ContactChannel::Sms, 20)],
                 routine: vec![step(ContactChannel::Push, 0)],
@@ -191,6 +193,43 @@ impl Default for NotifySettings {
 }
 
 impl NotifySettings {
+    /// What an operator should hear at start-up about how offers reach
+    /// stewards: ladder steps that come too late to be answered, and, on
+    /// a site phones reach (`public_url` set), a placeholder push contact.
+    /// Steps whose gateway is not configured are skipped quietly: that is
+    /// the default until a site wires one.
+    pub fn warnings(&self, dispatch: &DispatchSettings, public_site: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if public_site && self.push.subject.ends_with(".invalid") {
+            out.push(format!(
+                "notify.push.subject is the placeholder {:?}: set an address the push services can write to about this server",
+                self.push.subject
+            ));
+        }
+        for p in &dispatch.priorities {
+            let timeout = dispatch.offer_timeout_s.get(*p);
+            for step in self.ladder.of(*p) {
+                let channel = step.channel.as_str();
+                if !self.can_use(step.channel) {
+                    continue;
+                }
+                if step.after_s >= timeout {
+                    out.push(format!(
+                        "notify.ladder.{p}: the {channel} step at {} s never happens: {p} offers expire after {timeout} s",
+                        step.after_s
+                    ));
+                } else if step.channel != ContactChannel::Push && timeout - step.after_s < 10 {
+                    out.push(format!(
+                        "notify.ladder.{p}: the {channel} step at {} s leaves {} s to answer before the offer expires; move it earlier",
+                        step.after_s,
+                        timeout - step.after_s
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     pub fn target_ack_s(&self) -> u32 {
         self.target_ack_s.unwrap_or(60)
     }
@@ -304,6 +343,16 @@ pub struct InboundSettings {
     /// …and the one with the reply's text or the keys pressed.
     #[serde(default = "default_text_field")]
     pub text_field: String,
+    /// The field in which a gateway echoes the offer it asked about (a
+    /// template's `{offer_id}`), when it can: the reply then answers that
+    /// offer only. Without it, a reply answers the steward's live offer if
+    /// an SMS (or call) about it reached them.
+    #[serde(default = "default_offer_field")]
+    pub offer_field: String,
+}
+
+fn default_offer_field() -> String {
+    "offer_id".into()
 }
 
 fn default_signature_header() -> String {

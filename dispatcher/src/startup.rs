@@ -85,6 +85,14 @@ impl Application {
             Arc::new(AtomicBool::new(false)),
         );
         state.sim.set_target(sim_target(&state, &broker, http_addr));
+        let public_site = state.settings.http.public_url.is_some();
+        for warning in state
+            .settings
+            .notify
+            .warnings(&state.settings.dispatch, public_site)
+        {
+            tracing::warn!("{warning}");
+        }
         // Made at the first start and kept: every push is signed with it,
         // and phones subscribed with its public half.
         state

@@ -3,16 +3,24 @@
 -- Each offer writes one outbox row per step of its priority's ladder
 -- (pushes and their repeats, SMS, calls), due at the step's time and
 -- tagged with the offer and steward; when the offer ends, the steps not
--- yet sent become 'cancelled' in the same transaction. Added columns and
--- widened checks only: an instance of the previous version keeps running
--- beside this one (it never writes the new channels).
+-- yet sent become 'cancelled' in the same transaction.
+--
+-- Upgrading several instances: stop those of the previous version before
+-- this migration runs. Their outbox worker claims rows of every channel
+-- and cannot read the new ones, so beside this version it would hold up
+-- device commands for a lease at a time. (From this version on a worker
+-- claims only the channels it knows.)
 
+-- Widened checks, added NOT VALID and validated after: the validation
+-- scans the outbox without blocking its writers.
 ALTER TABLE outbox DROP CONSTRAINT outbox_channel_check;
 ALTER TABLE outbox ADD CONSTRAINT outbox_channel_check
-    CHECK (channel IN ('webhook', 'device', 'push', 'sms', 'voice'));
+    CHECK (channel IN ('webhook', 'device', 'push', 'sms', 'voice')) NOT VALID;
+ALTER TABLE outbox VALIDATE CONSTRAINT outbox_channel_check;
 ALTER TABLE outbox DROP CONSTRAINT outbox_state_check;
 ALTER TABLE outbox ADD CONSTRAINT outbox_state_check
-    CHECK (state IN ('pending', 'delivered', 'failed', 'cancelled'));
+    CHECK (state IN ('pending', 'delivered', 'failed', 'cancelled')) NOT VALID;
+ALTER TABLE outbox VALIDATE CONSTRAINT outbox_state_check;
 ALTER TABLE outbox ADD COLUMN offer_id TEXT;
 ALTER TABLE outbox ADD COLUMN steward_id TEXT;
 CREATE INDEX outbox_offer ON outbox (offer_id) WHERE offer_id IS NOT NULL;

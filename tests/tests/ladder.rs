@@ -235,7 +235,20 @@ async fn a_critical_offer_texts_at_10_s_and_a_reply_accepts_before_the_call() {
     let answer = sms[2].json()["text"].as_str().unwrap().to_owned();
     assert!(answer.starts_with("已接受：请前往Elder e-1"), "{answer}");
 
-    // The call at 20 s is not needed any more.
+    // Said again (the gateway re-posts, or the steward double-checks):
+    // the incident is theirs.
+    let (status, body) = reply(
+        &app,
+        "sms",
+        json!({"from": "13900000101", "text": "1"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], "assigned");
+    assert_eq!(body["reply"], "此事件已由您负责：请前往Elder e-1家。");
+
+    // The call at 15 s is not needed any more.
     app.clock.advance(chrono::Duration::seconds(10));
     let detail = app
         .wait_incident(&incident, "the call step cancelled", |d| {
@@ -286,7 +299,7 @@ async fn a_call_says_the_offer_and_a_key_pressed_declines() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"], "declined");
-    assert_eq!(body["reply"], "已拒绝，将派给其他人。");
+    assert_eq!(body["reply"], "已拒绝，将另行派单。");
     let detail = app.incident(&incident).await;
     assert_eq!(detail["offers"][0]["response"], "declined");
 }
@@ -299,10 +312,27 @@ async fn late_unsigned_unknown_and_unclear_replies_change_nothing() {
         .await;
     app.steward("s-1", "grid-1", 29.6598, 91.1377).await;
     let incident = press(&app, "btn-1", "call.pressed").await;
+    // Before any text was sent, a "yes" answers nothing: a reply is an
+    // answer to a text or call about that offer.
+    let (status, body) = reply(
+        &app,
+        "sms",
+        json!({"from": "13900000101", "text": "1"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], "no_offer");
+    assert_eq!(app.incident(&incident).await["status"], "dispatching");
     // Urgent: a text at 20 s; the offer expires at 45 s.
+    let answered = gateway_gets(&gw, "/sms", 1).await;
+    assert_eq!(
+        answered[0].json()["text"],
+        "目前没有通过短信或电话等待您应答的派单。"
+    );
     app.clock.advance(chrono::Duration::seconds(20));
-    let sms = gateway_gets(&gw, "/sms", 1).await;
-    let text = sms[0].json()["text"].as_str().unwrap().to_owned();
+    let sms = gateway_gets(&gw, "/sms", 2).await;
+    let text = sms[1].json()["text"].as_str().unwrap().to_owned();
     let link = text.rsplit_once("#link=").unwrap().1.to_owned();
 
     let signed = json!({"from": "13900000101", "text": "1"});
@@ -350,9 +380,11 @@ async fn late_unsigned_unknown_and_unclear_replies_change_nothing() {
     .await;
     let (status, body) = reply(&app, "sms", signed, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["result"], "too_late");
+    // Nobody else came: the steward is not told to stand down.
+    assert_eq!(body["result"], "still_open");
     assert_eq!(
-        body["reply"], "该任务已于 21:00:45 结束（expired），无需前往。",
+        body["reply"],
+        "该派单已于 21:00:45 结束（超时未应答），但事件仍在等待处理：如能前往，请打开应用或致电服务中心。",
         "local time (UTC+8)"
     );
     assert_eq!(app.incident(&incident).await["status"], "dispatching");
@@ -403,17 +435,6 @@ async fn an_sms_link_opens_its_offer_once_and_logs_its_steward_in() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    // Its own steward, logged in: just the incident.
-    let (status, body) = app
-        .call(
-            Some(&own),
-            Method::POST,
-            "/api/v1/offer-links/redeem",
-            Some(json!({"token": link})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({"incident_id": incident}));
     // No login on the phone: a session, once.
     let (status, body) = app
         .call(
@@ -432,6 +453,17 @@ async fn an_sms_link_opens_its_offer_once_and_logs_its_steward_in() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["steward_id"], "s-1");
+    // Its own steward, logged in: just the incident, whatever the link.
+    let (status, body) = app
+        .call(
+            Some(&own),
+            Method::POST,
+            "/api/v1/offer-links/redeem",
+            Some(json!({"token": link})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"incident_id": incident}));
     let (status, body) = app
         .call(
             None,

@@ -307,6 +307,65 @@ async fn a_taken_offer_closes_on_the_other_stewards_phone_and_a_slow_phone_holds
 }
 
 #[tokio::test]
+async fn a_steward_a_supervisor_assigns_hears_it_on_a_locked_phone() {
+    let app = app().await;
+    let push = PushService::start().await;
+    app.elder_with_device("e-1", "fall-1", "fall_radar", json!({}))
+        .await;
+    let first = app.steward("s-1", "grid-1", 29.6598, 91.1377).await;
+    let second = app.steward("s-2", "grid-1", 29.6599, 91.1378).await;
+    let one = push.subscription();
+    let two = push.subscription();
+    register(&app, &first, &one, "en").await;
+    register(&app, &second, &two, "en").await;
+    press(&app, "fall-1", "f-1", "fall.detected").await;
+    let incident = the_incident(&app).await;
+    let (p1, p2) = (PushService::phone_of(&one), PushService::phone_of(&two));
+    for p in [&p1, &p2] {
+        push.wait_for("the offer", |r| {
+            r.subscription == *p && r.payload["type"] == "offer"
+        })
+        .await;
+    }
+
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::POST,
+            &format!("/api/v1/incidents/{incident}/assign"),
+            Some(json!({"steward_id": "s-2"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let assigned = push
+        .wait_for("the assignment", |r| {
+            r.subscription == p2 && r.payload["type"] == "assigned"
+        })
+        .await;
+    assert_eq!(
+        assigned.payload["title"],
+        "Assigned to you: Fall detected — Elder e-1"
+    );
+    assert_eq!(assigned.payload["tag"], format!("incident-{incident}"));
+    assert_eq!(assigned.urgency.as_deref(), Some("high"));
+    let closed = push
+        .wait_for("s-1's close", |r| {
+            r.subscription == p1 && r.payload["type"] == "close"
+        })
+        .await;
+    assert_eq!(closed.payload["reason"], "reassigned");
+    // The assigned steward's offer is not "closed": the assignment took
+    // its place under the same tag.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let to_two: Vec<_> = push
+        .delivered_to(&two)
+        .iter()
+        .map(|r| r.payload["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(to_two, ["offer", "assigned"]);
+}
+
+#[tokio::test]
 async fn a_notification_button_accepts_with_its_token_and_only_while_the_offer_lives() {
     let app = app().await;
     let push = PushService::start().await;
@@ -557,7 +616,12 @@ async fn a_test_alert_reaches_every_phone_and_the_roster_shows_who_cannot_be_rea
             .iter()
             .any(|r| r["ok"] == false && r["status"] == 500)
     );
-    let test = push.wait_for("the test", of_type("test")).await;
+    let ok_phone = PushService::phone_of(&ok);
+    let test = push
+        .wait_for("the test on the Chinese phone", |r| {
+            r.subscription == ok_phone && r.payload["type"] == "test"
+        })
+        .await;
     assert_eq!(test.payload["title"], "测试提醒");
 
     let reach = app.get("/api/v1/reachability").await;

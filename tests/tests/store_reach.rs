@@ -295,7 +295,17 @@ async fn phones_register_move_and_stop_at_the_limit(h: Harness) {
             .await,
         Err(StoreError::NotFound(_))
     ));
-    // A shared phone logged in as s-2 now rings for s-2.
+    // Someone who only knows the endpoint cannot take the phone over…
+    let mut stolen = phone(2);
+    stolen.auth = "AAAAAAAAAAAAAAAAAAAAAA".into();
+    match s
+        .save_subscription(&sid("s-2"), &stolen, Lang::Zh, 2, t0())
+        .await
+    {
+        Err(StoreError::Conflict(m)) => assert!(m.starts_with("subscription_taken"), "{m}"),
+        other => panic!("expected taken, got {other:?}"),
+    }
+    // …but a shared phone logged in as s-2 now rings for s-2.
     let (moved, new) = s
         .save_subscription(&sid("s-2"), &phone(2), Lang::Zh, 2, t0())
         .await
@@ -305,7 +315,7 @@ async fn phones_register_move_and_stop_at_the_limit(h: Harness) {
     assert_eq!(s.subscriptions_of(&sid("s-1")).await.unwrap().len(), 1);
     assert_eq!(s.all_subscriptions().await.unwrap().len(), 2);
 
-    s.record_push(&a.id, Some("HTTP 500"), secs(1))
+    s.record_push(&a.id, &phone(1).endpoint, Some("HTTP 500"), secs(1))
         .await
         .unwrap();
     let got = s
@@ -317,7 +327,9 @@ async fn phones_register_move_and_stop_at_the_limit(h: Harness) {
         (got.last_ok, got.last_error.as_deref()),
         (Some(false), Some("HTTP 500"))
     );
-    s.record_push(&a.id, None, secs(2)).await.unwrap();
+    s.record_push(&a.id, &phone(1).endpoint, None, secs(2))
+        .await
+        .unwrap();
     let got = s
         .subscription_by_endpoint(&phone(1).endpoint)
         .await
@@ -334,6 +346,20 @@ async fn phones_register_move_and_stop_at_the_limit(h: Harness) {
         (a.id.as_str(), "https://push.example/7")
     );
     assert_eq!(renewed.last_ok, None);
+    // A push to the old endpoint answered late: the renewed phone stays.
+    assert!(
+        !s.forget_subscription(&a.id, &phone(1).endpoint)
+            .await
+            .unwrap()
+    );
+    s.record_push(&a.id, &phone(1).endpoint, Some("HTTP 410"), secs(3))
+        .await
+        .unwrap();
+    let kept = s
+        .subscription_by_endpoint(&phone(7).endpoint)
+        .await
+        .unwrap();
+    assert_eq!(kept.unwrap().last_ok, None);
     assert!(s.delete_subscription(&a.id).await.unwrap());
     assert!(!s.delete_subscription(&a.id).await.unwrap());
     assert!(matches!(
@@ -358,4 +384,73 @@ async fn keys_are_made_once_and_links_open_once(h: Harness) {
     assert!(s.use_link(&offer.id, secs(1)).await.unwrap());
     assert!(!s.use_link(&offer.id, secs(2)).await.unwrap());
     assert!(s.offer("off-nothing").await.unwrap().is_none());
+}
+
+/// A database of the previous version, with an outbox row waiting and one
+/// a worker holds, upgraded by starting this version: both rows are kept
+/// as they were and delivered as before.
+async fn upgrade_keeps_the_waiting_outbox(url: &str, dir: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let migrator = sqlx::migrate::Migrator::new(path).await.unwrap();
+    let rows = "INSERT INTO outbox (id, incident_id, channel, target, event, payload, created_at,
+                                    due_at, attempts, state, claimed_until)
+                VALUES ('out-1', 'inc-1', 'device', 'btn-1', 'incident.update', '{\"state\":\"received\"}',
+                        '2026-12-04T12:59:00Z', '2026-12-04T12:59:00Z', 0, 'pending', NULL),
+                       ('out-2', 'inc-1', 'webhook', 'ops', 'incident.opened', '{}',
+                        '2026-12-04T12:59:00Z', '2026-12-04T12:59:00Z', 1, 'pending', '2026-12-04T13:00:30Z')";
+    if url.starts_with("sqlite:") {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        migrator.run_to(3, &pool).await.unwrap();
+        sqlx::query(rows).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        migrator.run_to(3, &pool).await.unwrap();
+        sqlx::query(rows).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let store = dispatcher::store::connect(url).await.expect("upgraded");
+    let due = store
+        .claim_outbox(t0(), Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    let got: Vec<_> = due
+        .iter()
+        .map(|i| (i.id.as_str(), i.channel, i.offer_id.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [("out-1", Channel::Device, None)],
+        "out-2 is still held"
+    );
+    let later = store
+        .claim_outbox(secs(31), Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!((later[0].id.as_str(), later[0].attempts), ("out-2", 1));
+    assert_eq!(
+        later[0].due_at,
+        "2026-12-04T12:59:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_keeps_the_waiting_outbox() {
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_sqlite();
+    std::fs::create_dir_all(db.dir().join("data")).unwrap();
+    upgrade_keeps_the_waiting_outbox(db.url(), "../migrations/sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_keeps_the_waiting_outbox() {
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_postgres()
+        .await
+        .expect("test database");
+    upgrade_keeps_the_waiting_outbox(db.url(), "../migrations/postgres").await;
 }

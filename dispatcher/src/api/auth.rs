@@ -173,7 +173,8 @@ pub async fn login(
     };
     guard.succeeded(&body.username);
 
-    let (token, expires_at) = start_session(&state, &user).await?;
+    let (token, expires_at) =
+        start_session(&state, &user, state.settings.auth.session_hours).await?;
     tracing::info!(role = %user.role, "logged in");
     Ok(Json(LoginResponse {
         token,
@@ -188,10 +189,10 @@ pub async fn login(
 pub async fn start_session(
     state: &AppState,
     user: &User,
+    hours: u32,
 ) -> Result<(String, DateTime<Utc>), ApiError> {
     let token = new_token();
-    let expires_at =
-        state.clock.now() + Duration::hours(i64::from(state.settings.auth.session_hours));
+    let expires_at = state.clock.now() + Duration::hours(i64::from(hours));
     state
         .store
         .insert_session(&token_hash(&token), &user.username, expires_at)

@@ -20,7 +20,9 @@ use super::extract::ApiPath;
 use super::lifecycle::{Answer, answer_offer};
 use super::routes::Routes;
 use super::{ApiError, AppState};
-use crate::domain::{ContactChannel, IncidentId, Lang, Offer, OfferResponse, Steward};
+use crate::domain::{
+    ContactChannel, IncidentId, IncidentState, Lang, Offer, OfferResponse, Steward,
+};
 use crate::notify::reply::{self, ReplyCode};
 use crate::notify::text::{self, ReplyAnswer};
 use crate::store::dispatch::Channel;
@@ -33,7 +35,9 @@ pub fn routes() -> Routes {
 /// What a reply did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReplyResult {
-    /// `accepted`, `declined`, `too_late` or `no_offer`.
+    /// `accepted` or `declined`; for an offer already over `assigned`
+    /// (it is theirs), `still_open` (it waits for someone) or `too_late`;
+    /// `no_offer` when nothing was asked of them on this channel.
     pub result: &'static str,
     #[schema(value_type = Option<String>)]
     pub incident_id: Option<IncidentId>,
@@ -106,33 +110,40 @@ pub async fn inbound(
     let from = field(&inbound.from_field)?;
     let said = field(&inbound.text_field)?;
 
+    // A gateway that echoes the offer it asked about ({offer_id} in its
+    // template) binds the reply to that offer.
+    let about = fields
+        .get(&inbound.offer_field)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
+
     let steward = whose_phone(&state, &from).await?;
     let lang = Lang::of_steward(&steward.languages, notify.language);
     let offset = state.settings.rules.night.utc_offset_min;
     let Some(code) = reply::parse_code(&said) else {
         let reply = text::reply(lang, &ReplyAnswer::NotUnderstood, offset);
-        tell(&state, channel, &steward, None, &reply, lang).await;
+        // One "not understood" a steward per while: an auto-responder on
+        // the other end must not start a conversation of machines.
+        if state.reach.may_answer_unclear(&steward.id) {
+            tell(&state, channel, &steward, None, &reply, lang).await;
+        }
         return Err(ApiError::Unprocessable {
             code: "unknown_reply",
             message: reply,
         });
     };
-    let live = state.store.live_offers_of(&steward.id).await?;
-    let (result, incident_id, answer_text) = match live.first() {
-        Some(offer) => answer(&state, &steward, offer, code, lang, offset).await?,
-        None => {
-            let last = state.store.last_offer_of(&steward.id).await?;
-            let text = match &last {
-                Some(o) => text::reply(lang, &too_late(o), offset),
-                None => text::reply(lang, &ReplyAnswer::NoOffer, offset),
-            };
-            let result = if last.is_some() {
-                "too_late"
-            } else {
-                "no_offer"
-            };
-            (result, last.map(|o| o.incident_id), text)
+    let asked = asked_about(&state, &steward, channel, about.as_deref()).await?;
+    let (result, incident_id, answer_text) = match asked {
+        Asked::Live(offer) => answer(&state, &steward, &offer, code, lang, offset).await?,
+        Asked::Ended(offer) => {
+            let (result, said) = ended(&state, &steward, &offer, lang, offset).await?;
+            (result, Some(offer.incident_id.clone()), said)
         }
+        Asked::Nothing => (
+            "no_offer",
+            None,
+            text::reply(lang, &ReplyAnswer::NoOffer, offset),
+        ),
     };
     tell(
         &state,
@@ -224,28 +235,87 @@ async fn answer(
                 .offer(&offer.id)
                 .await?
                 .unwrap_or_else(|| offer.clone());
-            Ok((
-                "too_late",
-                Some(offer.incident_id.clone()),
-                text::reply(lang, &too_late(&now_offer), offset),
-            ))
+            let (result, said) = ended(state, steward, &now_offer, lang, offset).await?;
+            Ok((result, Some(offer.incident_id.clone()), said))
         }
         Err(other) => Err(other),
     }
 }
 
-fn too_late(offer: &Offer) -> ReplyAnswer<'static> {
-    match offer.response {
-        // Expired when its time ran out, whenever the timer noticed.
-        None | Some(OfferResponse::Expired) => ReplyAnswer::TooLate {
-            what: "expired",
-            at: Some(offer.expires_at),
-        },
-        Some(r) => ReplyAnswer::TooLate {
-            what: r.as_str(),
-            at: offer.responded_at,
-        },
+/// Which offer a reply answers.
+enum Asked {
+    /// Live, and asked about on this channel.
+    Live(Offer),
+    /// Asked about, but over.
+    Ended(Offer),
+    /// Nothing was asked of them on this channel.
+    Nothing,
+}
+
+/// The offer a reply is about: the one the gateway names, or the
+/// steward's live offer if a text (or call) about it reached them, or
+/// their last one. A key pressed on an old call never accepts an offer
+/// the steward was not told of.
+async fn asked_about(
+    state: &AppState,
+    steward: &Steward,
+    channel: ContactChannel,
+    named: Option<&str>,
+) -> Result<Asked, ApiError> {
+    let now = state.clock.now();
+    let live_now = |o: &Offer| o.response.is_none() && o.expires_at > now;
+    if let Some(id) = named {
+        return Ok(match state.store.offer(id).await? {
+            Some(o) if o.steward_id == steward.id && live_now(&o) => Asked::Live(o),
+            Some(o) if o.steward_id == steward.id => Asked::Ended(o),
+            _ => Asked::Nothing,
+        });
     }
+    let on = [channel.as_str()];
+    for offer in state.store.live_offers_of(&steward.id).await? {
+        if state.store.reached_by(&offer.id, &on).await? {
+            return Ok(Asked::Live(offer));
+        }
+    }
+    Ok(match state.store.last_offer_of(&steward.id).await? {
+        Some(o) if state.store.reached_by(&o.id, &on).await? => Asked::Ended(o),
+        _ => Asked::Nothing,
+    })
+}
+
+/// The answer to a reply about an offer that is over: theirs already, the
+/// incident still waiting for someone, or nothing more to do.
+async fn ended(
+    state: &AppState,
+    steward: &Steward,
+    offer: &Offer,
+    lang: Lang,
+    offset: i32,
+) -> Result<(&'static str, String), ApiError> {
+    // Expired when its time ran out, whenever the timer noticed.
+    let (what, at) = match offer.response {
+        None | Some(OfferResponse::Expired) => ("expired", Some(offer.expires_at)),
+        Some(r) => (r.as_str(), offer.responded_at),
+    };
+    let incident = state
+        .store
+        .incident(&offer.incident_id)
+        .await?
+        .map(|d| d.incident);
+    let elder = elder_name(state, offer).await;
+    let (result, said) = match incident {
+        Some(i) if i.status.is_open() && i.steward_id.as_ref() == Some(&steward.id) => (
+            "assigned",
+            ReplyAnswer::Assigned {
+                elder: elder.as_deref(),
+            },
+        ),
+        Some(i) if i.status == IncidentState::Dispatching => {
+            ("still_open", ReplyAnswer::StillOpen { what, at })
+        }
+        _ => ("too_late", ReplyAnswer::TooLate { what, at }),
+    };
+    Ok((result, text::reply(lang, &said, offset)))
 }
 
 async fn elder_name(state: &AppState, offer: &Offer) -> Option<String> {

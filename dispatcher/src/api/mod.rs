@@ -133,6 +133,7 @@ impl AppState {
             store.clone(),
             settings.clone(),
             clock.clone(),
+            metrics.clone(),
         ));
         Self {
             reach,

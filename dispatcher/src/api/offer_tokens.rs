@@ -101,7 +101,7 @@ async fn offer_of(state: &AppState, purpose: Purpose, token: &str) -> Result<Off
     responses(
         (status = 200, description = "Answered; the incident as it stands", body = Incident),
         (status = 401, description = "`bad_token`", body = ErrorBody),
-        (status = 409, description = "`offer_expired` or `already_taken`", body = ErrorBody),
+        (status = 409, description = "`offer_expired`, `already_taken` or `already_yours`", body = ErrorBody),
         (status = 410, description = "`offer_gone`", body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody),
@@ -156,6 +156,8 @@ pub async fn redeem(
                 offer.steward_id
             )));
         }
+        // Spent all the same: nobody else opens it after them.
+        state.store.use_link(&offer.id, state.clock.now()).await?;
         return Ok(Json(opened(None, None, None, None, None)));
     }
     let now = state.clock.now();
@@ -180,7 +182,8 @@ pub async fn redeem(
     if !state.store.use_link(&offer.id, now).await? {
         return Err(link_expired(&offer));
     }
-    let (token, expires_at) = start_session(&state, &user).await?;
+    let hours = state.settings.auth.session_hours.min(LINK_SESSION_HOURS);
+    let (token, expires_at) = start_session(&state, &user, hours).await?;
     tracing::info!(steward = %offer.steward_id, incident = %offer.incident_id, "logged in by an SMS link");
     Ok(Json(opened(
         Some(token),
@@ -190,6 +193,10 @@ pub async fn redeem(
         Some(expires_at),
     )))
 }
+
+/// A session opened by an SMS link lasts at most this long: a text is
+/// seen on a lock screen by whoever holds the phone.
+pub const LINK_SESSION_HOURS: u32 = 4;
 
 fn link_expired(offer: &Offer) -> ApiError {
     let what = match offer.response {

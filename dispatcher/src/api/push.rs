@@ -15,7 +15,7 @@ use super::{ApiError, AppState};
 use crate::domain::{Lang, PushSubscription, StewardId, SubscriptionJson};
 use crate::notify::TestResult;
 use crate::store::StoreError;
-use crate::store::reach::TOO_MANY_SUBSCRIPTIONS;
+use crate::store::reach::{SUBSCRIPTION_TAKEN, TOO_MANY_SUBSCRIPTIONS};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -140,7 +140,7 @@ pub async fn list(
         (status = 200, description = "Already registered: updated", body = PushSubscription),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
-        (status = 409, description = "`too_many_subscriptions`", body = ErrorBody),
+        (status = 409, description = "`too_many_subscriptions`, or `subscription_taken` (the endpoint is another steward's phone and the keys differ)", body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, description = "`invalid_subscription`: the endpoint or a key, named", body = ErrorBody),
     ))]
@@ -177,6 +177,9 @@ fn subscription_error(e: StoreError) -> ApiError {
         StoreError::Conflict(m) if m.starts_with(TOO_MANY_SUBSCRIPTIONS) => {
             ApiError::conflict(TOO_MANY_SUBSCRIPTIONS, m)
         }
+        StoreError::Conflict(m) if m.starts_with(SUBSCRIPTION_TAKEN) => {
+            ApiError::conflict(SUBSCRIPTION_TAKEN, m)
+        }
         other => other.into(),
     }
 }
@@ -188,6 +191,7 @@ fn subscription_error(e: StoreError) -> ApiError {
     responses(
         (status = 200, body = PushSubscription),
         (status = 401, description = "`bad_proof`: no such subscription, or not its secret", body = ErrorBody),
+        (status = 409, description = "`subscription_taken`: the new endpoint is another steward's", body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
@@ -195,8 +199,10 @@ pub async fn renew(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RenewRequest>,
 ) -> Result<Json<PushSubscription>, ApiError> {
-    let refused =
-        || ApiError::Unauthorized("no registered phone has that endpoint and secret".into());
+    let refused = || ApiError::Refused {
+        code: "bad_proof",
+        message: "no registered phone has that endpoint and secret".into(),
+    };
     let old = state
         .store
         .subscription_by_endpoint(&body.old.endpoint)
@@ -207,10 +213,29 @@ pub async fn renew(
         return Err(refused());
     }
     let (sub, _) = parse(body.renewed, &state)?;
+    // The app may have registered the new one first: keep that, drop
+    // the old.
+    if let Some(known) = state.store.subscription_by_endpoint(&sub.endpoint).await?
+        && known.id != old.id
+        && known.steward_id == old.steward_id
+    {
+        state.store.delete_subscription(&old.id).await?;
+        return Ok(Json(known));
+    }
     let renewed = state
         .store
         .renew_subscription(&old.id, &sub, state.clock.now())
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Database(ref d) if !e.is_transient() => {
+                tracing::info!(error = %d, "renewal names an endpoint already registered");
+                ApiError::conflict(
+                    SUBSCRIPTION_TAKEN,
+                    "the new endpoint is already registered to another steward",
+                )
+            }
+            other => other.into(),
+        })?;
     tracing::info!(subscription = %renewed.id, steward = %renewed.steward_id, "push subscription renewed");
     Ok(Json(renewed))
 }

@@ -3,6 +3,8 @@
 //! steward on duty with no phone registered for alerts, whose last push
 //! failed, or with no number for the ladder's SMS or call.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -106,13 +108,16 @@ pub async fn list(
     let subs = state.store.all_subscriptions().await?;
     let needs_phone =
         ladder_needs_phone(&state.settings.notify, &state.settings.dispatch.priorities);
+    let mut by_steward: HashMap<&StewardId, Vec<&PushSubscription>> = HashMap::new();
+    for sub in &subs {
+        by_steward.entry(&sub.steward_id).or_default().push(sub);
+    }
     Ok(Json(
         stewards
             .iter()
             .map(|s| {
-                let mine: Vec<&PushSubscription> =
-                    subs.iter().filter(|p| p.steward_id == s.id).collect();
-                reachability(s, &mine, needs_phone)
+                let mine = by_steward.get(&s.id).map_or(&[][..], Vec::as_slice);
+                reachability(s, mine, needs_phone)
             })
             .collect(),
     ))

@@ -16,8 +16,8 @@ pub use incident::{
 };
 pub use protocol::{DeviceId, EventId};
 pub use reach::{
-    CloseNote, CloseReason, ContactChannel, Lang, NewSubscription, OfferView, PushSubscription,
-    ReachStep, SubscriptionJson,
+    AssignedView, CloseNote, CloseReason, ContactChannel, Lang, NewSubscription, OfferView,
+    PushSubscription, ReachStep, SubscriptionJson,
 };
 pub use registry::{Contact, Device, DeviceKind, Elder, Limits, Risks, Steward, StewardStatus};
 pub use user::{Role, User};

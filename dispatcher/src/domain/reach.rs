@@ -99,6 +99,17 @@ pub struct OfferView {
     pub repeat: u32,
 }
 
+/// What a push tells a steward a supervisor assigned them an incident
+/// (their app may be closed, as for an offer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssignedView {
+    pub incident_id: IncidentId,
+    pub steward_id: StewardId,
+    pub priority: Priority,
+    pub kind: IncidentKind,
+    pub elder_name: Option<String>,
+}
+
 /// Why an offer's notification is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -221,7 +232,30 @@ impl SubscriptionJson {
             }
             other => return Err(format!("endpoint: scheme {other:?} is not https")),
         }
-        if url.host().is_none() || url.cannot_be_a_base() {
+        let Some(host) = url.host() else {
+            return Err("endpoint: has no host".into());
+        };
+        // Push services are named hosts on the internet. An address, or
+        // a name for this machine or its network, would have the server
+        // call inside its own walls for whoever subscribes.
+        if !allow_http {
+            let inside = match host {
+                url::Host::Ipv4(_) | url::Host::Ipv6(_) => true,
+                url::Host::Domain(d) => {
+                    let d = d.trim_end_matches('.').to_ascii_lowercase();
+                    !d.contains('.')
+                        || ["localhost", ".local", ".internal", ".lan", ".home.arpa"]
+                            .iter()
+                            .any(|s| d == s.trim_start_matches('.') || d.ends_with(s))
+                }
+            };
+            if inside {
+                return Err(format!(
+                    "endpoint: {host} is not a push service on the internet"
+                ));
+            }
+        }
+        if url.cannot_be_a_base() {
             return Err("endpoint: has no host".into());
         }
         // The request is built from an `http::Uri`: it must parse as one.
@@ -286,15 +320,27 @@ mod tests {
                 .is_ok()
         );
         assert!(e(json("ftp://x/p", P256DH, AUTH), true).starts_with("endpoint"));
+        for inside in [
+            "https://10.0.0.5/p",
+            "https://[::1]/p",
+            "https://localhost/p",
+            "https://printer.local/p",
+            "https://intranet/p",
+        ] {
+            assert!(
+                e(json(inside, P256DH, AUTH), false).starts_with("endpoint"),
+                "{inside}"
+            );
+        }
         assert!(e(json("not a url", P256DH, AUTH), true).starts_with("endpoint"));
-        assert!(e(json("https://x/p", "AAAA", AUTH), false).starts_with("keys.p256dh"));
-        assert!(e(json("https://x/p", "!!", AUTH), false).starts_with("keys.p256dh"));
-        assert!(e(json("https://x/p", P256DH, "AAAA"), false).starts_with("keys.auth"));
+        assert!(e(json("https://x.example/p", "AAAA", AUTH), false).starts_with("keys.p256dh"));
+        assert!(e(json("https://x.example/p", "!!", AUTH), false).starts_with("keys.p256dh"));
+        assert!(e(json("https://x.example/p", P256DH, "AAAA"), false).starts_with("keys.auth"));
         // A point off the curve.
         let mut bad = Base64UrlUnpadded::decode_vec(P256DH).unwrap();
         bad[40] ^= 1;
         let bad = Base64UrlUnpadded::encode_string(&bad);
-        assert!(e(json("https://x/p", &bad, AUTH), false).starts_with("keys.p256dh"));
+        assert!(e(json("https://x.example/p", &bad, AUTH), false).starts_with("keys.p256dh"));
     }
 
     #[test]

@@ -17,11 +17,16 @@ use super::text::{self, Lines};
 use super::token::{Purpose, TokenKey};
 use super::{Keys, TOKEN_KEY, VAPID_KEY, gateway};
 use crate::clock::Clock;
-use crate::domain::{CloseNote, ContactChannel, Lang, OfferView, PushSubscription, StewardId};
+use crate::domain::{
+    AssignedView, CloseNote, ContactChannel, Lang, OfferView, PushSubscription, StewardId,
+};
+use crate::metrics::Metrics;
 use crate::outbox::{ReachSender, after_failure};
 use crate::settings::{GatewaySettings, Settings};
 use crate::store::dispatch::{Channel, DeliveryOutcome, OutboxItem};
-use crate::store::notices::{REACH_CLOSE, REACH_OFFER, REACH_REPEAT, REACH_SMS, REACH_VOICE};
+use crate::store::notices::{
+    REACH_ASSIGNED, REACH_CLOSE, REACH_OFFER, REACH_REPEAT, REACH_SMS, REACH_VOICE,
+};
 use crate::store::{Store, StoreError};
 
 /// The outbox event of an answer to an SMS reply.
@@ -49,6 +54,7 @@ pub struct TestResult {
 /// worker and the API.
 pub struct Reach {
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     settings: Arc<Settings>,
     clock: Clock,
     http: reqwest::Client,
@@ -56,10 +62,23 @@ pub struct Reach {
     /// One push at a time per steward, in claim order: a close never
     /// overtakes the offer it closes.
     in_order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// When each offer was last pushed from here: repeats that came due
+    /// together after a stall ring once.
+    pushed: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Stewards told lately that their reply was not understood.
+    told_unclear: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
+/// A steward is told "reply not understood" at most this often.
+pub const UNCLEAR_EVERY: chrono::Duration = chrono::Duration::minutes(10);
+
 impl Reach {
-    pub fn new(store: Arc<dyn Store>, settings: Arc<Settings>, clock: Clock) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: Arc<Settings>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -68,11 +87,14 @@ impl Reach {
             .expect("the TLS backend initialises");
         Self {
             store,
+            metrics,
             settings,
             clock,
             http,
             keys: OnceCell::new(),
             in_order: Mutex::default(),
+            pushed: Mutex::default(),
+            told_unclear: Mutex::default(),
         }
     }
 
@@ -141,6 +163,18 @@ impl Reach {
                     Ok(None) => {}
                     Err(e) => return self.retry(item, e.to_string(), None, Some(view.expires_at)),
                 }
+                if item.event == REACH_REPEAT
+                    && let Some(ago) = self.pushed_lately(&view.offer_id)
+                {
+                    // Steps that came due together (the worker was held
+                    // up): one ring is enough.
+                    return DeliveryOutcome::Cancelled {
+                        reason: format!(
+                            "not needed: this offer was pushed {} s ago",
+                            ago.as_secs()
+                        ),
+                    };
+                }
                 let token = keys.tokens.token(Purpose::Act, &view.offer_id);
                 PushWhat::Offer(view, token)
             }
@@ -148,6 +182,21 @@ impl Reach {
                 Ok(note) => PushWhat::Close(note),
                 Err(e) => return failed(format!("payload is not a close: {e}")),
             },
+            REACH_ASSIGNED => {
+                let view: AssignedView = match serde_json::from_value(item.payload.clone()) {
+                    Ok(v) => v,
+                    Err(e) => return failed(format!("payload is not an assignment: {e}")),
+                };
+                match self.still_assigned(&view).await {
+                    Ok(true) => PushWhat::Assigned(view),
+                    Ok(false) => {
+                        return DeliveryOutcome::Cancelled {
+                            reason: "not needed: the incident is no longer theirs".into(),
+                        };
+                    }
+                    Err(e) => return self.retry(item, e.to_string(), None, None),
+                }
+            }
             other => return failed(format!("no push is made for event {other:?}")),
         };
         let deadline = what.deadline();
@@ -173,6 +222,9 @@ impl Reach {
             .await;
         let delivered = results.iter().filter(|r| r.ok).count();
         if delivered > 0 {
+            if let PushWhat::Offer(view, _) = &what {
+                self.pushed(&view.offer_id, now);
+            }
             return DeliveryOutcome::Delivered;
         }
         let summary = summary(&results);
@@ -183,6 +235,50 @@ impl Reach {
         } else {
             failed(summary)
         }
+    }
+
+    /// Whether the incident is still assigned to the steward told of it.
+    async fn still_assigned(&self, view: &AssignedView) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .incident(&view.incident_id)
+            .await?
+            .is_some_and(|d| {
+                d.incident.status.is_open()
+                    && d.incident.steward_id.as_ref() == Some(&view.steward_id)
+            }))
+    }
+
+    /// How long ago (on the store's clock) this instance last pushed an
+    /// offer, if less than half the repeat interval.
+    fn pushed_lately(&self, offer_id: &str) -> Option<Duration> {
+        let half = chrono::Duration::seconds(i64::from(self.settings.notify.repush_s) / 2);
+        let now = self.clock.now();
+        let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        let ago = now - *pushed.get(offer_id)?;
+        (ago < half).then(|| ago.to_std().unwrap_or_default())
+    }
+
+    /// Notes that an offer's push made at `at` went out.
+    fn pushed(&self, offer_id: &str, at: DateTime<Utc>) {
+        let now = self.clock.now();
+        let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        // An offer lives minutes at most: forget older ones as we go.
+        pushed.retain(|_, at| now - *at < chrono::Duration::minutes(10));
+        pushed.insert(offer_id.to_owned(), at);
+    }
+
+    /// Whether a steward whose reply was not understood is told so now:
+    /// once per [`UNCLEAR_EVERY`] at most.
+    pub fn may_answer_unclear(&self, steward: &StewardId) -> bool {
+        let now = self.clock.now();
+        let mut told = self.told_unclear.lock().unwrap_or_else(|p| p.into_inner());
+        told.retain(|_, at| now - *at < UNCLEAR_EVERY);
+        if told.contains_key(steward.as_str()) {
+            return false;
+        }
+        told.insert(steward.to_string(), now);
+        true
     }
 
     fn lock_for(&self, steward: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -228,11 +324,14 @@ impl Reach {
             let recorded = match &result {
                 Sent::Gone { .. } => {
                     tracing::info!(subscription = %sub.id, steward = %sub.steward_id, "push subscription gone; forgotten");
-                    self.store.delete_subscription(&sub.id).await.map(|_| ())
+                    self.store
+                        .forget_subscription(&sub.id, &sub.endpoint)
+                        .await
+                        .map(|_| ())
                 }
                 _ => {
                     self.store
-                        .record_push(&sub.id, r.error.as_deref(), now)
+                        .record_push(&sub.id, &sub.endpoint, r.error.as_deref(), now)
                         .await
                 }
             };
@@ -443,9 +542,14 @@ impl Reach {
                 keys.tokens.token(Purpose::Link, &view.offer_id)
             )
         });
+        let can_reply = self
+            .settings
+            .notify
+            .gateway(channel)
+            .is_some_and(|g| g.inbound.is_some());
         let said = match channel {
-            ContactChannel::Voice => text::offer_voice(lang, view, now),
-            _ => text::offer_sms(lang, view, now, link.as_deref()),
+            ContactChannel::Voice => text::offer_voice(lang, view, now, can_reply),
+            _ => text::offer_sms(lang, view, now, link.as_deref(), can_reply),
         };
         let reply_url = public
             .as_ref()
@@ -484,6 +588,7 @@ enum PushWhat {
     /// An offer, with the token its buttons act with.
     Offer(OfferView, String),
     Close(CloseNote),
+    Assigned(AssignedView),
 }
 
 impl PushWhat {
@@ -491,6 +596,7 @@ impl PushWhat {
         match self {
             Self::Offer(view, token) => offer_payload(lang, view, now, token),
             Self::Close(note) => close_payload(lang, note),
+            Self::Assigned(view) => assigned_payload(lang, view),
         }
     }
 
@@ -498,22 +604,21 @@ impl PushWhat {
     fn ttl_s(&self, now: DateTime<Utc>) -> u64 {
         match self {
             Self::Offer(view, _) => text::seconds_left(view, now).max(1) as u64,
-            Self::Close(_) => CLOSE_TTL_S,
+            Self::Close(_) | Self::Assigned(_) => CLOSE_TTL_S,
         }
     }
 
+    /// All at once: a close at normal urgency could wait on a dozing
+    /// phone while the offer it closes keeps ringing.
     fn urgency(&self) -> Urgency {
-        match self {
-            Self::Offer(..) => Urgency::High,
-            Self::Close(_) => Urgency::Normal,
-        }
+        Urgency::High
     }
 
     /// After this no retry is worth it.
     fn deadline(&self) -> Option<DateTime<Utc>> {
         match self {
             Self::Offer(view, _) => Some(view.expires_at),
-            Self::Close(_) => None,
+            Self::Close(_) | Self::Assigned(_) => None,
         }
     }
 }
@@ -521,7 +626,7 @@ impl PushWhat {
 #[async_trait]
 impl ReachSender for Reach {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
-        match item.channel {
+        let outcome = match item.channel {
             Channel::Push => self.deliver_push(item).await,
             Channel::Sms => self.deliver_gateway(item, ContactChannel::Sms).await,
             Channel::Voice => self.deliver_gateway(item, ContactChannel::Voice).await,
@@ -529,7 +634,15 @@ impl ReachSender for Reach {
                 "{} rows are not for reaching stewards",
                 item.channel.as_str()
             )),
-        }
+        };
+        let how = match &outcome {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Retry { .. } => "retry",
+            DeliveryOutcome::Failed { .. } => "failed",
+            DeliveryOutcome::Cancelled { .. } => "cancelled",
+        };
+        self.metrics.reach(item.channel.as_str(), how);
+        outcome
     }
 }
 
@@ -652,6 +765,27 @@ pub fn close_payload(lang: Lang, note: &CloseNote) -> Vec<u8> {
         "reason": note.reason,
         "title": title,
         "body": body,
+        "lang": lang,
+        "url": format!("/app/#incident={id}"),
+    }))
+    .expect("JSON serialises")
+}
+
+/// What the service worker reads when a supervisor assigned the steward.
+pub fn assigned_payload(lang: Lang, view: &AssignedView) -> Vec<u8> {
+    let Lines { title, body } = text::assigned(lang, view);
+    let id = view.incident_id.as_str();
+    serde_json::to_vec(&json!({
+        "v": 1,
+        "type": "assigned",
+        "incident_id": id,
+        "tag": format!("incident-{id}"),
+        "title": title,
+        "body": body,
+        "lang": lang,
+        "priority": view.priority,
+        "kind": view.kind,
+        "url": format!("/app/#incident={id}"),
     }))
     .expect("JSON serialises")
 }

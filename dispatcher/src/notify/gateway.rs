@@ -103,7 +103,13 @@ fn push_escaped(out: &mut String, value: &str, escape: Escape) {
         }
         Escape::Form => out
             .push_str(&url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()),
-        Escape::Url => out.extend(url::form_urlencoded::byte_serialize(value.as_bytes())),
+        // Form encoding writes a space as `+`, which a URL path keeps as
+        // a plus; `%20` means a space anywhere.
+        Escape::Url => {
+            for part in url::form_urlencoded::byte_serialize(value.as_bytes()) {
+                out.push_str(&part.replace('+', "%20"));
+            }
+        }
         Escape::None => out.push_str(value),
     }
 }
@@ -176,14 +182,22 @@ pub fn check(g: &GatewaySettings) -> Result<(), (String, String, &'static str)> 
             "set 1 or more (3 is usual)",
         ));
     }
-    if let Some(i) = &g.inbound
-        && http::HeaderName::from_bytes(i.signature_header.as_bytes()).is_err()
-    {
-        return Err((
-            "inbound.signature_header".into(),
-            format!("{:?} is not a header name", i.signature_header),
-            "e.g. X-Eldercare-Signature",
-        ));
+    if let Some(i) = &g.inbound {
+        if http::HeaderName::from_bytes(i.signature_header.as_bytes()).is_err() {
+            return Err((
+                "inbound.signature_header".into(),
+                format!("{:?} is not a header name", i.signature_header),
+                "e.g. X-Eldercare-Signature",
+            ));
+        }
+        // Anyone can sign with an empty or short key.
+        if i.secret.expose().len() < 16 {
+            return Err((
+                "inbound.secret".into(),
+                "is shorter than 16 characters".into(),
+                "use a long random secret, the same the gateway signs with",
+            ));
+        }
     }
     Ok(())
 }
@@ -263,7 +277,7 @@ mod tests {
         )
         .build()
         .unwrap();
-        assert_eq!(req.url().query(), Some("to=%2B86+139+0000+0101"));
+        assert_eq!(req.url().query(), Some("to=%2B86%20139%200000%200101"));
         assert_eq!(req.headers()["authorization"], "Bearer k");
         assert_eq!(req.headers()["content-type"], "text/plain");
     }

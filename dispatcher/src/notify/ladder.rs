@@ -36,7 +36,9 @@ pub fn reach_steps(
         })
         .filter(|s| s.at < expires_at)
         .collect();
-    // One push per step time is enough, even if the ladder names two.
+    // One message per channel and time is enough, even if the ladder
+    // names two.
+    steps.sort_by_key(|s| (s.at, s.channel as u8));
     steps.dedup_by(|a, b| a.channel == b.channel && a.at == b.at);
     let first_push = steps
         .iter()
@@ -108,7 +110,7 @@ mod tests {
                 ("push", 0, 0),
                 ("sms", 10, 0),
                 ("push", 15, 1),
-                ("voice", 20, 0)
+                ("voice", 15, 0)
             ]
         );
         let s = reach_steps(
@@ -190,5 +192,32 @@ mod tests {
             t0() + Duration::seconds(45),
         );
         assert_eq!(shape(&s), [("sms", 5, 0)]);
+    }
+
+    #[test]
+    fn steps_too_late_to_answer_are_named_at_start_up() {
+        let mut notify = NotifySettings {
+            sms: Some(gateway()),
+            voice: Some(gateway()),
+            ..Default::default()
+        };
+        let dispatch = crate::settings::DispatchSettings::default();
+        assert_eq!(notify.warnings(&dispatch, false), Vec::<String>::new());
+        notify.ladder.critical.push(LadderStep {
+            channel: ContactChannel::Voice,
+            after_s: 25,
+        });
+        notify.ladder.urgent.push(LadderStep {
+            channel: ContactChannel::Sms,
+            after_s: 60,
+        });
+        let w = notify.warnings(&dispatch, true);
+        assert_eq!(w.len(), 3, "{w:#?}");
+        assert!(w[0].starts_with("notify.push.subject"), "{w:#?}");
+        assert!(w[1].contains("leaves 5 s to answer"), "{w:#?}");
+        assert!(w[2].contains("never happens"), "{w:#?}");
+        // Without gateways, their steps are skipped quietly.
+        let quiet = NotifySettings::default().warnings(&dispatch, false);
+        assert_eq!(quiet, Vec::<String>::new());
     }
 }

@@ -103,6 +103,8 @@ impl Vapid {
             .map_err(|e| format!("signing the VAPID token: {e}"))?;
         let value = http::HeaderValue::from_str(&format!("vapid t={token}, k={}", self.public))
             .map_err(|e| format!("the VAPID header: {e}"))?;
+        // One a push service; those not used for a while go.
+        tokens.retain(|_, (_, made)| made.elapsed() < VAPID_REUSE);
         tokens.insert(origin, (value.clone(), Instant::now()));
         Ok(value)
     }
@@ -201,13 +203,15 @@ pub async fn send(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
+    // The status only: what a push service says back is the operator's
+    // to read (in the log), not a steward's (the test alert, their
+    // phones' list), since a steward chose the endpoint.
     let text = response.text().await.unwrap_or_default();
-    let text: String = text.trim().chars().take(200).collect();
-    let error = if text.is_empty() {
-        format!("HTTP {code}")
-    } else {
-        format!("HTTP {code}: {text}")
-    };
+    let text: String = text.trim().chars().take(300).collect();
+    if !text.is_empty() {
+        tracing::info!(status = code, answer = %text.escape_debug(), "push service refused a push");
+    }
+    let error = format!("HTTP {code}");
     match code {
         404 | 410 => Sent::Gone { status: code },
         429 | 500..=599 => Sent::Transient { error, retry_after },

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{CloseNote, CloseReason, IncidentKind, Lang, OfferView, Priority};
+use crate::domain::{
+    AssignedView, CloseNote, CloseReason, IncidentKind, Lang, OfferView, Priority,
+};
 
 /// A notification's two lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,31 @@ fn distance(lang: Lang, metres: Option<f64>) -> Option<String> {
     })
 }
 
+/// A distance as a voice reads it: units in words.
+fn spoken_distance(lang: Lang, metres: Option<f64>) -> Option<String> {
+    let m = metres.filter(|m| m.is_finite() && *m >= 0.0)?;
+    Some(match (lang, m >= 1000.0) {
+        (Lang::Zh, false) => format!("{m:.0} 米"),
+        (Lang::Zh, true) => format!("{:.1} 公里", m / 1000.0),
+        (Lang::En, false) => format!("{m:.0} metres"),
+        (Lang::En, true) => format!("{:.1} kilometres", m / 1000.0),
+    })
+}
+
+/// An offer's state in the steward's words.
+fn ended_how(lang: Lang, response: &str) -> &'static str {
+    match (lang, response) {
+        (Lang::Zh, "accepted") => "已接受",
+        (Lang::Zh, "declined") => "已拒绝",
+        (Lang::Zh, "withdrawn") => "已撤回",
+        (Lang::Zh, _) => "超时未应答",
+        (Lang::En, "accepted") => "accepted",
+        (Lang::En, "declined") => "declined",
+        (Lang::En, "withdrawn") => "withdrawn",
+        (Lang::En, _) => "not answered in time",
+    }
+}
+
 /// Whole seconds from `now` to the offer's expiry (0 once past).
 pub fn seconds_left(view: &OfferView, now: DateTime<Utc>) -> i64 {
     (view.expires_at - now).num_seconds().max(0)
@@ -116,18 +143,30 @@ pub fn offer(lang: Lang, view: &OfferView, now: DateTime<Utc>) -> Lines {
 /// The short line that replaces a closed offer's notification.
 pub fn close(lang: Lang, note: &CloseNote) -> Lines {
     let who = elder(lang, note.elder_name.as_deref());
+    if note.reason == CloseReason::Accepted {
+        return match lang {
+            Lang::Zh => Lines {
+                title: format!("已接受：{who}"),
+                body: "请前往老人家中，打开应用查看地址和注意事项。".into(),
+            },
+            Lang::En => Lines {
+                title: format!("Accepted: {who}"),
+                body: "Go now: the app has the address and care notes.".into(),
+            },
+        };
+    }
     let why = match (lang, note.reason) {
-        (Lang::Zh, CloseReason::Accepted) => "您已接受",
+        (Lang::Zh, CloseReason::Accepted) => unreachable!("answered above"),
         (Lang::Zh, CloseReason::Declined) => "您已拒绝",
-        (Lang::Zh, CloseReason::Expired) => "超时未应答，已转给其他人",
-        (Lang::Zh, CloseReason::Taken) => "其他人已接受",
+        (Lang::Zh, CloseReason::Expired) => "超时未应答",
+        (Lang::Zh, CloseReason::Taken) => "其他服务员已接受",
         (Lang::Zh, CloseReason::Cancelled) => "事件已取消",
         (Lang::Zh, CloseReason::Resolved) => "事件已处理完毕",
         (Lang::Zh, CloseReason::Reassigned) => "主管已另行指派",
         (Lang::Zh, CloseReason::OffDuty) => "您已下班",
-        (Lang::En, CloseReason::Accepted) => "You accepted it",
+        (Lang::En, CloseReason::Accepted) => unreachable!("answered above"),
         (Lang::En, CloseReason::Declined) => "You declined it",
-        (Lang::En, CloseReason::Expired) => "Not answered in time; passed to another steward",
+        (Lang::En, CloseReason::Expired) => "Not answered in time",
         (Lang::En, CloseReason::Taken) => "Another steward took it",
         (Lang::En, CloseReason::Cancelled) => "The incident was cancelled",
         (Lang::En, CloseReason::Resolved) => "The incident was resolved",
@@ -135,12 +174,33 @@ pub fn close(lang: Lang, note: &CloseNote) -> Lines {
         (Lang::En, CloseReason::OffDuty) => "You went off duty",
     };
     let title = match lang {
-        Lang::Zh => format!("任务已结束：{who}"),
+        Lang::Zh => format!("派单已结束：{who}"),
         Lang::En => format!("Offer ended: {who}"),
     };
     Lines {
         title,
         body: why.to_owned(),
+    }
+}
+
+/// A supervisor assigned the steward an incident.
+pub fn assigned(lang: Lang, view: &AssignedView) -> Lines {
+    let who = elder(lang, view.elder_name.as_deref());
+    match lang {
+        Lang::Zh => Lines {
+            title: format!("主管已指派给您：{} — {who}", kind(lang, view.kind)),
+            body: format!(
+                "{}：请立即前往，打开应用查看地址和注意事项。",
+                priority(lang, view.priority)
+            ),
+        },
+        Lang::En => Lines {
+            title: format!("Assigned to you: {} — {who}", kind(lang, view.kind)),
+            body: format!(
+                "{}: please go now; the app has the address and care notes.",
+                priority(lang, view.priority)
+            ),
+        },
     }
 }
 
@@ -158,13 +218,22 @@ pub fn test(lang: Lang) -> Lines {
     }
 }
 
-/// An offer as a text message: who and how far, how to answer, and the
-/// link that opens it in the app (when the server knows its address).
-pub fn offer_sms(lang: Lang, view: &OfferView, now: DateTime<Utc>, link: Option<&str>) -> String {
+/// An offer as a text message: who and how far, how to answer (by reply
+/// when the gateway's replies are taken, else in the app), and the link
+/// that opens it in the app (when the server knows its address).
+pub fn offer_sms(
+    lang: Lang,
+    view: &OfferView,
+    now: DateTime<Utc>,
+    link: Option<&str>,
+    can_reply: bool,
+) -> String {
     let Lines { title, body } = offer(lang, view, now);
-    let answer = match lang {
-        Lang::Zh => "回复 1 接受，2 拒绝。",
-        Lang::En => "Reply 1 to accept, 2 to decline.",
+    let answer = match (lang, can_reply) {
+        (Lang::Zh, true) => "回复 1 接受，2 拒绝。",
+        (Lang::Zh, false) => "请打开应用接受或拒绝。",
+        (Lang::En, true) => "Reply 1 to accept, 2 to decline.",
+        (Lang::En, false) => "Open the app to accept or decline.",
     };
     let mut text = match lang {
         Lang::Zh => format!("【养老急救】{title}，{body}。{answer}"),
@@ -177,13 +246,33 @@ pub fn offer_sms(lang: Lang, view: &OfferView, now: DateTime<Utc>, link: Option<
     text
 }
 
-/// An offer as a voice call says it.
-pub fn offer_voice(lang: Lang, view: &OfferView, now: DateTime<Utc>) -> String {
-    let Lines { title, body } = offer(lang, view, now);
+/// An offer as a voice call says it: words a speech engine reads, no
+/// symbols.
+pub fn offer_voice(lang: Lang, view: &OfferView, now: DateTime<Utc>, can_reply: bool) -> String {
+    let who = elder(lang, view.elder_name.as_deref());
+    let left = seconds_left(view, now);
+    let (p, k) = (priority(lang, view.priority), kind(lang, view.kind));
+    let far = spoken_distance(lang, view.distance_m);
     match lang {
-        Lang::Zh => format!("养老急救派单。{title}。{body}。接受请按 1，拒绝请按 2。"),
+        Lang::Zh => {
+            let far = far.map(|d| format!("距您 {d}，")).unwrap_or_default();
+            let answer = if can_reply {
+                "接受请按 1，拒绝请按 2。"
+            } else {
+                "请打开应用接受或拒绝。"
+            };
+            format!("养老急救派单。{p}，{k}，老人{who}，{far}请在 {left} 秒内应答。{answer}")
+        }
         Lang::En => {
-            format!("Eldercare dispatch. {title}. {body}. Press 1 to accept, or 2 to decline.")
+            let far = far.map(|d| format!(", {d} from you")).unwrap_or_default();
+            let answer = if can_reply {
+                "Press 1 to accept, or 2 to decline."
+            } else {
+                "Open the app to accept or decline."
+            };
+            format!(
+                "Eldercare dispatch. {p}: {k}, for {who}{far}. Answer within {left} seconds. {answer}"
+            )
         }
     }
 }
@@ -195,51 +284,93 @@ pub enum ReplyAnswer<'a> {
         elder: Option<&'a str>,
     },
     Declined,
-    /// The offer ended before the reply: how, and when.
+    /// The incident is theirs already (accepted in the app, assigned).
+    Assigned {
+        elder: Option<&'a str>,
+    },
+    /// The offer ended (how: `accepted`, `declined`, `withdrawn`,
+    /// `expired`) and the incident is closed or someone else's.
     TooLate {
+        what: &'a str,
+        at: Option<DateTime<Utc>>,
+    },
+    /// The offer ended, but the incident still waits for someone.
+    StillOpen {
         what: &'a str,
         at: Option<DateTime<Utc>>,
     },
     /// The reply was neither yes nor no.
     NotUnderstood,
-    /// Nothing was ever offered to them.
+    /// Nothing was offered to them by text or call.
     NoOffer,
 }
 
 pub fn reply(lang: Lang, answer: &ReplyAnswer<'_>, utc_offset_min: i32) -> String {
-    let local = |t: &DateTime<Utc>| {
-        (*t + chrono::Duration::minutes(i64::from(utc_offset_min)))
-            .format("%H:%M:%S")
-            .to_string()
+    let local = |t: &Option<DateTime<Utc>>| {
+        t.map(|t| {
+            (t + chrono::Duration::minutes(i64::from(utc_offset_min)))
+                .format("%H:%M:%S")
+                .to_string()
+        })
+    };
+    let home = |e: &Option<&str>| match (lang, e) {
+        (Lang::Zh, Some(n)) => format!("{n}家"),
+        (Lang::Zh, None) => "老人家中".to_owned(),
+        (Lang::En, Some(n)) => format!("{n}'s home"),
+        (Lang::En, None) => "the elder's home".to_owned(),
     };
     match (lang, answer) {
-        (Lang::Zh, ReplyAnswer::Accepted { elder: e }) => format!(
-            "已接受：请前往{}。打开应用查看地址和注意事项。",
-            e.unwrap_or("老人家中")
-        ),
+        (Lang::Zh, ReplyAnswer::Accepted { elder: e }) => {
+            format!("已接受：请前往{}。打开应用查看地址和注意事项。", home(e))
+        }
         (Lang::En, ReplyAnswer::Accepted { elder: e }) => format!(
-            "Accepted: please go to {}. Open the app for the address and what to know.",
-            e.unwrap_or("the elder")
+            "Accepted: please go to {}. The app has the address and care notes.",
+            home(e)
         ),
-        (Lang::Zh, ReplyAnswer::Declined) => "已拒绝，将派给其他人。".into(),
-        (Lang::En, ReplyAnswer::Declined) => "Declined; it goes to another steward.".into(),
-        (Lang::Zh, ReplyAnswer::TooLate { what, at }) => match at {
-            Some(t) => format!("该任务已于 {} 结束（{what}），无需前往。", local(t)),
-            None => format!("该任务已结束（{what}），无需前往。"),
-        },
-        (Lang::En, ReplyAnswer::TooLate { what, at }) => match at {
-            Some(t) => format!(
-                "That offer ended at {} ({what}); you need not go.",
-                local(t)
-            ),
-            None => format!("That offer has ended ({what}); you need not go."),
-        },
+        (Lang::Zh, ReplyAnswer::Assigned { elder: e }) => {
+            format!("此事件已由您负责：请前往{}。", home(e))
+        }
+        (Lang::En, ReplyAnswer::Assigned { elder: e }) => {
+            format!("This incident is yours: please go to {}.", home(e))
+        }
+        (Lang::Zh, ReplyAnswer::Declined) => "已拒绝，将另行派单。".into(),
+        (Lang::En, ReplyAnswer::Declined) => "Declined; it goes to someone else.".into(),
+        (Lang::Zh, ReplyAnswer::TooLate { what, at }) => {
+            let how = ended_how(lang, what);
+            match local(at) {
+                Some(t) => format!("该派单已于 {t} 结束（{how}），无需前往。"),
+                None => format!("该派单已结束（{how}），无需前往。"),
+            }
+        }
+        (Lang::En, ReplyAnswer::TooLate { what, at }) => {
+            let how = ended_how(lang, what);
+            match local(at) {
+                Some(t) => format!("That offer ended at {t} ({how}); you need not go."),
+                None => format!("That offer has ended ({how}); you need not go."),
+            }
+        }
+        (Lang::Zh, ReplyAnswer::StillOpen { what, at }) => {
+            let how = ended_how(lang, what);
+            let when = local(at).map(|t| format!("于 {t} ")).unwrap_or_default();
+            format!(
+                "该派单已{when}结束（{how}），但事件仍在等待处理：如能前往，请打开应用或致电服务中心。"
+            )
+        }
+        (Lang::En, ReplyAnswer::StillOpen { what, at }) => {
+            let how = ended_how(lang, what);
+            let when = local(at).map(|t| format!(" at {t}")).unwrap_or_default();
+            format!(
+                "That offer ended{when} ({how}), but the incident is still waiting: if you can go, open the app or call the centre."
+            )
+        }
         (Lang::Zh, ReplyAnswer::NotUnderstood) => "未能识别回复：回复 1 接受，2 拒绝。".into(),
         (Lang::En, ReplyAnswer::NotUnderstood) => {
             "Reply not understood: reply 1 to accept, 2 to decline.".into()
         }
-        (Lang::Zh, ReplyAnswer::NoOffer) => "目前没有等待您应答的任务。".into(),
-        (Lang::En, ReplyAnswer::NoOffer) => "No offer is waiting for your answer.".into(),
+        (Lang::Zh, ReplyAnswer::NoOffer) => "目前没有通过短信或电话等待您应答的派单。".into(),
+        (Lang::En, ReplyAnswer::NoOffer) => {
+            "No offer sent to you by text or call is waiting for your answer.".into()
+        }
     }
 }
 
@@ -289,12 +420,25 @@ mod tests {
             &view(),
             at("2026-12-04T21:00:10Z"),
             Some("https://e.example/app/#link=x"),
+            true,
         );
         assert!(t.starts_with("【养老急救】危急 · 检测到跌倒 — 格桑"), "{t}");
         assert!(t.contains("回复 1 接受，2 拒绝"), "{t}");
         assert!(t.ends_with(" https://e.example/app/#link=x"), "{t}");
-        let v = offer_voice(Lang::En, &view(), at("2026-12-04T21:00:20Z"));
-        assert!(v.contains("Press 1 to accept"), "{v}");
+        let v = offer_voice(Lang::En, &view(), at("2026-12-04T21:00:20Z"), true);
+        assert_eq!(
+            v,
+            "Eldercare dispatch. Critical: Fall detected, for 格桑, 420 metres from you. \
+             Answer within 10 seconds. Press 1 to accept, or 2 to decline."
+        );
+        let v = offer_voice(Lang::Zh, &view(), at("2026-12-04T21:00:20Z"), false);
+        assert_eq!(
+            v,
+            "养老急救派单。危急，检测到跌倒，老人格桑，距您 420 米，请在 10 秒内应答。请打开应用接受或拒绝。"
+        );
+        // Without a reply path, an SMS asks for no reply.
+        let t = offer_sms(Lang::En, &view(), at("2026-12-04T21:00:20Z"), None, false);
+        assert!(t.ends_with("Open the app to accept or decline."), "{t}");
     }
 
     #[test]
@@ -309,7 +453,27 @@ mod tests {
         );
         assert_eq!(
             t,
-            "That offer ended at 21:00:30 (expired); you need not go."
+            "That offer ended at 21:00:30 (not answered in time); you need not go."
         );
+        let t = reply(
+            Lang::Zh,
+            &ReplyAnswer::StillOpen {
+                what: "expired",
+                at: Some(at("2026-12-04T13:00:30Z")),
+            },
+            480,
+        );
+        assert_eq!(
+            t,
+            "该派单已于 21:00:30 结束（超时未应答），但事件仍在等待处理：如能前往，请打开应用或致电服务中心。"
+        );
+        let t = reply(
+            Lang::Zh,
+            &ReplyAnswer::Accepted {
+                elder: Some("格桑"),
+            },
+            480,
+        );
+        assert_eq!(t, "已接受：请前往格桑家。打开应用查看地址和注意事项。");
     }
 }

@@ -53,6 +53,8 @@ use crate::rules::RuleBook;
 pub const OFFER_EXPIRED: &str = "offer_expired";
 /// Another steward accepted first (or the incident was assigned).
 pub const ALREADY_TAKEN: &str = "already_taken";
+/// The caller took it already (a Decline pressed after their own Accept).
+pub const ALREADY_YOURS: &str = "already_yours";
 /// Only the assigned steward may do this.
 pub const NOT_ASSIGNED: &str = "not_assigned";
 /// The incident is resolved or cancelled.
@@ -68,6 +70,7 @@ pub fn conflict_code(message: &str) -> Option<&'static str> {
     [
         OFFER_EXPIRED,
         ALREADY_TAKEN,
+        ALREADY_YOURS,
         NOT_ASSIGNED,
         NOT_OPEN,
         STEWARD_BUSY,

@@ -38,7 +38,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::StoreError;
-use super::dispatch::{ALREADY_TAKEN, NO_OFFER, NOT_OPEN, OFFER_EXPIRED};
+use super::dispatch::{ALREADY_TAKEN, ALREADY_YOURS, NO_OFFER, NOT_OPEN, OFFER_EXPIRED};
 use super::notices::WithdrawReason;
 use crate::domain::{
     CandidateNote, Incident, IncidentState, Offer, OfferResponse, Outcome, StewardId,
@@ -153,17 +153,17 @@ pub(crate) fn offer_problem(
         return Some(not_open(incident));
     }
     if incident.status != IncidentState::Dispatching {
-        let by = match &incident.steward_id {
-            Some(s) if s == steward => "you".to_owned(),
-            Some(s) => format!("steward {s}"),
-            None => "someone else".to_owned(),
-        };
         let at = incident
             .acknowledged_at
             .map(|t| format!(" at {}", when(t)))
             .unwrap_or_default();
+        let (code, by) = match &incident.steward_id {
+            Some(s) if s == steward => (ALREADY_YOURS, "you".to_owned()),
+            Some(s) => (ALREADY_TAKEN, format!("steward {s}")),
+            None => (ALREADY_TAKEN, "someone else".to_owned()),
+        };
         return Some(conflict(
-            ALREADY_TAKEN,
+            code,
             format!("incident {} was taken by {by}{at}", incident.id),
         ));
     }
@@ -310,7 +310,7 @@ macro_rules! dispatch_sql {
             use sqlx::QueryBuilder;
 
             use $crate::domain::{
-                CloseNote, CloseReason, Delivery, Elder, ElderId, Incident, IncidentId, IncidentState,
+                AssignedView, CloseNote, CloseReason, Delivery, Elder, ElderId, Incident, IncidentId, IncidentState,
                 Offer, OfferResponse, OfferView, Outcome, Steward, StewardId,
             };
             use $crate::rules::RuleBook;
@@ -435,6 +435,14 @@ macro_rules! dispatch_sql {
                         }
                         other => other,
                     }
+                }
+
+                /// The elder's name for a steward's lock screen; none when
+                /// the incident has no elder or the row cannot be read (the
+                /// push then says "an elder", and the change goes ahead).
+                async fn elder_name(conn: &mut Conn, incident: &Incident) -> Option<String> {
+                    let id = incident.elder_id.as_ref()?;
+                    Self::load_elder(conn, id).await.ok().flatten().map(|e| e.name)
                 }
 
                 async fn hold_of(
@@ -861,7 +869,7 @@ macro_rules! dispatch_sql {
                     for s in &released {
                         pending.notices.steward(s, now);
                     }
-                    Self::stop_reaching(conn, &offers, reason.close_reason(), now, pending).await?;
+                    Self::stop_reaching(conn, &offers, reason.close_reason(), quiet, now, pending).await?;
                     Ok(offers)
                 }
 
@@ -869,11 +877,13 @@ macro_rules! dispatch_sql {
                 /// cancelled (a step a worker holds right now is checked
                 /// again before it goes out), and a phone that was shown
                 /// an offer's push, or may be about to be, gets a push that
-                /// closes it.
+                /// closes it, but `quiet`'s: a supervisor assigned them the
+                /// incident, and that push replaces the offer's.
                 async fn stop_reaching(
                     conn: &mut Conn,
                     offers: &[Offer],
                     reason: CloseReason,
+                    quiet: Option<&StewardId>,
                     now: DateTime<Utc>,
                     pending: &mut Pending,
                 ) -> StoreResult<()> {
@@ -904,7 +914,7 @@ macro_rules! dispatch_sql {
                     }
                     q.push(") ORDER BY id");
                     let shown: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *conn).await.db()?;
-                    for o in offers {
+                    for o in offers.iter().filter(|o| quiet != Some(&o.steward_id)) {
                         let Some((_, payload)) = shown.iter().find(|(id, _)| *id == o.id) else {
                             continue;
                         };
@@ -1393,8 +1403,10 @@ macro_rules! dispatch_sql {
                         WithdrawReason::Taken, None, &actor, now, &mut pending,
                     )
                     .await?;
-                    Self::stop_reaching(&mut tx, std::slice::from_ref(&offer), CloseReason::Accepted, now, &mut pending)
-                        .await?;
+                    Self::stop_reaching(
+                        &mut tx, std::slice::from_ref(&offer), CloseReason::Accepted, None, now, &mut pending,
+                    )
+                    .await?;
                     let mut changed = i.clone();
                     changed.status = IncidentState::Acknowledged;
                     changed.steward_id = Some(steward.clone());
@@ -1732,6 +1744,17 @@ macro_rules! dispatch_sql {
                         pending.line(&saved.id, now, words, &actor);
                         pending.notices.incident(&saved, now);
                         pending.notices.steward(&busy, now);
+                        let elder_name = Self::elder_name(&mut tx, &saved).await;
+                        pending.notices.assigned(
+                            &AssignedView {
+                                incident_id: saved.id.clone(),
+                                steward_id: steward.clone(),
+                                priority: saved.priority,
+                                kind: saved.kind,
+                                elder_name,
+                            },
+                            now,
+                        );
                         let elder = Self::elder_for_hooks(&mut tx, &saved, rules).await?;
                         pending.notices.transition(Transition::Acknowledged, &saved, elder.as_ref(), rules, now);
                         Self::flush(&mut tx, pending).await?;
@@ -1839,14 +1862,14 @@ macro_rules! dispatch_sql {
                         .push(" AND (claimed_until IS NULL OR claimed_until < ")
                         .push_bind(now)
                         .push(")");
-                    if channels.len() < Channel::ALL.len() {
-                        q.push(" AND channel IN (");
-                        let mut list = q.separated(", ");
-                        for c in channels {
-                            list.push_bind(channel_text(*c));
-                        }
-                        q.push(")");
+                    // Always named: a channel a later version adds is left
+                    // to the instances that know it (a rolling upgrade).
+                    q.push(" AND channel IN (");
+                    let mut list = q.separated(", ");
+                    for c in channels {
+                        list.push_bind(channel_text(*c));
                     }
+                    q.push(")");
                     q.push(" ORDER BY due_at, id LIMIT ")
                         .push_bind(limit)
                         .push(concat!(" ", $skip_locked, ") RETURNING *"));

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::dispatch::{Audience, Channel};
 use crate::domain::{
-    CloseNote, CloseReason, ContactChannel, Elder, Incident, IncidentId, Offer, OfferView,
-    Priority, ReachStep, Steward, StewardId,
+    AssignedView, CloseNote, CloseReason, ContactChannel, Elder, Incident, IncidentId, Offer,
+    OfferView, Priority, ReachStep, Steward, StewardId,
 };
 use crate::rules::RuleBook;
 use crate::settings::WebhookAudience;
@@ -165,6 +165,8 @@ pub const REACH_REPEAT: &str = "offer.repeat";
 pub const REACH_CLOSE: &str = "offer.close";
 pub const REACH_SMS: &str = "offer.sms";
 pub const REACH_VOICE: &str = "offer.voice";
+/// A supervisor assigned the steward an incident.
+pub const REACH_ASSIGNED: &str = "assigned";
 
 /// The outbox event of a ladder step.
 pub fn reach_event(step: &ReachStep) -> &'static str {
@@ -252,6 +254,23 @@ impl Notices {
                 steward_id: Some(offer.steward_id.to_string()),
             });
         }
+    }
+
+    /// A push telling a steward a supervisor assigned them the incident:
+    /// their app may be closed, and nobody else is going.
+    pub fn assigned(&mut self, view: &AssignedView, now: DateTime<Utc>) {
+        self.outbox.push(NewOutbox {
+            id: outbox_id(now),
+            incident_id: Some(view.incident_id.to_string()),
+            channel: Channel::Push,
+            target: view.steward_id.to_string(),
+            event: REACH_ASSIGNED.to_owned(),
+            payload: json!(view),
+            created_at: now,
+            due_at: now,
+            offer_id: None,
+            steward_id: Some(view.steward_id.to_string()),
+        });
     }
 
     /// A push that closes an offer's notification on the steward's phones

@@ -16,6 +16,8 @@ use crate::domain::{Lang, NewSubscription, Offer, PushSubscription, StewardId};
 
 /// The code of the conflict a steward with too many phones gets.
 pub const TOO_MANY_SUBSCRIPTIONS: &str = "too_many_subscriptions";
+/// …and the one an endpoint registered by another steward's phone gets.
+pub const SUBSCRIPTION_TAKEN: &str = "subscription_taken";
 
 /// Reaching stewards' phones; every [`super::Store`] implements it.
 #[async_trait]
@@ -67,14 +69,24 @@ pub trait ReachStore: Send + Sync {
     /// Removes one; `false` when it was not there.
     async fn delete_subscription(&self, id: &str) -> StoreResult<bool>;
 
-    /// How the last push to a phone went: `None` for delivered, the error
-    /// otherwise.
+    /// Removes one the push service no longer knows, unless it was renewed
+    /// to another endpoint meanwhile.
+    async fn forget_subscription(&self, id: &str, endpoint: &str) -> StoreResult<bool>;
+
+    /// How the last push to a phone at `endpoint` went: `None` for
+    /// delivered, the error otherwise (nothing if it was renewed since).
     async fn record_push(
         &self,
         id: &str,
+        endpoint: &str,
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    /// Whether a message on one of `channels` about this offer reached the
+    /// gateway: a reply by SMS or by a key on a call answers only an
+    /// offer it was asked about.
+    async fn reached_by(&self, offer_id: &str, channels: &[&str]) -> StoreResult<bool>;
 
     /// One offer.
     async fn offer(&self, id: &str) -> StoreResult<Option<Offer>>;

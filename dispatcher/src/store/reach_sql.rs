@@ -14,7 +14,7 @@ macro_rules! reach_sql {
             use $crate::domain::{Lang, NewSubscription, Offer, PushSubscription, StewardId};
             use $crate::store::dispatch_sql::conflict;
             use $crate::store::notices::{Notices, NewOutbox};
-            use $crate::store::reach::{ReachStore, TOO_MANY_SUBSCRIPTIONS};
+            use $crate::store::reach::{ReachStore, SUBSCRIPTION_TAKEN, TOO_MANY_SUBSCRIPTIONS};
             use $crate::store::rows::*;
             use $crate::store::sql::*;
             use $crate::store::{StoreError, StoreResult};
@@ -98,12 +98,26 @@ macro_rules! reach_sql {
                             ),
                         ));
                     }
-                    let existing: Option<String> =
-                        sqlx::query_scalar("SELECT id FROM push_subscriptions WHERE endpoint = $1")
-                            .bind(sub.endpoint.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .db()?;
+                    let existing: Option<(String, String, String)> = sqlx::query_as(
+                        "SELECT id, steward_id, auth FROM push_subscriptions WHERE endpoint = $1",
+                    )
+                    .bind(sub.endpoint.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?;
+                    // A phone moves to another steward (a shared phone,
+                    // logged in as someone else) only with its own secret:
+                    // knowing an endpoint is not owning the phone.
+                    if let Some((_, owner, auth)) = &existing
+                        && owner != steward.as_str()
+                        && auth != &sub.auth
+                    {
+                        return Err(conflict(
+                            SUBSCRIPTION_TAKEN,
+                            "this push endpoint is another steward's phone; subscribe again in this browser".into(),
+                        ));
+                    }
+                    let existing = existing.map(|(id, _, _)| id);
                     let created = existing.is_none();
                     let row: SubscriptionRow = sqlx::query_as(
                         "INSERT INTO push_subscriptions
@@ -112,7 +126,7 @@ macro_rules! reach_sql {
                          ON CONFLICT (endpoint) DO UPDATE
                          SET steward_id = excluded.steward_id, p256dh = excluded.p256dh,
                              auth = excluded.auth, expiration_time = excluded.expiration_time,
-                             lang = excluded.lang
+                             lang = excluded.lang, last_ok = NULL, last_error = NULL
                          RETURNING *",
                     )
                     .bind(existing.unwrap_or_else(subscription_id))
@@ -197,17 +211,43 @@ macro_rules! reach_sql {
                     Ok(done.rows_affected() > 0)
                 }
 
+                async fn forget_subscription(&self, id: &str, endpoint: &str) -> StoreResult<bool> {
+                    let done = sqlx::query("DELETE FROM push_subscriptions WHERE id = $1 AND endpoint = $2")
+                        .bind(id)
+                        .bind(endpoint)
+                        .execute(&mut *self.background_write_conn().await.db()?)
+                        .await
+                        .db()?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn reached_by(&self, offer_id: &str, channels: &[&str]) -> StoreResult<bool> {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT COUNT(*) FROM outbox WHERE state = 'delivered' AND offer_id = ",
+                    );
+                    q.push_bind(offer_id).push(" AND channel IN (");
+                    let mut list = q.separated(", ");
+                    for c in channels {
+                        list.push_bind(*c);
+                    }
+                    q.push(")");
+                    let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await.db()?;
+                    Ok(n > 0)
+                }
+
                 async fn record_push(
                     &self,
                     id: &str,
+                    endpoint: &str,
                     error: Option<&str>,
                     now: DateTime<Utc>,
                 ) -> StoreResult<()> {
                     sqlx::query(
-                        "UPDATE push_subscriptions SET last_push_at = $2, last_ok = $3, last_error = $4
-                         WHERE id = $1",
+                        "UPDATE push_subscriptions SET last_push_at = $3, last_ok = $4, last_error = $5
+                         WHERE id = $1 AND endpoint = $2",
                     )
                     .bind(id)
+                    .bind(endpoint)
                     .bind(now)
                     .bind(error.is_none())
                     .bind(error)

@@ -68,6 +68,7 @@ const WORDS = {
     not_recorded: 'Your answer was not recorded',
     offer_expired: 'This offer expired before you answered. It has gone to another steward.',
     already_taken: 'Another steward already took this incident.',
+    already_yours: 'You have already taken this incident: it is yours.',
     bad_token: 'This alert can no longer be answered from here. Open the app.',
     offline: 'Not sent: no connection. Open the app and try again.',
     failed: 'Not sent ({message}). Open the app and try again.',
@@ -81,6 +82,7 @@ const WORDS = {
     not_recorded: '您的答复未被记录',
     offer_expired: '您答复前派单已过期，已转给其他服务员。',
     already_taken: '其他服务员已接受此事件。',
+    already_yours: '您已接受此事件，由您负责。',
     bad_token: '此提醒已无法在这里答复，请打开应用。',
     offline: '未发送：没有网络连接。请打开应用再试一次。',
     failed: '未发送（{message}）。请打开应用再试一次。',
@@ -104,7 +106,13 @@ self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
     // `no-cache`: revalidate with the server, never copy a stale HTTP cache entry.
-    await cache.addAll(SHELL.map((url) => new Request(url, { cache: 'no-cache' })));
+    // File by file: on a bad line a file that fails is fetched (and
+    // cached) when the app first asks for it, and the worker, which
+    // carries the alerts, installs all the same.
+    await Promise.allSettled(SHELL.map(async (url) => {
+      const res = await fetch(new Request(url, { cache: 'no-cache' }));
+      if (res.ok) await cache.put(url, res);
+    }));
     await self.skipWaiting();
   })());
 });
@@ -135,22 +143,18 @@ self.addEventListener('fetch', (event) => {
 });
 
 /**
- * The cached copy at once (the app opens with no network), and the
- * network's in the background for next time; the network when nothing
- * is cached yet.
+ * The cached copy (the app opens with no network); the network when
+ * nothing is cached yet, kept for next time. Never refreshed behind the
+ * app's back: the cache's name changes with every release, so what it
+ * holds is one release, whole, and a new release is a new worker.
  */
 async function cacheFirst(event, key) {
   const cache = await caches.open(CACHE);
   const hit = await cache.match(key, { ignoreSearch: true });
-  const fresh = fetch(key, { cache: 'no-cache' }).then((res) => {
-    if (res.ok) return cache.put(key, res.clone()).then(() => res);
-    return res;
-  });
-  if (hit) {
-    event.waitUntil(fresh.catch(() => {}));
-    return hit;
-  }
-  return fresh;
+  if (hit) return hit;
+  const res = await fetch(key, { cache: 'no-cache' });
+  if (res.ok) event.waitUntil(cache.put(key, res.clone()));
+  return res;
 }
 
 // --- push ------------------------------------------------------------------
@@ -169,6 +173,7 @@ self.addEventListener('push', (event) => {
 async function handlePush(payload) {
   if (payload && payload.type === 'offer') return showOffer(payload);
   if (payload && payload.type === 'close') return closeOffer(payload);
+  if (payload && payload.type === 'assigned') return showAssigned(payload);
   const lang = langOf(payload);
   return self.registration.showNotification((payload && payload.title) || say(lang, 'app'), {
     body: (payload && payload.body) || say(lang, 'open_app'),
@@ -192,7 +197,10 @@ async function showOffer(p) {
     timestamp: Date.now(),
     data: p,
   };
-  if (await hasExpired(p.expires_at)) {
+  // Late (its close came first, through another server or a slow push
+  // service), or past its time: ringing for an offer nobody can take any
+  // more helps nobody.
+  if ((await wasClosed(p.offer_id)) || (await hasExpired(p.expires_at))) {
     // Late (a phone that was off, a slow push service): say so, quietly;
     // ringing for an offer nobody can take any more helps nobody.
     return self.registration.showNotification(p.title, {
@@ -219,8 +227,14 @@ async function showOffer(p) {
 
 /** The offer ended: the ringing notification goes, and a quiet one says why. */
 async function closeOffer(p) {
+  await rememberClosed(p.offer_id);
   const tag = p.tag || `incident-${p.incident_id}`;
-  for (const n of await self.registration.getNotifications({ tag })) n.close();
+  for (const n of await self.registration.getNotifications({ tag })) {
+    // This offer's notification only: an assignment shown under the
+    // same incident stays.
+    const d = n.data || {};
+    if (!d.offer_id || d.offer_id === p.offer_id) n.close();
+  }
   if (justActed(p.offer_id) || !p.title) return;
   await self.registration.showNotification(p.title, {
     body: p.body || '',
@@ -229,8 +243,56 @@ async function closeOffer(p) {
     badge: BADGE,
     silent: true,
     lang: langOf(p) === 'zh' ? 'zh-CN' : 'en',
-    data: { ...p, url: '/app/' },
+    data: { ...p, url: p.url || '/app/' },
   });
+}
+
+/** A supervisor assigned this steward an incident: it rings like an offer. */
+async function showAssigned(p) {
+  const lang = langOf(p);
+  return self.registration.showNotification(p.title, {
+    body: p.body,
+    tag: p.tag || `incident-${p.incident_id}`,
+    icon: ICON,
+    badge: BADGE,
+    lang: lang === 'zh' ? 'zh-CN' : 'en',
+    timestamp: Date.now(),
+    requireInteraction: true,
+    renotify: true,
+    vibrate: VIBRATE,
+    data: p,
+  });
+}
+
+// Offers closed lately, kept where the worker finds them after it slept:
+// an offer's push that arrives after its close (another server sent it,
+// or a push service held it) must not ring.
+const CLOSED_KEY = '/app/meta/closed';
+const CLOSED_MS = 30 * 60_000;
+
+async function closedOffers() {
+  try {
+    const res = await (await caches.open(META)).match(CLOSED_KEY);
+    const list = res ? await res.json() : [];
+    return Array.isArray(list) ? list.filter((c) => Date.now() - c.at < CLOSED_MS) : [];
+  } catch {
+    return [];
+  }
+}
+
+async function rememberClosed(offerId) {
+  if (!offerId) return;
+  const list = (await closedOffers()).filter((c) => c.id !== offerId);
+  list.push({ id: offerId, at: Date.now() });
+  try {
+    await (await caches.open(META)).put(CLOSED_KEY, new Response(JSON.stringify(list.slice(-100)), {
+      headers: { 'Content-Type': 'application/json' },
+    }));
+  } catch { /* memory full: the expiry still stops it */ }
+}
+
+async function wasClosed(offerId) {
+  return !!offerId && (await closedOffers()).some((c) => c.id === offerId);
 }
 
 /** On the server's clock when the app has measured this phone's offset. */
@@ -315,7 +377,7 @@ async function answerOffer(data, action) {
 
 async function showRefusal(data, result) {
   const lang = langOf(data);
-  const key = ['offer_expired', 'already_taken', 'bad_token', 'offline'].includes(result.code) ? result.code : 'failed';
+  const key = ['offer_expired', 'already_taken', 'already_yours', 'bad_token', 'offline'].includes(result.code) ? result.code : 'failed';
   await self.registration.showNotification(say(lang, 'not_recorded'), {
     body: say(lang, key, { message: result.message || result.code }),
     tag: data.tag,

@@ -8,7 +8,14 @@ import { session, saveSession, clearSession } from '../common/session.js';
 /** The value of `#name=value` in the address, or null. */
 export function hashParam(name) {
   const m = location.hash.match(new RegExp(`^#${name}=(.+)$`));
-  return m ? decodeURIComponent(m[1]) : null;
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    // A link mangled on its way (a stray %): taken as it is, the server
+    // then refuses it plainly.
+    return m[1];
+  }
 }
 
 /** Drops the hash without a reload or a history entry. */
@@ -53,11 +60,19 @@ export async function redeemLink() {
 async function redeem(token, bearer) {
   const headers = { 'Content-Type': 'application/json' };
   if (bearer) headers.Authorization = 'Bearer ' + bearer;
+  // A phone on a bad line must not sit on a blank page: give up after
+  // 10 s, say offline, keep the link for a reload.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 10_000);
   try {
-    const res = await fetch('/api/v1/offer-links/redeem', { method: 'POST', headers, body: JSON.stringify({ token }) });
+    const res = await fetch('/api/v1/offer-links/redeem', {
+      method: 'POST', headers, body: JSON.stringify({ token }), signal: abort.signal,
+    });
     return { status: res.status, body: await res.json().catch(() => null) };
   } catch {
     return { status: 0, body: null };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
