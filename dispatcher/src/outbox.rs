@@ -443,7 +443,7 @@ async fn finish(deps: &OutboxDeps, item: &OutboxItem, outcome: DeliveryOutcome) 
         // operator must act on. SMS and calls go through a gateway the
         // site pays for: its failures are the operator's to see.
         DeliveryOutcome::Failed { error } if item.channel == Channel::Push => {
-            tracing::info!(%error, attempt = item.attempts + 1, "could not reach the steward by push");
+            tracing::debug!(%error, attempt = item.attempts + 1, "could not reach the steward by push");
         }
         DeliveryOutcome::Failed { error } => {
             tracing::warn!(%error, attempt = item.attempts + 1, "delivery failed for good");

@@ -28,10 +28,9 @@ pub fn routes() -> Routes {
 }
 
 /// The conflict codes the store names at the start of its message.
-const CONFLICT_CODES: [&str; 7] = [
+const CONFLICT_CODES: [&str; 6] = [
     "offer_expired",
     "already_taken",
-    "already_yours",
     "not_assigned",
     "not_open",
     "steward_busy",
@@ -91,7 +90,7 @@ pub struct AssignRequest {
         (status = 200, description = "Acknowledged, assigned to the caller", body = Incident),
         (status = 403, body = ErrorBody),
         (status = 404, description = "No offer of this incident to the caller", body = ErrorBody),
-        (status = 409, description = "`offer_expired`, `already_taken`, or `already_yours` (the caller took it already)", body = ErrorBody),
+        (status = 409, description = "`offer_expired` or `already_taken`", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username, incident = %id))]
 pub async fn accept(
@@ -140,7 +139,7 @@ pub async fn answer_offer(
         (status = 200, description = "Declined; the incident as it stands", body = Incident),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "`offer_expired`, `already_taken`, or `already_yours` (the caller took it already)", body = ErrorBody),
+        (status = 409, description = "`offer_expired` or `already_taken`", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username, incident = %id))]
 pub async fn decline(

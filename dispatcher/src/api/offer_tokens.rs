@@ -101,7 +101,7 @@ async fn offer_of(state: &AppState, purpose: Purpose, token: &str) -> Result<Off
     responses(
         (status = 200, description = "Answered; the incident as it stands", body = Incident),
         (status = 401, description = "`bad_token`", body = ErrorBody),
-        (status = 409, description = "`offer_expired`, `already_taken` or `already_yours`", body = ErrorBody),
+        (status = 409, description = "`offer_expired` or `already_taken` (by someone else, or, for a decline, by the caller)", body = ErrorBody),
         (status = 410, description = "`offer_gone`", body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody),

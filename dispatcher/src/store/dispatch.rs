@@ -51,10 +51,9 @@ use crate::rules::RuleBook;
 /// (`"offer_expired: the offer to s-01 expired at …"`), for the API's
 /// `{"error": {"code"}}`.
 pub const OFFER_EXPIRED: &str = "offer_expired";
-/// Another steward accepted first (or the incident was assigned).
+/// Another steward accepted first (or the incident was assigned), or,
+/// for a decline, the caller did.
 pub const ALREADY_TAKEN: &str = "already_taken";
-/// The caller took it already (a Decline pressed after their own Accept).
-pub const ALREADY_YOURS: &str = "already_yours";
 /// Only the assigned steward may do this.
 pub const NOT_ASSIGNED: &str = "not_assigned";
 /// The incident is resolved or cancelled.
@@ -70,7 +69,6 @@ pub fn conflict_code(message: &str) -> Option<&'static str> {
     [
         OFFER_EXPIRED,
         ALREADY_TAKEN,
-        ALREADY_YOURS,
         NOT_ASSIGNED,
         NOT_OPEN,
         STEWARD_BUSY,

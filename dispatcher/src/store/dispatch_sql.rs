@@ -38,7 +38,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::StoreError;
-use super::dispatch::{ALREADY_TAKEN, ALREADY_YOURS, NO_OFFER, NOT_OPEN, OFFER_EXPIRED};
+use super::dispatch::{ALREADY_TAKEN, NO_OFFER, NOT_OPEN, OFFER_EXPIRED};
 use super::notices::WithdrawReason;
 use crate::domain::{
     CandidateNote, Incident, IncidentState, Offer, OfferResponse, Outcome, StewardId,
@@ -157,13 +157,14 @@ pub(crate) fn offer_problem(
             .acknowledged_at
             .map(|t| format!(" at {}", when(t)))
             .unwrap_or_default();
-        let (code, by) = match &incident.steward_id {
-            Some(s) if s == steward => (ALREADY_YOURS, "you".to_owned()),
-            Some(s) => (ALREADY_TAKEN, format!("steward {s}")),
-            None => (ALREADY_TAKEN, "someone else".to_owned()),
+        // API.md's code whoever took it; the message says who.
+        let by = match &incident.steward_id {
+            Some(s) if s == steward => "you".to_owned(),
+            Some(s) => format!("steward {s}"),
+            None => "someone else".to_owned(),
         };
         return Some(conflict(
-            code,
+            ALREADY_TAKEN,
             format!("incident {} was taken by {by}{at}", incident.id),
         ));
     }

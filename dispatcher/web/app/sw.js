@@ -67,8 +67,8 @@ const WORDS = {
     expired: 'This offer has expired: it has gone to another steward.',
     not_recorded: 'Your answer was not recorded',
     offer_expired: 'This offer expired before you answered. It has gone to another steward.',
-    already_taken: 'Another steward already took this incident.',
-    already_yours: 'You have already taken this incident: it is yours.',
+    // Also what a Decline after one's own Accept gets: said neutrally.
+    already_taken: 'This incident has already been taken. Open the app to see whose it is.',
     bad_token: 'This alert can no longer be answered from here. Open the app.',
     offline: 'Not sent: no connection. Open the app and try again.',
     failed: 'Not sent ({message}). Open the app and try again.',
@@ -81,8 +81,7 @@ const WORDS = {
     expired: '此派单已过期，已转给其他服务员。',
     not_recorded: '您的答复未被记录',
     offer_expired: '您答复前派单已过期，已转给其他服务员。',
-    already_taken: '其他服务员已接受此事件。',
-    already_yours: '您已接受此事件，由您负责。',
+    already_taken: '此事件已被接受，请打开应用查看由谁负责。',
     bad_token: '此提醒已无法在这里答复，请打开应用。',
     offline: '未发送：没有网络连接。请打开应用再试一次。',
     failed: '未发送（{message}）。请打开应用再试一次。',
@@ -377,7 +376,7 @@ async function answerOffer(data, action) {
 
 async function showRefusal(data, result) {
   const lang = langOf(data);
-  const key = ['offer_expired', 'already_taken', 'already_yours', 'bad_token', 'offline'].includes(result.code) ? result.code : 'failed';
+  const key = ['offer_expired', 'already_taken', 'bad_token', 'offline'].includes(result.code) ? result.code : 'failed';
   await self.registration.showNotification(say(lang, 'not_recorded'), {
     body: say(lang, key, { message: result.message || result.code }),
     tag: data.tag,
