@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use utoipa::ToSchema;
 
@@ -723,19 +723,37 @@ fn summary(results: &[PhoneResult]) -> String {
     )
 }
 
-/// What the service worker reads for an offer.
-pub fn offer_payload(lang: Lang, view: &OfferView, now: DateTime<Utc>, token: &str) -> Vec<u8> {
-    let Lines { title, body } = text::offer(lang, view, now);
-    let id = view.incident_id.as_str();
-    serde_json::to_vec(&json!({
+/// What the service worker reads: `{"v": 1, "type", "tag", "title",
+/// "body", "lang", "url"}`, and for an incident its `incident_id`, the
+/// tag `incident-<id>` and the url that opens it, plus `extra`.
+fn payload(kind: &str, lang: Lang, incident: Option<&str>, lines: Lines, extra: Value) -> Vec<u8> {
+    let (tag, url) = match incident {
+        Some(id) => (format!("incident-{id}"), format!("/app/#incident={id}")),
+        None => (kind.to_owned(), "/app/".to_owned()),
+    };
+    let mut out = json!({
         "v": 1,
-        "type": "offer",
-        "incident_id": id,
-        "offer_id": view.offer_id,
-        "tag": format!("incident-{id}"),
-        "title": title,
-        "body": body,
+        "type": kind,
+        "tag": tag,
+        "title": lines.title,
+        "body": lines.body,
         "lang": lang,
+        "url": url,
+    });
+    if let Some(id) = incident {
+        out["incident_id"] = json!(id);
+    }
+    if let (Value::Object(out), Value::Object(extra)) = (&mut out, extra) {
+        out.extend(extra);
+    }
+    serde_json::to_vec(&out).expect("JSON serialises")
+}
+
+/// An offer: what the lock screen shows, its buttons and the token they
+/// act with.
+pub fn offer_payload(lang: Lang, view: &OfferView, now: DateTime<Utc>, token: &str) -> Vec<u8> {
+    let extra = json!({
+        "offer_id": view.offer_id,
         "priority": view.priority,
         "kind": view.kind,
         "elder_name": view.elder_name,
@@ -743,63 +761,36 @@ pub fn offer_payload(lang: Lang, view: &OfferView, now: DateTime<Utc>, token: &s
         "expires_at": view.expires_at,
         "repeat": view.repeat,
         "token": token,
-        "url": format!("/app/#incident={id}"),
         "actions": [
             {"action": "accept", "title": text::accept(lang)},
             {"action": "decline", "title": text::decline(lang)},
         ],
-    }))
-    .expect("JSON serialises")
-}
-
-/// What the service worker reads to close an offer's notification.
-pub fn close_payload(lang: Lang, note: &CloseNote) -> Vec<u8> {
-    let Lines { title, body } = text::close(lang, note);
-    let id = note.incident_id.as_str();
-    serde_json::to_vec(&json!({
-        "v": 1,
-        "type": "close",
-        "incident_id": id,
-        "offer_id": note.offer_id,
-        "tag": format!("incident-{id}"),
-        "reason": note.reason,
-        "title": title,
-        "body": body,
-        "lang": lang,
-        "url": format!("/app/#incident={id}"),
-    }))
-    .expect("JSON serialises")
-}
-
-/// What the service worker reads when a supervisor assigned the steward.
-pub fn assigned_payload(lang: Lang, view: &AssignedView) -> Vec<u8> {
-    let Lines { title, body } = text::assigned(lang, view);
+    });
     let id = view.incident_id.as_str();
-    serde_json::to_vec(&json!({
-        "v": 1,
-        "type": "assigned",
-        "incident_id": id,
-        "tag": format!("incident-{id}"),
-        "title": title,
-        "body": body,
-        "lang": lang,
-        "priority": view.priority,
-        "kind": view.kind,
-        "url": format!("/app/#incident={id}"),
-    }))
-    .expect("JSON serialises")
+    payload("offer", lang, Some(id), text::offer(lang, view, now), extra)
 }
 
-/// What the service worker reads for a test alert.
+/// Closes an offer's notification, saying why.
+pub fn close_payload(lang: Lang, note: &CloseNote) -> Vec<u8> {
+    let extra = json!({"offer_id": note.offer_id, "reason": note.reason});
+    let id = note.incident_id.as_str();
+    payload("close", lang, Some(id), text::close(lang, note), extra)
+}
+
+/// A supervisor assigned the steward.
+pub fn assigned_payload(lang: Lang, view: &AssignedView) -> Vec<u8> {
+    let extra = json!({"priority": view.priority, "kind": view.kind});
+    let id = view.incident_id.as_str();
+    payload(
+        "assigned",
+        lang,
+        Some(id),
+        text::assigned(lang, view),
+        extra,
+    )
+}
+
+/// A test alert.
 pub fn test_payload(lang: Lang) -> Vec<u8> {
-    let Lines { title, body } = text::test(lang);
-    serde_json::to_vec(&json!({
-        "v": 1,
-        "type": "test",
-        "tag": "test",
-        "title": title,
-        "body": body,
-        "url": "/app/",
-    }))
-    .expect("JSON serialises")
+    payload("test", lang, None, text::test(lang), json!({}))
 }
