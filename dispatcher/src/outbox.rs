@@ -196,7 +196,18 @@ pub struct OutboxDeps {
     pub http: reqwest::Client,
 }
 
-/// The HTTP client webhooks are sent with.
+/// A response's `Retry-After` in seconds, when it gives a number.
+pub fn retry_after_s(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The HTTP client webhooks, pushes and gateway messages are sent with.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(WEBHOOK_TIMEOUT)
@@ -501,11 +512,8 @@ pub async fn deliver_webhook(deps: &OutboxDeps, item: &OutboxItem) -> DeliveryOu
         Ok(response) if response.status().is_success() => DeliveryOutcome::Delivered,
         Ok(response) => {
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
+            let retry_after = retry_after_s(response.headers())
+                .and_then(|s| i64::try_from(s).ok())
                 .map(chrono::Duration::seconds);
             let text = response.text().await.unwrap_or_default();
             let text = text.trim();

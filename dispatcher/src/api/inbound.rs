@@ -21,7 +21,7 @@ use super::lifecycle::{Answer, answer_offer};
 use super::routes::Routes;
 use super::{ApiError, AppState};
 use crate::domain::{
-    ContactChannel, IncidentId, IncidentState, Lang, Offer, OfferResponse, Steward,
+    ContactChannel, Incident, IncidentId, IncidentState, Lang, Offer, OfferResponse, Steward,
 };
 use crate::notify::reply::{self, ReplyCode};
 use crate::notify::text::{self, ReplyAnswer};
@@ -211,8 +211,8 @@ async fn answer(
         ReplyCode::Decline => Answer::Decline,
     };
     match answer_offer(state, &offer.incident_id, &steward.id, what).await {
-        Ok(_) => {
-            let elder = elder_name(state, offer).await;
+        Ok(incident) => {
+            let elder = elder_name(state, &incident).await;
             let (result, said) = match code {
                 ReplyCode::Accept => (
                     "accepted",
@@ -302,7 +302,10 @@ async fn ended(
         .incident(&offer.incident_id)
         .await?
         .map(|d| d.incident);
-    let elder = elder_name(state, offer).await;
+    let elder = match &incident {
+        Some(i) => elder_name(state, i).await,
+        None => None,
+    };
     let (result, said) = match incident {
         Some(i) if i.status.is_open() && i.steward_id.as_ref() == Some(&steward.id) => (
             "assigned",
@@ -318,11 +321,11 @@ async fn ended(
     Ok((result, text::reply(lang, &said, offset)))
 }
 
-async fn elder_name(state: &AppState, offer: &Offer) -> Option<String> {
-    let incident = state.store.incident(&offer.incident_id).await.ok()??;
+/// The incident's elder's name, for the answer; none if it cannot be read.
+async fn elder_name(state: &AppState, incident: &Incident) -> Option<String> {
     let elder = state
         .store
-        .elder(incident.incident.elder_id.as_ref()?)
+        .elder(incident.elder_id.as_ref()?)
         .await
         .ok()??;
     Some(elder.name)

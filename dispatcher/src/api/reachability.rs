@@ -16,7 +16,7 @@ use super::error::ErrorBody;
 use super::routes::Routes;
 use super::{ApiError, AppState};
 use crate::domain::{ContactChannel, PushSubscription, Steward, StewardId};
-use crate::notify::reply::digits;
+use crate::notify::reply::is_number;
 use crate::settings::NotifySettings;
 
 pub fn routes() -> Routes {
@@ -74,7 +74,7 @@ pub fn reachability(
         .iter()
         .filter(|s| s.last_push_at.is_some())
         .max_by_key(|s| s.last_push_at);
-    let has_phone = digits(&steward.phone).len() >= 5;
+    let has_phone = is_number(&steward.phone);
     let mut problems = Vec::new();
     if subs.is_empty() {
         problems.push(Problem::NoPush);

@@ -79,12 +79,9 @@ impl Reach {
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("eldercare-dispatcher/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the TLS backend initialises");
+        // The outbox's own client: no redirects, 10 s a request, which
+        // is also each push's and each gateway message's limit.
+        let http = crate::outbox::http_client();
         Self {
             store,
             metrics,
@@ -123,6 +120,23 @@ impl Reach {
             .cloned()
     }
 
+    /// The offer an offer's push, SMS or call row is about, if it is still
+    /// live; else what becomes of the row (cancelled: the offer ended;
+    /// failed: the row is damaged; a retry: the store did not answer).
+    async fn live_offer(
+        &self,
+        item: &OutboxItem,
+        now: DateTime<Utc>,
+    ) -> Result<OfferView, DeliveryOutcome> {
+        let view: OfferView = serde_json::from_value(item.payload.clone())
+            .map_err(|e| failed(format!("payload is not an offer: {e}")))?;
+        match self.offer_over(&view.offer_id, now).await {
+            Ok(None) => Ok(view),
+            Ok(Some(why)) => Err(DeliveryOutcome::Cancelled { reason: why }),
+            Err(e) => Err(self.retry(item, e.to_string(), None, Some(view.expires_at))),
+        }
+    }
+
     /// Why an offer's message must not go out now, if it must not.
     async fn offer_over(
         &self,
@@ -154,15 +168,10 @@ impl Reach {
         };
         let what = match item.event.as_str() {
             REACH_OFFER | REACH_REPEAT => {
-                let view: OfferView = match serde_json::from_value(item.payload.clone()) {
-                    Ok(v) => v,
-                    Err(e) => return failed(format!("payload is not an offer: {e}")),
+                let view = match self.live_offer(item, now).await {
+                    Ok(view) => view,
+                    Err(outcome) => return outcome,
                 };
-                match self.offer_over(&view.offer_id, now).await {
-                    Ok(Some(why)) => return DeliveryOutcome::Cancelled { reason: why },
-                    Ok(None) => {}
-                    Err(e) => return self.retry(item, e.to_string(), None, Some(view.expires_at)),
-                }
                 if item.event == REACH_REPEAT
                     && let Some(ago) = self.pushed_lately(&view.offer_id)
                 {
@@ -320,7 +329,7 @@ impl Reach {
         let now = self.clock.now();
         let mut out = Vec::with_capacity(sent.len());
         for (sub, result) in sent {
-            let r = PhoneResult::of(sub, &result);
+            let r = PhoneResult::of(&result);
             let recorded = match &result {
                 Sent::Gone { .. } => {
                     tracing::info!(subscription = %sub.id, steward = %sub.steward_id, "push subscription gone; forgotten");
@@ -420,15 +429,10 @@ impl Reach {
         let now = self.clock.now();
         let (values, deadline) = match item.event.as_str() {
             REACH_SMS | REACH_VOICE => {
-                let view: OfferView = match serde_json::from_value(item.payload.clone()) {
-                    Ok(v) => v,
-                    Err(e) => return failed(format!("payload is not an offer: {e}")),
+                let view = match self.live_offer(item, now).await {
+                    Ok(view) => view,
+                    Err(outcome) => return outcome,
                 };
-                match self.offer_over(&view.offer_id, now).await {
-                    Ok(Some(why)) => return DeliveryOutcome::Cancelled { reason: why },
-                    Ok(None) => {}
-                    Err(e) => return self.retry(item, e.to_string(), None, Some(view.expires_at)),
-                }
                 match self.offer_values(&view, channel, now).await {
                     Ok(v) => (v, Some(view.expires_at)),
                     Err(Problem::Fail(e)) => return failed(e),
@@ -473,12 +477,8 @@ impl Reach {
             Ok(r) if r.status().is_success() => DeliveryOutcome::Delivered,
             Ok(r) => {
                 let status = r.status().as_u16();
-                let retry_after = r
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let retry_after =
+                    crate::outbox::retry_after_s(r.headers()).map(Duration::from_secs);
                 let body = r.text().await.unwrap_or_default();
                 let body: String = body.trim().chars().take(200).collect();
                 let error = if body.is_empty() {
@@ -514,7 +514,7 @@ impl Reach {
             }
             Err(e) => return Err(Problem::Retry(e.to_string())),
         };
-        if crate::notify::reply::digits(&steward.phone).len() < 5 {
+        if !crate::notify::reply::is_number(&steward.phone) {
             return Err(Problem::Fail(format!(
                 "steward {} has no phone number to {}",
                 steward.id,
@@ -661,8 +661,7 @@ struct PhoneResult {
 }
 
 impl PhoneResult {
-    fn of(sub: &PushSubscription, sent: &Sent) -> Self {
-        let _ = sub;
+    fn of(sent: &Sent) -> Self {
         match sent {
             Sent::Delivered => Self {
                 ok: true,
@@ -680,26 +679,26 @@ impl PhoneResult {
                 )),
                 retry_after: None,
             },
-            Sent::Transient { error, retry_after } => Self {
+            Sent::Transient {
+                status,
+                error,
+                retry_after,
+            } => Self {
                 ok: false,
                 transient: true,
-                status: status_of(error),
+                status: *status,
                 error: Some(error.clone()),
                 retry_after: *retry_after,
             },
-            Sent::Refused { error } => Self {
+            Sent::Refused { status, error } => Self {
                 ok: false,
                 transient: false,
-                status: status_of(error),
+                status: *status,
                 error: Some(error.clone()),
                 retry_after: None,
             },
         }
     }
-}
-
-fn status_of(error: &str) -> Option<u16> {
-    error.strip_prefix("HTTP ")?.get(..3)?.parse().ok()
 }
 
 /// "no phone took it: 2 × HTTP 500; 1 × HTTP 410 …".

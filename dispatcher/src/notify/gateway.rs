@@ -49,9 +49,16 @@ enum Escape {
     None,
 }
 
-/// The placeholders of a template, in order; `Err` names one we do not
-/// know.
-fn placeholders(template: &str) -> Vec<&str> {
+/// A piece of a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    /// `{name}`'s name.
+    Placeholder(&'a str),
+}
+
+/// A template cut into its text and its placeholders, in order.
+fn pieces(template: &str) -> Vec<Piece<'_>> {
     let mut out = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find('{') {
@@ -61,37 +68,43 @@ fn placeholders(template: &str) -> Vec<&str> {
             .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
             .count();
         if name_len > 0 && after.as_bytes().get(name_len) == Some(&b'}') {
-            out.push(&after[..name_len]);
+            out.push(Piece::Text(&rest[..start]));
+            out.push(Piece::Placeholder(&after[..name_len]));
             rest = &after[name_len + 1..];
         } else {
+            // Not a placeholder: the brace is text.
+            out.push(Piece::Text(&rest[..=start]));
             rest = after;
         }
     }
+    out.push(Piece::Text(rest));
     out
+}
+
+/// The placeholders of a template, in order.
+fn placeholders(template: &str) -> Vec<&str> {
+    pieces(template)
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Placeholder(name) => Some(name),
+            Piece::Text(_) => None,
+        })
+        .collect()
 }
 
 /// Fills a template's placeholders from `values` (a missing value is
 /// empty), escaped as `escape` says.
 fn render(template: &str, values: &BTreeMap<&str, String>, escape: Escape) -> String {
     let mut out = String::with_capacity(template.len() + 64);
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        let name_len = after
-            .bytes()
-            .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
-            .count();
-        if name_len > 0 && after.as_bytes().get(name_len) == Some(&b'}') {
-            let value = values.get(&after[..name_len]).map_or("", String::as_str);
-            push_escaped(&mut out, value, escape);
-            rest = &after[name_len + 1..];
-        } else {
-            out.push('{');
-            rest = after;
+    for piece in pieces(template) {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Placeholder(name) => {
+                let value = values.get(name).map_or("", String::as_str);
+                push_escaped(&mut out, value, escape);
+            }
         }
     }
-    out.push_str(rest);
     out
 }
 

@@ -161,14 +161,17 @@ pub enum Sent {
     Delivered,
     /// 404 or 410: the phone unsubscribed or the subscription expired.
     Gone { status: u16 },
-    /// 429, 5xx, a timeout or no connection: worth trying again.
+    /// 429, 5xx (`status`), a timeout or no connection (no status):
+    /// worth trying again.
     Transient {
+        status: Option<u16>,
         error: String,
         retry_after: Option<Duration>,
     },
     /// Refused for good (our request is wrong: a payload too large, a
-    /// VAPID key the service does not accept).
-    Refused { error: String },
+    /// VAPID key the service does not accept); no status when it was
+    /// never sent.
+    Refused { status: Option<u16>, error: String },
 }
 
 /// Encrypts `message` to `sub` and sends it.
@@ -180,12 +183,18 @@ pub async fn send(
 ) -> Sent {
     let request = match build(vapid, sub, message) {
         Ok(r) => r,
-        Err(error) => return Sent::Refused { error },
+        Err(error) => {
+            return Sent::Refused {
+                status: None,
+                error,
+            };
+        }
     };
     let response = match http.execute(request).await {
         Ok(r) => r,
         Err(e) => {
             return Sent::Transient {
+                status: None,
                 // Without the URL: an endpoint is a capability.
                 error: e.without_url().to_string(),
                 retry_after: None,
@@ -197,12 +206,7 @@ pub async fn send(
         return Sent::Delivered;
     }
     let code = status.as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = crate::outbox::retry_after_s(response.headers()).map(Duration::from_secs);
     // The status only: what a push service says back is the operator's
     // to read (in the log), not a steward's (the test alert, their
     // phones' list), since a steward chose the endpoint.
@@ -214,8 +218,15 @@ pub async fn send(
     let error = format!("HTTP {code}");
     match code {
         404 | 410 => Sent::Gone { status: code },
-        429 | 500..=599 => Sent::Transient { error, retry_after },
-        _ => Sent::Refused { error },
+        429 | 500..=599 => Sent::Transient {
+            status: Some(code),
+            error,
+            retry_after,
+        },
+        _ => Sent::Refused {
+            status: Some(code),
+            error,
+        },
     }
 }
 

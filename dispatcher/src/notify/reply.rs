@@ -88,6 +88,12 @@ pub fn digits(phone: &str) -> String {
     phone.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// Whether a steward's phone field holds a number a gateway could text
+/// or call (five digits at least).
+pub fn is_number(phone: &str) -> bool {
+    digits(phone).len() >= 5
+}
+
 /// Whether two numbers are one phone: the same digits, or one is the
 /// other with a country code in front (`+86 139…` and `139…`), the
 /// shorter having at least seven digits.
