@@ -7,12 +7,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dispatcher::clock::Clock;
 use protocol::{DeviceId, StatusMessage, Topics};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 /// A connected device. Counts the broker's PUBACKs: a message the broker
 /// acknowledged is one it accepted and must not lose.
+///
+/// Dropped, it says goodbye with a DISCONNECT, so the broker discards its
+/// last will: a test done with a device must not raise a "device offline"
+/// incident behind the test's back. `vanish` is the way to go silent.
 pub struct TestDevice {
     pub id: DeviceId,
     client: AsyncClient,
@@ -22,6 +26,7 @@ pub struct TestDevice {
     acked: Arc<AtomicU64>,
     published: u64,
     task: JoinHandle<()>,
+    vanished: bool,
 }
 
 impl TestDevice {
@@ -62,6 +67,8 @@ impl TestDevice {
                         Ok(Event::Incoming(Packet::PubAck(_))) => {
                             acked.fetch_add(1, Ordering::SeqCst);
                         }
+                        // Written to the socket: the broker drops the will.
+                        Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                         Ok(_) => {}
                         Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                     }
@@ -80,6 +87,7 @@ impl TestDevice {
             acked,
             published: 0,
             task,
+            vanished: false,
         }
     }
 
@@ -149,14 +157,19 @@ impl TestDevice {
 
     /// Drops the connection without a DISCONNECT, so the broker publishes
     /// the last will.
-    pub fn vanish(self) {
+    pub fn vanish(mut self) {
         self.task.abort();
+        self.vanished = true;
     }
 }
 
 impl Drop for TestDevice {
     fn drop(&mut self) {
-        self.task.abort();
+        // Queued behind any publish still in flight; the event loop ends
+        // once it has sent it. Fails only if the loop is gone (`vanish`).
+        if !self.vanished {
+            let _ = self.client.try_disconnect();
+        }
     }
 }
 

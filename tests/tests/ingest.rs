@@ -380,7 +380,7 @@ async fn a_silent_device_goes_offline_and_clears_when_heard_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_last_will_raises_offline_at_once() {
+async fn a_last_will_raises_offline_at_once_and_a_goodbye_does_not() {
     let app = TestApp::spawn(Options {
         broker: Broker::Mosquitto,
         ..Options::default()
@@ -388,10 +388,21 @@ async fn a_last_will_raises_offline_at_once() {
     .await;
     app.elder_with_device("e-1", "pen-1", "pendant", json!({}))
         .await;
+    app.elder_with_device("e-2", "btn-2", "call_button", json!({}))
+        .await;
+    // A device that disconnects properly (as a test's device does when
+    // dropped) leaves no will behind: its broker drops it.
+    let mut button = app.device("btn-2").await;
+    button.status(true, Utc::now()).await;
+    button.flushed().await;
+    drop(button);
+
     let mut pendant = app.device("pen-1").await;
     pendant.status(true, Utc::now()).await;
     pendant.flushed().await;
     pendant.vanish();
+    // Wills arrive in the order the connections ended: once the pendant's
+    // shows, a will of the button's would have too.
     let open = app.wait_incidents("kind=device.offline", 1).await;
     assert_eq!(open[0]["device_id"], "pen-1");
 }
