@@ -45,6 +45,7 @@ pub mod dispatch;
 pub mod domain;
 #[cfg(test)]
 mod fake_dispatch;
+pub mod http_server;
 pub mod hub;
 pub mod import;
 pub mod ingest;

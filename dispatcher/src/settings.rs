@@ -411,6 +411,16 @@ pub struct HttpSettings {
     /// (`https://eldercare.example.org`): the links in SMS and the voice
     /// gateway's callback are built on it. Unset, SMS carry no link.
     pub public_url: Option<String>,
+    /// Open HTTP connections at most; at the cap the idlest is closed, or
+    /// a new one gets a 503. Unset: half the open-file limit
+    /// (`RLIMIT_NOFILE`) at start, the rest left for the broker, its
+    /// devices and the database.
+    pub max_connections: Option<usize>,
+    /// A new connection must send its first request's headers within this.
+    pub header_timeout_s: u32,
+    /// A kept-alive connection with no request in flight is closed after
+    /// this (a stream is never idle).
+    pub idle_timeout_s: u32,
 }
 
 impl Default for HttpSettings {
@@ -419,6 +429,9 @@ impl Default for HttpSettings {
             addr: "127.0.0.1:8080".parse().expect("valid address"),
             map_tile_url: None,
             public_url: None,
+            max_connections: None,
+            header_timeout_s: 10,
+            idle_timeout_s: 60,
         }
     }
 }
@@ -773,6 +786,16 @@ impl Settings {
                     "use the address phones reach this server at, e.g. https://eldercare.example.org",
                 ));
             }
+        }
+        if self.http.max_connections == Some(0)
+            || self.http.header_timeout_s == 0
+            || self.http.idle_timeout_s == 0
+        {
+            return Err(bad(
+                "http.max_connections / http.header_timeout_s / http.idle_timeout_s",
+                "is 0".into(),
+                "set 1 or more, or leave max_connections unset for half the open-file limit",
+            ));
         }
         let subject = &self.notify.push.subject;
         if !(subject.starts_with("mailto:") || subject.starts_with("https:")) {

@@ -194,6 +194,11 @@ impl Application {
                 stop_timers.clone(),
             )),
             tokio::spawn(timers::flush_loop(timer_deps.clone(), stop_timers.clone())),
+            tokio::spawn(api::auth::sweep_expired(
+                state.store.clone(),
+                state.clock.clone(),
+                stop_timers.clone(),
+            )),
         ];
 
         let (hub_task, outbox) = start_notify(&state, &ingest);
@@ -202,15 +207,14 @@ impl Application {
         let http = {
             let stop = stop_http.clone();
             let app = api::router(state.clone());
-            tokio::spawn(async move {
-                // Offers travel as small SSE writes: Nagle would hold them back.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            })
+            let (limits, how) = crate::http_server::Limits::from_settings(&state.settings.http);
+            tracing::info!(
+                max_connections = limits.max_connections,
+                header_timeout_s = limits.header_timeout.as_secs(),
+                idle_timeout_s = limits.idle_timeout.as_secs(),
+                "HTTP connection cap: {how}"
+            );
+            tokio::spawn(crate::http_server::serve(listener, app, limits, stop))
         };
 
         shutdown.await;

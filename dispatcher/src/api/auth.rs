@@ -1,39 +1,45 @@
 //! Logins, sessions and roles.
 //!
-//! - Passwords are argon2id PHC strings, hashed and checked on the
-//!   blocking pool (argon2 is slow on purpose) with at most
-//!   [`HASHING_AT_ONCE`] at a time, so a flood of logins cannot take every
-//!   core from dispatch.
+//! - Passwords are argon2id PHC strings, hashed and checked on
+//!   [`HASHING_AT_ONCE`] threads of their own ([`super::hashing`]), so a
+//!   flood of logins can take neither every core from dispatch nor the
+//!   memory.
 //! - A session token is 32 random bytes in hex, given to the client once;
 //!   the store keeps only its SHA-256, so a copy of the database opens no
-//!   sessions.
+//!   sessions. A token is read in one canonical form (hex digits in lower
+//!   case, [`session_hash`]) wherever it is used, and found by its hash,
+//!   so no comparison depends on how much of a token was right.
 //! - A wrong username and a wrong password get the same 401 and take the
 //!   same time (an unknown user is checked against a dummy hash), so the
 //!   API does not tell which usernames exist.
-//! - [`MAX_FAILURES`] failures in a row for one username lock it for
-//!   [`LOCKOUT`] (429 with `Retry-After`), whatever the password.
+//! - Guesses are limited per username and per source address, with a
+//!   backoff instead of a lock for a device that logged in before
+//!   ([`super::login_limits`]): 429 with `Retry-After`.
+//! - A session ends everywhere at once: logout, a deleted user, a new
+//!   password or role are told to open streams ([`super::session_ends`]).
 //! - [`AuthUser`] is the extractor every `/api/v1` handler but login takes;
 //!   [`Supervisor`] and [`Admin`] also check the role before the body is
 //!   read, so a steward gets 403, not a complaint about the body.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::{IpAddr, SocketAddr};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
-use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::extract::ApiJson;
+use super::hashing::HashPool;
+use super::login_limits::{self as limits, Rule};
 use super::routes::Routes;
 use super::{ApiError, AppState};
 use crate::domain::{Role, StewardId, User};
@@ -41,13 +47,15 @@ use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 
 /// Failed logins in a row for one username before it is locked.
-pub const MAX_FAILURES: u32 = 5;
-/// How long a locked username waits; a success clears the count.
-pub const LOCKOUT: Duration = Duration::minutes(5);
-/// Failures further apart than this do not add up.
-pub const FAILURE_WINDOW: Duration = Duration::minutes(15);
+pub const MAX_FAILURES: i64 = limits::USER_LIMIT.max;
 /// Password hashes computed at once (each takes ~19 MiB and a core).
 pub const HASHING_AT_ONCE: usize = 2;
+/// Password hashes waiting at most; beyond, 503 with `Retry-After`.
+pub const HASHING_QUEUE: usize = 64;
+/// How long a device stays known after the login that gave its token.
+pub const DEVICE_DAYS: i64 = 90;
+/// The cookie a browser keeps its device token in.
+pub const DEVICE_COOKIE: &str = "eldercare_device";
 /// The shortest password a login may have.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longer passwords are refused before hashing, to bound the work.
@@ -74,6 +82,12 @@ pub fn router() -> axum::Router<AppState> {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// The `device_token` an earlier login from this device returned (or
+    /// the `eldercare_device` cookie it set): wrong passwords from a
+    /// known device get a short, growing wait instead of the username's
+    /// lock.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,6 +99,9 @@ pub struct LoginResponse {
     pub steward_id: Option<StewardId>,
     /// The token stops working then; log in again.
     pub expires_at: DateTime<Utc>,
+    /// Keep it and send it with the next logins from this device (it is
+    /// also set as the `eldercare_device` cookie).
+    pub device_token: String,
 }
 
 /// Who a token belongs to: pages check their stored session with it.
@@ -119,17 +136,16 @@ pub async fn me(user: AuthUser) -> Json<Me> {
     path = "/api/v1/auth/logout",
     tag = "auth",
     responses(
-        (status = 204, description = "The session is over"),
+        (status = 204, description = "The session is over; its open streams close"),
         (status = 401, description = "No token, or the session already ended", body = ErrorBody),
     )
 )]
 pub async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
     user: AuthUser,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let token = bearer_token(&headers)?.ok_or_else(missing_token)?;
-    state.store.delete_session(&token_hash(token)).await?;
+    state.store.delete_session(&user.session).await?;
+    state.session_ends.session(&user.session);
     tracing::info!(user = %user.username, "logged out");
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
@@ -141,47 +157,178 @@ pub async fn logout(
     tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "A session token", body = LoginResponse),
+        (status = 200, description = "A session token; also sets the `eldercare_device` cookie", body = LoginResponse),
         (status = 401, description = "Wrong username or password (one message for both)", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
-        (status = 429, description = "Too many failures in a row for this username; see Retry-After", body = ErrorBody),
+        (status = 429, description = "Too many failures for this username or from this address (a lock), or from this known device (a short wait); see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many logins at once; see Retry-After", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(username = ?body.username))]
 pub async fn login(
     State(state): State<AppState>,
+    peer: PeerAddr,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> Result<Json<LoginResponse>, ApiError> {
-    let guard = &state.login_guard;
+) -> Result<(HeaderMap, Json<LoginResponse>), ApiError> {
+    let store = state.store.as_ref();
     let now = state.clock.now();
-    guard.check(&body.username, now)?;
+    let known = known_device(&state, &body, &headers).await?;
+    // The keys this attempt counts against, each checked and counted in
+    // one step before the password is.
+    let keys: Vec<(String, Rule)> = match &known {
+        Some(device) => vec![(
+            limits::device_key(device),
+            Rule::Backoff(limits::DEVICE_BACKOFF),
+        )],
+        None => vec![
+            (
+                limits::address_key(peer.0),
+                Rule::Lock(limits::ADDRESS_LIMIT),
+            ),
+            (
+                limits::user_key(&body.username),
+                Rule::Lock(limits::USER_LIMIT),
+            ),
+        ],
+    };
+    for (i, (key, rule)) in keys.iter().enumerate() {
+        if let Err(wait) = limits::take(store, key, *rule, now).await? {
+            // Not tried: the attempts counted so far are given back.
+            for (key, rule) in &keys[..i] {
+                limits::give_back(store, key, *rule).await?;
+            }
+            tracing::info!(known_device = known.is_some(), key = %key, "login refused: too many failures");
+            return Err(too_many(known.is_some(), wait));
+        }
+    }
 
     let user = if !super::users::valid_username(&body.username) {
         None
     } else {
-        state.store.user(&body.username).await?
+        store.user(&body.username).await?
     };
+    let guard = &state.login_guard;
     let phc = match &user {
         Some(u) => u.password_hash.clone(),
         None => dummy_hash(guard).await?.to_owned(),
     };
     let ok = guard.verify(body.password, phc).await? && user.is_some();
     let Some(user) = user.filter(|_| ok) else {
-        guard.failed(&body.username, state.clock.now());
-        tracing::info!("login failed");
+        tracing::info!(known_device = known.is_some(), "login failed");
         return Err(ApiError::Unauthorized("wrong username or password".into()));
     };
-    guard.succeeded(&body.username);
+    for (key, rule) in &keys {
+        match rule {
+            // The username's count starts again, as does the device's.
+            Rule::Backoff(_) => store.clear_throttle(key).await?,
+            Rule::Lock(_) if key.starts_with("user:") => store.clear_throttle(key).await?,
+            // An address's count only loses this attempt: a login of
+            // one's own must not wipe guesses at others.
+            Rule::Lock(_) => limits::give_back(store, key, *rule).await?,
+        }
+    }
 
+    let device_token = match (&known, &body.device_token) {
+        (Some(_), Some(token)) => token.to_ascii_lowercase(),
+        _ => {
+            let token = new_token();
+            store
+                .insert_known_device(
+                    &token_hash(&token),
+                    &user.username,
+                    now + Duration::days(DEVICE_DAYS),
+                )
+                .await?;
+            token
+        }
+    };
     let (token, expires_at) =
         start_session(&state, &user, state.settings.auth.session_hours).await?;
     tracing::info!(role = %user.role, "logged in");
-    Ok(Json(LoginResponse {
-        token,
-        role: user.role,
-        steward_id: user.steward_id,
-        expires_at,
-    }))
+    let mut headers = HeaderMap::new();
+    if let Ok(cookie) = HeaderValue::from_str(&format!(
+        "{DEVICE_COOKIE}={device_token}; Path=/api/v1/auth/login; Max-Age={}; HttpOnly; SameSite=Strict",
+        DEVICE_DAYS * 24 * 3600
+    )) {
+        headers.insert(SET_COOKIE, cookie);
+    }
+    Ok((
+        headers,
+        Json(LoginResponse {
+            token,
+            role: user.role,
+            steward_id: user.steward_id,
+            expires_at,
+            device_token,
+        }),
+    ))
+}
+
+fn too_many(known_device: bool, wait_s: u64) -> ApiError {
+    let message = if known_device {
+        format!("wrong password from this device; wait {wait_s} s before trying again")
+    } else {
+        format!(
+            "too many failed logins for this username or from this address; try again in {wait_s} s"
+        )
+    };
+    ApiError::RetryLater {
+        message,
+        retry_after_s: wait_s,
+    }
+}
+
+/// The hash of the device token sent (in the body, else the cookie) when
+/// it is a live one of this username's and has not failed too often.
+async fn known_device(
+    state: &AppState,
+    body: &LoginRequest,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    let sent = body
+        .device_token
+        .as_deref()
+        .or_else(|| device_cookie(headers));
+    let Some(hash) = sent.and_then(session_hash) else {
+        return Ok(None);
+    };
+    let owner = state.store.known_device(&hash, state.clock.now()).await?;
+    if owner.as_deref() != Some(body.username.as_str()) {
+        return Ok(None);
+    }
+    let failures = limits::failures(state.store.as_ref(), &limits::device_key(&hash)).await?;
+    Ok((failures < limits::DEVICE_MAX_FAILURES).then_some(hash))
+}
+
+/// The `eldercare_device` cookie's value.
+fn device_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == DEVICE_COOKIE).then_some(value)
+        })
+}
+
+/// The caller's address, when the server knows it (the HTTP server puts
+/// it on every request; a router called directly in a test has none).
+pub struct PeerAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
 }
 
 /// A new session for `user`: its token (given to the client once) and
@@ -202,103 +349,41 @@ pub async fn start_session(
 
 // --- passwords, tokens, the failure count ---
 
-/// Login throttling and the hashing pool. One per process, in
-/// [`AppState`]; in memory, since a restart forgiving a few failures is
-/// harmless.
+/// The password-hashing pool and a dummy hash. One per process, in
+/// [`AppState`]. (Failure counts are in the database:
+/// [`super::login_limits`].)
 pub struct LoginGuard {
-    /// Consecutive failures per username.
-    failures: Mutex<HashMap<String, Failures>>,
-    /// Bounds concurrent argon2 work.
-    hashing: Semaphore,
+    hashing: HashPool,
     /// A hash of a random password, to spend the same time on unknown
     /// usernames as on known ones.
     dummy: OnceCell<String>,
 }
 
-struct Failures {
-    count: u32,
-    last: DateTime<Utc>,
-}
-
 impl Default for LoginGuard {
     fn default() -> Self {
         Self {
-            failures: Mutex::new(HashMap::new()),
-            hashing: Semaphore::new(HASHING_AT_ONCE),
+            hashing: HashPool::new(HASHING_AT_ONCE, HASHING_QUEUE),
             dummy: OnceCell::new(),
         }
     }
 }
 
-/// Usernames remembered at most; beyond it stale entries are dropped, so
-/// made-up usernames cannot fill the memory.
-const MAX_TRACKED: usize = 10_000;
-
 impl LoginGuard {
-    /// 429 while `username` is locked.
-    pub fn check(&self, username: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = failures.get(username)
-            && f.count >= MAX_FAILURES
-            && now < f.last + LOCKOUT
-        {
-            let wait = (f.last + LOCKOUT - now).num_seconds().max(1);
-            return Err(ApiError::RetryLater {
-                message: format!("too many failed logins for this username; try again in {wait} s"),
-                retry_after_s: wait.unsigned_abs(),
-            });
-        }
-        Ok(())
-    }
-
-    pub fn failed(&self, username: &str, now: DateTime<Utc>) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= MAX_TRACKED && !failures.contains_key(username) {
-            failures.retain(|_, f| now < f.last + FAILURE_WINDOW);
-            if failures.len() >= MAX_TRACKED {
-                // Under a spray of usernames: forget the oldest half
-                // rather than stop counting.
-                let mut lasts: Vec<_> = failures.values().map(|f| f.last).collect();
-                lasts.sort_unstable();
-                let cut = lasts[lasts.len() / 2];
-                failures.retain(|_, f| f.last > cut);
-            }
-        }
-        let f = failures.entry(username.to_owned()).or_insert(Failures {
-            count: 0,
-            last: now,
-        });
-        if now >= f.last + FAILURE_WINDOW {
-            f.count = 0;
-        }
-        f.count = f.count.saturating_add(1);
-        f.last = now;
-    }
-
-    pub fn succeeded(&self, username: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(username);
-    }
-
-    /// Whether `password` matches the PHC string, on the blocking pool.
+    /// Whether `password` matches the PHC string, on the hashing pool.
     pub async fn verify(&self, password: String, phc: String) -> Result<bool, ApiError> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(false);
         }
-        let _permit = self.hashing.acquire().await.map_err(internal)?;
-        tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+        self.hashing
+            .run(move || verify_password(&password, &phc))
             .await
-            .map_err(internal)
     }
 
-    /// A PHC string for `password`, on the blocking pool.
+    /// A PHC string for `password`, on the hashing pool.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let _permit = self.hashing.acquire().await.map_err(internal)?;
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(internal)?
+        self.hashing
+            .run(move || hash_password(&password))
+            .await?
             .map_err(ApiError::Internal)
     }
 }
@@ -309,10 +394,6 @@ async fn dummy_hash(guard: &LoginGuard) -> Result<&str, ApiError> {
         .get_or_try_init(|| guard.hash(hex(&rand::random::<[u8; 16]>())))
         .await
         .map(String::as_str)
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(e.to_string())
 }
 
 /// Argon2id with the crate's defaults (the OWASP recommendation: 19 MiB,
@@ -340,6 +421,15 @@ fn new_token() -> String {
 /// What the store keeps of a token.
 pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// The stored hash of a token as a client sent it: ours are 64 hex
+/// digits, read in either case (one canonical form: lower case), so a
+/// token works, or fails, the same in every route. `None` for anything
+/// else, which cannot be a token of ours.
+pub fn session_hash(token: &str) -> Option<String> {
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| token_hash(&token.to_ascii_lowercase()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -372,6 +462,9 @@ pub struct AuthUser {
     pub role: Role,
     /// Set for stewards: the steward this login acts as.
     pub steward_id: Option<StewardId>,
+    /// The session's token hash (what logout ends, what a stream
+    /// watches).
+    pub session: String,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -432,19 +525,17 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 /// The user of a live session, or 401.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
     let expired = || ApiError::Unauthorized("the token is unknown or expired; log in again".into());
-    // Ours are 64 hex digits; anything else cannot be a session.
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(expired());
-    }
+    let session = session_hash(token).ok_or_else(expired)?;
     let user = state
         .store
-        .session_user(&token_hash(&token.to_ascii_lowercase()), state.clock.now())
+        .session_user(&session, state.clock.now())
         .await?
         .ok_or_else(expired)?;
     Ok(AuthUser {
         username: user.username,
         role: user.role,
         steward_id: user.steward_id,
+        session,
     })
 }
 
@@ -534,6 +625,51 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+// --- housekeeping ---
+
+/// How often expired sessions, device tokens and stale counts are deleted.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Rows deleted per statement: short writes, so ingest never waits long.
+pub const SWEEP_BATCH: i64 = 500;
+
+/// Deletes expired sessions, device tokens and stale failure counts,
+/// [`SWEEP_BATCH`] rows at a time, every [`SWEEP_EVERY`], until `stop`.
+pub async fn sweep_expired(
+    store: std::sync::Arc<dyn Store>,
+    clock: crate::clock::Clock,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut total = 0;
+        loop {
+            let now = clock.now();
+            let stale = now.timestamp_millis() - limits::STALE_MS;
+            match store.delete_expired_logins(now, stale, SWEEP_BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if n < SWEEP_BATCH as u64 || stop.is_cancelled() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot delete expired sessions; trying again later");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::debug!(deleted = total, "expired sessions and login counts deleted");
+        }
+    }
+}
+
 // --- the first login ---
 
 /// The login every new store gets.
@@ -606,42 +742,20 @@ mod tests {
     }
 
     #[test]
-    fn failures_lock_then_success_clears() {
-        let g = LoginGuard::default();
-        let t0 = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        for i in 0..MAX_FAILURES {
-            assert!(g.check("u", t0).is_ok(), "attempt {i}");
-            g.failed("u", t0);
-        }
-        let e = g.check("u", t0).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                ApiError::RetryLater {
-                    retry_after_s: 300,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
-        // Other usernames are not affected.
-        assert!(g.check("v", t0).is_ok());
-        // The lock ends; one more failure locks again at once.
-        let later = t0 + LOCKOUT;
-        assert!(g.check("u", later).is_ok());
-        g.failed("u", later);
-        assert!(g.check("u", later).is_err());
-        g.succeeded("u");
-        assert!(g.check("u", later).is_ok());
-        // Failures far apart do not add up.
-        let mut t = later;
-        for _ in 0..MAX_FAILURES * 2 {
-            g.failed("w", t);
-            t += FAILURE_WINDOW;
-        }
-        assert!(g.check("w", t).is_ok());
+    fn tokens_have_one_canonical_form() {
+        let t = new_token();
+        assert_eq!(session_hash(&t), Some(token_hash(&t)));
+        assert_eq!(session_hash(&t.to_ascii_uppercase()), Some(token_hash(&t)));
+        assert_eq!(session_hash(&t[1..]), None);
+        assert_eq!(session_hash(&format!("{}g", &t[1..])), None);
+    }
+
+    #[test]
+    fn the_device_cookie_among_others() {
+        let mut h = HeaderMap::new();
+        assert_eq!(device_cookie(&h), None);
+        h.insert(COOKIE, "a=1; eldercare_device=abc; b=2".parse().unwrap());
+        assert_eq!(device_cookie(&h), Some("abc"));
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub enum ApiError {
     /// The store or the broker is down; the client may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// Too busy right now (connections, password hashing): 503 with
+    /// `Retry-After`.
+    #[error("{message}")]
+    Overloaded { message: String, retry_after_s: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -138,6 +142,7 @@ impl ApiError {
             }
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -146,7 +151,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        if status.is_server_error() {
+        // A shed request is the plan working, not a failure to look into.
+        if status.is_server_error() && !matches!(self, Self::Overloaded { .. }) {
             tracing::error!(error = %self, "request failed");
         }
         let body = ErrorBody {
@@ -158,7 +164,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match self {
-            Self::RetryLater { retry_after_s, .. } => {
+            Self::RetryLater { retry_after_s, .. } | Self::Overloaded { retry_after_s, .. } => {
                 headers.insert(
                     axum::http::header::RETRY_AFTER,
                     axum::http::HeaderValue::from(retry_after_s),

@@ -30,9 +30,11 @@ pub mod elders;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod hashing;
 pub mod inbound;
 pub mod incidents;
 pub mod lifecycle;
+pub mod login_limits;
 pub mod offer_tokens;
 pub mod openapi;
 pub mod ops;
@@ -42,6 +44,7 @@ pub mod query;
 pub mod reachability;
 pub mod reports;
 pub mod routes;
+pub mod session_ends;
 pub mod sim;
 pub mod stewards;
 pub mod stream;
@@ -106,6 +109,9 @@ pub struct AppState {
     pub sim: Arc<crate::sim::SimControl>,
     /// Pushes, SMS and calls to stewards; shared with the outbox worker.
     pub reach: Arc<crate::notify::Reach>,
+    /// Sessions ending (logout, a user deleted or changed): open streams
+    /// listen and close.
+    pub session_ends: Arc<session_ends::SessionEnds>,
 }
 
 impl AppState {
@@ -149,6 +155,7 @@ impl AppState {
             broker_connected,
             login_guard: Arc::default(),
             sim: Arc::default(),
+            session_ends: Arc::default(),
         }
     }
 }

@@ -45,6 +45,7 @@ use super::{
         users::list,
         users::create,
         users::remove,
+        users::change,
         events::list,
         events::unknown_devices,
         incidents::list,

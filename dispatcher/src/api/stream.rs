@@ -29,7 +29,10 @@
 //! A comment line keeps the connection alive every 15 s. A connection
 //! that falls more than [`crate::hub::BUFFER`] events behind is closed; the
 //! client reconnects with `Last-Event-ID` and misses nothing. Shutdown
-//! closes every connection.
+//! closes every connection, and so does the end of the connection's
+//! session (logout, the user deleted, a new password or role): at once
+//! when this process ended it ([`super::session_ends`]), within
+//! [`super::session_ends::RECHECK`] when another instance did.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -53,10 +56,13 @@ use super::auth::{AuthUser, stream_user};
 use super::error::ErrorBody;
 use super::extract::ApiQuery;
 use super::routes::Routes;
+use super::session_ends::{Ended, RECHECK};
 use super::{ApiError, AppState};
+use crate::clock::Clock;
 use crate::domain::{Elder, Incident, IncidentState, Steward, StewardId};
 use crate::hub::Published;
 use crate::store::IncidentFilter;
+use crate::store::Store;
 use crate::store::dispatch::{Audience, DispatchStore, StreamEvent};
 
 /// Comment lines this often keep proxies and phones from closing an idle
@@ -164,6 +170,8 @@ pub async fn stream(
     parts: Parts,
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
+    // Before the session is read: an end from here on is heard.
+    let ends = state.session_ends.subscribe();
     let user = stream_user(&parts, &state).await?;
     let audience = audience_of(&user)?;
     let last_event_id = last_event_id(&parts, q.last_event_id.as_deref())?;
@@ -206,8 +214,14 @@ pub async fn stream(
     }
     first.extend(replay.events.iter().map(event_frame));
     let merge = Merge::new(audience, snapshot_id, &replay.events);
+    let session = Session {
+        ends,
+        user,
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+    };
     let body = stream::iter(first)
-        .chain(live(rx, merge, hub.closed()))
+        .chain(live(rx, merge, hub.closed(), session))
         .map(Ok::<_, Infallible>);
     let mut response = Sse::new(body)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
@@ -396,38 +410,108 @@ impl Merge {
     }
 }
 
-/// Live events until the client lags, the hub closes or the client goes.
+/// The session a stream belongs to, watched so the stream ends with it.
+struct Session {
+    ends: broadcast::Receiver<Arc<Ended>>,
+    user: AuthUser,
+    store: Arc<dyn Store>,
+    clock: Clock,
+}
+
+impl Session {
+    /// Whether the session is still live with the same role and steward.
+    /// A database that cannot answer keeps the stream open: the next
+    /// check will tell.
+    async fn live(&self) -> bool {
+        match self
+            .store
+            .session_user(&self.user.session, self.clock.now())
+            .await
+        {
+            Ok(Some(u)) => u.role == self.user.role && u.steward_id == self.user.steward_id,
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check a stream's session; keeping it open");
+                true
+            }
+        }
+    }
+
+    fn ended(&self, end: &Ended) -> bool {
+        end.ends(&self.user.session, &self.user.username)
+    }
+}
+
+struct Live {
+    rx: broadcast::Receiver<Arc<Published>>,
+    merge: Merge,
+    closed: CancellationToken,
+    session: Session,
+    recheck: tokio::time::Interval,
+}
+
+/// Live events until the client lags, the hub closes, the session ends
+/// or the client goes.
 fn live(
     rx: broadcast::Receiver<Arc<Published>>,
     merge: Merge,
     closed: CancellationToken,
+    session: Session,
 ) -> impl Stream<Item = Event> + Send {
-    stream::unfold(
-        (rx, merge, closed),
-        |(mut rx, mut merge, closed)| async move {
-            loop {
-                let received = tokio::select! {
-                    _ = closed.cancelled() => return None,
-                    r = rx.recv() => r,
-                };
-                match received {
-                    Ok(p) => {
-                        if merge.admit(&p) {
-                            return Some((event_frame(&p.event), (rx, merge, closed)));
-                        }
-                    }
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::info!(
-                            missed = n,
-                            "stream client too slow; closing so it reconnects with Last-Event-ID"
-                        );
+    // The first check is at once: it catches an end between reading the
+    // session and subscribing to the hub.
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = Live {
+        rx,
+        merge,
+        closed,
+        session,
+        recheck,
+    };
+    stream::unfold(state, |mut s| async move {
+        loop {
+            let received = tokio::select! {
+                _ = s.closed.cancelled() => return None,
+                end = s.session.ends.recv() => {
+                    let over = match end {
+                        Ok(end) => s.session.ended(&end),
+                        // Ends were missed: ask the database.
+                        Err(RecvError::Lagged(_)) => !s.session.live().await,
+                        Err(RecvError::Closed) => true,
+                    };
+                    if over {
+                        tracing::info!(user = %s.session.user.username, "session ended; stream closed");
                         return None;
                     }
-                    Err(RecvError::Closed) => return None,
+                    continue;
                 }
+                _ = s.recheck.tick() => {
+                    if !s.session.live().await {
+                        tracing::info!(user = %s.session.user.username, "session ended or changed; stream closed");
+                        return None;
+                    }
+                    continue;
+                }
+                r = s.rx.recv() => r,
+            };
+            match received {
+                Ok(p) => {
+                    if s.merge.admit(&p) {
+                        return Some((event_frame(&p.event), s));
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::info!(
+                        missed = n,
+                        "stream client too slow; closing so it reconnects with Last-Event-ID"
+                    );
+                    return None;
+                }
+                Err(RecvError::Closed) => return None,
             }
-        },
-    )
+        }
+    })
 }
 
 /// One SSE event: `id`, `event`, `data` (compact JSON: one line).

@@ -1,6 +1,7 @@
 //! `/api/v1/users`: logins, admins only. A steward's login names an
 //! existing steward; the others name none. Password hashes never leave
-//! the server.
+//! the server. Removing a login, or changing its password or role, ends
+//! its sessions and closes its open streams at once.
 
 use axum::Json;
 use axum::extract::State;
@@ -15,12 +16,14 @@ use super::routes::Routes;
 use super::{ApiError, AppState};
 use crate::domain::{Role, StewardId, User};
 use crate::store::StoreError;
+use crate::store::logins::UserChange;
 
 pub fn routes() -> Routes {
     Routes::new()
         .get("/api/v1/users", list)
         .post("/api/v1/users", create)
         .delete("/api/v1/users/{username}", remove)
+        .patch("/api/v1/users/{username}", change)
 }
 
 /// The users routes alone.
@@ -71,6 +74,49 @@ impl NewUser {
                 "a steward's login must name its steward",
             )),
             (Role::Admin | Role::Supervisor, Some(_)) => Err(ApiError::invalid_body(
+                "steward_id",
+                "only a steward's login names a steward",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A change to a login: a new password, a new role, or both.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// At least 8 characters.
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// With `role`: required for a steward, refused for the other roles.
+    #[serde(default)]
+    pub steward_id: Option<StewardId>,
+}
+
+impl UserPatch {
+    fn check(&self) -> Result<(), ApiError> {
+        if self.password.is_none() && self.role.is_none() {
+            return Err(ApiError::invalid_body(
+                "",
+                "give a new password, a new role, or both",
+            ));
+        }
+        if let Some(p) = &self.password {
+            check_password(p).map_err(|e| ApiError::invalid_body("password", e))?;
+        }
+        match (self.role, &self.steward_id) {
+            (None, Some(_)) => Err(ApiError::invalid_body(
+                "steward_id",
+                "give it with role \"steward\"",
+            )),
+            (Some(Role::Steward), None) => Err(ApiError::invalid_body(
+                "steward_id",
+                "a steward's login must name its steward",
+            )),
+            (Some(Role::Admin | Role::Supervisor), Some(_)) => Err(ApiError::invalid_body(
                 "steward_id",
                 "only a steward's login names a steward",
             )),
@@ -160,8 +206,66 @@ pub async fn remove(
         return Err(ApiError::NotFound(format!("user {username} not found")));
     }
     state.store.delete_user(&username).await?;
+    state.session_ends.user(&username);
     tracing::info!("user removed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes a login's password and/or role. Its sessions end (every
+/// device must log in again, its open streams close) and, with a new
+/// password, the devices it logged in from are forgotten. An admin cannot
+/// change their own role (409 `cannot_change_own_role`).
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", security(("bearer" = [])),
+    params(("username" = String, Path, description = "The login to change")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "Changed; its sessions ended", body = User),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`cannot_change_own_role`", body = ErrorBody),
+        (status = 422, description = "Nothing to change, a short password, a bad role and steward pair, or an unknown steward", body = ErrorBody),
+        (status = 503, description = "Too many password hashes at once; see Retry-After", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username, target = ?username))]
+pub async fn change(
+    Admin(user): Admin,
+    State(state): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(body): ApiJson<UserPatch>,
+) -> Result<Json<User>, ApiError> {
+    if !valid_username(&username) || state.store.user(&username).await?.is_none() {
+        return Err(ApiError::NotFound(format!("user {username} not found")));
+    }
+    body.check()?;
+    if username == user.username && body.role.is_some() {
+        return Err(ApiError::conflict(
+            "cannot_change_own_role",
+            "an admin cannot change their own role; ask another admin",
+        ));
+    }
+    let password_hash = match body.password {
+        Some(p) => Some(state.login_guard.hash(p).await?),
+        None => None,
+    };
+    let change = UserChange {
+        password_hash,
+        role: body.role.map(|r| (r, body.steward_id.clone())),
+    };
+    let changed = state
+        .store
+        .change_user(&username, &change)
+        .await
+        .map_err(|e| match e {
+            StoreError::Invalid(m) => ApiError::invalid_body("steward_id", m),
+            e => e.into(),
+        })?;
+    state.session_ends.user(&username);
+    tracing::info!(
+        password = change.password_hash.is_some(),
+        role = ?body.role,
+        "user changed; their sessions ended"
+    );
+    Ok(Json(changed))
 }
 
 #[cfg(test)]

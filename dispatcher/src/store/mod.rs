@@ -20,6 +20,8 @@
 
 pub mod dispatch;
 pub mod dispatch_sql;
+pub mod logins;
+pub mod logins_sql;
 pub mod notices;
 pub mod postgres;
 pub mod reach;
@@ -263,7 +265,7 @@ pub struct EventFilter {
 /// methods ([`DispatchStore`]) and those that reach stewards' phones
 /// ([`ReachStore`]).
 #[async_trait]
-pub trait Store: DispatchStore + ReachStore + Send + Sync + 'static {
+pub trait Store: DispatchStore + ReachStore + logins::LoginStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Cheap round trip for `/readyz`.

@@ -16,6 +16,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
 use super::dispatch_sql::dispatch_sql;
+use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry::RegistryCache;
 use super::sql::sql_store;
@@ -117,6 +118,7 @@ dispatch_sql!(
 );
 
 reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
+logins_sql!(PgStore, sqlx::Postgres);
 
 #[cfg(test)]
 mod tests {

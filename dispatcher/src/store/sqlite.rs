@@ -36,6 +36,7 @@ use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::dispatch_sql::dispatch_sql;
+use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry::RegistryCache;
 use super::sql::sql_store;
@@ -294,3 +295,4 @@ dispatch_sql!(
     steward_claim = ""
 );
 reach_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
+logins_sql!(SqliteStore, sqlx::Sqlite);
