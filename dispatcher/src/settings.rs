@@ -498,6 +498,10 @@ pub struct AuthSettings {
     pub admin_password: Option<Secret>,
     /// How long a login lasts.
     pub session_hours: u32,
+    /// Failed logins from one source address (from unknown devices)
+    /// within 15 minutes before it is locked out for 5. Behind a reverse
+    /// proxy every login comes from the proxy's address: raise it.
+    pub failures_per_address: u32,
 }
 
 impl Default for AuthSettings {
@@ -505,6 +509,7 @@ impl Default for AuthSettings {
         Self {
             admin_password: None,
             session_hours: 12,
+            failures_per_address: 20,
         }
     }
 }
@@ -786,6 +791,13 @@ impl Settings {
                     "use the address phones reach this server at, e.g. https://eldercare.example.org",
                 ));
             }
+        }
+        if self.auth.failures_per_address == 0 {
+            return Err(bad(
+                "auth.failures_per_address",
+                "is 0".into(),
+                "set 1 or more (20 is usual)",
+            ));
         }
         if self.http.max_connections == Some(0)
             || self.http.header_timeout_s == 0

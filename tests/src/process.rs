@@ -126,12 +126,26 @@ impl DispatcherProcess {
     /// Runs `dispatcher serve` with exactly these environment variables
     /// added; its log goes to `log`.
     pub fn serve(env: &[(String, String)], log: &Path) -> Self {
+        Self::serve_in(Command::new(dispatcher_bin()), env, log)
+    }
+
+    /// As [`Self::serve`], with at most `files` open files (soft and hard
+    /// `RLIMIT_NOFILE`, set by util-linux's `prlimit`, which then becomes
+    /// the dispatcher: the pid is the dispatcher's).
+    pub fn serve_with_file_limit(env: &[(String, String)], log: &Path, files: u64) -> Self {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={files}:{files}"))
+            .arg(dispatcher_bin());
+        Self::serve_in(cmd, env, log)
+    }
+
+    fn serve_in(mut cmd: Command, env: &[(String, String)], log: &Path) -> Self {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("log file");
-        let child = Command::new(dispatcher_bin())
+        let child = cmd
             .arg("serve")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(

@@ -184,7 +184,9 @@ pub async fn login(
         None => vec![
             (
                 limits::address_key(peer.0),
-                Rule::Lock(limits::ADDRESS_LIMIT),
+                Rule::Lock(limits::address_limit(
+                    state.settings.auth.failures_per_address,
+                )),
             ),
             (
                 limits::user_key(&body.username),

@@ -49,12 +49,21 @@ pub const USER_LIMIT: Lock = Lock {
     window_ms: 15 * MINUTE_MS,
     lock_ms: 5 * MINUTE_MS,
 };
-/// Failed logins from one address, from unknown devices, before a lock.
+/// Failed logins from one address, from unknown devices, before a lock
+/// (`max` is `auth.failures_per_address`: [`address_limit`]).
 pub const ADDRESS_LIMIT: Lock = Lock {
     max: 20,
     window_ms: 15 * MINUTE_MS,
     lock_ms: 5 * MINUTE_MS,
 };
+
+/// [`ADDRESS_LIMIT`] with the configured number of failures.
+pub fn address_limit(failures: u32) -> Lock {
+    Lock {
+        max: i64::from(failures),
+        ..ADDRESS_LIMIT
+    }
+}
 /// A known device's wait after failures: 1 s, 2 s, 4 s… up to a minute.
 pub const DEVICE_BACKOFF: Backoff = Backoff {
     base_ms: 1_000,
