@@ -421,6 +421,10 @@ pub struct HttpSettings {
     /// A kept-alive connection with no request in flight is closed after
     /// this (a stream is never idle).
     pub idle_timeout_s: u32,
+    /// Take a login's source address from the last `X-Forwarded-For`
+    /// entry (the one the proxy added) instead of the connection's: only
+    /// when every request comes through a reverse proxy that sets it.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for HttpSettings {
@@ -432,6 +436,7 @@ impl Default for HttpSettings {
             max_connections: None,
             header_timeout_s: 10,
             idle_timeout_s: 60,
+            trust_forwarded_for: false,
         }
     }
 }

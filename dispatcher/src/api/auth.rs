@@ -316,21 +316,48 @@ fn device_cookie(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// The caller's address, when the server knows it (the HTTP server puts
-/// it on every request; a router called directly in a test has none).
+/// The caller's address, when the server knows it: the connection's (the
+/// HTTP server puts it on every request; a router called directly in a
+/// test has none), or behind a trusted proxy the last `X-Forwarded-For`
+/// entry.
 pub struct PeerAddr(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+impl FromRequestParts<AppState> for PeerAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let forwarded = state
+            .settings
+            .http
+            .trust_forwarded_for
+            .then(|| forwarded_for(&parts.headers))
+            .flatten();
+        Ok(Self(forwarded.or_else(|| {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+                .map(|c| c.0.ip())
+        })))
     }
+}
+
+/// The last address of the last `X-Forwarded-For` header: the one our
+/// proxy added (earlier ones are the client's to make up).
+fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A new session for `user`: its token (given to the client once) and
@@ -750,6 +777,16 @@ mod tests {
         assert_eq!(session_hash(&t.to_ascii_uppercase()), Some(token_hash(&t)));
         assert_eq!(session_hash(&t[1..]), None);
         assert_eq!(session_hash(&format!("{}g", &t[1..])), None);
+    }
+
+    #[test]
+    fn the_proxys_address_is_the_last_forwarded_one() {
+        let mut h = HeaderMap::new();
+        assert_eq!(forwarded_for(&h), None);
+        h.insert("x-forwarded-for", "1.2.3.4, 10.0.0.7".parse().unwrap());
+        assert_eq!(forwarded_for(&h), Some("10.0.0.7".parse().unwrap()));
+        h.insert("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(forwarded_for(&h), None);
     }
 
     #[test]

@@ -16,7 +16,9 @@ use super::{
         title = "Eldercare dispatcher",
         description = "Device events in, stewards out. Errors are \
             `{\"error\": {\"code\", \"message\"}}`; every `/api/v1` route but login \
-            takes `Authorization: Bearer <token>` from `POST /api/v1/auth/login`.",
+            takes `Authorization: Bearer <token>` from `POST /api/v1/auth/login`. \
+            Any route may answer 503 `overloaded` with `Retry-After` when the server \
+            holds as many connections as it allows and none is idle.",
     ),
     paths(
         ops::healthz,
