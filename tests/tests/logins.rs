@@ -144,6 +144,11 @@ async fn the_owner_on_a_known_device_gets_a_backoff_not_the_lock() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "the owner is in");
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(
+        again["device_token"], device,
+        "a known device keeps its token"
+    );
     // A device token this server never gave is no key.
     let r = login_as(
         &app,

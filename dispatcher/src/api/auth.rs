@@ -177,7 +177,7 @@ pub async fn login(
     // The keys this attempt counts against, each checked and counted in
     // one step before the password is.
     let keys: Vec<(String, Rule)> = match &known {
-        Some(device) => vec![(
+        Some((device, _)) => vec![(
             limits::device_key(device),
             Rule::Backoff(limits::DEVICE_BACKOFF),
         )],
@@ -231,9 +231,9 @@ pub async fn login(
         }
     }
 
-    let device_token = match (&known, &body.device_token) {
-        (Some(_), Some(token)) => token.to_ascii_lowercase(),
-        _ => {
+    let device_token = match known {
+        Some((_, token)) => token,
+        None => {
             let token = new_token();
             store
                 .insert_known_device(
@@ -281,18 +281,20 @@ fn too_many(known_device: bool, wait_s: u64) -> ApiError {
     }
 }
 
-/// The hash of the device token sent (in the body, else the cookie) when
-/// it is a live one of this username's and has not failed too often.
+/// The device token sent (in the body, else the cookie), as its hash and
+/// its canonical form, when it is a live one of this username's and has
+/// not failed too often.
 async fn known_device(
     state: &AppState,
     body: &LoginRequest,
     headers: &HeaderMap,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<(String, String)>, ApiError> {
     let sent = body
         .device_token
         .as_deref()
         .or_else(|| device_cookie(headers));
-    let Some(hash) = sent.and_then(session_hash) else {
+    let Some((hash, token)) = sent.and_then(|t| Some((session_hash(t)?, t.to_ascii_lowercase())))
+    else {
         return Ok(None);
     };
     let owner = state.store.known_device(&hash, state.clock.now()).await?;
@@ -300,7 +302,7 @@ async fn known_device(
         return Ok(None);
     }
     let failures = limits::failures(state.store.as_ref(), &limits::device_key(&hash)).await?;
-    Ok((failures < limits::DEVICE_MAX_FAILURES).then_some(hash))
+    Ok((failures < limits::DEVICE_MAX_FAILURES).then_some((hash, token)))
 }
 
 /// The `eldercare_device` cookie's value.
