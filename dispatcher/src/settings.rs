@@ -506,6 +506,10 @@ pub struct IngestSettings {
     pub queue_max: usize,
     /// Events per second per device before the excess is not acted on.
     pub rate_limit_per_s: u32,
+    /// Of a flooding device's excess, how many events are stored per
+    /// minute, as a sample for whoever looks into it; the rest is counted
+    /// and acknowledged, not stored. 0 stores none.
+    pub flood_sample_per_min: u32,
     /// How often the heartbeat table is written to the store.
     pub heartbeat_flush_ms: u64,
     /// A device's heartbeat is written at most once per this many seconds
@@ -527,6 +531,7 @@ impl Default for IngestSettings {
             batch_max: 500,
             queue_max: 10_000,
             rate_limit_per_s: 20,
+            flood_sample_per_min: 10,
             heartbeat_flush_ms: 1000,
             heartbeat_write_s: 30,
             default_heartbeat_s: 60,

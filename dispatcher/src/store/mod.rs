@@ -117,7 +117,8 @@ pub struct IncomingEvent {
     /// The dispatcher's clock when the message arrived: the start of every
     /// response time.
     pub received_at: DateTime<Utc>,
-    /// Over the device's rate limit: stored, but the rules are not run.
+    /// Over the device's rate limit, kept as part of the flood's sample:
+    /// stored, but the rules are not run.
     pub rate_limited: bool,
 }
 
