@@ -1,8 +1,9 @@
 //! `/api/v1/elders`: the people the service exists for.
 //!
 //! Their health data is sensitive: supervisors and admins see every
-//! elder; a steward sees only an elder of an incident that was offered or
-//! assigned to them (`Store::steward_sees_elder`). Any other elder, known
+//! elder; a steward sees only an elder of an open incident assigned to
+//! them or offered to them by a live offer (`Store::steward_sees_elder`):
+//! declining, an expired offer or a closed incident ends it. Any other elder, known
 //! or not, is a 403 for a steward, so the answer does not reveal which
 //! elders exist. Only supervisors and admins change the registry.
 
@@ -160,12 +161,15 @@ async fn may_read(state: &AppState, user: &AuthUser, id: &ElderId) -> Result<(),
         return Ok(());
     }
     if let Some(steward) = user.own_steward()
-        && state.store.steward_sees_elder(steward, id).await?
+        && state
+            .store
+            .steward_sees_elder(steward, id, state.clock.now())
+            .await?
     {
         return Ok(());
     }
     Err(ApiError::Forbidden(
-        "a steward sees an elder only through an incident offered or assigned to them".into(),
+        "a steward sees an elder only while an offer of their incident is live or the open incident is theirs".into(),
     ))
 }
 
@@ -191,7 +195,11 @@ pub async fn list(
     // linear; a store query for "elders a steward sees" would replace it.
     let mut seen = Vec::new();
     for elder in elders {
-        if state.store.steward_sees_elder(steward, &elder.id).await? {
+        if state
+            .store
+            .steward_sees_elder(steward, &elder.id, state.clock.now())
+            .await?
+        {
             seen.push(elder);
         }
     }

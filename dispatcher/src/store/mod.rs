@@ -396,9 +396,16 @@ pub trait Store: DispatchStore + ReachStore + Send + Sync + 'static {
     /// its deliveries. (A supervisor's cancel is
     /// [`DispatchStore::cancel`].)
     async fn incident(&self, id: &IncidentId) -> StoreResult<Option<IncidentDetail>>;
-    /// Whether the steward was ever offered or assigned an incident of
-    /// this elder: the only way a steward may read an elder's health data.
-    async fn steward_sees_elder(&self, steward: &StewardId, elder: &ElderId) -> StoreResult<bool>;
+    /// Whether the steward holds a live offer (unanswered, not expired at
+    /// `now`) of an open incident of this elder, or is assigned an open
+    /// one: the only way a steward may read an elder's health data.
+    /// Declined, expired, withdrawn, closed: no longer.
+    async fn steward_sees_elder(
+        &self,
+        steward: &StewardId,
+        elder: &ElderId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// The open incident holding a dedup key, if any.
     async fn open_incident(&self, key: &DedupKey) -> StoreResult<Option<Incident>>;
 

@@ -1388,18 +1388,24 @@ macro_rules! sql_store {
                     &self,
                     steward: &StewardId,
                     elder: &ElderId,
+                    now: DateTime<Utc>,
                 ) -> StoreResult<bool> {
-                    // Assigned, or ever offered (even declined or expired):
-                    // the steward had to decide with the elder's data.
+                    // Only while it is theirs to act on: an open incident
+                    // assigned to them, or a live offer of one. Once they
+                    // decline, the offer expires or the incident closes,
+                    // the elder's record is no longer their business.
                     let n: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM incidents i
                          WHERE i.elder_id = $1
+                           AND i.status IN ('dispatching', 'acknowledged', 'on_site')
                            AND (i.steward_id = $2
                                 OR EXISTS (SELECT 1 FROM offers o
-                                           WHERE o.incident_id = i.id AND o.steward_id = $2))",
+                                           WHERE o.incident_id = i.id AND o.steward_id = $2
+                                             AND o.response IS NULL AND o.expires_at > $3))",
                     )
                     .bind(elder.as_str())
                     .bind(steward.as_str())
+                    .bind(now)
                     .fetch_one(&self.pool)
                     .await
                     .db()?;
