@@ -30,6 +30,46 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     pub notify: NotifySettings,
     pub sim: SimSettings,
+    pub retention: RetentionSettings,
+}
+
+/// How long what grows without bound is kept ([`crate::retention`]). Each
+/// age in days; 0 keeps that kind for ever. An open incident keeps
+/// everything it needs whatever its age.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Raw device events (and so the unknown-devices list), except those
+    /// of an open incident.
+    pub events_days: u32,
+    /// Stream rows: what an SSE client replays after a reconnection.
+    pub stream_days: u32,
+    /// Notifications sent, failed or cancelled (an incident's deliveries).
+    pub outbox_days: u32,
+    /// Resolved and cancelled incidents, with their timelines and offers:
+    /// response-time reports reach back this far.
+    pub incidents_days: u32,
+    /// How often a pruning pass starts.
+    pub interval_s: u64,
+    /// Rows removed per statement: small, so no statement holds a lock
+    /// for long.
+    pub batch: u32,
+    /// Pause between two batches, so ingest and dispatch always get turns.
+    pub pause_ms: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            events_days: 30,
+            stream_days: 7,
+            outbox_days: 90,
+            incidents_days: 365,
+            interval_s: 600,
+            batch: 500,
+            pause_ms: 20,
+        }
+    }
 }
 
 /// The device simulator inside the server (`/api/v1/sim`).
@@ -718,6 +758,13 @@ impl Settings {
                 "ingest.queue_max",
                 "is 0".into(),
                 "set 1 or more (10000 is usual)",
+            ));
+        }
+        if self.retention.batch == 0 || self.retention.interval_s == 0 {
+            return Err(bad(
+                "retention.batch and retention.interval_s",
+                "is 0".into(),
+                "set 1 or more (500 rows every 600 s is usual); to keep something for ever set its *_days to 0",
             ));
         }
         if self.ingest.rate_limit_per_s == 0 {

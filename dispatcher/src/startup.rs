@@ -194,6 +194,15 @@ impl Application {
                 stop_timers.clone(),
             )),
             tokio::spawn(timers::flush_loop(timer_deps.clone(), stop_timers.clone())),
+            tokio::spawn(crate::retention::run(
+                crate::retention::RetentionDeps {
+                    settings: state.settings.retention.clone(),
+                    store: state.store.clone(),
+                    metrics: state.metrics.clone(),
+                    clock: state.clock.clone(),
+                },
+                stop_timers.clone(),
+            )),
         ];
 
         let (hub_task, outbox) = start_notify(&state, &ingest);

@@ -16,7 +16,8 @@
 //! escalation, the stream and the outbox) is written once in
 //! [`dispatch_sql`], beside [`sql`]; reaching stewards' phones
 //! ([`reach::ReachStore`]: push subscriptions, server keys) in
-//! [`reach_sql`].
+//! [`reach_sql`]; retention's pruning ([`retention::RetentionStore`]) in
+//! [`retention_sql`].
 
 pub mod dispatch;
 pub mod dispatch_sql;
@@ -25,6 +26,8 @@ pub mod postgres;
 pub mod reach;
 pub mod reach_sql;
 mod registry;
+pub mod retention;
+pub mod retention_sql;
 mod rows;
 pub mod sql;
 pub mod sqlite;
@@ -43,6 +46,7 @@ use crate::domain::{
 use crate::rules::{Effect, RuleBook};
 use dispatch::DispatchStore;
 use reach::ReachStore;
+use retention::RetentionStore;
 
 /// What can go wrong in the store, in terms a handler can map to a status.
 #[derive(Debug, thiserror::Error)]
@@ -264,7 +268,7 @@ pub struct EventFilter {
 /// methods ([`DispatchStore`]) and those that reach stewards' phones
 /// ([`ReachStore`]).
 #[async_trait]
-pub trait Store: DispatchStore + ReachStore + Send + Sync + 'static {
+pub trait Store: DispatchStore + ReachStore + RetentionStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Cheap round trip for `/readyz`.

@@ -18,6 +18,7 @@ use sqlx::{PgConnection, Pool, Postgres, Transaction};
 use super::dispatch_sql::dispatch_sql;
 use super::reach_sql::reach_sql;
 use super::registry::RegistryCache;
+use super::retention_sql::retention_sql;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -134,3 +135,5 @@ mod tests {
         );
     }
 }
+
+retention_sql!(PgStore, sqlx::Postgres);
