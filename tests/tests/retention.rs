@@ -171,7 +171,7 @@ async fn old_rows_are_pruned_in_batches_and_an_open_incident_keeps_all_it_needs(
             .await,
         2
     );
-    assert!(s.unknown_devices().await.unwrap().is_empty());
+    assert!(s.unknown_devices(100, 0).await.unwrap().is_empty());
     // The closed incident went with its timeline and its sent
     // notifications; the open one keeps everything.
     assert!(s.incident(&closed).await.unwrap().is_none());

@@ -718,7 +718,7 @@ async fn unknown_devices_are_kept_and_listed(h: Harness) {
         "{got:?}"
     );
 
-    let unknown = s.unknown_devices().await.unwrap();
+    let unknown = s.unknown_devices(100, 0).await.unwrap();
     assert_eq!(unknown.len(), 2, "{unknown:?}");
     let ghost = &unknown[0];
     assert_eq!(ghost.device_id, device_id("ghost-1"));
@@ -735,7 +735,7 @@ async fn unknown_devices_are_kept_and_listed(h: Harness) {
         .await
         .unwrap();
     let ids: Vec<_> = s
-        .unknown_devices()
+        .unknown_devices(100, 0)
         .await
         .unwrap()
         .into_iter()

@@ -173,20 +173,24 @@ async fn may_read(state: &AppState, user: &AuthUser, id: &ElderId) -> Result<(),
     ))
 }
 
-/// Elders: all of them for supervisors, a steward's own for a steward.
+/// Elders: all of them for supervisors, a steward's own for a steward; by
+/// id, a page at a time.
 #[utoipa::path(get, path = "/api/v1/elders", tag = "elders", security(("bearer" = [])),
+    params(super::query::PageQuery),
     responses(
         (status = 200, body = Vec<Elder>),
+        (status = 400, description = "A bad query parameter, named", body = ErrorBody),
         (status = 401, body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn list(
     user: AuthUser,
     State(state): State<AppState>,
+    super::extract::ApiQuery(page): super::extract::ApiQuery<super::query::PageQuery>,
 ) -> Result<Json<Vec<Elder>>, ApiError> {
     let elders = state.store.elders().await?;
     if user.sees_everything() {
-        return Ok(Json(elders));
+        return Ok(Json(page.slice(elders)?));
     }
     let Some(steward) = user.own_steward() else {
         return Ok(Json(Vec::new()));
@@ -203,7 +207,7 @@ pub async fn list(
             seen.push(elder);
         }
     }
-    Ok(Json(seen))
+    Ok(Json(page.slice(seen)?))
 }
 
 /// Registers an elder.

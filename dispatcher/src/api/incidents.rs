@@ -44,6 +44,9 @@ pub struct IncidentQuery {
     pub elder_id: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<String>,
+    /// Skip this many first (default 0, at most 10,000,000): the next
+    /// page starts at this offset plus the rows returned.
+    pub offset: Option<String>,
 }
 
 impl IncidentQuery {
@@ -56,6 +59,7 @@ impl IncidentQuery {
             since: query::time("since", self.since.as_deref())?,
             steward_id: None,
             limit: query::limit(self.limit.as_deref())?,
+            offset: query::offset(self.offset.as_deref())?,
         })
     }
 }
@@ -68,7 +72,8 @@ pub struct CancelRequest {
     pub reason: String,
 }
 
-/// Incidents, newest first.
+/// Incidents, newest first, a page at a time. A steward gets their own,
+/// naming the assigned steward only when it is them.
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", security(("bearer" = [])),
     params(IncidentQuery),
     responses(

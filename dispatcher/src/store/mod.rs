@@ -252,6 +252,8 @@ pub struct IncidentFilter {
     /// A steward's own incidents only: assigned to them, or ever offered.
     pub steward_id: Option<StewardId>,
     pub limit: i64,
+    /// Rows skipped first (paging).
+    pub offset: i64,
 }
 
 /// Which events to list.
@@ -261,6 +263,8 @@ pub struct EventFilter {
     /// Received at or after.
     pub since: Option<DateTime<Utc>>,
     pub limit: i64,
+    /// Rows skipped first (paging).
+    pub offset: i64,
 }
 
 /// Everything the dispatcher keeps. Object safe: the backend is chosen at
@@ -392,7 +396,9 @@ pub trait Store: DispatchStore + ReachStore + RetentionStore + Send + Sync + 'st
         rules: &RuleBook,
     ) -> StoreResult<Vec<Applied>>;
     async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<StoredEvent>>;
-    async fn unknown_devices(&self) -> StoreResult<Vec<UnknownDevice>>;
+    /// Unknown devices, the most recently heard first: `limit` of them
+    /// after skipping `offset`.
+    async fn unknown_devices(&self, limit: i64, offset: i64) -> StoreResult<Vec<UnknownDevice>>;
 
     // --- incidents ---
     async fn incidents(&self, filter: &IncidentFilter) -> StoreResult<Vec<Incident>>;
