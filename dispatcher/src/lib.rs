@@ -20,7 +20,8 @@
 //!   every incident change is one transaction with its timeline, stream
 //!   and outbox rows; offers claim stewards by compare-and-set.
 //! - [`timers`]: deadlines claimed from the store, and the detector of
-//!   devices that stopped their heartbeat.
+//!   devices that stopped their heartbeat; [`retention`] prunes what
+//!   grows without bound, in small batches in the background.
 //! - [`hub`]: the stream log fanned out in process to SSE connections;
 //!   [`outbox`]: webhooks, device commands and what reaches stewards,
 //!   signed, retried, never lost.
@@ -54,6 +55,7 @@ pub mod mqtt;
 pub mod notify;
 pub mod outbox;
 pub mod report;
+pub mod retention;
 pub mod rules;
 pub mod settings;
 pub mod sim;

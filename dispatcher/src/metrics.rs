@@ -22,6 +22,11 @@ pub struct Metrics {
     pub events_stored: AtomicU64,
     /// Events dropped as already stored (redeliveries, repeats).
     pub events_duplicate: AtomicU64,
+    /// A flooding device's excess beyond its stored sample: counted,
+    /// acknowledged, not stored.
+    pub events_flood_dropped: AtomicU64,
+    /// Rows removed by retention, by table.
+    pruned: Mutex<BTreeMap<&'static str, u64>>,
     /// Rejected messages by reason, indexed like `RejectReason::ALL`.
     rejected: [AtomicU64; RejectReason::ALL.len()],
     /// Incidents opened by kind and priority.
@@ -57,6 +62,12 @@ impl Metrics {
             .position(|r| *r == reason)
             .map(|i| self.rejected[i].load(Ordering::Relaxed))
             .unwrap_or(0)
+    }
+
+    /// Rows removed by retention from `table`.
+    pub fn pruned(&self, table: &'static str, rows: u64) {
+        let mut pruned = self.pruned.lock().unwrap_or_else(|p| p.into_inner());
+        *pruned.entry(table).or_default() += rows;
     }
 
     /// One attempt to reach a steward on `channel`, and how it went.
@@ -116,6 +127,20 @@ impl Metrics {
             "Device events already stored (redeliveries).",
             load(&self.events_duplicate),
         );
+        counter(
+            &mut out,
+            "dispatcher_events_flood_dropped_total",
+            "A flooding device's excess events beyond the stored sample (ingest.flood_sample_per_min): counted in dispatcher_rejected_messages_total{reason=\"rate_limited\"} too, not stored.",
+            load(&self.events_flood_dropped),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dispatcher_pruned_rows_total Rows removed by retention (the [retention] settings), by table.\n\
+             # TYPE dispatcher_pruned_rows_total counter"
+        );
+        for (table, n) in self.pruned.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "dispatcher_pruned_rows_total{{table=\"{table}\"}} {n}");
+        }
         let _ = writeln!(
             out,
             "# HELP dispatcher_incidents_opened_total Incidents opened.\n\

@@ -30,6 +30,46 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     pub notify: NotifySettings,
     pub sim: SimSettings,
+    pub retention: RetentionSettings,
+}
+
+/// How long what grows without bound is kept ([`crate::retention`]). Each
+/// age in days; 0 keeps that kind for ever. An open incident keeps
+/// everything it needs whatever its age.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Raw device events (and so the unknown-devices list), except those
+    /// of an open incident.
+    pub events_days: u32,
+    /// Stream rows: what an SSE client replays after a reconnection.
+    pub stream_days: u32,
+    /// Notifications sent, failed or cancelled (an incident's deliveries).
+    pub outbox_days: u32,
+    /// Resolved and cancelled incidents, with their timelines and offers:
+    /// response-time reports reach back this far.
+    pub incidents_days: u32,
+    /// How often a pruning pass starts.
+    pub interval_s: u64,
+    /// Rows removed per statement: small, so no statement holds a lock
+    /// for long.
+    pub batch: u32,
+    /// Pause between two batches, so ingest and dispatch always get turns.
+    pub pause_ms: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            events_days: 30,
+            stream_days: 7,
+            outbox_days: 90,
+            incidents_days: 365,
+            interval_s: 600,
+            batch: 500,
+            pause_ms: 20,
+        }
+    }
 }
 
 /// The device simulator inside the server (`/api/v1/sim`).
@@ -529,6 +569,10 @@ pub struct IngestSettings {
     pub queue_max: usize,
     /// Events per second per device before the excess is not acted on.
     pub rate_limit_per_s: u32,
+    /// Of a flooding device's excess, how many events are stored per
+    /// minute, as a sample for whoever looks into it; the rest is counted
+    /// and acknowledged, not stored. 0 stores none.
+    pub flood_sample_per_min: u32,
     /// How often the heartbeat table is written to the store.
     pub heartbeat_flush_ms: u64,
     /// A device's heartbeat is written at most once per this many seconds
@@ -550,6 +594,7 @@ impl Default for IngestSettings {
             batch_max: 500,
             queue_max: 10_000,
             rate_limit_per_s: 20,
+            flood_sample_per_min: 10,
             heartbeat_flush_ms: 1000,
             heartbeat_write_s: 30,
             default_heartbeat_s: 60,
@@ -736,6 +781,13 @@ impl Settings {
                 "ingest.queue_max",
                 "is 0".into(),
                 "set 1 or more (10000 is usual)",
+            ));
+        }
+        if self.retention.batch == 0 || self.retention.interval_s == 0 {
+            return Err(bad(
+                "retention.batch and retention.interval_s",
+                "is 0".into(),
+                "set 1 or more (500 rows every 600 s is usual); to keep something for ever set its *_days to 0",
             ));
         }
         if self.ingest.rate_limit_per_s == 0 {

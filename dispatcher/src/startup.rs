@@ -199,6 +199,15 @@ impl Application {
                 state.clock.clone(),
                 stop_timers.clone(),
             )),
+            tokio::spawn(crate::retention::run(
+                crate::retention::RetentionDeps {
+                    settings: state.settings.retention.clone(),
+                    store: state.store.clone(),
+                    metrics: state.metrics.clone(),
+                    clock: state.clock.clone(),
+                },
+                stop_timers.clone(),
+            )),
         ];
 
         let (hub_task, outbox) = start_notify(&state, &ingest);

@@ -19,6 +19,27 @@ pub const MAX_TYPE_LEN: usize = 64;
 /// How far ahead of the dispatcher's clock a device's `ts` may be.
 pub const MAX_FUTURE_SKEW: Duration = Duration::hours(24);
 
+/// The readings a body or a device can physically produce, by event type
+/// and `data` field: `(type, field, min, max)`, both ends included. A
+/// reading outside its range is a broken sensor, not an emergency, and its
+/// message is rejected (`out_of_range`) rather than opening a critical
+/// incident; a reading that is absent, `null` or not a number is not
+/// checked (the field is then ignored, as before). Wide on purpose: an
+/// elder's own limits decide what is alarming, these only what is
+/// impossible. A heart rate or breathing rate of 0 is possible (an arrest)
+/// and is kept.
+///
+/// `fall.detected`'s `confidence` is deliberately not here: a fall report
+/// is never dropped for a bad confidence (one outside 0..1 is ignored and
+/// the fall is acted on).
+pub const PHYSICAL_RANGES: [(EventType, &str, f64, f64); 5] = [
+    (EventType::Vitals, "heart_rate", 0.0, 350.0),
+    (EventType::Vitals, "resp_rate", 0.0, 120.0),
+    (EventType::Vitals, "spo2", 0.0, 100.0),
+    (EventType::Inactivity, "minutes", 0.0, 525_600.0),
+    (EventType::BatteryLow, "level_pct", 0.0, 100.0),
+];
+
 /// What happened, as the device names it. Unknown names are kept: newer
 /// firmware may send types this dispatcher does not know yet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -248,12 +269,33 @@ pub fn parse_event(
         Some(Value::Object(m)) => m,
         Some(_) => return Err(Rejection::new(WrongType, "data must be an object")),
     };
+    let event_type = EventType::from(event_type);
+    check_ranges(&event_type, &data)?;
     Ok(EventMessage {
         event_id,
-        event_type: EventType::from(event_type),
+        event_type,
         ts,
         data,
     })
+}
+
+/// Refuses a reading outside [`PHYSICAL_RANGES`].
+fn check_ranges(event_type: &EventType, data: &Map<String, Value>) -> Result<(), Rejection> {
+    for (kind, field, min, max) in &PHYSICAL_RANGES {
+        if kind != event_type {
+            continue;
+        }
+        let Some(value) = data.get(*field).and_then(Value::as_f64) else {
+            continue;
+        };
+        if !(*min..=*max).contains(&value) {
+            return Err(Rejection::new(
+                RejectReason::OutOfRange,
+                format!("{event_type} {field} {value} is outside {min}..={max}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn take_string(obj: &mut Map<String, Value>, key: &str) -> Result<String, Rejection> {
@@ -371,5 +413,50 @@ mod tests {
             now()
         )
         .is_ok());
+    }
+
+    #[test]
+    fn impossible_readings_are_refused_and_possible_ones_kept() {
+        let vitals = |data: &str| {
+            format!(
+                r#"{{"event_id":"1","type":"vitals","ts":"2026-11-28T21:04:05Z","data":{data}}}"#
+            )
+        };
+        let ok = |payload: String| parse_event(&dev(), payload.as_bytes(), now());
+        assert_eq!(reason(&vitals(r#"{"spo2":-5}"#)), RejectReason::OutOfRange);
+        assert_eq!(
+            reason(&vitals(r#"{"spo2":100.5}"#)),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(
+            reason(&vitals(r#"{"heart_rate":900,"spo2":95}"#)),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(
+            reason(&vitals(r#"{"resp_rate":-1}"#)),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(
+            reason(
+                r#"{"event_id":"1","type":"battery.low","ts":"2026-11-28T21:04:05Z","data":{"level_pct":140}}"#
+            ),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(
+            reason(
+                r#"{"event_id":"1","type":"inactivity","ts":"2026-11-28T21:04:05Z","data":{"minutes":-30}}"#
+            ),
+            RejectReason::OutOfRange
+        );
+        // Alarming but possible readings are the elder's limits' to judge.
+        assert!(ok(vitals(r#"{"heart_rate":0,"resp_rate":0,"spo2":0}"#)).is_ok());
+        assert!(ok(vitals(r#"{"heart_rate":350,"resp_rate":120,"spo2":100}"#)).is_ok());
+        // Absent, null or non-numeric readings are not checked.
+        assert!(ok(vitals(r#"{"spo2":null,"heart_rate":"fast"}"#)).is_ok());
+        // The same field on another type is not a reading.
+        assert!(ok(r#"{"event_id":"1","type":"tamper","ts":"2026-11-28T21:04:05Z","data":{"spo2":-5}}"#.into()).is_ok());
+        // A fall is never dropped for its confidence.
+        let fall = ok(r#"{"event_id":"1","type":"fall.detected","ts":"2026-11-28T21:04:05Z","data":{"confidence":7}}"#.into()).unwrap();
+        assert_eq!(fall.confidence(), None);
     }
 }

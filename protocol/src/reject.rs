@@ -25,12 +25,16 @@ pub enum RejectReason {
     FutureTimestamp,
     /// `device_id` in the body differs from the topic's.
     DeviceMismatch,
-    /// Over the device's rate limit: stored, counted, not acted on.
+    /// Over the device's rate limit: counted, not acted on, only a sample
+    /// stored.
     RateLimited,
+    /// A sensor reading no body or device can produce (`spo2: -5`, a heart
+    /// rate of 900): a broken sensor, not an emergency.
+    OutOfRange,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 11] = [
         Self::BadTopic,
         Self::TooLarge,
         Self::InvalidJson,
@@ -41,6 +45,7 @@ impl RejectReason {
         Self::FutureTimestamp,
         Self::DeviceMismatch,
         Self::RateLimited,
+        Self::OutOfRange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +60,7 @@ impl RejectReason {
             Self::FutureTimestamp => "future_timestamp",
             Self::DeviceMismatch => "device_id_mismatch",
             Self::RateLimited => "rate_limited",
+            Self::OutOfRange => "out_of_range",
         }
     }
 }

@@ -17,6 +17,12 @@
 //! ```
 //!
 //! `ELDERCARE_BENCH_PRESSES` presses per round (default 500).
+//! `ELDERCARE_BENCH_PRUNE=<rows>` puts that many device events and as many
+//! stream rows 100 days old in the database before the dispatcher starts,
+//! with a retention pass every second, so that retention prunes (in its
+//! batches) all through the presses; each round prints the rows pruned
+//! before and after it. Run once with and once without to compare.
+
 //! `ELDERCARE_BENCH_TRACE_DIR=<dir>` keeps, in that directory, the
 //! dispatcher's log and `presses.tsv` (round, press, incident, and the
 //! wall-clock microseconds of the publish and of the offer's receipt), so
@@ -59,6 +65,13 @@ async fn main() {
     let site = bench::write_site(dir.path(), DEVICES, 1);
     let db = format!("sqlite://{}/bench.db", dir.path().display());
     bench::import(&db, &site);
+    let prune: u64 = std::env::var("ELDERCARE_BENCH_PRUNE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if prune > 0 {
+        old_rows(&db, prune).await;
+    }
     let http_port = free_port();
     let base = format!("http://127.0.0.1:{http_port}");
     let mut env = bench::dispatcher_env(
@@ -81,6 +94,12 @@ async fn main() {
             "true".to_owned(),
         ),
     ]);
+    if prune > 0 {
+        env.push((
+            "ELDERCARE__RETENTION__INTERVAL_S".to_owned(),
+            "1".to_owned(),
+        ));
+    }
     let http = reqwest::Client::new();
     let mut dispatcher = DispatcherProcess::serve(&env, &dir.path().join("dispatcher.log"));
     bench::wait_ready(&http, &base, &mut dispatcher).await;
@@ -105,6 +124,7 @@ async fn main() {
     let trace_dir = std::env::var_os("ELDERCARE_BENCH_TRACE_DIR").map(std::path::PathBuf::from);
     let mut traced = Vec::new();
     for round in 1..=bench::rounds() {
+        let pruned_before = pruned(&http, &base).await;
         let sent_before = background.counters.sent();
         let started = Instant::now();
         let (mut offers, mut trips) = (Vec::new(), Vec::new());
@@ -170,6 +190,12 @@ async fn main() {
             ms(pct(&push_gaps, 0.5)),
             if push_gap <= 20.0 { "met" } else { "NOT met" }
         );
+        if prune > 0 {
+            println!(
+                "round {round}: retention had pruned {pruned_before} rows before it and {} after",
+                pruned(&http, &base).await
+            );
+        }
         let refused = push.refused();
         assert!(refused.is_empty(), "pushes refused: {refused:?}");
     }
@@ -185,6 +211,53 @@ async fn main() {
         .expect("keep the log");
         println!("trace kept in {}", trace.display());
     }
+}
+
+/// `rows` device events and as many stream rows, 100 days old: work for
+/// retention while the presses are timed.
+async fn old_rows(db: &str, rows: u64) {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(db)
+        .await
+        .expect("the bench database");
+    let old = (chrono::Utc::now() - chrono::Duration::days(100)).to_rfc3339();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+         INSERT INTO events (device_id, event_id, type, ts, received_at, data)
+         SELECT 'old-device', 'old-' || i, 'vitals', $2, $2, '{\"heart_rate\": 72}' FROM n",
+    )
+    .bind(rows as i64)
+    .bind(&old)
+    .execute(&mut c)
+    .await
+    .expect("old events");
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+         INSERT INTO stream (at, audience, event, data)
+         SELECT $2, 'supervisors', 'incident', '{}' FROM n",
+    )
+    .bind(rows as i64)
+    .bind(&old)
+    .execute(&mut c)
+    .await
+    .expect("old stream rows");
+    println!("{rows} old events and {rows} old stream rows for retention to prune");
+}
+
+/// Rows retention has pruned so far, from `/metrics`.
+async fn pruned(http: &reqwest::Client, base: &str) -> u64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("dispatcher_pruned_rows_total{"))
+        .filter_map(|l| l.split_once("} ").and_then(|(_, v)| v.parse::<u64>().ok()))
+        .sum()
 }
 
 /// Wall-clock microseconds, comparable with the dispatcher log's times.

@@ -197,6 +197,18 @@ async fn every_bad_input_is_rejected_and_counted_while_good_events_flow(broker: 
             .into_bytes(),
         ),
         (
+            "out_of_range",
+            format!(r#"{{"event_id":"o","type":"vitals","ts":"{ts}","data":{{"spo2":-5}}}}"#)
+                .into_bytes(),
+        ),
+        (
+            "out_of_range",
+            format!(
+                r#"{{"event_id":"h","type":"vitals","ts":"{ts}","data":{{"heart_rate":900,"spo2":97}}}}"#
+            )
+            .into_bytes(),
+        ),
+        (
             "device_id_mismatch",
             format!(
                 r#"{{"event_id":"m","type":"call.pressed","ts":"{ts}","device_id":"someone-else"}}"#
@@ -258,16 +270,25 @@ async fn a_flooding_device_is_contained_and_another_elders_press_still_counts(br
     other.flushed().await;
     app.wait_incidents("elder_id=e-2", 1).await;
     let stuck_incidents = app.wait_incidents("elder_id=e-stuck", 1).await;
-    wait::until("the whole flood stored", || async {
-        (app.events("btn-stuck").await.len() == 300).then_some(())
+    wait::until("every message acknowledged", || async {
+        (app.metric("dispatcher_ingest_queue").await == 0.0).then_some(())
     })
     .await;
-    // The excess was counted, and it all joined one incident at most.
-    assert!(
-        app.metric("dispatcher_rejected_messages_total{reason=\"rate_limited\"}")
-            .await
-            > 0.0
-    );
+    // The excess was counted; beyond its sample it was not stored.
+    let excess = app
+        .metric("dispatcher_rejected_messages_total{reason=\"rate_limited\"}")
+        .await;
+    let dropped = app.metric("dispatcher_events_flood_dropped_total").await;
+    assert!(excess > 0.0 && dropped > 0.0, "{excess} {dropped}");
+    let stored = app.events("btn-stuck").await;
+    assert_eq!(stored.len() as f64, 300.0 - dropped);
+    let sampled = stored
+        .iter()
+        .filter(|e| e["action"] == "rate_limited")
+        .count() as f64;
+    assert_eq!(sampled, excess - dropped);
+    assert!(sampled <= 10.0, "the sample is bounded: {sampled}");
+    // And it all joined one incident at most.
     assert!(stuck_incidents[0]["event_count"].as_i64().unwrap() <= 300);
 }
 

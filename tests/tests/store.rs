@@ -75,7 +75,7 @@ on_both_backends!(
     the_outbox_is_claimed_leased_retried_and_finished,
     the_stream_reads_in_order_and_prunes,
     the_detail_shows_offers_candidates_and_deliveries,
-    a_steward_sees_an_elder_once_offered,
+    a_steward_sees_an_elder_only_while_offered,
 );
 
 // --- fixtures ---
@@ -718,7 +718,7 @@ async fn unknown_devices_are_kept_and_listed(h: Harness) {
         "{got:?}"
     );
 
-    let unknown = s.unknown_devices().await.unwrap();
+    let unknown = s.unknown_devices(100, 0).await.unwrap();
     assert_eq!(unknown.len(), 2, "{unknown:?}");
     let ghost = &unknown[0];
     assert_eq!(ghost.device_id, device_id("ghost-1"));
@@ -735,7 +735,7 @@ async fn unknown_devices_are_kept_and_listed(h: Harness) {
         .await
         .unwrap();
     let ids: Vec<_> = s
-        .unknown_devices()
+        .unknown_devices(100, 0)
         .await
         .unwrap()
         .into_iter()
@@ -1371,18 +1371,19 @@ async fn steward_sees_only_their_elders(h: Harness) {
         .await
         .unwrap();
     let (pema, e1, e2) = (steward_id("s-1"), elder_id("e-1"), elder_id("e-2"));
-    assert!(!s.steward_sees_elder(&pema, &e1).await.unwrap());
-    // Dispatch (not yet written) assigns stewards; do it by hand here.
+    let now = day();
+    assert!(!s.steward_sees_elder(&pema, &e1, now).await.unwrap());
+    // Assigned by hand here.
     h.exec("UPDATE incidents SET steward_id = 's-1' WHERE elder_id = 'e-1'")
         .await;
-    assert!(s.steward_sees_elder(&pema, &e1).await.unwrap());
-    assert!(!s.steward_sees_elder(&pema, &e2).await.unwrap());
-    // Still after the incident closes.
+    assert!(s.steward_sees_elder(&pema, &e1, now).await.unwrap());
+    assert!(!s.steward_sees_elder(&pema, &e2, now).await.unwrap());
+    // No longer once the incident closes (it stays in their list).
     let inc = s.incidents(&open_only()).await.unwrap().remove(0);
     s.cancel(&inc.id, &sup(), "done", day(), &rules())
         .await
         .unwrap();
-    assert!(s.steward_sees_elder(&pema, &e1).await.unwrap());
+    assert!(!s.steward_sees_elder(&pema, &e1, now).await.unwrap());
     let mine = s
         .incidents(&IncidentFilter {
             steward_id: Some(pema),
@@ -3387,7 +3388,7 @@ async fn the_detail_shows_offers_candidates_and_deliveries(h: Harness) {
     );
 }
 
-async fn a_steward_sees_an_elder_once_offered(h: Harness) {
+async fn a_steward_sees_an_elder_only_while_offered(h: Harness) {
     let s = &*h.store;
     let r = rules();
     s.insert_elder(&elder("e-1")).await.unwrap();
@@ -3396,10 +3397,13 @@ async fn a_steward_sees_an_elder_once_offered(h: Harness) {
     let (s1, e1, e2) = (steward_id("s-1"), elder_id("e-1"), elder_id("e-2"));
     let t0 = day();
     let inc = open(s, "elder:e-1:call", Priority::Urgent, None, t0, &r).await;
-    assert!(!s.steward_sees_elder(&s1, &e1).await.unwrap());
+    assert!(!s.steward_sees_elder(&s1, &e1, t0).await.unwrap());
     offer(s, &inc.id, &["s-1"], 1, t0).await;
-    assert!(s.steward_sees_elder(&s1, &e1).await.unwrap());
-    assert!(!s.steward_sees_elder(&s1, &e2).await.unwrap());
+    assert!(s.steward_sees_elder(&s1, &e1, t0).await.unwrap());
+    assert!(!s.steward_sees_elder(&s1, &e2, t0).await.unwrap());
+    // Not past the offer's expiry, even before the timer marks it.
+    let later = t0 + Duration::hours(1);
+    assert!(!s.steward_sees_elder(&s1, &e1, later).await.unwrap());
     let mine = IncidentFilter {
         steward_id: Some(s1.clone()),
         ..Default::default()
@@ -3412,11 +3416,10 @@ async fn a_steward_sees_an_elder_once_offered(h: Harness) {
         .map(|i| i.id)
         .collect();
     assert_eq!(listed, vec![inc.id.clone()]);
-    // Declining does not take back what they have seen.
-    s.decline(&inc.id, &s1, t0 + Duration::seconds(3), &r)
-        .await
-        .unwrap();
-    assert!(s.steward_sees_elder(&s1, &e1).await.unwrap());
+    // Declining ends it; the incident stays in their list.
+    let t3 = t0 + Duration::seconds(3);
+    s.decline(&inc.id, &s1, t3, &r).await.unwrap();
+    assert!(!s.steward_sees_elder(&s1, &e1, t3).await.unwrap());
     assert_eq!(s.incidents(&mine).await.unwrap().len(), 1);
 }
 

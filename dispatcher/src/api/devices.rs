@@ -123,15 +123,22 @@ async fn load(state: &AppState, id: &DeviceId) -> Result<Device, ApiError> {
     Ok(device)
 }
 
-/// Every registered device with its last known health.
+/// Registered devices with their last known health, by id, a page at a
+/// time.
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Device>), (status = 403, body = ErrorBody)))]
+    params(super::query::PageQuery),
+    responses(
+        (status = 200, body = Vec<Device>),
+        (status = 400, description = "A bad query parameter, named", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn list(
     Supervisor(user): Supervisor,
     State(state): State<AppState>,
+    super::extract::ApiQuery(page): super::extract::ApiQuery<super::query::PageQuery>,
 ) -> Result<Json<Vec<Device>>, ApiError> {
-    let mut devices = state.store.devices().await?;
+    let mut devices = page.slice(state.store.devices().await?)?;
     for d in &mut devices {
         state.liveness.overlay(d);
     }

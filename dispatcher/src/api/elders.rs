@@ -1,8 +1,9 @@
 //! `/api/v1/elders`: the people the service exists for.
 //!
 //! Their health data is sensitive: supervisors and admins see every
-//! elder; a steward sees only an elder of an incident that was offered or
-//! assigned to them (`Store::steward_sees_elder`). Any other elder, known
+//! elder; a steward sees only an elder of an open incident assigned to
+//! them or offered to them by a live offer (`Store::steward_sees_elder`):
+//! declining, an expired offer or a closed incident ends it. Any other elder, known
 //! or not, is a 403 for a steward, so the answer does not reveal which
 //! elders exist. Only supervisors and admins change the registry.
 
@@ -160,29 +161,36 @@ async fn may_read(state: &AppState, user: &AuthUser, id: &ElderId) -> Result<(),
         return Ok(());
     }
     if let Some(steward) = user.own_steward()
-        && state.store.steward_sees_elder(steward, id).await?
+        && state
+            .store
+            .steward_sees_elder(steward, id, state.clock.now())
+            .await?
     {
         return Ok(());
     }
     Err(ApiError::Forbidden(
-        "a steward sees an elder only through an incident offered or assigned to them".into(),
+        "a steward sees an elder only while an offer of their incident is live or the open incident is theirs".into(),
     ))
 }
 
-/// Elders: all of them for supervisors, a steward's own for a steward.
+/// Elders: all of them for supervisors, a steward's own for a steward; by
+/// id, a page at a time.
 #[utoipa::path(get, path = "/api/v1/elders", tag = "elders", security(("bearer" = [])),
+    params(super::query::PageQuery),
     responses(
         (status = 200, body = Vec<Elder>),
+        (status = 400, description = "A bad query parameter, named", body = ErrorBody),
         (status = 401, body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn list(
     user: AuthUser,
     State(state): State<AppState>,
+    super::extract::ApiQuery(page): super::extract::ApiQuery<super::query::PageQuery>,
 ) -> Result<Json<Vec<Elder>>, ApiError> {
     let elders = state.store.elders().await?;
     if user.sees_everything() {
-        return Ok(Json(elders));
+        return Ok(Json(page.slice(elders)?));
     }
     let Some(steward) = user.own_steward() else {
         return Ok(Json(Vec::new()));
@@ -191,11 +199,15 @@ pub async fn list(
     // linear; a store query for "elders a steward sees" would replace it.
     let mut seen = Vec::new();
     for elder in elders {
-        if state.store.steward_sees_elder(steward, &elder.id).await? {
+        if state
+            .store
+            .steward_sees_elder(steward, &elder.id, state.clock.now())
+            .await?
+        {
             seen.push(elder);
         }
     }
-    Ok(Json(seen))
+    Ok(Json(page.slice(seen)?))
 }
 
 /// Registers an elder.

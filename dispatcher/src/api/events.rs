@@ -36,6 +36,9 @@ pub struct EventQuery {
     pub since: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<String>,
+    /// Skip this many first (default 0, at most 10,000,000): the next
+    /// page starts at this offset plus the rows returned.
+    pub offset: Option<String>,
 }
 
 impl EventQuery {
@@ -44,6 +47,7 @@ impl EventQuery {
             device_id: query::id("device_id", self.device_id.as_deref(), DeviceId::parse)?,
             since: query::time("since", self.since.as_deref())?,
             limit: query::limit(self.limit.as_deref())?,
+            offset: query::offset(self.offset.as_deref())?,
         })
     }
 }
@@ -65,14 +69,34 @@ pub async fn list(
     Ok(Json(state.store.events(&q.filter()?).await?))
 }
 
+/// A page of unknown devices; both optional.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UnknownDeviceQuery {
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<String>,
+    /// Skip this many first (default 0, at most 10,000,000): the next
+    /// page starts at this offset plus the rows returned.
+    pub offset: Option<String>,
+}
+
 /// Devices that send well-formed events but are not registered (or not
-/// bound to an elder): maybe a real elder nobody registered.
+/// bound to an elder): maybe a real elder nobody registered. The most
+/// recently heard first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/unknown-devices", tag = "events", security(("bearer" = [])),
-    responses((status = 200, body = Vec<UnknownDevice>), (status = 403, body = ErrorBody)))]
+    params(UnknownDeviceQuery),
+    responses(
+        (status = 200, body = Vec<UnknownDevice>),
+        (status = 400, description = "A bad query parameter, named", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn unknown_devices(
     Supervisor(user): Supervisor,
     State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<UnknownDeviceQuery>,
 ) -> Result<Json<Vec<UnknownDevice>>, ApiError> {
-    Ok(Json(state.store.unknown_devices().await?))
+    let limit = query::limit(q.limit.as_deref())?;
+    let offset = query::offset(q.offset.as_deref())?;
+    Ok(Json(state.store.unknown_devices(limit, offset).await?))
 }

@@ -44,6 +44,9 @@ pub struct IncidentQuery {
     pub elder_id: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<String>,
+    /// Skip this many first (default 0, at most 10,000,000): the next
+    /// page starts at this offset plus the rows returned.
+    pub offset: Option<String>,
 }
 
 impl IncidentQuery {
@@ -56,6 +59,7 @@ impl IncidentQuery {
             since: query::time("since", self.since.as_deref())?,
             steward_id: None,
             limit: query::limit(self.limit.as_deref())?,
+            offset: query::offset(self.offset.as_deref())?,
         })
     }
 }
@@ -68,7 +72,8 @@ pub struct CancelRequest {
     pub reason: String,
 }
 
-/// Incidents, newest first.
+/// Incidents, newest first, a page at a time. A steward gets their own,
+/// naming the assigned steward only when it is them.
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", security(("bearer" = [])),
     params(IncidentQuery),
     responses(
@@ -88,6 +93,8 @@ pub async fn list(
             return Ok(Json(Vec::new()));
         };
         filter.steward_id = Some(own.clone());
+        let mine = state.store.incidents(&filter).await?;
+        return Ok(Json(mine.into_iter().map(|i| i.as_seen_by(own)).collect()));
     }
     Ok(Json(state.store.incidents(&filter).await?))
 }
@@ -100,7 +107,9 @@ async fn load(state: &AppState, id: &IncidentId) -> Result<IncidentDetail, ApiEr
         .ok_or_else(|| ApiError::NotFound(format!("incident {id} not found")))
 }
 
-/// One incident with its offers and timeline.
+/// One incident with its offers and timeline. A steward sees only their
+/// own offers, matcher notes and deliveries, and no timeline line by or
+/// naming another steward; the assigned steward only if it is them.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", security(("bearer" = [])),
     params(("id" = String, Path, description = "Incident id")),
     responses(
@@ -115,18 +124,20 @@ pub async fn read(
     ApiPath(id): ApiPath<IncidentId>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let detail = load(&state, &id).await?;
-    if !user.sees_everything() {
-        let theirs = user.own_steward().is_some_and(|me| {
-            detail.incident.steward_id.as_ref() == Some(me)
-                || detail.offers.iter().any(|o| &o.steward_id == me)
-        });
-        if !theirs {
-            return Err(ApiError::Forbidden(
-                "a steward sees only incidents offered or assigned to them".into(),
-            ));
-        }
+    if user.sees_everything() {
+        return Ok(Json(detail));
     }
-    Ok(Json(detail))
+    let theirs = user.own_steward().filter(|me| {
+        detail.incident.steward_id.as_ref() == Some(*me)
+            || detail.offers.iter().any(|o| &o.steward_id == *me)
+    });
+    match theirs {
+        // Least privilege: no other steward's name, answer or distance.
+        Some(me) => Ok(Json(detail.as_seen_by(me))),
+        None => Err(ApiError::Forbidden(
+            "a steward sees only incidents offered or assigned to them".into(),
+        )),
+    }
 }
 
 /// Closes an open incident as cancelled (supervisors).

@@ -78,10 +78,20 @@ pub fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Ap
         })
 }
 
+/// The furthest a list may be paged into (`offset`).
+pub const MAX_OFFSET: i64 = 10_000_000;
+
 /// `limit`: 1 or more, [`DEFAULT_LIMIT`] when absent, at most [`MAX_LIMIT`].
 pub fn limit(value: Option<&str>) -> Result<i64, ApiError> {
+    limit_or(value, DEFAULT_LIMIT)
+}
+
+/// `limit` with another default (registry lists default to a whole
+/// [`MAX_LIMIT`] page, so that clients written when they were unpaged
+/// keep working on any site of up to that many).
+pub fn limit_or(value: Option<&str>, default: i64) -> Result<i64, ApiError> {
     let Some(v) = present(value) else {
-        return Ok(DEFAULT_LIMIT);
+        return Ok(default);
     };
     match v.parse::<i64>() {
         Ok(n) if n >= 1 => Ok(n.min(MAX_LIMIT)),
@@ -89,6 +99,46 @@ pub fn limit(value: Option<&str>) -> Result<i64, ApiError> {
             "limit",
             format!("{v:?} is not a whole number from 1 to {MAX_LIMIT}"),
         )),
+    }
+}
+
+/// `offset`: how many rows of the list to skip (0 when absent), at most
+/// [`MAX_OFFSET`]. With `limit`, pages through a list: the next page's
+/// offset is this one's plus the rows it returned; a page shorter than
+/// `limit` is the last.
+pub fn offset(value: Option<&str>) -> Result<i64, ApiError> {
+    let Some(v) = present(value) else {
+        return Ok(0);
+    };
+    match v.parse::<i64>() {
+        Ok(n) if (0..=MAX_OFFSET).contains(&n) => Ok(n),
+        _ => Err(ApiError::invalid_query(
+            "offset",
+            format!("{v:?} is not a whole number from 0 to {MAX_OFFSET}"),
+        )),
+    }
+}
+
+/// A page of a list: `limit` and `offset`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// At most this many (default 1000, at most 1000).
+    pub limit: Option<String>,
+    /// Skip this many first (default 0, at most 10,000,000): the next
+    /// page starts at this offset plus the rows returned; a page shorter
+    /// than `limit` is the last.
+    pub offset: Option<String>,
+}
+
+impl PageQuery {
+    /// The rows of `all` this page names.
+    pub fn slice<T>(&self, all: Vec<T>) -> Result<Vec<T>, ApiError> {
+        let limit = limit_or(self.limit.as_deref(), MAX_LIMIT)?;
+        let offset = offset(self.offset.as_deref())?;
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(all.into_iter().skip(skip).take(take).collect())
     }
 }
 
@@ -151,6 +201,16 @@ mod tests {
         assert!(limit(Some("0")).is_err());
         assert!(limit(Some("-3")).is_err());
         assert!(limit(Some("ten")).is_err());
+        assert_eq!(offset(None).unwrap(), 0);
+        assert_eq!(offset(Some("20")).unwrap(), 20);
+        assert!(offset(Some("-1")).is_err());
+        assert!(offset(Some("99999999999")).is_err());
+        let page = PageQuery {
+            limit: Some("2".into()),
+            offset: Some("3".into()),
+        };
+        assert_eq!(page.slice((0..10).collect()).unwrap(), vec![3, 4]);
+        assert_eq!(PageQuery::default().slice(vec![1, 2]).unwrap(), vec![1, 2]);
     }
 
     #[test]

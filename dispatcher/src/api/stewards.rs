@@ -129,16 +129,23 @@ async fn load(state: &AppState, id: &StewardId) -> Result<Steward, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("steward {id} not found")))
 }
 
-/// Stewards: all for supervisors; a steward gets their own record only.
+/// Stewards: all for supervisors, by id, a page at a time; a steward
+/// gets their own record only.
 #[utoipa::path(get, path = "/api/v1/stewards", tag = "stewards", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Steward>), (status = 401, body = ErrorBody)))]
+    params(super::query::PageQuery),
+    responses(
+        (status = 200, body = Vec<Steward>),
+        (status = 400, description = "A bad query parameter, named", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn list(
     user: AuthUser,
     State(state): State<AppState>,
+    super::extract::ApiQuery(page): super::extract::ApiQuery<super::query::PageQuery>,
 ) -> Result<Json<Vec<Steward>>, ApiError> {
     if user.sees_everything() {
-        return Ok(Json(state.store.stewards().await?));
+        return Ok(Json(page.slice(state.store.stewards().await?)?));
     }
     let Some(own) = user.own_steward() else {
         return Ok(Json(Vec::new()));

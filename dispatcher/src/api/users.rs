@@ -125,15 +125,21 @@ impl UserPatch {
     }
 }
 
-/// Every login (without password hashes).
+/// Logins (without password hashes), by username, a page at a time.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = Vec<User>), (status = 403, body = ErrorBody)))]
+    params(super::query::PageQuery),
+    responses(
+        (status = 200, body = Vec<User>),
+        (status = 400, description = "A bad query parameter, named", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn list(
     Admin(user): Admin,
     State(state): State<AppState>,
+    super::extract::ApiQuery(page): super::extract::ApiQuery<super::query::PageQuery>,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    Ok(Json(state.store.users().await?))
+    Ok(Json(page.slice(state.store.users().await?)?))
 }
 
 /// Creates a login.

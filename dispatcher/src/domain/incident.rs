@@ -313,6 +313,73 @@ pub struct IncidentDetail {
     pub deliveries: Vec<Delivery>,
 }
 
+impl Incident {
+    /// The incident as the steward `me` may see it: the assigned steward
+    /// only if it is `me`.
+    pub fn as_seen_by(mut self, me: &StewardId) -> Self {
+        if self.steward_id.as_ref() != Some(me) {
+            self.steward_id = None;
+        }
+        self
+    }
+}
+
+impl IncidentDetail {
+    /// The incident as the steward `me` may see it: no other steward in
+    /// it. Only `me`'s offers, matcher notes and deliveries; no timeline
+    /// line done by another steward or naming one (their ids, names,
+    /// distances and answers are theirs and the supervisors'). What the
+    /// elder needs and what happened stays.
+    pub fn as_seen_by(self, me: &StewardId) -> Self {
+        let mut others: Vec<String> = self
+            .offers
+            .iter()
+            .map(|o| o.steward_id.to_string())
+            .chain(self.candidates.iter().map(|c| c.steward_id.to_string()))
+            .chain(self.deliveries.iter().filter_map(|d| d.steward_id.clone()))
+            .chain(self.incident.steward_id.iter().map(ToString::to_string))
+            .filter(|id| id != me.as_str())
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        let names_another = |entry: &TimelineEntry| {
+            let by_another = entry
+                .actor
+                .strip_prefix("steward:")
+                .is_some_and(|id| id != me.as_str());
+            // Steward ids are [A-Za-z0-9_-]: split on anything else.
+            by_another
+                || entry
+                    .what
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                    .any(|word| others.binary_search_by(|o| o.as_str().cmp(word)).is_ok())
+        };
+        Self {
+            incident: self.incident.as_seen_by(me),
+            offers: self
+                .offers
+                .into_iter()
+                .filter(|o| &o.steward_id == me)
+                .collect(),
+            timeline: self
+                .timeline
+                .into_iter()
+                .filter(|t| !names_another(t))
+                .collect(),
+            candidates: self
+                .candidates
+                .into_iter()
+                .filter(|c| &c.steward_id == me)
+                .collect(),
+            deliveries: self
+                .deliveries
+                .into_iter()
+                .filter(|d| d.steward_id.as_deref() == Some(me.as_str()))
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{RateLimiter, Verdict};
 use super::writer::Intake;
 use super::{HealthChange, IngestDeps, Item};
 use crate::store::IncomingEvent;
@@ -141,7 +141,10 @@ async fn classify_loop(
     mut intake: Intake,
     health: mpsc::UnboundedSender<HealthChange>,
 ) {
-    let mut limiter = RateLimiter::new(deps.settings.ingest.rate_limit_per_s);
+    let mut limiter = RateLimiter::new(
+        deps.settings.ingest.rate_limit_per_s,
+        deps.settings.ingest.flood_sample_per_min,
+    );
     let mut received: u64 = 0;
     while let Some(publish) = polled.recv().await {
         received += 1;
@@ -208,10 +211,27 @@ fn classify(
             if let Some(change) = deps.liveness.on_event(&device, now) {
                 let _ = health.send(change);
             }
-            let rate_limited = limiter.over_limit(&device, &message.event_type, now);
-            if rate_limited {
+            let verdict = limiter.check(&device, &message.event_type, now);
+            if verdict.is_excess() {
                 deps.metrics.reject(RejectReason::RateLimited);
             }
+            match verdict {
+                Verdict::Act => {}
+                Verdict::Sample => tracing::debug!(
+                    %device,
+                    event = %message.event_type,
+                    "a flooding device's excess event kept as part of its sample"
+                ),
+                // Counted above; acknowledged so the broker forgets it,
+                // and kept nowhere: this is what bounds a flood's cost.
+                Verdict::Drop => {
+                    deps.metrics
+                        .events_flood_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    return needs_ack.then_some(Item::AckOnly(publish));
+                }
+            }
+            let rate_limited = verdict.is_excess();
             let event = IncomingEvent {
                 device_id: device,
                 message,

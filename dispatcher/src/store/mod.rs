@@ -16,7 +16,8 @@
 //! escalation, the stream and the outbox) is written once in
 //! [`dispatch_sql`], beside [`sql`]; reaching stewards' phones
 //! ([`reach::ReachStore`]: push subscriptions, server keys) in
-//! [`reach_sql`].
+//! [`reach_sql`]; retention's pruning ([`retention::RetentionStore`]) in
+//! [`retention_sql`].
 
 pub mod dispatch;
 pub mod dispatch_sql;
@@ -27,6 +28,8 @@ pub mod postgres;
 pub mod reach;
 pub mod reach_sql;
 mod registry;
+pub mod retention;
+pub mod retention_sql;
 mod rows;
 pub mod sql;
 pub mod sqlite;
@@ -45,6 +48,7 @@ use crate::domain::{
 use crate::rules::{Effect, RuleBook};
 use dispatch::DispatchStore;
 use reach::ReachStore;
+use retention::RetentionStore;
 
 /// What can go wrong in the store, in terms a handler can map to a status.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +123,8 @@ pub struct IncomingEvent {
     /// The dispatcher's clock when the message arrived: the start of every
     /// response time.
     pub received_at: DateTime<Utc>,
-    /// Over the device's rate limit: stored, but the rules are not run.
+    /// Over the device's rate limit, kept as part of the flood's sample:
+    /// stored, but the rules are not run.
     pub rate_limited: bool,
 }
 
@@ -249,6 +254,8 @@ pub struct IncidentFilter {
     /// A steward's own incidents only: assigned to them, or ever offered.
     pub steward_id: Option<StewardId>,
     pub limit: i64,
+    /// Rows skipped first (paging).
+    pub offset: i64,
 }
 
 /// Which events to list.
@@ -258,6 +265,8 @@ pub struct EventFilter {
     /// Received at or after.
     pub since: Option<DateTime<Utc>>,
     pub limit: i64,
+    /// Rows skipped first (paging).
+    pub offset: i64,
 }
 
 /// Everything the dispatcher keeps. Object safe: the backend is chosen at
@@ -265,7 +274,9 @@ pub struct EventFilter {
 /// methods ([`DispatchStore`]) and those that reach stewards' phones
 /// ([`ReachStore`]).
 #[async_trait]
-pub trait Store: DispatchStore + ReachStore + logins::LoginStore + Send + Sync + 'static {
+pub trait Store:
+    DispatchStore + ReachStore + logins::LoginStore + RetentionStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Cheap round trip for `/readyz`.
@@ -389,7 +400,9 @@ pub trait Store: DispatchStore + ReachStore + logins::LoginStore + Send + Sync +
         rules: &RuleBook,
     ) -> StoreResult<Vec<Applied>>;
     async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<StoredEvent>>;
-    async fn unknown_devices(&self) -> StoreResult<Vec<UnknownDevice>>;
+    /// Unknown devices, the most recently heard first: `limit` of them
+    /// after skipping `offset`.
+    async fn unknown_devices(&self, limit: i64, offset: i64) -> StoreResult<Vec<UnknownDevice>>;
 
     // --- incidents ---
     async fn incidents(&self, filter: &IncidentFilter) -> StoreResult<Vec<Incident>>;
@@ -397,9 +410,16 @@ pub trait Store: DispatchStore + ReachStore + logins::LoginStore + Send + Sync +
     /// its deliveries. (A supervisor's cancel is
     /// [`DispatchStore::cancel`].)
     async fn incident(&self, id: &IncidentId) -> StoreResult<Option<IncidentDetail>>;
-    /// Whether the steward was ever offered or assigned an incident of
-    /// this elder: the only way a steward may read an elder's health data.
-    async fn steward_sees_elder(&self, steward: &StewardId, elder: &ElderId) -> StoreResult<bool>;
+    /// Whether the steward holds a live offer (unanswered, not expired at
+    /// `now`) of an open incident of this elder, or is assigned an open
+    /// one: the only way a steward may read an elder's health data.
+    /// Declined, expired, withdrawn, closed: no longer.
+    async fn steward_sees_elder(
+        &self,
+        steward: &StewardId,
+        elder: &ElderId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// The open incident holding a dedup key, if any.
     async fn open_incident(&self, key: &DedupKey) -> StoreResult<Option<Incident>>;
 

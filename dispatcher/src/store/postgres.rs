@@ -19,6 +19,7 @@ use super::dispatch_sql::dispatch_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry::RegistryCache;
+use super::retention_sql::retention_sql;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -136,3 +137,5 @@ mod tests {
         );
     }
 }
+
+retention_sql!(PgStore, sqlx::Postgres);

@@ -1285,12 +1285,18 @@ macro_rules! sql_store {
                         q.push(" AND received_at >= ").push_bind(since);
                     }
                     q.push(" ORDER BY received_at DESC, seq DESC LIMIT ")
-                        .push_bind(clamp_limit(filter.limit));
+                        .push_bind(clamp_limit(filter.limit))
+                        .push(" OFFSET ")
+                        .push_bind(filter.offset.max(0));
                     let rows: Vec<EventRow> = q.build_query_as().fetch_all(&self.pool).await.db()?;
                     all(rows, EventRow::into_domain)
                 }
 
-                async fn unknown_devices(&self) -> StoreResult<Vec<UnknownDevice>> {
+                async fn unknown_devices(
+                    &self,
+                    limit: i64,
+                    offset: i64,
+                ) -> StoreResult<Vec<UnknownDevice>> {
                     let rows: Vec<UnknownDeviceRow> = sqlx::query_as(
                         "SELECT e.device_id,
                                 COUNT(*) AS events,
@@ -1301,8 +1307,11 @@ macro_rules! sql_store {
                          FROM events e LEFT JOIN devices d ON d.id = e.device_id
                          WHERE d.id IS NULL OR d.elder_id IS NULL
                          GROUP BY e.device_id
-                         ORDER BY MAX(e.received_at) DESC, e.device_id",
+                         ORDER BY MAX(e.received_at) DESC, e.device_id
+                         LIMIT $1 OFFSET $2",
                     )
+                    .bind(clamp_limit(limit))
+                    .bind(offset.max(0))
                     .fetch_all(&self.pool)
                     .await
                     .db()?;
@@ -1343,7 +1352,9 @@ macro_rules! sql_store {
                             .push("))");
                     }
                     q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-                        .push_bind(clamp_limit(filter.limit));
+                        .push_bind(clamp_limit(filter.limit))
+                        .push(" OFFSET ")
+                        .push_bind(filter.offset.max(0));
                     let rows: Vec<IncidentRow> =
                         q.build_query_as().fetch_all(&self.pool).await.db()?;
                     all(rows, IncidentRow::into_domain)
@@ -1388,18 +1399,24 @@ macro_rules! sql_store {
                     &self,
                     steward: &StewardId,
                     elder: &ElderId,
+                    now: DateTime<Utc>,
                 ) -> StoreResult<bool> {
-                    // Assigned, or ever offered (even declined or expired):
-                    // the steward had to decide with the elder's data.
+                    // Only while it is theirs to act on: an open incident
+                    // assigned to them, or a live offer of one. Once they
+                    // decline, the offer expires or the incident closes,
+                    // the elder's record is no longer their business.
                     let n: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM incidents i
                          WHERE i.elder_id = $1
+                           AND i.status IN ('dispatching', 'acknowledged', 'on_site')
                            AND (i.steward_id = $2
                                 OR EXISTS (SELECT 1 FROM offers o
-                                           WHERE o.incident_id = i.id AND o.steward_id = $2))",
+                                           WHERE o.incident_id = i.id AND o.steward_id = $2
+                                             AND o.response IS NULL AND o.expires_at > $3))",
                     )
                     .bind(elder.as_str())
                     .bind(steward.as_str())
+                    .bind(now)
                     .fetch_one(&self.pool)
                     .await
                     .db()?;
