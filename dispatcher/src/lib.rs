@@ -43,6 +43,7 @@ pub mod broker;
 pub mod clock;
 pub mod dispatch;
 pub mod domain;
+pub mod dynsec;
 #[cfg(test)]
 mod fake_dispatch;
 pub mod hub;

@@ -459,6 +459,20 @@ pub struct MqttSettings {
     pub keep_alive_s: u16,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// An external Mosquitto with the dynamic security plugin: the login
+    /// that keeps its device accounts in step with the registry. Unset
+    /// with an external broker: device secrets are checked by nobody.
+    pub dynsec: Option<DynsecSettings>,
+}
+
+/// The login, with the `eldercare-accounts` role, that manages devices'
+/// accounts (`config/mosquitto-setup.sh` makes it). Its own, not the
+/// dispatcher's: Mosquitto pins each login to one connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynsecSettings {
+    pub username: String,
+    pub password: Secret,
 }
 
 impl Default for MqttSettings {
@@ -473,6 +487,7 @@ impl Default for MqttSettings {
             keep_alive_s: 30,
             username: None,
             password: None,
+            dynsec: None,
         }
     }
 }
