@@ -169,6 +169,24 @@ impl Dynsec {
             .collect())
     }
 
+    /// Brings the broker in line with the registry at start: accounts of
+    /// devices no longer registered are removed (a device deleted while the
+    /// broker was away keeps no way in). Registered devices without an
+    /// account are returned: their secrets exist only hashed, so only a
+    /// rotation can give them one, and the operator must be told.
+    pub async fn reconcile(&self, registered: &[DeviceId]) -> Result<Vec<DeviceId>, DynsecError> {
+        let with_account = self.devices().await?;
+        for stale in with_account.iter().filter(|d| !registered.contains(d)) {
+            tracing::info!(device = %stale, "removing the broker account of a device no longer registered");
+            self.remove_device(stale).await?;
+        }
+        Ok(registered
+            .iter()
+            .filter(|d| !with_account.contains(d))
+            .cloned()
+            .collect())
+    }
+
     /// Sends `commands` as one batch and returns their answers; an error
     /// that only says the thing was already so (created before, deleted
     /// before) counts as done, so every batch can be sent again.

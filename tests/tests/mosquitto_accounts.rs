@@ -242,7 +242,10 @@ async fn a_rotated_secret_ends_the_old_connection_and_a_removed_device_is_out() 
     accounts.set_device(&bed_1, "first").await.unwrap();
     // Sent again (a retried request): the same account, no error.
     accounts.set_device(&bed_1, "first").await.unwrap();
-    assert_eq!(accounts.devices().await.unwrap(), std::slice::from_ref(&bed_1));
+    assert_eq!(
+        accounts.devices().await.unwrap(),
+        std::slice::from_ref(&bed_1)
+    );
 
     let mut old = Client::connect(&broker, true, "bed-1", Some(("bed-1", "first"))).await;
     old.expect_connected().await;
@@ -270,6 +273,17 @@ async fn a_rotated_secret_ends_the_old_connection_and_a_removed_device_is_out() 
     assert!(accounts.devices().await.unwrap().is_empty());
     // Removed twice: nothing to do, no error.
     accounts.remove_device(&bed_1).await.unwrap();
+
+    // At start: an account whose device is gone is removed; a registered
+    // device without one is named, for the operator to rotate.
+    accounts.set_device(&id("gone-1"), "x").await.unwrap();
+    accounts.set_device(&id("kept-1"), "y").await.unwrap();
+    let missing = accounts
+        .reconcile(&[id("kept-1"), id("new-1")])
+        .await
+        .unwrap();
+    assert_eq!(missing, [id("new-1")]);
+    assert_eq!(accounts.devices().await.unwrap(), [id("kept-1")]);
 }
 
 #[tokio::test]
