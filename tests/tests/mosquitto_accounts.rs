@@ -148,16 +148,19 @@ async fn dispatcher(broker: &ShippedMosquitto) -> Client {
     let i = &broker.instance;
     let mut d = Client::connect(broker, false, &i.username, Some((&i.username, &i.password))).await;
     d.expect_connected().await;
-    d.client
-        .subscribe(format!("{ROOT}/devices/+/events"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    match d.next().await {
-        Seen::SubAck(codes) => assert!(
-            matches!(codes[0], rumqttc::SubscribeReasonCode::Success(_)),
-            "the dispatcher's role lets it subscribe: {codes:?}"
-        ),
-        other => panic!("expected a SUBACK, saw {other:?}"),
+    // As production does: events shared among instances, status to all.
+    for filter in [
+        format!("$share/dispatchers/{ROOT}/devices/+/events"),
+        format!("{ROOT}/devices/+/status"),
+    ] {
+        d.client.subscribe(&filter, QoS::AtLeastOnce).await.unwrap();
+        match d.next().await {
+            Seen::SubAck(codes) => assert!(
+                matches!(codes[0], rumqttc::SubscribeReasonCode::Success(_)),
+                "the dispatcher's role lets it subscribe to {filter}: {codes:?}"
+            ),
+            other => panic!("expected a SUBACK, saw {other:?}"),
+        }
     }
     d
 }
