@@ -41,6 +41,7 @@ pub mod api;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod clock;
+pub mod credentials;
 pub mod dispatch;
 pub mod domain;
 pub mod dynsec;

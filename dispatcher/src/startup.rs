@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
+use crate::credentials::DeviceLinks;
 use crate::hub::HubTask;
 use crate::ingest::{Ingest, IngestDeps};
 use crate::metrics::Metrics;
@@ -34,7 +35,13 @@ use crate::timers::{self, TimerDeps};
 pub struct Application {
     listener: TcpListener,
     http_addr: SocketAddr,
+    /// Where devices connect.
     broker: BrokerUrl,
+    /// Where ingest connects: the same, or the embedded broker's internal
+    /// port.
+    ingest_broker: BrokerUrl,
+    /// Stops the embedded broker's listeners and device connections.
+    embedded_stop: Option<CancellationToken>,
     state: AppState,
     /// The admin password when this start created the account with a
     /// random one: printed once.
@@ -46,7 +53,7 @@ impl Application {
     /// starts the embedded broker unless an external one is set, and binds
     /// the HTTP port.
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let settings = Arc::new(settings);
+        let mut settings = settings;
         let store = store::connect(&settings.database.url)
             .await
             .with_context(|| {
@@ -57,12 +64,21 @@ impl Application {
             })?;
         let generated_admin_password = api::bootstrap_admin(store.as_ref(), &settings).await?;
 
-        let broker = match &settings.mqtt.url {
+        let metrics = Arc::new(Metrics::default());
+        let device_links = Arc::new(DeviceLinks::default());
+        let (broker, ingest_broker, embedded_stop) = match &settings.mqtt.url {
             Some(url) => {
-                BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("ELDERCARE_MQTT_URL: {e}"))?
+                let url = BrokerUrl::parse(url)
+                    .map_err(|e| anyhow::anyhow!("ELDERCARE_MQTT_URL: {e}"))?;
+                (url.clone(), url, None)
             }
-            None => embedded_broker(settings.mqtt.embedded_addr)?,
+            None => {
+                let embedded =
+                    embedded_broker(&mut settings, &store, &metrics, &device_links).await?;
+                (embedded.public, embedded.internal, embedded.stop)
+            }
         };
+        let settings = Arc::new(settings);
 
         let listener = TcpListener::bind(settings.http.addr).await.map_err(|e| {
             anyhow::anyhow!(
@@ -76,14 +92,15 @@ impl Application {
             RuleBook::new(settings.rules.clone())
                 .with_dispatch(settings.dispatch.clone(), settings.notify.clone()),
         );
-        let state = AppState::new(
+        let mut state = AppState::new(
             store,
             settings,
             clock,
-            Arc::new(Metrics::default()),
+            metrics,
             rules,
             Arc::new(AtomicBool::new(false)),
         );
+        state.device_links = device_links;
         state.sim.set_target(sim_target(&state, &broker, http_addr));
         let public_site = state.settings.http.public_url.is_some();
         for warning in state
@@ -104,6 +121,8 @@ impl Application {
             listener,
             http_addr,
             broker,
+            ingest_broker,
+            embedded_stop,
             state,
             generated_admin_password,
         })
@@ -114,7 +133,7 @@ impl Application {
         self.http_addr
     }
 
-    /// The broker ingest connects to.
+    /// The broker devices connect to.
     pub fn broker(&self) -> &BrokerUrl {
         &self.broker
     }
@@ -130,7 +149,8 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Self {
             listener,
-            broker,
+            ingest_broker: broker,
+            embedded_stop,
             state,
             ..
         } = self;
@@ -234,6 +254,11 @@ impl Application {
             let _ = task.await;
         }
         hub_task.stop().await;
+        // Devices of the embedded broker last: until ingest is done they
+        // may still send what it must hear.
+        if let Some(stop) = embedded_stop {
+            stop.cancel();
+        }
         match tokio::time::timeout(Duration::from_secs(10), http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error"),
@@ -291,18 +316,59 @@ fn start_notify(state: &AppState, ingest: &Ingest) -> (HubTask, Outbox) {
     (hub_task, outbox)
 }
 
+/// The embedded broker's addresses: where devices connect, and where
+/// ingest does.
+struct Embedded {
+    public: BrokerUrl,
+    internal: BrokerUrl,
+    stop: Option<CancellationToken>,
+}
+
+/// Starts the embedded broker and gives ingest its credential there.
 #[cfg(feature = "embedded-broker")]
-fn embedded_broker(addr: SocketAddr) -> anyhow::Result<BrokerUrl> {
-    let broker = crate::broker::start(addr)?;
-    tracing::info!(addr = %broker.addr, "embedded MQTT broker listening");
-    Ok(BrokerUrl {
-        host: broker.addr.ip().to_string(),
-        port: broker.addr.port(),
+async fn embedded_broker(
+    settings: &mut Settings,
+    store: &Arc<dyn crate::store::Store>,
+    metrics: &Arc<Metrics>,
+    links: &Arc<DeviceLinks>,
+) -> anyhow::Result<Embedded> {
+    let deps = crate::broker::BrokerDeps {
+        store: store.clone(),
+        links: links.clone(),
+        metrics: metrics.clone(),
+        topic_root: settings.mqtt.topic_root.clone(),
+        dispatcher_id: settings.mqtt.client_id.clone(),
+    };
+    let broker =
+        crate::broker::start(settings.mqtt.embedded_addr, &settings.embedded_broker, deps).await?;
+    match broker.tls_addr {
+        Some(tls) => {
+            tracing::info!(addr = %broker.addr, %tls, "embedded MQTT broker listening (and over TLS)")
+        }
+        None => tracing::info!(addr = %broker.addr, "embedded MQTT broker listening"),
+    }
+    settings.mqtt.username = Some(broker.dispatcher_username.clone());
+    settings.mqtt.password = Some(broker.dispatcher_password.clone());
+    Ok(Embedded {
+        public: BrokerUrl {
+            host: broker.addr.ip().to_string(),
+            port: broker.addr.port(),
+        },
+        internal: BrokerUrl {
+            host: broker.internal.ip().to_string(),
+            port: broker.internal.port(),
+        },
+        stop: Some(broker.stop),
     })
 }
 
 #[cfg(not(feature = "embedded-broker"))]
-fn embedded_broker(_addr: SocketAddr) -> anyhow::Result<BrokerUrl> {
+async fn embedded_broker(
+    _settings: &mut Settings,
+    _store: &Arc<dyn crate::store::Store>,
+    _metrics: &Arc<Metrics>,
+    _links: &Arc<DeviceLinks>,
+) -> anyhow::Result<Embedded> {
     anyhow::bail!(
         "ELDERCARE_MQTT_URL is unset and this build has no embedded broker; set ELDERCARE_MQTT_URL=mqtt://host:1883"
     )

@@ -106,6 +106,9 @@ pub struct AppState {
     pub sim: Arc<crate::sim::SimControl>,
     /// Pushes, SMS and calls to stewards; shared with the outbox worker.
     pub reach: Arc<crate::notify::Reach>,
+    /// The devices connected through the embedded broker, so rotating or
+    /// revoking a secret closes the connection using the old one.
+    pub device_links: Arc<crate::credentials::DeviceLinks>,
 }
 
 impl AppState {
@@ -149,6 +152,7 @@ impl AppState {
             broker_connected,
             login_guard: Arc::default(),
             sim: Arc::default(),
+            device_links: Arc::default(),
         }
     }
 }

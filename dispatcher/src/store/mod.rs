@@ -26,6 +26,8 @@ pub mod reach;
 pub mod reach_sql;
 mod registry;
 mod rows;
+pub mod secrets;
+pub mod secrets_sql;
 pub mod sql;
 pub mod sqlite;
 
@@ -43,6 +45,7 @@ use crate::domain::{
 use crate::rules::{Effect, RuleBook};
 use dispatch::DispatchStore;
 use reach::ReachStore;
+use secrets::SecretStore;
 
 /// What can go wrong in the store, in terms a handler can map to a status.
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +266,7 @@ pub struct EventFilter {
 /// methods ([`DispatchStore`]) and those that reach stewards' phones
 /// ([`ReachStore`]).
 #[async_trait]
-pub trait Store: DispatchStore + ReachStore + Send + Sync + 'static {
+pub trait Store: DispatchStore + ReachStore + SecretStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Cheap round trip for `/readyz`.

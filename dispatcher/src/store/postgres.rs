@@ -18,6 +18,7 @@ use sqlx::{PgConnection, Pool, Postgres, Transaction};
 use super::dispatch_sql::dispatch_sql;
 use super::reach_sql::reach_sql;
 use super::registry::RegistryCache;
+use super::secrets_sql::secrets_sql;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -117,6 +118,7 @@ dispatch_sql!(
 );
 
 reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
+secrets_sql!(PgStore, sqlx::Postgres);
 
 #[cfg(test)]
 mod tests {

@@ -38,6 +38,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::dispatch_sql::dispatch_sql;
 use super::reach_sql::reach_sql;
 use super::registry::RegistryCache;
+use super::secrets_sql::secrets_sql;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -294,3 +295,4 @@ dispatch_sql!(
     steward_claim = ""
 );
 reach_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
+secrets_sql!(SqliteStore, sqlx::Sqlite);
