@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::credentials::DeviceLinks;
+use crate::dynsec::Dynsec;
 use crate::hub::HubTask;
 use crate::ingest::{Ingest, IngestDeps};
 use crate::metrics::Metrics;
@@ -101,6 +102,10 @@ impl Application {
             Arc::new(AtomicBool::new(false)),
         );
         state.device_links = device_links;
+        state.dynsec = dynsec_accounts(&state.settings, &broker);
+        if let Some(dynsec) = &state.dynsec {
+            tokio::spawn(reconcile_accounts(state.store.clone(), dynsec.clone()));
+        }
         state.sim.set_target(sim_target(&state, &broker, http_addr));
         let public_site = state.settings.http.public_url.is_some();
         for warning in state
@@ -267,6 +272,68 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The external Mosquitto's device accounts, when `mqtt.dynsec` is set;
+/// without it an external broker checks nobody's secret, which the
+/// operator is told.
+fn dynsec_accounts(settings: &Settings, broker: &BrokerUrl) -> Option<Arc<Dynsec>> {
+    settings.mqtt.url.as_ref()?;
+    let Some(login) = &settings.mqtt.dynsec else {
+        tracing::warn!(
+            "mqtt.dynsec is not set: the external broker is not told of device secrets, so it must \
+             check devices itself; config/mosquitto.conf and config/mosquitto-setup.sh set up one that does"
+        );
+        return None;
+    };
+    Some(Arc::new(Dynsec::new(
+        login,
+        broker,
+        protocol::Topics::new(settings.mqtt.topic_root.clone()),
+    )))
+}
+
+/// Brings the broker's device accounts in line with the registry, trying
+/// again while the broker is away.
+async fn reconcile_accounts(store: Arc<dyn store::Store>, dynsec: Arc<Dynsec>) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let registered = match store.devices().await {
+            Ok(devices) => devices.into_iter().map(|d| d.id).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot list devices to check the broker's accounts");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(60));
+                continue;
+            }
+        };
+        match dynsec.reconcile(&registered).await {
+            Ok(missing) => {
+                for device in &missing {
+                    tracing::warn!(
+                        device = %device,
+                        "the broker has no account for this registered device, so it cannot connect: \
+                         rotate its secret (POST /api/v1/devices/{{id}}/secret) and give the device the new one"
+                    );
+                }
+                tracing::info!(
+                    devices = registered.len(),
+                    without_account = missing.len(),
+                    "broker accounts checked"
+                );
+                return;
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot check the broker's device accounts yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check the broker's device accounts");
+                return;
+            }
+        }
     }
 }
 

@@ -31,6 +31,9 @@ pub enum Broker {
     Mosquitto,
     /// A broker of the test's own on this loopback port.
     Port(u16),
+    /// A Mosquitto of the test's own run from `config/mosquitto.conf`
+    /// ([`crate::shipped_mosquitto`]): devices log in with their secrets.
+    Shipped(u16),
 }
 
 /// Which store a test runs against.
@@ -137,9 +140,9 @@ impl TestApp {
                 ));
                 ("127.0.0.1".to_owned(), port)
             }
-            Broker::Mosquitto | Broker::Port(_) => {
+            Broker::Mosquitto | Broker::Port(_) | Broker::Shipped(_) => {
                 let (host, port) = match options.broker {
-                    Broker::Port(port) => ("127.0.0.1".to_owned(), port),
+                    Broker::Port(port) | Broker::Shipped(port) => ("127.0.0.1".to_owned(), port),
                     _ => mosquitto_addr(),
                 };
                 env.push(("ELDERCARE_MQTT_URL".into(), format!("mqtt://{host}:{port}")));
@@ -148,6 +151,8 @@ impl TestApp {
         };
         env.extend(options.env);
         let settings = Settings::load_from(None, env).expect("test settings are valid");
+        // A test may choose its own root (a broker whose ACLs name it).
+        let topic_root = settings.mqtt.topic_root.clone();
         let clock = options.clock.map_or(Clock::System, Clock::manual);
         let app = Application::build(settings, clock.clone())
             .await
@@ -305,7 +310,7 @@ impl TestApp {
     /// credentials on the embedded broker, anonymously on Mosquitto.
     pub async fn login_of(&self, device: &str) -> crate::device::Login {
         match self.broker {
-            Broker::Embedded => crate::device::Login::Device {
+            Broker::Embedded | Broker::Shipped(_) => crate::device::Login::Device {
                 secret: self
                     .secret(device)
                     .await

@@ -324,3 +324,144 @@ async fn a_wrong_accounts_login_is_an_error_that_says_what_to_fix() {
         .unwrap_err();
     assert!(err.to_string().contains("eldercare-accounts role"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_keeps_the_brokers_accounts_in_step_with_its_registry() {
+    use eldercare_tests::app::{Broker, Options, TestApp};
+    use reqwest::{Method, StatusCode};
+    use serde_json::json;
+
+    let broker = ShippedMosquitto::start("dispatcher-e2e", ROOT);
+    let accounts = accounts(&broker);
+    // Left by a device deleted while this dispatcher was away.
+    accounts.set_device(&id("gone-1"), "old").await.unwrap();
+    let i = &broker.instance;
+    let app = TestApp::spawn(Options {
+        broker: Broker::Shipped(broker.port),
+        env: vec![
+            ("ELDERCARE__MQTT__TOPIC_ROOT".into(), ROOT.into()),
+            ("ELDERCARE__MQTT__CLIENT_ID".into(), i.username.clone()),
+            ("ELDERCARE__MQTT__USERNAME".into(), i.username.clone()),
+            ("ELDERCARE__MQTT__PASSWORD".into(), i.password.clone()),
+            (
+                "ELDERCARE__MQTT__DYNSEC__USERNAME".into(),
+                i.accounts_username.clone(),
+            ),
+            (
+                "ELDERCARE__MQTT__DYNSEC__PASSWORD".into(),
+                i.accounts_password.clone(),
+            ),
+        ],
+        ..Options::default()
+    })
+    .await;
+    eldercare_tests::wait::until("the stale account removed at start", || async {
+        accounts.devices().await.unwrap().is_empty().then_some(())
+    })
+    .await;
+
+    // Registered through the API: the broker has its account at once, and
+    // the device's press, with the secret the answer showed, is stored.
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    assert_eq!(accounts.devices().await.unwrap(), [id("btn-1")]);
+    let first = app.secret("btn-1").await.unwrap();
+    let mut button = app.device("btn-1").await;
+    button.event("p-1", "call.pressed", json!({})).await;
+    button.flushed().await;
+    eldercare_tests::wait::until("the press stored", || async {
+        (app.events("btn-1").await.len() == 1).then_some(())
+    })
+    .await;
+    drop(button);
+
+    // Rotated: the old secret no longer gets in, the new one does.
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::POST,
+            "/api/v1/devices/btn-1/secret",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = body["secret"].as_str().unwrap().to_owned();
+    Client::connect(&broker, true, "btn-1", Some(("btn-1", &first)))
+        .await
+        .expect_refused()
+        .await;
+    Client::connect(&broker, true, "btn-1", Some(("btn-1", &second)))
+        .await
+        .expect_connected()
+        .await;
+
+    // Deleted: its account goes with it.
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::DELETE,
+            "/api/v1/devices/btn-1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(accounts.devices().await.unwrap().is_empty());
+    Client::connect(&broker, true, "btn-1", Some(("btn-1", &second)))
+        .await
+        .expect_refused()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_cannot_take_the_account_leaves_the_registry_as_it_was() {
+    use eldercare_tests::app::{Broker, Options, TestApp};
+    use reqwest::{Method, StatusCode};
+    use serde_json::json;
+
+    let broker = ShippedMosquitto::start("dispatcher-e2e", ROOT);
+    let i = &broker.instance;
+    // The dispatcher's own login where the accounts login belongs: the
+    // broker takes its commands to nobody (no role) and never answers.
+    let app = TestApp::spawn(Options {
+        broker: Broker::Shipped(broker.port),
+        env: vec![
+            ("ELDERCARE__MQTT__TOPIC_ROOT".into(), ROOT.into()),
+            ("ELDERCARE__MQTT__CLIENT_ID".into(), i.username.clone()),
+            ("ELDERCARE__MQTT__USERNAME".into(), i.username.clone()),
+            ("ELDERCARE__MQTT__PASSWORD".into(), i.password.clone()),
+            ("ELDERCARE__MQTT__DYNSEC__USERNAME".into(), "nobody".into()),
+            ("ELDERCARE__MQTT__DYNSEC__PASSWORD".into(), "wrong".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::POST,
+            "/api/v1/elders",
+            Some(eldercare_tests::app::elder_body("e-1", json!({}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::POST,
+            "/api/v1/devices",
+            Some(json!({"id": "btn-1", "elder_id": "e-1", "kind": "call_button"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mqtt.dynsec.username"),
+        "{body}"
+    );
+    let (status, _) = app
+        .call(Some(&app.admin), Method::GET, "/api/v1/devices/btn-1", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was registered");
+}

@@ -175,6 +175,7 @@ pub async fn list(
         (status = 403, body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
         (status = 422, description = "A bad field, or `elder_id` names no elder", body = ErrorBody),
+        (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn create(
@@ -188,8 +189,13 @@ pub async fn create(
         .insert_device(&device)
         .await
         .map_err(|e| store_error(e, &device.id))?;
-    state.liveness.track(&device, state.clock.now());
     let issued = credentials::issue();
+    if let Err(e) = grant(&state, &device.id, &issued.secret).await {
+        // Registered without a way in is worse than not registered: undo.
+        state.store.delete_device(&device.id).await?;
+        return Err(e);
+    }
+    state.liveness.track(&device, state.clock.now());
     state
         .store
         .set_device_secret(&device.id, &issued.hash, chrono::Utc::now())
@@ -259,7 +265,8 @@ pub async fn update(
 /// Removes a device. If it keeps sending, it shows up as unknown.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
     params(("id" = String, Path, description = "Device id")),
-    responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
 pub async fn remove(
     Supervisor(user): Supervisor,
@@ -267,6 +274,7 @@ pub async fn remove(
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Result<StatusCode, ApiError> {
     load(&state, &id).await?;
+    withdraw(&state, &id).await?;
     state.store.delete_device(&id).await?;
     state.liveness.forget(&id);
     // Its secret went with it: so does its connection.
@@ -284,6 +292,7 @@ pub async fn remove(
         (status = 200, description = "The new secret, shown this once", body = DeviceSecret),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
 pub async fn rotate_secret(
@@ -291,7 +300,9 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Result<Json<DeviceSecret>, ApiError> {
+    load(&state, &id).await?;
     let issued = credentials::issue();
+    grant(&state, &id, &issued.secret).await?;
     state
         .store
         .set_device_secret(&id, &issued.hash, chrono::Utc::now())
@@ -312,13 +323,16 @@ pub async fn rotate_secret(
 /// closed) until a new one is issued with `POST …/secret`.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}/secret", tag = "devices", security(("bearer" = [])),
     params(("id" = String, Path, description = "Device id")),
-    responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
 pub async fn revoke_secret(
     Supervisor(user): Supervisor,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Result<StatusCode, ApiError> {
+    load(&state, &id).await?;
+    withdraw(&state, &id).await?;
     state
         .store
         .revoke_device_secret(&id, chrono::Utc::now())
@@ -330,6 +344,30 @@ pub async fn revoke_secret(
     let closed = state.device_links.close_stale(&id, None);
     tracing::info!(closed, "device secret revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Gives the external broker's account `secret` (`mqtt.dynsec`), before
+/// anything is stored or shown: a broker that did not take it leaves
+/// everything as it was.
+async fn grant(state: &AppState, id: &DeviceId, secret: &str) -> Result<(), ApiError> {
+    match &state.dynsec {
+        Some(dynsec) => dynsec.set_device(id, secret).await.map_err(broker_error),
+        None => Ok(()),
+    }
+}
+
+/// Takes the device's account off the external broker, ending its
+/// connection.
+async fn withdraw(state: &AppState, id: &DeviceId) -> Result<(), ApiError> {
+    match &state.dynsec {
+        Some(dynsec) => dynsec.remove_device(id).await.map_err(broker_error),
+        None => Ok(()),
+    }
+}
+
+fn broker_error(e: crate::dynsec::DynsecError) -> ApiError {
+    tracing::warn!(error = %e, "the broker's device accounts could not be changed");
+    ApiError::Unavailable(format!("{e}; nothing was changed"))
 }
 
 #[cfg(test)]

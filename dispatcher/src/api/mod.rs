@@ -109,6 +109,9 @@ pub struct AppState {
     /// The devices connected through the embedded broker, so rotating or
     /// revoking a secret closes the connection using the old one.
     pub device_links: Arc<crate::credentials::DeviceLinks>,
+    /// An external Mosquitto's device accounts (`mqtt.dynsec`): a secret
+    /// issued, rotated or revoked takes effect there first.
+    pub dynsec: Option<Arc<crate::dynsec::Dynsec>>,
 }
 
 impl AppState {
@@ -153,6 +156,7 @@ impl AppState {
             login_guard: Arc::default(),
             sim: Arc::default(),
             device_links: Arc::default(),
+            dynsec: None,
         }
     }
 }
