@@ -42,8 +42,10 @@ pub mod api;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod clock;
+pub mod credentials;
 pub mod dispatch;
 pub mod domain;
+pub mod dynsec;
 #[cfg(test)]
 mod fake_dispatch;
 pub mod http_server;

@@ -45,6 +45,10 @@ pub struct Metrics {
     /// Attempts to reach stewards by channel (push, sms, voice) and how
     /// each went (delivered, retry, failed, cancelled).
     reached: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Connections the embedded broker's gate closed, by reason.
+    broker_refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Device connections open through the embedded broker's gate.
+    pub broker_connections: AtomicI64,
 }
 
 impl Metrics {
@@ -74,6 +78,15 @@ impl Metrics {
     pub fn reach(&self, channel: &'static str, outcome: &'static str) {
         let mut reached = self.reached.lock().unwrap_or_else(|p| p.into_inner());
         *reached.entry((channel, outcome)).or_default() += 1;
+    }
+
+    /// A connection the embedded broker's gate closed, and why.
+    pub fn broker_refused(&self, reason: &'static str) {
+        let mut refused = self
+            .broker_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *refused.entry(reason).or_default() += 1;
     }
 
     pub fn incident_opened(&self, kind: IncidentKind, priority: Priority) {
@@ -209,6 +222,28 @@ impl Metrics {
             "dispatcher_mqtt_reconnects_total",
             "Broker connections re-established.",
             load(&self.mqtt_reconnects),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dispatcher_broker_refused_total Connections the embedded broker closed: bad credentials, another's client id or topic, oversized packets, the connection cap.\n\
+             # TYPE dispatcher_broker_refused_total counter"
+        );
+        for (reason, n) in self
+            .broker_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "dispatcher_broker_refused_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        gauge(
+            &mut out,
+            "dispatcher_broker_connections",
+            "Device connections open on the embedded broker.",
+            self.broker_connections.load(Ordering::Relaxed),
         );
         out
     }

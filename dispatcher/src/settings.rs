@@ -31,6 +31,7 @@ pub struct Settings {
     pub notify: NotifySettings,
     pub sim: SimSettings,
     pub retention: RetentionSettings,
+    pub embedded_broker: EmbeddedBrokerSettings,
 }
 
 /// How long what grows without bound is kept ([`crate::retention`]). Each
@@ -69,6 +70,102 @@ impl Default for RetentionSettings {
             batch: 500,
             pause_ms: 20,
         }
+    }
+}
+
+/// The embedded broker (only when `mqtt.url` is unset): its TLS listener
+/// and its bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedBrokerSettings {
+    /// A TLS listener beside `mqtt.embedded_addr` (e.g. 0.0.0.0:8883);
+    /// needs `tls_cert` and `tls_key`.
+    pub tls_addr: Option<SocketAddr>,
+    /// PEM certificate chain, leaf first.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Device connections at once; beyond, new ones are closed at once.
+    pub max_connections: usize,
+    /// The largest MQTT packet a device may send; a larger one closes its
+    /// connection. Above the protocol's 4 KiB, so an oversized event
+    /// still reaches the dispatcher to be rejected and counted.
+    pub max_packet_bytes: usize,
+    /// QoS 1 messages the broker has in flight to one client.
+    pub max_inflight: usize,
+    /// Each topic's recent payloads are kept in memory in `segments`
+    /// segments of `segment_kib` KiB: what devices sent while the
+    /// dispatcher restarts, and no more.
+    pub segment_kib: usize,
+    pub segments: usize,
+    /// Seconds a new connection has to send its CONNECT (and finish TLS).
+    pub connect_timeout_s: u64,
+}
+
+impl Default for EmbeddedBrokerSettings {
+    fn default() -> Self {
+        Self {
+            tls_addr: None,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 10_000,
+            max_packet_bytes: 65_536,
+            max_inflight: 100,
+            segment_kib: 256,
+            segments: 4,
+            connect_timeout_s: 10,
+        }
+    }
+}
+
+impl EmbeddedBrokerSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let b = |setting: &str, problem: String, fix: &str| {
+            Err(SettingsError {
+                setting: format!("embedded_broker.{setting}"),
+                problem,
+                fix: fix.into(),
+            })
+        };
+        if self.tls_addr.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return b(
+                "tls_addr",
+                "is set without tls_cert and tls_key".into(),
+                "set both to PEM files, or unset tls_addr",
+            );
+        }
+        if !(8 * 1024..=16 * 1024 * 1024).contains(&self.max_packet_bytes) {
+            return b(
+                "max_packet_bytes",
+                format!("{} is not between 8 KiB and 16 MiB", self.max_packet_bytes),
+                "65536 is usual (Mosquitto's shipped limit)",
+            );
+        }
+        if self.max_connections == 0 || self.max_inflight == 0 || self.segments == 0 {
+            return b(
+                "max_connections / max_inflight / segments",
+                "is 0".into(),
+                "set 1 or more",
+            );
+        }
+        if self.segment_kib < 64 || self.segment_kib * 1024 < self.max_packet_bytes {
+            return b(
+                "segment_kib",
+                format!(
+                    "{} KiB cannot hold a packet of max_packet_bytes",
+                    self.segment_kib
+                ),
+                "set at least max_packet_bytes / 1024 (and 64)",
+            );
+        }
+        if !(1..=60).contains(&self.connect_timeout_s) {
+            return b(
+                "connect_timeout_s",
+                format!("{} is not between 1 and 60", self.connect_timeout_s),
+                "10 is usual",
+            );
+        }
+        Ok(())
     }
 }
 
@@ -517,6 +614,20 @@ pub struct MqttSettings {
     pub keep_alive_s: u16,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// An external Mosquitto with the dynamic security plugin: the login
+    /// that keeps its device accounts in step with the registry. Unset
+    /// with an external broker: device secrets are checked by nobody.
+    pub dynsec: Option<DynsecSettings>,
+}
+
+/// The login, with the `eldercare-accounts` role, that manages devices'
+/// accounts (`config/mosquitto-setup.sh` makes it). Its own, not the
+/// dispatcher's: Mosquitto pins each login to one connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynsecSettings {
+    pub username: String,
+    pub password: Secret,
 }
 
 impl Default for MqttSettings {
@@ -531,6 +642,7 @@ impl Default for MqttSettings {
             keep_alive_s: 30,
             username: None,
             password: None,
+            dynsec: None,
         }
     }
 }
@@ -764,6 +876,7 @@ impl Settings {
     }
 
     fn validated(self) -> Result<Self, SettingsError> {
+        self.embedded_broker.validate()?;
         let bad = |setting: &str, problem: String, fix: &str| SettingsError {
             setting: setting.into(),
             problem,

@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
+use crate::credentials::DeviceLinks;
+use crate::dynsec::Dynsec;
 use crate::hub::HubTask;
 use crate::ingest::{Ingest, IngestDeps};
 use crate::metrics::Metrics;
@@ -34,7 +36,13 @@ use crate::timers::{self, TimerDeps};
 pub struct Application {
     listener: TcpListener,
     http_addr: SocketAddr,
+    /// Where devices connect.
     broker: BrokerUrl,
+    /// Where ingest connects: the same, or the embedded broker's internal
+    /// port.
+    ingest_broker: BrokerUrl,
+    /// Stops the embedded broker's listeners and device connections.
+    embedded_stop: Option<CancellationToken>,
     state: AppState,
     /// The admin password when this start created the account with a
     /// random one: printed once.
@@ -46,7 +54,7 @@ impl Application {
     /// starts the embedded broker unless an external one is set, and binds
     /// the HTTP port.
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let settings = Arc::new(settings);
+        let mut settings = settings;
         let store = store::connect(&settings.database.url)
             .await
             .with_context(|| {
@@ -57,12 +65,21 @@ impl Application {
             })?;
         let generated_admin_password = api::bootstrap_admin(store.as_ref(), &settings).await?;
 
-        let broker = match &settings.mqtt.url {
+        let metrics = Arc::new(Metrics::default());
+        let device_links = Arc::new(DeviceLinks::default());
+        let (broker, ingest_broker, embedded_stop) = match &settings.mqtt.url {
             Some(url) => {
-                BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("ELDERCARE_MQTT_URL: {e}"))?
+                let url = BrokerUrl::parse(url)
+                    .map_err(|e| anyhow::anyhow!("ELDERCARE_MQTT_URL: {e}"))?;
+                (url.clone(), url, None)
             }
-            None => embedded_broker(settings.mqtt.embedded_addr)?,
+            None => {
+                let embedded =
+                    embedded_broker(&mut settings, &store, &metrics, &device_links).await?;
+                (embedded.public, embedded.internal, embedded.stop)
+            }
         };
+        let settings = Arc::new(settings);
 
         let listener = TcpListener::bind(settings.http.addr).await.map_err(|e| {
             anyhow::anyhow!(
@@ -76,14 +93,19 @@ impl Application {
             RuleBook::new(settings.rules.clone())
                 .with_dispatch(settings.dispatch.clone(), settings.notify.clone()),
         );
-        let state = AppState::new(
+        let mut state = AppState::new(
             store,
             settings,
             clock,
-            Arc::new(Metrics::default()),
+            metrics,
             rules,
             Arc::new(AtomicBool::new(false)),
         );
+        state.device_links = device_links;
+        state.dynsec = dynsec_accounts(&state.settings, &broker);
+        if let Some(dynsec) = &state.dynsec {
+            tokio::spawn(reconcile_accounts(state.store.clone(), dynsec.clone()));
+        }
         state.sim.set_target(sim_target(&state, &broker, http_addr));
         let public_site = state.settings.http.public_url.is_some();
         for warning in state
@@ -104,6 +126,8 @@ impl Application {
             listener,
             http_addr,
             broker,
+            ingest_broker,
+            embedded_stop,
             state,
             generated_admin_password,
         })
@@ -114,7 +138,7 @@ impl Application {
         self.http_addr
     }
 
-    /// The broker ingest connects to.
+    /// The broker devices connect to.
     pub fn broker(&self) -> &BrokerUrl {
         &self.broker
     }
@@ -130,7 +154,8 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Self {
             listener,
-            broker,
+            ingest_broker: broker,
+            embedded_stop,
             state,
             ..
         } = self;
@@ -247,6 +272,11 @@ impl Application {
             let _ = task.await;
         }
         hub_task.stop().await;
+        // Devices of the embedded broker last: until ingest is done they
+        // may still send what it must hear.
+        if let Some(stop) = embedded_stop {
+            stop.cancel();
+        }
         match tokio::time::timeout(Duration::from_secs(10), http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error"),
@@ -255,6 +285,68 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The external Mosquitto's device accounts, when `mqtt.dynsec` is set;
+/// without it an external broker checks nobody's secret, which the
+/// operator is told.
+fn dynsec_accounts(settings: &Settings, broker: &BrokerUrl) -> Option<Arc<Dynsec>> {
+    settings.mqtt.url.as_ref()?;
+    let Some(login) = &settings.mqtt.dynsec else {
+        tracing::warn!(
+            "mqtt.dynsec is not set: the external broker is not told of device secrets, so it must \
+             check devices itself; config/mosquitto.conf and config/mosquitto-setup.sh set up one that does"
+        );
+        return None;
+    };
+    Some(Arc::new(Dynsec::new(
+        login,
+        broker,
+        protocol::Topics::new(settings.mqtt.topic_root.clone()),
+    )))
+}
+
+/// Brings the broker's device accounts in line with the registry, trying
+/// again while the broker is away.
+async fn reconcile_accounts(store: Arc<dyn store::Store>, dynsec: Arc<Dynsec>) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let registered = match store.devices().await {
+            Ok(devices) => devices.into_iter().map(|d| d.id).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot list devices to check the broker's accounts");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(60));
+                continue;
+            }
+        };
+        match dynsec.reconcile(&registered).await {
+            Ok(missing) => {
+                for device in &missing {
+                    tracing::warn!(
+                        device = %device,
+                        "the broker has no account for this registered device, so it cannot connect: \
+                         rotate its secret (POST /api/v1/devices/{{id}}/secret) and give the device the new one"
+                    );
+                }
+                tracing::info!(
+                    devices = registered.len(),
+                    without_account = missing.len(),
+                    "broker accounts checked"
+                );
+                return;
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot check the broker's device accounts yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check the broker's device accounts");
+                return;
+            }
+        }
     }
 }
 
@@ -304,18 +396,59 @@ fn start_notify(state: &AppState, ingest: &Ingest) -> (HubTask, Outbox) {
     (hub_task, outbox)
 }
 
+/// The embedded broker's addresses: where devices connect, and where
+/// ingest does.
+struct Embedded {
+    public: BrokerUrl,
+    internal: BrokerUrl,
+    stop: Option<CancellationToken>,
+}
+
+/// Starts the embedded broker and gives ingest its credential there.
 #[cfg(feature = "embedded-broker")]
-fn embedded_broker(addr: SocketAddr) -> anyhow::Result<BrokerUrl> {
-    let broker = crate::broker::start(addr)?;
-    tracing::info!(addr = %broker.addr, "embedded MQTT broker listening");
-    Ok(BrokerUrl {
-        host: broker.addr.ip().to_string(),
-        port: broker.addr.port(),
+async fn embedded_broker(
+    settings: &mut Settings,
+    store: &Arc<dyn crate::store::Store>,
+    metrics: &Arc<Metrics>,
+    links: &Arc<DeviceLinks>,
+) -> anyhow::Result<Embedded> {
+    let deps = crate::broker::BrokerDeps {
+        store: store.clone(),
+        links: links.clone(),
+        metrics: metrics.clone(),
+        topic_root: settings.mqtt.topic_root.clone(),
+        dispatcher_id: settings.mqtt.client_id.clone(),
+    };
+    let broker =
+        crate::broker::start(settings.mqtt.embedded_addr, &settings.embedded_broker, deps).await?;
+    match broker.tls_addr {
+        Some(tls) => {
+            tracing::info!(addr = %broker.addr, %tls, "embedded MQTT broker listening (and over TLS)")
+        }
+        None => tracing::info!(addr = %broker.addr, "embedded MQTT broker listening"),
+    }
+    settings.mqtt.username = Some(broker.dispatcher_username.clone());
+    settings.mqtt.password = Some(broker.dispatcher_password.clone());
+    Ok(Embedded {
+        public: BrokerUrl {
+            host: broker.addr.ip().to_string(),
+            port: broker.addr.port(),
+        },
+        internal: BrokerUrl {
+            host: broker.internal.ip().to_string(),
+            port: broker.internal.port(),
+        },
+        stop: Some(broker.stop),
     })
 }
 
 #[cfg(not(feature = "embedded-broker"))]
-fn embedded_broker(_addr: SocketAddr) -> anyhow::Result<BrokerUrl> {
+async fn embedded_broker(
+    _settings: &mut Settings,
+    _store: &Arc<dyn crate::store::Store>,
+    _metrics: &Arc<Metrics>,
+    _links: &Arc<DeviceLinks>,
+) -> anyhow::Result<Embedded> {
     anyhow::bail!(
         "ELDERCARE_MQTT_URL is unset and this build has no embedded broker; set ELDERCARE_MQTT_URL=mqtt://host:1883"
     )

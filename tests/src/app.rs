@@ -31,6 +31,9 @@ pub enum Broker {
     Mosquitto,
     /// A broker of the test's own on this loopback port.
     Port(u16),
+    /// A Mosquitto of the test's own run from `config/mosquitto.conf`
+    /// ([`crate::shipped_mosquitto`]): devices log in with their secrets.
+    Shipped(u16),
 }
 
 /// Which store a test runs against.
@@ -88,6 +91,10 @@ pub struct TestApp {
     pub clock: Clock,
     pub state: AppState,
     pub admin: String,
+    /// The broker this app runs against.
+    pub broker: Broker,
+    /// Device secrets the API gave this test, by device id.
+    secrets: std::sync::Mutex<std::collections::HashMap<String, String>>,
     stop: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     db: Box<dyn TestDb>,
@@ -133,9 +140,9 @@ impl TestApp {
                 ));
                 ("127.0.0.1".to_owned(), port)
             }
-            Broker::Mosquitto | Broker::Port(_) => {
+            Broker::Mosquitto | Broker::Port(_) | Broker::Shipped(_) => {
                 let (host, port) = match options.broker {
-                    Broker::Port(port) => ("127.0.0.1".to_owned(), port),
+                    Broker::Port(port) | Broker::Shipped(port) => ("127.0.0.1".to_owned(), port),
                     _ => mosquitto_addr(),
                 };
                 env.push(("ELDERCARE_MQTT_URL".into(), format!("mqtt://{host}:{port}")));
@@ -144,6 +151,8 @@ impl TestApp {
         };
         env.extend(options.env);
         let settings = Settings::load_from(None, env).expect("test settings are valid");
+        // A test may choose its own root (a broker whose ACLs name it).
+        let topic_root = settings.mqtt.topic_root.clone();
         let clock = options.clock.map_or(Clock::System, Clock::manual);
         let app = Application::build(settings, clock.clone())
             .await
@@ -165,6 +174,8 @@ impl TestApp {
             clock,
             state,
             admin: String::new(),
+            broker: options.broker,
+            secrets: Default::default(),
             stop,
             task: Some(task),
             db,
@@ -248,11 +259,65 @@ impl TestApp {
     /// Registers an elder with the given limits and one device of `kind`.
     pub async fn elder_with_device(&self, elder: &str, device: &str, kind: &str, limits: Value) {
         self.post("/api/v1/elders", elder_body(elder, limits)).await;
-        self.post(
-            "/api/v1/devices",
+        self.register_device(
             json!({"id": device, "elder_id": elder, "kind": kind, "heartbeat_s": 60}),
         )
         .await;
+    }
+
+    /// Registers a device (`POST /api/v1/devices` as admin) and keeps the
+    /// secret the answer shows once, for [`TestApp::device`].
+    pub async fn register_device(&self, body: Value) -> Value {
+        let resp = self.post("/api/v1/devices", body).await;
+        let id = resp["id"].as_str().expect("device id").to_owned();
+        let secret = resp["secret"].as_str().expect("a new device's secret");
+        self.remember_secret(&id, secret);
+        resp
+    }
+
+    /// Keeps a device's secret for [`TestApp::device`].
+    pub fn remember_secret(&self, device: &str, secret: &str) {
+        self.secrets
+            .lock()
+            .unwrap()
+            .insert(device.to_owned(), secret.to_owned());
+    }
+
+    /// The device's secret as this test knows it; if it does not, a new
+    /// one (`POST /api/v1/devices/{id}/secret`), or None for a device
+    /// that is not registered.
+    pub async fn secret(&self, device: &str) -> Option<String> {
+        if let Some(s) = self.secrets.lock().unwrap().get(device) {
+            return Some(s.clone());
+        }
+        let (status, body) = self
+            .call(
+                Some(&self.admin),
+                Method::POST,
+                &format!("/api/v1/devices/{device}/secret"),
+                None,
+            )
+            .await;
+        if status != StatusCode::OK {
+            return None;
+        }
+        let secret = body["secret"].as_str()?.to_owned();
+        self.remember_secret(device, &secret);
+        Some(secret)
+    }
+
+    /// How a device of this app logs in to its broker: its own
+    /// credentials on the embedded broker, anonymously on Mosquitto.
+    pub async fn login_of(&self, device: &str) -> crate::device::Login {
+        match self.broker {
+            Broker::Embedded | Broker::Shipped(_) => crate::device::Login::Device {
+                secret: self
+                    .secret(device)
+                    .await
+                    .unwrap_or_else(|| "not-registered".into()),
+            },
+            _ => crate::device::Login::Anonymous,
+        }
     }
 
     /// Registers a steward with a login, puts them on duty at a position
@@ -311,14 +376,29 @@ impl TestApp {
         .await
     }
 
-    /// A device connected to this app's broker under its topic root.
+    /// A device connected to this app's broker under its topic root, with
+    /// its own credentials on the embedded broker.
     pub async fn device(&self, id: &str) -> TestDevice {
-        TestDevice::connect(
+        let login = self.login_of(id).await;
+        if self.broker == Broker::Embedded {
+            // The same client id connecting while the last connection
+            // (a dropped TestDevice, saying goodbye) still lives would
+            // take it over, and the broker would fire its last will.
+            let device = protocol::DeviceId::parse(id).expect("valid device id");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while self.state.device_links.connected().contains(&device)
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        TestDevice::connect_as(
             &self.broker_host,
             self.broker_port,
             &self.topics,
             id,
             self.clock.clone(),
+            login,
         )
         .await
     }

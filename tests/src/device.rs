@@ -1,7 +1,7 @@
 //! A home device speaking PROTOCOL.md over a real MQTT connection.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +20,9 @@ use tokio::task::JoinHandle;
 pub struct TestDevice {
     pub id: DeviceId,
     client: AsyncClient,
+    /// Where the event loop sends commands and SUBACKs, once `commands`
+    /// subscribed.
+    ears: Arc<Mutex<Ears>>,
     topics: Topics,
     /// The dispatcher's clock, so `ts` agrees with it when tests move time.
     clock: Clock,
@@ -29,16 +32,60 @@ pub struct TestDevice {
     vanished: bool,
 }
 
-impl TestDevice {
-    /// Connects with client id = the device id and a last will of
-    /// `{"online": false}` on its status topic.
-    pub async fn connect(host: &str, port: u16, topics: &Topics, id: &str, clock: Clock) -> Self {
-        let id = DeviceId::parse(id).expect("valid device id");
-        let mut opts = MqttOptions::new(
+/// How a test device identifies itself to the broker.
+#[derive(Debug, Clone)]
+pub enum Login {
+    /// A client id of its own and no credentials: the machine's
+    /// Mosquitto, shared by parallel tests, allows anyone.
+    Anonymous,
+    /// client id = username = the device id, and its secret: what the
+    /// embedded broker requires (PROTOCOL.md, Transport).
+    Device { secret: String },
+}
+
+/// What the event loop hands a test: commands, and the SUBACK a
+/// subscription waits for.
+#[derive(Default)]
+struct Ears {
+    commands: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
+    subscribed: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The options a device connects with.
+pub fn device_options(host: &str, port: u16, id: &DeviceId, login: &Login) -> MqttOptions {
+    match login {
+        Login::Anonymous => MqttOptions::new(
             format!("{id}-{}", uuid::Uuid::new_v4().simple()),
             host,
             port,
-        );
+        ),
+        Login::Device { secret } => {
+            let mut opts = MqttOptions::new(id.as_str(), host, port);
+            opts.set_credentials(id.as_str(), secret.clone());
+            opts
+        }
+    }
+}
+
+impl TestDevice {
+    /// Connects anonymously (a client id of its own; for Mosquitto) with
+    /// a last will of `{"online": false}` on its status topic.
+    pub async fn connect(host: &str, port: u16, topics: &Topics, id: &str, clock: Clock) -> Self {
+        Self::connect_as(host, port, topics, id, clock, Login::Anonymous).await
+    }
+
+    /// Connects as `login` says, with a last will of `{"online": false}`
+    /// on its status topic.
+    pub async fn connect_as(
+        host: &str,
+        port: u16,
+        topics: &Topics,
+        id: &str,
+        clock: Clock,
+        login: Login,
+    ) -> Self {
+        let id = DeviceId::parse(id).expect("valid device id");
+        let mut opts = device_options(host, port, &id, &login);
         opts.set_keep_alive(Duration::from_secs(5));
         opts.set_inflight(1000);
         opts.set_last_will(LastWill::new(
@@ -52,9 +99,11 @@ impl TestDevice {
         net.set_tcp_nodelay(true);
         eventloop.set_network_options(net);
         let acked = Arc::new(AtomicU64::new(0));
+        let ears = Arc::new(Mutex::new(Ears::default()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let task = {
             let acked = acked.clone();
+            let ears = ears.clone();
             tokio::spawn(async move {
                 let mut ready = Some(ready_tx);
                 loop {
@@ -66,6 +115,20 @@ impl TestDevice {
                         }
                         Ok(Event::Incoming(Packet::PubAck(_))) => {
                             acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            let mut ears = ears.lock().unwrap();
+                            if let Some(s) = ears.subscribed.take() {
+                                let _ = s.send(());
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            let ears = ears.lock().unwrap();
+                            if let (Some(tx), Ok(v)) =
+                                (&ears.commands, serde_json::from_slice(&p.payload))
+                            {
+                                let _ = tx.send(v);
+                            }
                         }
                         // Written to the socket: the broker drops the will.
                         Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
@@ -82,6 +145,7 @@ impl TestDevice {
         Self {
             id,
             client,
+            ears,
             topics: topics.clone(),
             clock,
             acked,
@@ -141,6 +205,28 @@ impl TestDevice {
         self.published += 1;
     }
 
+    /// Subscribes (QoS 1) to the device's commands topic on this
+    /// connection and waits for the broker's SUBACK: a device hears
+    /// commands where it sends its events.
+    pub async fn commands(&mut self) -> CommandListener {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+        {
+            let mut ears = self.ears.lock().unwrap();
+            ears.commands = Some(tx);
+            ears.subscribed = Some(subscribed_tx);
+        }
+        self.client
+            .subscribe(self.topics.commands(&self.id), QoS::AtLeastOnce)
+            .await
+            .expect("subscribe queued");
+        tokio::time::timeout(crate::wait::PATIENCE, subscribed_rx)
+            .await
+            .expect("subscribed to the commands topic")
+            .expect("event loop alive");
+        CommandListener { rx, task: None }
+    }
+
     /// PUBACKs received so far.
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::SeqCst)
@@ -176,11 +262,15 @@ impl Drop for TestDevice {
 /// A device's ear: subscribed to its commands topic.
 pub struct CommandListener {
     rx: tokio::sync::mpsc::UnboundedReceiver<Value>,
-    task: JoinHandle<()>,
+    /// Its own connection's loop, when it has one.
+    task: Option<JoinHandle<()>>,
 }
 
 impl CommandListener {
-    /// Subscribes (QoS 1) and waits for the broker's SUBACK.
+    /// Subscribes (QoS 1) on a connection of its own, anonymously, and
+    /// waits for the broker's SUBACK. Only an open broker (the machine's
+    /// Mosquitto) allows it; on the embedded broker use
+    /// [`TestDevice::commands`].
     pub async fn subscribe(host: &str, port: u16, topics: &Topics, device: &str) -> Self {
         let id = DeviceId::parse(device).expect("valid device id");
         let mut opts =
@@ -217,7 +307,10 @@ impl CommandListener {
             .await
             .expect("subscribed to the commands topic")
             .expect("listener alive");
-        Self { rx, task }
+        Self {
+            rx,
+            task: Some(task),
+        }
     }
 
     /// The next command, or a panic after the usual patience.
@@ -231,6 +324,8 @@ impl CommandListener {
 
 impl Drop for CommandListener {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }

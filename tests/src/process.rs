@@ -101,7 +101,7 @@ impl Mosquitto {
     }
 }
 
-fn mosquitto_bin() -> PathBuf {
+pub(crate) fn mosquitto_bin() -> PathBuf {
     ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .iter()
         .map(PathBuf::from)

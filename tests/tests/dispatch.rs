@@ -332,14 +332,17 @@ async fn the_elders_device_hears_that_help_is_coming() {
     app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
         .await;
     let near = app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
-    let mut commands = eldercare_tests::device::CommandListener::subscribe(
-        &app.broker_host,
-        app.broker_port,
-        &app.topics,
-        "btn-1",
-    )
-    .await;
-    let id = press(&app, "call.pressed").await;
+    // The button hears commands on the connection it presses on.
+    let mut button = app.device("btn-1").await;
+    let mut commands = button.commands().await;
+    button
+        .event(&uuid::Uuid::new_v4().to_string(), "call.pressed", json!({}))
+        .await;
+    button.flushed().await;
+    let open = app
+        .wait_incidents("elder_id=e-1&status=dispatching", 1)
+        .await;
+    let id = open[0]["id"].as_str().unwrap().to_owned();
     let received = commands.next().await;
     assert_eq!(received["type"], "incident.update");
     assert_eq!(received["incident_id"], id.as_str());

@@ -35,9 +35,17 @@ on_both_brokers!(
     vitals_are_judged_against_each_elders_own_limits,
     every_bad_input_is_rejected_and_counted_while_good_events_flow,
     a_flooding_device_is_contained_and_another_elders_press_still_counts,
-    an_unregistered_device_is_kept_for_supervisors,
     a_full_writer_queue_holds_messages_back_and_loses_none,
+    a_last_will_raises_offline_at_once_and_a_goodbye_does_not,
 );
+
+/// An unregistered device cannot connect to the embedded broker at all
+/// (tests/tests/broker.rs); an external broker may let it in, and then
+/// supervisors see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_device_on_an_open_broker_is_kept_for_supervisors() {
+    an_unregistered_device_is_kept_for_supervisors(Broker::Mosquitto).await
+}
 
 async fn app(broker: Broker) -> TestApp {
     TestApp::spawn(Options {
@@ -400,13 +408,8 @@ async fn a_silent_device_goes_offline_and_clears_when_heard_again() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_last_will_raises_offline_at_once_and_a_goodbye_does_not() {
-    let app = TestApp::spawn(Options {
-        broker: Broker::Mosquitto,
-        ..Options::default()
-    })
-    .await;
+async fn a_last_will_raises_offline_at_once_and_a_goodbye_does_not(broker: Broker) {
+    let app = app(broker).await;
     app.elder_with_device("e-1", "pen-1", "pendant", json!({}))
         .await;
     app.elder_with_device("e-2", "btn-2", "call_button", json!({}))

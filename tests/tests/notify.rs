@@ -9,15 +9,14 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use dispatcher::domain::{DedupKey, DeviceId, ElderId, IncidentId, IncidentKind, StewardId};
+use dispatcher::domain::{DedupKey, ElderId, IncidentId, IncidentKind, StewardId};
 use dispatcher::rules::Effect;
 use dispatcher::store::dispatch::{Actor, Audience};
 use eldercare_tests::app::{Db, Options, TestApp, elder_body};
 use eldercare_tests::sse::Stream;
-use eldercare_tests::wait::{self, PATIENCE};
+use eldercare_tests::wait;
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Method;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -439,45 +438,10 @@ async fn a_device_hears_that_its_call_was_received() {
     let app = TestApp::spawn(Options::default()).await;
     app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
         .await;
-    let device_id = DeviceId::parse("btn-1").unwrap();
-
-    // The device's side: subscribed to its commands topic.
-    let mut opts = MqttOptions::new(
-        format!("listener-{}", uuid::Uuid::new_v4().simple()),
-        app.broker_host.clone(),
-        app.broker_port,
-    );
-    opts.set_keep_alive(Duration::from_secs(5));
-    let (client, mut eventloop) = AsyncClient::new(opts, 100);
-    client
-        .subscribe(app.topics.commands(&device_id), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
-    let listener = tokio::spawn(async move {
-        let mut subscribed = Some(subscribed_tx);
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    if let Some(s) = subscribed.take() {
-                        let _ = s.send(());
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let _ = tx.send(serde_json::from_slice::<Value>(&p.payload).unwrap());
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    tokio::time::timeout(PATIENCE, subscribed_rx)
-        .await
-        .expect("subscribed")
-        .unwrap();
-
+    // The device's side: subscribed to its commands topic, on the
+    // connection it presses on.
     let mut device = app.device("btn-1").await;
+    let mut commands = device.commands().await;
     device
         .event(
             "8d3c0f6e-0a53-4d6e-9d0e-1f1d2c3b4a59",
@@ -485,15 +449,11 @@ async fn a_device_hears_that_its_call_was_received() {
             json!({"button": "bedside"}),
         )
         .await;
-    let command = tokio::time::timeout(PATIENCE, rx.recv())
-        .await
-        .expect("a command within the patience")
-        .unwrap();
+    let command = commands.next().await;
     assert_eq!(command["type"], "incident.update");
     assert_eq!(command["state"], "received");
     let incidents = app.wait_incidents("status=dispatching", 1).await;
     assert_eq!(command["incident_id"], incidents[0]["id"]);
-    listener.abort();
 }
 
 // --- reports ---

@@ -259,15 +259,11 @@ async fn a_taken_offer_closes_on_the_other_stewards_phone_and_a_slow_phone_holds
     register(&app, &second, &quick, "en").await;
     // s-1's push service hangs longer than this test waits for s-2's.
     push.delay(&slow, Duration::from_secs(30));
-    let mut commands = eldercare_tests::device::CommandListener::subscribe(
-        &app.broker_host,
-        app.broker_port,
-        &app.topics,
-        "fall-1",
-    )
-    .await;
-
-    press(&app, "fall-1", "f-1", "fall.detected").await;
+    // The radar hears commands on the connection it reports on.
+    let mut radar = app.device("fall-1").await;
+    let mut commands = radar.commands().await;
+    radar.event("f-1", "fall.detected", json!({})).await;
+    radar.flushed().await;
     let incident = the_incident(&app).await;
     let quick_phone = PushService::phone_of(&quick);
     push.wait_for("to s-2 while s-1's hangs", |r| {

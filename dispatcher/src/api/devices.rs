@@ -2,11 +2,16 @@
 //! homes. Supervisors and admins manage them (the dashboard does);
 //! stewards have no business here. Health fields (`online`, `last_seen`,
 //! `battery_pct`, `rssi_dbm`, `fw`) are the heartbeats' to write.
+//!
+//! Each device's MQTT password is a secret of its own
+//! ([`crate::credentials`]): given once when the device is registered or
+//! its secret rotated, stored only hashed. Rotating or revoking closes a
+//! live connection that used the old one (embedded broker).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Supervisor;
@@ -15,6 +20,7 @@ use super::extract::{ApiJson, ApiPath};
 use super::patch::{self, ReadOnly};
 use super::routes::Routes;
 use super::{ApiError, AppState};
+use crate::credentials;
 use crate::domain::{Device, DeviceId, DeviceKind, ElderId};
 use crate::store::StoreError;
 
@@ -25,6 +31,8 @@ pub fn routes() -> Routes {
         .get("/api/v1/devices/{id}", read)
         .patch("/api/v1/devices/{id}", update)
         .delete("/api/v1/devices/{id}", remove)
+        .post("/api/v1/devices/{id}/secret", rotate_secret)
+        .delete("/api/v1/devices/{id}/secret", revoke_secret)
 }
 
 /// The devices routes alone.
@@ -73,6 +81,26 @@ impl NewDevice {
             fw: None,
         })
     }
+}
+
+/// A device just registered, with its secret: shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisteredDevice {
+    #[serde(flatten)]
+    pub device: Device,
+    /// The device's MQTT password (its username and client id are its
+    /// id): 64 hex characters, shown only in this answer and stored
+    /// hashed. Lost, it is rotated (`POST /api/v1/devices/{id}/secret`).
+    pub secret: String,
+}
+
+/// A device's new secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceSecret {
+    #[schema(value_type = String)]
+    pub device_id: DeviceId,
+    /// The device's MQTT password from now on: shown only in this answer.
+    pub secret: String,
 }
 
 const READ_ONLY: &[ReadOnly] = &[
@@ -145,30 +173,48 @@ pub async fn list(
     Ok(Json(devices))
 }
 
-/// Registers a device. It is offline until it is heard.
+/// Registers a device and issues its secret (its MQTT password, shown in
+/// this answer only). It is offline until it is heard.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
     request_body = NewDevice,
     responses(
-        (status = 201, body = Device),
+        (status = 201, description = "Registered; `secret` is shown this once", body = RegisteredDevice),
         (status = 403, body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
         (status = 422, description = "A bad field, or `elder_id` names no elder", body = ErrorBody),
+        (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username))]
 pub async fn create(
     Supervisor(user): Supervisor,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewDevice>,
-) -> Result<(StatusCode, Json<Device>), ApiError> {
+) -> Result<(StatusCode, Json<RegisteredDevice>), ApiError> {
     let device = body.validate(state.settings.ingest.default_heartbeat_s)?;
     state
         .store
         .insert_device(&device)
         .await
         .map_err(|e| store_error(e, &device.id))?;
+    let issued = credentials::issue();
+    if let Err(e) = grant(&state, &device.id, &issued.secret).await {
+        // Registered without a way in is worse than not registered: undo.
+        state.store.delete_device(&device.id).await?;
+        return Err(e);
+    }
     state.liveness.track(&device, state.clock.now());
+    state
+        .store
+        .set_device_secret(&device.id, &issued.hash, chrono::Utc::now())
+        .await?;
     tracing::info!(device = %device.id, "device registered");
-    Ok((StatusCode::CREATED, Json(device)))
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisteredDevice {
+            device,
+            secret: issued.secret,
+        }),
+    ))
 }
 
 /// One device.
@@ -226,7 +272,8 @@ pub async fn update(
 /// Removes a device. If it keeps sending, it shows up as unknown.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
     params(("id" = String, Path, description = "Device id")),
-    responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
 pub async fn remove(
     Supervisor(user): Supervisor,
@@ -234,10 +281,100 @@ pub async fn remove(
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Result<StatusCode, ApiError> {
     load(&state, &id).await?;
+    withdraw(&state, &id).await?;
     state.store.delete_device(&id).await?;
     state.liveness.forget(&id);
+    // Its secret went with it: so does its connection.
+    state.device_links.close_stale(&id, None);
     tracing::info!("device removed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issues the device a new secret, shown in this answer only. The old one
+/// stops working at once: a connection using it is closed, and the device
+/// must connect again with the new one.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/secret", tag = "devices", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Device id")),
+    responses(
+        (status = 200, description = "The new secret, shown this once", body = DeviceSecret),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
+pub async fn rotate_secret(
+    Supervisor(user): Supervisor,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<DeviceId>,
+) -> Result<Json<DeviceSecret>, ApiError> {
+    load(&state, &id).await?;
+    let issued = credentials::issue();
+    grant(&state, &id, &issued.secret).await?;
+    state
+        .store
+        .set_device_secret(&id, &issued.hash, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::NotFound(format!("device {id} not found")),
+            e => e.into(),
+        })?;
+    let closed = state.device_links.close_stale(&id, Some(&issued.hash));
+    tracing::info!(closed, "device secret rotated");
+    Ok(Json(DeviceSecret {
+        device_id: id,
+        secret: issued.secret,
+    }))
+}
+
+/// Revokes the device's secret: it cannot connect (a live connection is
+/// closed) until a new one is issued with `POST …/secret`.
+#[utoipa::path(delete, path = "/api/v1/devices/{id}/secret", tag = "devices", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
+pub async fn revoke_secret(
+    Supervisor(user): Supervisor,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<DeviceId>,
+) -> Result<StatusCode, ApiError> {
+    load(&state, &id).await?;
+    withdraw(&state, &id).await?;
+    state
+        .store
+        .revoke_device_secret(&id, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::NotFound(format!("device {id} not found")),
+            e => e.into(),
+        })?;
+    let closed = state.device_links.close_stale(&id, None);
+    tracing::info!(closed, "device secret revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Gives the external broker's account `secret` (`mqtt.dynsec`), before
+/// anything is stored or shown: a broker that did not take it leaves
+/// everything as it was.
+async fn grant(state: &AppState, id: &DeviceId, secret: &str) -> Result<(), ApiError> {
+    match &state.dynsec {
+        Some(dynsec) => dynsec.set_device(id, secret).await.map_err(broker_error),
+        None => Ok(()),
+    }
+}
+
+/// Takes the device's account off the external broker, ending its
+/// connection.
+async fn withdraw(state: &AppState, id: &DeviceId) -> Result<(), ApiError> {
+    match &state.dynsec {
+        Some(dynsec) => dynsec.remove_device(id).await.map_err(broker_error),
+        None => Ok(()),
+    }
+}
+
+fn broker_error(e: crate::dynsec::DynsecError) -> ApiError {
+    tracing::warn!(error = %e, "the broker's device accounts could not be changed");
+    ApiError::Unavailable(format!("{e}; nothing was changed"))
 }
 
 #[cfg(test)]

@@ -112,6 +112,12 @@ pub struct AppState {
     /// Sessions ending (logout, a user deleted or changed): open streams
     /// listen and close.
     pub session_ends: Arc<session_ends::SessionEnds>,
+    /// The devices connected through the embedded broker, so rotating or
+    /// revoking a secret closes the connection using the old one.
+    pub device_links: Arc<crate::credentials::DeviceLinks>,
+    /// An external Mosquitto's device accounts (`mqtt.dynsec`): a secret
+    /// issued, rotated or revoked takes effect there first.
+    pub dynsec: Option<Arc<crate::dynsec::Dynsec>>,
 }
 
 impl AppState {
@@ -156,6 +162,8 @@ impl AppState {
             login_guard: Arc::default(),
             sim: Arc::default(),
             session_ends: Arc::default(),
+            device_links: Arc::default(),
+            dynsec: None,
         }
     }
 }

@@ -38,6 +38,8 @@ use super::{
         devices::read,
         devices::update,
         devices::remove,
+        devices::rotate_secret,
+        devices::revoke_secret,
         stewards::list,
         stewards::create,
         stewards::read,

@@ -31,6 +31,8 @@ mod registry;
 pub mod retention;
 pub mod retention_sql;
 mod rows;
+pub mod secrets;
+pub mod secrets_sql;
 pub mod sql;
 pub mod sqlite;
 
@@ -49,6 +51,7 @@ use crate::rules::{Effect, RuleBook};
 use dispatch::DispatchStore;
 use reach::ReachStore;
 use retention::RetentionStore;
+use secrets::SecretStore;
 
 /// What can go wrong in the store, in terms a handler can map to a status.
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +278,14 @@ pub struct EventFilter {
 /// ([`ReachStore`]).
 #[async_trait]
 pub trait Store:
-    DispatchStore + ReachStore + logins::LoginStore + RetentionStore + Send + Sync + 'static
+    DispatchStore
+    + ReachStore
+    + logins::LoginStore
+    + RetentionStore
+    + SecretStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
 

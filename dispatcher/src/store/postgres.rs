@@ -20,6 +20,7 @@ use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry::RegistryCache;
 use super::retention_sql::retention_sql;
+use super::secrets_sql::secrets_sql;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -120,6 +121,7 @@ dispatch_sql!(
 
 reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 logins_sql!(PgStore, sqlx::Postgres);
+secrets_sql!(PgStore, sqlx::Postgres);
 
 #[cfg(test)]
 mod tests {

@@ -40,6 +40,7 @@ use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry::RegistryCache;
 use super::retention_sql::retention_sql;
+use super::secrets_sql::secrets_sql;
 use super::sql::sql_store;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -298,3 +299,4 @@ dispatch_sql!(
 reach_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
 logins_sql!(SqliteStore, sqlx::Sqlite);
 retention_sql!(SqliteStore, sqlx::Sqlite);
+secrets_sql!(SqliteStore, sqlx::Sqlite);
