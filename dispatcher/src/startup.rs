@@ -228,11 +228,14 @@ impl Application {
         state.hub.close();
         // Before ingest: device commands need its MQTT client.
         outbox.shutdown().await;
-        ingest.shutdown(Duration::from_secs(20)).await;
+        let health = ingest.shutdown(Duration::from_secs(20)).await;
         stop_timers.cancel();
         for task in timer_tasks {
             let _ = task.await;
         }
+        // The last sender of health changes: the health task can end.
+        drop(timer_deps);
+        health.finish().await;
         hub_task.stop().await;
         match tokio::time::timeout(Duration::from_secs(10), http).await {
             Ok(Ok(Ok(()))) => {}
