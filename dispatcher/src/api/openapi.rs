@@ -1,8 +1,20 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]`
 //! attributes and the types' `ToSchema`. A test checks it names every
-//! route the router serves.
+//! route the router serves; `tests/tests/openapi.rs` runs schemathesis
+//! against it and fails on any answer or limit it does not declare.
+//!
+//! Declared once, here, rather than on every route: the answers the
+//! shared extractors give ([`CommonAnswers`]): a route with
+//! `security(("bearer" = []))` may answer 401; one with a
+//! `request_body` 400 (not JSON), 413 (over [`super::BODY_LIMIT`]), 415
+//! (not `application/json`) and 422 (JSON of the wrong shape); one with
+//! path or query parameters 400. A route declares only its own answers
+//! (403 for a role, 404, 409, 503 …); one it declares itself is kept.
 
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::{
@@ -72,7 +84,7 @@ use super::{
         sim::stop,
         config::web,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonAnswers),
     tags(
         (name = "ops", description = "Health, readiness, metrics, this document"),
         (name = "auth", description = "Logins and tokens"),
@@ -105,5 +117,103 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every route gets from the extractors it uses (see the
+/// module's documentation), as shared `components/responses`.
+pub struct CommonAnswers;
+
+/// `(status, component name, description)` of each shared answer.
+const UNAUTHORIZED: (&str, &str, &str) = (
+    "401",
+    "Unauthorized",
+    "No valid `Authorization: Bearer` token (missing, unknown, expired or logged out)",
+);
+const BAD_REQUEST: (&str, &str, &str) = (
+    "400",
+    "BadRequest",
+    "The body is not JSON (`invalid_json`), or a path or query parameter cannot be used (`invalid_path`, `invalid_query`)",
+);
+const PAYLOAD_TOO_LARGE: (&str, &str, &str) = (
+    "413",
+    "PayloadTooLarge",
+    "The body is over 64 KiB (`payload_too_large`)",
+);
+const UNSUPPORTED_MEDIA_TYPE: (&str, &str, &str) = (
+    "415",
+    "UnsupportedMediaType",
+    "The body is not sent as `Content-Type: application/json` (`unsupported_media_type`)",
+);
+const UNPROCESSABLE: (&str, &str, &str) = (
+    "422",
+    "Unprocessable",
+    "The JSON does not fit: a field missing, of the wrong type, unknown or out of range (`invalid_body`, naming the field)",
+);
+
+impl CommonAnswers {
+    fn error_response(description: &str) -> Response {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    }
+
+    /// The shared answers this operation can give.
+    fn answers_of(op: &Operation) -> Vec<(&'static str, &'static str, &'static str)> {
+        let mut answers = Vec::new();
+        let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+        if secured {
+            answers.push(UNAUTHORIZED);
+        }
+        let has_params = op.parameters.as_ref().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query))
+        });
+        if op.request_body.is_some() || has_params {
+            answers.push(BAD_REQUEST);
+        }
+        if op.request_body.is_some() {
+            answers.extend([PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNPROCESSABLE]);
+        }
+        answers
+    }
+}
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut used = std::collections::BTreeSet::new();
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (status, name, description) in Self::answers_of(op) {
+                    // A route's own description of the answer is kept.
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            used.insert((name, description));
+                            RefOr::Ref(Ref::from_response_name(name))
+                        });
+                }
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, description) in used {
+            components
+                .responses
+                .insert(name.to_owned(), RefOr::T(Self::error_response(description)));
+        }
     }
 }

@@ -105,6 +105,36 @@ pub struct OfferView {
     pub expires_at: DateTime<Utc>,
 }
 
+/// One Server-Sent Event as a client parses it (the `itemSchema` of
+/// OpenAPI 3.2 for `text/event-stream`): a comment line (keep-alive)
+/// is no event.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SseEvent {
+    /// The stream id; reconnect with it as `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: String,
+    pub event: SseEventName,
+    /// The event's JSON (see the operation's description).
+    pub data: String,
+}
+
+/// The names of the stream's events.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub enum SseEventName {
+    #[serde(rename = "snapshot")]
+    Snapshot,
+    #[serde(rename = "offer")]
+    Offer,
+    #[serde(rename = "offer.withdrawn")]
+    OfferWithdrawn,
+    #[serde(rename = "incident")]
+    Incident,
+    #[serde(rename = "steward")]
+    Steward,
+}
+
 /// The `snapshot` a steward's connection starts with.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StewardSnapshot {
@@ -152,7 +182,7 @@ pub struct SupervisorSnapshot {
     responses(
         (status = 200, content_type = "text/event-stream",
             description = "An endless `text/event-stream`: `snapshot`, then missed events, then live `offer`, `offer.withdrawn`, `incident`, `steward` events",
-            body = String),
+            body = SseEvent),
         (status = 400, description = "`Last-Event-ID` is not a stream id", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "A steward login not linked to a steward", body = ErrorBody),

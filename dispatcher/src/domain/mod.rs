@@ -9,10 +9,10 @@ pub mod registry;
 pub mod user;
 
 pub use geo::LatLon;
-pub use ids::{ElderId, IncidentId, StewardId};
+pub use ids::{DeviceIdSchema, ElderId, IncidentId, StewardId};
 pub use incident::{
     CandidateNote, DedupKey, Delivery, Incident, IncidentDetail, IncidentKind, IncidentState,
-    Offer, OfferResponse, Outcome, Priority, TimelineEntry,
+    Offer, OfferResponse, Outcome, Priority, ResolveOutcome, TimelineEntry,
 };
 pub use protocol::{DeviceId, EventId};
 pub use reach::{

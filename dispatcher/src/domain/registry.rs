@@ -16,9 +16,16 @@ use protocol::DeviceId;
 /// Someone to call about an elder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Contact {
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub name: String,
     /// "daughter", "neighbour", "village doctor".
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub relation: String,
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub phone: String,
 }
 
@@ -113,7 +120,7 @@ text_enum!(DeviceKind {
 /// A device in an elder's home.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Device {
-    #[schema(value_type = String)]
+    #[schema(value_type = super::DeviceIdSchema)]
     pub id: DeviceId,
     /// None while the device is in stock or being moved between homes.
     pub elder_id: Option<ElderId>,
