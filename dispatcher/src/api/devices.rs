@@ -182,7 +182,7 @@ pub async fn read(
 /// `{"elder_id": null}` unbinds the device).
 #[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
     params(("id" = crate::domain::DeviceIdSchema, Path, description = "Device id")),
-    request_body(content = Object, content_type = "application/merge-patch+json",
+    request_body(content = NewDevice, content_type = "application/merge-patch+json",
         description = "The fields to change: elder_id, kind, heartbeat_s"),
     responses(
         (status = 200, body = Device),

@@ -143,6 +143,12 @@ impl NewElder {
             if v == Some(0) {
                 return Err(ApiError::invalid_body(field, "must be 1 minute or more"));
             }
+            if v.is_some_and(|m| m > MAX_WAIT_MIN) {
+                return Err(ApiError::invalid_body(
+                    field,
+                    format!("must be at most {MAX_WAIT_MIN} minutes (a week)"),
+                ));
+            }
         }
         Ok(Elder {
             id,
@@ -162,6 +168,10 @@ impl NewElder {
         })
     }
 }
+
+/// The longest wait a rule takes (`bed_return_min`, `inactivity_min`):
+/// a week; anything longer is a typing error, not a rule.
+pub const MAX_WAIT_MIN: u32 = 7 * 24 * 60;
 
 fn new_id() -> Result<ElderId, ApiError> {
     ElderId::parse(format!("e-{}", uuid::Uuid::new_v4().simple()))
@@ -281,7 +291,7 @@ pub async fn read(
 /// change; `null` clears. The result is checked like a new elder.
 #[utoipa::path(patch, path = "/api/v1/elders/{id}", tag = "elders", security(("bearer" = [])),
     params(("id" = ElderId, Path, description = "Elder id")),
-    request_body(content = Object, content_type = "application/merge-patch+json",
+    request_body(content = NewElder, content_type = "application/merge-patch+json",
         description = "The fields to change, as in Elder"),
     responses(
         (status = 200, body = Elder),

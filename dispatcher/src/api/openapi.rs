@@ -84,7 +84,7 @@ use super::{
         sim::stop,
         config::web,
     ),
-    modifiers(&BearerAuth, &CommonAnswers),
+    modifiers(&BearerAuth, &CommonAnswers, &BlankQuery, &HeadersAreText, &ThisYear, &MergePatches),
     tags(
         (name = "ops", description = "Health, readiness, metrics, this document"),
         (name = "auth", description = "Logins and tokens"),
@@ -214,6 +214,155 @@ impl Modify for CommonAnswers {
             components
                 .responses
                 .insert(name.to_owned(), RefOr::T(Self::error_response(description)));
+        }
+    }
+}
+
+/// A query parameter read through [`super::query`] takes a blank value
+/// (`?since=`) as absent: each admits one beside its own schema. (The
+/// stream's `last_event_id` says so in its own pattern.)
+pub struct BlankQuery;
+
+impl Modify for BlankQuery {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path == "/api/v1/stream" {
+                continue;
+            }
+            let Some(op) = item.get.as_mut() else {
+                continue;
+            };
+            for p in op.parameters.iter_mut().flatten() {
+                if !matches!(p.parameter_in, ParameterIn::Query) {
+                    continue;
+                }
+                if let Some(schema) = p.schema.take() {
+                    let blank = ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some("^ *$"));
+                    p.schema = Some(AnyOfBuilder::new().item(schema).item(blank).into());
+                }
+            }
+        }
+    }
+}
+
+/// A JSON merge patch (RFC 7396) names the fields to change: the fields
+/// of the whole body, none required, and `null` removing an optional
+/// one (its default applies). The routes declare the whole body's type
+/// as the patch's content; this makes it a patch.
+pub struct MergePatches;
+
+impl Modify for MergePatches {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{OneOfBuilder, Schema, Type};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let Some(op) = item.patch.as_mut() else {
+                continue;
+            };
+            let Some(body) = op.request_body.as_mut() else {
+                continue;
+            };
+            for content in body.content.values_mut() {
+                let Some(RefOr::Ref(r)) = &content.schema else {
+                    continue;
+                };
+                let name = r.ref_location.rsplit('/').next().unwrap_or_default();
+                let Some(RefOr::T(Schema::Object(whole))) = components.schemas.get(name) else {
+                    continue;
+                };
+                let mut patch = whole.clone();
+                // An id cannot change (422 `immutable_field`); unknown
+                // fields are refused as in the whole body.
+                patch.properties.remove("id");
+                patch.additional_properties = Some(Box::new(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ));
+                let required = std::mem::take(&mut patch.required);
+                for (field, schema) in patch.properties.iter_mut() {
+                    // A nested object is merged too: `null` in it removes
+                    // a field, whose default applies.
+                    if let RefOr::Ref(r) = &*schema {
+                        let nested = r.ref_location.rsplit('/').next().unwrap_or_default();
+                        if let Some(RefOr::T(Schema::Object(inner))) =
+                            components.schemas.get(nested)
+                        {
+                            let mut inner = inner.clone();
+                            let inner_required = std::mem::take(&mut inner.required);
+                            for (f, s) in inner.properties.iter_mut() {
+                                if !inner_required.contains(f) {
+                                    *s = OneOfBuilder::new()
+                                        .item(s.clone())
+                                        .item(
+                                            utoipa::openapi::schema::ObjectBuilder::new()
+                                                .schema_type(Type::Null),
+                                        )
+                                        .into();
+                                }
+                            }
+                            *schema = RefOr::T(Schema::Object(inner));
+                        }
+                    }
+                    if !required.contains(field) {
+                        *schema = OneOfBuilder::new()
+                            .item(schema.clone())
+                            .item(
+                                utoipa::openapi::schema::ObjectBuilder::new()
+                                    .schema_type(Type::Null),
+                            )
+                            .into();
+                    }
+                }
+                patch.description = Some(format!("Any fields of {name}, as a JSON merge patch"));
+                content.schema = Some(RefOr::T(Schema::Object(patch)));
+            }
+        }
+        let _ = components;
+    }
+}
+
+/// A header is text or absent, never JSON `null`: an optional header
+/// parameter (`Option<String>`) is declared a plain string.
+pub struct HeadersAreText;
+
+impl Modify for HeadersAreText {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{Schema, SchemaType, Type};
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post];
+            for op in ops.into_iter().flatten() {
+                for p in op.parameters.iter_mut().flatten() {
+                    if !matches!(p.parameter_in, ParameterIn::Header) {
+                        continue;
+                    }
+                    if let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
+                        o.schema_type = SchemaType::Type(Type::String);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `birth_year` runs to this year, which a type cannot say.
+pub struct ThisYear;
+
+impl Modify for ThisYear {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use chrono::Datelike;
+        use utoipa::openapi::schema::Schema;
+        let year = chrono::Utc::now().year();
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::Object(elder))) = components.schemas.get_mut("NewElder")
+            && let Some(RefOr::T(Schema::Object(field))) = elder.properties.get_mut("birth_year")
+        {
+            field.maximum = Some(year.into());
         }
     }
 }

@@ -117,6 +117,7 @@ pub struct LocationUpdate {
     pub lon: f64,
     /// The phone's estimate of its error, in metres.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub accuracy_m: Option<f64>,
 }
 
@@ -209,7 +210,7 @@ pub async fn read(
 /// Changes name, phone, grid, skills or languages (JSON merge patch).
 #[utoipa::path(patch, path = "/api/v1/stewards/{id}", tag = "stewards", security(("bearer" = [])),
     params(("id" = StewardId, Path, description = "Steward id")),
-    request_body(content = Object, content_type = "application/merge-patch+json",
+    request_body(content = NewSteward, content_type = "application/merge-patch+json",
         description = "The fields to change: name, phone, grid, skills, languages"),
     responses(
         (status = 200, body = Steward),

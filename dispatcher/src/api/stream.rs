@@ -92,6 +92,7 @@ pub struct StreamQuery {
     /// sent). Only this route takes it.
     pub access_token: Option<String>,
     /// As the `Last-Event-ID` header: the last `id` received.
+    #[param(pattern = "^ *([0-9]{1,18})? *$")]
     pub last_event_id: Option<String>,
 }
 
@@ -177,7 +178,7 @@ pub struct SupervisorSnapshot {
 #[utoipa::path(get, path = "/api/v1/stream", tag = "stream", security(("bearer" = [])),
     params(
         StreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "The last `id` received; the events after it are replayed"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^ *([0-9]{1,18})? *$", description = "The last `id` received; the events after it are replayed"),
     ),
     responses(
         (status = 200, content_type = "text/event-stream",
@@ -274,7 +275,14 @@ fn last_event_id(parts: &Parts, query: Option<&str>) -> Result<Option<i64>, ApiE
         Some(v) => Some(v.to_str().map_err(|_| bad_id())?),
         None => None,
     };
-    let Some(text) = header.or(query).map(str::trim).filter(|t| !t.is_empty()) else {
+    // A blank header is no header: the query parameter counts then.
+    let blank = |t: &&str| t.trim().is_empty();
+    let Some(text) = header
+        .filter(|t| !blank(t))
+        .or(query)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
         return Ok(None);
     };
     match text.parse::<i64>() {

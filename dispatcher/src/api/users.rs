@@ -74,6 +74,7 @@ pub struct NewUser {
     #[schema(value_type = UsernameSchema)]
     pub username: String,
     /// At least 8 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     pub role: Role,
     /// Required for a steward, refused for the other roles.

@@ -4,6 +4,7 @@
 pub mod geo;
 pub mod ids;
 pub mod incident;
+pub mod named;
 pub mod reach;
 pub mod registry;
 pub mod user;
