@@ -64,4 +64,5 @@ pub mod sim;
 pub mod startup;
 pub mod store;
 pub mod timers;
+pub mod untrusted;
 pub mod web;

@@ -34,7 +34,13 @@ enum Command {
     Serve,
     /// Run it with the embedded broker, a fresh SQLite file, the demo site
     /// and the simulator playing an ordinary day.
-    Demo,
+    Demo {
+        /// Log everything (INFO and up) to the terminal, as `serve` does;
+        /// without it the demo shows only warnings, so its banner stays
+        /// readable. ELDERCARE_LOG (or RUST_LOG) overrides both.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Load elders, devices, stewards and logins from a TOML or JSON file.
@@ -43,7 +49,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(matches!(cli.command, Command::Demo { verbose: false }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,7 +74,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => serve(settings, None).await,
-        Command::Demo => {
+        Command::Demo { .. } => {
             let db = PathBuf::from("data/demo.db");
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -149,10 +155,20 @@ async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()>
             );
         }
         eprintln!();
+        if logs_quiet() {
+            eprintln!(
+                "Logs: warnings only, so this stays readable; `dispatcher demo --verbose` or ELDERCARE_LOG=info shows everything."
+            );
+        }
         eprintln!("Ctrl-C stops the simulator and the dispatcher.");
     }
     // On Ctrl-C the simulator stops first, while the broker still runs.
     app.run_until(startup::shutdown_signal()).await
+}
+
+/// Whether the terminal shows only warnings (set once by [`init_tracing`]).
+fn logs_quiet() -> bool {
+    tracing::level_filters::LevelFilter::current() < tracing::level_filters::LevelFilter::INFO
 }
 
 /// Imports the demo site, saying what and how long it took.
@@ -191,18 +207,25 @@ fn demo_broker_port(settings: &mut Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_tracing() {
+/// Logs to stderr: ELDERCARE_LOG (or RUST_LOG) when set, else INFO and
+/// up, or only warnings when `quiet` (the demo, whose banner and logins
+/// would scroll away under a line per event). Colour only on a terminal:
+/// escape codes in a log file or a journal are noise.
+fn init_tracing(quiet: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ELDERCARE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(
+            tracing_subscriber::EnvFilter::new(if quiet {
+                "warn,rumqttd=warn,rumqttd::server::broker=off"
+            } else {
                 // One line per HTTP request drowns what matters at 3 a.m.;
                 // ELDERCARE_LOG=tower_http=info brings them back.
-                "info,tower_http=warn,rumqttd=warn,rumqttd::server::broker=off,sqlx=warn",
-            )
+                "info,tower_http=warn,rumqttd=warn,rumqttd::server::broker=off,sqlx=warn"
+            })
         });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

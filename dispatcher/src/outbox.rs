@@ -52,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::settings::{Settings, WebhookTarget};
 use crate::store::dispatch::{Channel, DeliveryOutcome, DispatchStore, OutboxItem};
+use crate::untrusted;
 
 /// How long a claimed row is ours before another instance may take it:
 /// well above [`WEBHOOK_TIMEOUT`].
@@ -446,6 +447,8 @@ async fn finish(deps: &OutboxDeps, item: &OutboxItem, outcome: DeliveryOutcome) 
     match &outcome {
         DeliveryOutcome::Delivered => tracing::debug!("delivered"),
         DeliveryOutcome::Retry { at, error } => {
+            // The error may quote a gateway's or a webhook's reply.
+            let error = untrusted::text(error);
             tracing::info!(%error, retry_at = %at, attempt = item.attempts + 1, "delivery failed; will retry");
         }
         // A steward's phone that could not be reached shows on the
@@ -454,9 +457,11 @@ async fn finish(deps: &OutboxDeps, item: &OutboxItem, outcome: DeliveryOutcome) 
         // operator must act on. SMS and calls go through a gateway the
         // site pays for: its failures are the operator's to see.
         DeliveryOutcome::Failed { error } if item.channel == Channel::Push => {
+            let error = untrusted::text(error);
             tracing::debug!(%error, attempt = item.attempts + 1, "could not reach the steward by push");
         }
         DeliveryOutcome::Failed { error } => {
+            let error = untrusted::text(error);
             tracing::warn!(%error, attempt = item.attempts + 1, "delivery failed for good");
         }
         DeliveryOutcome::Cancelled { reason } => tracing::debug!(%reason, "not sent"),

@@ -266,11 +266,14 @@ impl Application {
         state.hub.close();
         // Before ingest: device commands need its MQTT client.
         outbox.shutdown().await;
-        ingest.shutdown(Duration::from_secs(20)).await;
+        let health = ingest.shutdown(Duration::from_secs(20)).await;
         stop_timers.cancel();
         for task in timer_tasks {
             let _ = task.await;
         }
+        // The last sender of health changes: the health task can end.
+        drop(timer_deps);
+        health.finish().await;
         hub_task.stop().await;
         // Devices of the embedded broker last: until ingest is done they
         // may still send what it must hear.

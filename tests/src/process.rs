@@ -163,6 +163,15 @@ impl DispatcherProcess {
         }
     }
 
+    /// A dispatcher started some other way (`demo`), whose stderr goes to
+    /// `log`: killed on drop like the others.
+    pub fn adopt(child: Child, log: &Path) -> Self {
+        Self {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
     /// The process id, for reading its memory and CPU from /proc.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -186,6 +195,28 @@ impl DispatcherProcess {
             .arg(self.child.id().to_string())
             .status();
         self.child.wait().expect("wait for the dispatcher")
+    }
+
+    /// SIGTERM, then the exit status if it comes within `patience`
+    /// (`None`: still running then; the drop kills it).
+    pub fn terminate_within(
+        &mut self,
+        patience: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// The log so far, for assertion messages.

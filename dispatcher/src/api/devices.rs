@@ -48,7 +48,7 @@ pub const MAX_HEARTBEAT_S: u32 = 7 * 24 * 3600;
 #[serde(deny_unknown_fields)]
 pub struct NewDevice {
     /// The device's MQTT client id: `[A-Za-z0-9_-]{1,64}`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::domain::DeviceIdSchema)]
     pub id: DeviceId,
     /// The elder whose home it is in; absent while in stock.
     #[serde(default)]
@@ -57,6 +57,7 @@ pub struct NewDevice {
     /// Seconds between heartbeats the device promises; the site default
     /// when absent.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604800)]
     pub heartbeat_s: Option<u32>,
 }
 
@@ -219,7 +220,7 @@ pub async fn create(
 
 /// One device.
 #[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = crate::domain::DeviceIdSchema, Path, description = "Device id")),
     responses((status = 200, body = Device), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
 pub async fn read(
@@ -233,8 +234,8 @@ pub async fn read(
 /// Changes `elder_id`, `kind` or `heartbeat_s` (JSON merge patch;
 /// `{"elder_id": null}` unbinds the device).
 #[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Device id")),
-    request_body(content = Object, content_type = "application/merge-patch+json",
+    params(("id" = crate::domain::DeviceIdSchema, Path, description = "Device id")),
+    request_body(content = NewDevice, content_type = "application/merge-patch+json",
         description = "The fields to change: elder_id, kind, heartbeat_s"),
     responses(
         (status = 200, body = Device),
@@ -271,7 +272,7 @@ pub async fn update(
 
 /// Removes a device. If it keeps sending, it shows up as unknown.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = crate::domain::DeviceIdSchema, Path, description = "Device id")),
     responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]
@@ -294,7 +295,7 @@ pub async fn remove(
 /// stops working at once: a connection using it is closed, and the device
 /// must connect again with the new one.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/secret", tag = "devices", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = crate::domain::DeviceIdSchema, Path, description = "Device id")),
     responses(
         (status = 200, description = "The new secret, shown this once", body = DeviceSecret),
         (status = 403, body = ErrorBody),
@@ -329,7 +330,7 @@ pub async fn rotate_secret(
 /// Revokes the device's secret: it cannot connect (a live connection is
 /// closed) until a new one is issued with `POST …/secret`.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}/secret", tag = "devices", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = crate::domain::DeviceIdSchema, Path, description = "Device id")),
     responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, description = "An external broker did not take the change (mqtt.dynsec); nothing changed", body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %user.username, device = %id))]

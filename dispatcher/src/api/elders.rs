@@ -43,28 +43,42 @@ pub fn router() -> axum::Router<AppState> {
 pub struct NewElder {
     #[serde(default)]
     pub id: Option<ElderId>,
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub name: String,
     /// 1900 to this year.
+    #[schema(minimum = 1900)]
     pub birth_year: i32,
     /// Where a steward goes: must not be empty.
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub address: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
     #[serde(default)]
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub grid: String,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::validate::Entry>)]
     pub conditions: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::validate::Entry>)]
     pub medications: Vec<String>,
     #[serde(default)]
     pub risks: Risks,
     #[serde(default)]
     pub lives_alone: bool,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::validate::Entry>)]
     pub languages: Vec<String>,
     #[serde(default)]
     pub contacts: Vec<Contact>,
     #[serde(default)]
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub notes: String,
     #[serde(default)]
     pub limits: Limits,
@@ -130,6 +144,12 @@ impl NewElder {
             if v == Some(0) {
                 return Err(ApiError::invalid_body(field, "must be 1 minute or more"));
             }
+            if v.is_some_and(|m| m > MAX_WAIT_MIN) {
+                return Err(ApiError::invalid_body(
+                    field,
+                    format!("must be at most {MAX_WAIT_MIN} minutes (a week)"),
+                ));
+            }
         }
         Ok(Elder {
             id,
@@ -149,6 +169,10 @@ impl NewElder {
         })
     }
 }
+
+/// The longest wait a rule takes (`bed_return_min`, `inactivity_min`):
+/// a week; anything longer is a typing error, not a rule.
+pub const MAX_WAIT_MIN: u32 = 7 * 24 * 60;
 
 fn new_id() -> Result<ElderId, ApiError> {
     ElderId::parse(format!("e-{}", uuid::Uuid::new_v4().simple()))
@@ -259,7 +283,7 @@ async fn load(state: &AppState, id: &ElderId) -> Result<Elder, ApiError> {
 
 /// One elder.
 #[utoipa::path(get, path = "/api/v1/elders/{id}", tag = "elders", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Elder id")),
+    params(("id" = ElderId, Path, description = "Elder id")),
     responses(
         (status = 200, body = Elder),
         (status = 403, description = "A steward without an incident of this elder", body = ErrorBody),
@@ -278,8 +302,8 @@ pub async fn read(
 /// Changes an elder: a JSON merge patch (RFC 7396) of the fields to
 /// change; `null` clears. The result is checked like a new elder.
 #[utoipa::path(patch, path = "/api/v1/elders/{id}", tag = "elders", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Elder id")),
-    request_body(content = Object, content_type = "application/merge-patch+json",
+    params(("id" = ElderId, Path, description = "Elder id")),
+    request_body(content = NewElder, content_type = "application/merge-patch+json",
         description = "The fields to change, as in Elder"),
     responses(
         (status = 200, body = Elder),
@@ -306,7 +330,7 @@ pub async fn update(
 /// Removes an elder; their devices stay registered, unbound. Refused
 /// while the elder has an open incident: close it first.
 #[utoipa::path(delete, path = "/api/v1/elders/{id}", tag = "elders", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Elder id")),
+    params(("id" = ElderId, Path, description = "Elder id")),
     responses(
         (status = 204, description = "Removed"),
         (status = 403, body = ErrorBody),

@@ -31,10 +31,13 @@ pub fn router() -> axum::Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// One device's events only.
+    #[param(value_type = Option<crate::domain::DeviceIdSchema>)]
     pub device_id: Option<String>,
     /// Received at or after this RFC 3339 time.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub since: Option<String>,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many (default 100; more is read as 1000).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub limit: Option<String>,
     /// Skip this many first (default 0, at most 10,000,000): the next
     /// page starts at this offset plus the rows returned.

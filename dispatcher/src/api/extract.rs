@@ -86,11 +86,33 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Deserializes an already parsed value (a merged patch) the same way.
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+pub fn from_value<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
+    whole_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         ApiError::invalid_body(&path, e.into_inner())
     })
+}
+
+/// JSON has one kind of number: `5.0` is the integer 5 (as JSON Schema's
+/// `integer` says), though serde refuses it for an integer field. Whole
+/// numbers written with a fraction become integers; a float field takes
+/// an integer all the same.
+fn whole_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                // Exact below 2^53: the cast loses nothing.
+                *value = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 /// Path parameters; one that does not parse is a 400 naming it.
@@ -207,6 +229,10 @@ mod tests {
         assert!(e.to_string().contains("nmae"), "{e}");
 
         assert!(parse_json::<Body>(b"{\"name\": \"a\", \"n\": 1}").is_ok());
+        // 1.0 is the integer 1 in JSON; 1.5 is not.
+        assert!(parse_json::<Body>(b"{\"name\": \"a\", \"n\": 1.0}").is_ok());
+        let e = parse_json::<Body>(b"{\"name\": \"a\", \"n\": 1.5}").unwrap_err();
+        assert_eq!(code_of(&e), "invalid_body");
     }
 
     #[test]

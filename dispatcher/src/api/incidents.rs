@@ -34,15 +34,23 @@ pub fn router() -> axum::Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct IncidentQuery {
     /// One state or a comma list: `dispatching,acknowledged,on_site`.
+    #[param(
+        pattern = "^ *(dispatching|acknowledged|on_site|resolved|cancelled)? *(, *(dispatching|acknowledged|on_site|resolved|cancelled)? *)*$"
+    )]
     pub status: Option<String>,
     /// `critical`, `urgent`, `routine` or `technical`.
+    #[param(value_type = Option<crate::domain::Priority>)]
     pub priority: Option<String>,
     /// Created at or after this RFC 3339 time.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub since: Option<String>,
     /// An incident kind: `call`, `fall`, `door.night`, …
+    #[param(value_type = Option<crate::domain::IncidentKind>)]
     pub kind: Option<String>,
+    #[param(value_type = Option<ElderId>)]
     pub elder_id: Option<String>,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many (default 100; more is read as 1000).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub limit: Option<String>,
     /// Skip this many first (default 0, at most 10,000,000): the next
     /// page starts at this offset plus the rows returned.
@@ -69,6 +77,9 @@ impl IncidentQuery {
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Kept on the incident and its timeline: must not be empty.
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub reason: String,
 }
 
@@ -111,7 +122,7 @@ async fn load(state: &AppState, id: &IncidentId) -> Result<IncidentDetail, ApiEr
 /// own offers, matcher notes and deliveries, and no timeline line by or
 /// naming another steward; the assigned steward only if it is them.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Incident id")),
+    params(("id" = IncidentId, Path, description = "Incident id")),
     responses(
         (status = 200, body = IncidentDetail),
         (status = 403, description = "A steward it was neither offered nor assigned to", body = ErrorBody),
@@ -142,7 +153,7 @@ pub async fn read(
 
 /// Closes an open incident as cancelled (supervisors).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/cancel", tag = "incidents", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Incident id")),
+    params(("id" = IncidentId, Path, description = "Incident id")),
     request_body = CancelRequest,
     responses(
         (status = 200, description = "The cancelled incident", body = Incident),

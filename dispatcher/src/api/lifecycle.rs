@@ -69,9 +69,11 @@ fn steward_of<'a>(user: &'a AuthUser, action: &str) -> Result<&'a StewardId, Api
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     /// `assisted`, `false_alarm`, `hospital` or `other`.
+    #[schema(value_type = crate::domain::ResolveOutcome)]
     pub outcome: Outcome,
     /// What happened, for the record and the next visit.
     #[serde(default)]
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub notes: String,
 }
 
@@ -79,13 +81,12 @@ pub struct ResolveRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
-    #[schema(value_type = String)]
     pub steward_id: StewardId,
 }
 
 /// The steward holding a live offer takes the incident.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/accept", tag = "incidents", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Incident id")),
+    params(("id" = IncidentId, Path, description = "Incident id")),
     responses(
         (status = 200, description = "Acknowledged, assigned to the caller", body = Incident),
         (status = 403, body = ErrorBody),
@@ -134,7 +135,7 @@ pub async fn answer_offer(
 
 /// The steward cannot go; the next steward is offered at once.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/decline", tag = "incidents", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Incident id")),
+    params(("id" = IncidentId, Path, description = "Incident id")),
     responses(
         (status = 200, description = "Declined; the incident as it stands", body = Incident),
         (status = 403, body = ErrorBody),
@@ -153,7 +154,7 @@ pub async fn decline(
 
 /// The assigned steward is with the elder.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/arrive", tag = "incidents", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Incident id")),
+    params(("id" = IncidentId, Path, description = "Incident id")),
     responses(
         (status = 200, description = "On site", body = Incident),
         (status = 403, body = ErrorBody),
@@ -178,7 +179,7 @@ pub async fn arrive(
 /// Closes the incident with an outcome (the assigned steward, or a
 /// supervisor).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "incidents", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Incident id")),
+    params(("id" = IncidentId, Path, description = "Incident id")),
     request_body = ResolveRequest,
     responses(
         (status = 200, description = "Resolved", body = Incident),
@@ -241,7 +242,7 @@ pub async fn resolve(
 
 /// A supervisor sends a steward by hand, withdrawing live offers.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/assign", tag = "incidents", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Incident id")),
+    params(("id" = IncidentId, Path, description = "Incident id")),
     request_body = AssignRequest,
     responses(
         (status = 200, description = "Acknowledged, assigned to that steward", body = Incident),

@@ -39,8 +39,10 @@ pub fn router() -> axum::Router<AppState> {
 pub struct ReportQuery {
     /// Incidents created at or after this RFC 3339 time (default: `to`
     /// minus 7 days).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub from: Option<String>,
     /// …and before this one (default: now).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub to: Option<String>,
     /// `priority` (default), `steward`, `grid` or `hour` (of the day, in
     /// the site's local time).

@@ -41,14 +41,23 @@ pub struct NewSteward {
     /// Chosen by the server when absent.
     #[serde(default)]
     pub id: Option<StewardId>,
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub name: String,
     /// How dispatch and supervisors reach them: must not be empty.
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub phone: String,
     #[serde(default)]
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub grid: String,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::validate::Entry>)]
     pub skills: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::validate::Entry>)]
     pub languages: Vec<String>,
 }
 
@@ -102,10 +111,13 @@ const READ_ONLY: &[ReadOnly] = &[
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationUpdate {
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
     /// The phone's estimate of its error, in metres.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub accuracy_m: Option<f64>,
 }
 
@@ -190,7 +202,7 @@ pub async fn create(
 
 /// One steward: any for supervisors, their own for a steward.
 #[utoipa::path(get, path = "/api/v1/stewards/{id}", tag = "stewards", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Steward id")),
+    params(("id" = StewardId, Path, description = "Steward id")),
     responses((status = 200, body = Steward), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %user.username, steward = %id))]
 pub async fn read(
@@ -204,8 +216,8 @@ pub async fn read(
 
 /// Changes name, phone, grid, skills or languages (JSON merge patch).
 #[utoipa::path(patch, path = "/api/v1/stewards/{id}", tag = "stewards", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Steward id")),
-    request_body(content = Object, content_type = "application/merge-patch+json",
+    params(("id" = StewardId, Path, description = "Steward id")),
+    request_body(content = NewSteward, content_type = "application/merge-patch+json",
         description = "The fields to change: name, phone, grid, skills, languages"),
     responses(
         (status = 200, body = Steward),
@@ -241,7 +253,7 @@ pub async fn update(
 
 /// Where the steward is now, from their phone.
 #[utoipa::path(put, path = "/api/v1/stewards/{id}/location", tag = "stewards", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Steward id")),
+    params(("id" = StewardId, Path, description = "Steward id")),
     request_body = LocationUpdate,
     responses(
         (status = 200, body = Steward),
@@ -280,7 +292,7 @@ pub async fn set_location(
 /// On or off duty. Going off duty while offered or busy keeps the status
 /// until that incident is done.
 #[utoipa::path(put, path = "/api/v1/stewards/{id}/duty", tag = "stewards", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Steward id")),
+    params(("id" = StewardId, Path, description = "Steward id")),
     request_body = DutyUpdate,
     responses(
         (status = 200, body = Steward),

@@ -98,6 +98,7 @@ pub struct StreamQuery {
     /// sent). Only this route takes it.
     pub access_token: Option<String>,
     /// As the `Last-Event-ID` header: the last `id` received.
+    #[param(pattern = "^ *([0-9]{1,18})? *$")]
     pub last_event_id: Option<String>,
 }
 
@@ -109,6 +110,36 @@ pub struct OfferView {
     pub elder: Option<Elder>,
     pub distance_m: Option<f64>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// One Server-Sent Event as a client parses it (the `itemSchema` of
+/// OpenAPI 3.2 for `text/event-stream`): a comment line (keep-alive)
+/// is no event.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SseEvent {
+    /// The stream id; reconnect with it as `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: String,
+    pub event: SseEventName,
+    /// The event's JSON (see the operation's description).
+    pub data: String,
+}
+
+/// The names of the stream's events.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub enum SseEventName {
+    #[serde(rename = "snapshot")]
+    Snapshot,
+    #[serde(rename = "offer")]
+    Offer,
+    #[serde(rename = "offer.withdrawn")]
+    OfferWithdrawn,
+    #[serde(rename = "incident")]
+    Incident,
+    #[serde(rename = "steward")]
+    Steward,
 }
 
 /// The `snapshot` a steward's connection starts with.
@@ -153,12 +184,12 @@ pub struct SupervisorSnapshot {
 #[utoipa::path(get, path = "/api/v1/stream", tag = "stream", security(("bearer" = [])),
     params(
         StreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "The last `id` received; the events after it are replayed"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^ *([0-9]{1,18})? *$", description = "The last `id` received; the events after it are replayed"),
     ),
     responses(
         (status = 200, content_type = "text/event-stream",
             description = "An endless `text/event-stream`: `snapshot`, then missed events, then live `offer`, `offer.withdrawn`, `incident`, `steward` events",
-            body = String),
+            body = SseEvent),
         (status = 400, description = "`Last-Event-ID` is not a stream id", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "A steward login not linked to a steward", body = ErrorBody),
@@ -258,7 +289,14 @@ fn last_event_id(parts: &Parts, query: Option<&str>) -> Result<Option<i64>, ApiE
         Some(v) => Some(v.to_str().map_err(|_| bad_id())?),
         None => None,
     };
-    let Some(text) = header.or(query).map(str::trim).filter(|t| !t.is_empty()) else {
+    // A blank header is no header: the query parameter counts then.
+    let blank = |t: &&str| t.trim().is_empty();
+    let Some(text) = header
+        .filter(|t| !blank(t))
+        .or(query)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
         return Ok(None);
     };
     match text.parse::<i64>() {

@@ -44,13 +44,40 @@ pub fn valid_username(u: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-.@".contains(&b))
 }
 
+/// The OpenAPI schema of a username: what [`valid_username`] accepts.
+pub struct UsernameSchema;
+
+/// [`valid_username`] as a pattern.
+pub const USERNAME_PATTERN: &str = "^[A-Za-z0-9_.@-]{1,64}$";
+
+impl utoipa::PartialSchema for UsernameSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(USERNAME_PATTERN))
+            .min_length(Some(1))
+            .max_length(Some(MAX_USERNAME))
+            .examples([serde_json::json!("sup1")])
+            .into()
+    }
+}
+
+impl ToSchema for UsernameSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Username".into()
+    }
+}
+
 /// A new login.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// Letters, digits, `_ - . @`; 1 to 64.
+    #[schema(value_type = UsernameSchema)]
     pub username: String,
     /// At least 8 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     pub role: Role,
     /// Required for a steward, refused for the other roles.
@@ -189,7 +216,7 @@ pub async fn create(
 /// own login (409 `cannot_delete_self`), so the last admin cannot lock
 /// everyone out by accident.
 #[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users", security(("bearer" = [])),
-    params(("username" = String, Path, description = "The login to remove")),
+    params(("username" = UsernameSchema, Path, description = "The login to remove")),
     responses(
         (status = 204, description = "Removed"),
         (status = 403, body = ErrorBody),

@@ -3,6 +3,32 @@
 
 use super::ApiError;
 
+/// What [`required`] takes, as an OpenAPI pattern: some character that
+/// is not white space, and no NUL anywhere.
+pub const REQUIRED_PATTERN: &str = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$";
+
+/// An entry of a list of [`entries`] (`languages`, `skills`, …), for the
+/// OpenAPI document: `#[schema(value_type = Vec<validate::Entry>)]`.
+/// Text fields say the same with `#[schema(pattern = …)]` and this
+/// module's patterns, spelled out (an attribute takes no constant).
+pub struct Entry;
+
+impl utoipa::PartialSchema for Entry {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(REQUIRED_PATTERN))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Entry {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Text".into()
+    }
+}
+
 /// Trimmed, and not empty.
 pub fn required(field: &str, value: String) -> Result<String, ApiError> {
     let v = optional(field, value)?;

@@ -9,10 +9,19 @@ use utoipa::ToSchema;
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        #[schema(value_type = String, example = "e-0001")]
         pub struct $name(String);
+
+        // The schema says what `parse` enforces (the OpenAPI document
+        // must): the id alphabet and length.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema("e-0001")
+            }
+        }
+
+        impl ToSchema for $name {}
 
         impl $name {
             pub fn parse(s: impl Into<String>) -> Result<Self, protocol::IdError> {
@@ -43,6 +52,37 @@ macro_rules! string_id {
             }
         }
     };
+}
+
+/// What every id accepts: `[A-Za-z0-9_-]{1,64}` (`protocol::DeviceId`).
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+/// The OpenAPI schema of an id: a string of [`ID_PATTERN`].
+pub fn id_schema(example: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(ID_PATTERN))
+        .min_length(Some(1))
+        .max_length(Some(protocol::DeviceId::MAX_LEN))
+        .examples([serde_json::json!(example)])
+        .into()
+}
+
+/// The OpenAPI schema of a `protocol::DeviceId` (that crate knows
+/// nothing of OpenAPI): `#[schema(value_type = DeviceIdSchema)]`.
+pub struct DeviceIdSchema;
+
+impl utoipa::PartialSchema for DeviceIdSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        id_schema("btn-0001")
+    }
+}
+
+impl ToSchema for DeviceIdSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "DeviceId".into()
+    }
 }
 
 string_id!(

@@ -85,6 +85,17 @@ impl IncidentKind {
     }
 }
 
+/// The outcomes a steward or supervisor resolves with (`cleared` is the
+/// system's own): the schema of `ResolveRequest.outcome`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveOutcome {
+    Assisted,
+    FalseAlarm,
+    Hospital,
+    Other,
+}
+
 /// How a resolved incident ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -191,7 +202,7 @@ impl fmt::Display for DedupKey {
 pub struct Incident {
     pub id: IncidentId,
     pub elder_id: Option<ElderId>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<super::DeviceIdSchema>)]
     pub device_id: Option<DeviceId>,
     pub kind: IncidentKind,
     pub priority: Priority,

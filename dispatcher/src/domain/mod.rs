@@ -4,15 +4,16 @@
 pub mod geo;
 pub mod ids;
 pub mod incident;
+pub mod named;
 pub mod reach;
 pub mod registry;
 pub mod user;
 
 pub use geo::LatLon;
-pub use ids::{ElderId, IncidentId, StewardId};
+pub use ids::{DeviceIdSchema, ElderId, IncidentId, StewardId};
 pub use incident::{
     CandidateNote, DedupKey, Delivery, Incident, IncidentDetail, IncidentKind, IncidentState,
-    Offer, OfferResponse, Outcome, Priority, TimelineEntry,
+    Offer, OfferResponse, Outcome, Priority, ResolveOutcome, TimelineEntry,
 };
 pub use protocol::{DeviceId, EventId};
 pub use reach::{

@@ -11,20 +11,30 @@ use utoipa::ToSchema;
 use super::geo::LatLon;
 use super::ids::{ElderId, StewardId};
 use super::incident::{IncidentKind, Priority, text_enum};
+use super::named::named_fields;
 use protocol::DeviceId;
+
+named_fields!(Limits);
 
 /// Someone to call about an elder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Contact {
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub name: String,
     /// "daughter", "neighbour", "village doctor".
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub relation: String,
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub phone: String,
 }
 
 /// What could go wrong for this elder, as their steward assessed it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
+#[serde(remote = "Self", default)]
 pub struct Risks {
     /// Leaving the bed at night without returning raises an incident.
     pub fall: bool,
@@ -32,26 +42,35 @@ pub struct Risks {
     pub wandering: bool,
 }
 
+named_fields!(Risks);
+
 /// Per-elder overrides of the site's rule settings. Every field is
 /// optional: absent means the site default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct Limits {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
     pub heart_rate_min: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
     pub heart_rate_max: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
     pub resp_rate_min: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
     pub resp_rate_max: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0, maximum = 100)]
     pub spo2_min: Option<f64>,
     /// Minutes a fall-risk elder may be out of bed at night.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10080)]
     pub bed_return_min: Option<u32>,
     /// Minutes without movement that make an `inactivity` event an incident.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10080)]
     pub inactivity_min: Option<u32>,
     /// Priority overrides per incident kind.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -113,7 +132,7 @@ text_enum!(DeviceKind {
 /// A device in an elder's home.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Device {
-    #[schema(value_type = String)]
+    #[schema(value_type = super::DeviceIdSchema)]
     pub id: DeviceId,
     /// None while the device is in stock or being moved between homes.
     pub elder_id: Option<ElderId>,

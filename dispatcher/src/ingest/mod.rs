@@ -133,8 +133,9 @@ impl Ingest {
 
     /// Stops taking messages, commits and acknowledges what is in flight,
     /// then disconnects, keeping the broker session so nothing sent while
-    /// we are away is lost.
-    pub async fn shutdown(self, grace: Duration) {
+    /// we are away is lost. The health task goes on while the timers may
+    /// still report to it: [`HealthStopping::finish`] once they stopped.
+    pub async fn shutdown(self, grace: Duration) -> HealthStopping {
         self.stop_intake.cancel();
         let writer = async {
             let _ = self.committer.await;
@@ -153,6 +154,22 @@ impl Ingest {
             tracing::warn!("MQTT connection did not close within 5 s");
         }
         drop(self.health_tx);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.health).await;
+        HealthStopping(self.health)
+    }
+}
+
+/// The health task, ending once every sender of health changes is gone.
+pub struct HealthStopping(JoinHandle<()>);
+
+impl HealthStopping {
+    /// Waits for the changes already sent to be applied. Drop every
+    /// `health_tx` (the timers' included) first, or this waits its 5 s.
+    pub async fn finish(self) {
+        if tokio::time::timeout(Duration::from_secs(5), self.0)
+            .await
+            .is_err()
+        {
+            tracing::warn!("device health changes were not all applied within 5 s");
+        }
     }
 }

@@ -19,6 +19,7 @@ use super::ratelimit::{RateLimiter, Verdict};
 use super::writer::Intake;
 use super::{HealthChange, IngestDeps, Item};
 use crate::store::IncomingEvent;
+use crate::untrusted;
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -172,12 +173,13 @@ fn classify(
     let needs_ack = publish.qos != QoS::AtMostOnce;
     let reject = |publish: Publish, rejection: Rejection| {
         deps.metrics.reject(rejection.reason);
-        let cut = &publish.payload[..publish.payload.len().min(256)];
+        // Topic, detail (it may quote the payload) and payload are the
+        // sender's: escaped and cut, so they cannot forge a log line.
         tracing::warn!(
-            topic = %publish.topic,
+            topic = %untrusted::text(&publish.topic),
             reason = %rejection.reason,
-            detail = %rejection.detail,
-            payload = %String::from_utf8_lossy(cut),
+            detail = %untrusted::text(&rejection.detail),
+            payload = %untrusted::bytes(&publish.payload),
             "rejected a device message"
         );
         needs_ack.then_some(Item::AckOnly(publish))

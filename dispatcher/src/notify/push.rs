@@ -213,7 +213,7 @@ pub async fn send(
     let text = response.text().await.unwrap_or_default();
     let text: String = text.trim().chars().take(300).collect();
     if !text.is_empty() {
-        tracing::info!(status = code, answer = %text.escape_debug(), "push service refused a push");
+        tracing::info!(status = code, answer = %crate::untrusted::text(&text), "push service refused a push");
     }
     let error = format!("HTTP {code}");
     match code {

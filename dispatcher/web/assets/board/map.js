@@ -51,14 +51,14 @@ function draw() {
   for (const e of state.elders.values()) {
     if (e.lat == null) continue;
     L.circleMarker([e.lat, e.lon], { radius: 4, color: '#4a5260', weight: 1, fillColor: '#ffffff', fillOpacity: 1 })
-      .bindTooltip(e.name).addTo(layers.homes);
+      .bindTooltip(tip(e.name)).addTo(layers.homes);
     points.push([e.lat, e.lon]);
   }
   for (const s of state.stewards.values()) {
     if (s.lat == null) continue;
     const colour = STEWARD_COLOURS[s.status] ?? '#6b7280';
     L.circleMarker([s.lat, s.lon], { radius: 7, color: '#ffffff', weight: 2, fillColor: colour, fillOpacity: 1 })
-      .bindTooltip(`${s.name} · ${label('status', s.status)}`).addTo(layers.stewards);
+      .bindTooltip(tip(`${s.name} · ${label('status', s.status)}`)).addTo(layers.stewards);
     points.push([s.lat, s.lon]);
   }
   for (const i of state.incidents.values()) {
@@ -66,8 +66,8 @@ function draw() {
     if (!e || e.lat == null) continue;
     const colour = PRIORITY_COLOURS[i.priority] ?? '#b00020';
     const m = L.circleMarker([e.lat, e.lon], { radius: 11, color: colour, weight: 3, fillColor: colour, fillOpacity: 0.35 })
-      .bindTooltip(`${elderName(i.elder_id)} · ${label('kind', i.kind)} · ${label('state', i.status)}` +
-        (i.steward_id ? ` · ${stewardName(i.steward_id)}` : ''))
+      .bindTooltip(tip(`${elderName(i.elder_id)} · ${label('kind', i.kind)} · ${label('state', i.status)}` +
+        (i.steward_id ? ` · ${stewardName(i.steward_id)}` : '')))
       .addTo(layers.incidents);
     m.on('click', () => { location.hash = '#incident/' + encodeURIComponent(i.id); });
   }
@@ -76,6 +76,14 @@ function draw() {
     map.fitBounds(points, { padding: [20, 20], maxZoom: 16 });
     fitted = true;
   }
+}
+
+/**
+ * A tooltip's content as an element: Leaflet puts a string into the page
+ * as HTML (innerHTML), and names are typed by people.
+ */
+function tip(text) {
+  return h('span', { text });
 }
 
 function renderLegend() {
