@@ -23,8 +23,12 @@ impl SimDevice {
         port: u16,
         topics: Topics,
         id: DeviceId,
+        secret: Option<String>,
     ) -> anyhow::Result<Self> {
         let mut opts = MqttOptions::new(id.to_string(), host, port);
+        if let Some(secret) = secret {
+            opts.set_credentials(id.to_string(), secret);
+        }
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_last_will(LastWill::new(
             topics.status(&id),

@@ -66,6 +66,11 @@ impl Fleet {
             let id = DeviceId::parse(d.id.clone())
                 .map_err(|e| anyhow::anyhow!("device {:?}: {e}", d.id))?;
             let mut opts = MqttOptions::new(id.to_string(), host, port);
+            // client id = username = the device id, and its own secret
+            // (PROTOCOL.md, Transport).
+            if let Some(secret) = &d.secret {
+                opts.set_credentials(id.to_string(), secret.clone());
+            }
             opts.set_keep_alive(Duration::from_secs(30));
             opts.set_last_will(LastWill::new(
                 topics.status(&id),

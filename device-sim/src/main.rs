@@ -71,6 +71,11 @@ struct PlayArgs {
     /// are played too.
     #[arg(long, env = "ELDERCARE_ADMIN_PASSWORD")]
     admin_password: Option<String>,
+    /// The devices' secrets, as `dispatcher import --secrets-out` wrote
+    /// them (`{"device id": "secret", …}`): each device connects with
+    /// its own, as the embedded broker requires.
+    #[arg(long, env = "ELDERCARE_DEVICE_SECRETS")]
+    secrets: Option<PathBuf>,
 }
 
 /// One device by hand.
@@ -89,6 +94,10 @@ struct OneDevice {
     /// The device id.
     #[arg(long)]
     device: Option<String>,
+    /// The device's secret (its MQTT password; the embedded broker
+    /// requires it).
+    #[arg(long, env = "ELDERCARE_DEVICE_SECRET")]
+    secret: Option<String>,
     /// Event type to send (call.pressed, fall.detected, vitals, …); none
     /// sends only a heartbeat.
     #[arg(long = "type")]
@@ -217,8 +226,28 @@ async fn play(args: PlayArgs) -> anyhow::Result<()> {
 
     let text = std::fs::read_to_string(&args.site)
         .map_err(|e| anyhow::anyhow!("--site {}: {e}", args.site.display()))?;
-    let site = Site::from_toml(&text)
+    let mut site = Site::from_toml(&text)
         .map_err(|e| anyhow::anyhow!("--site {}: {e}", args.site.display()))?;
+    if let Some(path) = &args.secrets {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--secrets {}: {e}", path.display()))?;
+        let secrets: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--secrets {}: not a secrets file ({{\"device id\": \"secret\"}}): {e}",
+                    path.display()
+                )
+            })?;
+        let missing = site.with_secrets(&secrets);
+        if !missing.is_empty() {
+            eprintln!(
+                "{} devices have no secret in {} and will be refused by a broker that checks: {}",
+                missing.len(),
+                path.display(),
+                missing.join(", ")
+            );
+        }
+    }
     let description = Description::load(&args.scenario)?;
     let (host, port) = broker_addr(&args.broker)?;
     let mut config = SimConfig::new(&host, port, &args.api, site).with_description(description);
@@ -348,7 +377,8 @@ async fn one_device(cli: OneDevice) -> anyhow::Result<()> {
     let device = DeviceId::parse(device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&cli.data)
         .map_err(|e| anyhow::anyhow!("--data must be a JSON object: {e}"))?;
-    let mut sim = SimDevice::connect(&host, port, Topics::new(cli.topic_root), device).await?;
+    let mut sim =
+        SimDevice::connect(&host, port, Topics::new(cli.topic_root), device, cli.secret).await?;
     sim.heartbeat(90).await?;
     if let Some(kind) = cli.event_type {
         let id = sim.event(EventType::from(kind.as_str()), data).await?;

@@ -38,6 +38,29 @@ pub struct SiteDevice {
     pub elder_id: Option<String>,
     pub kind: String,
     pub heartbeat_s: Option<u32>,
+    /// The device's MQTT password (its username is its id), as
+    /// `dispatcher import --secrets-out` wrote it; never in a site file:
+    /// filled in from a secrets file or, in the server, in memory.
+    #[serde(skip)]
+    pub secret: Option<String>,
+}
+
+impl Site {
+    /// Gives each device its secret from `secrets` (device id to secret);
+    /// returns the ids of the devices left without one.
+    pub fn with_secrets(
+        &mut self,
+        secrets: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<String> {
+        let mut missing = Vec::new();
+        for d in &mut self.devices {
+            d.secret = secrets.get(&d.id).cloned();
+            if d.secret.is_none() {
+                missing.push(d.id.clone());
+            }
+        }
+        missing
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -98,6 +98,34 @@ pub fn read_secrets_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>
     })
 }
 
+/// Issues each of `devices` a new secret: writes them all to `out`
+/// (mode 0600) first, then stores their hashes, so no secret is ever in
+/// force that the operator was not given. The old secrets stop working;
+/// a running dispatcher closes their connections within seconds.
+pub async fn issue_to_file(
+    store: &dyn crate::store::Store,
+    devices: &[DeviceId],
+    out: &Path,
+) -> anyhow::Result<()> {
+    let issued: Vec<(DeviceId, Issued)> = devices.iter().map(|d| (d.clone(), issue())).collect();
+    let file: BTreeMap<String, String> = issued
+        .iter()
+        .map(|(d, i)| (d.to_string(), i.secret.clone()))
+        .collect();
+    write_secrets_file(out, &file)?;
+    let hashes: Vec<(DeviceId, String)> = issued.into_iter().map(|(d, i)| (d, i.hash)).collect();
+    store
+        .set_device_secrets(&hashes, chrono::Utc::now())
+        .await
+        .with_context(|| {
+            format!(
+                "storing the new secrets failed: the devices keep their old ones; {} is not in force",
+                out.display()
+            )
+        })?;
+    Ok(())
+}
+
 /// One live device connection through the gate.
 struct Link {
     /// The hash of the secret it connected with.

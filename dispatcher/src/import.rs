@@ -218,6 +218,31 @@ impl SiteFile {
     }
 }
 
+impl SiteFile {
+    /// The file's devices that need a secret: new ones, and those without
+    /// one in `store` (registered before device credentials, or revoked);
+    /// every one of them when `all`.
+    pub async fn devices_needing_secrets(
+        &self,
+        store: &dyn Store,
+        all: bool,
+    ) -> anyhow::Result<Vec<DeviceId>> {
+        if all {
+            return Ok(self.devices.iter().map(|d| d.id.clone()).collect());
+        }
+        let registered: std::collections::HashSet<DeviceId> =
+            store.devices().await?.into_iter().map(|d| d.id).collect();
+        let without: std::collections::HashSet<DeviceId> =
+            store.devices_without_secret().await?.into_iter().collect();
+        Ok(self
+            .devices
+            .iter()
+            .map(|d| d.id.clone())
+            .filter(|id| !registered.contains(id) || without.contains(id))
+            .collect())
+    }
+}
+
 /// Insert, or on a taken id, update.
 async fn upsert<F, Fut>(inserted: Result<(), StoreError>, update: F) -> Result<(), StoreError>
 where

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use eldercare_dispatcher::api::{self, sim::StartSim};
 use eldercare_dispatcher::clock::Clock;
+use eldercare_dispatcher::credentials;
+use eldercare_dispatcher::domain::DeviceId;
 use eldercare_dispatcher::import::SiteFile;
 use eldercare_dispatcher::settings::Settings;
 use eldercare_dispatcher::startup::{self, Application};
@@ -44,7 +46,45 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Load elders, devices, stewards and logins from a TOML or JSON file.
-    Import { file: PathBuf },
+    /// Devices without a secret (new ones) get one, written to
+    /// --secrets-out.
+    Import {
+        file: PathBuf,
+        /// Where to write the new devices' secrets (`{"device id":
+        /// "secret"}`, mode 0600): each device's MQTT password, shown
+        /// nowhere else. Required when a device needs one.
+        #[arg(long)]
+        secrets_out: Option<PathBuf>,
+        /// Issue every device in the file a new secret, not only those
+        /// without one.
+        #[arg(long)]
+        rotate_secrets: bool,
+    },
+    /// Issue or revoke devices' secrets (their MQTT passwords).
+    #[command(subcommand)]
+    DeviceSecret(DeviceSecretCommand),
+}
+
+#[derive(Subcommand)]
+enum DeviceSecretCommand {
+    /// Issue new secrets to the devices named (or to every device without
+    /// one) and write them to --out; the old ones stop working, and a
+    /// running dispatcher closes their connections within seconds.
+    Rotate {
+        devices: Vec<String>,
+        /// Every registered device that has no secret (after an upgrade,
+        /// or a revocation).
+        #[arg(long)]
+        missing: bool,
+        /// Where to write the secrets (`{"device id": "secret"}`, mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke the devices' secrets: they cannot connect until rotated.
+    Revoke {
+        #[arg(required = true)]
+        devices: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,16 +134,87 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Import { file } => {
+        Command::Import {
+            file,
+            secrets_out,
+            rotate_secrets,
+        } => {
             let site = SiteFile::read(&file)?;
             let store = store::connect(&settings.database.url).await?;
+            let need = site
+                .devices_needing_secrets(store.as_ref(), rotate_secrets)
+                .await?;
+            if !need.is_empty() && secrets_out.is_none() {
+                anyhow::bail!(
+                    "{} devices need a secret (their MQTT password, shown once): \
+                     add --secrets-out FILE to receive them; nothing was imported",
+                    need.len()
+                );
+            }
             let report = site
                 .import(store.as_ref(), settings.ingest.default_heartbeat_s)
                 .await?;
             println!("imported {}: {report}", file.display());
+            if let (false, Some(out)) = (need.is_empty(), secrets_out) {
+                credentials::issue_to_file(store.as_ref(), &need, &out).await?;
+                println!(
+                    "{} device secrets written to {} (mode 0600); give each device its own",
+                    need.len(),
+                    out.display()
+                );
+            }
             Ok(())
         }
+        Command::DeviceSecret(command) => device_secret(&settings, command).await,
     }
+}
+
+/// `dispatcher device-secret …`.
+async fn device_secret(settings: &Settings, command: DeviceSecretCommand) -> anyhow::Result<()> {
+    let store = store::connect(&settings.database.url).await?;
+    let parse = |ids: Vec<String>| -> anyhow::Result<Vec<DeviceId>> {
+        ids.into_iter()
+            .map(|id| DeviceId::parse(id.clone()).map_err(|e| anyhow::anyhow!("{id:?}: {e}")))
+            .collect()
+    };
+    match command {
+        DeviceSecretCommand::Rotate {
+            devices,
+            missing,
+            out,
+        } => {
+            let mut ids = parse(devices)?;
+            if missing {
+                ids.extend(store.devices_without_secret().await?);
+            }
+            if ids.is_empty() {
+                anyhow::bail!(
+                    "name the devices, or add --missing for every device without a secret"
+                );
+            }
+            for id in &ids {
+                if store.device(id).await?.is_none() {
+                    anyhow::bail!("device {id} is not registered; nothing was changed");
+                }
+            }
+            credentials::issue_to_file(store.as_ref(), &ids, &out).await?;
+            println!(
+                "{} device secrets written to {} (mode 0600)",
+                ids.len(),
+                out.display()
+            );
+        }
+        DeviceSecretCommand::Revoke { devices } => {
+            for id in parse(devices)? {
+                store
+                    .revoke_device_secret(&id, chrono::Utc::now())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("device {id}: {e}"))?;
+                println!("revoked the secret of {id}");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()> {

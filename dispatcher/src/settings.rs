@@ -94,8 +94,10 @@ pub struct EmbeddedBrokerSettings {
     /// QoS 1 messages the broker has in flight to one client.
     pub max_inflight: usize,
     /// Each topic's recent payloads are kept in memory in `segments`
-    /// segments of `segment_kib` KiB: what devices sent while the
-    /// dispatcher restarts, and no more.
+    /// segments of `segment_kib` KiB: what a device sent while the
+    /// dispatcher restarts or falls behind, and no more. rumqttd drops
+    /// the oldest segment when a topic outgrows this, even if the
+    /// dispatcher has not read it: a device must not get this far ahead.
     pub segment_kib: usize,
     pub segments: usize,
     /// Seconds a new connection has to send its CONNECT (and finish TLS).

@@ -12,6 +12,7 @@ use device_sim::{SimHandle, SimProgress};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::api::auth::LoginGuard;
+use crate::credentials::{self, DeviceLinks};
 use crate::domain::{Role, Steward, User};
 use crate::store::Store;
 
@@ -138,13 +139,30 @@ pub struct SimSite {
 }
 
 /// Reads the site from the store and makes the stewards' logins.
+///
+/// Each device gets a fresh secret too, kept in memory for the run: the
+/// simulated devices connect as themselves, with their own credentials,
+/// like real ones (the embedded broker lets no one else in). A device
+/// still connected with its old secret is closed: one more reason the
+/// simulator never runs on a real site.
 pub async fn site_from_store(
     store: &dyn Store,
     guard: &LoginGuard,
+    links: &DeviceLinks,
 ) -> Result<SimSite, crate::api::ApiError> {
     let elders = store.elders().await?;
     let devices = store.devices().await?;
     let stewards = store.stewards().await?;
+    let issued: Vec<credentials::Issued> = devices.iter().map(|_| credentials::issue()).collect();
+    let hashes: Vec<(crate::domain::DeviceId, String)> = devices
+        .iter()
+        .zip(&issued)
+        .map(|(d, i)| (d.id.clone(), i.hash.clone()))
+        .collect();
+    store.set_device_secrets(&hashes, Utc::now()).await?;
+    for (id, hash) in &hashes {
+        links.close_stale(id, Some(hash));
+    }
     let mut site = Site {
         site: Some("the registered site".into()),
         elders: elders
@@ -161,11 +179,13 @@ pub async fn site_from_store(
             .collect(),
         devices: devices
             .iter()
-            .map(|d| SiteDevice {
+            .zip(issued)
+            .map(|(d, issued)| SiteDevice {
                 id: d.id.to_string(),
                 elder_id: d.elder_id.as_ref().map(ToString::to_string),
                 kind: d.kind.to_string(),
                 heartbeat_s: Some(d.heartbeat_s),
+                secret: Some(issued.secret),
             })
             .collect(),
         stewards: stewards

@@ -419,3 +419,83 @@ async fn the_test_harness_device_logs_in_with_its_own_secret() {
     let (outcome, _) = try_connect(opts).await;
     assert_eq!(outcome, Outcome::Accepted);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_connect_over_tls_with_the_same_rules() {
+    use rumqttc::tokio_rustls::rustls;
+
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("mqtt.crt"), dir.path().join("mqtt.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let tls_port = eldercare_tests::app::free_port();
+    let app = TestApp::spawn(Options {
+        env: vec![
+            (
+                "ELDERCARE__EMBEDDED_BROKER__TLS_ADDR".into(),
+                format!("127.0.0.1:{tls_port}"),
+            ),
+            (
+                "ELDERCARE__EMBEDDED_BROKER__TLS_CERT".into(),
+                cert.display().to_string(),
+            ),
+            (
+                "ELDERCARE__EMBEDDED_BROKER__TLS_KEY".into(),
+                key.display().to_string(),
+            ),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (one, two) = two_homes(&app).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let over_tls = |secret: &str| {
+        let mut opts = MqttOptions::new("btn-1", "127.0.0.1", tls_port);
+        opts.set_credentials("btn-1", secret);
+        opts.set_keep_alive(Duration::from_secs(5));
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(tls.clone())),
+        ));
+        opts
+    };
+
+    // The wrong secret is refused over TLS too.
+    let (outcome, _) = try_connect(over_tls(&two)).await;
+    assert_ne!(outcome, Outcome::Accepted);
+    // Plain MQTT on the TLS port gets nowhere.
+    let mut plain_on_tls = MqttOptions::new("btn-1", "127.0.0.1", tls_port);
+    plain_on_tls.set_credentials("btn-1", one.clone());
+    let (outcome, _) = try_connect(plain_on_tls).await;
+    assert_ne!(outcome, Outcome::Accepted, "plain MQTT on the TLS port");
+
+    // The device's press over TLS is heard.
+    let (outcome, conn) = try_connect(over_tls(&one)).await;
+    assert_eq!(outcome, Outcome::Accepted);
+    let (client, mut eventloop) = conn.unwrap();
+    let body = json!({"event_id": "tls-1", "type": "call.pressed",
+                      "ts": chrono::Utc::now().to_rfc3339()})
+    .to_string();
+    client
+        .publish(
+            app.topics.events(&DeviceId::parse("btn-1").unwrap()),
+            QoS::AtLeastOnce,
+            false,
+            body,
+        )
+        .await
+        .unwrap();
+    let polling = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    app.wait_incidents("elder_id=e-1", 1).await;
+    assert_eq!(app.events("btn-1").await.len(), 1);
+    polling.abort();
+}

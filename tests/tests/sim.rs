@@ -15,6 +15,15 @@ use serde_json::{Value, json};
 /// steward starts about 100 m north.
 const STEWARD_AT: (f64, f64) = (29.6607, 91.1377);
 
+/// The site with each device's secret, so the simulated devices connect
+/// as themselves (the embedded broker lets no one else in).
+async fn with_secrets(app: &TestApp, mut site: Site) -> Site {
+    for d in &mut site.devices {
+        d.secret = app.secret(&d.id).await;
+    }
+    site
+}
+
 fn site() -> Site {
     let elder = |id: &str| SiteElder {
         id: id.into(),
@@ -27,6 +36,7 @@ fn site() -> Site {
         elder_id: Some(elder.into()),
         kind: "call_button".into(),
         heartbeat_s: Some(60),
+        secret: None,
     };
     Site {
         site: Some("sim test".into()),
@@ -57,7 +67,12 @@ async fn simulated_devices_stay_online_and_a_simulated_steward_resolves_a_press(
     app.steward("s-1", "grid-1", STEWARD_AT.0, STEWARD_AT.1)
         .await;
 
-    let mut config = SimConfig::new(&app.broker_host, app.broker_port, &app.base, site());
+    let mut config = SimConfig::new(
+        &app.broker_host,
+        app.broker_port,
+        &app.base,
+        with_secrets(&app, site()).await,
+    );
     config.topic_root = app.topics.root().to_owned();
     config.speed = 200.0;
     config.seed = 7;
@@ -138,8 +153,10 @@ async fn an_ordinary_day_sends_vitals_and_bed_exits_and_returns() {
             }
             .into(),
             heartbeat_s: Some(60),
+            secret: None,
         })
         .collect();
+    let site = with_secrets(&app, site).await;
     let mut config = SimConfig::new(&app.broker_host, app.broker_port, &app.base, site);
     config.topic_root = app.topics.root().to_owned();
     // An hour a second: a few events a second across two homes.

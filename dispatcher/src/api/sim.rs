@@ -199,7 +199,12 @@ pub async fn start_scenario(
             ),
         ));
     }
-    let site = sim::site_from_store(state.store.as_ref(), &state.login_guard).await?;
+    let site = sim::site_from_store(
+        state.store.as_ref(),
+        &state.login_guard,
+        &state.device_links,
+    )
+    .await?;
     let (name, summary) = (description.name.clone(), description.summary.clone());
     let mut config = SimConfig::new(
         &target.broker_host,

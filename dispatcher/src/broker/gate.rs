@@ -247,12 +247,15 @@ impl Gate {
                     }
                     return Err(reason);
                 }
-                if up_write.write_all(&frame).await.is_err() {
-                    return Ok(false);
-                }
+                // A goodbye ends the connection here: rumqttd has no will
+                // to drop (the gate keeps it), and a DISCONNECT would make
+                // it log an ERROR for an ordinary end.
                 if matches!(packet, Packet::Disconnect) {
                     let _ = up_write.shutdown().await;
                     return Ok(true);
+                }
+                if up_write.write_all(&frame).await.is_err() {
+                    return Ok(false);
                 }
             }
         };
