@@ -52,6 +52,7 @@ pub mod http_server;
 pub mod hub;
 pub mod import;
 pub mod ingest;
+pub mod memory;
 pub mod metrics;
 pub mod mqtt;
 pub mod notify;

@@ -805,7 +805,14 @@ async fn devices_crud(app: &TestApp) {
             json!({"id": "btn-1", "elder_id": "e-1", "kind": "call_button"}),
         )
         .await;
-    let d = r.ok(201).clone();
+    let mut d = r.ok(201).clone();
+    // The device's MQTT secret is shown in this answer only.
+    let secret = d
+        .as_object_mut()
+        .unwrap()
+        .remove("secret")
+        .expect("a new device's secret");
+    assert_eq!(secret.as_str().unwrap().len(), 64);
     assert_eq!(
         d["heartbeat_s"],
         app.state.settings.ingest.default_heartbeat_s

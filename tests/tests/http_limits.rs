@@ -7,7 +7,7 @@ use std::time::Duration;
 use dispatcher::clock::Clock;
 use eldercare_tests::app::{ADMIN_PASSWORD, elder_body, free_port};
 use eldercare_tests::bench::proc_stats;
-use eldercare_tests::device::TestDevice;
+use eldercare_tests::device::{Login, TestDevice};
 use eldercare_tests::process::DispatcherProcess;
 use eldercare_tests::wait;
 use protocol::Topics;
@@ -85,7 +85,8 @@ impl Server {
         r["token"].as_str().expect("token").to_owned()
     }
 
-    async fn post(&self, token: &str, path: &str, body: Value) {
+    /// POSTs `body`; the answer's JSON.
+    async fn post(&self, token: &str, path: &str, body: Value) -> Value {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
@@ -95,6 +96,7 @@ impl Server {
             .await
             .expect("post");
         assert!(r.status().is_success(), "POST {path}: {}", r.status());
+        r.json().await.unwrap_or(Value::Null)
     }
 
     fn rss_mib(&self) -> f64 {
@@ -144,22 +146,27 @@ async fn idle_connections_beyond_the_file_limit_leave_health_login_and_presses_w
     server
         .post(&token, "/api/v1/elders", elder_body("e-idle", json!({})))
         .await;
-    server
+    let registered = server
         .post(
             &token,
             "/api/v1/devices",
             json!({"id": "btn-idle", "elder_id": "e-idle", "kind": "call_button"}),
         )
         .await;
+    let secret = registered["secret"]
+        .as_str()
+        .expect("the device's secret")
+        .to_owned();
 
     // A device's press over MQTT still becomes an incident.
     let topics = Topics::new(server.root.clone());
-    let mut button = TestDevice::connect(
+    let mut button = TestDevice::connect_as(
         "127.0.0.1",
         server.mqtt_port,
         &topics,
         "btn-idle",
         Clock::System,
+        Login::Device { secret },
     )
     .await;
     button.event("press-1", "call.pressed", json!({})).await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use dispatcher::clock::Clock;
 use eldercare_tests::app::{ADMIN_PASSWORD, free_port};
-use eldercare_tests::device::TestDevice;
+use eldercare_tests::device::{Login, TestDevice};
 use eldercare_tests::process::{DispatcherProcess, dispatcher_bin};
 use eldercare_tests::wait;
 use protocol::Topics;
@@ -108,12 +108,30 @@ async fn a_payload_with_a_newline_and_escape_codes_is_one_escaped_log_line_witho
 
     let forged =
         "2026-12-04T03:00:00.000000Z  INFO eldercare_dispatcher::api::auth: logged in role=admin";
-    let mut device = TestDevice::connect(
+    // A registered device (the broker lets no other in) sending junk.
+    let token = site.token().await;
+    let registered: Value = site
+        .http
+        .post(format!("{}/api/v1/devices", site.base))
+        .bearer_auth(&token)
+        .json(&json!({"id": "intruder-1", "kind": "call_button"}))
+        .send()
+        .await
+        .expect("register a device")
+        .json()
+        .await
+        .expect("the registration's answer");
+    let secret = registered["secret"]
+        .as_str()
+        .expect("its secret")
+        .to_owned();
+    let mut device = TestDevice::connect_as(
         "127.0.0.1",
         site.broker_port,
         &Topics::new(site.root.clone()),
         "intruder-1",
         Clock::System,
+        Login::Device { secret },
     )
     .await;
     // Not JSON: rejected, and logged with its payload.
@@ -185,7 +203,13 @@ async fn sigterm_with_an_open_stream_and_nothing_in_flight_stops_promptly_and_cl
     });
     let text = process.log_text();
     assert!(status.success(), "exit {status}:\n{text}");
-    let last = text.lines().last().unwrap_or_default();
+    // The dispatcher's last word is that it stopped. (rumqttd may still
+    // add an ERROR of its own for the dispatcher's goodbye, which is not
+    // yet silenced: see issue 13's closing note.)
+    let last = text
+        .lines()
+        .rfind(|l| !l.contains("rumqttd::router::routing"))
+        .unwrap_or_default();
     assert!(
         last.contains("stopped"),
         "the log ends with: {last}\n{text}"

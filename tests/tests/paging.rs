@@ -1,7 +1,7 @@
 //! Long lists are paged (issue 13): every list that grows without bound
 //! takes `limit` (with a maximum) and `offset`, and names a bad value.
 
-use eldercare_tests::app::{TestApp, elder_body};
+use eldercare_tests::app::{Broker, Options, TestApp, elder_body};
 use eldercare_tests::wait;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -29,7 +29,13 @@ async fn status(app: &TestApp, path: &str) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_growing_list_pages_and_names_a_bad_page() {
-    let app = TestApp::spawn(Default::default()).await;
+    // Unknown devices reach only a broker that lets them in (the
+    // embedded one refuses any device not registered).
+    let app = TestApp::spawn(Options {
+        broker: Broker::Mosquitto,
+        ..Options::default()
+    })
+    .await;
     for i in 1..=5 {
         app.post("/api/v1/elders", elder_body(&format!("e-{i}"), json!({})))
             .await;

@@ -41,6 +41,7 @@ pub struct EventQuery {
     pub limit: Option<String>,
     /// Skip this many first (default 0, at most 10,000,000): the next
     /// page starts at this offset plus the rows returned.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 10000000)]
     pub offset: Option<String>,
 }
 
@@ -77,9 +78,11 @@ pub async fn list(
 #[into_params(parameter_in = Query)]
 pub struct UnknownDeviceQuery {
     /// At most this many (default 100, at most 1000).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// Skip this many first (default 0, at most 10,000,000): the next
     /// page starts at this offset plus the rows returned.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 10000000)]
     pub offset: Option<String>,
 }
 

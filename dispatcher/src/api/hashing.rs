@@ -78,23 +78,9 @@ fn work(rx: &Mutex<Receiver<Job>>) {
         };
         let Ok(job) = job else { return };
         job();
-        give_memory_back();
+        crate::memory::give_back();
     }
 }
-
-/// Returns the freed hash memory to the system now: glibc would keep it
-/// in this thread's arena for good.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn give_memory_back() {
-    // SAFETY: malloc_trim only releases free memory the allocator holds;
-    // it touches no live allocation and is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn give_memory_back() {}
 
 #[cfg(test)]
 mod tests {

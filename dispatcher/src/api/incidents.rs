@@ -54,6 +54,7 @@ pub struct IncidentQuery {
     pub limit: Option<String>,
     /// Skip this many first (default 0, at most 10,000,000): the next
     /// page starts at this offset plus the rows returned.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 10000000)]
     pub offset: Option<String>,
 }
 

@@ -367,6 +367,9 @@ enum ReadError {
 }
 
 /// Reads one whole packet: the packet and its bytes as they came.
+/// A packet this large leaves buffers worth giving back ([`crate::memory`]).
+const LARGE_PACKET: usize = 16 * 1024;
+
 async fn read_packet<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
@@ -376,6 +379,9 @@ async fn read_packet<R: AsyncRead + Unpin>(
         match mqttbytes::check(buf.iter(), max) {
             Ok(header) => {
                 let frame = buf.split_to(header.frame_length());
+                if frame.len() >= LARGE_PACKET {
+                    crate::memory::large_work_done();
+                }
                 let mut parse = frame.clone();
                 return match Packet::read(&mut parse, max) {
                     Ok(packet) => Ok((packet, frame)),

@@ -116,6 +116,7 @@ pub async fn start(
         tokio::spawn(gate.clone().serve(listener, Some(tls::handshake(acceptor))));
     }
     tokio::spawn(sweep(deps.store, deps.links, stop.clone()));
+    tokio::spawn(crate::memory::trim_after_large_work(stop.clone()));
     Ok(EmbeddedBroker {
         addr,
         tls_addr,

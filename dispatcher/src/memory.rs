@@ -1,0 +1,46 @@
+//! Giving freed memory back to the system. glibc keeps what a thread
+//! freed in that thread's arena for good, so a burst of large work (an
+//! argon2 hash, 150 MiB of oversized MQTT packets) would leave the process
+//! that much bigger for the rest of its life; `malloc_trim` hands the
+//! free pages back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Set by whoever just handled something large; the trimmer clears it.
+static LARGE_WORK: AtomicBool = AtomicBool::new(false);
+
+/// Says that large buffers were just used and freed.
+pub fn large_work_done() {
+    LARGE_WORK.store(true, Ordering::Relaxed);
+}
+
+/// Returns free memory to the system now.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn give_back() {
+    // SAFETY: malloc_trim only releases free memory the allocator holds;
+    // it touches no live allocation and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn give_back() {}
+
+/// Once a second, if large work was done since, gives memory back (on the
+/// blocking pool: a trim walks every arena).
+pub async fn trim_after_large_work(stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if LARGE_WORK.swap(false, Ordering::Relaxed) {
+            let _ = tokio::task::spawn_blocking(give_back).await;
+        }
+    }
+}
