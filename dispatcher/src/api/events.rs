@@ -78,7 +78,7 @@ pub async fn list(
 #[into_params(parameter_in = Query)]
 pub struct UnknownDeviceQuery {
     /// At most this many (default 100, at most 1000).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub limit: Option<String>,
     /// Skip this many first (default 0, at most 10,000,000): the next
     /// page starts at this offset plus the rows returned.

@@ -124,7 +124,7 @@ pub fn offset(value: Option<&str>) -> Result<i64, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// At most this many (default 1000, at most 1000).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub limit: Option<String>,
     /// Skip this many first (default 0, at most 10,000,000): the next
     /// page starts at this offset plus the rows returned; a page shorter
