@@ -30,16 +30,26 @@ pub fn give_back() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn give_back() {}
 
-/// Once a second, if large work was done since, gives memory back (on the
-/// blocking pool: a trim walks every arena).
+/// Seconds the trimmer keeps trimming after the last large work: what was
+/// handed on (the broker's segments, the dispatcher's reads of the same
+/// packets) is freed a little later than it arrived.
+const TRIM_FOR_S: u32 = 5;
+
+/// Once a second, for a few seconds after large work, gives memory back
+/// (on the blocking pool: a trim walks every arena).
 pub async fn trim_after_large_work(stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut remaining = 0;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
         if LARGE_WORK.swap(false, Ordering::Relaxed) {
+            remaining = TRIM_FOR_S;
+        }
+        if remaining > 0 {
+            remaining -= 1;
             let _ = tokio::task::spawn_blocking(give_back).await;
         }
     }
