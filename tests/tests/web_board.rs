@@ -13,6 +13,7 @@ use std::time::Duration;
 use eldercare_tests::app::{Options, TestApp, elder_body};
 use eldercare_tests::browser::Browser;
 use eldercare_tests::device::TestDevice;
+use eldercare_tests::wait;
 use fantoccini::key::Key;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -814,4 +815,153 @@ async fn an_admin_starts_and_stops_a_scenario_from_the_board() {
         .await;
     assert_eq!(status["running"], false, "{status}");
     browser.assert_no_console_errors().await;
+}
+
+/// An installer registers a device on the board and reads its secret
+/// there, once: the device connects with it and is heard. A new secret
+/// issued from the board replaces it; the old one no longer gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_registered_on_the_board_shows_its_secret_once_and_connects_with_it() {
+    let (app, _) = site().await;
+    let browser = Browser::start().await.unwrap();
+    open_board(&app, &browser).await;
+    browser
+        .goto(&format!("{}/board/#manage/devices", app.base))
+        .await
+        .unwrap();
+    browser
+        .wait_text("#manage-list", |t| t.contains("btn-1"))
+        .await
+        .unwrap();
+    browser.click("#manage-new").await.unwrap();
+    fill(&browser, &[("#mf-id", "bed-9"), ("#mf-elder_id", "e-1")]).await;
+    save_form(&browser, "bed-9").await;
+    let secret = browser
+        .wait_text("#device-secret", |t| t.len() == 64)
+        .await
+        .unwrap();
+    let panel = browser
+        .find(".secret-panel")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(panel.contains("Shown this once"), "{panel}");
+
+    app.remember_secret("bed-9", &secret);
+    let mut bed = app.device("bed-9").await;
+    bed.event("b-1", "bed.exit", json!({})).await;
+    bed.flushed().await;
+    assert_eq!(
+        app.events("bed-9").await.len(),
+        1,
+        "heard with the board's secret"
+    );
+
+    // A new secret from the device's form, after a confirmation.
+    browser
+        .eval(
+            "[...document.querySelectorAll('#manage-list tbody tr')]
+               .find((r) => r.querySelector('th').textContent === 'bed-9')
+               .querySelector('button').click();
+             window.confirm = () => true;
+             return null;",
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_text("#manage-form h3", |t| t.contains("bed-9"))
+        .await
+        .unwrap();
+    browser.click("#device-rotate").await.unwrap();
+    let fresh = browser
+        .wait_text("#device-secret", |t| t.len() == 64 && t != secret)
+        .await
+        .unwrap();
+    // The connection with the old secret is closed, and the device's
+    // attempts to come back with it are refused.
+    wait::until("the old secret refused", || async {
+        (app.metric("dispatcher_broker_refused_total{reason=\"bad_credentials\"}")
+            .await
+            > 0.0)
+            .then_some(())
+    })
+    .await;
+    drop(bed);
+    app.remember_secret("bed-9", &fresh);
+    let mut bed = app.device("bed-9").await;
+    bed.event("b-2", "bed.exit", json!({})).await;
+    bed.flushed().await;
+    assert_eq!(
+        app.events("bed-9").await.len(),
+        2,
+        "heard with the new secret"
+    );
+    browser.assert_no_console_errors().await;
+}
+
+/// Names and notes are the users' text, shown as text: markup in an
+/// elder's name, a steward's name or a note does not become markup on
+/// the board, the incident page or the manage lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markup_in_names_and_notes_is_shown_as_text_everywhere_on_the_board() {
+    const HOSTILE: &str =
+        r#"<img src=x onerror="window.__pwned=1">"</td><script>window.__pwned=2</script>"#;
+    let app = TestApp::spawn(Options::default()).await;
+    let mut elder = elder_body("e-x", json!({}));
+    elder["name"] = json!(format!("王{HOSTILE}"));
+    elder["notes"] = json!(HOSTILE);
+    elder["conditions"] = json!([HOSTILE]);
+    app.post("/api/v1/elders", elder).await;
+    app.register_device(json!({"id": "btn-x", "elder_id": "e-x", "kind": "call_button"}))
+        .await;
+    app.post(
+        "/api/v1/stewards",
+        json!({"id": "s-x", "name": format!("李{HOSTILE}"), "phone": "13900000101", "grid": "grid-1"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/users",
+        json!({"username": SUPERVISOR, "password": SUPERVISOR_PASSWORD, "role": "supervisor"}),
+    )
+    .await;
+    let browser = Browser::start().await.unwrap();
+    open_board(&app, &browser).await;
+    let mut button = app.device("btn-x").await;
+    let id = press(&app, &mut button, "call.pressed").await;
+
+    let shown = browser
+        .wait_text("#incidents", |t| t.contains("王<img"))
+        .await
+        .unwrap();
+    assert!(shown.contains(HOSTILE), "{shown}");
+    browser
+        .goto(&format!("{}/board/#incident/{id}", app.base))
+        .await
+        .unwrap();
+    browser
+        .wait_text("#view-incident", |t| t.contains("王<img"))
+        .await
+        .unwrap();
+    for (page, name) in [("elders", "王<img"), ("stewards", "李<img")] {
+        browser
+            .goto(&format!("{}/board/#manage/{page}", app.base))
+            .await
+            .unwrap();
+        browser
+            .wait_text("#manage-list", |t| t.contains(name))
+            .await
+            .unwrap();
+    }
+    let injected = browser
+        .eval("return [window.__pwned ?? null, document.querySelectorAll('main img[src=x], main script').length];")
+        .await
+        .unwrap();
+    assert_eq!(
+        injected,
+        json!([null, 0]),
+        "markup from data ran or was parsed"
+    );
+    drop(button);
 }

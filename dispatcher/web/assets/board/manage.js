@@ -1,5 +1,7 @@
 // Managing elders, devices and stewards: a list of each and a form to
 // create or edit one. The API validates; its message is shown as is.
+// A device's secret (its MQTT password) is shown once, when it is
+// registered or a new one is issued: the installer copies it then.
 import { api } from '../common/api.js';
 import { t } from '../common/i18n.js';
 import { h, fill } from '../common/dom.js';
@@ -36,7 +38,7 @@ const RESOURCES = {
     ],
   },
   devices: {
-    path: '/devices', title: 'man.devices',
+    path: '/devices', title: 'man.devices', secrets: true,
     columns: [['id', 'col.id'], ['elder_id', 'f.elder_id'], ['kind', 'col.kind']],
     fields: [
       ['id', 'f.device_id', 'text', null, true], ['elder_id', 'f.elder_id', 'text'],
@@ -121,10 +123,12 @@ function openForm(box, res, item, reload) {
       set(body, key, v);
     }
     try {
-      if (editing) await api('PATCH', `${res.path}/${encodeURIComponent(item.id)}`, body);
-      else await api('POST', res.path, body);
+      const saved = editing
+        ? await api('PATCH', `${res.path}/${encodeURIComponent(item.id)}`, body)
+        : await api('POST', res.path, body);
       status.className = '';
       status.textContent = t('man.saved');
+      if (!editing && saved?.secret) fill(secretBox, secretPanel(saved.id, saved.secret));
       reload();
       if (res.path === '/elders') loadElders();
       if (!editing) form.reset();
@@ -133,13 +137,56 @@ function openForm(box, res, item, reload) {
       status.textContent = t('common.error', { message: err.message });
     }
   };
+  const secretBox = h('div', { id: 'device-secret-box' });
+  const secretActions = editing && res.secrets ? secretButtons(item.id, secretBox, status) : null;
   const form = h('form', { class: 'panel manage-form', onsubmit: submit },
     h('h3', { text: editing ? t('man.edit_title', { id: item.id }) : t('man.create_title') }),
     h('div', { class: 'fields' }, fields),
     h('p', { class: 'buttons' },
       h('button', { type: 'submit', class: 'primary', text: t('man.save') }),
+      secretActions,
       h('button', { type: 'button', text: t('man.close'), onclick: () => fill(box) })),
-    status);
+    status, secretBox);
   fill(box, form);
   form.querySelector('input, select, textarea')?.focus();
+}
+
+/** A new secret, shown this once, with what to do with it. */
+function secretPanel(id, secret) {
+  const value = h('code', { id: 'device-secret', class: 'secret', text: secret });
+  const copied = h('span', { role: 'status', 'aria-live': 'polite' });
+  return h('section', { class: 'panel secret-panel', role: 'alert' },
+    h('h3', { text: t('man.secret_title', { id }) }),
+    h('p', { text: t('man.secret_once') }),
+    h('p', {}, value, ' ', h('button', {
+      type: 'button', text: t('man.copy'),
+      onclick: async () => {
+        try { await navigator.clipboard.writeText(secret); copied.textContent = t('man.copied'); }
+        catch { getSelection().selectAllChildren(value); copied.textContent = t('man.copy_by_hand'); }
+      },
+    }), ' ', copied),
+    h('p', { class: 'muted', text: t('man.secret_how', { id }) }));
+}
+
+/** Issue a new secret, or revoke the current one, after a confirmation. */
+function secretButtons(id, secretBox, status) {
+  const path = `/devices/${encodeURIComponent(id)}/secret`;
+  const act = async (question, method, done) => {
+    if (!confirm(question)) return;
+    try {
+      const answer = await api(method, path);
+      status.className = '';
+      status.textContent = done;
+      fill(secretBox, answer?.secret ? secretPanel(id, answer.secret) : null);
+    } catch (err) {
+      status.className = 'error-text';
+      status.textContent = t('common.error', { message: err.message });
+    }
+  };
+  return [
+    h('button', { type: 'button', id: 'device-rotate', text: t('man.rotate'),
+      onclick: () => act(t('man.rotate_confirm', { id }), 'POST', t('man.rotated')) }),
+    h('button', { type: 'button', id: 'device-revoke', class: 'danger', text: t('man.revoke'),
+      onclick: () => act(t('man.revoke_confirm', { id }), 'DELETE', t('man.revoked')) }),
+  ];
 }
