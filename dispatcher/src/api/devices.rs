@@ -136,6 +136,7 @@ fn store_error(e: StoreError, id: &DeviceId) -> ApiError {
             code: "invalid_body",
             message: format!("elder_id: {m}"),
         },
+        StoreError::NotFound(_) => ApiError::NotFound(format!("device {id} not found")),
         e => e.into(),
     }
 }
@@ -206,7 +207,7 @@ pub async fn create(
     state.liveness.track(&device, state.clock.now());
     state
         .store
-        .set_device_secret(&device.id, &issued.hash, chrono::Utc::now())
+        .set_device_secret(&device.id, &issued.hash, secret_changed_at())
         .await?;
     tracing::info!(device = %device.id, "device registered");
     Ok((
@@ -313,12 +314,9 @@ pub async fn rotate_secret(
     grant(&state, &id, &issued.secret).await?;
     state
         .store
-        .set_device_secret(&id, &issued.hash, chrono::Utc::now())
+        .set_device_secret(&id, &issued.hash, secret_changed_at())
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::NotFound(format!("device {id} not found")),
-            e => e.into(),
-        })?;
+        .map_err(|e| store_error(e, &id))?;
     let closed = state.device_links.close_stale(&id, Some(&issued.hash));
     tracing::info!(closed, "device secret rotated");
     Ok(Json(DeviceSecret {
@@ -343,15 +341,19 @@ pub async fn revoke_secret(
     withdraw(&state, &id).await?;
     state
         .store
-        .revoke_device_secret(&id, chrono::Utc::now())
+        .revoke_device_secret(&id, secret_changed_at())
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::NotFound(format!("device {id} not found")),
-            e => e.into(),
-        })?;
+        .map_err(|e| store_error(e, &id))?;
     let closed = state.device_links.close_stale(&id, None);
     tracing::info!(closed, "device secret revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// When a secret changed: the wall clock, never the site's clock (which
+/// tests move), because other processes compare it with theirs to find
+/// the connections a change closes (`crate::broker`'s sweep).
+fn secret_changed_at() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
 }
 
 /// Gives the external broker's account `secret` (`mqtt.dynsec`), before
