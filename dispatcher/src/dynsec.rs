@@ -96,18 +96,25 @@ struct Answers {
 }
 
 impl Dynsec {
-    pub fn new(settings: &DynsecSettings, broker: &BrokerUrl, topics: Topics) -> Self {
+    /// Commands `broker` as `settings` says; over TLS trusting `ca_file`
+    /// when the broker's URL is `mqtts://`.
+    pub fn new(
+        settings: &DynsecSettings,
+        broker: &BrokerUrl,
+        ca_file: Option<&std::path::Path>,
+        topics: Topics,
+    ) -> anyhow::Result<Self> {
         let username = settings.username.clone();
-        let mut options = MqttOptions::new(username.clone(), broker.host.clone(), broker.port);
+        let mut options = broker.client_options(username.clone(), ca_file)?;
         options.set_credentials(username, settings.password.expose().to_owned());
         options.set_keep_alive(Duration::from_secs(10));
         options.set_clean_session(true);
-        Self {
+        Ok(Self {
             options,
             topics,
-            broker: format!("{}:{}", broker.host, broker.port),
+            broker: broker.address(),
             one_at_a_time: tokio::sync::Mutex::new(()),
-        }
+        })
     }
 
     /// Gives `device` an account with `secret` as its password and only

@@ -49,6 +49,8 @@ pub struct Metrics {
     broker_refused: Mutex<BTreeMap<&'static str, u64>>,
     /// Device connections open through the embedded broker's gate.
     pub broker_connections: AtomicI64,
+    /// Device messages the gate handed rumqttd again, not stored in time.
+    pub broker_redelivered: AtomicU64,
 }
 
 impl Metrics {
@@ -244,6 +246,12 @@ impl Metrics {
             "dispatcher_broker_connections",
             "Device connections open on the embedded broker.",
             self.broker_connections.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "dispatcher_broker_redelivered_total",
+            "Device messages the embedded broker handed over again because ingest had not stored them within embedded_broker.redeliver_after_s.",
+            load(&self.broker_redelivered),
         );
         out
     }

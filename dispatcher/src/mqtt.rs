@@ -1,26 +1,49 @@
 //! The dispatcher's MQTT connection: where the broker is and how to talk
-//! to it safely (QoS 1, persistent session, manual acks, no Nagle).
+//! to it safely (QoS 1, persistent session, manual acks, no Nagle), over
+//! TLS when the URL says `mqtts://`.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{MqttOptions, NetworkOptions};
+use anyhow::Context;
+use rumqttc::{MqttOptions, NetworkOptions, TlsConfiguration, Transport};
 
 use crate::settings::{MqttSettings, Secret};
 
-/// A broker address from `ELDERCARE_MQTT_URL`: `mqtt://host:port` or
-/// `tcp://host:port`.
+/// A broker address from `ELDERCARE_MQTT_URL`: `mqtt://host:port` (or
+/// `tcp://`), or `mqtts://host:port` (or `ssl://`) for TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
     pub host: String,
     pub port: u16,
+    pub tls: bool,
 }
 
 impl BrokerUrl {
+    /// A plain-TCP address.
+    pub fn plain(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            tls: false,
+        }
+    }
+
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
+        let (rest, tls) = if let Some(rest) = url
             .strip_prefix("mqtt://")
             .or_else(|| url.strip_prefix("tcp://"))
-            .ok_or_else(|| format!("{url:?} must start with mqtt:// (TLS is not built in yet)"))?;
+        {
+            (rest, false)
+        } else if let Some(rest) = url
+            .strip_prefix("mqtts://")
+            .or_else(|| url.strip_prefix("ssl://"))
+        {
+            (rest, true)
+        } else {
+            return Err(format!("{url:?} must start with mqtt:// or mqtts://"));
+        };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => (
@@ -28,7 +51,7 @@ impl BrokerUrl {
                 p.parse::<u16>()
                     .map_err(|_| format!("{url:?} has a bad port {p:?}"))?,
             ),
-            None => (rest, 1883),
+            None => (rest, if tls { 8883 } else { 1883 }),
         };
         if host.is_empty() {
             return Err(format!("{url:?} has no host"));
@@ -39,15 +62,88 @@ impl BrokerUrl {
                 .trim_end_matches(']')
                 .to_owned(),
             port,
+            tls,
         })
     }
+
+    /// `host:port`, for logs.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Options for a client of this broker: over TLS, with `ca_file`'s
+    /// roots (PEM) or else the system's, when the URL is `mqtts://`.
+    pub fn client_options(
+        &self,
+        client_id: impl Into<String>,
+        ca_file: Option<&Path>,
+    ) -> anyhow::Result<MqttOptions> {
+        let mut opts = MqttOptions::new(client_id, self.host.clone(), self.port);
+        if self.tls {
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(tls_client_config(ca_file)?),
+            )));
+        }
+        Ok(opts)
+    }
+}
+
+/// A TLS client configuration trusting `ca_file` (PEM certificates) or,
+/// without one, the system's roots.
+pub fn tls_client_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("mqtt.ca_file {}: cannot read it", path.display()))?;
+            let mut added = 0;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.with_context(|| {
+                    format!("mqtt.ca_file {}: not PEM certificates", path.display())
+                })?;
+                roots.add(cert).with_context(|| {
+                    format!(
+                        "mqtt.ca_file {}: a certificate rustls refuses",
+                        path.display()
+                    )
+                })?;
+                added += 1;
+            }
+            anyhow::ensure!(
+                added > 0,
+                "mqtt.ca_file {}: no certificate in it; give the PEM of the CA that signed the broker's certificate",
+                path.display()
+            );
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "mqtts:// without mqtt.ca_file and no system CA certificates found; set mqtt.ca_file to the broker's CA (PEM)"
+            );
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 /// Options for a client that must not lose a QoS 1 message: a persistent
 /// session (the broker queues what arrives while we are away) and manual
 /// acknowledgements (PUBACK only after the store commits).
-pub fn dispatcher_options(settings: &MqttSettings, broker: &BrokerUrl) -> MqttOptions {
-    let mut opts = MqttOptions::new(settings.client_id.clone(), broker.host.clone(), broker.port);
+pub fn dispatcher_options(
+    settings: &MqttSettings,
+    broker: &BrokerUrl,
+) -> anyhow::Result<MqttOptions> {
+    let mut opts =
+        broker.client_options(settings.client_id.clone(), settings.ca_file.as_deref())?;
     opts.set_keep_alive(Duration::from_secs(u64::from(settings.keep_alive_s.max(5))));
     opts.set_clean_session(false);
     opts.set_manual_acks(true);
@@ -60,7 +156,7 @@ pub fn dispatcher_options(settings: &MqttSettings, broker: &BrokerUrl) -> MqttOp
     if let (Some(user), Some(pass)) = (&settings.username, &settings.password) {
         opts.set_credentials(user.clone(), Secret::expose(pass).to_owned());
     }
-    opts
+    Ok(opts)
 }
 
 /// Latency matters more than packing: Nagle costs tens of milliseconds at
@@ -80,12 +176,13 @@ mod tests {
     fn broker_urls() {
         assert_eq!(
             BrokerUrl::parse("mqtt://127.0.0.1:1883").unwrap(),
-            BrokerUrl {
-                host: "127.0.0.1".into(),
-                port: 1883
-            }
+            BrokerUrl::plain("127.0.0.1", 1883)
         );
         assert_eq!(BrokerUrl::parse("tcp://broker").unwrap().port, 1883);
+        let tls = BrokerUrl::parse("mqtts://broker.example").unwrap();
+        assert!(tls.tls);
+        assert_eq!(tls.port, 8883);
+        assert!(BrokerUrl::parse("ssl://broker:9883").unwrap().tls);
         assert!(BrokerUrl::parse("http://x:1").is_err());
         assert!(BrokerUrl::parse("mqtt://x:notaport").is_err());
         assert!(BrokerUrl::parse("mqtt://:1883").is_err());

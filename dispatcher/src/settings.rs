@@ -91,15 +91,23 @@ pub struct EmbeddedBrokerSettings {
     /// connection. Above the protocol's 4 KiB, so an oversized event
     /// still reaches the dispatcher to be rejected and counted.
     pub max_packet_bytes: usize,
-    /// QoS 1 messages the broker has in flight to one client.
+    /// QoS 1 messages in flight to or from one client. A device with
+    /// this many events not yet stored is not read until one is.
     pub max_inflight: usize,
     /// Each topic's recent payloads are kept in memory in `segments`
     /// segments of `segment_kib` KiB: what a device sent while the
     /// dispatcher restarts or falls behind, and no more. rumqttd drops
     /// the oldest segment when a topic outgrows this, even if the
-    /// dispatcher has not read it: a device must not get this far ahead.
+    /// dispatcher has not read it. So the gate lets devices get at most
+    /// `segments - 1` segments' worth of unstored messages ahead, and
+    /// acknowledges each message only once it is stored.
     pub segment_kib: usize,
     pub segments: usize,
+    /// A device's message not stored this many seconds after the gate
+    /// handed it to rumqttd is handed over again (rumqttd may have
+    /// dropped it). Duplicates are harmless: ingest drops them by
+    /// `event_id`.
+    pub redeliver_after_s: u64,
     /// Seconds a new connection has to send its CONNECT (and finish TLS).
     pub connect_timeout_s: u64,
 }
@@ -115,6 +123,7 @@ impl Default for EmbeddedBrokerSettings {
             max_inflight: 100,
             segment_kib: 256,
             segments: 4,
+            redeliver_after_s: 30,
             connect_timeout_s: 10,
         }
     }
@@ -158,6 +167,13 @@ impl EmbeddedBrokerSettings {
                     self.segment_kib
                 ),
                 "set at least max_packet_bytes / 1024 (and 64)",
+            );
+        }
+        if !(1..=3600).contains(&self.redeliver_after_s) {
+            return b(
+                "redeliver_after_s",
+                format!("{} is not between 1 and 3600", self.redeliver_after_s),
+                "30 is usual",
             );
         }
         if !(1..=60).contains(&self.connect_timeout_s) {
@@ -598,8 +614,12 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttSettings {
-    /// An external broker (`mqtt://host:1883`); unset runs the embedded one.
+    /// An external broker (`mqtt://host:1883`, or `mqtts://host:8883`
+    /// for TLS); unset runs the embedded one.
     pub url: Option<String>,
+    /// With `mqtts://`: the PEM certificate(s) of the CA that signed the
+    /// broker's certificate; unset trusts the system's CAs.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Where the embedded broker listens.
     pub embedded_addr: SocketAddr,
     /// Topics live under `{topic_root}/devices/…`. Tests sharing a broker
@@ -636,6 +656,7 @@ impl Default for MqttSettings {
     fn default() -> Self {
         Self {
             url: None,
+            ca_file: None,
             embedded_addr: "127.0.0.1:1883".parse().expect("valid address"),
             topic_root: protocol::Topics::DEFAULT_ROOT.into(),
             client_id: "eldercare-dispatcher".into(),
@@ -931,7 +952,7 @@ impl Settings {
                 bad(
                     "ELDERCARE_MQTT_URL",
                     e,
-                    "use mqtt://host:port, e.g. mqtt://127.0.0.1:1883",
+                    "use mqtt://host:port, e.g. mqtt://127.0.0.1:1883, or mqtts://host:8883 for TLS",
                 )
             })?;
         }

@@ -43,6 +43,8 @@ pub struct Application {
     ingest_broker: BrokerUrl,
     /// Stops the embedded broker's listeners and device connections.
     embedded_stop: Option<CancellationToken>,
+    /// The embedded broker's: told of what ingest stored.
+    receipts: Option<Arc<dyn crate::ingest::StoredReceipts>>,
     state: AppState,
     /// The admin password when this start created the account with a
     /// random one: printed once.
@@ -67,16 +69,26 @@ impl Application {
 
         let metrics = Arc::new(Metrics::default());
         let device_links = Arc::new(DeviceLinks::default());
-        let (broker, ingest_broker, embedded_stop) = match &settings.mqtt.url {
+        let (broker, ingest_broker, embedded_stop, receipts) = match &settings.mqtt.url {
             Some(url) => {
                 let url = BrokerUrl::parse(url)
                     .map_err(|e| anyhow::anyhow!("ELDERCARE_MQTT_URL: {e}"))?;
-                (url.clone(), url, None)
+                if url.tls {
+                    // A CA file that cannot be read fails the start, not
+                    // every connection attempt after it.
+                    crate::mqtt::tls_client_config(settings.mqtt.ca_file.as_deref())?;
+                }
+                (url.clone(), url, None, None)
             }
             None => {
                 let embedded =
                     embedded_broker(&mut settings, &store, &metrics, &device_links).await?;
-                (embedded.public, embedded.internal, embedded.stop)
+                (
+                    embedded.public,
+                    embedded.internal,
+                    embedded.stop,
+                    embedded.receipts,
+                )
             }
         };
         let settings = Arc::new(settings);
@@ -102,7 +114,7 @@ impl Application {
             Arc::new(AtomicBool::new(false)),
         );
         state.device_links = device_links;
-        state.dynsec = dynsec_accounts(&state.settings, &broker);
+        state.dynsec = dynsec_accounts(&state.settings, &broker)?;
         if let Some(dynsec) = &state.dynsec {
             tokio::spawn(reconcile_accounts(state.store.clone(), dynsec.clone()));
         }
@@ -128,6 +140,7 @@ impl Application {
             broker,
             ingest_broker,
             embedded_stop,
+            receipts,
             state,
             generated_admin_password,
         })
@@ -156,6 +169,7 @@ impl Application {
             listener,
             ingest_broker: broker,
             embedded_stop,
+            receipts,
             state,
             ..
         } = self;
@@ -184,8 +198,9 @@ impl Application {
             broker_connected: state.broker_connected.clone(),
             engine: state.engine.clone(),
             hub: state.hub.clone(),
+            receipts,
         };
-        let ingest = Ingest::start(ingest_deps);
+        let ingest = Ingest::start(ingest_deps)?;
         let timer_deps = TimerDeps {
             settings: state.settings.clone(),
             store: state.store.clone(),
@@ -294,20 +309,23 @@ impl Application {
 /// The external Mosquitto's device accounts, when `mqtt.dynsec` is set;
 /// without it an external broker checks nobody's secret, which the
 /// operator is told.
-fn dynsec_accounts(settings: &Settings, broker: &BrokerUrl) -> Option<Arc<Dynsec>> {
-    settings.mqtt.url.as_ref()?;
+fn dynsec_accounts(settings: &Settings, broker: &BrokerUrl) -> anyhow::Result<Option<Arc<Dynsec>>> {
+    if settings.mqtt.url.is_none() {
+        return Ok(None);
+    }
     let Some(login) = &settings.mqtt.dynsec else {
         tracing::warn!(
             "mqtt.dynsec is not set: the external broker is not told of device secrets, so it must \
              check devices itself; config/mosquitto.conf and config/mosquitto-setup.sh set up one that does"
         );
-        return None;
+        return Ok(None);
     };
-    Some(Arc::new(Dynsec::new(
+    Ok(Some(Arc::new(Dynsec::new(
         login,
         broker,
+        settings.mqtt.ca_file.as_deref(),
         protocol::Topics::new(settings.mqtt.topic_root.clone()),
-    )))
+    )?)))
 }
 
 /// Brings the broker's device accounts in line with the registry, trying
@@ -405,6 +423,7 @@ struct Embedded {
     public: BrokerUrl,
     internal: BrokerUrl,
     stop: Option<CancellationToken>,
+    receipts: Option<Arc<dyn crate::ingest::StoredReceipts>>,
 }
 
 /// Starts the embedded broker and gives ingest its credential there.
@@ -433,15 +452,10 @@ async fn embedded_broker(
     settings.mqtt.username = Some(broker.dispatcher_username.clone());
     settings.mqtt.password = Some(broker.dispatcher_password.clone());
     Ok(Embedded {
-        public: BrokerUrl {
-            host: broker.addr.ip().to_string(),
-            port: broker.addr.port(),
-        },
-        internal: BrokerUrl {
-            host: broker.internal.ip().to_string(),
-            port: broker.internal.port(),
-        },
+        public: BrokerUrl::plain(broker.addr.ip().to_string(), broker.addr.port()),
+        internal: BrokerUrl::plain(broker.internal.ip().to_string(), broker.internal.port()),
         stop: Some(broker.stop),
+        receipts: Some(broker.receipts),
     })
 }
 

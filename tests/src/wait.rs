@@ -26,3 +26,24 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Polls `read` until it returns `want`, or panics with `what` and the
+/// last value read after [`PATIENCE`].
+pub async fn until_eq<T, F, Fut>(what: &str, want: T, mut read: F)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let seen = read().await;
+        if seen == want {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}: {seen:?}, not {want:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use eldercare_tests::app::{Options, TestApp};
+use eldercare_tests::app::{Db, Options, TestApp};
 use eldercare_tests::device::{Login, TestDevice, device_options};
 use eldercare_tests::wait::{self, PATIENCE};
 use protocol::DeviceId;
@@ -498,4 +498,67 @@ async fn devices_connect_over_tls_with_the_same_rules() {
     app.wait_incidents("elder_id=e-1", 1).await;
     assert_eq!(app.events("btn-1").await.len(), 1);
     polling.abort();
+}
+
+/// A PUBACK from the embedded broker means the event is stored
+/// (PROTOCOL.md, Transport). While the dispatcher cannot store, a device
+/// hears none, however far ahead of it the device gets; once it can,
+/// every event is stored and acknowledged. (rumqttd alone acknowledges
+/// on receipt and keeps only a topic's last few segments, so a device
+/// this far ahead of a stalled dispatcher lost what fell out of them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_far_ahead_of_a_stalled_dispatcher_hears_puback_only_for_what_is_stored() {
+    let app = TestApp::spawn(Options {
+        db: Db::Postgres,
+        env: [
+            // What rumqttd keeps of the events topics: 2 x 64 KiB.
+            ("ELDERCARE__EMBEDDED_BROKER__SEGMENT_KIB", "64"),
+            ("ELDERCARE__EMBEDDED_BROKER__SEGMENTS", "2"),
+            // Handed over again while the stall lasts: duplicates, which
+            // rumqttd's log drops or ingest drops by event_id.
+            ("ELDERCARE__EMBEDDED_BROKER__REDELIVER_AFTER_S", "1"),
+            ("ELDERCARE__INGEST__RATE_LIMIT_PER_S", "1000"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec(),
+        ..Options::default()
+    })
+    .await;
+    app.elder_with_device("e-1", "pad-1", "vitals_pad", json!({}))
+        .await;
+    let db = sqlx::PgPool::connect(app.db_url()).await.unwrap();
+    let mut stall = db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *stall)
+        .await
+        .unwrap();
+
+    // 400 events of 3 KiB: 1.2 MiB, ten times what the broker keeps.
+    const EVENTS: usize = 400;
+    let mut pad = app.device("pad-1").await;
+    let note = "n".repeat(3000);
+    for i in 0..EVENTS {
+        pad.event(
+            &format!("v-{i}"),
+            "vitals",
+            json!({"heart_rate": 72, "note": note}),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pad.acked(), 0, "acknowledged while nothing could be stored");
+    assert!(app.metric("dispatcher_broker_redelivered_total").await > 0.0);
+
+    stall.rollback().await.unwrap();
+    pad.flushed().await;
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(DISTINCT event_id) FROM events WHERE device_id = 'pad-1'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    wait::until_eq("every acknowledged event stored", EVENTS as i64, stored).await;
+    assert_eq!(pad.acked(), EVENTS as u64, "each acknowledged once");
 }

@@ -26,12 +26,11 @@ fn accounts(broker: &ShippedMosquitto) -> Dynsec {
             username: broker.instance.accounts_username.clone(),
             password: Secret::new(broker.instance.accounts_password.clone()),
         },
-        &BrokerUrl {
-            host: "127.0.0.1".into(),
-            port: broker.port,
-        },
+        &BrokerUrl::plain("127.0.0.1", broker.port),
+        None,
         Topics::new(ROOT),
     )
+    .unwrap()
 }
 
 /// What a connection saw: refused at CONNECT, or connected and then
@@ -297,12 +296,11 @@ async fn a_wrong_accounts_login_is_an_error_that_says_what_to_fix() {
             username: broker.instance.accounts_username.clone(),
             password: Secret::new("not it"),
         },
-        &BrokerUrl {
-            host: "127.0.0.1".into(),
-            port: broker.port,
-        },
+        &BrokerUrl::plain("127.0.0.1", broker.port),
+        None,
         Topics::new(ROOT),
-    );
+    )
+    .unwrap();
     let err = wrong.set_device(&id("bed-1"), "s").await.unwrap_err();
     assert!(!err.is_transient());
     assert!(err.to_string().contains("mqtt.dynsec.username"), "{err}");
@@ -312,12 +310,11 @@ async fn a_wrong_accounts_login_is_an_error_that_says_what_to_fix() {
             username: broker.instance.username.clone(),
             password: Secret::new(broker.instance.password.clone()),
         },
-        &BrokerUrl {
-            host: "127.0.0.1".into(),
-            port: broker.port,
-        },
+        &BrokerUrl::plain("127.0.0.1", broker.port),
+        None,
         Topics::new(ROOT),
-    );
+    )
+    .unwrap();
     let err = not_accounts
         .set_device(&id("bed-1"), "s")
         .await
@@ -336,9 +333,20 @@ async fn the_dispatcher_keeps_the_brokers_accounts_in_step_with_its_registry() {
     // Left by a device deleted while this dispatcher was away.
     accounts.set_device(&id("gone-1"), "old").await.unwrap();
     let i = &broker.instance;
+    // The dispatcher as on another host: over TLS, trusting the site's CA.
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), &broker.ca_pem).unwrap();
     let app = TestApp::spawn(Options {
         broker: Broker::Shipped(broker.port),
         env: vec![
+            (
+                "ELDERCARE_MQTT_URL".into(),
+                format!("mqtts://localhost:{}", broker.tls_port),
+            ),
+            (
+                "ELDERCARE__MQTT__CA_FILE".into(),
+                ca.path().display().to_string(),
+            ),
             ("ELDERCARE__MQTT__TOPIC_ROOT".into(), ROOT.into()),
             ("ELDERCARE__MQTT__CLIENT_ID".into(), i.username.clone()),
             ("ELDERCARE__MQTT__USERNAME".into(), i.username.clone()),

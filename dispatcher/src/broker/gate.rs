@@ -14,25 +14,30 @@
 //! - closes the connection on anything else, counting the reason
 //!   (`dispatcher_broker_refused_total`) and logging it at WARN.
 //!
-//! The broker's side flows back untouched. A rotation or revocation of
-//! the secret a connection used closes it ([`DeviceLinks`]).
+//! A device's QoS 1 publish is acknowledged by the gate, not rumqttd, and
+//! only once ingest has stored it ([`super::held`], [`super::receipts`]);
+//! rumqttd's PUBACKs stop here. The rest of the broker's side flows back
+//! untouched. A rotation or revocation of the secret a connection used
+//! closes it ([`DeviceLinks`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use protocol::Topics;
-use rumqttc::mqttbytes::v4::{ConnAck, ConnectReturnCode, Packet};
-use rumqttc::mqttbytes::{self, Error as MqttError};
+use rumqttc::mqttbytes::v4::{ConnAck, ConnectReturnCode, Packet, PubAck};
+use rumqttc::mqttbytes::{self, Error as MqttError, QoS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::acl::{self, DeviceTopics, Refusal};
+use super::held::{Budget, Held};
 use super::inner::{InternalKey, PROBE_CLIENT_ID, WILLS_CLIENT_ID};
+use super::receipts::Receipts;
 use super::wills::Wills;
 use crate::credentials::{self, DeviceLinks};
 use crate::domain::DeviceId;
@@ -53,6 +58,13 @@ pub struct Gate {
     pub max_packet_bytes: usize,
     pub connect_timeout: Duration,
     pub permits: Arc<Semaphore>,
+    /// What ingest has stored.
+    pub receipts: Arc<Receipts>,
+    /// Unstored bytes all devices together may have in rumqttd.
+    pub budget: Budget,
+    /// Unstored messages one device may have in rumqttd.
+    pub max_inflight: usize,
+    pub redeliver_after: Duration,
     pub wills: Wills,
     /// Ends every connection and the listeners.
     pub stop: CancellationToken,
@@ -203,15 +215,27 @@ impl Gate {
 
         let (mut up_read, mut up_write) = upstream.into_split();
         let (mut client_read, mut client_write) = tokio::io::split(client);
+        let held = Held::new(self.max_inflight);
+        let mut receipts = self.receipts.listen(&device);
+        let mut redeliver = tokio::time::interval(REDELIVERY_CHECK);
+        redeliver.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Ok(true): it said goodbye (DISCONNECT); Ok(false): it went.
         let from_device = async {
             loop {
-                let (packet, frame) =
-                    match read_packet(&mut client_read, &mut buf, self.max_packet_bytes).await {
-                        Ok(p) => p,
-                        Err(ReadError::Closed) => return Ok(false),
-                        Err(ReadError::Refused(reason)) => return Err(reason),
-                    };
+                let read = tokio::select! {
+                    read = read_packet(&mut client_read, &mut buf, self.max_packet_bytes) => read,
+                    _ = redeliver.tick() => {
+                        if self.redeliver(&held, &device, &mut up_write).await.is_err() {
+                            return Ok(false);
+                        }
+                        continue;
+                    }
+                };
+                let (packet, frame) = match read {
+                    Ok(p) => p,
+                    Err(ReadError::Closed) => return Ok(false),
+                    Err(ReadError::Refused(reason)) => return Err(reason),
+                };
                 let allowed = match &packet {
                     Packet::Publish(p) => topics
                         .may_publish(&p.topic)
@@ -254,13 +278,62 @@ impl Gate {
                     let _ = up_write.shutdown().await;
                     return Ok(true);
                 }
+                if let Packet::Publish(p) = &packet
+                    && p.qos == QoS::AtLeastOnce
+                {
+                    // Room first: a device this far ahead is not read
+                    // until ingest catches up. Meanwhile what it has
+                    // waiting may need handing over again.
+                    let room = held.room(&self.budget, frame.len());
+                    tokio::pin!(room);
+                    let room = loop {
+                        tokio::select! {
+                            room = &mut room => break room,
+                            _ = redeliver.tick() => {
+                                if self.redeliver(&held, &device, &mut up_write).await.is_err() {
+                                    return Ok(false);
+                                }
+                            }
+                        }
+                    };
+                    held.hold(
+                        room,
+                        self.receipts.digest(&p.topic, &p.payload),
+                        p.pkid,
+                        &frame,
+                    );
+                }
                 if up_write.write_all(&frame).await.is_err() {
                     return Ok(false);
                 }
             }
         };
         let to_device = async {
-            let _ = tokio::io::copy(&mut up_read, &mut client_write).await;
+            let mut from_broker = BytesMut::with_capacity(1024);
+            loop {
+                tokio::select! {
+                    read = read_packet(&mut up_read, &mut from_broker, self.max_packet_bytes) => match read {
+                        // rumqttd's receipt means "in memory": the device
+                        // hears ours, which means "stored".
+                        Ok((Packet::PubAck(_), _)) => {}
+                        Ok((_, frame)) => {
+                            if client_write.write_all(&frame).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    Some(digest) = receipts.rx.recv() => {
+                        let Some(pkid) = held.settle(digest) else { continue };
+                        let mut ack = BytesMut::with_capacity(4);
+                        if PubAck::new(pkid).write(&mut ack).is_err()
+                            || client_write.write_all(&ack).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
             let _ = client_write.shutdown().await;
         };
         let will_due = tokio::select! {
@@ -302,6 +375,33 @@ impl Gate {
         {
             self.wills.publish(device.as_str(), will);
         }
+    }
+
+    /// Hands rumqttd again what `held` has had waiting too long: rumqttd
+    /// may have dropped it from a log that outgrew its segments.
+    async fn redeliver(
+        &self,
+        held: &Held,
+        device: &DeviceId,
+        upstream: &mut tokio::net::tcp::OwnedWriteHalf,
+    ) -> std::io::Result<()> {
+        let overdue = held.overdue(Instant::now(), self.redeliver_after);
+        if overdue.is_empty() {
+            return Ok(());
+        }
+        self.metrics
+            .broker_redelivered
+            .fetch_add(overdue.len() as u64, Ordering::Relaxed);
+        tracing::warn!(
+            device = %device,
+            messages = overdue.len(),
+            after_s = self.redeliver_after.as_secs(),
+            "embedded broker: a device's messages are not stored yet; handing them over again"
+        );
+        for frame in overdue {
+            upstream.write_all(&frame).await?;
+        }
+        Ok(())
     }
 
     /// Who the CONNECT is, if it may come in: the device and the hash of
@@ -359,6 +459,9 @@ impl Drop for Counted<'_> {
         self.0.broker_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// How often a connection looks for messages waiting too long.
+const REDELIVERY_CHECK: Duration = Duration::from_secs(1);
 
 enum ReadError {
     /// The client closed (or the socket failed): an ordinary end.

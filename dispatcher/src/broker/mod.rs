@@ -12,7 +12,9 @@
 
 pub mod acl;
 mod gate;
+mod held;
 mod inner;
+mod receipts;
 mod tls;
 mod wills;
 
@@ -32,7 +34,7 @@ use crate::settings::{EmbeddedBrokerSettings, Secret};
 use crate::store::Store;
 
 /// A running embedded broker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmbeddedBroker {
     /// Where devices connect (plain MQTT).
     pub addr: SocketAddr,
@@ -45,6 +47,8 @@ pub struct EmbeddedBroker {
     pub dispatcher_password: Secret,
     /// Cancel to close the listeners and every device connection.
     pub stop: CancellationToken,
+    /// Ingest tells the gate here what it stored.
+    pub receipts: Arc<dyn crate::ingest::StoredReceipts>,
 }
 
 /// What the gate needs from the rest of the dispatcher.
@@ -97,17 +101,26 @@ pub async fn start(
     let key = Arc::new(inner::InternalKey::new(&deps.dispatcher_id));
     let internal = inner::start(settings, key.clone()).await?;
     let stop = CancellationToken::new();
+    let topics = protocol::Topics::new(deps.topic_root);
+    let receipts = Arc::new(receipts::Receipts::new(topics.clone()));
+    // rumqttd keeps `segments` whole segments of a log besides the one it
+    // writes: one less is what may safely be unread.
+    let budget = settings.segments.saturating_sub(1).max(1) * settings.segment_kib * 1024;
     let gate = Arc::new(gate::Gate {
         store: deps.store.clone(),
         links: deps.links.clone(),
         metrics: deps.metrics,
         key: key.clone(),
-        topics: protocol::Topics::new(deps.topic_root),
+        topics,
         dispatcher_id: deps.dispatcher_id.clone(),
         internal,
         max_packet_bytes: settings.max_packet_bytes,
         connect_timeout: Duration::from_secs(settings.connect_timeout_s.max(1)),
         permits: Arc::new(Semaphore::new(settings.max_connections)),
+        receipts: receipts.clone(),
+        budget: held::Budget::new(budget),
+        max_inflight: settings.max_inflight,
+        redeliver_after: Duration::from_secs(settings.redeliver_after_s),
         wills: wills::Wills::start(internal, key.wills_password(), stop.clone()),
         stop: stop.clone(),
     });
@@ -124,6 +137,7 @@ pub async fn start(
         dispatcher_username: deps.dispatcher_id,
         dispatcher_password: Secret::new(key.dispatcher_password()),
         stop,
+        receipts,
     })
 }
 

@@ -51,6 +51,13 @@ pub(crate) enum Item {
     AckOnly(Publish),
 }
 
+/// Told of each message ingest acknowledges to the broker, which it does
+/// only once the message is stored or rejected for good: the embedded
+/// broker then acknowledges it to the device.
+pub trait StoredReceipts: Send + Sync {
+    fn acknowledged(&self, topic: &str, payload: &[u8]);
+}
+
 /// What ingest needs from the rest of the dispatcher.
 #[derive(Clone)]
 pub struct IngestDeps {
@@ -66,6 +73,8 @@ pub struct IngestDeps {
     pub engine: EngineHandle,
     /// Nudged after a commit: wakes the stream hub and the outbox.
     pub hub: Arc<crate::hub::Hub>,
+    /// The embedded broker's, when it runs.
+    pub receipts: Option<Arc<dyn StoredReceipts>>,
 }
 
 /// The running ingest tasks.
@@ -78,14 +87,20 @@ pub struct Ingest {
     health: JoinHandle<()>,
     /// Where the timer loop reports devices that went silent.
     pub health_tx: mpsc::UnboundedSender<HealthChange>,
+    /// Connected to the embedded broker.
+    embedded: bool,
 }
+
+/// A filter nothing publishes to: subscribing to it marks, in the
+/// client's queue, the point after the last acknowledgement.
+pub(crate) const GOODBYE_BARRIER: &str = "eldercare-dispatcher/goodbye";
 
 impl Ingest {
     /// Connects (in the background: an unreachable broker is retried, not
     /// fatal) and starts the tasks.
-    pub fn start(deps: IngestDeps) -> Self {
+    pub fn start(deps: IngestDeps) -> anyhow::Result<Self> {
         let mqtt_settings = &deps.settings.mqtt;
-        let mut options = crate::mqtt::dispatcher_options(mqtt_settings, &deps.broker);
+        let mut options = crate::mqtt::dispatcher_options(mqtt_settings, &deps.broker)?;
         // Acks travel through this channel; it must hold a whole inflight
         // window of them and more.
         let capacity = usize::from(mqtt_settings.inflight).max(1000) * 4;
@@ -114,8 +129,9 @@ impl Ingest {
             ack_rx,
             committed_rx,
         ));
+        let embedded = deps.receipts.is_some();
         let health = tokio::spawn(writer::health(deps, health_rx));
-        Self {
+        Ok(Self {
             client,
             stop_intake,
             mqtt,
@@ -123,7 +139,8 @@ impl Ingest {
             acker,
             health,
             health_tx,
-        }
+            embedded,
+        })
     }
 
     /// The client, for publishing commands back to devices.
@@ -133,7 +150,9 @@ impl Ingest {
 
     /// Stops taking messages, commits and acknowledges what is in flight,
     /// then disconnects, keeping the broker session so nothing sent while
-    /// we are away is lost. The health task goes on while the timers may
+    /// we are away is lost. From the embedded broker, which stops with
+    /// us, it only closes the connection: rumqttd takes a DISCONNECT and
+    /// then the close as two ends, and logs an ERROR for the second. The health task goes on while the timers may
     /// still report to it: [`HealthStopping::finish`] once they stopped.
     pub async fn shutdown(self, grace: Duration) -> HealthStopping {
         self.stop_intake.cancel();
@@ -146,7 +165,15 @@ impl Ingest {
                 "ingest writer did not finish within {grace:?}; unacknowledged messages will be redelivered"
             );
         }
-        let _ = self.client.try_disconnect();
+        if self.embedded {
+            // Queued behind the last acknowledgement: once it is written,
+            // so are they, and the loop closes the connection.
+            let _ = self
+                .client
+                .try_subscribe(GOODBYE_BARRIER, rumqttc::QoS::AtMostOnce);
+        } else {
+            let _ = self.client.try_disconnect();
+        }
         if tokio::time::timeout(Duration::from_secs(5), self.mqtt)
             .await
             .is_err()

@@ -125,7 +125,9 @@ pub(crate) async fn run(
     drop(to_classify);
     loop {
         match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await {
-            Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(Event::Outgoing(Outgoing::Disconnect | Outgoing::Subscribe(_))))
+            | Ok(Err(_))
+            | Err(_) => break,
             Ok(Ok(_)) => {}
         }
     }

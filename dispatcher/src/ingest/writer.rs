@@ -121,6 +121,9 @@ pub(crate) async fn ack_loop(
             if let Err(e) = client.ack(&ack.publish).await {
                 tracing::warn!(error = %e, "could not queue an acknowledgement; the broker will redeliver");
             }
+            if let Some(receipts) = &deps.receipts {
+                receipts.acknowledged(&ack.publish.topic, &ack.publish.payload);
+            }
             deps.metrics.ingest_queue.fetch_sub(1, Ordering::Relaxed);
         }
     }
