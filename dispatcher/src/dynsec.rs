@@ -105,7 +105,7 @@ impl Dynsec {
         topics: Topics,
     ) -> anyhow::Result<Self> {
         let username = settings.username.clone();
-        let mut options = broker.client_options(username.clone(), ca_file)?;
+        let mut options = crate::mqtt::client_options(broker, username.clone(), ca_file)?;
         options.set_credentials(username, settings.password.expose().to_owned());
         options.set_keep_alive(Duration::from_secs(10));
         options.set_clean_session(true);

@@ -9,83 +9,23 @@ use std::time::Duration;
 use anyhow::Context;
 use rumqttc::{MqttOptions, NetworkOptions, TlsConfiguration, Transport};
 
+pub use crate::settings::BrokerUrl;
 use crate::settings::{MqttSettings, Secret};
 
-/// A broker address from `ELDERCARE_MQTT_URL`: `mqtt://host:port` (or
-/// `tcp://`), or `mqtts://host:port` (or `ssl://`) for TLS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-}
-
-impl BrokerUrl {
-    /// A plain-TCP address.
-    pub fn plain(host: impl Into<String>, port: u16) -> Self {
-        Self {
-            host: host.into(),
-            port,
-            tls: false,
-        }
+/// Options for a client of `broker`: over TLS, with `ca_file`'s
+/// roots (PEM) or else the system's, when the URL is `mqtts://`.
+pub fn client_options(
+    broker: &BrokerUrl,
+    client_id: impl Into<String>,
+    ca_file: Option<&Path>,
+) -> anyhow::Result<MqttOptions> {
+    let mut opts = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    if broker.tls {
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(tls_client_config(ca_file)?),
+        )));
     }
-
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (rest, tls) = if let Some(rest) = url
-            .strip_prefix("mqtt://")
-            .or_else(|| url.strip_prefix("tcp://"))
-        {
-            (rest, false)
-        } else if let Some(rest) = url
-            .strip_prefix("mqtts://")
-            .or_else(|| url.strip_prefix("ssl://"))
-        {
-            (rest, true)
-        } else {
-            return Err(format!("{url:?} must start with mqtt:// or mqtts://"));
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("{url:?} has a bad port {p:?}"))?,
-            ),
-            None => (rest, if tls { 8883 } else { 1883 }),
-        };
-        if host.is_empty() {
-            return Err(format!("{url:?} has no host"));
-        }
-        Ok(Self {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port,
-            tls,
-        })
-    }
-
-    /// `host:port`, for logs.
-    pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    /// Options for a client of this broker: over TLS, with `ca_file`'s
-    /// roots (PEM) or else the system's, when the URL is `mqtts://`.
-    pub fn client_options(
-        &self,
-        client_id: impl Into<String>,
-        ca_file: Option<&Path>,
-    ) -> anyhow::Result<MqttOptions> {
-        let mut opts = MqttOptions::new(client_id, self.host.clone(), self.port);
-        if self.tls {
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                Arc::new(tls_client_config(ca_file)?),
-            )));
-        }
-        Ok(opts)
-    }
+    Ok(opts)
 }
 
 /// A TLS client configuration trusting `ca_file` (PEM certificates) or,
@@ -142,8 +82,11 @@ pub fn dispatcher_options(
     settings: &MqttSettings,
     broker: &BrokerUrl,
 ) -> anyhow::Result<MqttOptions> {
-    let mut opts =
-        broker.client_options(settings.client_id.clone(), settings.ca_file.as_deref())?;
+    let mut opts = client_options(
+        broker,
+        settings.client_id.clone(),
+        settings.ca_file.as_deref(),
+    )?;
     opts.set_keep_alive(Duration::from_secs(u64::from(settings.keep_alive_s.max(5))));
     opts.set_clean_session(false);
     opts.set_manual_acks(true);

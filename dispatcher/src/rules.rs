@@ -5,9 +5,7 @@
 //! the same transaction that stores the event. Nothing here does I/O, so
 //! every rule is tested without a database.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Duration, FixedOffset, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{DedupKey, Device, DeviceId, Elder, ElderId, IncidentKind, Priority};
@@ -318,68 +316,11 @@ impl RuleBook {
     }
 }
 
-/// The hours the site calls night, in its local time. The window may wrap
-/// midnight (22:00 to 07:00).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NightWindow {
-    /// "22:00"
-    pub start: NaiveTime,
-    /// "07:00"
-    pub end: NaiveTime,
-    /// The site's offset from UTC in minutes (Lhasa: 480).
-    pub utc_offset_min: i32,
-}
-
-impl Default for NightWindow {
-    fn default() -> Self {
-        Self {
-            start: NaiveTime::from_hms_opt(22, 0, 0).expect("valid time"),
-            end: NaiveTime::from_hms_opt(7, 0, 0).expect("valid time"),
-            utc_offset_min: 480,
-        }
-    }
-}
-
-impl NightWindow {
-    pub fn contains(&self, at: DateTime<Utc>) -> bool {
-        let offset = FixedOffset::east_opt(self.utc_offset_min * 60)
-            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
-        let local = at
-            .with_timezone(&offset)
-            .time()
-            .with_nanosecond(0)
-            .unwrap_or_default();
-        if self.start <= self.end {
-            self.start <= local && local < self.end
-        } else {
-            local >= self.start || local < self.end
-        }
-    }
-}
-
-/// Default priorities per kind (PROTOCOL.md's "default meaning").
-pub fn default_priorities() -> BTreeMap<IncidentKind, Priority> {
-    use IncidentKind::*;
-    use Priority::*;
-    BTreeMap::from([
-        (Call, Urgent),
-        (Fall, Critical),
-        (Vitals, Critical),
-        (Smoke, Critical),
-        (Inactivity, Urgent),
-        (DoorAtNight, Urgent),
-        (BedNoReturn, Urgent),
-        (BatteryLow, Technical),
-        (Tamper, Technical),
-        (DeviceOffline, Technical),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{DeviceKind, LatLon, Limits, Risks};
+    use crate::settings::NightWindow;
     use protocol::EventId;
 
     fn book() -> RuleBook {

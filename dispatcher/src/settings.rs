@@ -12,10 +12,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use chrono::{DateTime, FixedOffset, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ContactChannel, IncidentKind, Lang, Priority};
-use crate::rules::{NightWindow, default_priorities};
 
 /// Everything the dispatcher can be told.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -829,6 +829,147 @@ const NAMED_VARIABLES: [(&str, &[&str]); 5] = [
     ("ELDERCARE_ADMIN_PASSWORD", &["auth", "admin_password"]),
 ];
 
+/// A broker address from `ELDERCARE_MQTT_URL`: `mqtt://host:port` (or
+/// `tcp://`), or `mqtts://host:port` (or `ssl://`) for TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl BrokerUrl {
+    /// A plain-TCP address.
+    pub fn plain(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            tls: false,
+        }
+    }
+
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (rest, tls) = if let Some(rest) = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+        {
+            (rest, false)
+        } else if let Some(rest) = url
+            .strip_prefix("mqtts://")
+            .or_else(|| url.strip_prefix("ssl://"))
+        {
+            (rest, true)
+        } else {
+            return Err(format!("{url:?} must start with mqtt:// or mqtts://"));
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("{url:?} has a bad port {p:?}"))?,
+            ),
+            None => (rest, if tls { 8883 } else { 1883 }),
+        };
+        if host.is_empty() {
+            return Err(format!("{url:?} has no host"));
+        }
+        Ok(Self {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port,
+            tls,
+        })
+    }
+
+    /// `host:port`, for logs.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+impl GatewaySettings {
+    /// Checks a gateway's settings at start-up: `Err((field, problem, fix))`.
+    pub fn check(&self) -> Result<(), (String, String, &'static str)> {
+        let g = self;
+        let url_ok = reqwest::Url::parse(&g.url.replace(['{', '}'], ""))
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !url_ok {
+            return Err((
+                "url".into(),
+                format!("{:?} is not an http(s) URL", g.url),
+                "give the gateway's full address, e.g. https://sms.example.com/send",
+            ));
+        }
+        if !matches!(g.method.as_str(), "GET" | "POST" | "PUT") {
+            return Err((
+                "method".into(),
+                format!("{:?} is not GET, POST or PUT", g.method),
+                "use POST unless the gateway's documentation says otherwise",
+            ));
+        }
+        for (name, value) in &g.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value.expose()).is_err()
+            {
+                return Err((
+                    format!("headers.{name}"),
+                    "is not a valid HTTP header".into(),
+                    "use a plain header name and a value without line breaks",
+                ));
+            }
+        }
+        if http::HeaderValue::from_str(&g.content_type).is_err() {
+            return Err((
+                "content_type".into(),
+                format!("{:?} is not a header value", g.content_type),
+                "e.g. application/json",
+            ));
+        }
+        for (field, template) in [("url", &g.url), ("body", &g.body)] {
+            if let Some(unknown) = crate::template::placeholders(template)
+                .into_iter()
+                .find(|p| !crate::template::PLACEHOLDERS.contains(p))
+            {
+                return Err((
+                    field.into(),
+                    format!("names {{{unknown}}}, which is not a placeholder"),
+                    "use {phone}, {text}, {link}, {incident_id}, {offer_id}, {priority}, {kind}, \
+                 {elder_name}, {distance_m}, {seconds_left}, {expires_at}, {steward_id}, \
+                 {steward_name}, {lang} or {reply_url}",
+                ));
+            }
+        }
+        if g.max_attempts == 0 {
+            return Err((
+                "max_attempts".into(),
+                "is 0".into(),
+                "set 1 or more (3 is usual)",
+            ));
+        }
+        if let Some(i) = &g.inbound {
+            if http::HeaderName::from_bytes(i.signature_header.as_bytes()).is_err() {
+                return Err((
+                    "inbound.signature_header".into(),
+                    format!("{:?} is not a header name", i.signature_header),
+                    "e.g. X-Eldercare-Signature",
+                ));
+            }
+            // Anyone can sign with an empty or short key.
+            if i.secret.expose().len() < 16 {
+                return Err((
+                    "inbound.secret".into(),
+                    "is shorter than 16 characters".into(),
+                    "use a long random secret, the same the gateway signs with",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A setting that cannot be used, with what to do about it.
 #[derive(Debug, thiserror::Error)]
 #[error("bad setting {setting}: {problem}; {fix}")]
@@ -948,7 +1089,7 @@ impl Settings {
             ));
         }
         if let Some(url) = &self.mqtt.url {
-            crate::mqtt::BrokerUrl::parse(url).map_err(|e| {
+            BrokerUrl::parse(url).map_err(|e| {
                 bad(
                     "ELDERCARE_MQTT_URL",
                     e,
@@ -1019,7 +1160,7 @@ impl Settings {
         }
         for (name, gateway) in [("sms", &self.notify.sms), ("voice", &self.notify.voice)] {
             if let Some(g) = gateway {
-                crate::notify::gateway::check(g).map_err(|(field, problem, fix)| {
+                g.check().map_err(|(field, problem, fix)| {
                     bad(&format!("notify.{name}.{field}"), problem, fix)
                 })?;
             }
@@ -1069,6 +1210,64 @@ fn merge(base: &mut toml::Value, overlay: toml::Value) {
         }
         (b, o) => *b = o,
     }
+}
+
+/// The hours the site calls night, in its local time. The window may wrap
+/// midnight (22:00 to 07:00).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NightWindow {
+    /// "22:00"
+    pub start: NaiveTime,
+    /// "07:00"
+    pub end: NaiveTime,
+    /// The site's offset from UTC in minutes (Lhasa: 480).
+    pub utc_offset_min: i32,
+}
+
+impl Default for NightWindow {
+    fn default() -> Self {
+        Self {
+            start: NaiveTime::from_hms_opt(22, 0, 0).expect("valid time"),
+            end: NaiveTime::from_hms_opt(7, 0, 0).expect("valid time"),
+            utc_offset_min: 480,
+        }
+    }
+}
+
+impl NightWindow {
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        let offset = FixedOffset::east_opt(self.utc_offset_min * 60)
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+        let local = at
+            .with_timezone(&offset)
+            .time()
+            .with_nanosecond(0)
+            .unwrap_or_default();
+        if self.start <= self.end {
+            self.start <= local && local < self.end
+        } else {
+            local >= self.start || local < self.end
+        }
+    }
+}
+
+/// Default priorities per kind (PROTOCOL.md's "default meaning").
+pub fn default_priorities() -> BTreeMap<IncidentKind, Priority> {
+    use IncidentKind::*;
+    use Priority::*;
+    BTreeMap::from([
+        (Call, Urgent),
+        (Fall, Critical),
+        (Vitals, Critical),
+        (Smoke, Critical),
+        (Inactivity, Urgent),
+        (DoorAtNight, Urgent),
+        (BedNoReturn, Urgent),
+        (BatteryLow, Technical),
+        (Tamper, Technical),
+        (DeviceOffline, Technical),
+    ])
 }
 
 #[cfg(test)]

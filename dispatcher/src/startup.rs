@@ -255,7 +255,7 @@ impl Application {
         let stop_http = CancellationToken::new();
         let http = {
             let stop = stop_http.clone();
-            let app = api::router(state.clone());
+            let app = api::router(state.clone(), crate::web::router());
             let (limits, how) = crate::http_server::Limits::from_settings(&state.settings.http);
             tracing::info!(
                 max_connections = limits.max_connections,

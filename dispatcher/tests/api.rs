@@ -174,7 +174,7 @@ async fn spawn_with(backend: Backend, clock: Clock) -> Option<TestApp> {
         Arc::new(AtomicBool::new(true)),
     );
     let mut app = TestApp {
-        router: api::router(state.clone()),
+        router: api::router(state.clone(), eldercare_dispatcher::web::router()),
         state,
         admin: String::new(),
         url,

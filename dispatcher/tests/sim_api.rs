@@ -65,7 +65,7 @@ async fn app(sim_enabled: bool) -> App {
         Arc::new(AtomicBool::new(true)),
     );
     let mut app = App {
-        router: api::router(state.clone()),
+        router: api::router(state.clone(), eldercare_dispatcher::web::router()),
         state,
         admin: String::new(),
         _dir: tempfile_dir::Dir(dir),

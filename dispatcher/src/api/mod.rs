@@ -190,11 +190,12 @@ pub fn routes() -> Routes {
         .merge(config::routes())
 }
 
-/// The whole HTTP surface.
-pub fn router(state: AppState) -> axum::Router {
+/// The whole HTTP surface: the API and `pages` (the web app's routes,
+/// `crate::web::router()`, which build on the API and so are handed in).
+pub fn router(state: AppState, pages: axum::Router<AppState>) -> axum::Router {
     routes()
         .into_router()
-        .merge(crate::web::router())
+        .merge(pages)
         // After the routes: it applies to those already added.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
