@@ -1,6 +1,8 @@
 //! The HTTP API against a real store: every test builds the router over a
-//! fresh SQLite file (and, where PostgreSQL is reachable, a fresh
-//! PostgreSQL database) and drives it with `oneshot`, no sockets.
+//! fresh SQLite file and a fresh PostgreSQL database (the one
+//! `ELDERCARE_TEST_PG_URL` names, by default local with user `postgres`;
+//! unreachable, the PostgreSQL variants fail) and drives it with
+//! `oneshot`, no sockets.
 //!
 //! Every response any test sees is checked on the way: never a 500, and
 //! every 4xx has the `{"error": {"code", "message"}}` body.
@@ -78,30 +80,27 @@ fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-async fn fresh_db(backend: Backend) -> Option<(Db, String)> {
+async fn fresh_db(backend: Backend) -> (Db, String) {
     match backend {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(format!("eldercare-api-{}", unique()));
             std::fs::create_dir_all(&dir).expect("temp dir");
             let url = format!("sqlite://{}", dir.join("t.db").display());
-            Some((Db::Sqlite(dir), url))
+            (Db::Sqlite(dir), url)
         }
         Backend::Postgres => {
             use sqlx::Connection;
-            let set = std::env::var("ELDERCARE_TEST_PG_URL").ok();
-            let admin_url = set
-                .clone()
-                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
-                Ok(c) => c,
-                Err(e) if set.is_none() => {
-                    eprintln!(
-                        "skipped: no PostgreSQL at {admin_url} ({e}); set ELDERCARE_TEST_PG_URL"
-                    );
-                    return None;
-                }
-                Err(e) => panic!("ELDERCARE_TEST_PG_URL={admin_url}: {e}"),
-            };
+            let admin_url = std::env::var("ELDERCARE_TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let mut conn = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL at ELDERCARE_TEST_PG_URL={admin_url} is not reachable ({e}); \
+                         start it (pg_ctlcluster <version> main start) or point \
+                         ELDERCARE_TEST_PG_URL at one"
+                    )
+                });
             let name = format!("eldercare_api_{}", unique());
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                 .execute(&mut conn)
@@ -111,7 +110,7 @@ async fn fresh_db(backend: Backend) -> Option<(Db, String)> {
                 .rsplit_once('/')
                 .map_or(admin_url.as_str(), |(b, _)| b);
             let url = format!("{base}/{name}");
-            Some((Db::Postgres { admin_url, name }, url))
+            (Db::Postgres { admin_url, name }, url)
         }
     }
 }
@@ -156,8 +155,8 @@ impl Resp {
     }
 }
 
-async fn spawn_with(backend: Backend, clock: Clock) -> Option<TestApp> {
-    let (db, url) = fresh_db(backend).await?;
+async fn spawn_with(backend: Backend, clock: Clock) -> TestApp {
+    let (db, url) = fresh_db(backend).await;
     let store: Arc<dyn Store> = store::connect(&url).await.expect("store");
     let mut settings = Settings::default();
     settings.auth.admin_password = Some(Secret::new(ADMIN_PASSWORD));
@@ -181,10 +180,10 @@ async fn spawn_with(backend: Backend, clock: Clock) -> Option<TestApp> {
         _db: db,
     };
     app.admin = app.login("admin", ADMIN_PASSWORD).await;
-    Some(app)
+    app
 }
 
-async fn spawn(backend: Backend) -> Option<TestApp> {
+async fn spawn(backend: Backend) -> TestApp {
     spawn_with(backend, Clock::System).await
 }
 
@@ -361,14 +360,14 @@ fn elder_body(id: &str) -> Value {
     })
 }
 
-/// Runs each scenario against SQLite and, when reachable, PostgreSQL.
+/// Runs each scenario against SQLite and PostgreSQL.
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let app = super::spawn(super::Backend::Sqlite).await.expect("sqlite");
+                    let app = super::spawn(super::Backend::Sqlite).await;
                     super::$name(&app).await;
                 }
             )*
@@ -377,9 +376,8 @@ macro_rules! on_both {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    if let Some(app) = super::spawn(super::Backend::Postgres).await {
-                        super::$name(&app).await;
-                    }
+                    let app = super::spawn(super::Backend::Postgres).await;
+                    super::$name(&app).await;
                 }
             )*
         }
@@ -550,15 +548,13 @@ async fn session_expiry(app: &TestApp) {
 
 #[tokio::test]
 async fn sessions_expire() {
-    let app = spawn_with(Backend::Sqlite, Clock::manual(Utc::now()))
-        .await
-        .expect("sqlite");
+    let app = spawn_with(Backend::Sqlite, Clock::manual(Utc::now())).await;
     session_expiry(&app).await;
 }
 
 #[tokio::test]
 async fn a_random_admin_password_is_returned_once() {
-    let (_db, url) = fresh_db(Backend::Sqlite).await.unwrap();
+    let (_db, url) = fresh_db(Backend::Sqlite).await;
     let store = store::connect(&url).await.unwrap();
     let settings = Settings::default();
     let pw = api::bootstrap_admin(store.as_ref(), &settings)
@@ -575,7 +571,7 @@ async fn a_random_admin_password_is_returned_once() {
     let admin = store.user("admin").await.unwrap().unwrap();
     assert!(api::auth::verify_password(&pw, &admin.password_hash));
 
-    let (_db2, url2) = fresh_db(Backend::Sqlite).await.unwrap();
+    let (_db2, url2) = fresh_db(Backend::Sqlite).await;
     let store2 = store::connect(&url2).await.unwrap();
     let mut short = Settings::default();
     short.auth.admin_password = Some(Secret::new("12345"));

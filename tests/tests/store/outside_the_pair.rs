@@ -1,0 +1,128 @@
+//! Outside the pair: plain tests, not one per backend (SQLite in memory
+//! and on disk, and a URL that names neither backend).
+
+use chrono::Duration;
+use sqlx::Connection;
+
+use dispatcher::domain::{Device, DeviceKind};
+use dispatcher::store::{EventAction, Heartbeat};
+
+use crate::fixtures::*;
+
+#[tokio::test]
+async fn an_in_memory_sqlite_store_works() {
+    let s = dispatcher::store::connect("sqlite::memory:").await.unwrap();
+    s.ping().await.unwrap();
+    home(&*s, "e-1", "btn-1", DeviceKind::CallButton).await;
+    let got = s
+        .ingest(&[press("btn-1", "p-1", day())], &rules())
+        .await
+        .unwrap();
+    assert_eq!(got[0].action, EventAction::Opened);
+    assert_eq!(s.elders().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_database_url_says_what_to_use() {
+    let err = dispatcher::store::connect("mysql://x").await.err().unwrap();
+    assert!(err.to_string().contains("sqlite://"), "{err}");
+}
+
+#[tokio::test]
+async fn a_sqlite_file_is_created_with_its_directory_in_wal_mode() {
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_sqlite();
+    let s = dispatcher::store::connect(db.url()).await.unwrap();
+    s.ping().await.unwrap();
+    assert!(db.dir().join("data").join("eldercare.db").exists());
+    let mut c = sqlx::SqliteConnection::connect(db.url()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // Connecting again finds the migrations applied and changes nothing.
+    drop(s);
+    let again = dispatcher::store::connect(db.url()).await.unwrap();
+    assert!(again.elders().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_write_ahead_log_starts_over_under_steady_writes() {
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_sqlite();
+    let s = dispatcher::store::connect(db.url()).await.unwrap();
+    let devices: Vec<Device> = (0..2000)
+        .map(|n| device(&format!("d-{n}"), None, DeviceKind::BedSensor))
+        .collect();
+    s.upsert_devices(&devices).await.unwrap();
+    // Heartbeat flushes back to back: a checkpoint beside them never finds
+    // the log all copied unless it finishes in a write turn.
+    let wal = db.dir().join("data").join("eldercare.db-wal");
+    // The log's header counts its starts over (the checkpoint sequence,
+    // bytes 12 to 16).
+    let starts = || {
+        use std::io::Read;
+        let mut head = [0u8; 16];
+        let mut file = std::fs::File::open(&wal).ok()?;
+        file.read_exact(&mut head).ok()?;
+        Some(u32::from_be_bytes([head[12], head[13], head[14], head[15]]))
+    };
+    let first = starts().unwrap_or(0);
+    // A start over, with up to 60 s for it on a busy machine (64 MiB of
+    // log takes a few seconds here; without the checkpointer's write
+    // turn none comes at all).
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut flushes = 0u32;
+    while starts().unwrap_or(0) <= first {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the log never started over in {flushes} flushes over 60 s"
+        );
+        let at = day() + Duration::seconds(i64::from(flushes));
+        let beats: Vec<Heartbeat> = devices
+            .iter()
+            .map(|d| Heartbeat {
+                device_id: d.id.clone(),
+                last_seen: at,
+                online: true,
+                battery_pct: Some(80),
+                rssi_dbm: None,
+                fw: None,
+            })
+            .collect();
+        s.flush_heartbeats(&beats).await.unwrap();
+        flushes += 1;
+    }
+}
+
+#[tokio::test]
+async fn the_write_ahead_log_is_checkpointed_beside_the_writers() {
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_sqlite();
+    let s = dispatcher::store::connect(db.url()).await.unwrap();
+    s.ping().await.unwrap();
+    // A megabyte written with automatic checkpoints off, as the store's
+    // own connections write: it stays in the log until someone copies it.
+    let mut c = sqlx::SqliteConnection::connect(db.url()).await.unwrap();
+    for sql in [
+        "PRAGMA wal_autocheckpoint = 0",
+        "CREATE TABLE filler (b BLOB)",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO filler SELECT randomblob(1000) FROM n",
+    ] {
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+    let file = db.dir().join("data").join("eldercare.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&file).unwrap().len() < 1_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log was not copied into {} within 10 s",
+            file.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The store kept working beside it.
+    s.ping().await.unwrap();
+}
