@@ -199,7 +199,7 @@ impl SiteFile {
             }
             let password = seed.password.clone();
             let password_hash =
-                tokio::task::spawn_blocking(move || crate::api::auth::hash_password(&password))
+                tokio::task::spawn_blocking(move || crate::auth::hash_password(&password))
                     .await?
                     .map_err(|e| anyhow::anyhow!("login {}: {e}", seed.username))?;
             let user = User {

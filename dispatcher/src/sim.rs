@@ -11,7 +11,7 @@ use device_sim::site::{Risks as SiteRisks, Site, SiteDevice, SiteElder, SiteStew
 use device_sim::{SimHandle, SimProgress};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::api::auth::LoginGuard;
+use crate::auth::{HashError, LoginGuard};
 use crate::credentials::{self, DeviceLinks};
 use crate::domain::{Role, Steward, User};
 use crate::store::Store;
@@ -138,6 +138,15 @@ pub struct SimSite {
     pub logins: Vec<String>,
 }
 
+/// Why the registered site could not be made ready to play.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("making the stewards' logins: {0}")]
+    Hashing(#[from] HashError),
+}
+
 /// Reads the site from the store and makes the stewards' logins.
 ///
 /// Each device gets a fresh secret too, kept in memory for the run: the
@@ -149,7 +158,7 @@ pub async fn site_from_store(
     store: &dyn Store,
     guard: &LoginGuard,
     links: &DeviceLinks,
-) -> Result<SimSite, crate::api::ApiError> {
+) -> Result<SimSite, SimError> {
     let elders = store.elders().await?;
     let devices = store.devices().await?;
     let stewards = store.stewards().await?;
@@ -217,9 +226,9 @@ async fn steward_login(
     store: &dyn Store,
     guard: &LoginGuard,
     steward: &Steward,
-) -> Result<Option<SiteUser>, crate::api::ApiError> {
+) -> Result<Option<SiteUser>, SimError> {
     let username = format!("sim-{}", steward.id);
-    if !crate::api::users::valid_username(&username) {
+    if !crate::auth::valid_username(&username) {
         return Ok(None);
     }
     if let Some(old) = store.user(&username).await? {

@@ -23,8 +23,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
@@ -33,12 +31,10 @@ use axum::http::{HeaderMap, HeaderValue};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::extract::ApiJson;
-use super::hashing::HashPool;
 use super::login_limits::{self as limits, Rule};
 use super::routes::Routes;
 use super::{ApiError, AppState};
@@ -48,18 +44,12 @@ use crate::store::{Store, StoreError};
 
 /// Failed logins in a row for one username before it is locked.
 pub const MAX_FAILURES: i64 = limits::USER_LIMIT.max;
-/// Password hashes computed at once (each takes ~19 MiB and a core).
-pub const HASHING_AT_ONCE: usize = 2;
-/// Password hashes waiting at most; beyond, 503 with `Retry-After`.
-pub const HASHING_QUEUE: usize = 64;
 /// How long a device stays known after the login that gave its token.
 pub const DEVICE_DAYS: i64 = 90;
 /// The cookie a browser keeps its device token in.
 pub const DEVICE_COOKIE: &str = "eldercare_device";
 /// The shortest password a login may have.
 pub const MIN_PASSWORD_CHARS: usize = 8;
-/// Longer passwords are refused before hashing, to bound the work.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -213,7 +203,7 @@ pub async fn login(
     let guard = &state.login_guard;
     let phc = match &user {
         Some(u) => u.password_hash.clone(),
-        None => dummy_hash(guard).await?.to_owned(),
+        None => guard.dummy_hash().await?.to_owned(),
     };
     let ok = guard.verify(body.password, phc).await? && user.is_some();
     let Some(user) = user.filter(|_| ok) else {
@@ -378,71 +368,9 @@ pub async fn start_session(
     Ok((token, expires_at))
 }
 
-// --- passwords, tokens, the failure count ---
+// --- tokens, the failure count ---
 
-/// The password-hashing pool and a dummy hash. One per process, in
-/// [`AppState`]. (Failure counts are in the database:
-/// [`super::login_limits`].)
-pub struct LoginGuard {
-    hashing: HashPool,
-    /// A hash of a random password, to spend the same time on unknown
-    /// usernames as on known ones.
-    dummy: OnceCell<String>,
-}
-
-impl Default for LoginGuard {
-    fn default() -> Self {
-        Self {
-            hashing: HashPool::new(HASHING_AT_ONCE, HASHING_QUEUE),
-            dummy: OnceCell::new(),
-        }
-    }
-}
-
-impl LoginGuard {
-    /// Whether `password` matches the PHC string, on the hashing pool.
-    pub async fn verify(&self, password: String, phc: String) -> Result<bool, ApiError> {
-        if password.len() > MAX_PASSWORD_BYTES {
-            return Ok(false);
-        }
-        self.hashing
-            .run(move || verify_password(&password, &phc))
-            .await
-    }
-
-    /// A PHC string for `password`, on the hashing pool.
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        self.hashing
-            .run(move || hash_password(&password))
-            .await?
-            .map_err(ApiError::Internal)
-    }
-}
-
-async fn dummy_hash(guard: &LoginGuard) -> Result<&str, ApiError> {
-    guard
-        .dummy
-        .get_or_try_init(|| guard.hash(hex(&rand::random::<[u8; 16]>())))
-        .await
-        .map(String::as_str)
-}
-
-/// Argon2id with the crate's defaults (the OWASP recommendation: 19 MiB,
-/// 2 passes) and a random salt.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// False for a wrong password and for a hash that does not parse.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .and_then(|h| Argon2::default().verify_password(password.as_bytes(), &h))
-        .is_ok()
-}
+pub use crate::auth::{LoginGuard, MAX_PASSWORD_BYTES, hash_password, verify_password};
 
 /// 32 random bytes from the thread's CSPRNG, in hex.
 fn new_token() -> String {

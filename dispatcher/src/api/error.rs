@@ -183,6 +183,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::auth::HashError> for ApiError {
+    fn from(e: crate::auth::HashError) -> Self {
+        match e {
+            crate::auth::HashError::Busy { retry_after_s } => Self::Overloaded {
+                message: e.to_string(),
+                retry_after_s,
+            },
+            crate::auth::HashError::Failed(m) => Self::Internal(m),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -30,7 +30,6 @@ pub mod elders;
 pub mod error;
 pub mod events;
 pub mod extract;
-pub mod hashing;
 pub mod inbound;
 pub mod incidents;
 pub mod lifecycle;

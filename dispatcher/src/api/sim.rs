@@ -24,6 +24,15 @@ use super::routes::Routes;
 use super::{ApiError, AppState};
 use crate::sim::{self, Run, RunInfo, SimControl, Slot};
 
+impl From<sim::SimError> for ApiError {
+    fn from(e: sim::SimError) -> Self {
+        match e {
+            sim::SimError::Store(e) => e.into(),
+            sim::SimError::Hashing(e) => e.into(),
+        }
+    }
+}
+
 pub fn routes() -> Routes {
     Routes::new()
         .get("/api/v1/sim", status)

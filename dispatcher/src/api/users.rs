@@ -31,18 +31,7 @@ pub fn router() -> axum::Router<AppState> {
     routes().into_router()
 }
 
-/// The longest username.
-pub const MAX_USERNAME: usize = 64;
-
-/// 1 to [`MAX_USERNAME`] letters, digits, `_ - . @`: safe in a URL path
-/// and a log line. A name outside this cannot exist, so lookups of one
-/// are answered without asking the store.
-pub fn valid_username(u: &str) -> bool {
-    !u.is_empty()
-        && u.len() <= MAX_USERNAME
-        && u.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.@".contains(&b))
-}
+pub use crate::auth::{MAX_USERNAME, valid_username};
 
 /// The OpenAPI schema of a username: what [`valid_username`] accepts.
 pub struct UsernameSchema;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::ApiError;
+use super::HashError;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -46,7 +46,7 @@ impl HashPool {
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
@@ -54,19 +54,18 @@ impl HashPool {
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                return Err(ApiError::Overloaded {
-                    message: format!("too many logins at once; try again in {RETRY_AFTER_S} s"),
+                return Err(HashError::Busy {
                     retry_after_s: RETRY_AFTER_S,
                 });
             }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(ApiError::Internal(
+                return Err(HashError::Failed(
                     "the password-hashing threads stopped".into(),
                 ));
             }
         }
         rx.await
-            .map_err(|_| ApiError::Internal("a password hash failed".into()))
+            .map_err(|_| HashError::Failed("a password hash failed".into()))
     }
 }
 
@@ -99,7 +98,7 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let refused = pool.run(|| 3).await;
         assert!(
-            matches!(refused, Err(ApiError::Overloaded { .. })),
+            matches!(refused, Err(HashError::Busy { .. })),
             "{refused:?}"
         );
         hold_tx.send(()).unwrap();
