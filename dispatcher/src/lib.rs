@@ -22,14 +22,15 @@
 //! - [`timers`]: deadlines claimed from the store, and the detector of
 //!   devices that stopped their heartbeat; [`retention`] prunes what
 //!   grows without bound, in small batches in the background.
-//! - [`hub`]: the stream log fanned out in process to SSE connections;
-//!   [`outbox`]: webhooks, device commands and what reaches stewards,
-//!   signed, retried, never lost.
-//! - [`notify`]: reaching a steward whose app is not on screen: Web Push
-//!   to their phones, repeated until answered, then SMS and calls through
-//!   gateways, per priority's ladder; replies and notification buttons
-//!   act on the offer. The gateways' `{placeholder}` language is
-//!   [`template`], which [`settings`] also uses to check them at start.
+//! - [`notify`]: everything that leaves the process after a commit: the
+//!   stream hub (the stream log fanned out to SSE connections), the
+//!   outbox (webhooks, device commands and what reaches stewards, signed,
+//!   retried, never lost), and reaching a steward whose app is not on
+//!   screen: Web Push to their phones, repeated until answered, then SMS
+//!   and calls through gateways, per priority's ladder; replies and
+//!   notification buttons act on the offer. The gateways' `{placeholder}`
+//!   language is [`template`], which [`settings`] also uses to check them
+//!   at start.
 //! - [`api`]: axum: REST, SSE, auth and roles, OpenAPI, health and
 //!   metrics; [`report`] computes its response-time reports. Passwords
 //!   and usernames are [`auth`]'s, which `import` and [`sim`] use too.
@@ -52,14 +53,12 @@ pub mod dynsec;
 #[cfg(test)]
 mod fake_dispatch;
 pub mod http_server;
-pub mod hub;
 pub mod import;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
 pub mod mqtt;
 pub mod notify;
-pub mod outbox;
 pub mod report;
 pub mod retention;
 pub mod rules;

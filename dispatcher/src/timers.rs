@@ -45,7 +45,7 @@ pub struct TimerDeps {
     /// Incidents opened by deadlines go to dispatch at once.
     pub engine: crate::dispatch::EngineHandle,
     /// Nudged after commits that wrote stream or outbox rows.
-    pub hub: std::sync::Arc<crate::hub::Hub>,
+    pub hub: std::sync::Arc<crate::notify::hub::Hub>,
 }
 
 /// Claims and fires due deadlines every tick until `stop`.

@@ -12,7 +12,7 @@
 //!   an SMS's link acting on their offer; [`inbound`]: replies by SMS or
 //!   by a key on a call; [`reachability`]: who cannot be reached.
 //! - [`stream`]: `GET /api/v1/stream`, Server-Sent Events from the
-//!   [`crate::hub::Hub`].
+//!   [`crate::notify::hub::Hub`].
 //! - [`reports`]: response times against the targets.
 //! - [`sim`]: the device simulator inside the server (demos, tests).
 //! - [`config`]: the settings the web pages need.
@@ -61,9 +61,9 @@ use tracing::Level;
 
 use crate::clock::Clock;
 use crate::dispatch::{Engine, EngineHandle};
-use crate::hub::Hub;
 use crate::ingest::Liveness;
 use crate::metrics::Metrics;
+use crate::notify::hub::Hub;
 use crate::rules::RuleBook;
 use crate::settings::Settings;
 use crate::store::Store;

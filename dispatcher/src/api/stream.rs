@@ -23,11 +23,11 @@
 //! replay, so whatever is published after the watermark is in its
 //! receiver, and whatever the replay sent is skipped when it comes live
 //! ([`Merge`]). Events the hub publishes late (a PostgreSQL transaction
-//! that committed after the events behind it, see [`crate::hub`]) are sent
+//! that committed after the events behind it, see [`crate::notify::hub`]) are sent
 //! whatever their id, unless the replay already sent them.
 //!
 //! A comment line keeps the connection alive every 15 s. A connection
-//! that falls more than [`crate::hub::BUFFER`] events behind is closed; the
+//! that falls more than [`crate::notify::hub::BUFFER`] events behind is closed; the
 //! client reconnects with `Last-Event-ID` and misses nothing. Shutdown
 //! closes every connection, and so does the end of the connection's
 //! session (logout, the user deleted, a new password or role): at once
@@ -60,7 +60,7 @@ use super::session_ends::{Ended, RECHECK};
 use super::{ApiError, AppState};
 use crate::clock::Clock;
 use crate::domain::{Elder, Incident, IncidentState, Steward, StewardId};
-use crate::hub::Published;
+use crate::notify::hub::Published;
 use crate::store::IncidentFilter;
 use crate::store::Store;
 use crate::store::dispatch::{Audience, DispatchStore, StreamEvent};

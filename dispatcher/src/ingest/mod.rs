@@ -72,7 +72,7 @@ pub struct IngestDeps {
     /// Opened incidents are handed to dispatch at once.
     pub engine: EngineHandle,
     /// Nudged after a commit: wakes the stream hub and the outbox.
-    pub hub: Arc<crate::hub::Hub>,
+    pub hub: Arc<crate::notify::hub::Hub>,
     /// The embedded broker's, when it runs.
     pub receipts: Option<Arc<dyn StoredReceipts>>,
 }

@@ -21,7 +21,7 @@ use crate::domain::{
     AssignedView, CloseNote, ContactChannel, Lang, OfferView, PushSubscription, StewardId,
 };
 use crate::metrics::Metrics;
-use crate::outbox::{ReachSender, after_failure};
+use crate::notify::outbox::{ReachSender, after_failure};
 use crate::settings::{GatewaySettings, Settings};
 use crate::store::dispatch::{Channel, DeliveryOutcome, OutboxItem};
 use crate::store::notices::{
@@ -81,7 +81,7 @@ impl Reach {
     ) -> Self {
         // The outbox's own client: no redirects, 10 s a request, which
         // is also each push's and each gateway message's limit.
-        let http = crate::outbox::http_client();
+        let http = crate::notify::outbox::http_client();
         Self {
             store,
             metrics,
@@ -478,7 +478,7 @@ impl Reach {
             Ok(r) => {
                 let status = r.status().as_u16();
                 let retry_after =
-                    crate::outbox::retry_after_s(r.headers()).map(Duration::from_secs);
+                    crate::notify::outbox::retry_after_s(r.headers()).map(Duration::from_secs);
                 let body = r.text().await.unwrap_or_default();
                 let body: String = body.trim().chars().take(200).collect();
                 let error = if body.is_empty() {

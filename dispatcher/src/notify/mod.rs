@@ -17,9 +17,16 @@
 //! Failures are visible before they matter: every step is a delivery
 //! listed on the incident, and each phone keeps how its last push went,
 //! which the board's roster shows.
+//!
+//! The room also holds what carries every change out of the process:
+//! the [`hub`] (the stream log fanned out to SSE connections, and the
+//! nudges after each commit) and the [`outbox`] (webhooks, device
+//! commands and the steps above, claimed, signed, retried, never lost).
 
 pub mod gateway;
+pub mod hub;
 pub mod ladder;
+pub mod outbox;
 pub mod push;
 pub mod reply;
 pub mod text;

@@ -206,7 +206,8 @@ pub async fn send(
         return Sent::Delivered;
     }
     let code = status.as_u16();
-    let retry_after = crate::outbox::retry_after_s(response.headers()).map(Duration::from_secs);
+    let retry_after =
+        crate::notify::outbox::retry_after_s(response.headers()).map(Duration::from_secs);
     // The status only: what a push service says back is the operator's
     // to read (in the log), not a steward's (the test alert, their
     // phones' list), since a steward chose the endpoint.

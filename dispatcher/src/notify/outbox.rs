@@ -3,7 +3,7 @@
 //! (ARCHITECTURE.md rule 2), so none is lost to a crash and each can be
 //! retried.
 //!
-//! Every tick (`ingest.tick_ms`) and whenever nudged ([`crate::hub::Hub::nudge`])
+//! Every tick (`ingest.tick_ms`) and whenever nudged ([`crate::notify::hub::Hub::nudge`])
 //! the worker claims due rows for [`LEASE`] (`claim_outbox`: on PostgreSQL
 //! `FOR UPDATE SKIP LOCKED`, so several instances share the work and a dead
 //! one's rows come due again when its lease ends), delivers each and
@@ -191,7 +191,7 @@ pub struct OutboxDeps {
     pub commands: Arc<dyn CommandSender>,
     /// Pushes, SMS and calls to stewards.
     pub reach: Arc<dyn ReachSender>,
-    /// Nudged after commits ([`crate::hub::Hub::outbox_wakeup`]).
+    /// Nudged after commits ([`crate::notify::hub::Hub::outbox_wakeup`]).
     pub wake: Arc<Notify>,
     /// One HTTP client (connection pool) for every webhook.
     pub http: reqwest::Client,
