@@ -250,7 +250,7 @@ where
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
     match inserted {
-        Err(StoreError::Conflict(_)) => update().await,
+        Err(StoreError::Conflict { .. }) => update().await,
         other => other,
     }
 }

@@ -12,7 +12,7 @@ use dispatcher::settings::RuleSettings;
 use dispatcher::store::dispatch::{
     Candidate, Channel, DeliveryOutcome, DispatchTurn, OfferPlan, OutboxItem,
 };
-use dispatcher::store::{Store, StoreError};
+use dispatcher::store::{ConflictCode, Store, StoreError};
 use eldercare_tests::on_both_backends;
 use eldercare_tests::store_harness::Harness;
 
@@ -287,7 +287,10 @@ async fn phones_register_move_and_stop_at_the_limit(h: Harness) {
         .save_subscription(&sid("s-1"), &phone(3), Lang::Zh, 2, t0())
         .await
     {
-        Err(StoreError::Conflict(m)) => assert!(m.starts_with("too_many_subscriptions"), "{m}"),
+        Err(StoreError::Conflict {
+            code: ConflictCode::TooManySubscriptions,
+            message,
+        }) => assert!(message.starts_with("too_many_subscriptions"), "{message}"),
         other => panic!("expected too many, got {other:?}"),
     }
     assert!(matches!(
@@ -302,7 +305,10 @@ async fn phones_register_move_and_stop_at_the_limit(h: Harness) {
         .save_subscription(&sid("s-2"), &stolen, Lang::Zh, 2, t0())
         .await
     {
-        Err(StoreError::Conflict(m)) => assert!(m.starts_with("subscription_taken"), "{m}"),
+        Err(StoreError::Conflict {
+            code: ConflictCode::SubscriptionTaken,
+            message,
+        }) => assert!(message.starts_with("subscription_taken"), "{message}"),
         other => panic!("expected taken, got {other:?}"),
     }
     // …but a shared phone logged in as s-2 now rings for s-2.

@@ -669,7 +669,7 @@ pub async fn bootstrap_admin(
     match store.insert_user(&user).await {
         Ok(()) => Ok(generated.then_some(password)),
         // Another instance bootstrapped it first.
-        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(StoreError::Conflict { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

@@ -129,7 +129,7 @@ const READ_ONLY: &[ReadOnly] = &[
 
 fn store_error(e: StoreError, id: &DeviceId) -> ApiError {
     match e {
-        StoreError::Conflict(_) => {
+        StoreError::Conflict { .. } => {
             ApiError::conflict("already_exists", format!("device {id} already exists"))
         }
         StoreError::Invalid(m) => ApiError::Unprocessable {

@@ -93,10 +93,7 @@ impl NewElder {
                 format!("{} is not between 1900 and {this_year}", self.birth_year),
             ));
         }
-        let location = LatLon::new(self.lat, self.lon).map_err(|e| {
-            let field = if e.starts_with("lat") { "lat" } else { "lon" };
-            ApiError::invalid_body(field, e)
-        })?;
+        let location = LatLon::new(self.lat, self.lon)?;
         let contacts = self
             .contacts
             .into_iter()
@@ -266,7 +263,7 @@ pub async fn create(
 
 fn taken(e: StoreError, id: &ElderId) -> ApiError {
     match e {
-        StoreError::Conflict(_) => {
+        StoreError::Conflict { .. } => {
             ApiError::conflict("already_exists", format!("elder {id} already exists"))
         }
         e => e.into(),

@@ -183,6 +183,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A position off the globe names its field, `lat` or `lon`.
+impl From<crate::domain::OffTheGlobe> for ApiError {
+    fn from(e: crate::domain::OffTheGlobe) -> Self {
+        Self::invalid_body(e.field, &e)
+    }
+}
+
 impl From<crate::auth::HashError> for ApiError {
     fn from(e: crate::auth::HashError) -> Self {
         match e {
@@ -199,9 +206,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
-            StoreError::Conflict(m) => Self::Conflict {
+            StoreError::Conflict { message, .. } => Self::Conflict {
                 code: "conflict",
-                message: m,
+                message,
             },
             StoreError::Invalid(m) => Self::invalid(m),
             StoreError::Database(e) => {

@@ -193,7 +193,7 @@ pub async fn cancel(
         .await
         .map_err(|e| match e {
             // Closed between our read and the store's transaction.
-            StoreError::Conflict(_) => not_open(&"closed"),
+            StoreError::Conflict { .. } => not_open(&"closed"),
             e => e.into(),
         })?;
     // Its stewards are free again: tell the stream and the matcher.

@@ -15,8 +15,8 @@ use super::extract::{ApiJson, ApiPath};
 use super::routes::Routes;
 use super::{ApiError, AppState};
 use crate::domain::{Incident, IncidentId, Outcome, StewardId};
-use crate::store::StoreError;
 use crate::store::dispatch::Actor;
+use crate::store::{ConflictCode, StoreError};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -27,30 +27,25 @@ pub fn routes() -> Routes {
         .post("/api/v1/incidents/{id}/assign", assign)
 }
 
-/// The conflict codes the store names at the start of its message.
-const CONFLICT_CODES: [&str; 6] = [
-    "offer_expired",
-    "already_taken",
-    "not_assigned",
-    "not_open",
-    "steward_busy",
-    "no_offer",
-];
-
-/// A store error as the client sees it: a named conflict keeps its code.
+/// A store error as the client sees it: a refused transition keeps its
+/// code; an offer that was never made is not found.
 pub fn lifecycle_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(message) => {
-            let code = CONFLICT_CODES
-                .iter()
-                .find(|c| message.starts_with(**c))
-                .copied()
-                .unwrap_or("conflict");
-            if code == "no_offer" {
-                return ApiError::NotFound(message);
-            }
-            ApiError::conflict(code, message)
-        }
+        StoreError::Conflict {
+            code: ConflictCode::NoOffer,
+            message,
+        } => ApiError::NotFound(message),
+        StoreError::Conflict { code, message } => ApiError::conflict(
+            match code {
+                ConflictCode::OfferExpired
+                | ConflictCode::AlreadyTaken
+                | ConflictCode::NotAssigned
+                | ConflictCode::NotOpen
+                | ConflictCode::StewardBusy => code.as_str(),
+                _ => "conflict",
+            },
+            message,
+        ),
         other => other.into(),
     }
 }
@@ -290,8 +285,13 @@ mod tests {
 
     #[test]
     fn store_conflicts_keep_their_codes() {
-        let e = lifecycle_error(StoreError::Conflict(
-            "already_taken: s-2 accepted first".into(),
+        let conflict = |code, message: &str| StoreError::Conflict {
+            code,
+            message: message.into(),
+        };
+        let e = lifecycle_error(conflict(
+            ConflictCode::AlreadyTaken,
+            "already_taken: s-2 accepted first",
         ));
         assert!(matches!(
             e,
@@ -300,9 +300,12 @@ mod tests {
                 ..
             }
         ));
-        let e = lifecycle_error(StoreError::Conflict("no_offer: s-1 has no offer".into()));
+        let e = lifecycle_error(conflict(
+            ConflictCode::NoOffer,
+            "no_offer: s-1 has no offer",
+        ));
         assert!(matches!(e, ApiError::NotFound(_)));
-        let e = lifecycle_error(StoreError::Conflict("something else".into()));
+        let e = lifecycle_error(conflict(ConflictCode::Taken, "something else"));
         assert!(matches!(
             e,
             ApiError::Conflict {

@@ -14,8 +14,7 @@ use super::routes::Routes;
 use super::{ApiError, AppState};
 use crate::domain::{Lang, PushSubscription, StewardId, SubscriptionJson};
 use crate::notify::TestResult;
-use crate::store::StoreError;
-use crate::store::reach::{SUBSCRIPTION_TAKEN, TOO_MANY_SUBSCRIPTIONS};
+use crate::store::{ConflictCode, StoreError};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -174,12 +173,10 @@ pub async fn subscribe(
 
 fn subscription_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(m) if m.starts_with(TOO_MANY_SUBSCRIPTIONS) => {
-            ApiError::conflict(TOO_MANY_SUBSCRIPTIONS, m)
-        }
-        StoreError::Conflict(m) if m.starts_with(SUBSCRIPTION_TAKEN) => {
-            ApiError::conflict(SUBSCRIPTION_TAKEN, m)
-        }
+        StoreError::Conflict {
+            code: code @ (ConflictCode::TooManySubscriptions | ConflictCode::SubscriptionTaken),
+            message,
+        } => ApiError::conflict(code.as_str(), message),
         other => other.into(),
     }
 }
@@ -230,7 +227,7 @@ pub async fn renew(
             StoreError::Database(ref d) if !e.is_transient() => {
                 tracing::info!(error = %d, "renewal names an endpoint already registered");
                 ApiError::conflict(
-                    SUBSCRIPTION_TAKEN,
+                    ConflictCode::SubscriptionTaken.as_str(),
                     "the new endpoint is already registered to another steward",
                 )
             }

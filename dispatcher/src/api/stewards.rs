@@ -192,7 +192,7 @@ pub async fn create(
         .insert_steward(&steward)
         .await
         .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::conflict(
+            StoreError::Conflict { .. } => ApiError::conflict(
                 "already_exists",
                 format!("steward {} already exists", steward.id),
             ),
@@ -271,10 +271,7 @@ pub async fn set_location(
     ApiJson(body): ApiJson<LocationUpdate>,
 ) -> Result<Json<Steward>, ApiError> {
     user.require_self_or_supervisor(&id)?;
-    let at = LatLon::new(body.lat, body.lon).map_err(|e| {
-        let field = if e.starts_with("lat") { "lat" } else { "lon" };
-        ApiError::invalid_body(field, e)
-    })?;
+    let at = LatLon::new(body.lat, body.lon)?;
     if let Some(a) = body.accuracy_m
         && !(a.is_finite() && a >= 0.0)
     {

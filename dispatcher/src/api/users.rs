@@ -190,7 +190,7 @@ pub async fn create(
         password_hash,
     };
     state.store.insert_user(&new).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::conflict(
+        StoreError::Conflict { .. } => ApiError::conflict(
             "already_exists",
             format!("user {} already exists", new.username),
         ),

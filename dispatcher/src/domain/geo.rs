@@ -18,20 +18,38 @@ struct RawLatLon {
 }
 
 impl TryFrom<RawLatLon> for LatLon {
-    type Error = String;
-    fn try_from(r: RawLatLon) -> Result<Self, String> {
+    type Error = OffTheGlobe;
+    fn try_from(r: RawLatLon) -> Result<Self, OffTheGlobe> {
         LatLon::new(r.lat, r.lon)
     }
 }
 
+/// A coordinate that is not one: which of the two, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field} {value} is outside {range}")]
+pub struct OffTheGlobe {
+    /// `lat` or `lon`, as the API's fields are named.
+    pub field: &'static str,
+    pub value: f64,
+    range: &'static str,
+}
+
 impl LatLon {
     /// Rejects NaN, infinities and anything off the globe.
-    pub fn new(lat: f64, lon: f64) -> Result<Self, String> {
+    pub fn new(lat: f64, lon: f64) -> Result<Self, OffTheGlobe> {
         if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
-            return Err(format!("lat {lat} is outside -90..90"));
+            return Err(OffTheGlobe {
+                field: "lat",
+                value: lat,
+                range: "-90..90",
+            });
         }
         if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
-            return Err(format!("lon {lon} is outside -180..180"));
+            return Err(OffTheGlobe {
+                field: "lon",
+                value: lon,
+                range: "-180..180",
+            });
         }
         Ok(Self { lat, lon })
     }

@@ -9,7 +9,7 @@ pub mod reach;
 pub mod registry;
 pub mod user;
 
-pub use geo::LatLon;
+pub use geo::{LatLon, OffTheGlobe};
 pub use ids::{DeviceIdSchema, ElderId, IncidentId, StewardId};
 pub use incident::{
     CandidateNote, DedupKey, Delivery, Incident, IncidentDetail, IncidentKind, IncidentState,

@@ -47,37 +47,6 @@ use crate::domain::{
 };
 use crate::rules::RuleBook;
 
-/// The codes that open a [`super::StoreError::Conflict`] message
-/// (`"offer_expired: the offer to s-01 expired at …"`), for the API's
-/// `{"error": {"code"}}`.
-pub const OFFER_EXPIRED: &str = "offer_expired";
-/// Another steward accepted first (or the incident was assigned), or,
-/// for a decline, the caller did.
-pub const ALREADY_TAKEN: &str = "already_taken";
-/// Only the assigned steward may do this.
-pub const NOT_ASSIGNED: &str = "not_assigned";
-/// The incident is resolved or cancelled.
-pub const NOT_OPEN: &str = "not_open";
-/// The steward is off duty or busy with another incident.
-pub const STEWARD_BUSY: &str = "steward_busy";
-/// The steward was never offered this incident.
-pub const NO_OFFER: &str = "no_offer";
-
-/// The code a dispatch conflict message starts with, if it is one of ours.
-pub fn conflict_code(message: &str) -> Option<&'static str> {
-    let head = message.split(':').next()?;
-    [
-        OFFER_EXPIRED,
-        ALREADY_TAKEN,
-        NOT_ASSIGNED,
-        NOT_OPEN,
-        STEWARD_BUSY,
-        NO_OFFER,
-    ]
-    .into_iter()
-    .find(|code| *code == head)
-}
-
 /// How long a dispatch turn taken with nothing to offer (an incident
 /// without an elder) waits before it comes due again. A caller that dies
 /// mid-turn leaves nothing behind: the turn is one transaction.

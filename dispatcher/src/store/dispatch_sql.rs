@@ -37,8 +37,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::ConflictCode;
 use super::StoreError;
-use super::dispatch::{ALREADY_TAKEN, NO_OFFER, NOT_OPEN, OFFER_EXPIRED};
 use super::notices::WithdrawReason;
 use crate::domain::{
     CandidateNote, Incident, IncidentState, Offer, OfferResponse, Outcome, StewardId,
@@ -121,14 +121,18 @@ pub(crate) fn when(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// A conflict the API maps by its code (the message's first word).
-pub(crate) fn conflict(code: &str, detail: String) -> StoreError {
-    StoreError::Conflict(format!("{code}: {detail}"))
+/// A refusal with its code; the message opens with the code too, as
+/// clients have always read it.
+pub(crate) fn conflict(code: ConflictCode, detail: String) -> StoreError {
+    StoreError::Conflict {
+        code,
+        message: format!("{code}: {detail}"),
+    }
 }
 
 pub(crate) fn not_open(incident: &Incident) -> StoreError {
     conflict(
-        NOT_OPEN,
+        ConflictCode::NotOpen,
         format!("incident {} is already {}", incident.id, incident.status),
     )
 }
@@ -145,7 +149,7 @@ pub(crate) fn offer_problem(
 ) -> Option<StoreError> {
     let Some(offer) = offer else {
         return Some(conflict(
-            NO_OFFER,
+            ConflictCode::NoOffer,
             format!("steward {steward} has no offer of incident {}", incident.id),
         ));
     };
@@ -164,7 +168,7 @@ pub(crate) fn offer_problem(
             None => "someone else".to_owned(),
         };
         return Some(conflict(
-            ALREADY_TAKEN,
+            ConflictCode::AlreadyTaken,
             format!("incident {} was taken by {by}{at}", incident.id),
         ));
     }
@@ -172,12 +176,12 @@ pub(crate) fn offer_problem(
         (Some(response), at) => {
             let at = at.map(|t| format!(" at {}", when(t))).unwrap_or_default();
             Some(conflict(
-                OFFER_EXPIRED,
+                ConflictCode::OfferExpired,
                 format!("the offer to {steward} was {response}{at}"),
             ))
         }
         (None, _) if offer.expires_at <= now => Some(conflict(
-            OFFER_EXPIRED,
+            ConflictCode::OfferExpired,
             format!(
                 "the offer to {steward} expired at {}",
                 when(offer.expires_at)
@@ -315,9 +319,10 @@ macro_rules! dispatch_sql {
                 Offer, OfferResponse, OfferView, Outcome, Steward, StewardId,
             };
             use $crate::rules::RuleBook;
+            use $crate::store::ConflictCode;
             use $crate::store::dispatch::{
                 Actor, Channel, DeliveryOutcome, DispatchStore, DispatchTurn, FirstOffers, OfferPlan, OutboxItem, Planner, TakenTurn,
-                StreamEvent, NOT_ASSIGNED, NOT_OPEN, OFFER_EXPIRED, STEWARD_BUSY,
+                StreamEvent,
             };
             use $crate::store::dispatch_sql::*;
             use $crate::store::notices::{Transition, WithdrawReason};
@@ -795,7 +800,7 @@ macro_rules! dispatch_sql {
                     match row {
                         Some(row) => row.into_domain(),
                         None => Err(conflict(
-                            NOT_OPEN,
+                            ConflictCode::NotOpen,
                             format!("incident {} is no longer {from}; try again", i.id),
                         )),
                     }
@@ -1378,7 +1383,7 @@ macro_rules! dispatch_sql {
                     .await
                     .db()?;
                     if taken.rows_affected() != 1 {
-                        return Err(conflict(OFFER_EXPIRED, format!("the offer to {steward} is no longer live")));
+                        return Err(conflict(ConflictCode::OfferExpired, format!("the offer to {steward} is no longer live")));
                     }
                     let busy: Option<StewardRow> = sqlx::query_as(
                         "UPDATE stewards SET status = 'busy', incident_id = $2
@@ -1392,7 +1397,7 @@ macro_rules! dispatch_sql {
                     .db()?;
                     let Some(busy) = busy else {
                         return Err(conflict(
-                            STEWARD_BUSY,
+                            ConflictCode::StewardBusy,
                             format!("steward {steward} is not holding the offer of incident {incident}"),
                         ));
                     };
@@ -1449,7 +1454,7 @@ macro_rules! dispatch_sql {
                     )
                     .await?;
                     if ended.is_empty() {
-                        return Err(conflict(OFFER_EXPIRED, format!("the offer to {steward} is no longer live")));
+                        return Err(conflict(ConflictCode::OfferExpired, format!("the offer to {steward} is no longer live")));
                     }
                     let escalate = Self::count_failures(&mut tx, &i, &mut d, 1, now, rules).await?;
                     let mut changed = i.clone();
@@ -1569,7 +1574,7 @@ macro_rules! dispatch_sql {
                             None => "nobody is yet".to_owned(),
                         };
                         return Err(conflict(
-                            NOT_ASSIGNED,
+                            ConflictCode::NotAssigned,
                             format!("steward {steward} is not assigned to incident {incident}; {who}"),
                         ));
                     }
@@ -1610,7 +1615,7 @@ macro_rules! dispatch_sql {
                     if let Actor::Steward(s) = actor {
                         if i.steward_id.as_ref() != Some(s) {
                             return Err(conflict(
-                                NOT_ASSIGNED,
+                                ConflictCode::NotAssigned,
                                 format!("steward {s} is not assigned to incident {incident}"),
                             ));
                         }
@@ -1684,11 +1689,11 @@ macro_rules! dispatch_sql {
                             return Ok(i);
                         }
                         if !hold.on_duty {
-                            return Err(conflict(STEWARD_BUSY, format!("steward {steward} is off duty")));
+                            return Err(conflict(ConflictCode::StewardBusy, format!("steward {steward} is off duty")));
                         }
                         if hold.status == "busy" {
                             let on = hold.incident_id.as_deref().unwrap_or("another incident");
-                            return Err(conflict(STEWARD_BUSY, format!("steward {steward} is busy with {on}")));
+                            return Err(conflict(ConflictCode::StewardBusy, format!("steward {steward} is busy with {on}")));
                         }
                         let mut pending = Pending::default();
                         // Their offer of another incident goes back to it.
@@ -1726,7 +1731,7 @@ macro_rules! dispatch_sql {
                         .await
                         .db()?;
                         let Some(busy) = busy else {
-                            return Err(conflict(STEWARD_BUSY, format!("steward {steward} is {}", hold.status)));
+                            return Err(conflict(ConflictCode::StewardBusy, format!("steward {steward} is {}", hold.status)));
                         };
                         let busy = busy.into_domain()?;
                         let mut changed = i.clone();
@@ -1762,7 +1767,7 @@ macro_rules! dispatch_sql {
                         tx.commit().await.db()?;
                         return Ok(saved);
                     }
-                    Err(conflict(STEWARD_BUSY, format!("steward {steward} kept changing; try again")))
+                    Err(conflict(ConflictCode::StewardBusy, format!("steward {steward} kept changing; try again")))
                 }
 
                 #[tracing::instrument(skip_all, fields(steward = %steward, reason = %reason))]
@@ -1800,7 +1805,7 @@ macro_rules! dispatch_sql {
                         tx.commit().await.db()?;
                         return Ok(touched);
                     }
-                    Err(conflict(STEWARD_BUSY, format!("steward {steward}'s offers kept changing; try again")))
+                    Err(conflict(ConflictCode::StewardBusy, format!("steward {steward}'s offers kept changing; try again")))
                 }
 
                 async fn live_offers_of(&self, steward: &StewardId) -> StoreResult<Vec<Offer>> {
@@ -2035,7 +2040,7 @@ mod tests {
 
     fn code(e: Option<StoreError>) -> Option<String> {
         e.map(|e| match e {
-            StoreError::Conflict(m) => m.split(':').next().unwrap().to_owned(),
+            StoreError::Conflict { code, .. } => code.as_str().to_owned(),
             other => panic!("not a conflict: {other:?}"),
         })
     }

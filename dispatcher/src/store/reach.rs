@@ -14,11 +14,6 @@ use super::StoreResult;
 use super::notices::NewOutbox;
 use crate::domain::{Lang, NewSubscription, Offer, PushSubscription, StewardId};
 
-/// The code of the conflict a steward with too many phones gets.
-pub const TOO_MANY_SUBSCRIPTIONS: &str = "too_many_subscriptions";
-/// …and the one an endpoint registered by another steward's phone gets.
-pub const SUBSCRIPTION_TAKEN: &str = "subscription_taken";
-
 /// Reaching stewards' phones; every [`super::Store`] implements it.
 #[async_trait]
 pub trait ReachStore: Send + Sync {

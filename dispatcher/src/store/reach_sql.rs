@@ -14,7 +14,8 @@ macro_rules! reach_sql {
             use $crate::domain::{Lang, NewSubscription, Offer, PushSubscription, StewardId};
             use $crate::store::dispatch_sql::conflict;
             use $crate::store::notices::{Notices, NewOutbox};
-            use $crate::store::reach::{ReachStore, SUBSCRIPTION_TAKEN, TOO_MANY_SUBSCRIPTIONS};
+            use $crate::store::reach::ReachStore;
+            use $crate::store::ConflictCode;
             use $crate::store::rows::*;
             use $crate::store::sql::*;
             use $crate::store::{StoreError, StoreResult};
@@ -91,7 +92,7 @@ macro_rules! reach_sql {
                     .db()?;
                     if others >= i64::from(max) {
                         return Err(conflict(
-                            TOO_MANY_SUBSCRIPTIONS,
+                            ConflictCode::TooManySubscriptions,
                             format!(
                                 "steward {steward} already has {others} phones registered (at most {max}); \
                                  remove one with DELETE /api/v1/push/subscriptions/{{id}}"
@@ -113,7 +114,7 @@ macro_rules! reach_sql {
                         && auth != &sub.auth
                     {
                         return Err(conflict(
-                            SUBSCRIPTION_TAKEN,
+                            ConflictCode::SubscriptionTaken,
                             "this push endpoint is another steward's phone; subscribe again in this browser".into(),
                         ));
                     }

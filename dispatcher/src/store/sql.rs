@@ -96,7 +96,10 @@ pub(crate) fn write_err(
         None => return classify(e),
     };
     match kind {
-        ErrorKind::UniqueViolation => StoreError::Conflict(taken()),
+        ErrorKind::UniqueViolation => StoreError::Conflict {
+            code: super::ConflictCode::Taken,
+            message: taken(),
+        },
         ErrorKind::ForeignKeyViolation => StoreError::Invalid(missing()),
         ErrorKind::CheckViolation | ErrorKind::NotNullViolation => {
             StoreError::Invalid(format!("refused by the database: {message}"))

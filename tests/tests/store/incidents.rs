@@ -3,7 +3,7 @@
 use chrono::Duration;
 
 use dispatcher::domain::{DeviceKind, IncidentId, IncidentKind, IncidentState, Priority};
-use dispatcher::store::{EventFilter, IncidentFilter, StoreError};
+use dispatcher::store::{ConflictCode, EventFilter, IncidentFilter, StoreError};
 use protocol::EventType;
 
 use eldercare_tests::store_harness::Harness;
@@ -49,7 +49,7 @@ pub(crate) async fn supervisor_cancels(h: Harness) {
     );
     assert!(matches!(
         s.cancel(&inc.id, &sup(), "again", at, &rules()).await,
-        Err(StoreError::Conflict(m)) if m == format!("not_open: incident {} is already cancelled", inc.id)
+        Err(StoreError::Conflict { code: ConflictCode::NotOpen, message: m }) if m == format!("not_open: incident {} is already cancelled", inc.id)
     ));
     let unknown = IncidentId::parse("inc-unknown").unwrap();
     assert!(matches!(

@@ -3,7 +3,7 @@
 use chrono::Duration;
 
 use dispatcher::domain::{DeviceKind, IncidentKind, LatLon, Priority, Risks, Role, StewardStatus};
-use dispatcher::store::StoreError;
+use dispatcher::store::{ConflictCode, StoreError};
 
 use eldercare_tests::store_harness::Harness;
 
@@ -24,7 +24,10 @@ pub(crate) async fn elders_crud(h: Harness) {
     assert_eq!(s.elder(&e.id).await.unwrap(), Some(e.clone()));
 
     match s.insert_elder(&e).await {
-        Err(StoreError::Conflict(m)) => assert_eq!(m, "elder e-1 already exists"),
+        Err(StoreError::Conflict {
+            code: ConflictCode::Taken,
+            message: m,
+        }) => assert_eq!(m, "elder e-1 already exists"),
         other => panic!("expected a conflict, got {other:?}"),
     }
 
@@ -71,7 +74,10 @@ pub(crate) async fn devices_crud(h: Harness) {
     assert_eq!(s.device(&d.id).await.unwrap(), Some(d.clone()));
 
     match s.insert_device(&d).await {
-        Err(StoreError::Conflict(m)) => assert_eq!(m, "device btn-1 already exists"),
+        Err(StoreError::Conflict {
+            code: ConflictCode::Taken,
+            message: m,
+        }) => assert_eq!(m, "device btn-1 already exists"),
         other => panic!("expected a conflict, got {other:?}"),
     }
     match s
@@ -133,7 +139,7 @@ pub(crate) async fn stewards_crud(h: Harness) {
     assert_eq!(s.steward(&st.id).await.unwrap(), Some(st.clone()));
     assert!(matches!(
         s.insert_steward(&st).await,
-        Err(StoreError::Conflict(m)) if m == "steward s-1 already exists"
+        Err(StoreError::Conflict { code: ConflictCode::Taken, message: m }) if m == "steward s-1 already exists"
     ));
 
     st.name = "Pema".into();
@@ -209,7 +215,7 @@ pub(crate) async fn users_and_sessions(h: Harness) {
     assert_eq!(s.users().await.unwrap(), vec![admin.clone(), pema.clone()]);
     assert!(matches!(
         s.insert_user(&admin).await,
-        Err(StoreError::Conflict(m)) if m == "user admin already exists"
+        Err(StoreError::Conflict { code: ConflictCode::Taken, message: m }) if m == "user admin already exists"
     ));
     assert!(matches!(
         s.insert_user(&user("ghost", Role::Steward, Some("s-9"))).await,

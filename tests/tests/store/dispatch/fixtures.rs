@@ -147,7 +147,7 @@ pub(crate) async fn claim(
 /// The code a conflict's message starts with.
 pub(crate) fn code<T: std::fmt::Debug>(got: Result<T, StoreError>) -> String {
     match got {
-        Err(StoreError::Conflict(m)) => m.split(':').next().unwrap().to_owned(),
+        Err(StoreError::Conflict { code, .. }) => code.as_str().to_owned(),
         other => panic!("expected a conflict, got {other:?}"),
     }
 }

@@ -10,7 +10,7 @@ use dispatcher::domain::{
 use dispatcher::rules::{Effect, RuleBook};
 use dispatcher::store::dispatch::{Actor, Candidate, DISPATCH_LEASE, DispatchTurn, FirstOffers};
 use dispatcher::store::{
-    EventAction, EventFilter, IncidentFilter, IncomingEvent, Store, StoreError,
+    ConflictCode, EventAction, EventFilter, IncidentFilter, IncomingEvent, Store, StoreError,
 };
 use protocol::EventType;
 
@@ -430,8 +430,10 @@ pub(crate) async fn two_hundred_incidents_fifty_stewards_never_double_booked(h: 
                 };
                 match got {
                     Ok(_) => {}
-                    Err(StoreError::Conflict(m))
-                        if m.starts_with("already_taken") || m.starts_with("offer_expired") => {}
+                    Err(StoreError::Conflict {
+                        code: ConflictCode::AlreadyTaken | ConflictCode::OfferExpired,
+                        ..
+                    }) => {}
                     Err(e) => panic!("answer failed: {e:?}"),
                 }
             }));
