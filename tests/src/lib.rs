@@ -27,6 +27,7 @@ pub mod db;
 pub mod device;
 pub mod process;
 pub mod push_service;
+pub mod recorder;
 pub mod shipped_mosquitto;
 pub mod sse;
 pub mod store_harness;

@@ -3,13 +3,10 @@
 //! (the store's clock, moved by hand), a reply that accepts, and replies
 //! that are refused or come too late.
 
-use std::sync::{Arc, Mutex};
-
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use eldercare_tests::app::{Options, TestApp};
+use eldercare_tests::recorder::{Got, Recorder};
 use eldercare_tests::wait;
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Method;
@@ -21,64 +18,6 @@ const PUBLIC_URL: &str = "https://eldercare.example.org";
 
 fn t0() -> DateTime<Utc> {
     "2026-12-04T13:00:00Z".parse().unwrap()
-}
-
-/// One request the gateway got.
-#[derive(Debug, Clone)]
-struct Got {
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Got {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    fn form(&self) -> std::collections::HashMap<String, String> {
-        url::form_urlencoded::parse(&self.body)
-            .into_owned()
-            .collect()
-    }
-}
-
-/// An SMS and voice gateway on loopback: records every request, answers
-/// with the scripted statuses in turn, then 200.
-#[derive(Clone, Default)]
-struct Gateway {
-    got: Arc<Mutex<Vec<Got>>>,
-    script: Arc<Mutex<Vec<u16>>>,
-}
-
-impl Gateway {
-    async fn start() -> (String, Self) {
-        let gw = Self::default();
-        let app = axum::Router::new()
-            .fallback(
-                |State(gw): State<Gateway>, uri: Uri, headers: HeaderMap, body: Bytes| async move {
-                    gw.got.lock().unwrap().push(Got { uri, headers, body });
-                    let mut s = gw.script.lock().unwrap();
-                    let code = if s.is_empty() { 200 } else { s.remove(0) };
-                    (StatusCode::from_u16(code).unwrap(), "{\"ok\": true}")
-                },
-            )
-            .with_state(gw.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (base, gw)
-    }
-
-    fn to(&self, path: &str) -> Vec<Got> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|g| g.uri.path() == path)
-            .cloned()
-            .collect()
-    }
 }
 
 /// A dispatcher whose ladder texts through `/sms` and calls through
@@ -170,7 +109,7 @@ async fn press(app: &TestApp, device: &str, kind: &str) -> String {
 
 /// Moves the store's clock and waits until the gateway has `n` requests
 /// to `path`.
-async fn gateway_gets(gw: &Gateway, path: &str, n: usize) -> Vec<Got> {
+async fn gateway_gets(gw: &Recorder, path: &str, n: usize) -> Vec<Got> {
     wait::until(&format!("{n} request(s) to {path}"), || async {
         let got = gw.to(path);
         (got.len() >= n).then_some(got)
@@ -180,13 +119,13 @@ async fn gateway_gets(gw: &Gateway, path: &str, n: usize) -> Vec<Got> {
 
 #[tokio::test]
 async fn a_critical_offer_texts_at_10_s_and_a_reply_accepts_before_the_call() {
-    let (base, gw) = Gateway::start().await;
+    let (base, gw) = Recorder::start(vec![]).await;
     let app = app(&base).await;
     app.elder_with_device("e-1", "fall-1", "fall_radar", json!({}))
         .await;
     app.steward("s-1", "grid-1", 29.6598, 91.1377).await;
     // The gateway is busy at first: the text is sent again, not lost.
-    gw.script.lock().unwrap().push(503);
+    gw.script([503]);
 
     let incident = press(&app, "fall-1", "fall.detected").await;
     app.clock.advance(chrono::Duration::seconds(9));
@@ -274,7 +213,7 @@ async fn a_critical_offer_texts_at_10_s_and_a_reply_accepts_before_the_call() {
 
 #[tokio::test]
 async fn a_call_says_the_offer_and_a_key_pressed_declines() {
-    let (base, gw) = Gateway::start().await;
+    let (base, gw) = Recorder::start(vec![]).await;
     let app = app(&base).await;
     app.elder_with_device("e-1", "fall-1", "fall_radar", json!({}))
         .await;
@@ -306,7 +245,7 @@ async fn a_call_says_the_offer_and_a_key_pressed_declines() {
 
 #[tokio::test]
 async fn late_unsigned_unknown_and_unclear_replies_change_nothing() {
-    let (base, gw) = Gateway::start().await;
+    let (base, gw) = Recorder::start(vec![]).await;
     let app = app(&base).await;
     app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
         .await;
@@ -403,7 +342,7 @@ async fn late_unsigned_unknown_and_unclear_replies_change_nothing() {
 
 #[tokio::test]
 async fn an_sms_link_opens_its_offer_once_and_logs_its_steward_in() {
-    let (base, gw) = Gateway::start().await;
+    let (base, gw) = Recorder::start(vec![]).await;
     let app = app(&base).await;
     app.elder_with_device("e-1", "fall-1", "fall_radar", json!({}))
         .await;

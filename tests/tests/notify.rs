@@ -3,16 +3,15 @@
 //! retried until delivered, and the command that tells a device its call
 //! was received.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::Utc;
 use dispatcher::domain::{DedupKey, ElderId, IncidentId, IncidentKind, StewardId};
 use dispatcher::rules::Effect;
 use dispatcher::store::dispatch::{Actor, Audience};
 use eldercare_tests::app::{Db, Options, TestApp, elder_body};
+use eldercare_tests::recorder::Recorder;
 use eldercare_tests::sse::Stream;
 use eldercare_tests::wait;
 use hmac::{Hmac, KeyInit, Mac};
@@ -277,45 +276,6 @@ async fn a_stewards_stream_carries_only_their_own_events() {
 
 // --- webhooks ---
 
-#[derive(Clone, Default)]
-struct Receiver {
-    /// Statuses to answer with, in turn; then 200.
-    statuses: Arc<Mutex<Vec<u16>>>,
-    got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
-}
-
-impl Receiver {
-    async fn start(statuses: Vec<u16>) -> (String, Self) {
-        let r = Self {
-            statuses: Arc::new(Mutex::new(statuses)),
-            ..Self::default()
-        };
-        let app = axum::Router::new()
-            .route(
-                "/hook",
-                axum::routing::post(
-                    |axum::extract::State(r): axum::extract::State<Receiver>,
-                     headers: HeaderMap,
-                     body: Bytes| async move {
-                        r.got.lock().unwrap().push((headers, body));
-                        let mut s = r.statuses.lock().unwrap();
-                        let code = if s.is_empty() { 200 } else { s.remove(0) };
-                        StatusCode::from_u16(code).unwrap()
-                    },
-                ),
-            )
-            .with_state(r.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (url, r)
-    }
-
-    fn got(&self) -> Vec<(HeaderMap, Bytes)> {
-        self.got.lock().unwrap().clone()
-    }
-}
-
 fn verifies(secret: &str, body: &[u8], header: &str) -> bool {
     let Some(hex) = header.strip_prefix("sha256=") else {
         return false;
@@ -348,8 +308,10 @@ fn webhooks_env(targets: &[(&str, &str, &str)]) -> (String, String) {
 
 #[tokio::test]
 async fn webhooks_are_signed_and_a_failing_one_is_retried_until_delivered() {
-    let (ok_url, ok) = Receiver::start(vec![]).await;
-    let (flaky_url, flaky) = Receiver::start(vec![500, 500]).await;
+    let (ok_base, ok) = Recorder::start(vec![]).await;
+    let ok_url = format!("{ok_base}/hook");
+    let (flaky_base, flaky) = Recorder::start(vec![500, 500]).await;
+    let flaky_url = format!("{flaky_base}/hook");
     let app = TestApp::spawn(Options {
         clock: Some(Utc::now()),
         env: vec![
@@ -383,7 +345,8 @@ async fn webhooks_are_signed_and_a_failing_one_is_retried_until_delivered() {
     .await;
 
     for (receiver, secret) in [(&ok, "ops-secret"), (&flaky, "sms-secret")] {
-        for (headers, body) in receiver.got() {
+        for got in receiver.got() {
+            let (headers, body) = (got.headers, got.body);
             assert_eq!(headers["content-type"], "application/json");
             assert_eq!(headers["x-eldercare-event"], "incident.opened");
             let sig = headers["x-eldercare-signature"].to_str().unwrap();
@@ -398,7 +361,7 @@ async fn webhooks_are_signed_and_a_failing_one_is_retried_until_delivered() {
     let ids: Vec<_> = flaky
         .got()
         .iter()
-        .map(|(h, _)| h["x-eldercare-delivery"].clone())
+        .map(|g| g.headers["x-eldercare-delivery"].clone())
         .collect();
     assert!(
         ids.windows(2).all(|w| w[0] == w[1]),
