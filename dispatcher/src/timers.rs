@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::dispatch::{Changed, after_commit};
 use crate::ingest::{HealthChange, Liveness};
 use crate::metrics::Metrics;
 use crate::rules::RuleBook;
@@ -75,14 +76,23 @@ pub async fn fire_due(deps: &TimerDeps) -> Result<usize, crate::store::StoreErro
         for deadline in &due {
             let applied = deps.store.fire_deadline(deadline, now, &deps.rules).await?;
             fired += 1;
-            deps.hub.nudge();
+            let mut opened = Vec::new();
             for a in applied {
                 if let (EventAction::Opened, Some(i)) = (a.action, &a.incident) {
                     deps.metrics.incident_opened(i.kind, i.priority);
-                    deps.engine.kick(&i.id);
                     tracing::info!(incident = %i.id, kind = %i.kind, deadline = %deadline.key, "incident opened by a deadline");
+                    opened.push(i.id.clone());
                 }
             }
+            after_commit(
+                &deps.hub,
+                &deps.engine,
+                Changed {
+                    stream: true,
+                    to_offer: opened,
+                    ..Changed::default()
+                },
+            );
         }
         if (due.len() as i64) < CLAIM_BATCH {
             return Ok(fired);

@@ -20,6 +20,7 @@ use super::extract::ApiPath;
 use super::lifecycle::{Answer, answer_offer};
 use super::routes::Routes;
 use super::{ApiError, AppState};
+use crate::dispatch::{Changed, after_commit};
 use crate::domain::{
     ContactChannel, Incident, IncidentId, IncidentState, Lang, Offer, OfferResponse, Steward,
 };
@@ -357,7 +358,7 @@ async fn tell(
         steward_id: Some(steward.id.to_string()),
     };
     match state.store.queue_outbox(vec![row]).await {
-        Ok(()) => state.hub.nudge(),
+        Ok(()) => after_commit(&state.hub, &state.engine, Changed::stream()),
         Err(e) => tracing::warn!(error = %e, "could not queue the answer to a reply"),
     }
 }

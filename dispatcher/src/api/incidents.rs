@@ -13,6 +13,7 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::routes::Routes;
 use super::{ApiError, AppState, query, validate};
+use crate::dispatch::{Changed, after_commit};
 use crate::domain::{ElderId, Incident, IncidentDetail, IncidentId};
 use crate::store::dispatch::Actor;
 use crate::store::{IncidentFilter, StoreError};
@@ -196,9 +197,16 @@ pub async fn cancel(
             StoreError::Conflict { .. } => not_open(&"closed"),
             e => e.into(),
         })?;
-    // Its stewards are free again: tell the stream and the matcher.
-    state.hub.nudge();
-    state.engine.released(&id);
+    // Its stewards are free again.
+    after_commit(
+        &state.hub,
+        &state.engine,
+        Changed {
+            stream: true,
+            released: vec![id.clone()],
+            ..Changed::default()
+        },
+    );
     tracing::info!("incident cancelled");
     Ok(Json(incident))
 }

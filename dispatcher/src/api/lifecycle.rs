@@ -14,6 +14,7 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use super::routes::Routes;
 use super::{ApiError, AppState};
+use crate::dispatch::{Changed, after_commit};
 use crate::domain::{Incident, IncidentId, Outcome, StewardId};
 use crate::store::dispatch::Actor;
 use crate::store::{ConflictCode, StoreError};
@@ -119,11 +120,14 @@ pub async fn answer_offer(
         Answer::Accept => state.store.accept(id, steward, now, &state.rules).await,
         Answer::Decline => state.store.decline(id, steward, now, &state.rules).await,
     };
-    after_change(state, id);
+    // Even a refused answer may have expired an offer on its way.
+    let to_offer = if answer == Answer::Decline && result.is_ok() {
+        vec![id.clone()]
+    } else {
+        Vec::new()
+    };
+    after_change(state, id, to_offer);
     let incident = result.map_err(lifecycle_error)?;
-    if answer == Answer::Decline {
-        state.engine.kick(id);
-    }
     tracing::info!(%steward, incident = %id, ?answer, "offer answered");
     Ok(incident)
 }
@@ -167,7 +171,7 @@ pub async fn arrive(
         .store
         .arrive(&id, me, state.clock.now(), &state.rules)
         .await;
-    after_change(&state, &id);
+    after_change(&state, &id, Vec::new());
     Ok(Json(result.map_err(lifecycle_error)?))
 }
 
@@ -229,7 +233,7 @@ pub async fn resolve(
             &state.rules,
         )
         .await;
-    after_change(&state, &id);
+    after_change(&state, &id, Vec::new());
     let incident = result.map_err(lifecycle_error)?;
     tracing::info!(outcome = %body.outcome, "incident resolved");
     Ok(Json(incident))
@@ -263,20 +267,26 @@ pub async fn assign(
             &state.rules,
         )
         .await;
-    after_change(&state, &id);
+    after_change(&state, &id, Vec::new());
     let incident = result.map_err(lifecycle_error)?;
     tracing::info!(steward = %body.steward_id, "assigned by hand");
     Ok(Json(incident))
 }
 
 /// After any attempt (a failed one may still have expired an offer):
-/// nudge the stream and outbox, and have the engine re-read every steward
-/// the incident offered or assigned, so the matcher sees who is free. The
-/// engine takes its kicks in order, so a decline's re-read comes before
-/// the re-offer it kicks next.
-fn after_change(state: &AppState, incident: &IncidentId) {
-    state.hub.nudge();
-    state.engine.released(incident);
+/// the incident's stewards may be free again, and `to_offer` may need
+/// offers.
+fn after_change(state: &AppState, incident: &IncidentId, to_offer: Vec<IncidentId>) {
+    after_commit(
+        &state.hub,
+        &state.engine,
+        Changed {
+            stream: true,
+            released: vec![incident.clone()],
+            to_offer,
+            ..Changed::default()
+        },
+    );
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::extract::{ApiJson, ApiPath};
 use super::patch::{self, ReadOnly};
 use super::routes::Routes;
 use super::{ApiError, AppState, validate};
+use crate::dispatch::{Changed, after_commit};
 use crate::domain::{LatLon, Steward, StewardId, StewardStatus};
 use crate::store::StoreError;
 
@@ -284,7 +285,14 @@ pub async fn set_location(
         .store
         .set_steward_location(&id, at, body.accuracy_m, state.clock.now())
         .await?;
-    state.engine.steward_changed(&steward);
+    after_commit(
+        &state.hub,
+        &state.engine,
+        Changed {
+            stewards: vec![steward.clone()],
+            ..Changed::default()
+        },
+    );
     Ok(Json(steward))
 }
 
@@ -310,22 +318,28 @@ pub async fn set_duty(
         .store
         .set_steward_duty(&id, body.on_duty, state.clock.now())
         .await?;
+    let mut withdrawn = Vec::new();
     if !body.on_duty {
         // A live offer must not wait on a steward who is not coming.
         let now = state.clock.now();
-        let withdrawn = state
+        withdrawn = state
             .store
             .withdraw_offers_of(&id, "off_duty", now, &state.rules)
             .await?;
-        for incident in &withdrawn {
-            state.engine.kick(incident);
-        }
         if !withdrawn.is_empty() {
-            state.hub.nudge();
             steward = state.store.steward(&id).await?.unwrap_or(steward);
         }
     }
-    state.engine.steward_changed(&steward);
+    after_commit(
+        &state.hub,
+        &state.engine,
+        Changed {
+            stream: !withdrawn.is_empty(),
+            stewards: vec![steward.clone()],
+            to_offer: withdrawn,
+            ..Changed::default()
+        },
+    );
     tracing::info!(status = %steward.status, "duty changed");
     Ok(Json(steward))
 }

@@ -8,9 +8,13 @@
 //!   when nobody accepts or nobody is available. Every state change is a
 //!   store transaction; every deadline is a store row the engine's tick
 //!   claims, so a restart delays nothing by more than one tick.
+//! - [`after_commit`]: what follows every committed change, for ingest,
+//!   the API and the timers alike.
 
+pub mod after_commit;
 pub mod engine;
 pub mod matcher;
 
+pub use after_commit::{Changed, after_commit};
 pub use engine::{Engine, EngineHandle};
 pub use matcher::Matcher;

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{HealthChange, IngestDeps, Item};
 use crate::dispatch::engine::log_offered;
+use crate::dispatch::{Changed, after_commit};
 use crate::domain::IncidentId;
 use crate::store::dispatch::{DispatchTurn, FirstOffers};
 use crate::store::{Applied, EventAction, IncomingEvent, Ingested, StoreError};
@@ -194,9 +195,11 @@ async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Ingested {
 /// not offered yet to dispatch.
 fn record(deps: &IngestDeps, events: &[IncomingEvent], ingested: &Ingested) {
     let Ingested { applied, offered } = ingested;
-    if applied.iter().any(|a| a.incident.is_some()) {
-        deps.hub.nudge();
-    }
+    let mut changed = Changed {
+        stream: applied.iter().any(|a| a.incident.is_some()),
+        turns: offered,
+        ..Changed::default()
+    };
     let offered_now: HashSet<&IncidentId> = offered.iter().map(|t| &t.turn.incident.id).collect();
     let now = deps.clock.now();
     if let Some(oldest) = events.iter().map(|e| e.received_at).min() {
@@ -220,10 +223,12 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], ingested: &Ingested) {
                     deps.metrics
                         .incident_opened(incident.kind, incident.priority);
                     if !offered_now.contains(&incident.id) {
-                        deps.engine.kick(&incident.id);
+                        changed.to_offer.push(incident.id.clone());
                     }
                 }
-                EventAction::Cancelled | EventAction::Cleared => deps.engine.released(&incident.id),
+                EventAction::Cancelled | EventAction::Cleared => {
+                    changed.released.push(incident.id.clone())
+                }
                 _ => {}
             }
             tracing::info!(
@@ -243,13 +248,13 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], ingested: &Ingested) {
             );
         }
     }
-    // The claimed stewards are busy now: the matcher must not rank them.
     for taken in offered {
         for offer in &taken.offers {
             log_offered(&taken.turn.incident.id, offer);
         }
-        deps.engine.turn_taken(taken);
     }
+    // The claimed stewards are busy now: the matcher must not rank them.
+    after_commit(&deps.hub, &deps.engine, changed);
 }
 
 /// Applies devices going offline and coming back, retrying while the store
@@ -293,7 +298,7 @@ async fn apply_health(deps: &IngestDeps, change: &HealthChange) -> Result<(), St
         .store
         .apply(&effects, "system", now, &deps.rules)
         .await?;
-    deps.hub.nudge();
+    after_commit(&deps.hub, &deps.engine, Changed::stream());
     for applied in applied {
         if let (EventAction::Opened, Some(i)) = (applied.action, &applied.incident) {
             deps.metrics.incident_opened(i.kind, i.priority);
