@@ -1,18 +1,16 @@
-//! An in-memory [`DispatchStore`] holding only the stream log and the
-//! outbox, for unit tests of the hub and the outbox worker that need to
-//! commit rows out of order or fail on purpose. The rest panics.
+//! An in-memory stream log ([`StreamLog`]) and outbox ([`OutboxStore`]),
+//! for unit tests of the hub and the outbox worker that need to commit
+//! rows out of order or fail on purpose.
 
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use crate::domain::{Delivery, Incident, IncidentId, Offer, Outcome, StewardId};
-use crate::rules::RuleBook;
 use crate::store::StoreResult;
-use crate::store::dispatch::{
-    Actor, Channel, DeliveryOutcome, DispatchStore, OutboxItem, Planner, StreamEvent, TakenTurn,
-};
+use crate::store::dispatch::{Channel, DeliveryOutcome, OutboxItem, StreamEvent};
+use crate::store::outbox::OutboxStore;
+use crate::store::stream_log::StreamLog;
 
 /// One outbox row and its state.
 #[derive(Debug, Clone)]
@@ -58,7 +56,7 @@ impl FakeDispatch {
 }
 
 #[async_trait]
-impl DispatchStore for FakeDispatch {
+impl StreamLog for FakeDispatch {
     async fn stream_after(&self, after: i64, limit: i64) -> StoreResult<Vec<StreamEvent>> {
         let mut rows: Vec<_> = self
             .stream
@@ -90,7 +88,10 @@ impl DispatchStore for FakeDispatch {
         s.retain(|e| e.at >= before);
         Ok((n - s.len()) as u64)
     }
+}
 
+#[async_trait]
+impl OutboxStore for FakeDispatch {
     async fn claim_outbox_for(
         &self,
         now: DateTime<Utc>,
@@ -134,112 +135,5 @@ impl DispatchStore for FakeDispatch {
             DeliveryOutcome::Cancelled { .. } => r.state = "cancelled",
         }
         Ok(())
-    }
-
-    async fn take_turn(
-        &self,
-        _: &IncidentId,
-        _: DateTime<Utc>,
-        _: &Planner<'_>,
-    ) -> StoreResult<Option<TakenTurn>> {
-        unimplemented!()
-    }
-    async fn due_dispatches(&self, _: DateTime<Utc>, _: i64) -> StoreResult<Vec<IncidentId>> {
-        unimplemented!()
-    }
-    async fn accept(
-        &self,
-        _: &IncidentId,
-        _: &StewardId,
-        _: DateTime<Utc>,
-        _: &RuleBook,
-    ) -> StoreResult<Incident> {
-        unimplemented!()
-    }
-    async fn decline(
-        &self,
-        _: &IncidentId,
-        _: &StewardId,
-        _: DateTime<Utc>,
-        _: &RuleBook,
-    ) -> StoreResult<Incident> {
-        unimplemented!()
-    }
-    async fn expire_offers(&self, _: DateTime<Utc>, _: &RuleBook) -> StoreResult<Vec<IncidentId>> {
-        unimplemented!()
-    }
-    async fn escalate_due(&self, _: DateTime<Utc>, _: &RuleBook) -> StoreResult<Vec<IncidentId>> {
-        unimplemented!()
-    }
-    async fn escalate(
-        &self,
-        _: &IncidentId,
-        _: &str,
-        _: DateTime<Utc>,
-        _: &RuleBook,
-    ) -> StoreResult<Incident> {
-        unimplemented!()
-    }
-    async fn arrive(
-        &self,
-        _: &IncidentId,
-        _: &StewardId,
-        _: DateTime<Utc>,
-        _: &RuleBook,
-    ) -> StoreResult<Incident> {
-        unimplemented!()
-    }
-    async fn resolve(
-        &self,
-        _: &IncidentId,
-        _: &Actor,
-        _: Outcome,
-        _: &str,
-        _: DateTime<Utc>,
-        _: &RuleBook,
-    ) -> StoreResult<Incident> {
-        unimplemented!()
-    }
-    async fn cancel(
-        &self,
-        _: &IncidentId,
-        _: &Actor,
-        _: &str,
-        _: DateTime<Utc>,
-        _: &RuleBook,
-    ) -> StoreResult<Incident> {
-        unimplemented!()
-    }
-    async fn assign(
-        &self,
-        _: &IncidentId,
-        _: &StewardId,
-        _: &Actor,
-        _: DateTime<Utc>,
-        _: &RuleBook,
-    ) -> StoreResult<Incident> {
-        unimplemented!()
-    }
-    async fn withdraw_offers_of(
-        &self,
-        _: &StewardId,
-        _: &str,
-        _: DateTime<Utc>,
-        _: &RuleBook,
-    ) -> StoreResult<Vec<IncidentId>> {
-        unimplemented!()
-    }
-    async fn live_offers_of(&self, _: &StewardId) -> StoreResult<Vec<Offer>> {
-        unimplemented!()
-    }
-    async fn deliveries(&self, _: &IncidentId) -> StoreResult<Vec<Delivery>> {
-        unimplemented!()
-    }
-    async fn incidents_created_between(
-        &self,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-    ) -> StoreResult<Vec<Incident>> {
-        unimplemented!()
     }
 }

@@ -404,7 +404,7 @@ fn start_notify(state: &AppState, ingest: &Ingest) -> (HubTask, Outbox) {
     };
     let outbox = Outbox::start(
         OutboxDeps {
-            store: state.hub.store().clone(),
+            store: state.store.clone(),
             settings: state.settings.clone(),
             clock: state.clock.clone(),
             commands: Arc::new(commands),

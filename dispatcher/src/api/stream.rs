@@ -63,7 +63,8 @@ use crate::domain::{Elder, Incident, IncidentState, Steward, StewardId};
 use crate::notify::hub::Published;
 use crate::store::IncidentFilter;
 use crate::store::Store;
-use crate::store::dispatch::{Audience, DispatchStore, StreamEvent};
+use crate::store::dispatch::{Audience, StreamEvent};
+use crate::store::stream_log::StreamLog;
 
 /// Comment lines this often keep proxies and phones from closing an idle
 /// connection.
@@ -380,7 +381,7 @@ struct Replay {
 
 /// Stored events for `audience` in `(after, upto]`, oldest first.
 async fn replay(
-    store: &dyn DispatchStore,
+    store: &dyn StreamLog,
     audience: &Audience,
     after: i64,
     upto: i64,

@@ -1,7 +1,7 @@
 //! The stream hub: the store's stream log, fanned out in process to every
 //! SSE connection (`GET /api/v1/stream`).
 //!
-//! One reader task reads [`DispatchStore::stream_after`] from its
+//! One reader task reads [`StreamLog::stream_after`] from its
 //! watermark whenever [`Hub::nudge`] is called (by whoever committed a
 //! change) and at least every [`POLL_EVERY`] (changes committed by other
 //! dispatcher instances on a shared PostgreSQL), and broadcasts each
@@ -54,7 +54,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::store::StoreError;
-use crate::store::dispatch::{DispatchStore, StreamEvent};
+use crate::store::dispatch::StreamEvent;
+use crate::store::stream_log::StreamLog;
 
 /// The reader looks at the store at least this often.
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
@@ -90,7 +91,7 @@ pub struct Published {
 /// [`crate::api::AppState`].
 pub struct Hub {
     /// Where the stream log lives.
-    store: Arc<dyn DispatchStore>,
+    store: Arc<dyn StreamLog>,
     /// Every subscriber's receiver; sending never blocks.
     tx: broadcast::Sender<Arc<Published>>,
     /// Wakes the reader.
@@ -108,7 +109,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn DispatchStore>) -> Self {
+    pub fn new(store: Arc<dyn StreamLog>) -> Self {
         let (tx, _) = broadcast::channel(BUFFER);
         Self {
             store,
@@ -152,7 +153,7 @@ impl Hub {
     }
 
     /// Nudges the reader and waits, at most `patience`, until it has
-    /// published everything up to `head` (a [`DispatchStore::stream_head`]
+    /// published everything up to `head` (a [`StreamLog::stream_head`]
     /// just read). Returns the watermark then, caught up or not; `None`
     /// when the hub is not running. A gap held back behind `head` may make
     /// it wait up to [`HOLD_GAP`].
@@ -180,11 +181,6 @@ impl Hub {
                 Err(_) => self.watermark().map(|_| ()),
             },
         }
-    }
-
-    /// The store the hub reads (the stream log's owner).
-    pub fn store(&self) -> &Arc<dyn DispatchStore> {
-        &self.store
     }
 
     /// Resolves when the hub is closed: SSE connections end then.

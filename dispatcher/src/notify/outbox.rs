@@ -51,7 +51,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::settings::{Settings, WebhookTarget};
-use crate::store::dispatch::{Channel, DeliveryOutcome, DispatchStore, OutboxItem};
+use crate::store::dispatch::{Channel, DeliveryOutcome, OutboxItem};
+use crate::store::outbox::OutboxStore;
 use crate::untrusted;
 
 /// How long a claimed row is ours before another instance may take it:
@@ -184,7 +185,7 @@ pub trait ReachSender: Send + Sync {
 /// What the worker needs.
 #[derive(Clone)]
 pub struct OutboxDeps {
-    pub store: Arc<dyn DispatchStore>,
+    pub store: Arc<dyn OutboxStore>,
     /// Webhook targets (by name) and the tick.
     pub settings: Arc<Settings>,
     pub clock: Clock,

@@ -427,39 +427,6 @@ pub trait DispatchStore: Send + Sync {
     /// snapshot.
     async fn live_offers_of(&self, steward: &StewardId) -> StoreResult<Vec<Offer>>;
 
-    /// Stream rows after `after` (exclusive), oldest first.
-    async fn stream_after(&self, after: i64, limit: i64) -> StoreResult<Vec<StreamEvent>>;
-    /// The newest stream row's seq (0 when empty).
-    async fn stream_head(&self) -> StoreResult<i64>;
-    /// Forgets stream rows older than `before`.
-    async fn prune_stream(&self, before: DateTime<Utc>) -> StoreResult<u64>;
-
-    /// Claims up to `limit` pending outbox rows due by `now` for `lease`.
-    async fn claim_outbox(
-        &self,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxItem>> {
-        self.claim_outbox_for(now, lease, limit, &Channel::ALL)
-            .await
-    }
-    /// [`Self::claim_outbox`] of these channels only: a worker whose
-    /// webhooks are all busy still claims device commands and pushes.
-    async fn claim_outbox_for(
-        &self,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: i64,
-        channels: &[Channel],
-    ) -> StoreResult<Vec<OutboxItem>>;
-    /// Records how a delivery attempt went (attempts count up).
-    async fn finish_outbox(
-        &self,
-        id: &str,
-        outcome: &DeliveryOutcome,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
     /// An incident's deliveries, oldest first.
     async fn deliveries(&self, incident: &IncidentId) -> StoreResult<Vec<Delivery>>;
 

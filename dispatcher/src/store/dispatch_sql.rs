@@ -320,6 +320,8 @@ macro_rules! dispatch_sql {
             };
             use $crate::rules::RuleBook;
             use $crate::store::ConflictCode;
+            use $crate::store::outbox::OutboxStore;
+            use $crate::store::stream_log::StreamLog;
             use $crate::store::dispatch::{
                 Actor, Channel, DeliveryOutcome, DispatchStore, DispatchTurn, FirstOffers, OfferPlan, OutboxItem, Planner, TakenTurn,
                 StreamEvent,
@@ -1820,6 +1822,37 @@ macro_rules! dispatch_sql {
                     all(rows, OfferRow::into_domain)
                 }
 
+                async fn deliveries(&self, incident: &IncidentId) -> StoreResult<Vec<Delivery>> {
+                    let rows: Vec<OutboxRow> = sqlx::query_as(
+                        "SELECT * FROM outbox WHERE incident_id = $1 ORDER BY id",
+                    )
+                    .bind(incident.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    Ok(rows.into_iter().map(OutboxRow::into_delivery).collect())
+                }
+
+                async fn incidents_created_between(
+                    &self,
+                    from: DateTime<Utc>,
+                    to: DateTime<Utc>,
+                ) -> StoreResult<Vec<Incident>> {
+                    let rows: Vec<IncidentRow> = sqlx::query_as(
+                        "SELECT * FROM incidents WHERE created_at >= $1 AND created_at < $2
+                         ORDER BY created_at, id",
+                    )
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    all(rows, IncidentRow::into_domain)
+                }
+            }
+
+            #[async_trait]
+            impl StreamLog for $store {
                 async fn stream_after(&self, after: i64, limit: i64) -> StoreResult<Vec<StreamEvent>> {
                     let rows: Vec<StreamRow> = sqlx::query_as(
                         "SELECT seq, at, audience, event, data FROM stream
@@ -1849,7 +1882,10 @@ macro_rules! dispatch_sql {
                         .db()?;
                     Ok(done.rows_affected())
                 }
+            }
 
+            #[async_trait]
+            impl OutboxStore for $store {
                 #[tracing::instrument(skip_all, fields(limit = limit))]
                 async fn claim_outbox_for(
                     &self,
@@ -1953,34 +1989,6 @@ macro_rules! dispatch_sql {
                         found(u64::try_from(known).unwrap_or(0), || format!("outbox row {id}"))?;
                     }
                     Ok(())
-                }
-
-                async fn deliveries(&self, incident: &IncidentId) -> StoreResult<Vec<Delivery>> {
-                    let rows: Vec<OutboxRow> = sqlx::query_as(
-                        "SELECT * FROM outbox WHERE incident_id = $1 ORDER BY id",
-                    )
-                    .bind(incident.as_str())
-                    .fetch_all(&self.pool)
-                    .await
-                    .db()?;
-                    Ok(rows.into_iter().map(OutboxRow::into_delivery).collect())
-                }
-
-                async fn incidents_created_between(
-                    &self,
-                    from: DateTime<Utc>,
-                    to: DateTime<Utc>,
-                ) -> StoreResult<Vec<Incident>> {
-                    let rows: Vec<IncidentRow> = sqlx::query_as(
-                        "SELECT * FROM incidents WHERE created_at >= $1 AND created_at < $2
-                         ORDER BY created_at, id",
-                    )
-                    .bind(from)
-                    .bind(to)
-                    .fetch_all(&self.pool)
-                    .await
-                    .db()?;
-                    all(rows, IncidentRow::into_domain)
                 }
             }
         };

@@ -24,6 +24,7 @@ pub mod dispatch_sql;
 pub mod logins;
 pub mod logins_sql;
 pub mod notices;
+pub mod outbox;
 pub mod postgres;
 pub mod reach;
 pub mod reach_sql;
@@ -35,6 +36,7 @@ pub mod secrets;
 pub mod secrets_sql;
 pub mod sql;
 pub mod sqlite;
+pub mod stream_log;
 
 use std::sync::Arc;
 
@@ -322,11 +324,16 @@ pub struct EventFilter {
 
 /// Everything the dispatcher keeps. Object safe: the backend is chosen at
 /// start-up and shared as `Arc<dyn Store>`, which also offers dispatch's
-/// methods ([`DispatchStore`]) and those that reach stewards' phones
-/// ([`ReachStore`]).
+/// methods ([`DispatchStore`]), the stream log ([`stream_log::StreamLog`]),
+/// the outbox ([`outbox::OutboxStore`]) and those that reach stewards'
+/// phones ([`ReachStore`]). A worker that needs only one of these takes
+/// only that one (the hub a `StreamLog`, the outbox worker an
+/// `OutboxStore`), and a test fake implements only that.
 #[async_trait]
 pub trait Store:
     DispatchStore
+    + outbox::OutboxStore
+    + stream_log::StreamLog
     + ReachStore
     + logins::LoginStore
     + RetentionStore
