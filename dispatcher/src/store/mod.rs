@@ -19,8 +19,11 @@
 //! [`reach_sql`]; retention's pruning ([`retention::RetentionStore`]) in
 //! [`retention_sql`].
 
+pub mod deadlines;
 pub mod dispatch;
 pub mod dispatch_sql;
+pub mod incidents;
+pub mod ingest;
 pub mod logins;
 pub mod logins_sql;
 pub mod notices;
@@ -28,12 +31,14 @@ pub mod outbox;
 pub mod postgres;
 pub mod reach;
 pub mod reach_sql;
-mod registry;
+pub mod registry;
+mod registry_cache;
 pub mod retention;
 pub mod retention_sql;
 mod rows;
 pub mod secrets;
 pub mod secrets_sql;
+pub mod sessions;
 pub mod sql;
 pub mod sqlite;
 pub mod stream_log;
@@ -331,7 +336,12 @@ pub struct EventFilter {
 /// `OutboxStore`), and a test fake implements only that.
 #[async_trait]
 pub trait Store:
-    DispatchStore
+    registry::RegistryStore
+    + sessions::SessionStore
+    + ingest::IngestStore
+    + incidents::IncidentStore
+    + deadlines::DeadlineStore
+    + DispatchStore
     + outbox::OutboxStore
     + stream_log::StreamLog
     + ReachStore
@@ -346,168 +356,6 @@ pub trait Store:
 
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
-
-    // --- elders ---
-    async fn insert_elder(&self, elder: &Elder) -> StoreResult<()>;
-    async fn elder(&self, id: &ElderId) -> StoreResult<Option<Elder>>;
-    async fn elders(&self) -> StoreResult<Vec<Elder>>;
-    /// Replaces every field; `NotFound` when the id is unknown.
-    async fn update_elder(&self, elder: &Elder) -> StoreResult<()>;
-    /// Unbinds the elder's devices (they keep reporting as unknown).
-    async fn delete_elder(&self, id: &ElderId) -> StoreResult<()>;
-
-    // --- devices ---
-    /// `Invalid` when `elder_id` names no elder; `Conflict` on a taken id.
-    async fn insert_device(&self, device: &Device) -> StoreResult<()>;
-    async fn device(&self, id: &DeviceId) -> StoreResult<Option<Device>>;
-    async fn devices(&self) -> StoreResult<Vec<Device>>;
-    /// Replaces the registry fields (`elder_id`, `kind`, `heartbeat_s`);
-    /// health fields are the heartbeats' to write.
-    async fn update_device(&self, device: &Device) -> StoreResult<()>;
-    async fn delete_device(&self, id: &DeviceId) -> StoreResult<()>;
-    /// Bulk registration (`dispatcher import` of a large site): inserts or
-    /// replaces elders in multi-row statements, a few hundred per
-    /// statement, because one statement per row caps sqlx's SQLite at
-    /// about 14,000 rows a second (PERFORMANCE.md). Returns rows written.
-    async fn upsert_elders(&self, elders: &[Elder]) -> StoreResult<usize>;
-    /// The same for devices: registry fields are inserted or replaced,
-    /// health fields of an existing device are left to its heartbeats.
-    /// `Invalid` when a device names an elder that does not exist.
-    async fn upsert_devices(&self, devices: &[Device]) -> StoreResult<usize>;
-    /// Writes a batch of heartbeats in as few statements as the backend
-    /// allows, each committed on its own so other writers get turns in
-    /// between; a failure part way is harmless to retry (last-seen never
-    /// moves backwards). Unknown devices are skipped.
-    async fn flush_heartbeats(&self, beats: &[Heartbeat]) -> StoreResult<()>;
-    /// Every registered device's last known health, for the offline
-    /// detector at start-up.
-    async fn liveness(&self) -> StoreResult<Vec<Liveness>>;
-    /// Reads devices and their elders into ingest's copy of the registry
-    /// (as many as it keeps), so the first batches after a start, often a
-    /// backlog the broker kept for us, need not read them one batch at a
-    /// time. Returns how many devices it read; 0 if the registry changed
-    /// while reading (the copy then fills as batches need it).
-    async fn warm_registry(&self) -> StoreResult<usize>;
-
-    // --- stewards ---
-    async fn insert_steward(&self, steward: &Steward) -> StoreResult<()>;
-    async fn steward(&self, id: &StewardId) -> StoreResult<Option<Steward>>;
-    async fn stewards(&self) -> StoreResult<Vec<Steward>>;
-    /// Replaces name, phone, grid, skills and languages; status, duty and
-    /// location have their own calls.
-    async fn update_steward(&self, steward: &Steward) -> StoreResult<()>;
-    async fn set_steward_location(
-        &self,
-        id: &StewardId,
-        at: LatLon,
-        accuracy_m: Option<f64>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Steward>;
-    /// On duty makes an off-duty steward `available`; off duty makes an
-    /// `available` one `off_duty`. A busy or offered steward keeps the
-    /// status (dispatch withdraws offers itself).
-    async fn set_steward_duty(
-        &self,
-        id: &StewardId,
-        on_duty: bool,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Steward>;
-
-    // --- logins ---
-    /// `Conflict` on a taken username, `Invalid` when `steward_id` names
-    /// no steward.
-    async fn insert_user(&self, user: &User) -> StoreResult<()>;
-    async fn user(&self, username: &str) -> StoreResult<Option<User>>;
-    async fn users(&self) -> StoreResult<Vec<User>>;
-    /// Also ends the user's sessions.
-    async fn delete_user(&self, username: &str) -> StoreResult<()>;
-    /// Stores a session; only the token's hash is kept.
-    async fn insert_session(
-        &self,
-        token_hash: &str,
-        username: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Ends one session (logout); ending one that is gone is not an error.
-    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
-    /// The user a live session belongs to.
-    async fn session_user(&self, token_hash: &str, now: DateTime<Utc>)
-    -> StoreResult<Option<User>>;
-
-    // --- ingest ---
-    /// Stores a batch of events in one transaction, idempotent on
-    /// `(device_id, event_id)`, and runs the rules on each new one inside
-    /// the same transaction: when it returns Ok, every event and every
-    /// incident change it caused is committed, and only then may the
-    /// messages be acknowledged. One result per event, in order.
-    async fn ingest(&self, batch: &[IncomingEvent], rules: &RuleBook) -> StoreResult<Vec<Applied>> {
-        Ok(self.ingest_offering(batch, rules, None).await?.applied)
-    }
-    /// [`Self::ingest`], and in the same transaction the first offers of
-    /// each incident the batch opens that is due for dispatch (a press
-    /// then waits for one commit, not two, and for no other writer in
-    /// between). An incident nobody could be offered stays due, untouched,
-    /// for the engine.
-    async fn ingest_offering(
-        &self,
-        batch: &[IncomingEvent],
-        rules: &RuleBook,
-        first_offers: Option<&dispatch::FirstOffers<'_>>,
-    ) -> StoreResult<Ingested>;
-    /// Applies effects raised outside ingest (a device going offline or
-    /// coming back, a deadline coming due) in one transaction. `rules`
-    /// decide whether an opened incident is dispatched and who is told.
-    async fn apply(
-        &self,
-        effects: &[Effect],
-        actor: &str,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Vec<Applied>>;
-    async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<StoredEvent>>;
-    /// Unknown devices, the most recently heard first: `limit` of them
-    /// after skipping `offset`.
-    async fn unknown_devices(&self, limit: i64, offset: i64) -> StoreResult<Vec<UnknownDevice>>;
-
-    // --- incidents ---
-    async fn incidents(&self, filter: &IncidentFilter) -> StoreResult<Vec<Incident>>;
-    /// One incident with its offers, timeline, the matcher's reasoning and
-    /// its deliveries. (A supervisor's cancel is
-    /// [`DispatchStore::cancel`].)
-    async fn incident(&self, id: &IncidentId) -> StoreResult<Option<IncidentDetail>>;
-    /// Whether the steward holds a live offer (unanswered, not expired at
-    /// `now`) of an open incident of this elder, or is assigned an open
-    /// one: the only way a steward may read an elder's health data.
-    /// Declined, expired, withdrawn, closed: no longer.
-    async fn steward_sees_elder(
-        &self,
-        steward: &StewardId,
-        elder: &ElderId,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-    /// The open incident holding a dedup key, if any.
-    async fn open_incident(&self, key: &DedupKey) -> StoreResult<Option<Incident>>;
-
-    // --- deadlines ---
-    /// Claims up to `limit` due deadlines for `lease`; a claimed row that
-    /// is not finished comes due again when the lease ends.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: i64,
-    ) -> StoreResult<Vec<Deadline>>;
-    /// Applies a claimed deadline's effects and deletes it, in one
-    /// transaction. The effects applied are the stored row's. Returns no
-    /// results, and changes nothing, when the deadline was unscheduled,
-    /// moved or already fired since it was claimed.
-    async fn fire_deadline(
-        &self,
-        deadline: &Deadline,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Vec<Applied>>;
-    async fn deadlines(&self) -> StoreResult<Vec<Deadline>>;
 }
 
 /// The closing note on an incident a rule resolved by itself.

@@ -18,7 +18,7 @@ use sqlx::{PgConnection, Pool, Postgres, Transaction};
 use super::dispatch_sql::dispatch_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
-use super::registry::RegistryCache;
+use super::registry_cache::RegistryCache;
 use super::retention_sql::retention_sql;
 use super::secrets_sql::secrets_sql;
 use super::sql::sql_store;

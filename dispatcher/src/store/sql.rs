@@ -271,7 +271,7 @@ macro_rules! sql_store {
             use $crate::store::dispatch::DispatchStore;
             use $crate::store::dispatch_sql::Closing;
             use $crate::store::notices::Transition;
-            use $crate::store::registry::{Registry, RegistryCache};
+            use $crate::store::registry_cache::{Registry, RegistryCache};
             use $crate::store::rows::*;
             use $crate::store::sql::*;
             use $crate::store::dispatch::FirstOffers;
@@ -642,7 +642,10 @@ macro_rules! sql_store {
                     sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
                     Ok(())
                 }
+            }
 
+            #[async_trait]
+            impl $crate::store::registry::RegistryStore for $store {
                 // --- elders ---
 
                 #[tracing::instrument(skip_all, fields(elder = %elder.id))]
@@ -1119,7 +1122,10 @@ macro_rules! sql_store {
                     tx.commit().await.db()?;
                     Ok(steward)
                 }
+            }
 
+            #[async_trait]
+            impl $crate::store::sessions::SessionStore for $store {
                 // --- logins ---
 
                 #[tracing::instrument(skip_all, fields(user = %user.username))]
@@ -1229,7 +1235,10 @@ macro_rules! sql_store {
                     .db()?;
                     row.map(UserRow::into_domain).transpose()
                 }
+            }
 
+            #[async_trait]
+            impl $crate::store::ingest::IngestStore for $store {
                 // --- ingest ---
 
                 #[tracing::instrument(skip_all, fields(events = batch.len()))]
@@ -1320,7 +1329,10 @@ macro_rules! sql_store {
                     .db()?;
                     all(rows, UnknownDeviceRow::into_domain)
                 }
+            }
 
+            #[async_trait]
+            impl $crate::store::incidents::IncidentStore for $store {
                 // --- incidents ---
 
                 async fn incidents(&self, filter: &IncidentFilter) -> StoreResult<Vec<Incident>> {
@@ -1438,7 +1450,10 @@ macro_rules! sql_store {
                     .db()?;
                     row.map(IncidentRow::into_domain).transpose()
                 }
+            }
 
+            #[async_trait]
+            impl $crate::store::deadlines::DeadlineStore for $store {
                 // --- deadlines ---
 
                 #[tracing::instrument(skip_all, fields(limit = limit))]
@@ -1518,6 +1533,7 @@ macro_rules! sql_store {
                     all(rows, DeadlineRow::into_domain)
                 }
             }
+
         };
     };
 }
