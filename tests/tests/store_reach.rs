@@ -3,15 +3,14 @@
 //! within their limit, keys are made once, a link opens once.
 
 use chrono::{DateTime, Duration, Utc};
+use dispatcher::domain::{Candidate, DispatchTurn, OfferPlan};
 use dispatcher::domain::{
     ContactChannel, Elder, ElderId, IncidentId, IncidentKind, Lang, LatLon, NewSubscription,
     Priority, ReachStep, Steward, StewardId, StewardStatus,
 };
 use dispatcher::rules::{Effect, RuleBook};
 use dispatcher::settings::RuleSettings;
-use dispatcher::store::dispatch::{
-    Candidate, Channel, DeliveryOutcome, DispatchTurn, OfferPlan, OutboxItem,
-};
+use dispatcher::store::dispatch::{Channel, DeliveryOutcome, OutboxItem};
 use dispatcher::store::{ConflictCode, Store, StoreError};
 use eldercare_tests::on_both_backends;
 use eldercare_tests::store_harness::Harness;

@@ -8,9 +8,9 @@
 //! steward the matcher still thought busy, an offer nobody re-made, a
 //! board a tick behind.
 
+use crate::domain::TakenTurn;
 use crate::domain::{IncidentId, Steward};
 use crate::notify::hub::Hub;
-use crate::store::dispatch::TakenTurn;
 
 use super::EngineHandle;
 

@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::matcher::{Matcher, Need};
 use crate::clock::Clock;
+use crate::domain::{DispatchTurn, OfferPlan, TakenTurn};
 use crate::domain::{IncidentId, Offer, Steward, StewardId};
 use crate::rules::RuleBook;
-use crate::store::dispatch::{DispatchTurn, OfferPlan, TakenTurn};
 use crate::store::{Store, StoreError};
 
 /// How often the matcher is rebuilt from the store (changes made by other

@@ -15,11 +15,11 @@ use chrono::{DateTime, Duration, Utc};
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
 
+use crate::domain::Candidate;
 use crate::domain::{
     CandidateNote, Elder, IncidentKind, LatLon, Steward, StewardId, StewardStatus,
 };
 use crate::settings::DispatchSettings;
-use crate::store::dispatch::Candidate;
 
 /// Metres per unit of chord length on the unit sphere.
 const EARTH_RADIUS_M: f64 = 6_371_008.8;

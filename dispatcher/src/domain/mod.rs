@@ -1,6 +1,7 @@
 //! Domain types, parsed once at the edge (API bodies, device messages, the
 //! store) so the rest of the code never re-checks them.
 
+pub mod dispatch;
 pub mod geo;
 pub mod ids;
 pub mod incident;
@@ -9,6 +10,7 @@ pub mod reach;
 pub mod registry;
 pub mod user;
 
+pub use dispatch::{Candidate, DispatchTurn, FirstOffers, OfferPlan, Planner, TakenTurn};
 pub use geo::{LatLon, OffTheGlobe};
 pub use ids::{DeviceIdSchema, ElderId, IncidentId, StewardId};
 pub use incident::{

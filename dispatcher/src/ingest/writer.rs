@@ -20,7 +20,7 @@ use super::{HealthChange, IngestDeps, Item};
 use crate::dispatch::engine::log_offered;
 use crate::dispatch::{Changed, after_commit};
 use crate::domain::IncidentId;
-use crate::store::dispatch::{DispatchTurn, FirstOffers};
+use crate::domain::{DispatchTurn, FirstOffers};
 use crate::store::{Applied, EventAction, IncomingEvent, Ingested, StoreError};
 
 /// Longest wait between attempts when the store is down.

@@ -42,8 +42,7 @@ use utoipa::ToSchema;
 
 use super::StoreResult;
 use crate::domain::{
-    CandidateNote, ContactChannel, Delivery, Elder, Incident, IncidentId, Offer, Outcome,
-    ReachStep, Steward, StewardId,
+    ContactChannel, Delivery, Incident, IncidentId, Offer, Outcome, Planner, StewardId, TakenTurn,
 };
 use crate::rules::RuleBook;
 
@@ -51,69 +50,6 @@ use crate::rules::RuleBook;
 /// without an elder) waits before it comes due again. A caller that dies
 /// mid-turn leaves nothing behind: the turn is one transaction.
 pub const DISPATCH_LEASE: Duration = Duration::seconds(15);
-
-/// A steward the matcher ranked, in the order to try.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
-    pub steward_id: StewardId,
-    /// Estimated travel distance.
-    pub distance_m: f64,
-}
-
-/// An incident whose dispatch turn this caller holds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DispatchTurn {
-    pub incident: Incident,
-    /// None for an incident without an elder (never dispatched).
-    pub elder: Option<Elder>,
-    /// Stewards already offered this incident (any response): not offered
-    /// again in this incident's life.
-    pub already_offered: Vec<StewardId>,
-    /// Offers still live (a critical incident may hold two).
-    pub live_offers: usize,
-}
-
-/// Whom to offer a turn to, as the engine decides it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OfferPlan {
-    /// Ranked, best first; more than `want` so a lost claim has a next.
-    pub candidates: Vec<Candidate>,
-    /// Offers to make.
-    pub want: usize,
-    /// When each offer made expires.
-    pub expires_at: DateTime<Utc>,
-    /// The matcher's reasoning, shown on the incident.
-    pub notes: Vec<CandidateNote>,
-    /// When to try again if nobody could be offered.
-    pub retry_at: DateTime<Utc>,
-    /// How each steward offered is reached about it beyond the stream
-    /// (pushes, their repeats, SMS, calls): one outbox row per step,
-    /// written with the offer and cancelled when the offer ends.
-    pub reach: Vec<ReachStep>,
-}
-
-/// Decides a turn's offers; runs inside the turn's transaction, so it
-/// must be quick and must not touch the store.
-pub type Planner<'a> = dyn Fn(&DispatchTurn) -> Option<OfferPlan> + Send + Sync + 'a;
-
-/// A turn taken: what it saw, what was planned, what was offered.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TakenTurn {
-    pub turn: DispatchTurn,
-    pub plan: Option<OfferPlan>,
-    /// The offers made (empty when nobody could be claimed).
-    pub offers: Vec<Offer>,
-    /// Their stewards, as claimed (now `offered`), in the same order.
-    pub stewards: Vec<Steward>,
-}
-
-/// What ingest needs to make an opened incident's first offers in the
-/// transaction that opens it ([`super::Store::ingest_offering`]).
-pub struct FirstOffers<'a> {
-    pub planner: &'a Planner<'a>,
-    /// The offers' time.
-    pub now: DateTime<Utc>,
-}
 
 /// Who did something, as the timeline names them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -322,9 +322,9 @@ macro_rules! dispatch_sql {
             use $crate::store::ConflictCode;
             use $crate::store::outbox::OutboxStore;
             use $crate::store::stream_log::StreamLog;
+            use $crate::domain::{DispatchTurn, FirstOffers, OfferPlan, Planner, TakenTurn};
             use $crate::store::dispatch::{
-                Actor, Channel, DeliveryOutcome, DispatchStore, DispatchTurn, FirstOffers, OfferPlan, OutboxItem, Planner, TakenTurn,
-                StreamEvent,
+                Actor, Channel, DeliveryOutcome, DispatchStore, OutboxItem, StreamEvent,
             };
             use $crate::store::dispatch_sql::*;
             use $crate::store::notices::{Transition, WithdrawReason};

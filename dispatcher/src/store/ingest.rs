@@ -23,7 +23,7 @@ pub trait IngestStore: Send + Sync {
         &self,
         batch: &[IncomingEvent],
         rules: &RuleBook,
-        first_offers: Option<&dispatch::FirstOffers<'_>>,
+        first_offers: Option<&crate::domain::FirstOffers<'_>>,
     ) -> StoreResult<Ingested>;
     /// Applies effects raised outside ingest (a device going offline or
     /// coming back, a deadline coming due) in one transaction. `rules`

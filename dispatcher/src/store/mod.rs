@@ -234,7 +234,7 @@ pub struct Ingested {
     /// One result per event, in order.
     pub applied: Vec<Applied>,
     /// The incidents offered in the batch's transaction.
-    pub offered: Vec<dispatch::TakenTurn>,
+    pub offered: Vec<crate::domain::TakenTurn>,
 }
 
 /// A stored device event, as supervisors read it.

@@ -274,7 +274,7 @@ macro_rules! sql_store {
             use $crate::store::registry_cache::{Registry, RegistryCache};
             use $crate::store::rows::*;
             use $crate::store::sql::*;
-            use $crate::store::dispatch::FirstOffers;
+            use $crate::domain::FirstOffers;
             use $crate::store::{
                 Applied, Backend, Deadline, EventAction, EventFilter, Heartbeat, IncidentFilter,
                 IncomingEvent, Ingested, Liveness, Store, StoreError, StoreResult, StoredEvent,

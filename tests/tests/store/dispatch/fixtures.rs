@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use dispatcher::domain::{Candidate, DispatchTurn, OfferPlan, TakenTurn};
 use dispatcher::domain::{Incident, IncidentId, IncidentKind, Offer, Priority, StewardStatus};
 use dispatcher::rules::{Effect, RuleBook};
 use dispatcher::settings::{
     DispatchSettings, NotifySettings, RuleSettings, Secret, WebhookAudience, WebhookTarget,
 };
-use dispatcher::store::dispatch::{Candidate, DispatchTurn, OfferPlan, TakenTurn};
 use dispatcher::store::{EventAction, Store, StoreError};
 
 use eldercare_tests::store_harness::Harness;

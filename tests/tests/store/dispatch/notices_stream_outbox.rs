@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
+use dispatcher::domain::{Candidate, OfferPlan};
 use dispatcher::domain::{CandidateNote, DeviceKind, Outcome, Priority, StewardStatus};
-use dispatcher::store::dispatch::{
-    Actor, Audience, Candidate, Channel, DeliveryOutcome, OfferPlan,
-};
+use dispatcher::store::dispatch::{Actor, Audience, Channel, DeliveryOutcome};
 use dispatcher::store::{EventAction, IncidentFilter, StoreError};
 use protocol::EventType;
 

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
+use dispatcher::domain::{Candidate, DispatchTurn, FirstOffers};
 use dispatcher::domain::{
     DeviceKind, IncidentKind, IncidentState, Outcome, Priority, StewardStatus,
 };
 use dispatcher::rules::{Effect, RuleBook};
-use dispatcher::store::dispatch::{Actor, Candidate, DISPATCH_LEASE, DispatchTurn, FirstOffers};
+use dispatcher::store::dispatch::{Actor, DISPATCH_LEASE};
 use dispatcher::store::{
     ConflictCode, EventAction, EventFilter, IncidentFilter, IncomingEvent, Store, StoreError,
 };
