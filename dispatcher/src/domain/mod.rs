@@ -5,6 +5,7 @@ pub mod dispatch;
 pub mod geo;
 pub mod ids;
 pub mod incident;
+pub mod lifecycle;
 pub mod named;
 pub mod reach;
 pub mod registry;

@@ -35,11 +35,12 @@
 //! saw `seq` N can never later find a row below N (`Last-Event-ID` stays
 //! exact); on SQLite nothing (writers are serialised).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use super::ConflictCode;
 use super::StoreError;
 use super::notices::WithdrawReason;
+use crate::domain::lifecycle;
 use crate::domain::{
     CandidateNote, Incident, IncidentState, Offer, OfferResponse, Outcome, StewardId,
 };
@@ -116,11 +117,6 @@ impl Closing<'_> {
     }
 }
 
-/// A time as messages show it: `2026-11-28T16:00:30Z`.
-pub(crate) fn when(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
 /// A refusal with its code; the message opens with the code too, as
 /// clients have always read it.
 pub(crate) fn conflict(code: ConflictCode, detail: String) -> StoreError {
@@ -131,64 +127,7 @@ pub(crate) fn conflict(code: ConflictCode, detail: String) -> StoreError {
 }
 
 pub(crate) fn not_open(incident: &Incident) -> StoreError {
-    conflict(
-        ConflictCode::NotOpen,
-        format!("incident {} is already {}", incident.id, incident.status),
-    )
-}
-
-/// Why `steward` may not answer their offer of `incident` now, if not.
-/// Accept and decline share it: no offer at all, a closed incident,
-/// someone else (or they) already took it, their offer ended, or it is
-/// past its expiry though the timer has not yet expired it.
-pub(crate) fn offer_problem(
-    incident: &Incident,
-    offer: Option<&Offer>,
-    steward: &StewardId,
-    now: DateTime<Utc>,
-) -> Option<StoreError> {
-    let Some(offer) = offer else {
-        return Some(conflict(
-            ConflictCode::NoOffer,
-            format!("steward {steward} has no offer of incident {}", incident.id),
-        ));
-    };
-    if !incident.status.is_open() {
-        return Some(not_open(incident));
-    }
-    if incident.status != IncidentState::Dispatching {
-        let at = incident
-            .acknowledged_at
-            .map(|t| format!(" at {}", when(t)))
-            .unwrap_or_default();
-        // API.md's code whoever took it; the message says who.
-        let by = match &incident.steward_id {
-            Some(s) if s == steward => "you".to_owned(),
-            Some(s) => format!("steward {s}"),
-            None => "someone else".to_owned(),
-        };
-        return Some(conflict(
-            ConflictCode::AlreadyTaken,
-            format!("incident {} was taken by {by}{at}", incident.id),
-        ));
-    }
-    match (offer.response, offer.responded_at) {
-        (Some(response), at) => {
-            let at = at.map(|t| format!(" at {}", when(t))).unwrap_or_default();
-            Some(conflict(
-                ConflictCode::OfferExpired,
-                format!("the offer to {steward} was {response}{at}"),
-            ))
-        }
-        (None, _) if offer.expires_at <= now => Some(conflict(
-            ConflictCode::OfferExpired,
-            format!(
-                "the offer to {steward} expired at {}",
-                when(offer.expires_at)
-            ),
-        )),
-        (None, _) => None,
-    }
+    lifecycle::not_open(incident).into()
 }
 
 /// The timeline's words for an offer that ended.
@@ -1364,17 +1303,11 @@ macro_rules! dispatch_sql {
                     let (i, mut d) = Self::must_lock(&mut tx, incident).await?;
                     Self::hold_of(&mut tx, steward, false).await?;
                     let offer = Self::offer_of(&mut tx, incident, steward).await?;
-                    // Accepting twice (a retried tap) is not an error.
-                    if i.status.is_open()
-                        && i.steward_id.as_ref() == Some(steward)
-                        && offer.as_ref().and_then(|o| o.response) == Some(OfferResponse::Accepted)
-                    {
+                    let Some(changed) = $crate::domain::lifecycle::accept(&i, offer.as_ref(), steward, now)? else {
+                        // Accepting twice (a retried tap) is not an error.
                         return Ok(i);
-                    }
-                    if let Some(problem) = offer_problem(&i, offer.as_ref(), steward, now) {
-                        return Err(problem);
-                    }
-                    let offer = offer.expect("offer_problem refuses a missing offer");
+                    };
+                    let offer = offer.expect("accept refuses a missing offer");
                     let taken = sqlx::query(
                         "UPDATE offers SET response = 'accepted', responded_at = $2
                          WHERE id = $1 AND response IS NULL AND expires_at > $2",
@@ -1415,11 +1348,6 @@ macro_rules! dispatch_sql {
                         &mut tx, std::slice::from_ref(&offer), CloseReason::Accepted, None, now, &mut pending,
                     )
                     .await?;
-                    let mut changed = i.clone();
-                    changed.status = IncidentState::Acknowledged;
-                    changed.steward_id = Some(steward.clone());
-                    changed.acknowledged_at = Some(now);
-                    changed.updated_at = now;
                     d.next_dispatch_at = None;
                     d.escalate_at = None;
                     let saved = Self::save(&mut tx, IncidentState::Dispatching, &changed, &d).await?;
@@ -1445,9 +1373,7 @@ macro_rules! dispatch_sql {
                     let (i, mut d) = Self::must_lock(&mut tx, incident).await?;
                     Self::hold_of(&mut tx, steward, false).await?;
                     let offer = Self::offer_of(&mut tx, incident, steward).await?;
-                    if let Some(problem) = offer_problem(&i, offer.as_ref(), steward, now) {
-                        return Err(problem);
-                    }
+                    $crate::domain::lifecycle::answerable(&i, offer.as_ref(), steward, now)?;
                     let actor = Actor::Steward(steward.clone()).to_string();
                     let mut pending = Pending::default();
                     let ended = Self::end_offers(
@@ -1567,26 +1493,9 @@ macro_rules! dispatch_sql {
                     let mut tx = self.begin_write().await.db()?;
                     let (i, d) = Self::must_lock(&mut tx, incident).await?;
                     Self::hold_of(&mut tx, steward, false).await?;
-                    if !i.status.is_open() {
-                        return Err(not_open(&i));
-                    }
-                    if i.steward_id.as_ref() != Some(steward) {
-                        let who = match &i.steward_id {
-                            Some(s) => format!("steward {s} is"),
-                            None => "nobody is yet".to_owned(),
-                        };
-                        return Err(conflict(
-                            ConflictCode::NotAssigned,
-                            format!("steward {steward} is not assigned to incident {incident}; {who}"),
-                        ));
-                    }
-                    if i.status == IncidentState::OnSite {
+                    let Some(changed) = $crate::domain::lifecycle::arrive(&i, steward, now)? else {
                         return Ok(i);
-                    }
-                    let mut changed = i.clone();
-                    changed.status = IncidentState::OnSite;
-                    changed.on_site_at = Some(now);
-                    changed.updated_at = now;
+                    };
                     let saved = Self::save(&mut tx, IncidentState::Acknowledged, &changed, &d).await?;
                     let actor = Actor::Steward(steward.clone()).to_string();
                     let mut pending = Pending::default();
@@ -1999,94 +1908,9 @@ pub(crate) use dispatch_sql;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{IncidentId, IncidentKind, Priority};
-
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
 
     fn sid(s: &str) -> StewardId {
         StewardId::parse(s).unwrap()
-    }
-
-    fn incident(status: IncidentState, steward: Option<&str>) -> Incident {
-        let at = t("2026-11-28T16:00:00Z");
-        Incident {
-            id: IncidentId::parse("inc-1").unwrap(),
-            elder_id: None,
-            device_id: None,
-            kind: IncidentKind::Call,
-            priority: Priority::Critical,
-            status,
-            created_at: at,
-            updated_at: at,
-            acknowledged_at: steward.map(|_| at),
-            on_site_at: None,
-            resolved_at: None,
-            steward_id: steward.map(sid),
-            escalation_level: 0,
-            outcome: None,
-            notes: None,
-            event_count: 1,
-            last_event_at: at,
-            summary: "call".into(),
-        }
-    }
-
-    fn offer(response: Option<OfferResponse>) -> Offer {
-        Offer {
-            id: "off-1".into(),
-            incident_id: IncidentId::parse("inc-1").unwrap(),
-            steward_id: sid("s-1"),
-            offered_at: t("2026-11-28T16:00:00Z"),
-            expires_at: t("2026-11-28T16:00:30Z"),
-            response,
-            responded_at: response.map(|_| t("2026-11-28T16:00:10Z")),
-            distance_m: Some(420.0),
-        }
-    }
-
-    fn code(e: Option<StoreError>) -> Option<String> {
-        e.map(|e| match e {
-            StoreError::Conflict { code, .. } => code.as_str().to_owned(),
-            other => panic!("not a conflict: {other:?}"),
-        })
-    }
-
-    #[test]
-    fn answers_to_an_offer_are_checked_in_order() {
-        let s1 = sid("s-1");
-        let live = offer(None);
-        let early = t("2026-11-28T16:00:20Z");
-        let late = t("2026-11-28T16:00:30Z");
-        let dispatching = incident(IncidentState::Dispatching, None);
-        assert_eq!(
-            code(offer_problem(&dispatching, Some(&live), &s1, early)),
-            None
-        );
-        assert_eq!(
-            code(offer_problem(&dispatching, None, &s1, early)).as_deref(),
-            Some("no_offer")
-        );
-        assert_eq!(
-            code(offer_problem(&dispatching, Some(&live), &s1, late)).as_deref(),
-            Some("offer_expired"),
-            "past its expiry, though the timer has not run"
-        );
-        let withdrawn = offer(Some(OfferResponse::Withdrawn));
-        assert_eq!(
-            code(offer_problem(&dispatching, Some(&withdrawn), &s1, early)).as_deref(),
-            Some("offer_expired")
-        );
-        let taken = incident(IncidentState::Acknowledged, Some("s-2"));
-        let e = offer_problem(&taken, Some(&withdrawn), &s1, early).unwrap();
-        assert!(e.to_string().starts_with("already_taken: "), "{e}");
-        assert!(e.to_string().contains("steward s-2"), "{e}");
-        let closed = incident(IncidentState::Cancelled, None);
-        assert_eq!(
-            code(offer_problem(&closed, Some(&withdrawn), &s1, early)).as_deref(),
-            Some("not_open")
-        );
     }
 
     #[test]

@@ -60,50 +60,15 @@ use reach::ReachStore;
 use retention::RetentionStore;
 use secrets::SecretStore;
 
-/// Why the store refused a change; the API answers with it as
-/// `{"error": {"code"}}` where a route names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConflictCode {
-    /// A unique key is taken (a duplicate id, a second open incident).
-    Taken,
-    /// The offer expired (or was withdrawn) before the answer.
-    OfferExpired,
-    /// Another steward accepted first (or the incident was assigned), or,
-    /// for a decline, the caller did.
-    AlreadyTaken,
-    /// Only the assigned steward may do this.
-    NotAssigned,
-    /// The incident is resolved or cancelled.
-    NotOpen,
-    /// The steward is off duty or busy with another incident.
-    StewardBusy,
-    /// The steward was never offered this incident.
-    NoOffer,
-    /// A steward with too many phones registered.
-    TooManySubscriptions,
-    /// A push endpoint registered by another steward's phone.
-    SubscriptionTaken,
-}
+pub use crate::domain::lifecycle::ConflictCode;
 
-impl ConflictCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Taken => "conflict",
-            Self::OfferExpired => "offer_expired",
-            Self::AlreadyTaken => "already_taken",
-            Self::NotAssigned => "not_assigned",
-            Self::NotOpen => "not_open",
-            Self::StewardBusy => "steward_busy",
-            Self::NoOffer => "no_offer",
-            Self::TooManySubscriptions => "too_many_subscriptions",
-            Self::SubscriptionTaken => "subscription_taken",
+impl From<crate::domain::lifecycle::Refusal> for StoreError {
+    fn from(r: crate::domain::lifecycle::Refusal) -> Self {
+        let message = r.to_string();
+        Self::Conflict {
+            code: r.code,
+            message,
         }
-    }
-}
-
-impl std::fmt::Display for ConflictCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
