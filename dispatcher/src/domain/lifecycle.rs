@@ -192,6 +192,21 @@ pub fn arrive(
     Ok(Some(changed))
 }
 
+/// Whether the incident may be resolved, by its assigned steward
+/// (`steward`) or by a supervisor (`None`).
+pub fn resolvable(incident: &Incident, steward: Option<&StewardId>) -> Result<(), Refusal> {
+    if !incident.status.is_open() {
+        return Err(not_open(incident));
+    }
+    match steward {
+        Some(s) if incident.steward_id.as_ref() != Some(s) => Err(Refusal::new(
+            ConflictCode::NotAssigned,
+            format!("steward {s} is not assigned to incident {}", incident.id),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +325,15 @@ mod tests {
         let closed = incident(IncidentState::Resolved, Some("s-1"));
         assert_eq!(
             arrive(&closed, &s1, now).unwrap_err().code,
+            ConflictCode::NotOpen
+        );
+
+        assert_eq!(resolvable(&on_site, Some(&s1)), Ok(()));
+        assert_eq!(resolvable(&on_site, None), Ok(()), "a supervisor");
+        let e = resolvable(&on_site, Some(&sid("s-2"))).unwrap_err();
+        assert_eq!(e.code, ConflictCode::NotAssigned);
+        assert_eq!(
+            resolvable(&closed, None).unwrap_err().code,
             ConflictCode::NotOpen
         );
     }

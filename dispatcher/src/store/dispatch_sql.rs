@@ -1520,17 +1520,11 @@ macro_rules! dispatch_sql {
                 ) -> StoreResult<Incident> {
                     let mut tx = self.begin_write().await.db()?;
                     let (i, d) = Self::must_lock(&mut tx, incident).await?;
-                    if !i.status.is_open() {
-                        return Err(not_open(&i));
-                    }
-                    if let Actor::Steward(s) = actor {
-                        if i.steward_id.as_ref() != Some(s) {
-                            return Err(conflict(
-                                ConflictCode::NotAssigned,
-                                format!("steward {s} is not assigned to incident {incident}"),
-                            ));
-                        }
-                    }
+                    let steward = match actor {
+                        Actor::Steward(s) => Some(s),
+                        _ => None,
+                    };
+                    $crate::domain::lifecycle::resolvable(&i, steward)?;
                     let mut pending = Pending::default();
                     let how = Closing::Resolved { outcome, notes };
                     let saved = Self::close_in(
