@@ -13,12 +13,20 @@
 //! - [`rules`]: what an event means for an elder: open, join or cancel an
 //!   incident, set a timer. Pure functions returning effects.
 //! - [`dispatch`]: the matcher (an R-tree of available stewards, ranked
-//!   by travel distance with a preference for the elder's own grid) and the
+//!   by travel distance with a preference for the elder's own grid), the
 //!   engine (re-offers, escalation, and the first offers ingest could not
-//!   make; every deadline a store row).
-//! - [`store`]: the truth. One trait, SQLite and PostgreSQL behind it;
-//!   every incident change is one transaction with its timeline, stream
-//!   and outbox rows; offers claim stewards by compare-and-set.
+//!   make; every deadline a store row), and
+//!   [`dispatch::after_commit`], the one path that follows every
+//!   committed change (the matcher, the engine's kicks, the stream).
+//!   What a command may do to an incident is decided by pure functions
+//!   in [`domain::lifecycle`]; dispatch's vocabulary (a turn, its plan,
+//!   what it took) is [`domain::dispatch`].
+//! - [`store`]: the truth. Small traits by concern (the registry,
+//!   sessions, ingest, incidents, deadlines, dispatch, the stream log,
+//!   the outbox, reach, logins, retention, secrets), each in its own
+//!   file, whose union is [`store::Store`]; SQLite and PostgreSQL behind
+//!   them. Every incident change is one transaction with its timeline,
+//!   stream and outbox rows; offers claim stewards by compare-and-set.
 //! - [`timers`]: deadlines claimed from the store, and the detector of
 //!   devices that stopped their heartbeat; [`retention`] prunes what
 //!   grows without bound, in small batches in the background.
@@ -40,6 +48,9 @@
 //!
 //! [`domain`] holds the types all of them share; [`clock`] the one clock
 //! tests can move.
+//!
+//! The rooms depend one way: none imports from a room that imports it
+//! back (the `rooms` test below fails on the first that does).
 
 pub mod api;
 pub mod auth;
