@@ -63,7 +63,27 @@ async fn main() {
     let (host, port) = ("127.0.0.1".to_owned(), mosquitto.port);
     let topics = Topics::new("bench/eldercare/v1");
     let site = bench::write_site(dir.path(), DEVICES, 1);
-    let db = format!("sqlite://{}/bench.db", dir.path().display());
+    // ELDERCARE_BENCH_DB=postgres: a fresh database on the machine's
+    // PostgreSQL (ELDERCARE_TEST_PG_URL), dropped at the end.
+    let pg = match std::env::var("ELDERCARE_BENCH_DB").as_deref() {
+        Ok("postgres") => Some(
+            eldercare_tests::db::fresh_postgres()
+                .await
+                .expect("a fresh PostgreSQL database"),
+        ),
+        _ => None,
+    };
+    let db = match &pg {
+        Some(pg) => {
+            use eldercare_tests::db::TestDb;
+            pg.url().to_owned()
+        }
+        None => format!("sqlite://{}/bench.db", dir.path().display()),
+    };
+    println!(
+        "database: {}",
+        if pg.is_some() { "PostgreSQL" } else { "SQLite" }
+    );
     bench::import(&db, &site);
     let prune: u64 = std::env::var("ELDERCARE_BENCH_PRUNE")
         .ok()
@@ -217,6 +237,33 @@ async fn main() {
 /// retention while the presses are timed.
 async fn old_rows(db: &str, rows: u64) {
     use sqlx::Connection;
+    if db.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(db)
+            .await
+            .expect("the bench database");
+        let old = chrono::Utc::now() - chrono::Duration::days(100);
+        sqlx::query(
+            "INSERT INTO events (device_id, event_id, type, ts, received_at, data)
+             SELECT 'old-device', 'old-' || i, 'vitals', $2, $2, '{\"heart_rate\": 72}'
+             FROM generate_series(1, $1) AS i",
+        )
+        .bind(rows as i64)
+        .bind(old)
+        .execute(&mut c)
+        .await
+        .expect("old events");
+        sqlx::query(
+            "INSERT INTO stream (at, audience, event, data)
+             SELECT $2, 'supervisors', 'incident', '{}' FROM generate_series(1, $1)",
+        )
+        .bind(rows as i64)
+        .bind(old)
+        .execute(&mut c)
+        .await
+        .expect("old stream rows");
+        println!("{rows} old events and {rows} old stream rows for retention to prune");
+        return;
+    }
     let mut c = sqlx::SqliteConnection::connect(db)
         .await
         .expect("the bench database");
