@@ -231,3 +231,63 @@ impl Drop for DispatcherProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The HTTP side of a dispatcher process a test runs: where its API is,
+/// and a client for it.
+#[derive(Clone)]
+pub struct ProcessApi {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl ProcessApi {
+    /// The API of a process listening on this loopback port.
+    pub fn on_port(http_port: u16) -> Self {
+        Self {
+            base: format!("http://127.0.0.1:{http_port}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Waits until `/readyz` answers 200 (the store and the broker are up).
+    pub async fn ready(&self) {
+        crate::wait::until("the dispatcher to be ready", || async {
+            let r = self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+    }
+
+    /// Logs in as `admin` with the tests' admin password.
+    pub async fn admin_token(&self) -> String {
+        let r: serde_json::Value = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&serde_json::json!({"username": "admin", "password": crate::app::ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        r["token"].as_str().expect("token").to_owned()
+    }
+
+    /// POSTs `body` to `path` as `token`; panics unless it succeeds.
+    pub async fn post(&self, token: &str, path: &str, body: serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert!(r.status().is_success(), "POST {path}: {}", r.status());
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use dispatcher::clock::Clock;
 use eldercare_tests::app::{ADMIN_PASSWORD, elder_body, free_port};
 use eldercare_tests::device::TestDevice;
-use eldercare_tests::process::{DispatcherProcess, Mosquitto};
+use eldercare_tests::process::{DispatcherProcess, Mosquitto, ProcessApi};
 use eldercare_tests::wait;
 use protocol::Topics;
 use serde_json::{Value, json};
@@ -15,8 +15,7 @@ const BURST: u64 = 5_000;
 
 struct Dispatcher {
     env: Vec<(String, String)>,
-    base: String,
-    http: reqwest::Client,
+    api: ProcessApi,
 }
 
 impl Dispatcher {
@@ -54,54 +53,18 @@ impl Dispatcher {
         );
         let d = Self {
             env,
-            base: format!("http://127.0.0.1:{http_port}"),
-            http: reqwest::Client::new(),
+            api: ProcessApi::on_port(http_port),
         };
         (d, root)
     }
 
     async fn ready(&self, process: &DispatcherProcess) {
-        wait::until("the dispatcher to be ready", || async {
-            let r = self
-                .http
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-                .ok()?;
-            (r.status() == 200).then_some(())
-        })
-        .await;
+        self.api.ready().await;
         assert!(
             process.log_text().contains("connected to the MQTT broker"),
             "{}",
             process.log_text()
         );
-    }
-
-    async fn token(&self) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/api/v1/auth/login", self.base))
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("login body");
-        r["token"].as_str().expect("token").to_owned()
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("post");
-        assert!(r.status().is_success(), "POST {path}: {}", r.status());
     }
 }
 
@@ -139,15 +102,17 @@ async fn a_sigkill_mid_burst_loses_and_duplicates_nothing() {
     let log = dir.path().join("dispatcher.log");
     let mut process = DispatcherProcess::serve(&d.env, &log);
     d.ready(&process).await;
-    let token = d.token().await;
-    d.post(&token, "/api/v1/elders", elder_body("e-burst", json!({})))
+    let token = d.api.admin_token().await;
+    d.api
+        .post(&token, "/api/v1/elders", elder_body("e-burst", json!({})))
         .await;
-    d.post(
-        &token,
-        "/api/v1/devices",
-        json!({"id": "burst-1", "elder_id": "e-burst", "kind": "vitals_pad"}),
-    )
-    .await;
+    d.api
+        .post(
+            &token,
+            "/api/v1/devices",
+            json!({"id": "burst-1", "elder_id": "e-burst", "kind": "vitals_pad"}),
+        )
+        .await;
 
     let topics = Topics::new(root);
     let mut device = TestDevice::connect(
@@ -275,29 +240,33 @@ async fn live_offers_still_expire_and_re_offer_after_a_sigkill() {
     let log = dir.path().join("dispatcher.log");
     let mut process = DispatcherProcess::serve(&d.env, &log);
     d.ready(&process).await;
-    let token = d.token().await;
-    d.post(&token, "/api/v1/elders", elder_body("e-1", json!({})))
+    let token = d.api.admin_token().await;
+    d.api
+        .post(&token, "/api/v1/elders", elder_body("e-1", json!({})))
         .await;
-    d.post(
-        &token,
-        "/api/v1/devices",
-        json!({"id": "btn-1", "elder_id": "e-1", "kind": "call_button"}),
-    )
-    .await;
-    for (id, lat) in [("s-near", 29.6607), ("s-far", 29.6679)] {
-        d.post(
+    d.api
+        .post(
             &token,
-            "/api/v1/stewards",
-            json!({"id": id, "name": id, "phone": "13900000101", "grid": "grid-2"}),
+            "/api/v1/devices",
+            json!({"id": "btn-1", "elder_id": "e-1", "kind": "call_button"}),
         )
         .await;
+    for (id, lat) in [("s-near", 29.6607), ("s-far", 29.6679)] {
+        d.api
+            .post(
+                &token,
+                "/api/v1/stewards",
+                json!({"id": id, "name": id, "phone": "13900000101", "grid": "grid-2"}),
+            )
+            .await;
         for (path, body) in [
             ("location", json!({"lat": lat, "lon": 91.1377})),
             ("duty", json!({"on_duty": true})),
         ] {
             let r = d
+                .api
                 .http
-                .put(format!("{}/api/v1/stewards/{id}/{path}", d.base))
+                .put(format!("{}/api/v1/stewards/{id}/{path}", d.api.base))
                 .bearer_auth(&token)
                 .json(&body)
                 .send()
@@ -310,8 +279,9 @@ async fn live_offers_still_expire_and_re_offer_after_a_sigkill() {
         let d = &d;
         async move {
             let list: Value = d
+                .api
                 .http
-                .get(format!("{}/api/v1/incidents?elder_id=e-1", d.base))
+                .get(format!("{}/api/v1/incidents?elder_id=e-1", d.api.base))
                 .bearer_auth(&token)
                 .send()
                 .await
@@ -320,8 +290,9 @@ async fn live_offers_still_expire_and_re_offer_after_a_sigkill() {
                 .await
                 .ok()?;
             let id = list.as_array()?.first()?["id"].as_str()?.to_owned();
-            d.http
-                .get(format!("{}/api/v1/incidents/{id}", d.base))
+            d.api
+                .http
+                .get(format!("{}/api/v1/incidents/{id}", d.api.base))
                 .bearer_auth(&token)
                 .send()
                 .await
@@ -347,7 +318,7 @@ async fn live_offers_still_expire_and_re_offer_after_a_sigkill() {
     let mut process = DispatcherProcess::serve(&d.env, &log);
     d.ready(&process).await;
     let restarted_at = chrono::Utc::now();
-    let token = d.token().await;
+    let token = d.api.admin_token().await;
     let detail = wait::until("the offer to expire and s-far to be offered", || async {
         let detail = incident(token.clone()).await?;
         let offers = detail["offers"].as_array()?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use dispatcher::clock::Clock;
 use eldercare_tests::app::{ADMIN_PASSWORD, free_port};
 use eldercare_tests::device::{Login, TestDevice};
-use eldercare_tests::process::{DispatcherProcess, dispatcher_bin};
+use eldercare_tests::process::{DispatcherProcess, ProcessApi, dispatcher_bin};
 use eldercare_tests::wait;
 use protocol::Topics;
 use serde_json::{Value, json};
@@ -25,10 +25,9 @@ const STOPS_WITHIN: Duration = Duration::from_secs(4);
 /// A dispatcher process with its embedded broker on free ports.
 struct Site {
     env: Vec<(String, String)>,
-    base: String,
+    api: ProcessApi,
     broker_port: u16,
     root: String,
-    http: reqwest::Client,
 }
 
 impl Site {
@@ -54,38 +53,10 @@ impl Site {
         ];
         Self {
             env,
-            base: format!("http://127.0.0.1:{http_port}"),
+            api: ProcessApi::on_port(http_port),
             broker_port,
             root,
-            http: reqwest::Client::new(),
         }
-    }
-
-    async fn ready(&self) {
-        wait::until("the dispatcher to be ready", || async {
-            let r = self
-                .http
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-                .ok()?;
-            (r.status() == 200).then_some(())
-        })
-        .await;
-    }
-
-    async fn token(&self) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/api/v1/auth/login", self.base))
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("login body");
-        r["token"].as_str().expect("token").to_owned()
     }
 }
 
@@ -104,15 +75,16 @@ async fn a_payload_with_a_newline_and_escape_codes_is_one_escaped_log_line_witho
     let site = Site::new(dir.path());
     let log = dir.path().join("dispatcher.log");
     let process = DispatcherProcess::serve(&site.env, &log);
-    site.ready().await;
+    site.api.ready().await;
 
     let forged =
         "2026-12-04T03:00:00.000000Z  INFO eldercare_dispatcher::api::auth: logged in role=admin";
     // A registered device (the broker lets no other in) sending junk.
-    let token = site.token().await;
+    let token = site.api.admin_token().await;
     let registered: Value = site
+        .api
         .http
-        .post(format!("{}/api/v1/devices", site.base))
+        .post(format!("{}/api/v1/devices", site.api.base))
         .bearer_auth(&token)
         .json(&json!({"id": "intruder-1", "kind": "call_button"}))
         .send()
@@ -174,11 +146,12 @@ async fn sigterm_with_an_open_stream_and_nothing_in_flight_stops_promptly_and_cl
     let site = Site::new(dir.path());
     let log = dir.path().join("dispatcher.log");
     let mut process = DispatcherProcess::serve(&site.env, &log);
-    site.ready().await;
-    let token = site.token().await;
+    site.api.ready().await;
+    let token = site.api.admin_token().await;
     let resp = site
+        .api
         .http
-        .get(format!("{}/api/v1/stream", site.base))
+        .get(format!("{}/api/v1/stream", site.api.base))
         .bearer_auth(&token)
         .send()
         .await
