@@ -192,6 +192,16 @@ pub fn arrive(
     Ok(Some(changed))
 }
 
+/// Whether `failed` more failed offers (declined or expired), on top of
+/// `before`, reach a new multiple of `every`: then the incident escalates
+/// (0: never on failures).
+pub fn failures_escalate(before: i32, failed: i32, every: u32) -> bool {
+    let Ok(every) = i32::try_from(every) else {
+        return false;
+    };
+    every > 0 && failed > 0 && before.div_euclid(every) < (before + failed).div_euclid(every)
+}
+
 /// Whether the incident may be resolved, by its assigned steward
 /// (`steward`) or by a supervisor (`None`).
 pub fn resolvable(incident: &Incident, steward: Option<&StewardId>) -> Result<(), Refusal> {
@@ -336,5 +346,16 @@ mod tests {
             resolvable(&closed, None).unwrap_err().code,
             ConflictCode::NotOpen
         );
+    }
+
+    #[test]
+    fn failures_escalate_at_each_multiple() {
+        assert!(!failures_escalate(0, 1, 2));
+        assert!(failures_escalate(1, 1, 2));
+        assert!(!failures_escalate(2, 1, 2));
+        assert!(failures_escalate(3, 1, 2));
+        assert!(failures_escalate(0, 2, 2), "two expiring together");
+        assert!(failures_escalate(1, 2, 2));
+        assert!(!failures_escalate(5, 1, 0), "0 turns it off");
     }
 }

@@ -167,15 +167,6 @@ pub(crate) fn escalated_words(level: i32, reason: &str) -> String {
     format!("escalated to level {level}: {reason}")
 }
 
-/// Whether `failed` more failed offers, on top of `before`, reach a new
-/// multiple of `every` (0: never escalate on failures).
-pub(crate) fn failures_escalate(before: i32, failed: i32, every: u32) -> bool {
-    let Ok(every) = i32::try_from(every) else {
-        return false;
-    };
-    every > 0 && failed > 0 && before.div_euclid(every) < (before + failed).div_euclid(every)
-}
-
 /// What a claim found for one candidate, in the order they were tried.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Claim {
@@ -925,7 +916,7 @@ macro_rules! dispatch_sql {
                         d.next_dispatch_at = Some(now);
                     }
                     let every = rules.dispatch().escalate_after_failed;
-                    Ok(failures_escalate(before, failed, every)
+                    Ok($crate::domain::lifecycle::failures_escalate(before, failed, every)
                         .then(|| format!("{} offers declined or expired", d.failed_offers)))
                 }
 
@@ -1905,17 +1896,6 @@ mod tests {
 
     fn sid(s: &str) -> StewardId {
         StewardId::parse(s).unwrap()
-    }
-
-    #[test]
-    fn failures_escalate_at_each_multiple() {
-        assert!(!failures_escalate(0, 1, 2));
-        assert!(failures_escalate(1, 1, 2));
-        assert!(!failures_escalate(2, 1, 2));
-        assert!(failures_escalate(3, 1, 2));
-        assert!(failures_escalate(0, 2, 2), "two expiring together");
-        assert!(failures_escalate(1, 2, 2));
-        assert!(!failures_escalate(5, 1, 0), "0 turns it off");
     }
 
     #[test]
