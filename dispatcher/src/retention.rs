@@ -18,14 +18,14 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::settings::RetentionSettings;
-use crate::store::Store;
-use crate::store::retention::Prunable;
+use crate::store::retention::{Prunable, RetentionStore};
 
 /// What the pruner needs.
 #[derive(Clone)]
 pub struct RetentionDeps {
     pub settings: RetentionSettings,
-    pub store: Arc<dyn Store>,
+    /// Only the pruning: the rest of the store is none of its business.
+    pub store: Arc<dyn RetentionStore>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
 }
