@@ -117,13 +117,10 @@ impl Closing<'_> {
     }
 }
 
-/// A refusal with its code; the message opens with the code too, as
-/// clients have always read it.
+/// A refusal the store finds itself (a compare-and-set that lost), said
+/// as the lifecycle's refusals are.
 pub(crate) fn conflict(code: ConflictCode, detail: String) -> StoreError {
-    StoreError::Conflict {
-        code,
-        message: format!("{code}: {detail}"),
-    }
+    lifecycle::Refusal { code, detail }.into()
 }
 
 pub(crate) fn not_open(incident: &Incident) -> StoreError {
