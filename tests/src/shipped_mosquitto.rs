@@ -29,8 +29,9 @@ pub struct ShippedMosquitto {
     pub port: u16,
     /// The TLS listener: devices.
     pub tls_port: u16,
-    /// The test CA's certificate (PEM), which devices trust.
-    pub ca_pem: Vec<u8>,
+    /// The test CA's certificate (a PEM file), which devices and
+    /// dispatchers over TLS trust.
+    pub ca_file: PathBuf,
     /// What the setup script made for the instance named at start.
     pub instance: InstanceLogins,
     child: Child,
@@ -43,7 +44,7 @@ impl ShippedMosquitto {
     pub fn start(instance: &str, topic_root: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (port, tls_port) = (free_port(), free_port());
-        let ca_pem = make_certificates(dir.path());
+        let ca_file = make_certificates(dir.path());
         let dynsec_file = dir.path().join("dynamic-security.json");
         run(Command::new("mosquitto_ctrl")
             .args(["dynsec", "init"])
@@ -106,7 +107,7 @@ impl ShippedMosquitto {
         Self {
             port,
             tls_port,
-            ca_pem,
+            ca_file,
             instance: InstanceLogins {
                 username: text(&["mqtt", "username"]),
                 password: text(&["mqtt", "password"]),
@@ -118,20 +119,11 @@ impl ShippedMosquitto {
         }
     }
 
-    /// A TLS configuration that trusts the test CA, for a device client.
+    /// A TLS configuration that trusts the test CA, for a device client:
+    /// the dispatcher's own (`mqtt.ca_file`).
     pub fn device_tls(&self) -> rumqttc::TlsConfiguration {
-        let mut roots = rustls::RootCertStore::empty();
-        let mut pem = self.ca_pem.as_slice();
-        for cert in rustls_pemfile::certs(&mut pem) {
-            roots.add(cert.expect("CA certificate")).expect("add CA");
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = dispatcher::mqtt::tls_client_config(Some(&self.ca_file))
+            .expect("a TLS configuration trusting the test CA");
         rumqttc::TlsConfiguration::Rustls(Arc::new(config))
     }
 }
@@ -187,8 +179,8 @@ fn run(cmd: &mut Command) -> String {
 }
 
 /// A test CA and a server certificate for 127.0.0.1 and localhost it
-/// signed (openssl, as an operator would); the CA's PEM.
-fn make_certificates(dir: &Path) -> Vec<u8> {
+/// signed (openssl, as an operator would); the CA's PEM file.
+fn make_certificates(dir: &Path) -> PathBuf {
     let p = |n: &str| dir.join(n).display().to_string();
     run(Command::new("openssl").args([
         "req",
@@ -243,5 +235,5 @@ fn make_certificates(dir: &Path) -> Vec<u8> {
         "-out",
         &p("server.crt"),
     ]));
-    std::fs::read(dir.join("ca.crt")).expect("read the CA")
+    dir.join("ca.crt")
 }

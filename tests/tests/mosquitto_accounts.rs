@@ -334,8 +334,6 @@ async fn the_dispatcher_keeps_the_brokers_accounts_in_step_with_its_registry() {
     accounts.set_device(&id("gone-1"), "old").await.unwrap();
     let i = &broker.instance;
     // The dispatcher as on another host: over TLS, trusting the site's CA.
-    let ca = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(ca.path(), &broker.ca_pem).unwrap();
     let app = TestApp::spawn(Options {
         broker: Broker::Shipped(broker.port),
         env: vec![
@@ -345,7 +343,7 @@ async fn the_dispatcher_keeps_the_brokers_accounts_in_step_with_its_registry() {
             ),
             (
                 "ELDERCARE__MQTT__CA_FILE".into(),
-                ca.path().display().to_string(),
+                broker.ca_file.display().to_string(),
             ),
             ("ELDERCARE__MQTT__TOPIC_ROOT".into(), ROOT.into()),
             ("ELDERCARE__MQTT__CLIENT_ID".into(), i.username.clone()),
