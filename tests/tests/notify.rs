@@ -3,6 +3,7 @@
 //! retried until delivered, and the command that tells a device its call
 //! was received.
 
+use dispatcher::dispatch::Lifecycle;
 use std::time::Duration;
 
 use axum::http::StatusCode;

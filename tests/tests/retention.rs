@@ -2,6 +2,7 @@
 //! notifications and closed incidents with their timelines are pruned in
 //! small batches; nothing an open incident needs is, whatever its age.
 
+use dispatcher::dispatch::Lifecycle;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};

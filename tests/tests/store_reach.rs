@@ -3,6 +3,7 @@
 //! within their limit, keys are made once, a link opens once.
 
 use chrono::{DateTime, Duration, Utc};
+use dispatcher::dispatch::Lifecycle;
 use dispatcher::domain::{Candidate, DispatchTurn, OfferPlan};
 use dispatcher::domain::{
     ContactChannel, Elder, ElderId, IncidentId, IncidentKind, Lang, LatLon, NewSubscription,

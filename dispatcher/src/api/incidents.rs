@@ -13,7 +13,7 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::routes::Routes;
 use super::{ApiError, AppState, query, validate};
-use crate::dispatch::{Changed, after_commit};
+use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::{ElderId, Incident, IncidentDetail, IncidentId};
 use crate::store::dispatch::Actor;
 use crate::store::{IncidentFilter, StoreError};

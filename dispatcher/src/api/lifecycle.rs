@@ -14,7 +14,7 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use super::routes::Routes;
 use super::{ApiError, AppState};
-use crate::dispatch::{Changed, after_commit};
+use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::{Incident, IncidentId, Outcome, StewardId};
 use crate::store::dispatch::Actor;
 use crate::store::{ConflictCode, StoreError};

@@ -15,7 +15,7 @@ use super::extract::{ApiJson, ApiPath};
 use super::patch::{self, ReadOnly};
 use super::routes::Routes;
 use super::{ApiError, AppState, validate};
-use crate::dispatch::{Changed, after_commit};
+use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::{LatLon, Steward, StewardId, StewardStatus};
 use crate::store::StoreError;
 
@@ -322,10 +322,7 @@ pub async fn set_duty(
     if !body.on_duty {
         // A live offer must not wait on a steward who is not coming.
         let now = state.clock.now();
-        withdrawn = state
-            .store
-            .withdraw_offers_of(&id, "off_duty", now, &state.rules)
-            .await?;
+        withdrawn = state.store.withdraw_offers_of(&id, "off_duty", now).await?;
         if !withdrawn.is_empty() {
             steward = state.store.steward(&id).await?.unwrap_or(steward);
         }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::Lifecycle;
 use super::matcher::{Matcher, Need};
 use crate::clock::Clock;
 use crate::domain::{DispatchTurn, OfferPlan, TakenTurn};

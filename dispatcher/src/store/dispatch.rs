@@ -41,10 +41,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::StoreResult;
-use crate::domain::{
-    ContactChannel, Delivery, Incident, IncidentId, Offer, Outcome, Planner, StewardId, TakenTurn,
-};
-use crate::rules::RuleBook;
+use super::dispatch_tx::DispatchTx;
+use crate::domain::{ContactChannel, Delivery, Incident, IncidentId, Offer, StewardId};
 
 /// How long a dispatch turn taken with nothing to offer (an incident
 /// without an elder) waits before it comes due again. A caller that dies
@@ -205,159 +203,35 @@ pub enum DeliveryOutcome {
 }
 
 /// Dispatch's part of the store; every [`super::Store`] implements it.
+/// The transitions themselves are
+/// [`crate::dispatch::lifecycle`]'s, over [`DispatchTx`].
 #[async_trait]
 pub trait DispatchStore: Send + Sync {
-    /// Takes the dispatch turn of a `dispatching` incident whose
-    /// `next_dispatch_at` is due and offers it, in one transaction, so
-    /// concurrent callers (two instances, the ingest hook and the timer)
-    /// never both offer, and a press waits for the write lock once, not
-    /// twice. `plan` sees the turn (the incident, its elder, who was
-    /// offered) and says whom to try; the store then claims them in order
-    /// until `want` stewards were claimed (`available` → `offered` by
-    /// compare-and-set; a steward lost to another incident is skipped and
-    /// noted), records the plan's `notes` with the losers marked, and
-    /// clears the turn, or sets `next_dispatch_at = retry_at` when nobody
-    /// could be offered. A plan of `None` (nothing to offer, such as an
-    /// incident without an elder) leaves the turn leased for
-    /// [`DISPATCH_LEASE`], and so does a turn that fails for anything but
-    /// an unavailable store (a damaged row): nothing else of it is kept.
-    /// `None` when the turn is not due, the incident is not dispatching,
-    /// or another caller holds the turn.
-    async fn take_turn(
-        &self,
-        incident: &IncidentId,
-        now: DateTime<Utc>,
-        plan: &Planner<'_>,
-    ) -> StoreResult<Option<TakenTurn>>;
+    /// Opens dispatch's write transaction (SQLite: in this process's
+    /// write turn).
+    #[allow(private_interfaces)]
+    async fn begin_dispatch(&self) -> StoreResult<Box<dyn DispatchTx>>;
 
     /// Incidents whose dispatch turn is due, oldest first: the safety net
     /// that dispatches whatever a crash or a lost hook left waiting.
     async fn due_dispatches(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<IncidentId>>;
 
-    /// The steward accepts their live offer: the incident becomes
-    /// `acknowledged` with them assigned (compare-and-set on the incident
-    /// still `dispatching`), they become `busy`, every other live offer is
-    /// withdrawn and those stewards are `available` again (or `off_duty`).
-    /// `Conflict("offer_expired")` when their offer expired (even if the
-    /// timer has not yet said so), was declined or withdrawn,
-    /// `Conflict("already_taken")` when another steward accepted first (or
-    /// a supervisor assigned someone), `Conflict("not_open")` when the
-    /// incident is closed, `Conflict("no_offer")` when they never had an
-    /// offer, `NotFound` for an unknown incident or steward. Accepting
-    /// again what one already accepted returns the incident unchanged.
-    async fn accept(
-        &self,
-        incident: &IncidentId,
-        steward: &StewardId,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Incident>;
-
-    /// The steward declines their live offer: they are `available` again,
-    /// `failed_offers` counts up, and when no offer is left live the next
-    /// dispatch is due now. Reaching a multiple of
-    /// `escalate_after_failed` escalates. Same errors as `accept`.
-    async fn decline(
-        &self,
-        incident: &IncidentId,
-        steward: &StewardId,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Incident>;
-
-    /// Expires every live offer past `expires_at`, as a decline would
-    /// (steward `available` if on duty, else `off_duty`). Returns the
-    /// incidents touched.
-    async fn expire_offers(
+    /// Incidents with a live offer past its `expires_at`, by id.
+    async fn expiring_incidents(
         &self,
         now: DateTime<Utc>,
-        rules: &RuleBook,
+        limit: i64,
     ) -> StoreResult<Vec<IncidentId>>;
 
-    /// Escalates `dispatching` incidents whose `escalate_at` is due: level
-    /// up, `escalate_at` moves by `escalate_after_s` (so a long wait keeps
-    /// escalating), next dispatch due now (the radius grows with the
-    /// level). Returns the incidents escalated.
-    async fn escalate_due(
-        &self,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Vec<IncidentId>>;
+    /// `dispatching` incidents whose `escalate_at` is due, oldest first.
+    async fn escalations_due(&self, now: DateTime<Utc>, limit: i64)
+    -> StoreResult<Vec<IncidentId>>;
 
-    /// Escalates one incident now, for `reason` ("nobody available").
-    async fn escalate(
-        &self,
-        incident: &IncidentId,
-        reason: &str,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Incident>;
-
-    /// The assigned steward is with the elder: `on_site`.
-    /// `Conflict("not_assigned")` for anyone else, `Conflict("not_open")`
-    /// on a closed incident.
-    async fn arrive(
-        &self,
-        incident: &IncidentId,
-        steward: &StewardId,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Incident>;
-
-    /// Resolves an open incident with an outcome and notes; the assigned
-    /// steward is `available` again (or `off_duty` if they went off duty),
-    /// live offers are withdrawn. `Conflict("not_open")` when closed;
-    /// `Conflict("not_assigned")` when a steward other than the assigned
-    /// one tries.
-    #[allow(clippy::too_many_arguments)]
-    async fn resolve(
-        &self,
-        incident: &IncidentId,
-        actor: &Actor,
-        outcome: Outcome,
-        notes: &str,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Incident>;
-
-    /// A supervisor cancels an open incident: as resolve, status
-    /// `cancelled`, notes = reason. `Conflict("not_open")` when it is
-    /// already closed. The elder's own cancel (ingest) runs the same code.
-    async fn cancel(
-        &self,
-        incident: &IncidentId,
-        actor: &Actor,
-        reason: &str,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Incident>;
-
-    /// A supervisor assigns a steward by hand: live offers are withdrawn,
-    /// the incident is `acknowledged` with that steward, who becomes
-    /// `busy`. The steward must be on duty and not busy with another
-    /// incident (`Conflict("steward_busy")`); an offer they hold for
-    /// another incident is withdrawn. Assigning an acknowledged or on-site
-    /// incident to someone else reassigns it (the previous steward is
-    /// released and told `offer.withdrawn`, reason `reassigned`);
-    /// assigning it to its steward again changes nothing.
-    async fn assign(
-        &self,
-        incident: &IncidentId,
-        steward: &StewardId,
-        actor: &Actor,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Incident>;
-
-    /// A steward went off duty: their live offers are withdrawn (each
-    /// incident's next dispatch due now). Returns those incidents.
-    async fn withdraw_offers_of(
-        &self,
-        steward: &StewardId,
-        reason: &str,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Vec<IncidentId>>;
+    /// Leases a due dispatch turn that failed for anything but an
+    /// unavailable store (a damaged row) for [`DISPATCH_LEASE`], in its
+    /// own statement, so it does not come back every tick.
+    async fn lease_failed_turn(&self, incident: &IncidentId, now: DateTime<Utc>)
+    -> StoreResult<()>;
 
     /// A steward's live offers with their incidents, for the stream's
     /// snapshot.

@@ -232,37 +232,36 @@ macro_rules! dispatch_sql {
         $db:ty,
         row_lock = $row_lock:literal,
         skip_locked = $skip_locked:literal,
-        steward_claim = $steward_claim:literal
+        steward_claim = $steward_claim:literal,
+        write_tx = $write_tx:ty
     ) => {
         const _: () = {
-            use std::collections::{BTreeSet, HashMap};
+            use std::collections::BTreeSet;
 
             use async_trait::async_trait;
             use chrono::{DateTime, Duration, Utc};
             use sqlx::QueryBuilder;
 
             use $crate::domain::{
-                AssignedView, CloseNote, CloseReason, Delivery, Elder, ElderId, Incident, IncidentId, IncidentState,
+                CloseNote, CloseReason, Delivery, Elder, ElderId, Incident, IncidentId, IncidentState,
                 Offer, OfferResponse, OfferView, Outcome, Steward, StewardId,
             };
             use $crate::rules::RuleBook;
             use $crate::store::ConflictCode;
             use $crate::store::outbox::OutboxStore;
             use $crate::store::stream_log::StreamLog;
-            use $crate::domain::{DispatchTurn, FirstOffers, OfferPlan, Planner, TakenTurn};
+            use $crate::domain::{DispatchTurn, FirstOffers, OfferPlan, TakenTurn};
             use $crate::store::dispatch::{
                 Actor, Channel, DeliveryOutcome, DispatchStore, OutboxItem, StreamEvent,
             };
             use $crate::store::dispatch_sql::*;
-            use $crate::store::notices::{Transition, WithdrawReason};
+            use $crate::store::dispatch_tx::{BusyFrom, DispatchState, DispatchTx, StewardHold};
+            use $crate::store::notices::{Notices, Transition, WithdrawReason};
             use $crate::store::rows::*;
             use $crate::store::sql::*;
             use $crate::store::{StoreError, StoreResult};
 
             type Conn = <$db as sqlx::Database>::Connection;
-
-            /// Incidents a timer pass looks at per call.
-            const TIMER_BATCH: i64 = 200;
 
             impl $store {
                 // --- reading and locking ---
@@ -281,15 +280,6 @@ macro_rules! dispatch_sql {
                     .await
                     .db()?;
                     row.map(IncidentRow::into_parts).transpose()
-                }
-
-                async fn must_lock(
-                    conn: &mut Conn,
-                    id: &IncidentId,
-                ) -> StoreResult<(Incident, DispatchState)> {
-                    Self::lock_incident(conn, id.as_str())
-                        .await?
-                        .ok_or_else(|| StoreError::NotFound(format!("incident {id}")))
                 }
 
                 /// The incident, locked, unless another transaction holds
@@ -437,7 +427,7 @@ macro_rules! dispatch_sql {
                 async fn live_offer_incidents(
                     conn: &mut Conn,
                     steward: &StewardId,
-                ) -> StoreResult<BTreeSet<String>> {
+                ) -> StoreResult<BTreeSet<IncidentId>> {
                     let ids: Vec<String> = sqlx::query_scalar(
                         "SELECT incident_id FROM offers WHERE steward_id = $1 AND response IS NULL",
                     )
@@ -445,30 +435,10 @@ macro_rules! dispatch_sql {
                     .fetch_all(&mut *conn)
                     .await
                     .db()?;
-                    Ok(ids.into_iter().collect())
+                    Ok(incident_ids(ids)?.into_iter().collect())
                 }
 
                 // --- dispatch turns ---
-
-                /// Takes the turn, plans it and makes its offers.
-                async fn turn_in(
-                    conn: &mut Conn,
-                    incident: &IncidentId,
-                    now: DateTime<Utc>,
-                    plan: &Planner<'_>,
-                ) -> StoreResult<Option<TakenTurn>> {
-                    let Some((turn, d)) = Self::claim_in(conn, incident, now).await? else {
-                        return Ok(None);
-                    };
-                    let plan = plan(&turn);
-                    let (offers, stewards) = match &plan {
-                        Some(plan) => Self::offer_in(conn, &turn, d, plan, now).await?,
-                        // Nothing to offer: the lease alone is committed,
-                        // and the turn comes due again after it.
-                        None => (Vec::new(), Vec::new()),
-                    };
-                    Ok(Some(TakenTurn { turn, plan, offers, stewards }))
-                }
 
                 /// Moves a due turn's `next_dispatch_at` a lease ahead
                 /// (compare-and-set): the incident, if it was due.
@@ -524,22 +494,6 @@ macro_rules! dispatch_sql {
                         })
                         .collect::<StoreResult<Vec<_>>>()?;
                     Ok(Some((DispatchTurn { incident, elder, already_offered, live_offers }, d)))
-                }
-
-                /// Offers a claimed turn as planned, in the claim's
-                /// transaction: the offers made and their stewards.
-                async fn offer_in(
-                    conn: &mut Conn,
-                    turn: &DispatchTurn,
-                    d: DispatchState,
-                    plan: &OfferPlan,
-                    now: DateTime<Utc>,
-                ) -> StoreResult<(Vec<Offer>, Vec<Steward>)> {
-                    let claimed = Self::claim_stewards(conn, turn, plan, now).await?;
-                    let mut pending = Pending::default();
-                    let made = Self::record_offers(conn, turn, d, plan, claimed, now, &mut pending).await?;
-                    Self::flush(&mut *conn, pending).await?;
-                    Ok(made)
                 }
 
                 /// The first offers of an incident this transaction
@@ -892,49 +846,6 @@ macro_rules! dispatch_sql {
                     row.map(StewardRow::into_domain).transpose()
                 }
 
-                /// Counts `failed` declined or expired offers; when none is
-                /// left live the next dispatch is due now. Returns the
-                /// escalation reason when a multiple of
-                /// `escalate_after_failed` is reached.
-                async fn count_failures(
-                    conn: &mut Conn,
-                    i: &Incident,
-                    d: &mut DispatchState,
-                    failed: i32,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Option<String>> {
-                    if i.status != IncidentState::Dispatching {
-                        return Ok(None);
-                    }
-                    let before = d.failed_offers;
-                    d.failed_offers += failed;
-                    if Self::live_count(conn, &i.id).await? == 0 {
-                        d.next_dispatch_at = Some(now);
-                    }
-                    let every = rules.dispatch().escalate_after_failed;
-                    Ok($crate::domain::lifecycle::failures_escalate(before, failed, every)
-                        .then(|| format!("{} offers declined or expired", d.failed_offers)))
-                }
-
-                /// Queues what an escalation of the saved incident tells:
-                /// its timeline line, the webhooks (family too when
-                /// critical). The caller raised the level before saving.
-                async fn escalated(
-                    conn: &mut Conn,
-                    saved: &Incident,
-                    reason: &str,
-                    actor: &str,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                    pending: &mut Pending,
-                ) -> StoreResult<()> {
-                    pending.line(&saved.id, now, escalated_words(saved.escalation_level, reason), actor);
-                    let elder = Self::elder_for_hooks(conn, saved, rules).await?;
-                    pending.notices.transition(Transition::Escalated, saved, elder.as_ref(), rules, now);
-                    Ok(())
-                }
-
                 /// Closes a locked open incident: live offers withdrawn,
                 /// the assigned steward released, the dispatch clock
                 /// stopped, and the notices of a resolve or a cancel.
@@ -1085,181 +996,199 @@ macro_rules! dispatch_sql {
                     Ok(())
                 }
 
-                /// Withdraws one steward's live offer of a locked incident
-                /// (they went off duty, or a supervisor assigned them
-                /// elsewhere); the incident's next dispatch is due now if
-                /// that was its last live offer.
-                #[allow(clippy::too_many_arguments)]
-                async fn withdraw_one(
-                    conn: &mut Conn,
-                    i: Incident,
-                    mut d: DispatchState,
-                    steward: &StewardId,
-                    reason: WithdrawReason,
-                    actor: &str,
-                    now: DateTime<Utc>,
-                    pending: &mut Pending,
-                ) -> StoreResult<bool> {
-                    let ended = Self::end_offers(
-                        conn, &i.id, Which::Only(steward), OfferResponse::Withdrawn, reason,
-                        None, actor, now, pending,
-                    )
-                    .await?;
-                    if ended.is_empty() {
-                        return Ok(false);
-                    }
-                    let mut changed = i.clone();
-                    changed.updated_at = now;
-                    if i.status == IncidentState::Dispatching
-                        && Self::live_count(conn, &i.id).await? == 0
-                    {
-                        d.next_dispatch_at = Some(now);
-                    }
-                    let saved = Self::save(conn, i.status, &changed, &d).await?;
-                    pending.notices.incident(&saved, now);
-                    Ok(true)
-                }
-
-                /// Locks incidents in id order (the order every
-                /// multi-incident transaction uses).
-                async fn lock_all(
-                    conn: &mut Conn,
-                    ids: &BTreeSet<String>,
-                ) -> StoreResult<HashMap<String, (Incident, DispatchState)>> {
-                    let mut locked = HashMap::with_capacity(ids.len());
-                    for id in ids {
-                        if let Some(found) = Self::lock_incident(conn, id).await? {
-                            locked.insert(id.clone(), found);
-                        }
-                    }
-                    Ok(locked)
-                }
-
-                /// One incident's expired offers, in its own transaction.
-                async fn expire_incident(
-                    &self,
-                    id: &str,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Option<IncidentId>> {
-                    let mut tx = self.begin_write().await.db()?;
-                    let Some((i, mut d)) = Self::claim_incident(&mut tx, id).await? else {
-                        return Ok(None);
-                    };
-                    let mut pending = Pending::default();
-                    let actor = Actor::System.to_string();
-                    let ended = Self::end_offers(
-                        &mut tx, &i.id, Which::ExpiredBy(now), OfferResponse::Expired,
-                        WithdrawReason::Expired, None, &actor, now, &mut pending,
-                    )
-                    .await?;
-                    if ended.is_empty() {
-                        return Ok(None);
-                    }
-                    let failed = i32::try_from(ended.len()).unwrap_or(i32::MAX);
-                    let escalate = Self::count_failures(&mut tx, &i, &mut d, failed, now, rules).await?;
-                    let mut changed = i.clone();
-                    changed.updated_at = now;
-                    if escalate.is_some() {
-                        changed.escalation_level += 1;
-                    }
-                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
-                    if let Some(reason) = escalate {
-                        Self::escalated(&mut tx, &saved, &reason, &actor, now, rules, &mut pending).await?;
-                    }
-                    pending.notices.incident(&saved, now);
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(Some(saved.id))
-                }
-
-                /// One incident's due escalation, in its own transaction.
-                async fn escalate_one_due(
-                    &self,
-                    id: &str,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Option<IncidentId>> {
-                    let mut tx = self.begin_write().await.db()?;
-                    let Some((i, mut d)) = Self::claim_incident(&mut tx, id).await? else {
-                        return Ok(None);
-                    };
-                    let due = matches!(d.escalate_at, Some(at) if at <= now);
-                    if i.status != IncidentState::Dispatching || !due {
-                        return Ok(None);
-                    }
-                    let every = Duration::seconds(i64::from(
-                        rules.dispatch().escalate_after_s.get(i.priority),
-                    ));
-                    let next = d.escalate_at.map_or(now, |at| at + every);
-                    d.escalate_at = Some(if next <= now { now + every } else { next });
-                    // The radius grows with the level: look again now.
-                    d.next_dispatch_at = Some(now);
-                    let mut changed = i.clone();
-                    changed.escalation_level += 1;
-                    changed.updated_at = now;
-                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
-                    let waited = (now - i.created_at).num_seconds();
-                    let reason = format!("not accepted after {waited} s");
-                    let actor = Actor::System.to_string();
-                    let mut pending = Pending::default();
-                    Self::escalated(&mut tx, &saved, &reason, &actor, now, rules, &mut pending).await?;
-                    pending.notices.incident(&saved, now);
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(Some(saved.id))
-                }
             }
 
-            /// A timer pass goes on past one incident it cannot read, so
-            /// one damaged row delays no other incident; a database
-            /// failure stops the pass (the next tick retries).
-            fn keep_going<T>(r: StoreResult<Option<T>>, id: &str) -> StoreResult<Option<T>> {
-                match r {
-                    Err(StoreError::Corrupt(e)) => {
-                        tracing::error!(incident = %id, error = %e, "incident unreadable; skipped by the timer");
-                        Ok(None)
-                    }
-                    other => other,
+            /// Dispatch's transaction on this backend: the write
+            /// transaction and what it will write just before it commits.
+            struct Tx {
+                tx: $write_tx,
+                pending: Pending,
+            }
+
+            #[async_trait]
+            impl DispatchTx for Tx {
+                async fn lock(&mut self, id: &IncidentId) -> StoreResult<Option<(Incident, DispatchState)>> {
+                    $store::lock_incident(&mut self.tx, id.as_str()).await
+                }
+
+                async fn lock_unless_held(
+                    &mut self,
+                    id: &IncidentId,
+                ) -> StoreResult<Option<(Incident, DispatchState)>> {
+                    $store::claim_incident(&mut self.tx, id.as_str()).await
+                }
+
+                async fn steward_hold(&mut self, id: &StewardId, lock: bool) -> StoreResult<StewardHold> {
+                    $store::hold_of(&mut self.tx, id, lock).await
+                }
+
+                async fn offer_of(
+                    &mut self,
+                    incident: &IncidentId,
+                    steward: &StewardId,
+                ) -> StoreResult<Option<Offer>> {
+                    $store::offer_of(&mut self.tx, incident, steward).await
+                }
+
+                async fn live_count(&mut self, incident: &IncidentId) -> StoreResult<i64> {
+                    $store::live_count(&mut self.tx, incident).await
+                }
+
+                async fn live_offer_incidents(
+                    &mut self,
+                    steward: &StewardId,
+                ) -> StoreResult<BTreeSet<IncidentId>> {
+                    $store::live_offer_incidents(&mut self.tx, steward).await
+                }
+
+                async fn elder_for_hooks(
+                    &mut self,
+                    incident: &Incident,
+                    rules: &RuleBook,
+                ) -> StoreResult<Option<Elder>> {
+                    $store::elder_for_hooks(&mut self.tx, incident, rules).await
+                }
+
+                async fn elder_name(&mut self, incident: &Incident) -> Option<String> {
+                    $store::elder_name(&mut self.tx, incident).await
+                }
+
+                async fn take_turn(
+                    &mut self,
+                    incident: &IncidentId,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Option<(DispatchTurn, DispatchState)>> {
+                    $store::claim_in(&mut self.tx, incident, now).await
+                }
+
+                async fn make_offers(
+                    &mut self,
+                    turn: &DispatchTurn,
+                    d: DispatchState,
+                    plan: &OfferPlan,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<(Vec<Offer>, Vec<Steward>)> {
+                    let claimed = $store::claim_stewards(&mut self.tx, turn, plan, now).await?;
+                    $store::record_offers(&mut self.tx, turn, d, plan, claimed, now, &mut self.pending).await
+                }
+
+                async fn take_offer(&mut self, offer: &Offer, now: DateTime<Utc>) -> StoreResult<bool> {
+                    let taken = sqlx::query(
+                        "UPDATE offers SET response = 'accepted', responded_at = $2
+                         WHERE id = $1 AND response IS NULL AND expires_at > $2",
+                    )
+                    .bind(offer.id.as_str())
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .db()?;
+                    Ok(taken.rows_affected() == 1)
+                }
+
+                async fn make_busy(
+                    &mut self,
+                    steward: &StewardId,
+                    incident: &IncidentId,
+                    from: BusyFrom,
+                ) -> StoreResult<Option<Steward>> {
+                    let sql = match from {
+                        BusyFrom::Offered => {
+                            "UPDATE stewards SET status = 'busy', incident_id = $2
+                             WHERE id = $1 AND status = 'offered' AND incident_id = $2
+                             RETURNING *"
+                        }
+                        BusyFrom::Available => {
+                            "UPDATE stewards SET status = 'busy', incident_id = $2
+                             WHERE id = $1 AND status = 'available' AND on_duty
+                             RETURNING *"
+                        }
+                    };
+                    let row: Option<StewardRow> = sqlx::query_as(sql)
+                        .bind(steward.as_str())
+                        .bind(incident.as_str())
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .db()?;
+                    row.map(StewardRow::into_domain).transpose()
+                }
+
+                async fn release_assigned(
+                    &mut self,
+                    steward: &StewardId,
+                    incident: &IncidentId,
+                ) -> StoreResult<Option<Steward>> {
+                    $store::release_assigned(&mut self.tx, steward, incident).await
+                }
+
+                async fn end_offers(
+                    &mut self,
+                    incident: &IncidentId,
+                    which: Which<'_>,
+                    response: OfferResponse,
+                    reason: WithdrawReason,
+                    quiet: Option<&StewardId>,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Vec<Offer>> {
+                    $store::end_offers(
+                        &mut self.tx, incident, which, response, reason, quiet, actor, now,
+                        &mut self.pending,
+                    )
+                    .await
+                }
+
+                async fn stop_reaching(
+                    &mut self,
+                    offers: &[Offer],
+                    reason: CloseReason,
+                    quiet: Option<&StewardId>,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<()> {
+                    $store::stop_reaching(&mut self.tx, offers, reason, quiet, now, &mut self.pending).await
+                }
+
+                async fn close(
+                    &mut self,
+                    i: Incident,
+                    d: DispatchState,
+                    how: Closing<'_>,
+                    actor: &str,
+                    now: DateTime<Utc>,
+                    rules: &RuleBook,
+                ) -> StoreResult<Incident> {
+                    $store::close_in(&mut self.tx, i, d, how, actor, now, rules, &mut self.pending).await
+                }
+
+                async fn save(
+                    &mut self,
+                    from: IncidentState,
+                    i: &Incident,
+                    d: &DispatchState,
+                ) -> StoreResult<Incident> {
+                    $store::save(&mut self.tx, from, i, d).await
+                }
+
+                fn line(&mut self, incident: &IncidentId, at: DateTime<Utc>, what: String, actor: &str) {
+                    self.pending.line(incident, at, what, actor);
+                }
+
+                fn notices(&mut self) -> &mut Notices {
+                    &mut self.pending.notices
+                }
+
+                async fn commit(self: Box<Self>) -> StoreResult<()> {
+                    let Tx { mut tx, pending } = *self;
+                    $store::flush(&mut tx, pending).await?;
+                    tx.commit().await.db()
+                }
+
+                async fn rollback(self: Box<Self>) -> StoreResult<()> {
+                    self.tx.rollback().await.db()
                 }
             }
 
             #[async_trait]
             impl DispatchStore for $store {
-                #[tracing::instrument(skip_all, fields(incident = %incident))]
-                async fn take_turn(
-                    &self,
-                    incident: &IncidentId,
-                    now: DateTime<Utc>,
-                    plan: &Planner<'_>,
-                ) -> StoreResult<Option<TakenTurn>> {
-                    let mut tx = self.begin_write().await.db()?;
-                    match Self::turn_in(&mut tx, incident, now, plan).await {
-                        Ok(taken) => {
-                            // Committed even when the turn was not due: a
-                            // dropped transaction's rollback would reach
-                            // SQLite after the write turn had passed on, and
-                            // the next writer would find the lock held.
-                            tx.commit().await.db()?;
-                            Ok(taken)
-                        }
-                        Err(e) => {
-                            tx.rollback().await.db()?;
-                            // A turn that cannot be taken (a damaged row)
-                            // waits out the lease, as one with nothing to
-                            // offer does, instead of coming back every tick
-                            // and taking the write turn in front of presses.
-                            if !e.is_transient() {
-                                let mut conn = self.write_conn().await.db()?;
-                                if let Err(lease) = Self::lease_turn(&mut conn, incident, now).await {
-                                    tracing::warn!(%incident, error = %lease, "could not lease a failed dispatch turn");
-                                }
-                            }
-                            Err(e)
-                        }
-                    }
-                }
-
                 async fn due_dispatches(
                     &self,
                     now: DateTime<Utc>,
@@ -1279,120 +1208,16 @@ macro_rules! dispatch_sql {
                     incident_ids(ids)
                 }
 
-                #[tracing::instrument(skip_all, fields(incident = %incident, steward = %steward))]
-                async fn accept(
-                    &self,
-                    incident: &IncidentId,
-                    steward: &StewardId,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Incident> {
-                    let mut tx = self.begin_write().await.db()?;
-                    let (i, mut d) = Self::must_lock(&mut tx, incident).await?;
-                    Self::hold_of(&mut tx, steward, false).await?;
-                    let offer = Self::offer_of(&mut tx, incident, steward).await?;
-                    let Some(changed) = $crate::domain::lifecycle::accept(&i, offer.as_ref(), steward, now)? else {
-                        // Accepting twice (a retried tap) is not an error.
-                        return Ok(i);
-                    };
-                    let offer = offer.expect("accept refuses a missing offer");
-                    let taken = sqlx::query(
-                        "UPDATE offers SET response = 'accepted', responded_at = $2
-                         WHERE id = $1 AND response IS NULL AND expires_at > $2",
-                    )
-                    .bind(offer.id.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .db()?;
-                    if taken.rows_affected() != 1 {
-                        return Err(conflict(ConflictCode::OfferExpired, format!("the offer to {steward} is no longer live")));
-                    }
-                    let busy: Option<StewardRow> = sqlx::query_as(
-                        "UPDATE stewards SET status = 'busy', incident_id = $2
-                         WHERE id = $1 AND status = 'offered' AND incident_id = $2
-                         RETURNING *",
-                    )
-                    .bind(steward.as_str())
-                    .bind(incident.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .db()?;
-                    let Some(busy) = busy else {
-                        return Err(conflict(
-                            ConflictCode::StewardBusy,
-                            format!("steward {steward} is not holding the offer of incident {incident}"),
-                        ));
-                    };
-                    let busy = busy.into_domain()?;
-                    let actor = Actor::Steward(steward.clone()).to_string();
-                    let mut pending = Pending::default();
-                    Self::end_offers(
-                        &mut tx, incident, Which::Except(steward), OfferResponse::Withdrawn,
-                        WithdrawReason::Taken, None, &actor, now, &mut pending,
-                    )
-                    .await?;
-                    Self::stop_reaching(
-                        &mut tx, std::slice::from_ref(&offer), CloseReason::Accepted, None, now, &mut pending,
-                    )
-                    .await?;
-                    d.next_dispatch_at = None;
-                    d.escalate_at = None;
-                    let saved = Self::save(&mut tx, IncidentState::Dispatching, &changed, &d).await?;
-                    pending.line(&saved.id, now, format!("accepted by {steward}"), &actor);
-                    pending.notices.incident(&saved, now);
-                    pending.notices.steward(&busy, now);
-                    let elder = Self::elder_for_hooks(&mut tx, &saved, rules).await?;
-                    pending.notices.transition(Transition::Acknowledged, &saved, elder.as_ref(), rules, now);
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(saved)
+                #[allow(private_interfaces)]
+                async fn begin_dispatch(&self) -> StoreResult<Box<dyn DispatchTx>> {
+                    let tx = self.begin_write().await.db()?;
+                    Ok(Box::new(Tx { tx, pending: Pending::default() }))
                 }
 
-                #[tracing::instrument(skip_all, fields(incident = %incident, steward = %steward))]
-                async fn decline(
-                    &self,
-                    incident: &IncidentId,
-                    steward: &StewardId,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Incident> {
-                    let mut tx = self.begin_write().await.db()?;
-                    let (i, mut d) = Self::must_lock(&mut tx, incident).await?;
-                    Self::hold_of(&mut tx, steward, false).await?;
-                    let offer = Self::offer_of(&mut tx, incident, steward).await?;
-                    $crate::domain::lifecycle::answerable(&i, offer.as_ref(), steward, now)?;
-                    let actor = Actor::Steward(steward.clone()).to_string();
-                    let mut pending = Pending::default();
-                    let ended = Self::end_offers(
-                        &mut tx, incident, Which::Only(steward), OfferResponse::Declined,
-                        WithdrawReason::Declined, None, &actor, now, &mut pending,
-                    )
-                    .await?;
-                    if ended.is_empty() {
-                        return Err(conflict(ConflictCode::OfferExpired, format!("the offer to {steward} is no longer live")));
-                    }
-                    let escalate = Self::count_failures(&mut tx, &i, &mut d, 1, now, rules).await?;
-                    let mut changed = i.clone();
-                    changed.updated_at = now;
-                    if escalate.is_some() {
-                        changed.escalation_level += 1;
-                    }
-                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
-                    if let Some(reason) = escalate {
-                        Self::escalated(&mut tx, &saved, &reason, &actor, now, rules, &mut pending).await?;
-                    }
-                    pending.notices.incident(&saved, now);
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(saved)
-                }
-
-                #[tracing::instrument(skip_all)]
-                async fn expire_offers(
+                async fn expiring_incidents(
                     &self,
                     now: DateTime<Utc>,
-                    rules: &RuleBook,
+                    limit: i64,
                 ) -> StoreResult<Vec<IncidentId>> {
                     let ids: Vec<String> = sqlx::query_scalar(
                         "SELECT DISTINCT incident_id FROM offers
@@ -1400,24 +1225,17 @@ macro_rules! dispatch_sql {
                          ORDER BY incident_id LIMIT $2",
                     )
                     .bind(now)
-                    .bind(TIMER_BATCH)
+                    .bind(clamp_limit(limit))
                     .fetch_all(&self.pool)
                     .await
                     .db()?;
-                    let mut touched = Vec::new();
-                    for id in ids {
-                        if let Some(done) = keep_going(self.expire_incident(&id, now, rules).await, &id)? {
-                            touched.push(done);
-                        }
-                    }
-                    Ok(touched)
+                    incident_ids(ids)
                 }
 
-                #[tracing::instrument(skip_all)]
-                async fn escalate_due(
+                async fn escalations_due(
                     &self,
                     now: DateTime<Utc>,
-                    rules: &RuleBook,
+                    limit: i64,
                 ) -> StoreResult<Vec<IncidentId>> {
                     let ids: Vec<String> = sqlx::query_scalar(
                         "SELECT id FROM incidents
@@ -1426,279 +1244,17 @@ macro_rules! dispatch_sql {
                          ORDER BY escalate_at, id LIMIT $2",
                     )
                     .bind(now)
-                    .bind(TIMER_BATCH)
+                    .bind(clamp_limit(limit))
                     .fetch_all(&self.pool)
                     .await
                     .db()?;
-                    let mut escalated = Vec::new();
-                    for id in ids {
-                        if let Some(done) = keep_going(self.escalate_one_due(&id, now, rules).await, &id)? {
-                            escalated.push(done);
-                        }
-                    }
-                    Ok(escalated)
+                    incident_ids(ids)
                 }
 
-                #[tracing::instrument(skip_all, fields(incident = %incident))]
-                async fn escalate(
-                    &self,
-                    incident: &IncidentId,
-                    reason: &str,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Incident> {
-                    let mut tx = self.begin_write().await.db()?;
-                    let (i, d) = Self::must_lock(&mut tx, incident).await?;
-                    if !i.status.is_open() {
-                        return Err(not_open(&i));
-                    }
-                    // Taken meanwhile (a supervisor assigned it between the
-                    // engine's claim and its offers): nothing to escalate.
-                    if i.status != IncidentState::Dispatching {
-                        return Ok(i);
-                    }
-                    let mut changed = i.clone();
-                    changed.escalation_level += 1;
-                    changed.updated_at = now;
-                    let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
-                    let actor = Actor::System.to_string();
-                    let mut pending = Pending::default();
-                    Self::escalated(&mut tx, &saved, reason, &actor, now, rules, &mut pending).await?;
-                    pending.notices.incident(&saved, now);
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(saved)
-                }
-
-                #[tracing::instrument(skip_all, fields(incident = %incident, steward = %steward))]
-                async fn arrive(
-                    &self,
-                    incident: &IncidentId,
-                    steward: &StewardId,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Incident> {
-                    let mut tx = self.begin_write().await.db()?;
-                    let (i, d) = Self::must_lock(&mut tx, incident).await?;
-                    Self::hold_of(&mut tx, steward, false).await?;
-                    let Some(changed) = $crate::domain::lifecycle::arrive(&i, steward, now)? else {
-                        return Ok(i);
-                    };
-                    let saved = Self::save(&mut tx, IncidentState::Acknowledged, &changed, &d).await?;
-                    let actor = Actor::Steward(steward.clone()).to_string();
-                    let mut pending = Pending::default();
-                    pending.line(&saved.id, now, "on site".to_owned(), &actor);
-                    pending.notices.incident(&saved, now);
-                    let elder = Self::elder_for_hooks(&mut tx, &saved, rules).await?;
-                    pending.notices.transition(Transition::OnSite, &saved, elder.as_ref(), rules, now);
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(saved)
-                }
-
-                #[tracing::instrument(skip_all, fields(incident = %incident, actor = %actor))]
-                async fn resolve(
-                    &self,
-                    incident: &IncidentId,
-                    actor: &Actor,
-                    outcome: Outcome,
-                    notes: &str,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Incident> {
-                    let mut tx = self.begin_write().await.db()?;
-                    let (i, d) = Self::must_lock(&mut tx, incident).await?;
-                    let steward = match actor {
-                        Actor::Steward(s) => Some(s),
-                        _ => None,
-                    };
-                    $crate::domain::lifecycle::resolvable(&i, steward)?;
-                    let mut pending = Pending::default();
-                    let how = Closing::Resolved { outcome, notes };
-                    let saved = Self::close_in(
-                        &mut tx, i, d, how, &actor.to_string(), now, rules, &mut pending,
-                    )
-                    .await?;
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(saved)
-                }
-
-                #[tracing::instrument(skip_all, fields(incident = %incident, actor = %actor))]
-                async fn cancel(
-                    &self,
-                    incident: &IncidentId,
-                    actor: &Actor,
-                    reason: &str,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Incident> {
-                    let mut tx = self.begin_write().await.db()?;
-                    let (i, d) = Self::must_lock(&mut tx, incident).await?;
-                    if !i.status.is_open() {
-                        return Err(not_open(&i));
-                    }
-                    let mut pending = Pending::default();
-                    let how = Closing::Cancelled { reason };
-                    let saved = Self::close_in(
-                        &mut tx, i, d, how, &actor.to_string(), now, rules, &mut pending,
-                    )
-                    .await?;
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(saved)
-                }
-
-                #[tracing::instrument(skip_all, fields(incident = %incident, steward = %steward))]
-                async fn assign(
-                    &self,
-                    incident: &IncidentId,
-                    steward: &StewardId,
-                    actor: &Actor,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Incident> {
-                    let actor = actor.to_string();
-                    // The steward's other incident (an offer they hold) is
-                    // locked with this one, in id order; if it changed
-                    // before the locks were held, start again.
-                    for _ in 0..3 {
-                        let mut tx = self.begin_write().await.db()?;
-                        let seen = Self::hold_of(&mut tx, steward, false).await?;
-                        let mut ids = BTreeSet::from([incident.to_string()]);
-                        ids.extend(seen.incident_id.clone());
-                        let mut locked = Self::lock_all(&mut tx, &ids).await?;
-                        let Some((i, mut d)) = locked.remove(incident.as_str()) else {
-                            return Err(StoreError::NotFound(format!("incident {incident}")));
-                        };
-                        let hold = Self::hold_of(&mut tx, steward, true).await?;
-                        if hold.incident_id != seen.incident_id {
-                            continue;
-                        }
-                        if !i.status.is_open() {
-                            return Err(not_open(&i));
-                        }
-                        if i.steward_id.as_ref() == Some(steward) {
-                            return Ok(i);
-                        }
-                        if !hold.on_duty {
-                            return Err(conflict(ConflictCode::StewardBusy, format!("steward {steward} is off duty")));
-                        }
-                        if hold.status == "busy" {
-                            let on = hold.incident_id.as_deref().unwrap_or("another incident");
-                            return Err(conflict(ConflictCode::StewardBusy, format!("steward {steward} is busy with {on}")));
-                        }
-                        let mut pending = Pending::default();
-                        // Their offer of another incident goes back to it.
-                        if let Some(other) = hold.incident_id.as_deref().filter(|o| *o != incident.as_str()) {
-                            if let Some((oi, od)) = locked.remove(other) {
-                                Self::withdraw_one(
-                                    &mut tx, oi, od, steward, WithdrawReason::Reassigned, &actor,
-                                    now, &mut pending,
-                                )
-                                .await?;
-                            }
-                        }
-                        // This incident's live offers (their own included)
-                        // are withdrawn; they hear of the assignment instead.
-                        Self::end_offers(
-                            &mut tx, incident, Which::All, OfferResponse::Withdrawn,
-                            WithdrawReason::Reassigned, Some(steward), &actor, now, &mut pending,
-                        )
-                        .await?;
-                        let previous = i.steward_id.clone();
-                        if let Some(p) = &previous {
-                            if let Some(freed) = Self::release_assigned(&mut tx, p, incident).await? {
-                                pending.notices.steward(&freed, now);
-                            }
-                            pending.notices.withdrawn(p, incident, WithdrawReason::Reassigned, now);
-                        }
-                        let busy: Option<StewardRow> = sqlx::query_as(
-                            "UPDATE stewards SET status = 'busy', incident_id = $2
-                             WHERE id = $1 AND status = 'available' AND on_duty
-                             RETURNING *",
-                        )
-                        .bind(steward.as_str())
-                        .bind(incident.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .db()?;
-                        let Some(busy) = busy else {
-                            return Err(conflict(ConflictCode::StewardBusy, format!("steward {steward} is {}", hold.status)));
-                        };
-                        let busy = busy.into_domain()?;
-                        let mut changed = i.clone();
-                        changed.status = IncidentState::Acknowledged;
-                        changed.steward_id = Some(steward.clone());
-                        changed.acknowledged_at = i.acknowledged_at.or(Some(now));
-                        changed.on_site_at = None;
-                        changed.updated_at = now;
-                        d.next_dispatch_at = None;
-                        d.escalate_at = None;
-                        let saved = Self::save(&mut tx, i.status, &changed, &d).await?;
-                        let words = match &previous {
-                            Some(p) => format!("reassigned from {p} to {busy}"),
-                            None => format!("assigned to {busy}"),
-                        };
-                        pending.line(&saved.id, now, words, &actor);
-                        pending.notices.incident(&saved, now);
-                        pending.notices.steward(&busy, now);
-                        let elder_name = Self::elder_name(&mut tx, &saved).await;
-                        pending.notices.assigned(
-                            &AssignedView {
-                                incident_id: saved.id.clone(),
-                                steward_id: steward.clone(),
-                                priority: saved.priority,
-                                kind: saved.kind,
-                                elder_name,
-                            },
-                            now,
-                        );
-                        let elder = Self::elder_for_hooks(&mut tx, &saved, rules).await?;
-                        pending.notices.transition(Transition::Acknowledged, &saved, elder.as_ref(), rules, now);
-                        Self::flush(&mut tx, pending).await?;
-                        tx.commit().await.db()?;
-                        return Ok(saved);
-                    }
-                    Err(conflict(ConflictCode::StewardBusy, format!("steward {steward} kept changing; try again")))
-                }
-
-                #[tracing::instrument(skip_all, fields(steward = %steward, reason = %reason))]
-                async fn withdraw_offers_of(
-                    &self,
-                    steward: &StewardId,
-                    reason: &str,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Vec<IncidentId>> {
-                    let _ = rules;
-                    let why = WithdrawReason::parse(reason);
-                    let actor = Actor::System.to_string();
-                    for _ in 0..3 {
-                        let mut tx = self.begin_write().await.db()?;
-                        Self::hold_of(&mut tx, steward, false).await?;
-                        let seen = Self::live_offer_incidents(&mut tx, steward).await?;
-                        if seen.is_empty() {
-                            return Ok(Vec::new());
-                        }
-                        let locked = Self::lock_all(&mut tx, &seen).await?;
-                        if Self::live_offer_incidents(&mut tx, steward).await? != seen {
-                            continue;
-                        }
-                        let mut pending = Pending::default();
-                        let mut touched = Vec::new();
-                        for (_, (i, d)) in locked {
-                            let id = i.id.clone();
-                            if Self::withdraw_one(&mut tx, i, d, steward, why, &actor, now, &mut pending).await? {
-                                touched.push(id);
-                            }
-                        }
-                        touched.sort();
-                        Self::flush(&mut tx, pending).await?;
-                        tx.commit().await.db()?;
-                        return Ok(touched);
-                    }
-                    Err(conflict(ConflictCode::StewardBusy, format!("steward {steward}'s offers kept changing; try again")))
+                async fn lease_failed_turn(&self, incident: &IncidentId, now: DateTime<Utc>) -> StoreResult<()> {
+                    let mut conn = self.write_conn().await.db()?;
+                    Self::lease_turn(&mut conn, incident, now).await?;
+                    Ok(())
                 }
 
                 async fn live_offers_of(&self, steward: &StewardId) -> StoreResult<Vec<Offer>> {

@@ -22,6 +22,7 @@
 pub mod deadlines;
 pub mod dispatch;
 pub mod dispatch_sql;
+pub mod dispatch_tx;
 pub mod incidents;
 pub mod ingest;
 pub mod logins;

@@ -116,7 +116,8 @@ dispatch_sql!(
     sqlx::Postgres,
     row_lock = "FOR UPDATE",
     skip_locked = "FOR UPDATE SKIP LOCKED",
-    steward_claim = "AND id IN (SELECT id FROM stewards WHERE id = $1 FOR UPDATE SKIP LOCKED)"
+    steward_claim = "AND id IN (SELECT id FROM stewards WHERE id = $1 FOR UPDATE SKIP LOCKED)",
+    write_tx = sqlx::Transaction<'static, sqlx::Postgres>
 );
 
 reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");

@@ -509,6 +509,19 @@ pub(crate) struct StewardHold {
     pub incident_id: Option<String>,
 }
 
+impl StewardHold {
+    /// The incident they are offered or assigned.
+    pub(crate) fn incident(&self) -> StoreResult<Option<IncidentId>> {
+        self.incident_id
+            .clone()
+            .map(|id| {
+                IncidentId::parse(id.clone())
+                    .map_err(|e| StoreError::Corrupt(format!("steward's incident {id:?}: {e}")))
+            })
+            .transpose()
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct StreamRow {
     seq: i64,

@@ -294,7 +294,8 @@ dispatch_sql!(
     sqlx::Sqlite,
     row_lock = "",
     skip_locked = "",
-    steward_claim = ""
+    steward_claim = "",
+    write_tx = crate::store::sqlite::Gated<sqlx::Transaction<'static, sqlx::Sqlite>>
 );
 reach_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
 logins_sql!(SqliteStore, sqlx::Sqlite);

@@ -1,6 +1,7 @@
 //! Incidents: cancelled by a supervisor, listed, and seen by their stewards.
 
 use chrono::Duration;
+use dispatcher::dispatch::Lifecycle;
 
 use dispatcher::domain::{DeviceKind, IncidentId, IncidentKind, IncidentState, Priority};
 use dispatcher::store::{ConflictCode, EventFilter, IncidentFilter, StoreError};

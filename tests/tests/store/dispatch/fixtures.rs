@@ -1,6 +1,7 @@
 //! Dispatch: the fixtures its sections share.
 
 use chrono::{DateTime, Duration, Utc};
+use dispatcher::dispatch::Lifecycle;
 
 use dispatcher::domain::{Candidate, DispatchTurn, OfferPlan, TakenTurn};
 use dispatcher::domain::{Incident, IncidentId, IncidentKind, Offer, Priority, StewardStatus};

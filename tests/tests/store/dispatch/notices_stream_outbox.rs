@@ -1,5 +1,6 @@
 //! Dispatch: notices, the stream and the outbox.
 
+use dispatcher::dispatch::Lifecycle;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};

@@ -1,5 +1,6 @@
 //! Dispatch: offers and claims.
 
+use dispatcher::dispatch::Lifecycle;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};

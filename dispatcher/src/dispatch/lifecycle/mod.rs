@@ -1,0 +1,364 @@
+//! The incident's life after it opens, one file per transition.
+//!
+//! Each transition is plain Rust over one store transaction
+//! ([`DispatchTx`]): lock, ask the pure rules of
+//! [`crate::domain::lifecycle`] whether the change may happen, write it,
+//! queue what it tells (timeline, stream, outbox), commit. The store only
+//! reads, locks and writes; what happens when is decided here.
+//!
+//! | transition | file |
+//! |---|---|
+//! | a dispatch turn: plan, claim, offer | [`turn`] |
+//! | a steward accepts | [`accept`] |
+//! | a steward declines | [`decline`] |
+//! | offers run out of time | [`expire`] |
+//! | nobody accepted in time, or nobody is there | [`escalate`] |
+//! | a supervisor assigns by hand | [`assign`] |
+//! | the steward is with the elder | [`arrive`] |
+//! | resolved or cancelled | [`close`] |
+//! | a steward goes off duty | [`withdraw`] |
+//!
+//! Callers use them as methods of any [`DispatchStore`], through
+//! [`Lifecycle`].
+
+pub mod accept;
+pub mod arrive;
+pub mod assign;
+pub mod close;
+pub mod decline;
+pub mod escalate;
+pub mod expire;
+pub mod turn;
+pub mod withdraw;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Incident, IncidentId, Outcome, Planner, StewardId, TakenTurn};
+use crate::rules::RuleBook;
+use crate::store::dispatch::{Actor, DispatchStore};
+use crate::store::dispatch_tx::{DispatchState, DispatchTx};
+use crate::store::{StoreError, StoreResult};
+
+/// Incidents a timer pass looks at per call.
+const TIMER_BATCH: i64 = 200;
+
+/// The incident's transitions, on any store that dispatches.
+#[async_trait]
+pub trait Lifecycle {
+    /// Takes the dispatch turn of a `dispatching` incident whose
+    /// `next_dispatch_at` is due and offers it, in one transaction, so
+    /// concurrent callers (two instances, the ingest hook and the timer)
+    /// never both offer. `plan` sees the turn (the incident, its elder,
+    /// who was offered) and says whom to try; the stewards are then
+    /// claimed in order until `want` were (`available` → `offered` by
+    /// compare-and-set; a steward lost to another incident is skipped and
+    /// noted), the plan's `notes` are recorded with the losers marked, and
+    /// the turn is cleared, or set to `retry_at` when nobody could be
+    /// offered. A plan of `None` (an incident without an elder) leaves the
+    /// turn leased for [`crate::store::dispatch::DISPATCH_LEASE`], and so
+    /// does a turn that fails for anything but an unavailable store.
+    /// `None` when the turn is not due, the incident is not dispatching,
+    /// or another caller holds the turn.
+    async fn take_turn(
+        &self,
+        incident: &IncidentId,
+        now: DateTime<Utc>,
+        plan: &Planner<'_>,
+    ) -> StoreResult<Option<TakenTurn>>;
+
+    /// The steward accepts their live offer: the incident becomes
+    /// `acknowledged` with them assigned, they become `busy`, every other
+    /// live offer is withdrawn. `Conflict(offer_expired)` when their offer
+    /// expired (even if the timer has not said so), was declined or
+    /// withdrawn; `Conflict(already_taken)` when someone else has it;
+    /// `Conflict(not_open)` when closed; `Conflict(no_offer)` when they
+    /// never had an offer; `NotFound` for an unknown incident or steward.
+    /// Accepting again what one accepted returns the incident unchanged.
+    async fn accept(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// The steward declines their live offer: they are `available` again,
+    /// `failed_offers` counts up, and when no offer is left live the next
+    /// dispatch is due now. Reaching a multiple of `escalate_after_failed`
+    /// escalates. Same errors as `accept`.
+    async fn decline(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// Expires every live offer past `expires_at`, as a decline would.
+    /// Returns the incidents touched.
+    async fn expire_offers(
+        &self,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Vec<IncidentId>>;
+
+    /// Escalates `dispatching` incidents whose `escalate_at` is due: level
+    /// up, `escalate_at` moves by `escalate_after_s` (a long wait keeps
+    /// escalating), next dispatch due now (the radius grows with the
+    /// level). Returns the incidents escalated.
+    async fn escalate_due(
+        &self,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Vec<IncidentId>>;
+
+    /// Escalates one incident now, for `reason` ("nobody available").
+    async fn escalate(
+        &self,
+        incident: &IncidentId,
+        reason: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// The assigned steward is with the elder: `on_site`.
+    /// `Conflict(not_assigned)` for anyone else, `Conflict(not_open)` on a
+    /// closed incident.
+    async fn arrive(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// Resolves an open incident with an outcome and notes; its steward is
+    /// free again, live offers are withdrawn. `Conflict(not_open)` when
+    /// closed; `Conflict(not_assigned)` when a steward other than the
+    /// assigned one tries.
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve(
+        &self,
+        incident: &IncidentId,
+        actor: &Actor,
+        outcome: Outcome,
+        notes: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// Cancels an open incident: as resolve, status `cancelled`, notes =
+    /// reason. `Conflict(not_open)` when it is already closed.
+    async fn cancel(
+        &self,
+        incident: &IncidentId,
+        actor: &Actor,
+        reason: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// A supervisor assigns a steward by hand: live offers are withdrawn,
+    /// the incident is `acknowledged` with that steward, who becomes
+    /// `busy`. The steward must be on duty and not busy elsewhere
+    /// (`Conflict(steward_busy)`); an offer they hold for another incident
+    /// is withdrawn. Assigning an acknowledged or on-site incident to
+    /// someone else reassigns it; to its steward again changes nothing.
+    async fn assign(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        actor: &Actor,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident>;
+
+    /// A steward went off duty: their live offers are withdrawn (each
+    /// incident's next dispatch due now). Returns those incidents.
+    async fn withdraw_offers_of(
+        &self,
+        steward: &StewardId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<IncidentId>>;
+}
+
+#[async_trait]
+impl<S: DispatchStore + ?Sized> Lifecycle for S {
+    async fn take_turn(
+        &self,
+        incident: &IncidentId,
+        now: DateTime<Utc>,
+        plan: &Planner<'_>,
+    ) -> StoreResult<Option<TakenTurn>> {
+        turn::take(self, incident, now, plan).await
+    }
+
+    async fn accept(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = accept::accept(&mut *tx, incident, steward, now, rules).await;
+        finish(tx, result).await
+    }
+
+    async fn decline(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = decline::decline(&mut *tx, incident, steward, now, rules).await;
+        finish(tx, result).await
+    }
+
+    async fn expire_offers(
+        &self,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Vec<IncidentId>> {
+        expire::expire_due(self, now, rules).await
+    }
+
+    async fn escalate_due(
+        &self,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Vec<IncidentId>> {
+        escalate::escalate_due(self, now, rules).await
+    }
+
+    async fn escalate(
+        &self,
+        incident: &IncidentId,
+        reason: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = escalate::escalate(&mut *tx, incident, reason, now, rules).await;
+        finish(tx, result).await
+    }
+
+    async fn arrive(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = arrive::arrive(&mut *tx, incident, steward, now, rules).await;
+        finish(tx, result).await
+    }
+
+    async fn resolve(
+        &self,
+        incident: &IncidentId,
+        actor: &Actor,
+        outcome: Outcome,
+        notes: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = close::resolve(&mut *tx, incident, actor, outcome, notes, now, rules).await;
+        finish(tx, result).await
+    }
+
+    async fn cancel(
+        &self,
+        incident: &IncidentId,
+        actor: &Actor,
+        reason: &str,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = close::cancel(&mut *tx, incident, actor, reason, now, rules).await;
+        finish(tx, result).await
+    }
+
+    async fn assign(
+        &self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        actor: &Actor,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Incident> {
+        assign::assign(self, incident, steward, actor, now, rules).await
+    }
+
+    async fn withdraw_offers_of(
+        &self,
+        steward: &StewardId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<IncidentId>> {
+        withdraw::withdraw_offers_of(self, steward, reason, now).await
+    }
+}
+
+/// Commits `tx` if `result` is a success, else rolls it back.
+pub(crate) async fn finish<T>(tx: Box<dyn DispatchTx>, result: StoreResult<T>) -> StoreResult<T> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "could not roll back a refused change");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The incident, locked; `NotFound` when there is none.
+pub(crate) async fn must_lock(
+    tx: &mut dyn DispatchTx,
+    id: &IncidentId,
+) -> StoreResult<(Incident, DispatchState)> {
+    tx.lock(id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("incident {id}")))
+}
+
+/// A timer pass goes on past one incident it cannot read, so one damaged
+/// row delays no other incident; a database failure stops the pass (the
+/// next tick retries).
+fn keep_going<T>(r: StoreResult<Option<T>>, id: &IncidentId) -> StoreResult<Option<T>> {
+    match r {
+        Err(StoreError::Corrupt(e)) => {
+            tracing::error!(incident = %id, error = %e, "incident unreadable; skipped by the timer");
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
+/// Locks incidents in id order (the order every transaction that touches
+/// several uses); an id with no incident is left out.
+async fn lock_all(
+    tx: &mut dyn DispatchTx,
+    ids: &BTreeSet<IncidentId>,
+) -> StoreResult<BTreeMap<IncidentId, (Incident, DispatchState)>> {
+    let mut locked = BTreeMap::new();
+    for id in ids {
+        if let Some(found) = tx.lock(id).await? {
+            locked.insert(id.clone(), found);
+        }
+    }
+    Ok(locked)
+}
