@@ -12,21 +12,28 @@
 //!   makes its first offers, so a press waits for one commit.
 //! - [`rules`]: what an event means for an elder: open, join or cancel an
 //!   incident, set a timer. Pure functions returning effects.
-//! - [`dispatch`]: the matcher (an R-tree of available stewards, ranked
-//!   by travel distance with a preference for the elder's own grid), the
-//!   engine (re-offers, escalation, and the first offers ingest could not
-//!   make; every deadline a store row), and
+//! - [`dispatch`]: the incident's life after it opens, one file per
+//!   transition in [`dispatch::lifecycle`] (accept, decline, expire,
+//!   escalate, assign, arrive, resolve or cancel, withdraw, a dispatch
+//!   turn): plain Rust over one narrow store transaction
+//!   (`store::dispatch_tx::DispatchTx`: lock, claim, offer, save,
+//!   notices), each returning what its commit changed. What a command may
+//!   do to an incident is decided by pure functions in
+//!   [`domain::lifecycle`]; dispatch's vocabulary (a turn, its plan, what
+//!   it took) is [`domain::dispatch`]. Beside them the matcher (an R-tree
+//!   of available stewards, ranked by travel distance with a preference
+//!   for the elder's own grid), the engine (re-offers, escalation, the
+//!   first offers ingest could not make; every deadline a store row), and
 //!   [`dispatch::after_commit`], the one path that follows every
 //!   committed change (the matcher, the engine's kicks, the stream).
-//!   What a command may do to an incident is decided by pure functions
-//!   in [`domain::lifecycle`]; dispatch's vocabulary (a turn, its plan,
-//!   what it took) is [`domain::dispatch`].
 //! - [`store`]: the truth. Small traits by concern (the registry,
 //!   sessions, ingest, incidents, deadlines, dispatch, the stream log,
 //!   the outbox, reach, logins, retention, secrets), each in its own
 //!   file, whose union is [`store::Store`]; SQLite and PostgreSQL behind
-//!   them. Every incident change is one transaction with its timeline,
-//!   stream and outbox rows; offers claim stewards by compare-and-set.
+//!   them, their SQL written once per concern. The store reads, locks and
+//!   writes; it decides nothing about an incident's life. Every incident
+//!   change is one transaction with its timeline, stream and outbox rows;
+//!   offers claim stewards by compare-and-set.
 //! - [`timers`]: deadlines claimed from the store, and the detector of
 //!   devices that stopped their heartbeat; [`retention`] prunes what
 //!   grows without bound, in small batches in the background.

@@ -220,7 +220,8 @@ async fn a_stewards_stream_carries_only_their_own_events() {
     assert_eq!(f.data["elder"]["id"], "e-1");
     assert!(f.data["distance_m"].as_f64().unwrap() > 0.0);
 
-    app.state
+    let _ = app
+        .state
         .store
         .accept(
             &i1,
@@ -438,7 +439,7 @@ async fn response_times_are_measured_from_creation_as_json_and_csv() {
     // A supervisor sends s-1 (the engine found nobody: s-1 has no location).
     let s1 = StewardId::parse("s-1").unwrap();
     let store = &app.state.store;
-    store
+    let _ = store
         .assign(
             &incident,
             &s1,
@@ -449,7 +450,7 @@ async fn response_times_are_measured_from_creation_as_json_and_csv() {
         .await
         .unwrap();
     app.clock.advance(chrono::Duration::seconds(600));
-    store
+    let _ = store
         .arrive(&incident, &s1, app.clock.now(), &app.state.rules)
         .await
         .unwrap();

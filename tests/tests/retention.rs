@@ -118,7 +118,8 @@ async fn old_rows_are_pruned_in_batches_and_an_open_incident_keeps_all_it_needs(
     assert_eq!(applied[0].action, EventAction::Opened);
     let closed = applied[0].incident.clone().unwrap().id;
     let open = applied[3].incident.clone().unwrap().id;
-    s.cancel(&closed, &Actor::User("sup".into()), "false alarm", old, &r)
+    let _ = s
+        .cancel(&closed, &Actor::User("sup".into()), "false alarm", old, &r)
         .await
         .unwrap();
     // Notifications of both, sent long ago, and one still pending.

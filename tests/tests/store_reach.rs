@@ -180,7 +180,8 @@ async fn an_offers_ladder_is_written_with_it_and_stops_when_it_is_answered(h: Ha
 
     // Declined at 12 s: the repeat and the call never go; the phone that
     // was shown the offer is told to close it.
-    s.decline(&incident, &sid("s-1"), secs(12), &rules())
+    let _ = s
+        .decline(&incident, &sid("s-1"), secs(12), &rules())
         .await
         .unwrap();
     assert_eq!(
@@ -233,7 +234,8 @@ async fn an_accepted_offer_closes_what_was_shown_and_an_unshown_one_nothing(h: H
     .await
     .unwrap();
 
-    s.accept(&incident, &sid("s-1"), secs(5), &rules())
+    let _ = s
+        .accept(&incident, &sid("s-1"), secs(5), &rules())
         .await
         .unwrap();
     let closes = due(s, secs(5)).await;

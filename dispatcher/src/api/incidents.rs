@@ -182,7 +182,7 @@ pub async fn cancel(
     if !current.status.is_open() {
         return Err(not_open(&current.status));
     }
-    let incident = state
+    let done = state
         .store
         .cancel(
             &id,
@@ -198,17 +198,9 @@ pub async fn cancel(
             e => e.into(),
         })?;
     // Its stewards are free again.
-    after_commit(
-        &state.hub,
-        &state.engine,
-        Changed {
-            stream: true,
-            released: vec![id.clone()],
-            ..Changed::default()
-        },
-    );
+    after_commit(&state.hub, &state.engine, Changed::committed(done.changed));
     tracing::info!("incident cancelled");
-    Ok(Json(incident))
+    Ok(Json(done.value))
 }
 
 #[cfg(test)]

@@ -14,10 +14,11 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use super::routes::Routes;
 use super::{ApiError, AppState};
+use crate::dispatch::lifecycle::Done;
 use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::{Incident, IncidentId, Outcome, StewardId};
 use crate::store::dispatch::Actor;
-use crate::store::{ConflictCode, StoreError};
+use crate::store::{ConflictCode, StoreError, StoreResult};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -120,14 +121,7 @@ pub async fn answer_offer(
         Answer::Accept => state.store.accept(id, steward, now, &state.rules).await,
         Answer::Decline => state.store.decline(id, steward, now, &state.rules).await,
     };
-    // Even a refused answer may have expired an offer on its way.
-    let to_offer = if answer == Answer::Decline && result.is_ok() {
-        vec![id.clone()]
-    } else {
-        Vec::new()
-    };
-    after_change(state, id, to_offer);
-    let incident = result.map_err(lifecycle_error)?;
+    let incident = after_change(state, id, result)?;
     tracing::info!(%steward, incident = %id, ?answer, "offer answered");
     Ok(incident)
 }
@@ -171,8 +165,7 @@ pub async fn arrive(
         .store
         .arrive(&id, me, state.clock.now(), &state.rules)
         .await;
-    after_change(&state, &id, Vec::new());
-    Ok(Json(result.map_err(lifecycle_error)?))
+    Ok(Json(after_change(&state, &id, result)?))
 }
 
 /// Closes the incident with an outcome (the assigned steward, or a
@@ -233,8 +226,7 @@ pub async fn resolve(
             &state.rules,
         )
         .await;
-    after_change(&state, &id, Vec::new());
-    let incident = result.map_err(lifecycle_error)?;
+    let incident = after_change(&state, &id, result)?;
     tracing::info!(outcome = %body.outcome, "incident resolved");
     Ok(Json(incident))
 }
@@ -267,26 +259,36 @@ pub async fn assign(
             &state.rules,
         )
         .await;
-    after_change(&state, &id, Vec::new());
-    let incident = result.map_err(lifecycle_error)?;
+    let incident = after_change(&state, &id, result)?;
     tracing::info!(steward = %body.steward_id, "assigned by hand");
     Ok(Json(incident))
 }
 
-/// After any attempt (a failed one may still have expired an offer):
-/// the incident's stewards may be free again, and `to_offer` may need
-/// offers.
-fn after_change(state: &AppState, incident: &IncidentId, to_offer: Vec<IncidentId>) {
-    after_commit(
-        &state.hub,
-        &state.engine,
-        Changed {
-            stream: true,
-            released: vec![incident.clone()],
-            to_offer,
-            ..Changed::default()
-        },
-    );
+/// What follows a transition: what its commit changed; after a refusal
+/// (nothing written), the incident's stewards are read again, since the
+/// matcher may be a timer's tick behind them.
+fn after_change(
+    state: &AppState,
+    incident: &IncidentId,
+    result: StoreResult<Done<Incident>>,
+) -> Result<Incident, ApiError> {
+    match result {
+        Ok(done) => {
+            after_commit(&state.hub, &state.engine, Changed::committed(done.changed));
+            Ok(done.value)
+        }
+        Err(e) => {
+            after_commit(
+                &state.hub,
+                &state.engine,
+                Changed {
+                    released: vec![incident.clone()],
+                    ..Changed::default()
+                },
+            );
+            Err(lifecycle_error(e))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -318,25 +318,22 @@ pub async fn set_duty(
         .store
         .set_steward_duty(&id, body.on_duty, state.clock.now())
         .await?;
-    let mut withdrawn = Vec::new();
+    let mut changed = Changed {
+        stewards: vec![steward.clone()],
+        ..Changed::default()
+    };
     if !body.on_duty {
         // A live offer must not wait on a steward who is not coming.
         let now = state.clock.now();
-        withdrawn = state.store.withdraw_offers_of(&id, "off_duty", now).await?;
-        if !withdrawn.is_empty() {
+        let done = state.store.withdraw_offers_of(&id, "off_duty", now).await?;
+        if !done.is_empty() {
             steward = state.store.steward(&id).await?.unwrap_or(steward);
         }
+        changed = Changed::committed(done.changed);
+        changed.stewards.retain(|s| s.id != steward.id);
+        changed.stewards.push(steward.clone());
     }
-    after_commit(
-        &state.hub,
-        &state.engine,
-        Changed {
-            stream: !withdrawn.is_empty(),
-            stewards: vec![steward.clone()],
-            to_offer: withdrawn,
-            ..Changed::default()
-        },
-    );
+    after_commit(&state.hub, &state.engine, changed);
     tracing::info!(status = %steward.status, "duty changed");
     Ok(Json(steward))
 }

@@ -11,6 +11,7 @@
 use crate::domain::TakenTurn;
 use crate::domain::{IncidentId, Steward};
 use crate::notify::hub::Hub;
+use crate::store::dispatch_tx::Committed;
 
 use super::EngineHandle;
 
@@ -32,6 +33,16 @@ pub struct Changed<'a> {
 }
 
 impl Changed<'_> {
+    /// What a dispatch transition's commit said it changed.
+    pub fn committed(c: Committed) -> Self {
+        Self {
+            stream: c.stream,
+            stewards: c.stewards,
+            to_offer: c.due_now,
+            ..Self::default()
+        }
+    }
+
     /// Only stream or outbox rows.
     pub fn stream() -> Self {
         Self {

@@ -227,12 +227,12 @@ impl Engine {
         let rules = &self.rules;
         let expired = self.store.expire_offers(now, rules).await?;
         let escalated = self.store.escalate_due(now, rules).await?;
-        if !expired.is_empty() || !escalated.is_empty() {
+        if expired.changed.stream || escalated.changed.stream {
             (self.on_commit)();
         }
-        // Expiry frees stewards: the matcher must see them again.
-        for id in &expired {
-            self.refresh_stewards_of(id).await;
+        // Expiry frees stewards: the matcher sees them as it left them.
+        for steward in &expired.changed.stewards {
+            self.matcher.upsert(steward);
         }
         for id in self.store.due_dispatches(now, SWEEP_LIMIT).await? {
             self.dispatch_logged(&id).await;
@@ -289,7 +289,9 @@ impl Engine {
         if taken.offers.is_empty() && taken.turn.live_offers == 0 {
             let priority = taken.turn.incident.priority;
             tracing::warn!(%incident, %priority, "nobody available; escalating");
-            self.store
+            // It changes no steward; `on_commit` below tells the stream.
+            let _escalated = self
+                .store
                 .escalate(incident, "nobody available", now, &self.rules)
                 .await?;
         }

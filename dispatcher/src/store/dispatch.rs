@@ -1,7 +1,9 @@
-//! The store's side of dispatch: offers, claims, the incident lifecycle,
-//! escalation, the stream log and the outbox.
+//! The store's side of dispatch: the transaction dispatch's transitions
+//! run in ([`super::dispatch_tx`]), the lists the timers walk, and what
+//! the stream and the reports read. The transitions themselves are
+//! [`crate::dispatch::lifecycle`]'s.
 //!
-//! Every method is one transaction that writes the change, its timeline
+//! Every transition is one transaction that writes the change, its timeline
 //! rows, its stream rows (what SSE clients see) and its outbox rows (what
 //! webhooks and devices are told) together (ARCHITECTURE.md rule 2). A
 //! steward is claimed by compare-and-set (`… WHERE status = 'available'`,

@@ -255,7 +255,7 @@ macro_rules! dispatch_sql {
                 Actor, Channel, DeliveryOutcome, DispatchStore, OutboxItem, StreamEvent,
             };
             use $crate::store::dispatch_sql::*;
-            use $crate::store::dispatch_tx::{BusyFrom, DispatchState, DispatchTx, StewardHold};
+            use $crate::store::dispatch_tx::{BusyFrom, Committed, DispatchState, DispatchTx, StewardHold};
             use $crate::store::notices::{Notices, Transition, WithdrawReason};
             use $crate::store::rows::*;
             use $crate::store::sql::*;
@@ -1003,6 +1003,7 @@ macro_rules! dispatch_sql {
             struct Tx {
                 tx: $write_tx,
                 pending: Pending,
+                due_now: Vec<IncidentId>,
             }
 
             #[async_trait]
@@ -1165,7 +1166,12 @@ macro_rules! dispatch_sql {
                     i: &Incident,
                     d: &DispatchState,
                 ) -> StoreResult<Incident> {
-                    $store::save(&mut self.tx, from, i, d).await
+                    let saved = $store::save(&mut self.tx, from, i, d).await?;
+                    let due = matches!(d.next_dispatch_at, Some(at) if at <= saved.updated_at);
+                    if saved.status == IncidentState::Dispatching && due && !self.due_now.contains(&saved.id) {
+                        self.due_now.push(saved.id.clone());
+                    }
+                    Ok(saved)
                 }
 
                 fn line(&mut self, incident: &IncidentId, at: DateTime<Utc>, what: String, actor: &str) {
@@ -1176,10 +1182,16 @@ macro_rules! dispatch_sql {
                     &mut self.pending.notices
                 }
 
-                async fn commit(self: Box<Self>) -> StoreResult<()> {
-                    let Tx { mut tx, pending } = *self;
+                async fn commit(self: Box<Self>) -> StoreResult<Committed> {
+                    let Tx { mut tx, mut pending, due_now } = *self;
+                    let committed = Committed {
+                        stream: !pending.notices.is_empty(),
+                        stewards: std::mem::take(&mut pending.notices.stewards),
+                        due_now,
+                    };
                     $store::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()
+                    tx.commit().await.db()?;
+                    Ok(committed)
                 }
 
                 async fn rollback(self: Box<Self>) -> StoreResult<()> {
@@ -1211,7 +1223,7 @@ macro_rules! dispatch_sql {
                 #[allow(private_interfaces)]
                 async fn begin_dispatch(&self) -> StoreResult<Box<dyn DispatchTx>> {
                     let tx = self.begin_write().await.db()?;
-                    Ok(Box::new(Tx { tx, pending: Pending::default() }))
+                    Ok(Box::new(Tx { tx, pending: Pending::default(), due_now: Vec::new() }))
                 }
 
                 async fn expiring_incidents(

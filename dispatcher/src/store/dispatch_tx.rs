@@ -29,6 +29,39 @@ use crate::domain::{
 };
 use crate::rules::RuleBook;
 
+/// What a committed dispatch transaction changed, beyond its rows.
+#[derive(Debug, Default, Clone, PartialEq)]
+#[must_use = "what follows a commit needs it: the matcher and the stream fall behind without"]
+pub struct Committed {
+    /// It wrote stream or outbox rows.
+    pub stream: bool,
+    /// Stewards whose status changed, as it left them.
+    pub stewards: Vec<Steward>,
+    /// Dispatching incidents it left due for a dispatch turn now (a
+    /// decline, an expiry or a withdrawal took their last live offer).
+    pub due_now: Vec<IncidentId>,
+}
+
+impl Committed {
+    /// Adds what another transaction changed (a timer's pass runs one per
+    /// incident).
+    pub fn and(mut self, other: Self) -> Self {
+        self.stream |= other.stream;
+        for s in other.stewards {
+            match self.stewards.iter_mut().find(|e| e.id == s.id) {
+                Some(earlier) => *earlier = s,
+                None => self.stewards.push(s),
+            }
+        }
+        for id in other.due_now {
+            if !self.due_now.contains(&id) {
+                self.due_now.push(id);
+            }
+        }
+        self
+    }
+}
+
 /// What a steward is taken from when they become `busy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BusyFrom {
@@ -186,8 +219,9 @@ pub(crate) trait DispatchTx: Send {
     /// The notices (stream and outbox rows) written with the change.
     fn notices(&mut self) -> &mut Notices;
 
-    /// Writes the queued lines and notices, then commits.
-    async fn commit(self: Box<Self>) -> StoreResult<()>;
+    /// Writes the queued lines and notices, then commits: what the
+    /// transaction changed, for what follows a commit.
+    async fn commit(self: Box<Self>) -> StoreResult<Committed>;
 
     /// Rolls back, writing nothing.
     async fn rollback(self: Box<Self>) -> StoreResult<()>;

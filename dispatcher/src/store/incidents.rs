@@ -8,7 +8,7 @@ pub trait IncidentStore: Send + Sync {
     async fn incidents(&self, filter: &IncidentFilter) -> StoreResult<Vec<Incident>>;
     /// One incident with its offers, timeline, the matcher's reasoning and
     /// its deliveries. (A supervisor's cancel is
-    /// [`DispatchStore::cancel`].)
+    /// [`crate::dispatch::Lifecycle::cancel`].)
     async fn incident(&self, id: &IncidentId) -> StoreResult<Option<IncidentDetail>>;
     /// Whether the steward holds a live offer (unanswered, not expired at
     /// `now`) of an open incident of this elder, or is assigned an open

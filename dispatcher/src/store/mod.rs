@@ -12,8 +12,9 @@
 //! Every change to an incident is one transaction that writes the new
 //! state, its timeline rows, and its notices (stream rows for SSE clients,
 //! outbox rows for devices and webhooks, built in [`notices`]) together.
-//! Dispatch's side ([`dispatch::DispatchStore`]: offers, the lifecycle,
-//! escalation, the stream and the outbox) is written once in
+//! Dispatch's side ([`dispatch::DispatchStore`] and the transaction its
+//! transitions run in, [`dispatch_tx::DispatchTx`]; the transitions
+//! themselves are [`crate::dispatch::lifecycle`]'s) is written once in
 //! [`dispatch_sql`], beside [`sql`]; reaching stewards' phones
 //! ([`reach::ReachStore`]: push subscriptions, server keys) in
 //! [`reach_sql`]; retention's pruning ([`retention::RetentionStore`]) in

@@ -183,6 +183,9 @@ pub fn reach_event(step: &ReachStep) -> &'static str {
 pub struct Notices {
     pub stream: Vec<NewStream>,
     pub outbox: Vec<NewOutbox>,
+    /// Stewards whose row changed, as the transaction left them (not
+    /// written: the matcher hears of them after the commit).
+    pub stewards: Vec<Steward>,
 }
 
 impl Notices {
@@ -204,6 +207,10 @@ impl Notices {
     /// A steward after a status change, to supervisors.
     pub fn steward(&mut self, steward: &Steward, now: DateTime<Utc>) {
         self.push_once(Audience::Supervisors, EVENT_STEWARD, json!(steward), now);
+        match self.stewards.iter_mut().find(|s| s.id == steward.id) {
+            Some(earlier) => *earlier = steward.clone(),
+            None => self.stewards.push(steward.clone()),
+        }
     }
 
     /// A new offer, to its steward, with what they need to decide and go;

@@ -296,7 +296,7 @@ macro_rules! reach_sql {
                     }
                     let mut tx = self.begin_write().await.db()?;
                     let pending = Pending {
-                        notices: Notices { stream: Vec::new(), outbox: rows },
+                        notices: Notices { outbox: rows, ..Notices::default() },
                         ..Pending::default()
                     };
                     Self::flush(&mut tx, pending).await?;

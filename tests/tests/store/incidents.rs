@@ -121,7 +121,8 @@ pub(crate) async fn incidents_list_newest_first_with_filters(h: Harness) {
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0].id, all[0].id);
 
-    s.cancel(&all[0].id, &sup(), "test", t0 + Duration::minutes(1), &r)
+    let _ = s
+        .cancel(&all[0].id, &sup(), "test", t0 + Duration::minutes(1), &r)
         .await
         .unwrap();
     assert_eq!(s.incidents(&open_only()).await.unwrap().len(), 3);
@@ -164,7 +165,8 @@ pub(crate) async fn steward_sees_only_their_elders(h: Harness) {
     assert!(!s.steward_sees_elder(&pema, &e2, now).await.unwrap());
     // No longer once the incident closes (it stays in their list).
     let inc = s.incidents(&open_only()).await.unwrap().remove(0);
-    s.cancel(&inc.id, &sup(), "done", day(), &rules())
+    let _ = s
+        .cancel(&inc.id, &sup(), "done", day(), &rules())
         .await
         .unwrap();
     assert!(!s.steward_sees_elder(&pema, &e1, now).await.unwrap());

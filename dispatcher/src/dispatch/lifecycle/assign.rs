@@ -22,7 +22,7 @@ use crate::store::notices::{Transition, WithdrawReason};
 use crate::store::{ConflictCode, StoreError, StoreResult};
 
 use super::withdraw::withdraw_one;
-use super::{finish, lock_all};
+use super::{Done, finish, lock_all};
 
 pub(crate) async fn assign<S: DispatchStore + ?Sized>(
     store: &S,
@@ -31,7 +31,7 @@ pub(crate) async fn assign<S: DispatchStore + ?Sized>(
     actor: &Actor,
     now: DateTime<Utc>,
     rules: &RuleBook,
-) -> StoreResult<Incident> {
+) -> StoreResult<Done<Incident>> {
     let actor = actor.to_string();
     // The steward's other incident (an offer they hold) is locked with
     // this one, in id order; if it changed before the locks were held,
@@ -39,8 +39,12 @@ pub(crate) async fn assign<S: DispatchStore + ?Sized>(
     for _ in 0..3 {
         let mut tx = store.begin_dispatch().await?;
         let result = assign_in(&mut *tx, incident, steward, &actor, now, rules).await;
-        if let Some(saved) = finish(tx, result).await? {
-            return Ok(saved);
+        let done = finish(tx, result).await?;
+        if let Some(saved) = done.value {
+            return Ok(Done {
+                value: saved,
+                changed: done.changed,
+            });
         }
     }
     Err(conflict(

@@ -16,10 +16,11 @@ use crate::rules::RuleBook;
 use crate::store::StoreResult;
 use crate::store::dispatch::{Actor, DispatchStore};
 use crate::store::dispatch_sql::{escalated_words, not_open};
+use crate::store::dispatch_tx::Committed;
 use crate::store::dispatch_tx::{DispatchState, DispatchTx};
 use crate::store::notices::Transition;
 
-use super::{TIMER_BATCH, finish, keep_going, must_lock};
+use super::{Done, TIMER_BATCH, finish, keep_going, must_lock};
 
 /// Escalates one incident now, for `reason`.
 pub(crate) async fn escalate(
@@ -53,16 +54,20 @@ pub(crate) async fn escalate_due<S: DispatchStore + ?Sized>(
     store: &S,
     now: DateTime<Utc>,
     rules: &RuleBook,
-) -> StoreResult<Vec<IncidentId>> {
+) -> StoreResult<Done<Vec<IncidentId>>> {
     let mut escalated = Vec::new();
+    let mut changed = Committed::default();
     for id in store.escalations_due(now, TIMER_BATCH).await? {
         let mut tx = store.begin_dispatch().await?;
         let result = escalate_if_due(&mut *tx, &id, now, rules).await;
-        if let Some(done) = keep_going(finish(tx, result).await, &id)? {
-            escalated.push(done);
-        }
+        let done = keep_going(finish(tx, result).await, &id)?;
+        changed = changed.and(done.changed);
+        escalated.extend(done.value);
     }
-    Ok(escalated)
+    Ok(Done {
+        value: escalated,
+        changed,
+    })
 }
 
 /// One incident's due escalation; none when another transaction holds

@@ -14,27 +14,32 @@ use crate::rules::RuleBook;
 use crate::store::StoreResult;
 use crate::store::dispatch::{Actor, DispatchStore};
 use crate::store::dispatch_sql::Which;
+use crate::store::dispatch_tx::Committed;
 use crate::store::dispatch_tx::DispatchTx;
 use crate::store::notices::WithdrawReason;
 
 use super::escalate::save_failures;
-use super::{TIMER_BATCH, finish, keep_going};
+use super::{Done, TIMER_BATCH, finish, keep_going};
 
 /// Expires every offer past its time. Returns the incidents touched.
 pub(crate) async fn expire_due<S: DispatchStore + ?Sized>(
     store: &S,
     now: DateTime<Utc>,
     rules: &RuleBook,
-) -> StoreResult<Vec<IncidentId>> {
+) -> StoreResult<Done<Vec<IncidentId>>> {
     let mut touched = Vec::new();
+    let mut changed = Committed::default();
     for id in store.expiring_incidents(now, TIMER_BATCH).await? {
         let mut tx = store.begin_dispatch().await?;
         let result = expire_incident(&mut *tx, &id, now, rules).await;
-        if let Some(done) = keep_going(finish(tx, result).await, &id)? {
-            touched.push(done);
-        }
+        let done = keep_going(finish(tx, result).await, &id)?;
+        changed = changed.and(done.changed);
+        touched.extend(done.value);
     }
-    Ok(touched)
+    Ok(Done {
+        value: touched,
+        changed,
+    })
 }
 
 /// One incident's expired offers: none when another transaction holds

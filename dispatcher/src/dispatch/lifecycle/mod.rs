@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{Incident, IncidentId, Outcome, Planner, StewardId, TakenTurn};
 use crate::rules::RuleBook;
 use crate::store::dispatch::{Actor, DispatchStore};
-use crate::store::dispatch_tx::{DispatchState, DispatchTx};
+use crate::store::dispatch_tx::{Committed, DispatchState, DispatchTx};
 use crate::store::{StoreError, StoreResult};
 
 /// Incidents a timer pass looks at per call.
@@ -83,7 +83,7 @@ pub trait Lifecycle {
         steward: &StewardId,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident>;
+    ) -> StoreResult<Done<Incident>>;
 
     /// The steward declines their live offer: they are `available` again,
     /// `failed_offers` counts up, and when no offer is left live the next
@@ -95,7 +95,7 @@ pub trait Lifecycle {
         steward: &StewardId,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident>;
+    ) -> StoreResult<Done<Incident>>;
 
     /// Expires every live offer past `expires_at`, as a decline would.
     /// Returns the incidents touched.
@@ -103,7 +103,7 @@ pub trait Lifecycle {
         &self,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Vec<IncidentId>>;
+    ) -> StoreResult<Done<Vec<IncidentId>>>;
 
     /// Escalates `dispatching` incidents whose `escalate_at` is due: level
     /// up, `escalate_at` moves by `escalate_after_s` (a long wait keeps
@@ -113,7 +113,7 @@ pub trait Lifecycle {
         &self,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Vec<IncidentId>>;
+    ) -> StoreResult<Done<Vec<IncidentId>>>;
 
     /// Escalates one incident now, for `reason` ("nobody available").
     async fn escalate(
@@ -122,7 +122,7 @@ pub trait Lifecycle {
         reason: &str,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident>;
+    ) -> StoreResult<Done<Incident>>;
 
     /// The assigned steward is with the elder: `on_site`.
     /// `Conflict(not_assigned)` for anyone else, `Conflict(not_open)` on a
@@ -133,7 +133,7 @@ pub trait Lifecycle {
         steward: &StewardId,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident>;
+    ) -> StoreResult<Done<Incident>>;
 
     /// Resolves an open incident with an outcome and notes; its steward is
     /// free again, live offers are withdrawn. `Conflict(not_open)` when
@@ -148,7 +148,7 @@ pub trait Lifecycle {
         notes: &str,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident>;
+    ) -> StoreResult<Done<Incident>>;
 
     /// Cancels an open incident: as resolve, status `cancelled`, notes =
     /// reason. `Conflict(not_open)` when it is already closed.
@@ -159,7 +159,7 @@ pub trait Lifecycle {
         reason: &str,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident>;
+    ) -> StoreResult<Done<Incident>>;
 
     /// A supervisor assigns a steward by hand: live offers are withdrawn,
     /// the incident is `acknowledged` with that steward, who becomes
@@ -174,7 +174,7 @@ pub trait Lifecycle {
         actor: &Actor,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident>;
+    ) -> StoreResult<Done<Incident>>;
 
     /// A steward went off duty: their live offers are withdrawn (each
     /// incident's next dispatch due now). Returns those incidents.
@@ -183,7 +183,7 @@ pub trait Lifecycle {
         steward: &StewardId,
         reason: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Vec<IncidentId>>;
+    ) -> StoreResult<Done<Vec<IncidentId>>>;
 }
 
 #[async_trait]
@@ -203,7 +203,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         steward: &StewardId,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident> {
+    ) -> StoreResult<Done<Incident>> {
         let mut tx = self.begin_dispatch().await?;
         let result = accept::accept(&mut *tx, incident, steward, now, rules).await;
         finish(tx, result).await
@@ -215,7 +215,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         steward: &StewardId,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident> {
+    ) -> StoreResult<Done<Incident>> {
         let mut tx = self.begin_dispatch().await?;
         let result = decline::decline(&mut *tx, incident, steward, now, rules).await;
         finish(tx, result).await
@@ -225,7 +225,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         &self,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Vec<IncidentId>> {
+    ) -> StoreResult<Done<Vec<IncidentId>>> {
         expire::expire_due(self, now, rules).await
     }
 
@@ -233,7 +233,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         &self,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Vec<IncidentId>> {
+    ) -> StoreResult<Done<Vec<IncidentId>>> {
         escalate::escalate_due(self, now, rules).await
     }
 
@@ -243,7 +243,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         reason: &str,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident> {
+    ) -> StoreResult<Done<Incident>> {
         let mut tx = self.begin_dispatch().await?;
         let result = escalate::escalate(&mut *tx, incident, reason, now, rules).await;
         finish(tx, result).await
@@ -255,7 +255,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         steward: &StewardId,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident> {
+    ) -> StoreResult<Done<Incident>> {
         let mut tx = self.begin_dispatch().await?;
         let result = arrive::arrive(&mut *tx, incident, steward, now, rules).await;
         finish(tx, result).await
@@ -269,7 +269,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         notes: &str,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident> {
+    ) -> StoreResult<Done<Incident>> {
         let mut tx = self.begin_dispatch().await?;
         let result = close::resolve(&mut *tx, incident, actor, outcome, notes, now, rules).await;
         finish(tx, result).await
@@ -282,7 +282,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         reason: &str,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident> {
+    ) -> StoreResult<Done<Incident>> {
         let mut tx = self.begin_dispatch().await?;
         let result = close::cancel(&mut *tx, incident, actor, reason, now, rules).await;
         finish(tx, result).await
@@ -295,7 +295,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         actor: &Actor,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Incident> {
+    ) -> StoreResult<Done<Incident>> {
         assign::assign(self, incident, steward, actor, now, rules).await
     }
 
@@ -304,17 +304,55 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         steward: &StewardId,
         reason: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Vec<IncidentId>> {
+    ) -> StoreResult<Done<Vec<IncidentId>>> {
         withdraw::withdraw_offers_of(self, steward, reason, now).await
     }
 }
 
+/// A transition's result, and what its commit changed for
+/// [`super::after_commit`].
+#[derive(Debug)]
+#[must_use = "hand `changed` to after_commit, or the matcher and the stream fall behind"]
+pub struct Done<T> {
+    pub value: T,
+    pub changed: Committed,
+}
+
+impl<T> Done<T> {
+    pub fn into_value(self) -> T {
+        self.value
+    }
+}
+
+/// A result is compared by its value (what changed is bookkeeping).
+impl<T: PartialEq> PartialEq<T> for Done<T> {
+    fn eq(&self, other: &T) -> bool {
+        self.value == *other
+    }
+}
+
+impl<T: PartialEq> PartialEq for Done<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl<T> std::ops::Deref for Done<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
 /// Commits `tx` if `result` is a success, else rolls it back.
-pub(crate) async fn finish<T>(tx: Box<dyn DispatchTx>, result: StoreResult<T>) -> StoreResult<T> {
+pub(crate) async fn finish<T>(
+    tx: Box<dyn DispatchTx>,
+    result: StoreResult<T>,
+) -> StoreResult<Done<T>> {
     match result {
         Ok(value) => {
-            tx.commit().await?;
-            Ok(value)
+            let changed = tx.commit().await?;
+            Ok(Done { value, changed })
         }
         Err(e) => {
             if let Err(rollback) = tx.rollback().await {
@@ -338,11 +376,14 @@ pub(crate) async fn must_lock(
 /// A timer pass goes on past one incident it cannot read, so one damaged
 /// row delays no other incident; a database failure stops the pass (the
 /// next tick retries).
-fn keep_going<T>(r: StoreResult<Option<T>>, id: &IncidentId) -> StoreResult<Option<T>> {
+fn keep_going<T>(r: StoreResult<Done<Option<T>>>, id: &IncidentId) -> StoreResult<Done<Option<T>>> {
     match r {
         Err(StoreError::Corrupt(e)) => {
             tracing::error!(incident = %id, error = %e, "incident unreadable; skipped by the timer");
-            Ok(None)
+            Ok(Done {
+                value: None,
+                changed: Committed::default(),
+            })
         }
         other => other,
     }

@@ -27,7 +27,9 @@ pub(crate) async fn take<S: DispatchStore + ?Sized>(
         // Committed even when the turn was not due: that transaction
         // still took SQLite's write turn.
         Ok(taken) => {
-            tx.commit().await?;
+            // What it changed travels in the turn itself (its offers,
+            // its stewards as claimed).
+            let _ = tx.commit().await?;
             Ok(taken)
         }
         Err(e) => {

@@ -14,7 +14,7 @@ use crate::store::dispatch_tx::{DispatchState, DispatchTx};
 use crate::store::notices::WithdrawReason;
 use crate::store::{ConflictCode, StoreResult};
 
-use super::{finish, lock_all};
+use super::{Done, finish, lock_all};
 
 /// Withdraws every live offer of `steward`. Returns those incidents.
 pub(crate) async fn withdraw_offers_of<S: DispatchStore + ?Sized>(
@@ -22,15 +22,19 @@ pub(crate) async fn withdraw_offers_of<S: DispatchStore + ?Sized>(
     steward: &StewardId,
     reason: &str,
     now: DateTime<Utc>,
-) -> StoreResult<Vec<IncidentId>> {
+) -> StoreResult<Done<Vec<IncidentId>>> {
     let why = WithdrawReason::parse(reason);
     // Their incidents are locked before their offers are read again; if
     // those changed meanwhile, start over.
     for _ in 0..3 {
         let mut tx = store.begin_dispatch().await?;
         let result = withdraw_all(&mut *tx, steward, why, now).await;
-        if let Some(touched) = finish(tx, result).await? {
-            return Ok(touched);
+        let done = finish(tx, result).await?;
+        if let Some(touched) = done.value {
+            return Ok(Done {
+                value: touched,
+                changed: done.changed,
+            });
         }
     }
     Err(conflict(

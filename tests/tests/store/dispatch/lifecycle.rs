@@ -43,6 +43,14 @@ pub(crate) async fn declines_and_expiries_escalate_then_a_steward_goes_and_resol
         (IncidentState::Dispatching, 0)
     );
     assert_eq!(status_of(s, "s-1").await, StewardStatus::Available);
+    // The commit says what it changed, for what follows it: s-1 as the
+    // decline left them, the incident due for its next offer now.
+    assert!(after.changed.stream);
+    assert_eq!(after.changed.due_now, vec![inc.id.clone()]);
+    assert_eq!(
+        statuses(&after.changed.stewards),
+        vec![(s1.clone(), StewardStatus::Available)]
+    );
     assert_eq!(code(s.accept(&inc.id, &s1, t1, &r).await), "offer_expired");
     assert_eq!(code(s.decline(&inc.id, &s1, t1, &r).await), "offer_expired");
     assert_eq!(code(s.accept(&inc.id, &s3, t1, &r).await), "no_offer");
@@ -119,6 +127,14 @@ pub(crate) async fn declines_and_expiries_escalate_then_a_steward_goes_and_resol
     );
     let t3 = t2 + Duration::seconds(5);
     let acked = s.accept(&inc.id, &s3, t3, &r).await.unwrap();
+    assert_eq!(
+        statuses(&acked.changed.stewards),
+        vec![(s3.clone(), StewardStatus::Busy)]
+    );
+    assert!(
+        acked.changed.due_now.is_empty(),
+        "nothing to offer once accepted"
+    );
     assert_eq!(
         (
             acked.status,
@@ -329,7 +345,8 @@ pub(crate) async fn a_long_wait_escalates_and_keeps_escalating(h: Harness) {
     // A timer down for an hour escalates once, not twenty times.
     assert_eq!(s.escalate_due(t0 + sec(4000), &r).await.unwrap().len(), 1);
     assert!(s.escalate_due(t0 + sec(4001), &r).await.unwrap().is_empty());
-    s.cancel(&inc.id, &sup(), "phoned the family", t0 + sec(4100), &r)
+    let _ = s
+        .cancel(&inc.id, &sup(), "phoned the family", t0 + sec(4100), &r)
         .await
         .unwrap();
     assert!(
@@ -496,8 +513,14 @@ pub(crate) async fn supervisors_assign_and_reassign_by_hand(h: Harness) {
         "reassigned from s-2 to Steward s-3 (s-3)"
     );
     let _ = s1;
-    s.cancel(&a.id, &sup(), "done", t1, &r).await.unwrap();
+    let _ = s.cancel(&a.id, &sup(), "done", t1, &r).await.unwrap();
     assert_eq!(status_of(s, "s-3").await, StewardStatus::Available);
     assert_eq!(code(s.assign(&a.id, &s3, &sup(), t1, &r).await), "not_open");
     assert_no_double_booking(&h, "after assignments").await;
+}
+
+fn statuses(
+    stewards: &[dispatcher::domain::Steward],
+) -> Vec<(dispatcher::domain::StewardId, StewardStatus)> {
+    stewards.iter().map(|s| (s.id.clone(), s.status)).collect()
 }

@@ -57,7 +57,8 @@ pub(crate) async fn every_change_writes_its_notices(h: Harness) {
     assert_eq!(rows[1].data["status"], "offered");
 
     // Accepted, on site, resolved.
-    s.accept(&inc.id, &s1, t1 + Duration::seconds(4), &r)
+    let _ = s
+        .accept(&inc.id, &s1, t1 + Duration::seconds(4), &r)
         .await
         .unwrap();
     let (events, head) = stream_since(s, head).await;
@@ -69,7 +70,8 @@ pub(crate) async fn every_change_writes_its_notices(h: Harness) {
             ev("supervisors", "steward"),
         ]
     );
-    s.arrive(&inc.id, &s1, t1 + Duration::minutes(6), &r)
+    let _ = s
+        .arrive(&inc.id, &s1, t1 + Duration::minutes(6), &r)
         .await
         .unwrap();
     let (events, head) = stream_since(s, head).await;
@@ -78,16 +80,17 @@ pub(crate) async fn every_change_writes_its_notices(h: Harness) {
         vec![ev("supervisors", "incident"), ev("steward:s-1", "incident")]
     );
     let who = Actor::Steward(s1.clone());
-    s.resolve(
-        &inc.id,
-        &who,
-        Outcome::FalseAlarm,
-        "pressed by mistake",
-        t1 + Duration::minutes(9),
-        &r,
-    )
-    .await
-    .unwrap();
+    let _ = s
+        .resolve(
+            &inc.id,
+            &who,
+            Outcome::FalseAlarm,
+            "pressed by mistake",
+            t1 + Duration::minutes(9),
+            &r,
+        )
+        .await
+        .unwrap();
     let rows = s.stream_after(head, 100).await.unwrap();
     let (events, _) = stream_since(s, head).await;
     assert_eq!(
@@ -165,10 +168,12 @@ pub(crate) async fn every_change_writes_its_notices(h: Harness) {
     let urgent = open(s, "elder:e-1:u", Priority::Urgent, None, t0, &r).await;
     let critical = open(s, "elder:e-1:c", Priority::Critical, Some("btn-1"), t0, &r).await;
     outbox(s).await; // the openings, out of the way
-    s.escalate(&urgent.id, "nobody available", t1, &r)
+    let _ = s
+        .escalate(&urgent.id, "nobody available", t1, &r)
         .await
         .unwrap();
-    s.escalate(&critical.id, "nobody available", t1, &r)
+    let _ = s
+        .escalate(&critical.id, "nobody available", t1, &r)
         .await
         .unwrap();
     let items = outbox(s).await;
@@ -193,7 +198,8 @@ pub(crate) async fn every_change_writes_its_notices(h: Harness) {
     assert_eq!(items[2].payload["elder"]["contacts"][0]["name"], "Dolma");
 
     // A supervisor's cancel.
-    s.cancel(&critical.id, &sup(), "daughter is there", t1, &r)
+    let _ = s
+        .cancel(&critical.id, &sup(), "daughter is there", t1, &r)
         .await
         .unwrap();
     let got: Vec<_> = outbox(s)
@@ -620,7 +626,7 @@ pub(crate) async fn a_steward_sees_an_elder_only_while_offered(h: Harness) {
     assert_eq!(listed, vec![inc.id.clone()]);
     // Declining ends it; the incident stays in their list.
     let t3 = t0 + Duration::seconds(3);
-    s.decline(&inc.id, &s1, t3, &r).await.unwrap();
+    let _ = s.decline(&inc.id, &s1, t3, &r).await.unwrap();
     assert!(!s.steward_sees_elder(&s1, &e1, t3).await.unwrap());
     assert_eq!(s.incidents(&mine).await.unwrap().len(), 1);
 }

@@ -444,10 +444,12 @@ pub(crate) async fn two_hundred_incidents_fifty_stewards_never_double_booked(h: 
     for _ in 0..2 {
         let (s, r) = (s.clone(), r.clone());
         tasks.push(tokio::spawn(async move {
-            s.expire_offers(t0 + Duration::seconds(31), &r)
+            let _ = s
+                .expire_offers(t0 + Duration::seconds(31), &r)
                 .await
                 .unwrap();
-            s.escalate_due(t0 + Duration::seconds(31), &r)
+            let _ = s
+                .escalate_due(t0 + Duration::seconds(31), &r)
                 .await
                 .unwrap();
         }));
@@ -497,7 +499,8 @@ pub(crate) async fn two_hundred_incidents_fifty_stewards_never_double_booked(h: 
             let (s, r) = (s.clone(), r.clone());
             tokio::spawn(async move {
                 let who = Actor::Steward(i.steward_id.clone().unwrap());
-                s.resolve(&i.id, &who, Outcome::Assisted, "", t2, &r)
+                let _ = s
+                    .resolve(&i.id, &who, Outcome::Assisted, "", t2, &r)
                     .await
                     .unwrap();
             })
