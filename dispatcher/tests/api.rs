@@ -338,7 +338,7 @@ impl TestApp {
                     priority: Priority::Urgent,
                     summary: format!("{kind} by test"),
                 }],
-                "test",
+                &eldercare_dispatcher::domain::Actor::System,
                 self.state.clock.now(),
                 &self.state.rules,
             )

@@ -61,7 +61,7 @@ async fn raise(app: &TestApp, elder: &str, kind: IncidentKind) -> IncidentId {
                 priority: app.state.rules.priority(kind, None),
                 summary: format!("{kind} for the test"),
             }],
-            "test",
+            &dispatcher::domain::Actor::System,
             app.clock.now(),
             &app.state.rules,
         )

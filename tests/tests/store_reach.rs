@@ -84,7 +84,7 @@ async fn scene(s: &dyn Store, stewards: &[&str]) -> IncidentId {
                 priority: Priority::Critical,
                 summary: "fall".into(),
             }],
-            "test",
+            &dispatcher::domain::Actor::System,
             t0(),
             &rules,
         )

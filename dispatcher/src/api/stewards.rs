@@ -16,7 +16,7 @@ use super::patch::{self, ReadOnly};
 use super::routes::Routes;
 use super::{ApiError, AppState, validate};
 use crate::dispatch::{Changed, Lifecycle, after_commit};
-use crate::domain::{LatLon, Steward, StewardId, StewardStatus};
+use crate::domain::{LatLon, Steward, StewardId, StewardStatus, WithdrawReason};
 use crate::store::StoreError;
 
 pub fn routes() -> Routes {
@@ -325,7 +325,10 @@ pub async fn set_duty(
     if !body.on_duty {
         // A live offer must not wait on a steward who is not coming.
         let now = state.clock.now();
-        let done = state.store.withdraw_offers_of(&id, "off_duty", now).await?;
+        let done = state
+            .store
+            .withdraw_offers_of(&id, WithdrawReason::OffDuty, now)
+            .await?;
         if !done.is_empty() {
             steward = state.store.steward(&id).await?.unwrap_or(steward);
         }

@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{CandidateNote, Elder, Incident, Offer, ReachStep, Steward, StewardId};
+use super::{
+    CandidateNote, CloseReason, DeviceId, Elder, Incident, Offer, ReachStep, Steward, StewardId,
+};
 
 /// A steward the matcher ranked, in the order to try.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,4 +70,71 @@ pub struct FirstOffers<'a> {
     pub planner: &'a Planner<'a>,
     /// The offers' time.
     pub now: DateTime<Utc>,
+}
+
+/// Why a steward's offer went away, as `offer.withdrawn` tells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithdrawReason {
+    /// Nobody answered in time.
+    Expired,
+    /// They said no.
+    Declined,
+    /// Another steward accepted first.
+    Taken,
+    Cancelled,
+    Resolved,
+    /// A supervisor assigned someone (or them elsewhere).
+    Reassigned,
+    /// They went off duty.
+    OffDuty,
+}
+
+impl WithdrawReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Declined => "declined",
+            Self::Taken => "taken",
+            Self::Cancelled => "cancelled",
+            Self::Resolved => "resolved",
+            Self::Reassigned => "reassigned",
+            Self::OffDuty => "off_duty",
+        }
+    }
+
+    /// What the steward's phones are told when it closes the notification.
+    pub fn close_reason(self) -> CloseReason {
+        match self {
+            Self::Expired => CloseReason::Expired,
+            Self::Declined => CloseReason::Declined,
+            Self::Taken => CloseReason::Taken,
+            Self::Cancelled => CloseReason::Cancelled,
+            Self::Resolved => CloseReason::Resolved,
+            Self::Reassigned => CloseReason::Reassigned,
+            Self::OffDuty => CloseReason::OffDuty,
+        }
+    }
+}
+
+/// Who did something, as the timeline names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Steward(StewardId),
+    /// A login (supervisor or admin), by username.
+    User(String),
+    /// The device in the home (a press, a sensor, the elder's cancel).
+    Device(DeviceId),
+    /// The dispatcher itself: a timer, the engine, a rule's deadline.
+    System,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Steward(id) => write!(f, "steward:{id}"),
+            Self::User(name) => write!(f, "user:{name}"),
+            Self::Device(id) => write!(f, "device:{id}"),
+            Self::System => f.write_str("system"),
+        }
+    }
 }

@@ -11,7 +11,9 @@ pub mod reach;
 pub mod registry;
 pub mod user;
 
-pub use dispatch::{Candidate, DispatchTurn, FirstOffers, OfferPlan, Planner, TakenTurn};
+pub use dispatch::{
+    Actor, Candidate, DispatchTurn, FirstOffers, OfferPlan, Planner, TakenTurn, WithdrawReason,
+};
 pub use geo::{LatLon, OffTheGlobe};
 pub use ids::{DeviceIdSchema, ElderId, IncidentId, StewardId};
 pub use incident::{

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use super::{HealthChange, IngestDeps, Item};
 use crate::dispatch::engine::log_offered;
 use crate::dispatch::{Changed, after_commit};
-use crate::domain::IncidentId;
+use crate::domain::{Actor, IncidentId};
 use crate::domain::{DispatchTurn, FirstOffers};
 use crate::store::{Applied, EventAction, IncomingEvent, Ingested, StoreError};
 
@@ -296,7 +296,7 @@ async fn apply_health(deps: &IngestDeps, change: &HealthChange) -> Result<(), St
     };
     let applied = deps
         .store
-        .apply(&effects, "system", now, &deps.rules)
+        .apply(&effects, &Actor::System, now, &deps.rules)
         .await?;
     after_commit(&deps.hub, &deps.engine, Changed::stream());
     for applied in applied {

@@ -51,24 +51,7 @@ use crate::domain::{ContactChannel, Delivery, Incident, IncidentId, Offer, Stewa
 /// mid-turn leaves nothing behind: the turn is one transaction.
 pub const DISPATCH_LEASE: Duration = Duration::seconds(15);
 
-/// Who did something, as the timeline names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
-    Steward(StewardId),
-    /// A login (supervisor or admin), by username.
-    User(String),
-    System,
-}
-
-impl std::fmt::Display for Actor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Steward(id) => write!(f, "steward:{id}"),
-            Self::User(name) => write!(f, "user:{name}"),
-            Self::System => f.write_str("system"),
-        }
-    }
-}
+pub use crate::domain::Actor;
 
 /// Who a stream event is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -621,7 +621,7 @@ macro_rules! dispatch_sql {
                 ) -> StoreResult<(Vec<Offer>, Vec<Steward>)> {
                     let i = &turn.incident;
                     d.candidates = to_json("candidates", &mark_notes(&plan.notes, &tried))?;
-                    let actor = Actor::System.to_string();
+                    let actor = Actor::System;
                     if made.is_empty() {
                         d.next_dispatch_at = Some(plan.retry_at);
                         let wait = (plan.retry_at - now).num_seconds().max(0);
@@ -702,7 +702,7 @@ macro_rules! dispatch_sql {
                     response: OfferResponse,
                     reason: WithdrawReason,
                     quiet: Option<&StewardId>,
-                    actor: &str,
+                    actor: &Actor,
                     now: DateTime<Utc>,
                     pending: &mut Pending,
                 ) -> StoreResult<Vec<Offer>> {
@@ -855,7 +855,7 @@ macro_rules! dispatch_sql {
                     mut i: Incident,
                     mut d: DispatchState,
                     how: Closing<'_>,
-                    actor: &str,
+                    actor: &Actor,
                     now: DateTime<Utc>,
                     rules: &RuleBook,
                     pending: &mut Pending,
@@ -1128,7 +1128,7 @@ macro_rules! dispatch_sql {
                     response: OfferResponse,
                     reason: WithdrawReason,
                     quiet: Option<&StewardId>,
-                    actor: &str,
+                    actor: &Actor,
                     now: DateTime<Utc>,
                 ) -> StoreResult<Vec<Offer>> {
                     $store::end_offers(
@@ -1153,7 +1153,7 @@ macro_rules! dispatch_sql {
                     i: Incident,
                     d: DispatchState,
                     how: Closing<'_>,
-                    actor: &str,
+                    actor: &Actor,
                     now: DateTime<Utc>,
                     rules: &RuleBook,
                 ) -> StoreResult<Incident> {
@@ -1174,7 +1174,7 @@ macro_rules! dispatch_sql {
                     Ok(saved)
                 }
 
-                fn line(&mut self, incident: &IncidentId, at: DateTime<Utc>, what: String, actor: &str) {
+                fn line(&mut self, incident: &IncidentId, at: DateTime<Utc>, what: String, actor: &Actor) {
                     self.pending.line(incident, at, what, actor);
                 }
 

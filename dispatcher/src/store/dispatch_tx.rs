@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
+use super::dispatch::Actor;
 use super::dispatch_sql::{Closing, Which};
 use super::notices::{Notices, WithdrawReason};
 pub(crate) use super::rows::{DispatchState, StewardHold};
@@ -173,7 +174,7 @@ pub(crate) trait DispatchTx: Send {
         response: OfferResponse,
         reason: WithdrawReason,
         quiet: Option<&StewardId>,
-        actor: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Offer>>;
 
@@ -197,7 +198,7 @@ pub(crate) trait DispatchTx: Send {
         i: Incident,
         d: DispatchState,
         how: Closing<'_>,
-        actor: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
         rules: &RuleBook,
     ) -> StoreResult<Incident>;
@@ -214,7 +215,7 @@ pub(crate) trait DispatchTx: Send {
     // --- what the change tells ---
 
     /// Queues a timeline line.
-    fn line(&mut self, incident: &IncidentId, at: DateTime<Utc>, what: String, actor: &str);
+    fn line(&mut self, incident: &IncidentId, at: DateTime<Utc>, what: String, actor: &Actor);
 
     /// The notices (stream and outbox rows) written with the change.
     fn notices(&mut self) -> &mut Notices;

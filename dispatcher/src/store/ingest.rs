@@ -2,6 +2,7 @@
 //! incidents they open and those incidents' first offers.
 
 use super::*;
+use crate::domain::Actor;
 
 /// Ingest; every [`Store`] implements it.
 #[async_trait]
@@ -31,7 +32,7 @@ pub trait IngestStore: Send + Sync {
     async fn apply(
         &self,
         effects: &[Effect],
-        actor: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
         rules: &RuleBook,
     ) -> StoreResult<Vec<Applied>>;

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::dispatch::{Audience, Channel};
 use crate::domain::{
-    AssignedView, CloseNote, CloseReason, ContactChannel, Elder, Incident, IncidentId, Offer,
-    OfferView, Priority, ReachStep, Steward, StewardId,
+    AssignedView, CloseNote, ContactChannel, Elder, Incident, IncidentId, Offer, OfferView,
+    Priority, ReachStep, Steward, StewardId,
 };
 use crate::rules::RuleBook;
 use crate::settings::WebhookAudience;
@@ -26,63 +26,7 @@ pub const EVENT_STEWARD: &str = "steward";
 pub const EVENT_OFFER: &str = "offer";
 pub const EVENT_OFFER_WITHDRAWN: &str = "offer.withdrawn";
 
-/// Why a steward's offer went away, as `offer.withdrawn` tells them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WithdrawReason {
-    /// Nobody answered in time.
-    Expired,
-    /// They said no.
-    Declined,
-    /// Another steward accepted first.
-    Taken,
-    Cancelled,
-    Resolved,
-    /// A supervisor assigned someone (or them elsewhere).
-    Reassigned,
-    /// They went off duty.
-    OffDuty,
-}
-
-impl WithdrawReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Expired => "expired",
-            Self::Declined => "declined",
-            Self::Taken => "taken",
-            Self::Cancelled => "cancelled",
-            Self::Resolved => "resolved",
-            Self::Reassigned => "reassigned",
-            Self::OffDuty => "off_duty",
-        }
-    }
-
-    /// What the steward's phones are told when it closes the notification.
-    pub fn close_reason(self) -> CloseReason {
-        match self {
-            Self::Expired => CloseReason::Expired,
-            Self::Declined => CloseReason::Declined,
-            Self::Taken => CloseReason::Taken,
-            Self::Cancelled => CloseReason::Cancelled,
-            Self::Resolved => CloseReason::Resolved,
-            Self::Reassigned => CloseReason::Reassigned,
-            Self::OffDuty => CloseReason::OffDuty,
-        }
-    }
-
-    /// The reason a caller gave in words (`withdraw_offers_of`), if it is
-    /// one of ours; anything else reads as off duty, the only caller.
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "expired" => Self::Expired,
-            "declined" => Self::Declined,
-            "taken" => Self::Taken,
-            "cancelled" => Self::Cancelled,
-            "resolved" => Self::Resolved,
-            "reassigned" => Self::Reassigned,
-            _ => Self::OffDuty,
-        }
-    }
-}
+pub use crate::domain::WithdrawReason;
 
 /// An incident change that reaches outside: the device in the home and
 /// the webhooks.

@@ -160,13 +160,13 @@ impl Pending {
         incident: &IncidentId,
         at: chrono::DateTime<chrono::Utc>,
         what: String,
-        actor: &str,
+        actor: &super::dispatch::Actor,
     ) {
         self.timeline.push(NewTimeline {
             incident_id: incident.to_string(),
             at,
             what,
-            actor: actor.to_owned(),
+            actor: actor.to_string(),
         });
     }
 }
@@ -264,6 +264,7 @@ macro_rules! sql_store {
             use sqlx::QueryBuilder;
 
             use $crate::domain::{
+                Actor,
                 DedupKey, Device, DeviceId, Elder, ElderId, Incident, IncidentDetail, IncidentId,
                 LatLon, Steward, StewardId, StewardStatus, User,
             };
@@ -289,7 +290,7 @@ macro_rules! sql_store {
                 async fn apply_effects(
                     conn: &mut Conn,
                     effects: &[Effect],
-                    actor: &str,
+                    actor: &Actor,
                     now: DateTime<Utc>,
                     rules: &RuleBook,
                     pending: &mut Pending,
@@ -304,7 +305,7 @@ macro_rules! sql_store {
                 async fn apply_effect(
                     conn: &mut Conn,
                     effect: &Effect,
-                    actor: &str,
+                    actor: &Actor,
                     now: DateTime<Utc>,
                     rules: &RuleBook,
                     pending: &mut Pending,
@@ -357,7 +358,7 @@ macro_rules! sql_store {
                 async fn raise(
                     conn: &mut Conn,
                     effect: &Effect,
-                    actor: &str,
+                    actor: &Actor,
                     now: DateTime<Utc>,
                     rules: &RuleBook,
                     pending: &mut Pending,
@@ -549,7 +550,7 @@ macro_rules! sql_store {
                         Verdict::UnknownDevice => none(EventAction::UnknownDevice),
                         Verdict::UnknownType => none(EventAction::UnknownType),
                         Verdict::Effects(effects) => {
-                            let actor = format!("device:{}", e.device_id);
+                            let actor = Actor::Device(e.device_id.clone());
                             let applied = Self::apply_effects(
                                 conn, &effects, &actor, e.received_at, rules, pending,
                             )
@@ -1271,7 +1272,7 @@ macro_rules! sql_store {
                 async fn apply(
                     &self,
                     effects: &[Effect],
-                    actor: &str,
+                    actor: &Actor,
                     now: DateTime<Utc>,
                     rules: &RuleBook,
                 ) -> StoreResult<Vec<Applied>> {
@@ -1515,7 +1516,7 @@ macro_rules! sql_store {
                     let stored = row.into_domain()?;
                     let mut pending = Pending::default();
                     let applied = Self::apply_effects(
-                        &mut tx, &stored.effects, "system", now, rules, &mut pending,
+                        &mut tx, &stored.effects, &Actor::System, now, rules, &mut pending,
                     )
                     .await?;
                     Self::flush(&mut tx, pending).await?;

@@ -20,7 +20,9 @@ pub(crate) async fn concurrent_raises_make_one_incident(h: Harness) {
                 store
                     .apply(
                         &[raise("elder:e-1:call", "e-1")],
-                        "device:btn-1",
+                        &dispatcher::domain::Actor::Device(
+                            dispatcher::domain::DeviceId::parse("btn-1").unwrap(),
+                        ),
                         t0 + Duration::milliseconds(i),
                         &rules(),
                     )
@@ -85,7 +87,7 @@ pub(crate) async fn concurrent_claims_never_share_a_deadline(h: Harness) {
         })
         .collect();
     h.store
-        .apply(&effects, "system", t0, &rules())
+        .apply(&effects, &dispatcher::domain::Actor::System, t0, &rules())
         .await
         .unwrap();
     // Five instances' timer loops tick at once.

@@ -286,7 +286,7 @@ pub(crate) async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {
                 schedule("k-2", t0 + Duration::seconds(2)),
                 schedule("k-1", t0),
             ],
-            "system",
+            &dispatcher::domain::Actor::System,
             t0,
             &rules(),
         )
@@ -321,7 +321,7 @@ pub(crate) async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {
     // Scheduling a key again moves it and releases its claim.
     s.apply(
         &[schedule("k-1", later + Duration::minutes(1))],
-        "system",
+        &dispatcher::domain::Actor::System,
         later,
         &rules(),
     )
@@ -344,7 +344,7 @@ pub(crate) async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {
     let unscheduled = s
         .apply(
             &[Effect::Unschedule { key: "k-1".into() }],
-            "system",
+            &dispatcher::domain::Actor::System,
             later,
             &rules(),
         )

@@ -81,7 +81,7 @@ pub(crate) async fn offline_incident_clears_itself(h: Harness) {
     let raised = s
         .apply(
             &r.device_offline(&d, "3 heartbeats missed"),
-            "system",
+            &dispatcher::domain::Actor::System,
             t0,
             &r,
         )
@@ -96,7 +96,12 @@ pub(crate) async fn offline_incident_clears_itself(h: Harness) {
 
     let t1 = t0 + Duration::minutes(3);
     let cleared = s
-        .apply(&r.device_heard(&d.id), "system", t1, &r)
+        .apply(
+            &r.device_heard(&d.id),
+            &dispatcher::domain::Actor::System,
+            t1,
+            &r,
+        )
         .await
         .unwrap();
     assert_eq!(cleared[0].action, EventAction::Cleared);
@@ -111,7 +116,12 @@ pub(crate) async fn offline_incident_clears_itself(h: Harness) {
         )
     );
     let again = s
-        .apply(&r.device_heard(&d.id), "system", t1, &r)
+        .apply(
+            &r.device_heard(&d.id),
+            &dispatcher::domain::Actor::System,
+            t1,
+            &r,
+        )
         .await
         .unwrap();
     assert_eq!(

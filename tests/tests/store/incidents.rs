@@ -18,7 +18,9 @@ pub(crate) async fn supervisor_cancels(h: Harness) {
     let got = s
         .apply(
             &[raise("elder:e-1:call", "e-1")],
-            "device:btn-1",
+            &dispatcher::domain::Actor::Device(
+                dispatcher::domain::DeviceId::parse("btn-1").unwrap(),
+            ),
             t0,
             &rules(),
         )
@@ -152,9 +154,14 @@ pub(crate) async fn steward_sees_only_their_elders(h: Harness) {
     s.insert_elder(&elder("e-1")).await.unwrap();
     s.insert_elder(&elder("e-2")).await.unwrap();
     s.insert_steward(&steward("s-1")).await.unwrap();
-    s.apply(&[raise("elder:e-1:call", "e-1")], "system", day(), &rules())
-        .await
-        .unwrap();
+    s.apply(
+        &[raise("elder:e-1:call", "e-1")],
+        &dispatcher::domain::Actor::System,
+        day(),
+        &rules(),
+    )
+    .await
+    .unwrap();
     let (pema, e1, e2) = (steward_id("s-1"), elder_id("e-1"), elder_id("e-2"));
     let now = day();
     assert!(!s.steward_sees_elder(&pema, &e1, now).await.unwrap());

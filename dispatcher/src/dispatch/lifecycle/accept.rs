@@ -46,7 +46,7 @@ pub(crate) async fn accept(
             format!("steward {steward} is not holding the offer of incident {incident}"),
         ));
     };
-    let actor = Actor::Steward(steward.clone()).to_string();
+    let actor = Actor::Steward(steward.clone());
     tx.end_offers(
         incident,
         Which::Except(steward),

@@ -29,7 +29,7 @@ pub(crate) async fn arrive(
         return Ok(i);
     };
     let saved = tx.save(IncidentState::Acknowledged, &changed, &d).await?;
-    let actor = Actor::Steward(steward.clone()).to_string();
+    let actor = Actor::Steward(steward.clone());
     tx.line(&saved.id, now, "on site".to_owned(), &actor);
     tx.notices().incident(&saved, now);
     let elder = tx.elder_for_hooks(&saved, rules).await?;

@@ -32,13 +32,12 @@ pub(crate) async fn assign<S: DispatchStore + ?Sized>(
     now: DateTime<Utc>,
     rules: &RuleBook,
 ) -> StoreResult<Done<Incident>> {
-    let actor = actor.to_string();
     // The steward's other incident (an offer they hold) is locked with
     // this one, in id order; if it changed before the locks were held,
     // start again.
     for _ in 0..3 {
         let mut tx = store.begin_dispatch().await?;
-        let result = assign_in(&mut *tx, incident, steward, &actor, now, rules).await;
+        let result = assign_in(&mut *tx, incident, steward, actor, now, rules).await;
         let done = finish(tx, result).await?;
         if let Some(saved) = done.value {
             return Ok(Done {
@@ -58,7 +57,7 @@ async fn assign_in(
     tx: &mut dyn DispatchTx,
     incident: &IncidentId,
     steward: &StewardId,
-    actor: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
     rules: &RuleBook,
 ) -> StoreResult<Option<Incident>> {

@@ -36,7 +36,7 @@ pub(crate) async fn resolve(
     };
     lifecycle::resolvable(&i, steward)?;
     let how = Closing::Resolved { outcome, notes };
-    tx.close(i, d, how, &actor.to_string(), now, rules).await
+    tx.close(i, d, how, actor, now, rules).await
 }
 
 pub(crate) async fn cancel(
@@ -52,5 +52,5 @@ pub(crate) async fn cancel(
         return Err(not_open(&i));
     }
     let how = Closing::Cancelled { reason };
-    tx.close(i, d, how, &actor.to_string(), now, rules).await
+    tx.close(i, d, how, actor, now, rules).await
 }

@@ -31,7 +31,7 @@ pub(crate) async fn decline(
     tx.steward_hold(steward, false).await?;
     let offer = tx.offer_of(incident, steward).await?;
     lifecycle::answerable(&i, offer.as_ref(), steward, now)?;
-    let actor = Actor::Steward(steward.clone()).to_string();
+    let actor = Actor::Steward(steward.clone());
     let ended = tx
         .end_offers(
             incident,

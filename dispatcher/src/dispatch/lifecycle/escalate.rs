@@ -43,7 +43,7 @@ pub(crate) async fn escalate(
     changed.escalation_level += 1;
     changed.updated_at = now;
     let saved = tx.save(i.status, &changed, &d).await?;
-    let actor = Actor::System.to_string();
+    let actor = Actor::System;
     escalated(tx, &saved, reason, &actor, now, rules).await?;
     tx.notices().incident(&saved, now);
     Ok(saved)
@@ -96,7 +96,7 @@ async fn escalate_if_due(
     let saved = tx.save(i.status, &changed, &d).await?;
     let waited = (now - i.created_at).num_seconds();
     let reason = format!("not accepted after {waited} s");
-    escalated(tx, &saved, &reason, &Actor::System.to_string(), now, rules).await?;
+    escalated(tx, &saved, &reason, &Actor::System, now, rules).await?;
     tx.notices().incident(&saved, now);
     Ok(Some(saved.id))
 }
@@ -110,7 +110,7 @@ pub(crate) async fn save_failures(
     i: Incident,
     mut d: DispatchState,
     failed: i32,
-    actor: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
     rules: &RuleBook,
 ) -> StoreResult<Incident> {
@@ -146,7 +146,7 @@ async fn escalated(
     tx: &mut dyn DispatchTx,
     saved: &Incident,
     reason: &str,
-    actor: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
     rules: &RuleBook,
 ) -> StoreResult<()> {

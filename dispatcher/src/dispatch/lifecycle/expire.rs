@@ -53,7 +53,7 @@ async fn expire_incident(
     let Some((i, d)) = tx.lock_unless_held(id).await? else {
         return Ok(None);
     };
-    let actor = Actor::System.to_string();
+    let actor = Actor::System;
     let ended = tx
         .end_offers(
             &i.id,

@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Incident, IncidentId, Outcome, Planner, StewardId, TakenTurn};
+use crate::domain::{Incident, IncidentId, Outcome, Planner, StewardId, TakenTurn, WithdrawReason};
 use crate::rules::RuleBook;
 use crate::store::dispatch::{Actor, DispatchStore};
 use crate::store::dispatch_tx::{Committed, DispatchState, DispatchTx};
@@ -181,7 +181,7 @@ pub trait Lifecycle {
     async fn withdraw_offers_of(
         &self,
         steward: &StewardId,
-        reason: &str,
+        reason: WithdrawReason,
         now: DateTime<Utc>,
     ) -> StoreResult<Done<Vec<IncidentId>>>;
 }
@@ -302,7 +302,7 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
     async fn withdraw_offers_of(
         &self,
         steward: &StewardId,
-        reason: &str,
+        reason: WithdrawReason,
         now: DateTime<Utc>,
     ) -> StoreResult<Done<Vec<IncidentId>>> {
         withdraw::withdraw_offers_of(self, steward, reason, now).await

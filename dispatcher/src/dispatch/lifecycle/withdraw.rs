@@ -20,10 +20,9 @@ use super::{Done, finish, lock_all};
 pub(crate) async fn withdraw_offers_of<S: DispatchStore + ?Sized>(
     store: &S,
     steward: &StewardId,
-    reason: &str,
+    why: WithdrawReason,
     now: DateTime<Utc>,
 ) -> StoreResult<Done<Vec<IncidentId>>> {
-    let why = WithdrawReason::parse(reason);
     // Their incidents are locked before their offers are read again; if
     // those changed meanwhile, start over.
     for _ in 0..3 {
@@ -60,7 +59,7 @@ async fn withdraw_all(
     if tx.live_offer_incidents(steward).await? != seen {
         return Ok(None);
     }
-    let actor = Actor::System.to_string();
+    let actor = Actor::System;
     let mut touched = Vec::new();
     for (id, (i, d)) in locked {
         if withdraw_one(tx, i, d, steward, why, &actor, now).await? {
@@ -79,7 +78,7 @@ pub(crate) async fn withdraw_one(
     mut d: DispatchState,
     steward: &StewardId,
     reason: WithdrawReason,
-    actor: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
     let ended = tx

@@ -70,7 +70,9 @@ pub(crate) async fn open(
     let got = s
         .apply(
             &[raise_as(key, "e-1", priority, device)],
-            "device:btn-1",
+            &dispatcher::domain::Actor::Device(
+                dispatcher::domain::DeviceId::parse("btn-1").unwrap(),
+            ),
             at,
             r,
         )

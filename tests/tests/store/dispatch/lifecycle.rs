@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use dispatcher::domain::{
-    IncidentId, IncidentState, OfferResponse, Outcome, Priority, StewardStatus,
+    IncidentId, IncidentState, OfferResponse, Outcome, Priority, StewardStatus, WithdrawReason,
 };
 use dispatcher::store::StoreError;
 use dispatcher::store::dispatch::{Actor, Audience, DISPATCH_LEASE};
@@ -385,7 +385,10 @@ pub(crate) async fn going_off_duty_withdraws_offers(h: Harness) {
     assert_eq!((off.on_duty, off.status), (false, StewardStatus::Offered));
     let head = s.stream_head().await.unwrap();
     let t1 = t0 + Duration::seconds(5);
-    let touched = s.withdraw_offers_of(&s1, "off_duty", t1).await.unwrap();
+    let touched = s
+        .withdraw_offers_of(&s1, WithdrawReason::OffDuty, t1)
+        .await
+        .unwrap();
     assert_eq!(touched, vec![inc.id.clone()]);
     assert_eq!(status_of(s, "s-1").await, StewardStatus::OffDuty);
     assert!(s.live_offers_of(&s1).await.unwrap().is_empty());
@@ -416,13 +419,13 @@ pub(crate) async fn going_off_duty_withdraws_offers(h: Harness) {
     let data = &s.stream_after(head, 1).await.unwrap()[0].data;
     assert_eq!(data["reason"], "off_duty");
     assert!(
-        s.withdraw_offers_of(&s1, "off_duty", t1)
+        s.withdraw_offers_of(&s1, WithdrawReason::OffDuty, t1)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(matches!(
-        s.withdraw_offers_of(&steward_id("s-9"), "off_duty", t1)
+        s.withdraw_offers_of(&steward_id("s-9"), WithdrawReason::OffDuty, t1)
             .await,
         Err(StoreError::NotFound(_))
     ));

@@ -299,13 +299,23 @@ pub(crate) async fn the_elders_cancel_and_a_clear_write_their_notices(h: Harness
     // A device offline, then heard again: the board hears both.
     let d = device("btn-1", Some("e-1"), DeviceKind::CallButton);
     let raised = s
-        .apply(&r.device_offline(&d, "silent"), "system", at, &r)
+        .apply(
+            &r.device_offline(&d, "silent"),
+            &dispatcher::domain::Actor::System,
+            at,
+            &r,
+        )
         .await
         .unwrap();
     let tech = raised[0].incident.clone().unwrap();
-    s.apply(&r.device_heard(&d.id), "system", at, &r)
-        .await
-        .unwrap();
+    s.apply(
+        &r.device_heard(&d.id),
+        &dispatcher::domain::Actor::System,
+        at,
+        &r,
+    )
+    .await
+    .unwrap();
     let got: Vec<_> = outbox(s)
         .await
         .into_iter()
@@ -479,7 +489,7 @@ pub(crate) async fn the_stream_reads_in_order_and_prunes(h: Harness) {
                 let at = t0 + Duration::seconds(n);
                 s.apply(
                     &[raise_as(&key, "e-1", Priority::Urgent, None)],
-                    "system",
+                    &dispatcher::domain::Actor::System,
                     at,
                     &r,
                 )
@@ -508,7 +518,7 @@ pub(crate) async fn the_stream_reads_in_order_and_prunes(h: Harness) {
     assert_eq!(s.stream_after(0, 1000).await.unwrap().len(), 10);
     s.apply(
         &[raise_as("elder:e-1:late", "e-1", Priority::Urgent, None)],
-        "system",
+        &dispatcher::domain::Actor::System,
         t0,
         &r,
     )

@@ -52,7 +52,12 @@ pub(crate) async fn an_opened_incident_is_due_for_dispatch(h: Harness) {
     // Technical incidents go to the board, not to stewards.
     let d = device("btn-1", Some("e-1"), DeviceKind::CallButton);
     let offline = s
-        .apply(&r.device_offline(&d, "silent"), "system", t0, &r)
+        .apply(
+            &r.device_offline(&d, "silent"),
+            &dispatcher::domain::Actor::System,
+            t0,
+            &r,
+        )
         .await
         .unwrap();
     let tech = offline[0].incident.clone().unwrap();
@@ -68,7 +73,7 @@ pub(crate) async fn an_opened_incident_is_due_for_dispatch(h: Harness) {
                 priority: Priority::Urgent,
                 summary: "tamper".into(),
             }],
-            "system",
+            &dispatcher::domain::Actor::System,
             t0,
             &r,
         )
@@ -394,7 +399,12 @@ pub(crate) async fn two_hundred_incidents_fifty_stewards_never_double_booked(h: 
                 let at = t0 + Duration::milliseconds(n as i64);
                 let key = format!("elder:e-1:n{n}");
                 let got = s
-                    .apply(&[raise_as(&key, "e-1", priority, None)], "system", at, &r)
+                    .apply(
+                        &[raise_as(&key, "e-1", priority, None)],
+                        &dispatcher::domain::Actor::System,
+                        at,
+                        &r,
+                    )
                     .await
                     .expect("raise");
                 let inc = got[0].incident.clone().unwrap();
