@@ -8,14 +8,15 @@
 //!   events into the store, acknowledges only after the commit, keeps
 //!   heartbeats in memory and writes them in batches (each device's at
 //!   most every `heartbeat_write_s` unless its health changed),
-//!   rate-limits floods. The transaction that opens an incident also
-//!   makes its first offers, so a press waits for one commit.
+//!   rate-limits floods. A batch is one transaction ([`ingest::batch`]):
+//!   the events stored, the rules' effects applied, and the first offers
+//!   of the incidents it opened, so a press waits for one commit.
 //! - [`rules`]: what an event means for an elder: open, join or cancel an
 //!   incident, set a timer. Pure functions returning effects.
 //! - [`dispatch`]: the incident's life after it opens, one file per
-//!   transition in [`dispatch::lifecycle`] (accept, decline, expire,
-//!   escalate, assign, arrive, resolve or cancel, withdraw, a dispatch
-//!   turn): plain Rust over one narrow store transaction
+//!   transition in [`dispatch::lifecycle`] (opened or joined under the
+//!   rules' effects, accept, decline, expire, escalate, assign, arrive,
+//!   resolve or cancel, withdraw, a dispatch turn): plain Rust over one narrow store transaction
 //!   (`store::dispatch_tx::DispatchTx`: lock, claim, offer, save,
 //!   notices), each returning what its commit changed. What a command may
 //!   do to an incident is decided by pure functions in

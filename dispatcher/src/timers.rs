@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::dispatch::{Changed, after_commit};
+use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::ingest::{HealthChange, Liveness};
 use crate::metrics::Metrics;
 use crate::rules::RuleBook;
@@ -74,25 +74,18 @@ pub async fn fire_due(deps: &TimerDeps) -> Result<usize, crate::store::StoreErro
             return Ok(fired);
         }
         for deadline in &due {
-            let applied = deps.store.fire_deadline(deadline, now, &deps.rules).await?;
+            let done = deps.store.fire_deadline(deadline, now, &deps.rules).await?;
             fired += 1;
-            let mut opened = Vec::new();
-            for a in applied {
+            let mut changed = Changed::committed(done.changed);
+            for a in &done.value {
                 if let (EventAction::Opened, Some(i)) = (a.action, &a.incident) {
                     deps.metrics.incident_opened(i.kind, i.priority);
                     tracing::info!(incident = %i.id, kind = %i.kind, deadline = %deadline.key, "incident opened by a deadline");
-                    opened.push(i.id.clone());
+                    // Its first offers are the engine's.
+                    changed.to_offer.push(i.id.clone());
                 }
             }
-            after_commit(
-                &deps.hub,
-                &deps.engine,
-                Changed {
-                    stream: true,
-                    to_offer: opened,
-                    ..Changed::default()
-                },
-            );
+            after_commit(&deps.hub, &deps.engine, changed);
         }
         if (due.len() as i64) < CLAIM_BATCH {
             return Ok(fired);

@@ -7,6 +7,8 @@
 //! Every response any test sees is checked on the way: never a 500, and
 //! every 4xx has the `{"error": {"code", "message"}}` body.
 
+use eldercare_dispatcher::dispatch::Lifecycle;
+use eldercare_dispatcher::ingest::IngestBatch;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

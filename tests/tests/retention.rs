@@ -3,6 +3,7 @@
 //! small batches; nothing an open incident needs is, whatever its age.
 
 use dispatcher::dispatch::Lifecycle;
+use dispatcher::ingest::IngestBatch;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};

@@ -20,6 +20,7 @@
 //! Bad input is acknowledged (so the broker stops redelivering it), logged
 //! with its reason and counted; it never stops ingestion.
 
+pub mod batch;
 pub mod liveness;
 pub mod mqtt_loop;
 pub mod ratelimit;
@@ -41,6 +42,7 @@ use crate::mqtt::BrokerUrl;
 use crate::rules::RuleBook;
 use crate::settings::Settings;
 use crate::store::{IncomingEvent, Store};
+pub use batch::IngestBatch;
 pub use liveness::{HealthChange, Liveness};
 
 /// One message for the writer, in arrival order.

@@ -18,9 +18,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::{HealthChange, IngestDeps, Item};
 use crate::dispatch::engine::log_offered;
-use crate::dispatch::{Changed, after_commit};
+use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::{Actor, IncidentId};
 use crate::domain::{DispatchTurn, FirstOffers};
+use crate::ingest::IngestBatch;
 use crate::store::{Applied, EventAction, IncomingEvent, Ingested, StoreError};
 
 /// Longest wait between attempts when the store is down.
@@ -294,12 +295,12 @@ async fn apply_health(deps: &IngestDeps, change: &HealthChange) -> Result<(), St
             deps.rules.device_heard(device)
         }
     };
-    let applied = deps
+    let done = deps
         .store
         .apply(&effects, &Actor::System, now, &deps.rules)
         .await?;
-    after_commit(&deps.hub, &deps.engine, Changed::stream());
-    for applied in applied {
+    after_commit(&deps.hub, &deps.engine, Changed::committed(done.changed));
+    for applied in done.value {
         if let (EventAction::Opened, Some(i)) = (applied.action, &applied.incident) {
             deps.metrics.incident_opened(i.kind, i.priority);
         }

@@ -1,4 +1,5 @@
-//! Deadlines: every timer a rule sets is a row, claimed when due.
+//! Deadlines: every timer a rule sets is a row, claimed when due (and
+//! fired by [`crate::dispatch::Lifecycle::fire_deadline`]).
 
 use super::*;
 
@@ -13,15 +14,5 @@ pub trait DeadlineStore: Send + Sync {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<Deadline>>;
-    /// Applies a claimed deadline's effects and deletes it, in one
-    /// transaction. The effects applied are the stored row's. Returns no
-    /// results, and changes nothing, when the deadline was unscheduled,
-    /// moved or already fired since it was claimed.
-    async fn fire_deadline(
-        &self,
-        deadline: &Deadline,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Vec<Applied>>;
     async fn deadlines(&self) -> StoreResult<Vec<Deadline>>;
 }

@@ -195,7 +195,7 @@ pub trait DispatchStore: Send + Sync {
     /// Opens dispatch's write transaction (SQLite: in this process's
     /// write turn).
     #[allow(private_interfaces)]
-    async fn begin_dispatch(&self) -> StoreResult<Box<dyn DispatchTx>>;
+    async fn begin_dispatch(&self) -> StoreResult<Box<dyn DispatchTx + '_>>;
 
     /// Incidents whose dispatch turn is due, oldest first: the safety net
     /// that dispatches whatever a crash or a lost hook left waiting.

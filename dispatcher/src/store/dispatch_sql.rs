@@ -1,23 +1,25 @@
 //! Dispatch's SQL, written once for both backends: the macro
 //! [`dispatch_sql!`] implements [`DispatchStore`](super::dispatch::DispatchStore)
-//! and the incident transitions ingest shares (open, cancel, clear), and is
-//! expanded beside [`sql_store!`](super::sql::sql_store) in
-//! [`super::sqlite`] and [`super::postgres`].
+//! and the one transaction dispatch's transitions and ingest's batches run
+//! in ([`DispatchTx`](super::dispatch_tx::DispatchTx),
+//! [`IngestTx`](super::ingest::IngestTx)), and is expanded beside
+//! [`sql_store!`](super::sql::sql_store) in [`super::sqlite`] and
+//! [`super::postgres`]. It holds statements only: what happens when is
+//! [`crate::dispatch::lifecycle`]'s.
 //!
-//! How a transition is written, every time:
-//! 1. Lock the incident row (`FOR UPDATE` on PostgreSQL; SQLite's
-//!    `BEGIN IMMEDIATE` already holds the only write lock), so the checks
-//!    that follow read what the write will change. Every transaction locks
-//!    the incident(s) first and stewards after, in that order, so two
-//!    transactions never wait on each other in a circle; transactions that
-//!    touch two incidents lock them in id order.
-//! 2. Decide in Rust (the checks and error codes below are plain functions).
-//! 3. Write with compare-and-set statements (`… WHERE status = 'dispatching'`,
-//!    `… WHERE status = 'available' AND on_duty`, `… WHERE response IS NULL`),
-//!    checking what they returned: a belt to the lock's braces, and the
+//! What the statements promise the transitions:
+//! 1. Locking: an incident row is locked when read (`FOR UPDATE` on
+//!    PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the only write
+//!    lock), so the checks that follow read what the write will change.
+//!    Incidents are locked first and stewards after, several incidents in
+//!    id order, so two transactions never wait on each other in a circle.
+//! 2. Compare-and-set writes (`… WHERE status = 'dispatching'`,
+//!    `… WHERE status = 'available' AND on_duty`, `… WHERE response IS
+//!    NULL`) that say what they found: a belt to the lock's braces, and the
 //!    only guard for stewards, whose claim never waits (`SKIP LOCKED`).
-//! 4. Queue the timeline lines and the notices ([`super::notices`]) and
-//!    write them with the change ([`Pending`](super::sql::Pending)).
+//! 3. The timeline lines and notices ([`super::notices`]) a transition
+//!    queues are written with the change, just before the commit
+//!    ([`Pending`](super::sql::Pending)).
 //!
 //! The backend passes what differs:
 //! - `row_lock`: `"FOR UPDATE"` or `""`, appended to the incident read;
@@ -41,9 +43,7 @@ use super::ConflictCode;
 use super::StoreError;
 use super::notices::WithdrawReason;
 use crate::domain::lifecycle;
-use crate::domain::{
-    CandidateNote, Incident, IncidentState, Offer, OfferResponse, Outcome, StewardId,
-};
+use crate::domain::{Incident, OfferResponse, StewardId};
 
 /// Which live offers of an incident a statement ends.
 #[derive(Debug, Clone, Copy)]
@@ -54,67 +54,6 @@ pub(crate) enum Which<'a> {
     Only(&'a StewardId),
     /// Those past their expiry at this time.
     ExpiredBy(DateTime<Utc>),
-}
-
-/// How an open incident closes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Closing<'a> {
-    Resolved {
-        outcome: Outcome,
-        notes: &'a str,
-    },
-    Cancelled {
-        reason: &'a str,
-    },
-    /// A rule resolved it by itself (a device heard again).
-    Cleared {
-        note: &'a str,
-    },
-}
-
-impl Closing<'_> {
-    pub(crate) fn status(self) -> IncidentState {
-        match self {
-            Self::Cancelled { .. } => IncidentState::Cancelled,
-            Self::Resolved { .. } | Self::Cleared { .. } => IncidentState::Resolved,
-        }
-    }
-
-    pub(crate) fn outcome(self) -> Option<Outcome> {
-        match self {
-            Self::Resolved { outcome, .. } => Some(outcome),
-            Self::Cleared { .. } => Some(Outcome::Cleared),
-            Self::Cancelled { .. } => None,
-        }
-    }
-
-    pub(crate) fn notes(self) -> String {
-        match self {
-            Self::Resolved { notes, .. } => notes.to_owned(),
-            Self::Cancelled { reason } => reason.to_owned(),
-            Self::Cleared { note } => note.to_owned(),
-        }
-    }
-
-    /// Why the live offers are withdrawn.
-    pub(crate) fn withdraw_reason(self) -> WithdrawReason {
-        match self {
-            Self::Cancelled { .. } => WithdrawReason::Cancelled,
-            Self::Resolved { .. } | Self::Cleared { .. } => WithdrawReason::Resolved,
-        }
-    }
-
-    /// The timeline's words: "resolved: assisted — helped back to bed".
-    pub(crate) fn words(self) -> String {
-        match self {
-            Self::Resolved { outcome, notes } if notes.trim().is_empty() => {
-                format!("resolved: {outcome}")
-            }
-            Self::Resolved { outcome, notes } => format!("resolved: {outcome} — {notes}"),
-            Self::Cancelled { reason } => format!("cancelled: {reason}"),
-            Self::Cleared { note } => format!("cleared: {note}"),
-        }
-    }
 }
 
 /// A refusal the store finds itself (a compare-and-set that lost), said
@@ -152,78 +91,10 @@ pub(crate) fn offer_end_words(
     }
 }
 
-/// "offered to 格桑 (s-01), 420 m".
-pub(crate) fn offered_words(steward: &impl std::fmt::Display, distance_m: Option<f64>) -> String {
-    match distance_m {
-        Some(d) => format!("offered to {steward}, {d:.0} m"),
-        None => format!("offered to {steward}"),
-    }
-}
-
-pub(crate) fn escalated_words(level: i32, reason: &str) -> String {
-    format!("escalated to level {level}: {reason}")
-}
-
-/// What a claim found for one candidate, in the order they were tried.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Claim {
-    /// Offered; their name, from the claimed row.
-    Offered(String),
-    /// Another incident claimed them first.
-    Lost,
-}
-
-/// What a turn's claims came to: the offers made with their stewards
-/// (as claimed), and every candidate tried.
-pub(crate) struct Claimed {
-    pub made: Vec<(Offer, crate::domain::Steward)>,
-    pub tried: Vec<(StewardId, Option<f64>, Claim)>,
-}
-
-/// The matcher's notes with what the claims found: the stewards offered
-/// marked `offered`, those another incident claimed first marked `lost`
-/// (with that reason). Stewards the notes did not mention are added, in
-/// the order they were tried.
-pub(crate) fn mark_notes(
-    notes: &[CandidateNote],
-    tried: &[(StewardId, Option<f64>, Claim)],
-) -> Vec<CandidateNote> {
-    const LOST: &str = "claimed by another incident first";
-    let mut out = notes.to_vec();
-    for (id, distance_m, claim) in tried {
-        let verdict = match claim {
-            Claim::Offered(_) => "offered",
-            Claim::Lost => "lost",
-        };
-        match out.iter_mut().find(|n| &n.steward_id == id) {
-            Some(n) => {
-                n.verdict = verdict.to_owned();
-                if *claim == Claim::Lost {
-                    n.reason = LOST.to_owned();
-                }
-            }
-            None => out.push(CandidateNote {
-                steward_id: id.clone(),
-                name: match claim {
-                    Claim::Offered(name) => name.clone(),
-                    Claim::Lost => id.to_string(),
-                },
-                distance_m: *distance_m,
-                verdict: verdict.to_owned(),
-                reason: match claim {
-                    Claim::Offered(_) => "offered".to_owned(),
-                    Claim::Lost => LOST.to_owned(),
-                },
-            }),
-        }
-    }
-    out
-}
-
 /// Implements [`DispatchStore`](crate::store::dispatch::DispatchStore) for
-/// `$store` (see the module doc for the parameters), plus the transition
-/// helpers [`sql_store!`](crate::store::sql::sql_store) uses: `flush`,
-/// `lock_by_key`, `close_in`, `elder_for_hooks`.
+/// `$store` (see the module doc for the parameters), the transaction
+/// (`open_tx`, which `sql_store!`'s `begin_ingest` opens too), and
+/// `flush`, which the store's other writers share.
 ///
 /// rustfmt leaves macro bodies alone: keep this one formatted by hand.
 macro_rules! dispatch_sql {
@@ -236,7 +107,7 @@ macro_rules! dispatch_sql {
         write_tx = $write_tx:ty
     ) => {
         const _: () = {
-            use std::collections::BTreeSet;
+            use std::collections::{BTreeSet, HashMap};
 
             use async_trait::async_trait;
             use chrono::{DateTime, Duration, Utc};
@@ -250,13 +121,16 @@ macro_rules! dispatch_sql {
             use $crate::store::ConflictCode;
             use $crate::store::outbox::OutboxStore;
             use $crate::store::stream_log::StreamLog;
-            use $crate::domain::{DispatchTurn, FirstOffers, OfferPlan, TakenTurn};
+            use $crate::domain::DispatchTurn;
             use $crate::store::dispatch::{
                 Actor, Channel, DeliveryOutcome, DispatchStore, OutboxItem, StreamEvent,
             };
             use $crate::store::dispatch_sql::*;
-            use $crate::store::dispatch_tx::{BusyFrom, Committed, DispatchState, DispatchTx, StewardHold};
-            use $crate::store::notices::{Notices, Transition, WithdrawReason};
+            use $crate::store::dispatch_tx::{BusyFrom, Committed, DispatchState, DispatchTx, NewIncident, StewardHold};
+            use $crate::store::ingest::{IngestTx, Registry};
+            use $crate::store::{Deadline, EventAction, IncomingEvent};
+            use $crate::rules::Effect;
+            use $crate::store::notices::{Notices, WithdrawReason};
             use $crate::store::rows::*;
             use $crate::store::sql::*;
             use $crate::store::{StoreError, StoreResult};
@@ -496,153 +370,6 @@ macro_rules! dispatch_sql {
                     Ok(Some((DispatchTurn { incident, elder, already_offered, live_offers }, d)))
                 }
 
-                /// The first offers of an incident this transaction
-                /// opened. Its turn is known without reading: it is due,
-                /// nobody was offered yet, and the elder came with the
-                /// batch. None when nothing was planned or nobody could be
-                /// claimed: the incident stays due, untouched, for the
-                /// engine's turn (which escalates when nobody is there).
-                /// The rows to write join the batch's `pending`, after the
-                /// incident's own.
-                pub(crate) async fn first_offers_in(
-                    conn: &mut Conn,
-                    incident: Incident,
-                    d: DispatchState,
-                    elder: Option<Elder>,
-                    first: &FirstOffers<'_>,
-                    pending: &mut Pending,
-                ) -> StoreResult<Option<TakenTurn>> {
-                    let turn = DispatchTurn { incident, elder, already_offered: Vec::new(), live_offers: 0 };
-                    let Some(plan) = (first.planner)(&turn) else {
-                        return Ok(None);
-                    };
-                    let claimed = Self::claim_stewards(conn, &turn, &plan, first.now).await?;
-                    if claimed.made.is_empty() {
-                        return Ok(None);
-                    }
-                    let (offers, stewards) =
-                        Self::record_offers(conn, &turn, d, &plan, claimed, first.now, pending).await?;
-                    Ok(Some(TakenTurn { turn, plan: Some(plan), offers, stewards }))
-                }
-
-                /// Claims the planned candidates, best first, until `want`
-                /// are offered: a compare-and-set on the steward, then the
-                /// offer. A lost claim changes nothing.
-                async fn claim_stewards(
-                    conn: &mut Conn,
-                    turn: &DispatchTurn,
-                    plan: &OfferPlan,
-                    now: DateTime<Utc>,
-                ) -> StoreResult<Claimed> {
-                    let i = &turn.incident;
-                    let mut made: Vec<(Offer, Steward)> = Vec::new();
-                    let mut tried: Vec<(StewardId, Option<f64>, Claim)> = Vec::new();
-                    for c in &plan.candidates {
-                        if made.len() >= plan.want.max(1) {
-                            break;
-                        }
-                        if turn.already_offered.contains(&c.steward_id)
-                            || made.iter().any(|(o, _)| o.steward_id == c.steward_id)
-                        {
-                            continue;
-                        }
-                        // The claim: only an available, on-duty steward
-                        // becomes offered, and only once.
-                        let claimed: Option<StewardRow> = sqlx::query_as(concat!(
-                            "UPDATE stewards SET status = 'offered', incident_id = $2
-                             WHERE id = $1 AND status = 'available' AND on_duty ",
-                            $steward_claim,
-                            " RETURNING *"
-                        ))
-                        .bind(c.steward_id.as_str())
-                        .bind(i.id.as_str())
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .db()?;
-                        let Some(claimed) = claimed else {
-                            tried.push((c.steward_id.clone(), Some(c.distance_m), Claim::Lost));
-                            continue;
-                        };
-                        let steward = claimed.into_domain()?;
-                        // The backstop: one live offer per steward, whatever
-                        // the steward row says.
-                        let offer: Option<OfferRow> = sqlx::query_as(
-                            "INSERT INTO offers (id, incident_id, steward_id, offered_at, expires_at,
-                                                 response, responded_at, distance_m)
-                             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)
-                             ON CONFLICT (steward_id) WHERE response IS NULL DO NOTHING
-                             RETURNING *",
-                        )
-                        .bind(format!("off-{}", uuid::Uuid::new_v4().simple()))
-                        .bind(i.id.as_str())
-                        .bind(c.steward_id.as_str())
-                        .bind(now)
-                        .bind(plan.expires_at)
-                        .bind(c.distance_m)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .db()?;
-                        match offer {
-                            Some(row) => {
-                                let name = Claim::Offered(steward.name.clone());
-                                tried.push((c.steward_id.clone(), Some(c.distance_m), name));
-                                made.push((row.into_domain()?, steward));
-                            }
-                            None => {
-                                tracing::warn!(steward = %c.steward_id, "steward was available but holds a live offer; passed over");
-                                sqlx::query(
-                                    "UPDATE stewards SET status = 'available', incident_id = NULL
-                                     WHERE id = $1 AND incident_id = $2",
-                                )
-                                .bind(c.steward_id.as_str())
-                                .bind(i.id.as_str())
-                                .execute(&mut *conn)
-                                .await
-                                .db()?;
-                                tried.push((c.steward_id.clone(), Some(c.distance_m), Claim::Lost));
-                            }
-                        }
-                    }
-                    Ok(Claimed { made, tried })
-                }
-
-                /// Writes what a turn's claims came to: the matcher's notes
-                /// marked, the incident's next turn (none while offers are
-                /// live, a retry when nobody could be offered); queues the
-                /// timeline lines and the notices.
-                async fn record_offers(
-                    conn: &mut Conn,
-                    turn: &DispatchTurn,
-                    mut d: DispatchState,
-                    plan: &OfferPlan,
-                    Claimed { made, tried }: Claimed,
-                    now: DateTime<Utc>,
-                    pending: &mut Pending,
-                ) -> StoreResult<(Vec<Offer>, Vec<Steward>)> {
-                    let i = &turn.incident;
-                    d.candidates = to_json("candidates", &mark_notes(&plan.notes, &tried))?;
-                    let actor = Actor::System;
-                    if made.is_empty() {
-                        d.next_dispatch_at = Some(plan.retry_at);
-                        let wait = (plan.retry_at - now).num_seconds().max(0);
-                        pending.line(&i.id, now, format!("nobody could be offered; trying again in {wait} s"), &actor);
-                    } else {
-                        d.next_dispatch_at = None;
-                    }
-                    let mut changed = i.clone();
-                    changed.updated_at = now;
-                    let saved = Self::save(&mut *conn, i.status, &changed, &d).await?;
-                    let elder = turn.elder.as_ref();
-                    for (offer, steward) in &made {
-                        pending.line(&saved.id, now, offered_words(steward, offer.distance_m), &actor);
-                        pending.notices.offer(&saved, elder, offer, &plan.reach, now);
-                        pending.notices.steward(steward, now);
-                    }
-                    pending.notices.incident(&saved, now);
-                    Ok(made.into_iter().unzip())
-                }
-
-
                 // --- writing ---
 
                 /// Writes the incident's changed fields, compare-and-set on
@@ -846,52 +573,6 @@ macro_rules! dispatch_sql {
                     row.map(StewardRow::into_domain).transpose()
                 }
 
-                /// Closes a locked open incident: live offers withdrawn,
-                /// the assigned steward released, the dispatch clock
-                /// stopped, and the notices of a resolve or a cancel.
-                #[allow(clippy::too_many_arguments)]
-                pub(crate) async fn close_in(
-                    conn: &mut Conn,
-                    mut i: Incident,
-                    mut d: DispatchState,
-                    how: Closing<'_>,
-                    actor: &Actor,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                    pending: &mut Pending,
-                ) -> StoreResult<Incident> {
-                    let from = i.status;
-                    Self::end_offers(
-                        conn, &i.id, Which::All, OfferResponse::Withdrawn, how.withdraw_reason(),
-                        None, actor, now, pending,
-                    )
-                    .await?;
-                    if let Some(s) = &i.steward_id {
-                        if let Some(steward) = Self::release_assigned(conn, s, &i.id).await? {
-                            pending.notices.steward(&steward, now);
-                        }
-                    }
-                    i.status = how.status();
-                    i.outcome = how.outcome();
-                    i.notes = Some(how.notes());
-                    i.resolved_at = Some(now);
-                    i.updated_at = now;
-                    d.next_dispatch_at = None;
-                    d.escalate_at = None;
-                    let saved = Self::save(conn, from, &i, &d).await?;
-                    // Opened and closed in one batch: nothing to offer.
-                    pending.to_dispatch.retain(|(opened, _)| opened.id != saved.id);
-                    pending.line(&saved.id, now, how.words(), actor);
-                    pending.notices.incident(&saved, now);
-                    let t = match how.status() {
-                        IncidentState::Cancelled => Transition::Cancelled,
-                        _ => Transition::Resolved,
-                    };
-                    let elder = Self::elder_for_hooks(conn, &saved, rules).await?;
-                    pending.notices.transition(t, &saved, elder.as_ref(), rules, now);
-                    Ok(saved)
-                }
-
                 /// Writes a transaction's timeline lines, outbox rows and
                 /// stream rows, a statement per kind and chunk. Stream
                 /// rows go last, after the backend's stream lock, which is
@@ -933,7 +614,7 @@ macro_rules! dispatch_sql {
                 }
 
                 pub(crate) async fn flush(conn: &mut Conn, pending: Pending) -> StoreResult<()> {
-                    let Pending { timeline, notices, deadlines, to_dispatch: _ } = pending;
+                    let Pending { timeline, notices, deadlines } = pending;
                     Self::write_deadlines(&mut *conn, deadlines).await?;
                     for chunk in timeline.chunks(CHUNK) {
                         let mut q = QueryBuilder::<$db>::new(
@@ -1000,14 +681,47 @@ macro_rules! dispatch_sql {
 
             /// Dispatch's transaction on this backend: the write
             /// transaction and what it will write just before it commits.
-            struct Tx {
+            struct Tx<'s> {
                 tx: $write_tx,
                 pending: Pending,
                 due_now: Vec<IncidentId>,
+                /// For the registry copy a batch reads through.
+                store: &'s $store,
+            }
+
+            impl $store {
+                /// Opens the transaction dispatch and ingest run in.
+                async fn open_tx(&self) -> StoreResult<Box<dyn IngestTx + '_>> {
+                    let tx = self.begin_write().await.db()?;
+                    Ok(Box::new(Tx { tx, pending: Pending::default(), due_now: Vec::new(), store: self }))
+                }
             }
 
             #[async_trait]
-            impl DispatchTx for Tx {
+            impl IngestTx for Tx<'_> {
+                async fn registry_for(&mut self, batch: &[IncomingEvent]) -> StoreResult<Registry> {
+                    self.store.registry_for(&mut self.tx, batch).await
+                }
+
+                async fn insert_events(
+                    &mut self,
+                    batch: &[IncomingEvent],
+                    first: &[bool],
+                    registry: &Registry,
+                ) -> StoreResult<HashMap<(String, String), i64>> {
+                    $store::insert_events(&mut self.tx, batch, first, registry).await
+                }
+
+                async fn record_outcomes(
+                    &mut self,
+                    outcomes: &[(i64, EventAction, Option<String>)],
+                ) -> StoreResult<()> {
+                    $store::record_outcomes(&mut self.tx, outcomes).await
+                }
+            }
+
+            #[async_trait]
+            impl DispatchTx for Tx<'_> {
                 async fn lock(&mut self, id: &IncidentId) -> StoreResult<Option<(Incident, DispatchState)>> {
                     $store::lock_incident(&mut self.tx, id.as_str()).await
                 }
@@ -1062,15 +776,129 @@ macro_rules! dispatch_sql {
                     $store::claim_in(&mut self.tx, incident, now).await
                 }
 
-                async fn make_offers(
+                async fn claim_steward(
                     &mut self,
-                    turn: &DispatchTurn,
-                    d: DispatchState,
-                    plan: &OfferPlan,
+                    steward: &StewardId,
+                    incident: &IncidentId,
+                ) -> StoreResult<Option<Steward>> {
+                    let claimed: Option<StewardRow> = sqlx::query_as(concat!(
+                        "UPDATE stewards SET status = 'offered', incident_id = $2
+                         WHERE id = $1 AND status = 'available' AND on_duty ",
+                        $steward_claim,
+                        " RETURNING *"
+                    ))
+                    .bind(steward.as_str())
+                    .bind(incident.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()?;
+                    claimed.map(StewardRow::into_domain).transpose()
+                }
+
+                async fn unclaim_steward(&mut self, steward: &StewardId, incident: &IncidentId) -> StoreResult<()> {
+                    sqlx::query(
+                        "UPDATE stewards SET status = 'available', incident_id = NULL
+                         WHERE id = $1 AND incident_id = $2",
+                    )
+                    .bind(steward.as_str())
+                    .bind(incident.as_str())
+                    .execute(&mut *self.tx)
+                    .await
+                    .db()?;
+                    Ok(())
+                }
+
+                async fn write_offer(
+                    &mut self,
+                    incident: &IncidentId,
+                    steward: &StewardId,
+                    expires_at: DateTime<Utc>,
+                    distance_m: f64,
                     now: DateTime<Utc>,
-                ) -> StoreResult<(Vec<Offer>, Vec<Steward>)> {
-                    let claimed = $store::claim_stewards(&mut self.tx, turn, plan, now).await?;
-                    $store::record_offers(&mut self.tx, turn, d, plan, claimed, now, &mut self.pending).await
+                ) -> StoreResult<Option<Offer>> {
+                    let offer: Option<OfferRow> = sqlx::query_as(
+                        "INSERT INTO offers (id, incident_id, steward_id, offered_at, expires_at,
+                                             response, responded_at, distance_m)
+                         VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)
+                         ON CONFLICT (steward_id) WHERE response IS NULL DO NOTHING
+                         RETURNING *",
+                    )
+                    .bind(format!("off-{}", uuid::Uuid::new_v4().simple()))
+                    .bind(incident.as_str())
+                    .bind(steward.as_str())
+                    .bind(now)
+                    .bind(expires_at)
+                    .bind(distance_m)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()?;
+                    offer.map(OfferRow::into_domain).transpose()
+                }
+
+                async fn raise(
+                    &mut self,
+                    new: &NewIncident<'_>,
+                ) -> StoreResult<(Incident, DispatchState, bool)> {
+                    let new_id = IncidentId::generate();
+                    let row: IncidentRow = sqlx::query_as(
+                        "INSERT INTO incidents (id, dedup_key, elder_id, device_id, kind, priority,
+                                                status, created_at, updated_at, event_count,
+                                                last_event_at, summary, next_dispatch_at,
+                                                escalate_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, 'dispatching', $7, $7, 1, $7, $8, $9, $10)
+                         ON CONFLICT (dedup_key)
+                             WHERE status IN ('dispatching', 'acknowledged', 'on_site')
+                         DO UPDATE SET
+                             event_count = incidents.event_count + 1,
+                             last_event_at =
+                                 CASE WHEN excluded.last_event_at > incidents.last_event_at
+                                      THEN excluded.last_event_at
+                                      ELSE incidents.last_event_at END,
+                             updated_at = excluded.updated_at
+                         RETURNING *",
+                    )
+                    .bind(new_id.as_str())
+                    .bind(new.key)
+                    .bind(new.elder_id.map(ElderId::as_str))
+                    .bind(new.device_id.map(|d| d.as_str()))
+                    .bind(new.kind.as_str())
+                    .bind(new.priority.as_str())
+                    .bind(new.at)
+                    .bind(new.summary)
+                    .bind(new.next_dispatch_at)
+                    .bind(new.escalate_at)
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .db()?;
+                    let (incident, d) = row.into_parts()?;
+                    // The id we generated came back only if the row is new.
+                    let is_new = incident.id == new_id;
+                    Ok((incident, d, is_new))
+                }
+
+                async fn lock_open_by_key(
+                    &mut self,
+                    key: &str,
+                    unreached_only: bool,
+                ) -> StoreResult<Option<(Incident, DispatchState)>> {
+                    $store::lock_by_key(&mut self.tx, key, unreached_only).await
+                }
+
+                fn schedule(&mut self, key: &str, due: Option<(DateTime<Utc>, String)>) {
+                    self.pending.deadlines.insert(key.to_owned(), due);
+                }
+
+                async fn take_deadline(&mut self, deadline: &Deadline) -> StoreResult<Option<Vec<Effect>>> {
+                    let row: Option<DeadlineRow> = sqlx::query_as(
+                        "DELETE FROM deadlines WHERE key = $1 AND due_at = $2
+                         RETURNING key, due_at, effects",
+                    )
+                    .bind(&deadline.key)
+                    .bind(deadline.due_at)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()?;
+                    Ok(row.map(DeadlineRow::into_domain).transpose()?.map(|d| d.effects))
                 }
 
                 async fn take_offer(&mut self, offer: &Offer, now: DateTime<Utc>) -> StoreResult<bool> {
@@ -1148,18 +976,6 @@ macro_rules! dispatch_sql {
                     $store::stop_reaching(&mut self.tx, offers, reason, quiet, now, &mut self.pending).await
                 }
 
-                async fn close(
-                    &mut self,
-                    i: Incident,
-                    d: DispatchState,
-                    how: Closing<'_>,
-                    actor: &Actor,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Incident> {
-                    $store::close_in(&mut self.tx, i, d, how, actor, now, rules, &mut self.pending).await
-                }
-
                 async fn save(
                     &mut self,
                     from: IncidentState,
@@ -1183,7 +999,7 @@ macro_rules! dispatch_sql {
                 }
 
                 async fn commit(self: Box<Self>) -> StoreResult<Committed> {
-                    let Tx { mut tx, mut pending, due_now } = *self;
+                    let Tx { mut tx, mut pending, due_now, .. } = *self;
                     let committed = Committed {
                         stream: !pending.notices.is_empty(),
                         stewards: std::mem::take(&mut pending.notices.stewards),
@@ -1221,9 +1037,8 @@ macro_rules! dispatch_sql {
                 }
 
                 #[allow(private_interfaces)]
-                async fn begin_dispatch(&self) -> StoreResult<Box<dyn DispatchTx>> {
-                    let tx = self.begin_write().await.db()?;
-                    Ok(Box::new(Tx { tx, pending: Pending::default(), due_now: Vec::new() }))
+                async fn begin_dispatch(&self) -> StoreResult<Box<dyn DispatchTx + '_>> {
+                    Ok(self.open_tx().await?)
                 }
 
                 async fn expiring_incidents(
@@ -1459,60 +1274,9 @@ pub(crate) use dispatch_sql;
 mod tests {
     use super::*;
 
-    fn sid(s: &str) -> StewardId {
-        StewardId::parse(s).unwrap()
-    }
-
     #[test]
-    fn notes_show_who_was_offered_and_who_was_lost() {
-        let notes = vec![
-            CandidateNote {
-                steward_id: sid("s-1"),
-                name: "Pema".into(),
-                distance_m: Some(100.0),
-                verdict: "offered".into(),
-                reason: "nearest available, 100 m".into(),
-            },
-            CandidateNote {
-                steward_id: sid("s-2"),
-                name: "Tashi".into(),
-                distance_m: Some(300.0),
-                verdict: "passed".into(),
-                reason: "second nearest".into(),
-            },
-        ];
-        let got = mark_notes(
-            &notes,
-            &[
-                (sid("s-1"), Some(100.0), Claim::Lost),
-                (sid("s-2"), Some(300.0), Claim::Offered("Tashi".into())),
-            ],
-        );
-        assert_eq!(got[0].verdict, "lost");
-        assert_eq!(got[0].reason, "claimed by another incident first");
-        assert_eq!(got[1].verdict, "offered");
-        assert_eq!(got[1].reason, "second nearest");
-        let added = mark_notes(
-            &[],
-            &[
-                (sid("s-4"), None, Claim::Lost),
-                (sid("s-3"), None, Claim::Offered("Dawa".into())),
-            ],
-        );
-        let got: Vec<_> = added
-            .iter()
-            .map(|n| (n.name.as_str(), n.verdict.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![("s-4", "lost"), ("Dawa", "offered")],
-            "in the order tried"
-        );
-    }
-
-    #[test]
-    fn the_timeline_reads_like_an_operator_wrote_it() {
-        let s1 = sid("s-1");
+    fn an_ended_offer_reads_like_an_operator_wrote_it() {
+        let s1 = StewardId::parse("s-1").unwrap();
         assert_eq!(
             offer_end_words(&s1, OfferResponse::Declined, WithdrawReason::Declined),
             "declined by s-1"
@@ -1522,17 +1286,8 @@ mod tests {
             "offer to s-1 expired"
         );
         assert_eq!(
-            offered_words(&"格桑 (s-01)", Some(419.6)),
-            "offered to 格桑 (s-01), 420 m"
+            offer_end_words(&s1, OfferResponse::Withdrawn, WithdrawReason::OffDuty),
+            "offer to s-1 withdrawn: steward went off duty"
         );
-        assert_eq!(
-            escalated_words(1, "nobody available"),
-            "escalated to level 1: nobody available"
-        );
-        let how = Closing::Resolved {
-            outcome: Outcome::Assisted,
-            notes: "helped back to bed",
-        };
-        assert_eq!(how.words(), "resolved: assisted — helped back to bed");
     }
 }

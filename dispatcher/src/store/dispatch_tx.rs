@@ -1,7 +1,7 @@
 //! The one transaction dispatch's transitions run in: what they may ask
 //! of the store, and nothing else.
 //!
-//! [`crate::dispatch::lifecycle`] decides (accept, decline, expire,
+//! [`crate::dispatch::lifecycle`] decides (open, accept, decline, expire,
 //! escalate, assign, arrive, resolve, cancel, withdraw, a dispatch turn);
 //! this trait only reads, locks and writes. Its methods are statements
 //! (a compare-and-set, a locked read) or a few statements that always go
@@ -19,16 +19,32 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::StoreResult;
 use super::dispatch::Actor;
-use super::dispatch_sql::{Closing, Which};
+use super::dispatch_sql::Which;
 use super::notices::{Notices, WithdrawReason};
 pub(crate) use super::rows::{DispatchState, StewardHold};
+use super::{Deadline, StoreResult};
 use crate::domain::{
-    CloseReason, DispatchTurn, Elder, Incident, IncidentId, IncidentState, Offer, OfferPlan,
-    OfferResponse, Steward, StewardId,
+    CloseReason, DeviceId, DispatchTurn, Elder, ElderId, Incident, IncidentId, IncidentKind,
+    IncidentState, Offer, OfferResponse, Priority, Steward, StewardId,
 };
-use crate::rules::RuleBook;
+use crate::rules::{Effect, RuleBook};
+
+/// An incident to open under its dedup key (or to join, if one is open).
+#[derive(Debug, Clone)]
+pub(crate) struct NewIncident<'a> {
+    pub key: &'a str,
+    pub elder_id: Option<&'a ElderId>,
+    pub device_id: Option<&'a DeviceId>,
+    pub kind: IncidentKind,
+    pub priority: Priority,
+    pub summary: &'a str,
+    pub at: DateTime<Utc>,
+    /// Set when it is to be dispatched: due at once.
+    pub next_dispatch_at: Option<DateTime<Utc>>,
+    /// When it escalates unless acknowledged.
+    pub escalate_at: Option<DateTime<Utc>>,
+}
 
 /// What a committed dispatch transaction changed, beyond its rows.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -130,16 +146,57 @@ pub(crate) trait DispatchTx: Send {
 
     // --- writing ---
 
-    /// Claims the planned stewards, best first, until `want` are offered,
-    /// writes their offers and the incident's next turn (a retry when
-    /// nobody could be offered), and queues what that tells.
-    async fn make_offers(
+    /// Claims a steward for the incident's offer: `available` and on duty
+    /// → `offered` (compare-and-set; a row another transaction holds is
+    /// skipped, not waited for). None when they were not free.
+    async fn claim_steward(
         &mut self,
-        turn: &DispatchTurn,
-        d: DispatchState,
-        plan: &OfferPlan,
+        steward: &StewardId,
+        incident: &IncidentId,
+    ) -> StoreResult<Option<Steward>>;
+
+    /// Gives back a claim whose offer could not be written.
+    async fn unclaim_steward(
+        &mut self,
+        steward: &StewardId,
+        incident: &IncidentId,
+    ) -> StoreResult<()>;
+
+    /// Writes a live offer; none when the steward already holds one (the
+    /// one-live-offer-per-steward index).
+    async fn write_offer(
+        &mut self,
+        incident: &IncidentId,
+        steward: &StewardId,
+        expires_at: DateTime<Utc>,
+        distance_m: f64,
         now: DateTime<Utc>,
-    ) -> StoreResult<(Vec<Offer>, Vec<Steward>)>;
+    ) -> StoreResult<Option<Offer>>;
+
+    /// Opens an incident under its dedup key, or joins the open one (the
+    /// partial unique index decides, so two writers racing on one key
+    /// make one incident): the incident, its dispatch state, and whether
+    /// it is new.
+    async fn raise(
+        &mut self,
+        new: &NewIncident<'_>,
+    ) -> StoreResult<(Incident, DispatchState, bool)>;
+
+    /// The open incident under a dedup key, locked: `unreached_only` for
+    /// an elder's cancel (only while nobody is with them yet).
+    async fn lock_open_by_key(
+        &mut self,
+        key: &str,
+        unreached_only: bool,
+    ) -> StoreResult<Option<(Incident, DispatchState)>>;
+
+    /// Sets (due time and effects as JSON) or removes a deadline, written
+    /// with the commit; the last word on a key counts.
+    fn schedule(&mut self, key: &str, due: Option<(DateTime<Utc>, String)>);
+
+    /// Takes a claimed deadline out, with its effects: none when it was
+    /// unscheduled, moved or fired since it was claimed.
+    async fn take_deadline(&mut self, deadline: &Deadline) -> StoreResult<Option<Vec<Effect>>>;
 
     /// Marks a live, unexpired offer accepted (compare-and-set): false
     /// when it was no longer live.
@@ -188,20 +245,6 @@ pub(crate) trait DispatchTx: Send {
         quiet: Option<&StewardId>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-
-    /// Closes a locked open incident as `how`: live offers withdrawn, the
-    /// assigned steward released, the clocks stopped, the notices queued.
-    /// Ingest's cancels and clears close through the same statements.
-    #[allow(clippy::too_many_arguments)]
-    async fn close(
-        &mut self,
-        i: Incident,
-        d: DispatchState,
-        how: Closing<'_>,
-        actor: &Actor,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Incident>;
 
     /// Writes the incident's changed fields, compare-and-set on the status
     /// it had when locked (`Conflict(not_open)` when it moved).

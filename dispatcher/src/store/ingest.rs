@@ -1,43 +1,49 @@
-//! Device events in: stored once, decided by the rules, with the
-//! incidents they open and those incidents' first offers.
+//! Device events in: the transaction a batch is stored in, and what
+//! the board reads of events. What the events do is
+//! [`crate::ingest::Ingest`]'s and [`crate::dispatch::lifecycle`]'s.
 
+use std::collections::HashMap;
+
+use super::dispatch_tx::DispatchTx;
+pub(crate) use super::registry_cache::Registry;
 use super::*;
-use crate::domain::Actor;
 
 /// Ingest; every [`Store`] implements it.
 #[async_trait]
 pub trait IngestStore: Send + Sync {
-    /// Stores a batch of events in one transaction, idempotent on
-    /// `(device_id, event_id)`, and runs the rules on each new one inside
-    /// the same transaction: when it returns Ok, every event and every
-    /// incident change it caused is committed, and only then may the
-    /// messages be acknowledged. One result per event, in order.
-    async fn ingest(&self, batch: &[IncomingEvent], rules: &RuleBook) -> StoreResult<Vec<Applied>> {
-        Ok(self.ingest_offering(batch, rules, None).await?.applied)
-    }
-    /// [`Self::ingest`], and in the same transaction the first offers of
-    /// each incident the batch opens that is due for dispatch (a press
-    /// then waits for one commit, not two, and for no other writer in
-    /// between). An incident nobody could be offered stays due, untouched,
-    /// for the engine.
-    async fn ingest_offering(
-        &self,
-        batch: &[IncomingEvent],
-        rules: &RuleBook,
-        first_offers: Option<&crate::domain::FirstOffers<'_>>,
-    ) -> StoreResult<Ingested>;
-    /// Applies effects raised outside ingest (a device going offline or
-    /// coming back, a deadline coming due) in one transaction. `rules`
-    /// decide whether an opened incident is dispatched and who is told.
-    async fn apply(
-        &self,
-        effects: &[Effect],
-        actor: &Actor,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Vec<Applied>>;
+    /// Opens the write transaction a batch of events is stored in
+    /// ([`crate::ingest::IngestBatch`] runs it); SQLite: in this process's
+    /// write turn.
+    #[allow(private_interfaces)]
+    async fn begin_ingest(&self) -> StoreResult<Box<dyn IngestTx + '_>>;
     async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<StoredEvent>>;
     /// Unknown devices, the most recently heard first: `limit` of them
     /// after skipping `offset`.
     async fn unknown_devices(&self, limit: i64, offset: i64) -> StoreResult<Vec<UnknownDevice>>;
+}
+
+/// The transaction of a batch: dispatch's, and the statements only a
+/// batch needs.
+#[async_trait]
+pub(crate) trait IngestTx: DispatchTx {
+    /// The batch's devices and the elders they are bound to (from the
+    /// store's copy at its registry version, reading only what it lacks).
+    async fn registry_for(&mut self, batch: &[IncomingEvent]) -> StoreResult<Registry>;
+
+    /// Inserts the first occurrence of each event (`first`), skipping
+    /// those already stored: the new rows' `seq` by `(device_id,
+    /// event_id)`. Inserting before deciding is what makes a redelivery
+    /// racing its original on another instance a duplicate.
+    async fn insert_events(
+        &mut self,
+        batch: &[IncomingEvent],
+        first: &[bool],
+        registry: &Registry,
+    ) -> StoreResult<HashMap<(String, String), i64>>;
+
+    /// Records what each new event did.
+    async fn record_outcomes(
+        &mut self,
+        outcomes: &[(i64, EventAction, Option<String>)],
+    ) -> StoreResult<()>;
 }

@@ -56,7 +56,7 @@ use crate::domain::{
     DedupKey, Device, DeviceId, Elder, ElderId, EventId, Incident, IncidentDetail, IncidentId,
     IncidentKind, IncidentState, LatLon, Outcome, Priority, Steward, StewardId, User,
 };
-use crate::rules::{Effect, RuleBook};
+use crate::rules::Effect;
 use dispatch::DispatchStore;
 use reach::ReachStore;
 use retention::RetentionStore;
@@ -195,7 +195,7 @@ pub struct Applied {
     pub incident: Option<Incident>,
 }
 
-/// A batch stored ([`Store::ingest_offering`]).
+/// A batch stored ([`crate::ingest::IngestBatch::ingest_offering`]).
 #[derive(Debug, Default)]
 pub struct Ingested {
     /// One result per event, in order.

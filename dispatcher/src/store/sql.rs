@@ -18,21 +18,21 @@
 //!   sharing deadlines never wait on or double-claim each other's rows;
 //!   nothing on SQLite, whose writers are serialised anyway.
 //! - `lock_stream(conn)`: see [`super::dispatch_sql`], which holds
-//!   dispatch's half of the SQL and the transitions ingest shares.
+//!   dispatch's half of the SQL and the transaction ingest shares.
 //!
 //! Everything that does not need the database type is plain Rust outside
 //! the macro: error mapping and the batch helpers below, row shapes and
 //! their conversion into domain types in `rows`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::Serialize;
 use sqlx::error::ErrorKind;
 
 use super::notices::Notices;
 use super::rows::{InsertedEvent, NewTimeline};
-use super::{Applied, EventAction, Heartbeat, IncomingEvent, StoreError, StoreResult};
-use crate::domain::{Device, DeviceId, Incident, IncidentId};
+use super::{Heartbeat, StoreError, StoreResult};
+use crate::domain::{Device, DeviceId, IncidentId};
 
 /// Rows per multi-row statement. The widest row binds 7 values: 3,500
 /// binds per statement, far under SQLite's 32,766 and PostgreSQL's 65,535.
@@ -144,9 +144,6 @@ pub(crate) struct Pending {
     /// a bed exit and its return in one batch leave nothing; sorted, so
     /// concurrent writers lock the rows in one order.
     pub deadlines: DeadlineWrites,
-    /// Incidents opened in this transaction and due for dispatch: ingest
-    /// may make their first offers before it commits. Not written.
-    pub to_dispatch: Vec<(Incident, super::rows::DispatchState)>,
 }
 
 /// Deadline key → due time and effects (JSON), or `None` for removed.
@@ -173,37 +170,12 @@ impl Pending {
 
 // --- ingest and effects, the parts that need no database ---
 
-/// For each event of a batch, whether it is the first with its
-/// `(device_id, event_id)` in the batch. Only first occurrences are
-/// offered to the database; a repeat inside one batch is a duplicate
-/// whatever the database says about the first.
-pub(crate) fn first_occurrences(batch: &[IncomingEvent]) -> Vec<bool> {
-    let mut seen = HashSet::with_capacity(batch.len());
-    batch
-        .iter()
-        .map(|e| seen.insert((e.device_id.as_str(), e.message.event_id.as_str())))
-        .collect()
-}
-
 /// Maps `RETURNING` rows back to their events: `(device_id, event_id)`
 /// to the new row's `seq`.
 pub(crate) fn seqs_by_key(rows: Vec<InsertedEvent>) -> HashMap<(String, String), i64> {
     rows.into_iter()
         .map(|r| ((r.device_id, r.event_id), r.seq))
         .collect()
-}
-
-/// What one event did, from what each of its effects did: the first
-/// effect that did something names the action (a rule lists the effect
-/// that matters first).
-pub(crate) fn first_that_acted(applied: Vec<Applied>) -> Applied {
-    applied
-        .into_iter()
-        .find(|a| a.action != EventAction::Recorded)
-        .unwrap_or(Applied {
-            action: EventAction::Recorded,
-            incident: None,
-        })
 }
 
 /// Keeps the newest heartbeat per device: a multi-row `UPDATE … FROM`
@@ -227,12 +199,6 @@ pub(crate) fn newest_per_device(beats: &[Heartbeat]) -> Vec<&Heartbeat> {
     newest
 }
 
-/// The timeline's words for a raise: "opened: call pressed (bedside)".
-pub(crate) fn raised_words(opened: bool, summary: &str) -> String {
-    let verb = if opened { "opened" } else { "joined" };
-    format!("{verb}: {summary}")
-}
-
 /// Implements [`Store`](crate::store::Store) for `$store`, a struct with a
 /// `pool: sqlx::Pool<$db>` field (for reads), a
 /// `registry: RegistryCache` field (ingest's copy of devices and elders), an
@@ -245,9 +211,9 @@ pub(crate) fn raised_words(opened: bool, summary: &str) -> String {
 /// its writers.
 ///
 /// Expand [`dispatch_sql!`](crate::store::dispatch_sql::dispatch_sql) for
-/// the same type beside it: the incident transitions ingest shares with
-/// dispatch (`flush`, `close_in`, `lock_by_key`, `elder_for_hooks`) and
-/// `DispatchStore`, which `Store` requires, live there.
+/// the same type beside it: the transaction ingest and dispatch run in
+/// (`open_tx`), `flush`, and `DispatchStore`, which `Store` requires,
+/// live there.
 ///
 /// - `backend`: the [`Backend`](crate::store::Backend) variant it reports.
 /// - `claim_lock`: a literal appended to `claim_due`'s row selection
@@ -264,165 +230,23 @@ macro_rules! sql_store {
             use sqlx::QueryBuilder;
 
             use $crate::domain::{
-                Actor,
                 DedupKey, Device, DeviceId, Elder, ElderId, Incident, IncidentDetail, IncidentId,
                 LatLon, Steward, StewardId, StewardStatus, User,
             };
-            use $crate::rules::{Effect, RuleBook, Verdict};
             use $crate::store::dispatch::DispatchStore;
-            use $crate::store::dispatch_sql::Closing;
-            use $crate::store::notices::Transition;
+            use $crate::store::ingest::IngestTx;
             use $crate::store::registry_cache::{Registry, RegistryCache};
             use $crate::store::rows::*;
             use $crate::store::sql::*;
-            use $crate::domain::FirstOffers;
             use $crate::store::{
-                Applied, Backend, Deadline, EventAction, EventFilter, Heartbeat, IncidentFilter,
-                IncomingEvent, Ingested, Liveness, Store, StoreError, StoreResult, StoredEvent,
+                Backend, Deadline, EventAction, EventFilter, Heartbeat, IncidentFilter,
+                IncomingEvent, Liveness, Store, StoreError, StoreResult, StoredEvent,
                 UnknownDevice,
             };
 
             type Conn = <$db as sqlx::Database>::Connection;
 
             impl $store {
-                // --- effects: the one place incidents change under rules ---
-
-                async fn apply_effects(
-                    conn: &mut Conn,
-                    effects: &[Effect],
-                    actor: &Actor,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                    pending: &mut Pending,
-                ) -> StoreResult<Vec<Applied>> {
-                    let mut out = Vec::with_capacity(effects.len());
-                    for effect in effects {
-                        out.push(Self::apply_effect(conn, effect, actor, now, rules, pending).await?);
-                    }
-                    Ok(out)
-                }
-
-                async fn apply_effect(
-                    conn: &mut Conn,
-                    effect: &Effect,
-                    actor: &Actor,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                    pending: &mut Pending,
-                ) -> StoreResult<Applied> {
-                    match effect {
-                        Effect::Raise { .. } => {
-                            Self::raise(conn, effect, actor, now, rules, pending).await
-                        }
-                        // The elder's cancel closes the incident as a
-                        // supervisor's would: offers withdrawn, the steward
-                        // released, everyone told.
-                        Effect::Cancel { key, reason } => {
-                            let Some((i, d)) = Self::lock_by_key(conn, key, true).await? else {
-                                return Ok(Applied { action: EventAction::Recorded, incident: None });
-                            };
-                            let how = Closing::Cancelled { reason };
-                            let closed =
-                                Self::close_in(conn, i, d, how, actor, now, rules, pending).await?;
-                            Ok(Applied { action: EventAction::Cancelled, incident: Some(closed) })
-                        }
-                        Effect::Clear { key, note } => {
-                            let Some((i, d)) = Self::lock_by_key(conn, key, false).await? else {
-                                return Ok(Applied { action: EventAction::Recorded, incident: None });
-                            };
-                            let how = Closing::Cleared { note };
-                            let closed =
-                                Self::close_in(conn, i, d, how, actor, now, rules, pending).await?;
-                            Ok(Applied { action: EventAction::Cleared, incident: Some(closed) })
-                        }
-                        // Deadlines are written with the batch's other
-                        // pending rows, one statement for all.
-                        Effect::Schedule { key, due_at, effects } => {
-                            let effects = to_json("deadline effects", effects)?;
-                            pending.deadlines.insert(key.clone(), Some((*due_at, effects)));
-                            Ok(Applied { action: EventAction::Scheduled, incident: None })
-                        }
-                        Effect::Unschedule { key } => {
-                            pending.deadlines.insert(key.clone(), None);
-                            Ok(Applied { action: EventAction::Recorded, incident: None })
-                        }
-                    }
-                }
-
-                /// Opens an incident under the key, or joins the open one.
-                /// The partial unique index decides, not a read first, so
-                /// two writers racing on one key still make one incident.
-                /// A new incident of an elder, of a priority the site
-                /// dispatches, is due for dispatch at once and escalates
-                /// unless acknowledged in time.
-                async fn raise(
-                    conn: &mut Conn,
-                    effect: &Effect,
-                    actor: &Actor,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                    pending: &mut Pending,
-                ) -> StoreResult<Applied> {
-                    let Effect::Raise { key, elder_id, device_id, kind, priority, summary } = effect
-                    else {
-                        return Err(StoreError::Invalid("raise called without a Raise".into()));
-                    };
-                    let dispatched = elder_id.is_some() && rules.dispatches(*priority);
-                    let next_dispatch_at = dispatched.then_some(now);
-                    let escalate_at = dispatched.then(|| {
-                        now + Duration::seconds(i64::from(
-                            rules.dispatch().escalate_after_s.get(*priority),
-                        ))
-                    });
-                    let new_id = IncidentId::generate();
-                    let row: IncidentRow = sqlx::query_as(
-                        "INSERT INTO incidents (id, dedup_key, elder_id, device_id, kind, priority,
-                                                status, created_at, updated_at, event_count,
-                                                last_event_at, summary, next_dispatch_at,
-                                                escalate_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, 'dispatching', $7, $7, 1, $7, $8, $9, $10)
-                         ON CONFLICT (dedup_key)
-                             WHERE status IN ('dispatching', 'acknowledged', 'on_site')
-                         DO UPDATE SET
-                             event_count = incidents.event_count + 1,
-                             last_event_at =
-                                 CASE WHEN excluded.last_event_at > incidents.last_event_at
-                                      THEN excluded.last_event_at
-                                      ELSE incidents.last_event_at END,
-                             updated_at = excluded.updated_at
-                         RETURNING *",
-                    )
-                    .bind(new_id.as_str())
-                    .bind(key)
-                    .bind(elder_id.as_ref().map(ElderId::as_str))
-                    .bind(device_id.as_ref().map(DeviceId::as_str))
-                    .bind(kind.as_str())
-                    .bind(priority.as_str())
-                    .bind(now)
-                    .bind(summary)
-                    .bind(next_dispatch_at)
-                    .bind(escalate_at)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .db()?;
-                    let (incident, d) = row.into_parts()?;
-                    // The id we generated came back only if the row is new.
-                    let opened = incident.id == new_id;
-                    if opened && dispatched {
-                        pending.to_dispatch.push((incident.clone(), d));
-                    }
-                    pending.line(&incident.id, now, raised_words(opened, summary), actor);
-                    pending.notices.incident(&incident, now);
-                    if opened {
-                        let elder = Self::elder_for_hooks(conn, &incident, rules).await?;
-                        pending.notices.transition(
-                            Transition::Opened, &incident, elder.as_ref(), rules, now,
-                        );
-                    }
-                    let action = if opened { EventAction::Opened } else { EventAction::Joined };
-                    Ok(Applied { action, incident: Some(incident) })
-                }
-
                 // --- ingest steps ---
 
                 /// The devices of a batch and the elders they are bound
@@ -531,81 +355,6 @@ macro_rules! sql_store {
                         inserted.append(&mut new);
                     }
                     Ok(seqs_by_key(inserted))
-                }
-
-                /// What the rules make of one new event, applied.
-                async fn decide_and_apply(
-                    conn: &mut Conn,
-                    e: &IncomingEvent,
-                    rules: &RuleBook,
-                    registry: &Registry,
-                    pending: &mut Pending,
-                ) -> StoreResult<Applied> {
-                    let none = |action| Ok(Applied { action, incident: None });
-                    if e.rate_limited {
-                        return none(EventAction::RateLimited);
-                    }
-                    let (device, elder) = registry.lookup(&e.device_id);
-                    match rules.decide(&e.message, e.received_at, device, elder) {
-                        Verdict::UnknownDevice => none(EventAction::UnknownDevice),
-                        Verdict::UnknownType => none(EventAction::UnknownType),
-                        Verdict::Effects(effects) => {
-                            let actor = Actor::Device(e.device_id.clone());
-                            let applied = Self::apply_effects(
-                                conn, &effects, &actor, e.received_at, rules, pending,
-                            )
-                            .await?;
-                            Ok(first_that_acted(applied))
-                        }
-                    }
-                }
-
-                /// A batch's writes, inside its transaction
-                /// ([`Store::ingest_offering`]).
-                async fn ingest_in(
-                    &self,
-                    conn: &mut Conn,
-                    batch: &[IncomingEvent],
-                    rules: &RuleBook,
-                    first_offers: Option<&FirstOffers<'_>>,
-                ) -> StoreResult<Ingested> {
-                    let registry = self.registry_for(&mut *conn, batch).await?;
-                    let first = first_occurrences(batch);
-                    let seqs = Self::insert_events(&mut *conn, batch, &first, &registry).await?;
-
-                    let mut pending = Pending::default();
-                    let mut results = Vec::with_capacity(batch.len());
-                    let mut outcomes = Vec::new();
-                    for (e, is_first) in batch.iter().zip(first) {
-                        let key = (e.device_id.to_string(), e.message.event_id.to_string());
-                        let seq = if is_first { seqs.get(&key).copied() } else { None };
-                        let Some(seq) = seq else {
-                            let action = EventAction::Duplicate;
-                            results.push(Applied { action, incident: None });
-                            continue;
-                        };
-                        let applied =
-                            Self::decide_and_apply(&mut *conn, e, rules, &registry, &mut pending)
-                                .await?;
-                        let incident_id = applied.incident.as_ref().map(|i| i.id.to_string());
-                        if applied.action != EventAction::Recorded || incident_id.is_some() {
-                            outcomes.push((seq, applied.action, incident_id));
-                        }
-                        results.push(applied);
-                    }
-                    Self::record_outcomes(&mut *conn, &outcomes).await?;
-                    // Before the flush: on PostgreSQL the stream lock it
-                    // takes is then held only until the commit.
-                    let to_dispatch = std::mem::take(&mut pending.to_dispatch);
-                    let mut offered = Vec::new();
-                    if let Some(first) = first_offers {
-                        for (incident, d) in to_dispatch {
-                            let elder = incident.elder_id.as_ref().and_then(|id| registry.elder(id)).cloned();
-                            offered.extend(Self::first_offers_in(&mut *conn, incident, d, elder, first, &mut pending).await?);
-                        }
-                    }
-                    Self::flush(&mut *conn, pending).await?;
-                    Ok(Ingested { applied: results, offered })
                 }
 
                 /// Records what each new event did, one statement per
@@ -1242,51 +991,9 @@ macro_rules! sql_store {
             impl $crate::store::ingest::IngestStore for $store {
                 // --- ingest ---
 
-                #[tracing::instrument(skip_all, fields(events = batch.len()))]
-                async fn ingest_offering(
-                    &self,
-                    batch: &[IncomingEvent],
-                    rules: &RuleBook,
-                    first_offers: Option<&FirstOffers<'_>>,
-                ) -> StoreResult<Ingested> {
-                    if batch.is_empty() {
-                        return Ok(Ingested::default());
-                    }
-                    let mut tx = self.begin_write().await.db()?;
-                    match self.ingest_in(&mut tx, batch, rules, first_offers).await {
-                        Ok(ingested) => {
-                            tx.commit().await.db()?;
-                            Ok(ingested)
-                        }
-                        Err(e) => {
-                            // Rolled back before the write turn passes on:
-                            // the retry that follows must not find the
-                            // lock still held.
-                            tx.rollback().await.db()?;
-                            Err(e)
-                        }
-                    }
-                }
-
-                #[tracing::instrument(skip_all, fields(effects = effects.len(), actor = %actor))]
-                async fn apply(
-                    &self,
-                    effects: &[Effect],
-                    actor: &Actor,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Vec<Applied>> {
-                    if effects.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let mut tx = self.begin_write().await.db()?;
-                    let mut pending = Pending::default();
-                    let applied =
-                        Self::apply_effects(&mut tx, effects, actor, now, rules, &mut pending)
-                            .await?;
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(applied)
+                #[allow(private_interfaces)]
+                async fn begin_ingest(&self) -> StoreResult<Box<dyn IngestTx + '_>> {
+                    self.open_tx().await
                 }
 
                 async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<StoredEvent>> {
@@ -1489,41 +1196,6 @@ macro_rules! sql_store {
                     Ok(due)
                 }
 
-                #[tracing::instrument(skip_all, fields(key = %deadline.key))]
-                async fn fire_deadline(
-                    &self,
-                    deadline: &Deadline,
-                    now: DateTime<Utc>,
-                    rules: &RuleBook,
-                ) -> StoreResult<Vec<Applied>> {
-                    let mut tx = self.begin_write().await.db()?;
-                    // Only the deadline that was claimed: if it was
-                    // unscheduled (a bed return) or moved (a new bed exit)
-                    // since, or another instance fired it after our lease
-                    // ran out, there is nothing to do.
-                    let row: Option<DeadlineRow> = sqlx::query_as(
-                        "DELETE FROM deadlines WHERE key = $1 AND due_at = $2
-                         RETURNING key, due_at, effects",
-                    )
-                    .bind(&deadline.key)
-                    .bind(deadline.due_at)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .db()?;
-                    let Some(row) = row else {
-                        return Ok(Vec::new());
-                    };
-                    let stored = row.into_domain()?;
-                    let mut pending = Pending::default();
-                    let applied = Self::apply_effects(
-                        &mut tx, &stored.effects, &Actor::System, now, rules, &mut pending,
-                    )
-                    .await?;
-                    Self::flush(&mut tx, pending).await?;
-                    tx.commit().await.db()?;
-                    Ok(applied)
-                }
-
                 async fn deadlines(&self) -> StoreResult<Vec<Deadline>> {
                     let rows: Vec<DeadlineRow> = sqlx::query_as(
                         "SELECT key, due_at, effects FROM deadlines ORDER BY due_at, key",
@@ -1553,24 +1225,9 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::domain::EventId;
-    use protocol::{EventMessage, EventType};
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
-    }
-
-    fn event(device: &str, id: &str) -> IncomingEvent {
-        IncomingEvent {
-            device_id: DeviceId::parse(device).unwrap(),
-            message: EventMessage::new(
-                EventId::parse(id).unwrap(),
-                EventType::CallPressed,
-                at("2026-11-28T16:00:00Z"),
-            ),
-            received_at: at("2026-11-28T16:00:00Z"),
-            rate_limited: false,
-        }
     }
 
     #[test]
@@ -1579,17 +1236,6 @@ mod tests {
         assert_eq!(clamp_limit(-5), DEFAULT_LIMIT);
         assert_eq!(clamp_limit(7), 7);
         assert_eq!(clamp_limit(1_000_000), MAX_LIMIT);
-    }
-
-    #[test]
-    fn only_the_first_of_a_repeat_is_offered() {
-        let batch = [
-            event("a", "1"),
-            event("b", "1"),
-            event("a", "1"),
-            event("a", "2"),
-        ];
-        assert_eq!(first_occurrences(&batch), vec![true, true, false, true]);
     }
 
     #[test]
@@ -1612,23 +1258,5 @@ mod tests {
             .map(|b| (b.device_id.as_str(), b.battery_pct))
             .collect();
         assert_eq!(newest, vec![("a", Some(2)), ("b", Some(1))]);
-    }
-
-    #[test]
-    fn an_event_is_named_by_its_first_effect_that_acted() {
-        let recorded = Applied {
-            action: EventAction::Recorded,
-            incident: None,
-        };
-        let scheduled = Applied {
-            action: EventAction::Scheduled,
-            incident: None,
-        };
-        assert_eq!(
-            first_that_acted(vec![recorded.clone(), scheduled.clone()]),
-            scheduled
-        );
-        assert_eq!(first_that_acted(vec![recorded.clone()]), recorded);
-        assert_eq!(first_that_acted(vec![]), recorded);
     }
 }

@@ -1,6 +1,8 @@
 //! Concurrency and volume: racing writers, big batches, damaged rows.
 
 use chrono::Duration;
+use dispatcher::dispatch::Lifecycle;
+use dispatcher::ingest::IngestBatch;
 
 use dispatcher::domain::DeviceKind;
 use dispatcher::rules::Effect;
@@ -86,7 +88,8 @@ pub(crate) async fn concurrent_claims_never_share_a_deadline(h: Harness) {
             effects: vec![raise("elder:e-1:call", "e-1")],
         })
         .collect();
-    h.store
+    let _ = h
+        .store
         .apply(&effects, &dispatcher::domain::Actor::System, t0, &rules())
         .await
         .unwrap();

@@ -3,6 +3,8 @@
 //! its lease.
 
 use chrono::{DateTime, Duration, Utc};
+use dispatcher::dispatch::Lifecycle;
+use dispatcher::ingest::IngestBatch;
 
 use dispatcher::domain::{DeviceKind, IncidentKind, Priority};
 use dispatcher::rules::Effect;
@@ -319,14 +321,15 @@ pub(crate) async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {
     assert!(s.claim_due(later, lease, 0).await.unwrap().is_empty());
 
     // Scheduling a key again moves it and releases its claim.
-    s.apply(
-        &[schedule("k-1", later + Duration::minutes(1))],
-        &dispatcher::domain::Actor::System,
-        later,
-        &rules(),
-    )
-    .await
-    .unwrap();
+    let _ = s
+        .apply(
+            &[schedule("k-1", later + Duration::minutes(1))],
+            &dispatcher::domain::Actor::System,
+            later,
+            &rules(),
+        )
+        .await
+        .unwrap();
     assert!(s.claim_due(later, lease, 10).await.unwrap().is_empty());
     let moved = s
         .claim_due(later + Duration::minutes(1), lease, 10)

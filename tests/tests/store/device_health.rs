@@ -1,6 +1,7 @@
 //! Device health: heartbeats, and the incident a silent device raises.
 
 use chrono::{DateTime, Duration, Utc};
+use dispatcher::dispatch::Lifecycle;
 
 use dispatcher::domain::{DeviceKind, IncidentKind, IncidentState, Outcome, Priority};
 use dispatcher::store::{EventAction, Heartbeat};

@@ -2,6 +2,7 @@
 
 use chrono::Duration;
 use dispatcher::dispatch::Lifecycle;
+use dispatcher::ingest::IngestBatch;
 
 use dispatcher::domain::{DeviceKind, IncidentId, IncidentKind, IncidentState, Priority};
 use dispatcher::store::{ConflictCode, EventFilter, IncidentFilter, StoreError};
@@ -154,14 +155,15 @@ pub(crate) async fn steward_sees_only_their_elders(h: Harness) {
     s.insert_elder(&elder("e-1")).await.unwrap();
     s.insert_elder(&elder("e-2")).await.unwrap();
     s.insert_steward(&steward("s-1")).await.unwrap();
-    s.apply(
-        &[raise("elder:e-1:call", "e-1")],
-        &dispatcher::domain::Actor::System,
-        day(),
-        &rules(),
-    )
-    .await
-    .unwrap();
+    let _ = s
+        .apply(
+            &[raise("elder:e-1:call", "e-1")],
+            &dispatcher::domain::Actor::System,
+            day(),
+            &rules(),
+        )
+        .await
+        .unwrap();
     let (pema, e1, e2) = (steward_id("s-1"), elder_id("e-1"), elder_id("e-2"));
     let now = day();
     assert!(!s.steward_sees_elder(&pema, &e1, now).await.unwrap());

@@ -1,6 +1,7 @@
 //! Ingest: events stored once, presses joined, vitals judged, unknown devices kept.
 
 use chrono::Duration;
+use dispatcher::ingest::IngestBatch;
 
 use dispatcher::domain::{DedupKey, DeviceKind, IncidentId, IncidentKind, IncidentState, Priority};
 use dispatcher::store::{EventAction, EventFilter};

@@ -2,6 +2,7 @@
 //! and on disk, and a URL that names neither backend).
 
 use chrono::Duration;
+use dispatcher::ingest::IngestBatch;
 use sqlx::Connection;
 
 use dispatcher::domain::{Device, DeviceKind};

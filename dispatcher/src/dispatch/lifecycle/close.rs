@@ -5,18 +5,20 @@
 //! supervisor may resolve or cancel any open one. Closing withdraws the
 //! live offers (reason `resolved` or `cancelled`), frees the assigned
 //! steward, stops the clocks, and tells the device and the webhooks
-//! ([`DispatchTx::close`], which the elder's own cancel and a rule's
-//! clear, in ingest, go through too).
+//! ([`close_in`], which the elder's own cancel and a rule's clear go
+//! through too, [`super::effects`]).
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::lifecycle;
-use crate::domain::{Incident, IncidentId, Outcome};
+use crate::domain::{
+    Actor, Incident, IncidentId, IncidentState, OfferResponse, Outcome, WithdrawReason,
+};
 use crate::rules::RuleBook;
 use crate::store::StoreResult;
-use crate::store::dispatch::Actor;
-use crate::store::dispatch_sql::{Closing, not_open};
-use crate::store::dispatch_tx::DispatchTx;
+use crate::store::dispatch_sql::{Which, not_open};
+use crate::store::dispatch_tx::{DispatchState, DispatchTx};
+use crate::store::notices::Transition;
 
 use super::must_lock;
 
@@ -36,7 +38,7 @@ pub(crate) async fn resolve(
     };
     lifecycle::resolvable(&i, steward)?;
     let how = Closing::Resolved { outcome, notes };
-    tx.close(i, d, how, actor, now, rules).await
+    close_in(tx, i, d, how, actor, now, rules).await
 }
 
 pub(crate) async fn cancel(
@@ -52,5 +54,144 @@ pub(crate) async fn cancel(
         return Err(not_open(&i));
     }
     let how = Closing::Cancelled { reason };
-    tx.close(i, d, how, actor, now, rules).await
+    close_in(tx, i, d, how, actor, now, rules).await
+}
+
+/// How an open incident closes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Closing<'a> {
+    Resolved {
+        outcome: Outcome,
+        notes: &'a str,
+    },
+    Cancelled {
+        reason: &'a str,
+    },
+    /// A rule resolved it by itself (a device heard again).
+    Cleared {
+        note: &'a str,
+    },
+}
+
+impl Closing<'_> {
+    fn status(self) -> IncidentState {
+        match self {
+            Self::Cancelled { .. } => IncidentState::Cancelled,
+            Self::Resolved { .. } | Self::Cleared { .. } => IncidentState::Resolved,
+        }
+    }
+
+    fn outcome(self) -> Option<Outcome> {
+        match self {
+            Self::Resolved { outcome, .. } => Some(outcome),
+            Self::Cleared { .. } => Some(Outcome::Cleared),
+            Self::Cancelled { .. } => None,
+        }
+    }
+
+    fn notes(self) -> String {
+        match self {
+            Self::Resolved { notes, .. } => notes.to_owned(),
+            Self::Cancelled { reason } => reason.to_owned(),
+            Self::Cleared { note } => note.to_owned(),
+        }
+    }
+
+    /// Why the live offers are withdrawn.
+    fn withdraw_reason(self) -> WithdrawReason {
+        match self {
+            Self::Cancelled { .. } => WithdrawReason::Cancelled,
+            Self::Resolved { .. } | Self::Cleared { .. } => WithdrawReason::Resolved,
+        }
+    }
+
+    /// What the device and the webhooks hear.
+    fn transition(self) -> Transition {
+        match self {
+            Self::Cancelled { .. } => Transition::Cancelled,
+            Self::Resolved { .. } | Self::Cleared { .. } => Transition::Resolved,
+        }
+    }
+
+    /// The timeline's words: "resolved: assisted — helped back to bed".
+    fn words(self) -> String {
+        match self {
+            Self::Resolved { outcome, notes } if notes.trim().is_empty() => {
+                format!("resolved: {outcome}")
+            }
+            Self::Resolved { outcome, notes } => format!("resolved: {outcome} — {notes}"),
+            Self::Cancelled { reason } => format!("cancelled: {reason}"),
+            Self::Cleared { note } => format!("cleared: {note}"),
+        }
+    }
+}
+
+/// Closes a locked open incident: live offers withdrawn, the assigned
+/// steward released, the dispatch clocks stopped, the device and the
+/// webhooks told.
+pub(crate) async fn close_in(
+    tx: &mut dyn DispatchTx,
+    mut i: Incident,
+    mut d: DispatchState,
+    how: Closing<'_>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    rules: &RuleBook,
+) -> StoreResult<Incident> {
+    let from = i.status;
+    tx.end_offers(
+        &i.id,
+        Which::All,
+        OfferResponse::Withdrawn,
+        how.withdraw_reason(),
+        None,
+        actor,
+        now,
+    )
+    .await?;
+    if let Some(s) = &i.steward_id
+        && let Some(steward) = tx.release_assigned(s, &i.id).await?
+    {
+        tx.notices().steward(&steward, now);
+    }
+    i.status = how.status();
+    i.outcome = how.outcome();
+    i.notes = Some(how.notes());
+    i.resolved_at = Some(now);
+    i.updated_at = now;
+    d.next_dispatch_at = None;
+    d.escalate_at = None;
+    let saved = tx.save(from, &i, &d).await?;
+    tx.line(&saved.id, now, how.words(), actor);
+    tx.notices().incident(&saved, now);
+    let elder = tx.elder_for_hooks(&saved, rules).await?;
+    tx.notices()
+        .transition(how.transition(), &saved, elder.as_ref(), rules, now);
+    Ok(saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closing_reads_like_an_operator_wrote_it() {
+        let how = Closing::Resolved {
+            outcome: Outcome::Assisted,
+            notes: "helped back to bed",
+        };
+        assert_eq!(how.words(), "resolved: assisted — helped back to bed");
+        let quiet = Closing::Resolved {
+            outcome: Outcome::Assisted,
+            notes: " ",
+        };
+        assert_eq!(quiet.words(), "resolved: assisted");
+        assert_eq!(
+            Closing::Cleared {
+                note: "device heard again"
+            }
+            .words(),
+            "cleared: device heard again"
+        );
+    }
 }

@@ -15,7 +15,7 @@ use crate::domain::{Incident, IncidentId, IncidentState};
 use crate::rules::RuleBook;
 use crate::store::StoreResult;
 use crate::store::dispatch::{Actor, DispatchStore};
-use crate::store::dispatch_sql::{escalated_words, not_open};
+use crate::store::dispatch_sql::not_open;
 use crate::store::dispatch_tx::Committed;
 use crate::store::dispatch_tx::{DispatchState, DispatchTx};
 use crate::store::notices::Transition;
@@ -160,4 +160,20 @@ async fn escalated(
     tx.notices()
         .transition(Transition::Escalated, saved, elder.as_ref(), rules, now);
     Ok(())
+}
+
+/// "escalated to level 1: nobody available".
+fn escalated_words(level: i32, reason: &str) -> String {
+    format!("escalated to level {level}: {reason}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_escalation_says_its_level_and_why() {
+        assert_eq!(
+            super::escalated_words(1, "nobody available"),
+            "escalated to level 1: nobody available"
+        );
+    }
 }

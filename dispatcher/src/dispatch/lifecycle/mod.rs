@@ -8,6 +8,7 @@
 //!
 //! | transition | file |
 //! |---|---|
+//! | opened or joined, the elder's cancel, a rule's clear, a deadline | [`effects`] |
 //! | a dispatch turn: plan, claim, offer | [`turn`] |
 //! | a steward accepts | [`accept`] |
 //! | a steward declines | [`decline`] |
@@ -26,6 +27,7 @@ pub mod arrive;
 pub mod assign;
 pub mod close;
 pub mod decline;
+pub mod effects;
 pub mod escalate;
 pub mod expire;
 pub mod turn;
@@ -37,10 +39,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Incident, IncidentId, Outcome, Planner, StewardId, TakenTurn, WithdrawReason};
-use crate::rules::RuleBook;
+use crate::rules::{Effect, RuleBook};
 use crate::store::dispatch::{Actor, DispatchStore};
 use crate::store::dispatch_tx::{Committed, DispatchState, DispatchTx};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Applied, Deadline, StoreError, StoreResult};
 
 /// Incidents a timer pass looks at per call.
 const TIMER_BATCH: i64 = 200;
@@ -176,6 +178,28 @@ pub trait Lifecycle {
         rules: &RuleBook,
     ) -> StoreResult<Done<Incident>>;
 
+    /// Applies effects raised outside ingest (a device going offline or
+    /// coming back) in one transaction, as `actor`. `rules` decide whether
+    /// an opened incident is dispatched (its offers are the engine's) and
+    /// who is told. One result per effect.
+    async fn apply(
+        &self,
+        effects: &[Effect],
+        actor: &Actor,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Done<Vec<Applied>>>;
+
+    /// Applies a claimed deadline's stored effects and deletes it, in one
+    /// transaction. No results, and nothing changed, when it was
+    /// unscheduled, moved or already fired since it was claimed.
+    async fn fire_deadline(
+        &self,
+        deadline: &Deadline,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Done<Vec<Applied>>>;
+
     /// A steward went off duty: their live offers are withdrawn (each
     /// incident's next dispatch due now). Returns those incidents.
     async fn withdraw_offers_of(
@@ -299,6 +323,30 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         assign::assign(self, incident, steward, actor, now, rules).await
     }
 
+    async fn apply(
+        &self,
+        effects: &[Effect],
+        actor: &Actor,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Done<Vec<Applied>>> {
+        let mut tx = self.begin_dispatch().await?;
+        let mut opened = effects::Opened::default();
+        let result = effects::apply(&mut *tx, effects, actor, now, rules, &mut opened).await;
+        finish(tx, result).await
+    }
+
+    async fn fire_deadline(
+        &self,
+        deadline: &Deadline,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Done<Vec<Applied>>> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = fire_in(&mut *tx, deadline, now, rules).await;
+        finish(tx, result).await
+    }
+
     async fn withdraw_offers_of(
         &self,
         steward: &StewardId,
@@ -346,7 +394,7 @@ impl<T> std::ops::Deref for Done<T> {
 
 /// Commits `tx` if `result` is a success, else rolls it back.
 pub(crate) async fn finish<T>(
-    tx: Box<dyn DispatchTx>,
+    tx: Box<dyn DispatchTx + '_>,
     result: StoreResult<T>,
 ) -> StoreResult<Done<T>> {
     match result {
@@ -371,6 +419,24 @@ pub(crate) async fn must_lock(
     tx.lock(id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("incident {id}")))
+}
+
+/// Only the deadline that was claimed: if it was unscheduled (a bed
+/// return) or moved (a new bed exit) since, or another instance fired it
+/// after our lease ran out, there is nothing to do.
+async fn fire_in(
+    tx: &mut dyn DispatchTx,
+    deadline: &Deadline,
+    now: DateTime<Utc>,
+    rules: &RuleBook,
+) -> StoreResult<Vec<Applied>> {
+    let Some(stored) = tx.take_deadline(deadline).await? else {
+        return Ok(Vec::new());
+    };
+    // Incidents a deadline opens are offered by the engine after the
+    // commit (the timers kick it).
+    let mut opened = effects::Opened::default();
+    effects::apply(tx, &stored, &Actor::System, now, rules, &mut opened).await
 }
 
 /// A timer pass goes on past one incident it cannot read, so one damaged

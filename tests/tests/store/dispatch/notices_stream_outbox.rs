@@ -1,6 +1,7 @@
 //! Dispatch: notices, the stream and the outbox.
 
 use dispatcher::dispatch::Lifecycle;
+use dispatcher::ingest::IngestBatch;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -308,14 +309,15 @@ pub(crate) async fn the_elders_cancel_and_a_clear_write_their_notices(h: Harness
         .await
         .unwrap();
     let tech = raised[0].incident.clone().unwrap();
-    s.apply(
-        &r.device_heard(&d.id),
-        &dispatcher::domain::Actor::System,
-        at,
-        &r,
-    )
-    .await
-    .unwrap();
+    let _ = s
+        .apply(
+            &r.device_heard(&d.id),
+            &dispatcher::domain::Actor::System,
+            at,
+            &r,
+        )
+        .await
+        .unwrap();
     let got: Vec<_> = outbox(s)
         .await
         .into_iter()
@@ -487,14 +489,15 @@ pub(crate) async fn the_stream_reads_in_order_and_prunes(h: Harness) {
             tokio::spawn(async move {
                 let key = format!("elder:e-1:n{n}");
                 let at = t0 + Duration::seconds(n);
-                s.apply(
-                    &[raise_as(&key, "e-1", Priority::Urgent, None)],
-                    &dispatcher::domain::Actor::System,
-                    at,
-                    &r,
-                )
-                .await
-                .unwrap();
+                let _ = s
+                    .apply(
+                        &[raise_as(&key, "e-1", Priority::Urgent, None)],
+                        &dispatcher::domain::Actor::System,
+                        at,
+                        &r,
+                    )
+                    .await
+                    .unwrap();
             })
         })
         .collect();
@@ -516,14 +519,15 @@ pub(crate) async fn the_stream_reads_in_order_and_prunes(h: Harness) {
     let pruned = s.prune_stream(t0 + Duration::seconds(10)).await.unwrap();
     assert_eq!(pruned, 10);
     assert_eq!(s.stream_after(0, 1000).await.unwrap().len(), 10);
-    s.apply(
-        &[raise_as("elder:e-1:late", "e-1", Priority::Urgent, None)],
-        &dispatcher::domain::Actor::System,
-        t0,
-        &r,
-    )
-    .await
-    .unwrap();
+    let _ = s
+        .apply(
+            &[raise_as("elder:e-1:late", "e-1", Priority::Urgent, None)],
+            &dispatcher::domain::Actor::System,
+            t0,
+            &r,
+        )
+        .await
+        .unwrap();
     assert!(s.stream_head().await.unwrap() > head);
 }
 

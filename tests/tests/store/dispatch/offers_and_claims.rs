@@ -1,6 +1,7 @@
 //! Dispatch: offers and claims.
 
 use dispatcher::dispatch::Lifecycle;
+use dispatcher::ingest::IngestBatch;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
