@@ -81,7 +81,7 @@ async fn stored_after(app: &TestApp, after: i64) -> Vec<(i64, String)> {
         .unwrap()
         .into_iter()
         .filter(|e| e.audience == Audience::Supervisors)
-        .map(|e| (e.seq, e.event))
+        .map(|e| (e.seq, e.event.to_string()))
         .collect()
 }
 

@@ -44,7 +44,6 @@ use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -59,11 +58,11 @@ use super::routes::Routes;
 use super::session_ends::{Ended, RECHECK};
 use super::{ApiError, AppState};
 use crate::clock::Clock;
-use crate::domain::{Elder, Incident, IncidentState, Steward, StewardId};
+use crate::domain::{Incident, IncidentState, LiveOffer, Steward, StewardId};
 use crate::notify::hub::Published;
 use crate::store::IncidentFilter;
 use crate::store::Store;
-use crate::store::dispatch::{Audience, StreamEvent};
+use crate::store::dispatch::{Audience, StreamEvent, StreamKind};
 use crate::store::stream_log::StreamLog;
 
 /// Comment lines this often keep proxies and phones from closing an idle
@@ -103,16 +102,6 @@ pub struct StreamQuery {
     pub last_event_id: Option<String>,
 }
 
-/// A live offer as the steward's app shows it (also the `offer` event).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct OfferView {
-    pub incident: Incident,
-    /// The elder, so the steward knows whom they go to.
-    pub elder: Option<Elder>,
-    pub distance_m: Option<f64>,
-    pub expires_at: DateTime<Utc>,
-}
-
 /// One Server-Sent Event as a client parses it (the `itemSchema` of
 /// OpenAPI 3.2 for `text/event-stream`): a comment line (keep-alive)
 /// is no event.
@@ -122,32 +111,16 @@ pub struct SseEvent {
     /// The stream id; reconnect with it as `Last-Event-ID`.
     #[schema(pattern = "^[0-9]+$")]
     pub id: String,
-    pub event: SseEventName,
+    pub event: StreamKind,
     /// The event's JSON (see the operation's description).
     pub data: String,
-}
-
-/// The names of the stream's events.
-#[derive(Debug, Serialize, ToSchema)]
-#[allow(dead_code)]
-pub enum SseEventName {
-    #[serde(rename = "snapshot")]
-    Snapshot,
-    #[serde(rename = "offer")]
-    Offer,
-    #[serde(rename = "offer.withdrawn")]
-    OfferWithdrawn,
-    #[serde(rename = "incident")]
-    Incident,
-    #[serde(rename = "steward")]
-    Steward,
 }
 
 /// The `snapshot` a steward's connection starts with.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StewardSnapshot {
     /// Live offers, oldest first.
-    pub offers: Vec<OfferView>,
+    pub offers: Vec<LiveOffer>,
     /// Open incidents assigned to this steward.
     pub incidents: Vec<Incident>,
     /// The steward's own record.
@@ -238,7 +211,7 @@ pub async fn stream(
     );
 
     let snapshot_id = watermark.max(last_event_id.unwrap_or(0));
-    let mut first = vec![frame(snapshot_id, "snapshot", &snapshot)];
+    let mut first = vec![frame(snapshot_id, StreamKind::Snapshot, &snapshot)];
     if replay.skipped {
         first.push(Event::default().comment(format!(
             "more than {MAX_REPLAY} events were missed: the snapshot holds the current state"
@@ -343,7 +316,7 @@ async fn steward_snapshot(state: &AppState, me: &StewardId) -> Result<StewardSna
             Some(id) => state.store.elder(id).await?,
             None => None,
         };
-        offers.push(OfferView {
+        offers.push(LiveOffer {
             incident: detail.incident,
             elder,
             distance_m: offer.distance_m,
@@ -554,13 +527,16 @@ fn live(
 }
 
 /// One SSE event: `id`, `event`, `data` (compact JSON: one line).
-pub fn frame(id: i64, name: &str, data: &impl Serialize) -> Event {
+pub fn frame(id: i64, kind: StreamKind, data: &impl Serialize) -> Event {
     let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
-    Event::default().id(id.to_string()).event(name).data(data)
+    Event::default()
+        .id(id.to_string())
+        .event(kind.as_str())
+        .data(data)
 }
 
 fn event_frame(e: &StreamEvent) -> Event {
-    frame(e.seq, &e.event, &e.data)
+    frame(e.seq, e.event, &e.data)
 }
 
 #[cfg(test)]
@@ -574,9 +550,9 @@ mod tests {
     fn ev(seq: i64, audience: Audience) -> StreamEvent {
         StreamEvent {
             seq,
-            at: Utc::now(),
+            at: chrono::Utc::now(),
             audience,
-            event: "incident".into(),
+            event: StreamKind::Incident,
             data: json!({"seq": seq, "text": "two\nlines"}),
         }
     }
@@ -595,7 +571,7 @@ mod tests {
     #[tokio::test]
     async fn frames_carry_id_event_and_one_line_of_json() {
         let events = vec![
-            frame(7, "snapshot", &json!({"offers": []})),
+            frame(7, StreamKind::Snapshot, &json!({"offers": []})),
             event_frame(&ev(8, Audience::Supervisors)),
         ];
         let response = Sse::new(stream::iter(events).map(Ok::<_, Infallible>)).into_response();

@@ -4,6 +4,8 @@
 //! transaction.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{
     CandidateNote, CloseReason, DeviceId, Elder, Incident, Offer, ReachStep, Steward, StewardId,
@@ -137,4 +139,16 @@ impl std::fmt::Display for Actor {
             Self::System => f.write_str("system"),
         }
     }
+}
+
+/// A live offer as the steward's app shows it: the `offer` event of the
+/// stream, and each offer of a steward's snapshot. One type, so the two
+/// cannot drift apart.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveOffer {
+    pub incident: Incident,
+    /// The elder, so the steward knows whom they go to.
+    pub elder: Option<Elder>,
+    pub distance_m: Option<f64>,
+    pub expires_at: DateTime<Utc>,
 }

@@ -12,7 +12,8 @@ pub mod registry;
 pub mod user;
 
 pub use dispatch::{
-    Actor, Candidate, DispatchTurn, FirstOffers, OfferPlan, Planner, TakenTurn, WithdrawReason,
+    Actor, Candidate, DispatchTurn, FirstOffers, LiveOffer, OfferPlan, Planner, TakenTurn,
+    WithdrawReason,
 };
 pub use geo::{LatLon, OffTheGlobe};
 pub use ids::{DeviceIdSchema, ElderId, IncidentId, StewardId};

@@ -404,14 +404,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::dispatch::Audience;
+    use crate::store::dispatch::{Audience, StreamKind};
 
     fn ev(seq: i64) -> StreamEvent {
         StreamEvent {
             seq,
             at: Utc::now(),
             audience: Audience::Supervisors,
-            event: "incident".into(),
+            event: StreamKind::Incident,
             data: json!({"n": seq}),
         }
     }

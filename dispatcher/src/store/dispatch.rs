@@ -88,10 +88,60 @@ pub struct StreamEvent {
     pub at: DateTime<Utc>,
     #[schema(value_type = String)]
     pub audience: Audience,
-    /// `offer`, `offer.withdrawn`, `incident`, `steward`.
-    pub event: String,
+    #[schema(value_type = String)]
+    pub event: StreamKind,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+}
+
+/// The names of the stream's events (API.md, Stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum StreamKind {
+    /// The first frame of every connection; never stored.
+    #[serde(rename = "snapshot")]
+    Snapshot,
+    /// A new offer, to its steward.
+    #[serde(rename = "offer")]
+    Offer,
+    /// An offer that went away, to its steward, with the reason.
+    #[serde(rename = "offer.withdrawn")]
+    OfferWithdrawn,
+    /// An incident after a change.
+    #[serde(rename = "incident")]
+    Incident,
+    /// A steward after a status change, to supervisors.
+    #[serde(rename = "steward")]
+    Steward,
+}
+
+impl StreamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Offer => "offer",
+            Self::OfferWithdrawn => "offer.withdrawn",
+            Self::Incident => "incident",
+            Self::Steward => "steward",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Snapshot,
+            Self::Offer,
+            Self::OfferWithdrawn,
+            Self::Incident,
+            Self::Steward,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for StreamKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Where an outbox row goes.
@@ -231,4 +281,28 @@ pub trait DispatchStore: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<Vec<Incident>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamKind;
+
+    #[test]
+    fn a_stream_kind_reads_back_as_written_and_serialises_as_named() {
+        for kind in [
+            StreamKind::Snapshot,
+            StreamKind::Offer,
+            StreamKind::OfferWithdrawn,
+            StreamKind::Incident,
+            StreamKind::Steward,
+        ] {
+            assert_eq!(StreamKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
+        assert_eq!(StreamKind::parse("offer.accepted"), None);
+        assert_eq!(StreamKind::parse("Incident"), None);
+    }
 }

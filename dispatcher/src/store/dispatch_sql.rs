@@ -669,7 +669,7 @@ macro_rules! dispatch_sql {
                         q.push_values(chunk, |mut row, (s, audience, data)| {
                             row.push_bind(s.at)
                                 .push_bind(audience.as_str())
-                                .push_bind(s.event)
+                                .push_bind(s.event.as_str())
                                 .push_bind(data.as_str());
                         });
                         q.build().execute(&mut *conn).await.db()?;
@@ -690,6 +690,23 @@ macro_rules! dispatch_sql {
             }
 
             impl $store {
+                /// The incidents a due-time query names (`$1` the time,
+                /// `$2` the limit), for the timers to walk.
+                async fn incidents_due(
+                    &self,
+                    sql: &'static str,
+                    now: DateTime<Utc>,
+                    limit: i64,
+                ) -> StoreResult<Vec<IncidentId>> {
+                    let ids: Vec<String> = sqlx::query_scalar(sql)
+                        .bind(now)
+                        .bind(clamp_limit(limit))
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()?;
+                    incident_ids(ids)
+                }
+
                 /// Opens the transaction dispatch and ingest run in.
                 async fn open_tx(&self) -> StoreResult<Box<dyn IngestTx + '_>> {
                     let tx = self.begin_write().await.db()?;
@@ -1022,18 +1039,15 @@ macro_rules! dispatch_sql {
                     now: DateTime<Utc>,
                     limit: i64,
                 ) -> StoreResult<Vec<IncidentId>> {
-                    let ids: Vec<String> = sqlx::query_scalar(
+                    self.incidents_due(
                         "SELECT id FROM incidents
                          WHERE status = 'dispatching'
                            AND next_dispatch_at IS NOT NULL AND next_dispatch_at <= $1
                          ORDER BY next_dispatch_at, id LIMIT $2",
+                        now,
+                        limit,
                     )
-                    .bind(now)
-                    .bind(clamp_limit(limit))
-                    .fetch_all(&self.pool)
                     .await
-                    .db()?;
-                    incident_ids(ids)
                 }
 
                 #[allow(private_interfaces)]
@@ -1046,17 +1060,14 @@ macro_rules! dispatch_sql {
                     now: DateTime<Utc>,
                     limit: i64,
                 ) -> StoreResult<Vec<IncidentId>> {
-                    let ids: Vec<String> = sqlx::query_scalar(
+                    self.incidents_due(
                         "SELECT DISTINCT incident_id FROM offers
                          WHERE response IS NULL AND expires_at <= $1
                          ORDER BY incident_id LIMIT $2",
+                        now,
+                        limit,
                     )
-                    .bind(now)
-                    .bind(clamp_limit(limit))
-                    .fetch_all(&self.pool)
                     .await
-                    .db()?;
-                    incident_ids(ids)
                 }
 
                 async fn escalations_due(
@@ -1064,18 +1075,15 @@ macro_rules! dispatch_sql {
                     now: DateTime<Utc>,
                     limit: i64,
                 ) -> StoreResult<Vec<IncidentId>> {
-                    let ids: Vec<String> = sqlx::query_scalar(
+                    self.incidents_due(
                         "SELECT id FROM incidents
                          WHERE status = 'dispatching'
                            AND escalate_at IS NOT NULL AND escalate_at <= $1
                          ORDER BY escalate_at, id LIMIT $2",
+                        now,
+                        limit,
                     )
-                    .bind(now)
-                    .bind(clamp_limit(limit))
-                    .fetch_all(&self.pool)
                     .await
-                    .db()?;
-                    incident_ids(ids)
                 }
 
                 async fn lease_failed_turn(&self, incident: &IncidentId, now: DateTime<Utc>) -> StoreResult<()> {

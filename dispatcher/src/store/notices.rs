@@ -11,20 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::dispatch::{Audience, Channel};
+use super::dispatch::{Audience, Channel, StreamKind};
 use crate::domain::{
-    AssignedView, CloseNote, ContactChannel, Elder, Incident, IncidentId, Offer, OfferView,
-    Priority, ReachStep, Steward, StewardId,
+    AssignedView, CloseNote, ContactChannel, Elder, Incident, IncidentId, LiveOffer, Offer,
+    OfferView, Priority, ReachStep, Steward, StewardId,
 };
 use crate::rules::RuleBook;
 use crate::settings::WebhookAudience;
 use protocol::{CommandMessage, IncidentUpdateState};
-
-/// Stream event names (API.md, Stream).
-pub const EVENT_INCIDENT: &str = "incident";
-pub const EVENT_STEWARD: &str = "steward";
-pub const EVENT_OFFER: &str = "offer";
-pub const EVENT_OFFER_WITHDRAWN: &str = "offer.withdrawn";
 
 pub use crate::domain::WithdrawReason;
 
@@ -81,7 +75,7 @@ impl Transition {
 pub struct NewStream {
     pub at: DateTime<Utc>,
     pub audience: Audience,
-    pub event: &'static str,
+    pub event: StreamKind,
     pub data: Value,
 }
 
@@ -142,15 +136,30 @@ impl Notices {
     /// that escalates): each audience gets it once, as it ends.
     pub fn incident(&mut self, incident: &Incident, now: DateTime<Utc>) {
         let data = json!(incident);
-        self.push_once(Audience::Supervisors, EVENT_INCIDENT, data.clone(), now);
+        self.push_once(
+            Audience::Supervisors,
+            StreamKind::Incident,
+            data.clone(),
+            now,
+        );
         if let Some(s) = &incident.steward_id {
-            self.push_once(Audience::Steward(s.clone()), EVENT_INCIDENT, data, now);
+            self.push_once(
+                Audience::Steward(s.clone()),
+                StreamKind::Incident,
+                data,
+                now,
+            );
         }
     }
 
     /// A steward after a status change, to supervisors.
     pub fn steward(&mut self, steward: &Steward, now: DateTime<Utc>) {
-        self.push_once(Audience::Supervisors, EVENT_STEWARD, json!(steward), now);
+        self.push_once(
+            Audience::Supervisors,
+            StreamKind::Steward,
+            json!(steward),
+            now,
+        );
         match self.stewards.iter_mut().find(|s| s.id == steward.id) {
             Some(earlier) => *earlier = steward.clone(),
             None => self.stewards.push(steward.clone()),
@@ -172,12 +181,12 @@ impl Notices {
         self.stream.push(NewStream {
             at: now,
             audience: Audience::Steward(offer.steward_id.clone()),
-            event: EVENT_OFFER,
-            data: json!({
-                "incident": incident,
-                "elder": elder,
-                "distance_m": offer.distance_m,
-                "expires_at": offer.expires_at,
+            event: StreamKind::Offer,
+            data: json!(LiveOffer {
+                incident: incident.clone(),
+                elder: elder.cloned(),
+                distance_m: offer.distance_m,
+                expires_at: offer.expires_at,
             }),
         });
         for step in reach {
@@ -252,7 +261,7 @@ impl Notices {
         self.stream.push(NewStream {
             at: now,
             audience: Audience::Steward(steward.clone()),
-            event: EVENT_OFFER_WITHDRAWN,
+            event: StreamKind::OfferWithdrawn,
             data: json!({"incident_id": incident, "reason": reason.as_str()}),
         });
     }
@@ -317,7 +326,7 @@ impl Notices {
     fn push_once(
         &mut self,
         audience: Audience,
-        event: &'static str,
+        event: StreamKind,
         data: Value,
         now: DateTime<Utc>,
     ) {
@@ -490,7 +499,7 @@ mod tests {
         );
         assert_eq!(n.stream.len(), 1);
         assert_eq!(n.stream[0].audience, Audience::Supervisors);
-        assert_eq!(n.stream[0].event, "incident");
+        assert_eq!(n.stream[0].event, StreamKind::Incident);
         assert_eq!(
             targets(&n),
             vec![
@@ -552,7 +561,7 @@ mod tests {
         let got: Vec<_> = n
             .stream
             .iter()
-            .map(|s| (s.audience.as_text(), s.event))
+            .map(|s| (s.audience.as_text(), s.event.as_str()))
             .collect();
         assert_eq!(
             got,
@@ -602,7 +611,7 @@ mod tests {
         assert_eq!(n.stream[0].audience, Audience::Steward(s1.clone()));
         assert_eq!(n.stream[0].data["distance_m"], 420.0);
         assert_eq!(n.stream[0].data["elder"]["notes"], "key under the mat");
-        assert_eq!(n.stream[1].event, "offer.withdrawn");
+        assert_eq!(n.stream[1].event, StreamKind::OfferWithdrawn);
         assert_eq!(
             n.stream[1].data,
             json!({"incident_id": "inc-1", "reason": "taken"})

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
-use super::dispatch::{Audience, Channel, OutboxItem, StreamEvent};
+use super::dispatch::{Audience, Channel, OutboxItem, StreamEvent, StreamKind};
 use super::sql::to_json;
 use super::{Deadline, Liveness, StoreError, StoreResult, StoredEvent, UnknownDevice};
 use crate::domain::{
@@ -543,9 +543,11 @@ impl StreamRow {
                 StoreError::Corrupt(format!("stream {}: audience {:?}", self.seq, self.audience))
             })?,
             data: at.json("data", &self.data)?,
+            event: StreamKind::parse(&self.event).ok_or_else(|| {
+                StoreError::Corrupt(format!("stream {}: event {:?}", self.seq, self.event))
+            })?,
             seq: self.seq,
             at: self.at,
-            event: self.event,
         })
     }
 }

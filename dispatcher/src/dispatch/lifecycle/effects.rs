@@ -65,28 +65,12 @@ async fn apply_one(
         // The elder's cancel closes the incident as a supervisor's would,
         // while nobody has reached them yet.
         Effect::Cancel { key, reason } => {
-            let Some((i, d)) = tx.lock_open_by_key(key, true).await? else {
-                return Ok(recorded);
-            };
             let how = Closing::Cancelled { reason };
-            let closed = close_in(tx, i, d, how, actor, now, rules).await?;
-            opened.closed(&closed);
-            Ok(Applied {
-                action: EventAction::Cancelled,
-                incident: Some(closed),
-            })
+            close_by_key(tx, key, how, actor, now, rules, opened).await
         }
         Effect::Clear { key, note } => {
-            let Some((i, d)) = tx.lock_open_by_key(key, false).await? else {
-                return Ok(recorded);
-            };
             let how = Closing::Cleared { note };
-            let closed = close_in(tx, i, d, how, actor, now, rules).await?;
-            opened.closed(&closed);
-            Ok(Applied {
-                action: EventAction::Cleared,
-                incident: Some(closed),
-            })
+            close_by_key(tx, key, how, actor, now, rules, opened).await
         }
         // Deadlines are written with the transaction's other pending
         // rows, one statement for all.
@@ -108,6 +92,35 @@ async fn apply_one(
             Ok(recorded)
         }
     }
+}
+
+/// Closes the open incident under `key`, if there is one (a cancel only
+/// while nobody has reached the elder).
+async fn close_by_key(
+    tx: &mut dyn DispatchTx,
+    key: &str,
+    how: Closing<'_>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    rules: &RuleBook,
+    opened: &mut Opened,
+) -> StoreResult<Applied> {
+    let (unreached_only, action) = match how {
+        Closing::Cancelled { .. } => (true, EventAction::Cancelled),
+        _ => (false, EventAction::Cleared),
+    };
+    let Some((i, d)) = tx.lock_open_by_key(key, unreached_only).await? else {
+        return Ok(Applied {
+            action: EventAction::Recorded,
+            incident: None,
+        });
+    };
+    let closed = close_in(tx, i, d, how, actor, now, rules).await?;
+    opened.closed(&closed);
+    Ok(Applied {
+        action,
+        incident: Some(closed),
+    })
 }
 
 /// Opens an incident under the key, or joins the open one.

@@ -49,7 +49,7 @@ const TIMER_BATCH: i64 = 200;
 
 /// The incident's transitions, on any store that dispatches.
 #[async_trait]
-pub trait Lifecycle {
+pub trait Lifecycle: DispatchStore {
     /// Takes the dispatch turn of a `dispatching` incident whose
     /// `next_dispatch_at` is due and offers it, in one transaction, so
     /// concurrent callers (two instances, the ingest hook and the timer)
@@ -69,7 +69,9 @@ pub trait Lifecycle {
         incident: &IncidentId,
         now: DateTime<Utc>,
         plan: &Planner<'_>,
-    ) -> StoreResult<Option<TakenTurn>>;
+    ) -> StoreResult<Option<TakenTurn>> {
+        turn::take(self, incident, now, plan).await
+    }
 
     /// The steward accepts their live offer: the incident becomes
     /// `acknowledged` with them assigned, they become `busy`, every other
@@ -85,7 +87,11 @@ pub trait Lifecycle {
         steward: &StewardId,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>>;
+    ) -> StoreResult<Done<Incident>> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = accept::accept(&mut *tx, incident, steward, now, rules).await;
+        finish(tx, result).await
+    }
 
     /// The steward declines their live offer: they are `available` again,
     /// `failed_offers` counts up, and when no offer is left live the next
@@ -97,7 +103,11 @@ pub trait Lifecycle {
         steward: &StewardId,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>>;
+    ) -> StoreResult<Done<Incident>> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = decline::decline(&mut *tx, incident, steward, now, rules).await;
+        finish(tx, result).await
+    }
 
     /// Expires every live offer past `expires_at`, as a decline would.
     /// Returns the incidents touched.
@@ -105,7 +115,9 @@ pub trait Lifecycle {
         &self,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Done<Vec<IncidentId>>>;
+    ) -> StoreResult<Done<Vec<IncidentId>>> {
+        expire::expire_due(self, now, rules).await
+    }
 
     /// Escalates `dispatching` incidents whose `escalate_at` is due: level
     /// up, `escalate_at` moves by `escalate_after_s` (a long wait keeps
@@ -115,7 +127,9 @@ pub trait Lifecycle {
         &self,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Done<Vec<IncidentId>>>;
+    ) -> StoreResult<Done<Vec<IncidentId>>> {
+        escalate::escalate_due(self, now, rules).await
+    }
 
     /// Escalates one incident now, for `reason` ("nobody available").
     async fn escalate(
@@ -124,7 +138,11 @@ pub trait Lifecycle {
         reason: &str,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>>;
+    ) -> StoreResult<Done<Incident>> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = escalate::escalate(&mut *tx, incident, reason, now, rules).await;
+        finish(tx, result).await
+    }
 
     /// The assigned steward is with the elder: `on_site`.
     /// `Conflict(not_assigned)` for anyone else, `Conflict(not_open)` on a
@@ -135,7 +153,11 @@ pub trait Lifecycle {
         steward: &StewardId,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>>;
+    ) -> StoreResult<Done<Incident>> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = arrive::arrive(&mut *tx, incident, steward, now, rules).await;
+        finish(tx, result).await
+    }
 
     /// Resolves an open incident with an outcome and notes; its steward is
     /// free again, live offers are withdrawn. `Conflict(not_open)` when
@@ -150,7 +172,11 @@ pub trait Lifecycle {
         notes: &str,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>>;
+    ) -> StoreResult<Done<Incident>> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = close::resolve(&mut *tx, incident, actor, outcome, notes, now, rules).await;
+        finish(tx, result).await
+    }
 
     /// Cancels an open incident: as resolve, status `cancelled`, notes =
     /// reason. `Conflict(not_open)` when it is already closed.
@@ -161,7 +187,11 @@ pub trait Lifecycle {
         reason: &str,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>>;
+    ) -> StoreResult<Done<Incident>> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = close::cancel(&mut *tx, incident, actor, reason, now, rules).await;
+        finish(tx, result).await
+    }
 
     /// A supervisor assigns a steward by hand: live offers are withdrawn,
     /// the incident is `acknowledged` with that steward, who becomes
@@ -176,153 +206,14 @@ pub trait Lifecycle {
         actor: &Actor,
         now: DateTime<Utc>,
         rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>>;
+    ) -> StoreResult<Done<Incident>> {
+        assign::assign(self, incident, steward, actor, now, rules).await
+    }
 
     /// Applies effects raised outside ingest (a device going offline or
     /// coming back) in one transaction, as `actor`. `rules` decide whether
     /// an opened incident is dispatched (its offers are the engine's) and
     /// who is told. One result per effect.
-    async fn apply(
-        &self,
-        effects: &[Effect],
-        actor: &Actor,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Vec<Applied>>>;
-
-    /// Applies a claimed deadline's stored effects and deletes it, in one
-    /// transaction. No results, and nothing changed, when it was
-    /// unscheduled, moved or already fired since it was claimed.
-    async fn fire_deadline(
-        &self,
-        deadline: &Deadline,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Vec<Applied>>>;
-
-    /// A steward went off duty: their live offers are withdrawn (each
-    /// incident's next dispatch due now). Returns those incidents.
-    async fn withdraw_offers_of(
-        &self,
-        steward: &StewardId,
-        reason: WithdrawReason,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Done<Vec<IncidentId>>>;
-}
-
-#[async_trait]
-impl<S: DispatchStore + ?Sized> Lifecycle for S {
-    async fn take_turn(
-        &self,
-        incident: &IncidentId,
-        now: DateTime<Utc>,
-        plan: &Planner<'_>,
-    ) -> StoreResult<Option<TakenTurn>> {
-        turn::take(self, incident, now, plan).await
-    }
-
-    async fn accept(
-        &self,
-        incident: &IncidentId,
-        steward: &StewardId,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>> {
-        let mut tx = self.begin_dispatch().await?;
-        let result = accept::accept(&mut *tx, incident, steward, now, rules).await;
-        finish(tx, result).await
-    }
-
-    async fn decline(
-        &self,
-        incident: &IncidentId,
-        steward: &StewardId,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>> {
-        let mut tx = self.begin_dispatch().await?;
-        let result = decline::decline(&mut *tx, incident, steward, now, rules).await;
-        finish(tx, result).await
-    }
-
-    async fn expire_offers(
-        &self,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Vec<IncidentId>>> {
-        expire::expire_due(self, now, rules).await
-    }
-
-    async fn escalate_due(
-        &self,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Vec<IncidentId>>> {
-        escalate::escalate_due(self, now, rules).await
-    }
-
-    async fn escalate(
-        &self,
-        incident: &IncidentId,
-        reason: &str,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>> {
-        let mut tx = self.begin_dispatch().await?;
-        let result = escalate::escalate(&mut *tx, incident, reason, now, rules).await;
-        finish(tx, result).await
-    }
-
-    async fn arrive(
-        &self,
-        incident: &IncidentId,
-        steward: &StewardId,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>> {
-        let mut tx = self.begin_dispatch().await?;
-        let result = arrive::arrive(&mut *tx, incident, steward, now, rules).await;
-        finish(tx, result).await
-    }
-
-    async fn resolve(
-        &self,
-        incident: &IncidentId,
-        actor: &Actor,
-        outcome: Outcome,
-        notes: &str,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>> {
-        let mut tx = self.begin_dispatch().await?;
-        let result = close::resolve(&mut *tx, incident, actor, outcome, notes, now, rules).await;
-        finish(tx, result).await
-    }
-
-    async fn cancel(
-        &self,
-        incident: &IncidentId,
-        actor: &Actor,
-        reason: &str,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>> {
-        let mut tx = self.begin_dispatch().await?;
-        let result = close::cancel(&mut *tx, incident, actor, reason, now, rules).await;
-        finish(tx, result).await
-    }
-
-    async fn assign(
-        &self,
-        incident: &IncidentId,
-        steward: &StewardId,
-        actor: &Actor,
-        now: DateTime<Utc>,
-        rules: &RuleBook,
-    ) -> StoreResult<Done<Incident>> {
-        assign::assign(self, incident, steward, actor, now, rules).await
-    }
-
     async fn apply(
         &self,
         effects: &[Effect],
@@ -336,6 +227,9 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         finish(tx, result).await
     }
 
+    /// Applies a claimed deadline's stored effects and deletes it, in one
+    /// transaction. No results, and nothing changed, when it was
+    /// unscheduled, moved or already fired since it was claimed.
     async fn fire_deadline(
         &self,
         deadline: &Deadline,
@@ -347,6 +241,8 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         finish(tx, result).await
     }
 
+    /// A steward went off duty: their live offers are withdrawn (each
+    /// incident's next dispatch due now). Returns those incidents.
     async fn withdraw_offers_of(
         &self,
         steward: &StewardId,
@@ -356,6 +252,8 @@ impl<S: DispatchStore + ?Sized> Lifecycle for S {
         withdraw::withdraw_offers_of(self, steward, reason, now).await
     }
 }
+
+impl<S: DispatchStore + ?Sized> Lifecycle for S {}
 
 /// A transition's result, and what its commit changed for
 /// [`super::after_commit`].

@@ -176,7 +176,7 @@ pub(crate) async fn stream_since(s: &dyn Store, seq: i64) -> (Vec<(String, Strin
     let head = rows.last().map_or(seq, |r| r.seq);
     let got = rows
         .into_iter()
-        .map(|r| (r.audience.as_text(), r.event))
+        .map(|r| (r.audience.as_text(), r.event.to_string()))
         .collect();
     (got, head)
 }

@@ -294,7 +294,7 @@ pub(crate) async fn a_critical_incident_offered_twice_goes_to_the_first_to_accep
         .filter(|e| e.audience == Audience::Steward(steward_id(loser)))
         .collect();
     assert_eq!(told.len(), 1);
-    assert_eq!(told[0].event, "offer.withdrawn");
+    assert_eq!(told[0].event.as_str(), "offer.withdrawn");
     assert_eq!(told[0].data["reason"], "taken");
     assert_eq!(told[0].data["incident_id"], inc.id.as_str());
     assert_no_double_booking(&h, "after the race").await;

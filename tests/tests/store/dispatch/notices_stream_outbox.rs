@@ -514,7 +514,7 @@ pub(crate) async fn the_stream_reads_in_order_and_prunes(h: Harness) {
     assert_eq!(seqs, vec![all[15].seq, all[16].seq, all[17].seq]);
     assert!(s.stream_after(head, 10).await.unwrap().is_empty());
     assert_eq!(all[0].audience, Audience::Supervisors);
-    assert_eq!(all[0].event, "incident");
+    assert_eq!(all[0].event.as_str(), "incident");
     // Pruning forgets the old rows, never the sequence.
     let pruned = s.prune_stream(t0 + Duration::seconds(10)).await.unwrap();
     assert_eq!(pruned, 10);
