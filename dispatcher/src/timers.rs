@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Worker};
 use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::ingest::{HealthChange, Liveness};
 use crate::metrics::Metrics;
@@ -58,8 +58,12 @@ pub async fn deadline_loop(deps: TimerDeps, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = fire_due(&deps).await {
-            tracing::warn!(error = %e, "could not process due deadlines; retrying next tick");
+        let began = deps.clock.now();
+        match fire_due(&deps).await {
+            Ok(_) => deps.clock.pass_done(Worker::Deadlines, began),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not process due deadlines; retrying next tick");
+            }
         }
     }
 }
@@ -108,8 +112,12 @@ pub async fn liveness_loop(deps: TimerDeps, stop: CancellationToken) {
             last_reload = tokio::time::Instant::now();
             reload(&deps).await;
         }
-        for change in deps.liveness.sweep(deps.clock.now()) {
+        let began = deps.clock.now();
+        for change in deps.liveness.sweep(began) {
             let _ = deps.health_tx.send(change);
+        }
+        if deps.clock.is_manual() {
+            let _ = deps.health_tx.send(HealthChange::Swept { at: began });
         }
     }
 }

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use chrono::{DateTime, Utc};
 use dispatcher::api::AppState;
-use dispatcher::clock::Clock;
+use dispatcher::clock::{Clock, Worker};
 use dispatcher::settings::Settings;
 use dispatcher::startup::Application;
 use protocol::Topics;
@@ -355,6 +355,25 @@ impl TestApp {
             .await;
         assert_eq!(s, StatusCode::OK, "duty: {b}");
         token
+    }
+
+    /// Waits until every worker that acts on time (the engine, the
+    /// deadline timers, the liveness detector, the outbox) has finished a
+    /// pass at the manual clock's current time: after a test moves the
+    /// clock, whatever is due then has happened, and whatever has not
+    /// happened was not due. Needs a manual clock.
+    pub async fn settle(&self) {
+        assert!(self.clock.is_manual(), "settle needs a manual clock");
+        let passed = self.clock.passed(&Worker::ALL);
+        if tokio::time::timeout(std::time::Duration::from_secs(20), passed)
+            .await
+            .is_err()
+        {
+            panic!(
+                "the workers did not finish a pass at {} within 20 s",
+                self.clock.now()
+            );
+        }
     }
 
     /// One incident in full (offers, timeline, candidates, deliveries).

@@ -172,7 +172,7 @@ async fn an_unanswered_offer_times_out_to_the_next_and_two_declines_escalate() {
 
     // Nobody answers for 45 s (urgent): the offer expires, s-mid is next.
     app.clock.advance(Duration::seconds(44));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.settle().await;
     assert!(
         live_offer_to(&app.incident(&id).await, "s-near"),
         "not before its time"

@@ -392,7 +392,7 @@ async fn a_silent_device_goes_offline_and_clears_when_heard_again() {
 
     // Two missed heartbeats: still fine.
     app.clock.advance(Duration::seconds(150));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.settle().await;
     assert!(app.incidents("kind=device.offline").await.is_empty());
 
     // The third: offline.
@@ -462,7 +462,7 @@ async fn a_fall_risk_elder_out_of_bed_at_night_raises_an_incident_after_the_limi
     })
     .await;
     app.clock.advance(Duration::minutes(10));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.settle().await;
     assert!(app.incidents("kind=bed.no_return").await.is_empty());
 
     // Out and not back.
@@ -473,7 +473,7 @@ async fn a_fall_risk_elder_out_of_bed_at_night_raises_an_incident_after_the_limi
     })
     .await;
     app.clock.advance(Duration::minutes(14));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.settle().await;
     assert!(app.incidents("kind=bed.no_return").await.is_empty());
     app.clock.advance(Duration::minutes(2));
     // (The silent bed sensor is offline by now too; that is its own incident.)

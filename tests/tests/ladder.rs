@@ -129,7 +129,7 @@ async fn a_critical_offer_texts_at_10_s_and_a_reply_accepts_before_the_call() {
 
     let incident = press(&app, "fall-1", "fall.detected").await;
     app.clock.advance(chrono::Duration::seconds(9));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.settle().await;
     assert!(gw.to("/sms").is_empty(), "no text before its step");
 
     app.clock.advance(chrono::Duration::seconds(1));

@@ -121,7 +121,7 @@ async fn a_press_rings_the_stewards_phone_again_until_accepted_then_closes_it() 
     assert_eq!(close.payload["reason"], "accepted");
     assert_eq!(close.payload["tag"], format!("incident-{incident}"));
     app.clock.advance(chrono::Duration::seconds(60));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.settle().await;
     let offers: Vec<_> = push
         .delivered_to(&phone)
         .iter()

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Lifecycle;
 use super::matcher::{Matcher, Need};
-use crate::clock::Clock;
+use crate::clock::{Clock, Worker};
 use crate::domain::{DispatchTurn, OfferPlan, TakenTurn};
 use crate::domain::{IncidentId, Offer, Steward, StewardId};
 use crate::rules::RuleBook;
@@ -207,8 +207,12 @@ impl Engine {
                             tracing::warn!(error = %e, "matcher rebuild failed");
                         }
                     }
-                    if let Err(e) = self.tick().await {
-                        tracing::warn!(error = %e, "dispatch tick failed; retrying next tick");
+                    let began = self.clock.now();
+                    match self.tick().await {
+                        Ok(()) => self.clock.pass_done(Worker::Engine, began),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "dispatch tick failed; retrying next tick");
+                        }
                     }
                 }
                 kick = self.kicks.recv() => match kick {

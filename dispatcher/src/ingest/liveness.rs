@@ -28,6 +28,10 @@ pub enum HealthChange {
     WentOffline { device: DeviceId, why: String },
     /// Heard again after being offline: its incident clears.
     CameBack { device: DeviceId },
+    /// A sweep that began at `at` is over: every change it found came
+    /// before this. Sent only under a manual clock, which hears of it once
+    /// those changes are applied (tests wait on it, [`crate::clock`]).
+    Swept { at: DateTime<Utc> },
 }
 
 struct Entry {

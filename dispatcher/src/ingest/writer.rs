@@ -17,6 +17,7 @@ use rumqttc::{AsyncClient, Publish};
 use tokio::sync::{mpsc, watch};
 
 use super::{HealthChange, IngestDeps, Item};
+use crate::clock::Worker;
 use crate::dispatch::engine::log_offered;
 use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::{Actor, IncidentId};
@@ -262,6 +263,10 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], ingested: &Ingested) {
 /// is down.
 pub(crate) async fn health(deps: IngestDeps, mut changes: mpsc::UnboundedReceiver<HealthChange>) {
     while let Some(change) = changes.recv().await {
+        if let HealthChange::Swept { at } = change {
+            deps.clock.pass_done(Worker::Liveness, at);
+            continue;
+        }
         let mut wait = Duration::from_millis(100);
         loop {
             match apply_health(&deps, &change).await {
@@ -294,6 +299,7 @@ async fn apply_health(deps: &IngestDeps, change: &HealthChange) -> Result<(), St
             tracing::info!(%device, "device heard again");
             deps.rules.device_heard(device)
         }
+        HealthChange::Swept { .. } => return Ok(()),
     };
     let done = deps
         .store

@@ -49,7 +49,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Worker};
 use crate::settings::{Settings, WebhookTarget};
 use crate::store::dispatch::{Channel, DeliveryOutcome, OutboxItem};
 use crate::store::outbox::OutboxStore;
@@ -357,9 +357,11 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
             }
         }
         let limit = CLAIM_BATCH;
+        let began = deps.clock.now();
+        let inflight: usize = pools.iter().map(|p| p.tasks.len()).sum();
         let items = match deps
             .store
-            .claim_outbox_for(deps.clock.now(), LEASE, limit, &channels)
+            .claim_outbox_for(began, LEASE, limit, &channels)
             .await
         {
             Ok(items) => items,
@@ -369,6 +371,10 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
             }
         };
         let claimed = items.len() as i64;
+        if claimed == 0 && inflight == 0 {
+            // Nothing was due at `began` and nothing is on its way.
+            deps.clock.pass_done(Worker::Outbox, began);
+        }
         for item in items {
             if item.channel == Channel::Device {
                 let outcome = deliver_device(&deps, &item).await;
