@@ -1,15 +1,14 @@
 //! The HTTP API against a real store: every test builds the router over a
-//! fresh SQLite file and a fresh PostgreSQL database (the one
-//! `ELDERCARE_TEST_PG_URL` names, by default local with user `postgres`;
-//! unreachable, the PostgreSQL variants fail) and drives it with
-//! `oneshot`, no sockets.
+//! fresh SQLite file and a fresh PostgreSQL database (the shared harness's,
+//! `eldercare_tests::db`: the server `ELDERCARE_TEST_PG_URL` names, by
+//! default local with user `postgres`; unreachable, the PostgreSQL
+//! variants fail) and drives it with `oneshot`, no sockets.
 //!
 //! Every response any test sees is checked on the way: never a 500, and
 //! every 4xx has the `{"error": {"code", "message"}}` body.
 
-use eldercare_dispatcher::dispatch::Lifecycle;
-use eldercare_dispatcher::ingest::IngestBatch;
-use std::path::PathBuf;
+use dispatcher::dispatch::Lifecycle;
+use dispatcher::ingest::IngestBatch;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,13 +16,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use chrono::{Duration, Utc};
-use eldercare_dispatcher::api::{self, AppState};
-use eldercare_dispatcher::clock::Clock;
-use eldercare_dispatcher::domain::{DedupKey, ElderId, Incident, IncidentKind, Priority};
-use eldercare_dispatcher::metrics::Metrics;
-use eldercare_dispatcher::rules::{Effect, RuleBook};
-use eldercare_dispatcher::settings::{Secret, Settings};
-use eldercare_dispatcher::store::{self, Store};
+use dispatcher::api::{self, AppState};
+use dispatcher::clock::Clock;
+use dispatcher::domain::{DedupKey, ElderId, Incident, IncidentKind, Priority};
+use dispatcher::metrics::Metrics;
+use dispatcher::rules::{Effect, RuleBook};
+use dispatcher::settings::{Secret, Settings};
+use dispatcher::store::{self, Store};
+use eldercare_tests::db::TestDb;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -33,88 +33,25 @@ const PASSWORD: &str = "password-1";
 
 // --- the harness ---
 
-/// A database owned by one test, removed when dropped.
-enum Db {
-    Sqlite(PathBuf),
-    Postgres { admin_url: String, name: String },
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        match self {
-            Db::Sqlite(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Db::Postgres { admin_url, name } => {
-                // Drop runs inside the test's runtime; a thread with its
-                // own runtime does the async work.
-                let (url, sql) = (
-                    admin_url.clone(),
-                    format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-                );
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .ok()?;
-                    rt.block_on(async {
-                        use sqlx::Connection;
-                        let mut c = sqlx::PgConnection::connect(&url).await.ok()?;
-                        sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .execute(&mut c)
-                            .await
-                            .ok()
-                    })
-                })
-                .join();
-            }
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Backend {
     Sqlite,
     Postgres,
 }
 
-fn unique() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-async fn fresh_db(backend: Backend) -> (Db, String) {
-    match backend {
-        Backend::Sqlite => {
-            let dir = std::env::temp_dir().join(format!("eldercare-api-{}", unique()));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            let url = format!("sqlite://{}", dir.join("t.db").display());
-            (Db::Sqlite(dir), url)
-        }
-        Backend::Postgres => {
-            use sqlx::Connection;
-            let admin_url = std::env::var("ELDERCARE_TEST_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let mut conn = sqlx::PgConnection::connect(&admin_url)
+/// A fresh database of the backend, from the shared test harness
+/// (removed when dropped; PostgreSQL missing fails the test).
+async fn fresh_db(backend: Backend) -> (Box<dyn TestDb>, String) {
+    let db: Box<dyn TestDb> = match backend {
+        Backend::Sqlite => Box::new(eldercare_tests::db::fresh_sqlite()),
+        Backend::Postgres => Box::new(
+            eldercare_tests::db::fresh_postgres()
                 .await
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "PostgreSQL at ELDERCARE_TEST_PG_URL={admin_url} is not reachable ({e}); \
-                         start it (pg_ctlcluster <version> main start) or point \
-                         ELDERCARE_TEST_PG_URL at one"
-                    )
-                });
-            let name = format!("eldercare_api_{}", unique());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(b, _)| b);
-            let url = format!("{base}/{name}");
-            (Db::Postgres { admin_url, name }, url)
-        }
-    }
+                .unwrap_or_else(|e| panic!("{e}")),
+        ),
+    };
+    let url = db.url().to_owned();
+    (db, url)
 }
 
 struct TestApp {
@@ -125,7 +62,7 @@ struct TestApp {
     /// The store's URL, for the one test that must write what no store
     /// method writes yet (an assignment; dispatch will own that).
     url: String,
-    _db: Db,
+    _db: Box<dyn TestDb>,
 }
 
 struct Resp {
@@ -175,7 +112,7 @@ async fn spawn_with(backend: Backend, clock: Clock) -> TestApp {
         Arc::new(AtomicBool::new(true)),
     );
     let mut app = TestApp {
-        router: api::router(state.clone(), eldercare_dispatcher::web::router()),
+        router: api::router(state.clone(), dispatcher::web::router()),
         state,
         admin: String::new(),
         url,
@@ -340,7 +277,7 @@ impl TestApp {
                     priority: Priority::Urgent,
                     summary: format!("{kind} by test"),
                 }],
-                &eldercare_dispatcher::domain::Actor::System,
+                &dispatcher::domain::Actor::System,
                 self.state.clock.now(),
                 &self.state.rules,
             )
@@ -1509,8 +1446,8 @@ async fn a_steward_sees_their_incident_and_its_elder(app: &TestApp) {
 }
 
 async fn ingested_events_and_unknown_devices(app: &TestApp) {
-    use eldercare_dispatcher::domain::DeviceId;
-    use eldercare_dispatcher::store::IncomingEvent;
+    use dispatcher::domain::DeviceId;
+    use dispatcher::store::IncomingEvent;
 
     app.elder("e-1").await;
     app.post(
