@@ -14,6 +14,7 @@ use crate::dispatch::lifecycle::effects::{self, Opened, first_that_acted};
 use crate::dispatch::lifecycle::turn::first_offers;
 use crate::domain::{Actor, FirstOffers};
 use crate::rules::{RuleBook, Verdict};
+use crate::store::dispatch_tx::Committed;
 use crate::store::ingest::{IngestStore, IngestTx, Registry};
 use crate::store::{Applied, EventAction, IncomingEvent, Ingested, StoreResult};
 
@@ -56,8 +57,8 @@ impl<S: IngestStore + ?Sized> IngestBatch for S {
         }
         let mut tx = self.begin_ingest().await?;
         match store_batch(&mut *tx, batch, rules, first_offers).await {
-            Ok(ingested) => {
-                let _changed = tx.commit().await?;
+            Ok(mut ingested) => {
+                ingested.changed = tx.commit().await?;
                 Ok(ingested)
             }
             Err(e) => {
@@ -120,6 +121,7 @@ async fn store_batch(
     Ok(Ingested {
         applied: results,
         offered,
+        changed: Committed::default(),
     })
 }
 

@@ -171,6 +171,7 @@ async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Ingested {
                     let one = Box::pin(commit(deps, std::slice::from_ref(event))).await;
                     out.applied.extend(one.applied);
                     out.offered.extend(one.offered);
+                    out.changed = std::mem::take(&mut out.changed).and(one.changed);
                 }
                 return out;
             }
@@ -186,7 +187,7 @@ async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Ingested {
                         action: EventAction::Recorded,
                         incident: None,
                     }],
-                    offered: Vec::new(),
+                    ..Ingested::default()
                 };
             }
         }
@@ -196,12 +197,16 @@ async fn commit(deps: &IngestDeps, events: &[IncomingEvent]) -> Ingested {
 /// Counts and logs what a committed batch did, and hands opened incidents
 /// not offered yet to dispatch.
 fn record(deps: &IngestDeps, events: &[IncomingEvent], ingested: &Ingested) {
-    let Ingested { applied, offered } = ingested;
-    let mut changed = Changed {
-        stream: applied.iter().any(|a| a.incident.is_some()),
-        turns: offered,
-        ..Changed::default()
-    };
+    let Ingested {
+        applied,
+        offered,
+        changed: committed,
+    } = ingested;
+    // What the commit said it changed (stewards a cancel or a clear
+    // freed), and the turns it took.
+    let mut changed = Changed::committed(committed.clone());
+    changed.stream |= applied.iter().any(|a| a.incident.is_some());
+    changed.turns = offered;
     let offered_now: HashSet<&IncidentId> = offered.iter().map(|t| &t.turn.incident.id).collect();
     let now = deps.clock.now();
     if let Some(oldest) = events.iter().map(|e| e.received_at).min() {
@@ -220,18 +225,12 @@ fn record(deps: &IngestDeps, events: &[IncomingEvent], ingested: &Ingested) {
             _ => deps.metrics.events_stored.fetch_add(1, Ordering::Relaxed),
         };
         if let Some(incident) = &result.incident {
-            match result.action {
-                EventAction::Opened => {
-                    deps.metrics
-                        .incident_opened(incident.kind, incident.priority);
-                    if !offered_now.contains(&incident.id) {
-                        changed.to_offer.push(incident.id.clone());
-                    }
+            if result.action == EventAction::Opened {
+                deps.metrics
+                    .incident_opened(incident.kind, incident.priority);
+                if !offered_now.contains(&incident.id) {
+                    changed.to_offer.push(incident.id.clone());
                 }
-                EventAction::Cancelled | EventAction::Cleared => {
-                    changed.released.push(incident.id.clone())
-                }
-                _ => {}
             }
             tracing::info!(
                 device = %event.device_id,

@@ -202,6 +202,9 @@ pub struct Ingested {
     pub applied: Vec<Applied>,
     /// The incidents offered in the batch's transaction.
     pub offered: Vec<crate::domain::TakenTurn>,
+    /// What its commit changed besides (stewards an elder's cancel or a
+    /// clear freed, incidents due now), for what follows it.
+    pub changed: dispatch_tx::Committed,
 }
 
 /// A stored device event, as supervisors read it.

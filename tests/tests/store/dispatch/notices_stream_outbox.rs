@@ -246,12 +246,26 @@ pub(crate) async fn the_elders_cancel_and_a_clear_write_their_notices(h: Harness
 
     // The elder cancels while the offer is live.
     let at = t0 + Duration::seconds(8);
-    let got = s
-        .ingest(&[event("btn-1", "c-1", EventType::CallCancelled, at)], &r)
+    let batch = s
+        .ingest_offering(
+            &[event("btn-1", "c-1", EventType::CallCancelled, at)],
+            &r,
+            None,
+        )
         .await
         .unwrap();
+    let got = &batch.applied;
     assert_eq!(got[0].action, EventAction::Cancelled);
     assert_eq!(status_of(s, "s-1").await, StewardStatus::Available);
+    // The batch's commit says whom it freed, for the matcher.
+    let freed: Vec<_> = batch
+        .changed
+        .stewards
+        .iter()
+        .map(|st| (st.id.to_string(), st.status))
+        .collect();
+    assert_eq!(freed, vec![("s-1".to_owned(), StewardStatus::Available)]);
+    assert!(batch.changed.stream);
     let (events, head) = stream_since(s, head).await;
     assert_eq!(
         events,
