@@ -20,7 +20,7 @@ use crate::ingest::{HealthChange, Liveness};
 use crate::metrics::Metrics;
 use crate::rules::RuleBook;
 use crate::settings::Settings;
-use crate::store::{EventAction, Store};
+use crate::store::{EventAction, TimerStore};
 
 /// How long a claimed deadline is ours before another instance may take it.
 const LEASE: chrono::Duration = chrono::Duration::seconds(60);
@@ -33,7 +33,7 @@ const RELOAD_EVERY: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct TimerDeps {
     pub settings: Arc<Settings>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn TimerStore>,
     /// What a fired deadline's incident is told to (dispatch, webhooks).
     pub rules: Arc<RuleBook>,
     pub metrics: Arc<Metrics>,

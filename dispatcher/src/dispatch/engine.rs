@@ -21,7 +21,7 @@ use crate::clock::{Clock, Worker};
 use crate::domain::{DispatchTurn, OfferPlan, TakenTurn};
 use crate::domain::{IncidentId, Offer, Steward, StewardId};
 use crate::rules::RuleBook;
-use crate::store::{Store, StoreError};
+use crate::store::{EngineStore, StoreError};
 
 /// How often the matcher is rebuilt from the store (changes made by other
 /// instances reach it then).
@@ -46,7 +46,7 @@ enum Kick {
 pub struct EngineHandle {
     kicks: mpsc::UnboundedSender<Kick>,
     matcher: Arc<Matcher>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn EngineStore>,
 }
 
 impl EngineHandle {
@@ -144,7 +144,7 @@ pub fn plan_offers(
 
 /// The engine task's parts.
 pub struct Engine {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EngineStore>,
     rules: Arc<RuleBook>,
     matcher: Arc<Matcher>,
     clock: Clock,
@@ -157,7 +157,7 @@ impl Engine {
     /// The engine and its handle. `on_commit` nudges the stream hub and
     /// the outbox worker.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn EngineStore>,
         rules: Arc<RuleBook>,
         clock: Clock,
         on_commit: Arc<dyn Fn() + Send + Sync>,

@@ -41,7 +41,7 @@ use crate::metrics::Metrics;
 use crate::mqtt::BrokerUrl;
 use crate::rules::RuleBook;
 use crate::settings::Settings;
-use crate::store::{IncomingEvent, Store};
+use crate::store::{IncomingEvent, IngestWorkerStore};
 pub use batch::IngestBatch;
 pub use liveness::{HealthChange, Liveness};
 
@@ -65,7 +65,7 @@ pub trait StoredReceipts: Send + Sync {
 pub struct IngestDeps {
     pub settings: Arc<Settings>,
     pub broker: BrokerUrl,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn IngestWorkerStore>,
     pub rules: Arc<RuleBook>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,

@@ -297,13 +297,39 @@ pub struct EventFilter {
     pub offset: i64,
 }
 
+/// What the dispatch engine reads and writes: dispatch's transactions,
+/// the stewards it ranks, the incidents whose stewards it re-reads.
+pub trait EngineStore: DispatchStore + registry::RegistryStore + incidents::IncidentStore {}
+impl<T: DispatchStore + registry::RegistryStore + incidents::IncidentStore + ?Sized> EngineStore
+    for T
+{
+}
+
+/// What the timer loops need: deadlines, dispatch's transactions (a
+/// deadline fires through them), the devices' liveness and heartbeats.
+pub trait TimerStore: deadlines::DeadlineStore + DispatchStore + registry::RegistryStore {}
+impl<T: deadlines::DeadlineStore + DispatchStore + registry::RegistryStore + ?Sized> TimerStore
+    for T
+{
+}
+
+/// What ingest needs: its batches, the devices, dispatch's transactions
+/// (a device's health is applied through them).
+pub trait IngestWorkerStore: ingest::IngestStore + DispatchStore + registry::RegistryStore {}
+impl<T: ingest::IngestStore + DispatchStore + registry::RegistryStore + ?Sized> IngestWorkerStore
+    for T
+{
+}
+
 /// Everything the dispatcher keeps. Object safe: the backend is chosen at
 /// start-up and shared as `Arc<dyn Store>`, which also offers dispatch's
 /// methods ([`DispatchStore`]), the stream log ([`stream_log::StreamLog`]),
 /// the outbox ([`outbox::OutboxStore`]) and those that reach stewards'
-/// phones ([`ReachStore`]). A worker that needs only one of these takes
-/// only that one (the hub a `StreamLog`, the outbox worker an
-/// `OutboxStore`), and a test fake implements only that.
+/// phones ([`ReachStore`]). A worker takes only what it needs: the hub a
+/// `StreamLog`, the outbox worker an `OutboxStore`, retention a
+/// `RetentionStore`, the engine an [`EngineStore`], the timers a
+/// [`TimerStore`], ingest an [`IngestWorkerStore`]; a test fake implements
+/// only that.
 #[async_trait]
 pub trait Store:
     registry::RegistryStore
@@ -318,6 +344,9 @@ pub trait Store:
     + logins::LoginStore
     + RetentionStore
     + SecretStore
+    + EngineStore
+    + TimerStore
+    + IngestWorkerStore
     + Send
     + Sync
     + 'static
