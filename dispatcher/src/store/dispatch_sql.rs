@@ -215,102 +215,11 @@ macro_rules! dispatch_sql {
                     row.map(ElderRow::into_domain).transpose()
                 }
 
-                /// The elder the webhooks carry, read only when a webhook
-                /// is configured. A damaged elder row must not stop an
-                /// incident from moving: the webhooks then carry none.
-                pub(crate) async fn elder_for_hooks(
-                    conn: &mut Conn,
-                    incident: &Incident,
-                    rules: &RuleBook,
-                ) -> StoreResult<Option<Elder>> {
-                    let Some(id) = &incident.elder_id else { return Ok(None) };
-                    if rules.notify().webhooks.is_empty() {
-                        return Ok(None);
-                    }
-                    match Self::load_elder(conn, id).await {
-                        Err(StoreError::Corrupt(e)) => {
-                            tracing::error!(error = %e, "elder row unreadable; webhooks go without the elder");
-                            Ok(None)
-                        }
-                        other => other,
-                    }
-                }
 
-                /// The elder's name for a steward's lock screen; none when
-                /// the incident has no elder or the row cannot be read (the
-                /// push then says "an elder", and the change goes ahead).
-                async fn elder_name(conn: &mut Conn, incident: &Incident) -> Option<String> {
-                    let id = incident.elder_id.as_ref()?;
-                    Self::load_elder(conn, id).await.ok().flatten().map(|e| e.name)
-                }
 
-                async fn hold_of(
-                    conn: &mut Conn,
-                    id: &StewardId,
-                    lock: bool,
-                ) -> StoreResult<StewardHold> {
-                    let row: Option<StewardHold> = if lock {
-                        sqlx::query_as(concat!(
-                            "SELECT status, on_duty, incident_id FROM stewards WHERE id = $1 ",
-                            $row_lock
-                        ))
-                        .bind(id.as_str())
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .db()?
-                    } else {
-                        sqlx::query_as("SELECT status, on_duty, incident_id FROM stewards WHERE id = $1")
-                            .bind(id.as_str())
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .db()?
-                    };
-                    row.ok_or_else(|| StoreError::NotFound(format!("steward {id}")))
-                }
 
-                /// The steward's offer of the incident (one at most: a
-                /// steward is never offered one incident twice).
-                async fn offer_of(
-                    conn: &mut Conn,
-                    incident: &IncidentId,
-                    steward: &StewardId,
-                ) -> StoreResult<Option<Offer>> {
-                    let row: Option<OfferRow> = sqlx::query_as(
-                        "SELECT * FROM offers WHERE incident_id = $1 AND steward_id = $2
-                         ORDER BY offered_at DESC, id DESC LIMIT 1",
-                    )
-                    .bind(incident.as_str())
-                    .bind(steward.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .db()?;
-                    row.map(OfferRow::into_domain).transpose()
-                }
 
-                async fn live_count(conn: &mut Conn, incident: &IncidentId) -> StoreResult<i64> {
-                    sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM offers WHERE incident_id = $1 AND response IS NULL",
-                    )
-                    .bind(incident.as_str())
-                    .fetch_one(&mut *conn)
-                    .await
-                    .db()
-                }
 
-                /// Incidents where this steward holds a live offer.
-                async fn live_offer_incidents(
-                    conn: &mut Conn,
-                    steward: &StewardId,
-                ) -> StoreResult<BTreeSet<IncidentId>> {
-                    let ids: Vec<String> = sqlx::query_scalar(
-                        "SELECT incident_id FROM offers WHERE steward_id = $1 AND response IS NULL",
-                    )
-                    .bind(steward.as_str())
-                    .fetch_all(&mut *conn)
-                    .await
-                    .db()?;
-                    Ok(incident_ids(ids)?.into_iter().collect())
-                }
 
                 // --- dispatch turns ---
 
@@ -335,40 +244,6 @@ macro_rules! dispatch_sql {
                     .db()
                 }
 
-                /// Takes the incident's dispatch turn if it is due (leases
-                /// it), and reads what the planner needs.
-                async fn claim_in(
-                    conn: &mut Conn,
-                    incident: &IncidentId,
-                    now: DateTime<Utc>,
-                ) -> StoreResult<Option<(DispatchTurn, DispatchState)>> {
-                    let Some(row) = Self::lease_turn(conn, incident, now).await? else {
-                        return Ok(None);
-                    };
-                    let (incident, d) = row.into_parts()?;
-                    let elder = match &incident.elder_id {
-                        Some(id) => Self::load_elder(conn, id).await?,
-                        None => None,
-                    };
-                    let offered: Vec<(String, Option<String>)> = sqlx::query_as(
-                        "SELECT steward_id, response FROM offers
-                         WHERE incident_id = $1 ORDER BY offered_at, id",
-                    )
-                    .bind(incident.id.as_str())
-                    .fetch_all(&mut *conn)
-                    .await
-                    .db()?;
-                    let live_offers = offered.iter().filter(|(_, response)| response.is_none()).count();
-                    let already_offered = offered
-                        .into_iter()
-                        .map(|(s, _)| {
-                            StewardId::parse(s.clone()).map_err(|e| {
-                                StoreError::Corrupt(format!("offer of {}: steward {s:?}: {e}", incident.id))
-                            })
-                        })
-                        .collect::<StoreResult<Vec<_>>>()?;
-                    Ok(Some((DispatchTurn { incident, elder, already_offered, live_offers }, d)))
-                }
 
                 // --- writing ---
 
@@ -416,162 +291,8 @@ macro_rules! dispatch_sql {
                     }
                 }
 
-                /// Ends live offers of an incident with `response` and
-                /// releases their stewards (`available`, or `off_duty` if
-                /// they went off duty). Queues a timeline line per offer,
-                /// `offer.withdrawn` to each steward but `quiet`, and each
-                /// released steward to supervisors.
-                #[allow(clippy::too_many_arguments)]
-                async fn end_offers(
-                    conn: &mut Conn,
-                    incident: &IncidentId,
-                    which: Which<'_>,
-                    response: OfferResponse,
-                    reason: WithdrawReason,
-                    quiet: Option<&StewardId>,
-                    actor: &Actor,
-                    now: DateTime<Utc>,
-                    pending: &mut Pending,
-                ) -> StoreResult<Vec<Offer>> {
-                    let mut q = QueryBuilder::<$db>::new("UPDATE offers SET response = ");
-                    q.push_bind(response.as_str())
-                        .push(", responded_at = ")
-                        .push_bind(now)
-                        .push(" WHERE incident_id = ")
-                        .push_bind(incident.as_str())
-                        .push(" AND response IS NULL");
-                    match which {
-                        Which::All => {}
-                        Which::Except(s) => {
-                            q.push(" AND steward_id <> ").push_bind(s.as_str());
-                        }
-                        Which::Only(s) => {
-                            q.push(" AND steward_id = ").push_bind(s.as_str());
-                        }
-                        Which::ExpiredBy(t) => {
-                            q.push(" AND expires_at <= ").push_bind(t);
-                        }
-                    }
-                    q.push(" RETURNING *");
-                    let rows: Vec<OfferRow> = q.build_query_as().fetch_all(&mut *conn).await.db()?;
-                    let mut offers = all(rows, OfferRow::into_domain)?;
-                    if offers.is_empty() {
-                        return Ok(offers);
-                    }
-                    offers.sort_by(|a, b| a.steward_id.cmp(&b.steward_id));
 
-                    let mut q = QueryBuilder::<$db>::new(
-                        "UPDATE stewards
-                         SET status = CASE WHEN on_duty THEN 'available' ELSE 'off_duty' END,
-                             incident_id = NULL
-                         WHERE status = 'offered' AND incident_id = ",
-                    );
-                    q.push_bind(incident.as_str()).push(" AND id IN (");
-                    let mut list = q.separated(", ");
-                    for o in &offers {
-                        list.push_bind(o.steward_id.as_str());
-                    }
-                    q.push(") RETURNING *");
-                    let rows: Vec<StewardRow> = q.build_query_as().fetch_all(&mut *conn).await.db()?;
-                    let mut released = all(rows, StewardRow::into_domain)?;
-                    released.sort_by(|a, b| a.id.cmp(&b.id));
 
-                    for o in &offers {
-                        pending.line(incident, now, offer_end_words(&o.steward_id, response, reason), actor);
-                        if quiet != Some(&o.steward_id) {
-                            pending.notices.withdrawn(&o.steward_id, incident, reason, now);
-                        }
-                    }
-                    for s in &released {
-                        pending.notices.steward(s, now);
-                    }
-                    Self::stop_reaching(conn, &offers, reason.close_reason(), quiet, now, pending).await?;
-                    Ok(offers)
-                }
-
-                /// The offers ended: their ladder steps not yet sent are
-                /// cancelled (a step a worker holds right now is checked
-                /// again before it goes out), and a phone that was shown
-                /// an offer's push, or may be about to be, gets a push that
-                /// closes it, but `quiet`'s: a supervisor assigned them the
-                /// incident, and that push replaces the offer's.
-                async fn stop_reaching(
-                    conn: &mut Conn,
-                    offers: &[Offer],
-                    reason: CloseReason,
-                    quiet: Option<&StewardId>,
-                    now: DateTime<Utc>,
-                    pending: &mut Pending,
-                ) -> StoreResult<()> {
-                    if offers.is_empty() {
-                        return Ok(());
-                    }
-                    let mut q = QueryBuilder::<$db>::new("UPDATE outbox SET state = 'cancelled', last_error = ");
-                    q.push_bind(format!("not needed: offer {}", reason.as_str()))
-                        .push(" WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < ")
-                        .push_bind(now)
-                        .push(") AND offer_id IN (");
-                    let mut list = q.separated(", ");
-                    for o in offers {
-                        list.push_bind(o.id.as_str());
-                    }
-                    q.push(")");
-                    q.build().execute(&mut *conn).await.db()?;
-
-                    let mut q = QueryBuilder::<$db>::new(
-                        "SELECT offer_id, payload FROM outbox
-                         WHERE channel = 'push' AND event IN ('offer', 'offer.repeat')
-                           AND (state = 'delivered' OR (state = 'pending' AND claimed_until >= ",
-                    );
-                    q.push_bind(now).push(")) AND offer_id IN (");
-                    let mut list = q.separated(", ");
-                    for o in offers {
-                        list.push_bind(o.id.as_str());
-                    }
-                    q.push(") ORDER BY id");
-                    let shown: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *conn).await.db()?;
-                    for o in offers.iter().filter(|o| quiet != Some(&o.steward_id)) {
-                        let Some((_, payload)) = shown.iter().find(|(id, _)| *id == o.id) else {
-                            continue;
-                        };
-                        let elder_name = serde_json::from_str::<OfferView>(payload)
-                            .ok()
-                            .and_then(|v| v.elder_name);
-                        pending.notices.close(
-                            &CloseNote {
-                                incident_id: o.incident_id.clone(),
-                                offer_id: o.id.clone(),
-                                steward_id: o.steward_id.clone(),
-                                reason,
-                                elder_name,
-                            },
-                            now,
-                        );
-                    }
-                    Ok(())
-                }
-
-                /// Frees the steward assigned to an incident: `available`
-                /// if on duty, else `off_duty`.
-                async fn release_assigned(
-                    conn: &mut Conn,
-                    steward: &StewardId,
-                    incident: &IncidentId,
-                ) -> StoreResult<Option<Steward>> {
-                    let row: Option<StewardRow> = sqlx::query_as(
-                        "UPDATE stewards
-                         SET status = CASE WHEN on_duty THEN 'available' ELSE 'off_duty' END,
-                             incident_id = NULL
-                         WHERE id = $1 AND incident_id = $2
-                         RETURNING *",
-                    )
-                    .bind(steward.as_str())
-                    .bind(incident.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .db()?;
-                    row.map(StewardRow::into_domain).transpose()
-                }
 
                 /// Writes a transaction's timeline lines, outbox rows and
                 /// stream rows, a statement per kind and chunk. Stream
@@ -751,7 +472,23 @@ macro_rules! dispatch_sql {
                 }
 
                 async fn steward_hold(&mut self, id: &StewardId, lock: bool) -> StoreResult<StewardHold> {
-                    $store::hold_of(&mut self.tx, id, lock).await
+                    let row: Option<StewardHold> = if lock {
+                        sqlx::query_as(concat!(
+                            "SELECT status, on_duty, incident_id FROM stewards WHERE id = $1 ",
+                            $row_lock
+                        ))
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .db()?
+                    } else {
+                        sqlx::query_as("SELECT status, on_duty, incident_id FROM stewards WHERE id = $1")
+                            .bind(id.as_str())
+                            .fetch_optional(&mut *self.tx)
+                            .await
+                            .db()?
+                    };
+                    row.ok_or_else(|| StoreError::NotFound(format!("steward {id}")))
                 }
 
                 async fn offer_of(
@@ -759,18 +496,40 @@ macro_rules! dispatch_sql {
                     incident: &IncidentId,
                     steward: &StewardId,
                 ) -> StoreResult<Option<Offer>> {
-                    $store::offer_of(&mut self.tx, incident, steward).await
+                    let row: Option<OfferRow> = sqlx::query_as(
+                        "SELECT * FROM offers WHERE incident_id = $1 AND steward_id = $2
+                         ORDER BY offered_at DESC, id DESC LIMIT 1",
+                    )
+                    .bind(incident.as_str())
+                    .bind(steward.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()?;
+                    row.map(OfferRow::into_domain).transpose()
                 }
 
                 async fn live_count(&mut self, incident: &IncidentId) -> StoreResult<i64> {
-                    $store::live_count(&mut self.tx, incident).await
+                    sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM offers WHERE incident_id = $1 AND response IS NULL",
+                    )
+                    .bind(incident.as_str())
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .db()
                 }
 
                 async fn live_offer_incidents(
                     &mut self,
                     steward: &StewardId,
                 ) -> StoreResult<BTreeSet<IncidentId>> {
-                    $store::live_offer_incidents(&mut self.tx, steward).await
+                    let ids: Vec<String> = sqlx::query_scalar(
+                        "SELECT incident_id FROM offers WHERE steward_id = $1 AND response IS NULL",
+                    )
+                    .bind(steward.as_str())
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .db()?;
+                    Ok(incident_ids(ids)?.into_iter().collect())
                 }
 
                 async fn elder_for_hooks(
@@ -778,11 +537,22 @@ macro_rules! dispatch_sql {
                     incident: &Incident,
                     rules: &RuleBook,
                 ) -> StoreResult<Option<Elder>> {
-                    $store::elder_for_hooks(&mut self.tx, incident, rules).await
+                    let Some(id) = &incident.elder_id else { return Ok(None) };
+                    if rules.notify().webhooks.is_empty() {
+                        return Ok(None);
+                    }
+                    match $store::load_elder(&mut self.tx, id).await {
+                        Err(StoreError::Corrupt(e)) => {
+                            tracing::error!(error = %e, "elder row unreadable; webhooks go without the elder");
+                            Ok(None)
+                        }
+                        other => other,
+                    }
                 }
 
                 async fn elder_name(&mut self, incident: &Incident) -> Option<String> {
-                    $store::elder_name(&mut self.tx, incident).await
+                    let id = incident.elder_id.as_ref()?;
+                    $store::load_elder(&mut self.tx, id).await.ok().flatten().map(|e| e.name)
                 }
 
                 async fn take_turn(
@@ -790,7 +560,32 @@ macro_rules! dispatch_sql {
                     incident: &IncidentId,
                     now: DateTime<Utc>,
                 ) -> StoreResult<Option<(DispatchTurn, DispatchState)>> {
-                    $store::claim_in(&mut self.tx, incident, now).await
+                    let Some(row) = $store::lease_turn(&mut self.tx, incident, now).await? else {
+                        return Ok(None);
+                    };
+                    let (incident, d) = row.into_parts()?;
+                    let elder = match &incident.elder_id {
+                        Some(id) => $store::load_elder(&mut self.tx, id).await?,
+                        None => None,
+                    };
+                    let offered: Vec<(String, Option<String>)> = sqlx::query_as(
+                        "SELECT steward_id, response FROM offers
+                         WHERE incident_id = $1 ORDER BY offered_at, id",
+                    )
+                    .bind(incident.id.as_str())
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .db()?;
+                    let live_offers = offered.iter().filter(|(_, response)| response.is_none()).count();
+                    let already_offered = offered
+                        .into_iter()
+                        .map(|(s, _)| {
+                            StewardId::parse(s.clone()).map_err(|e| {
+                                StoreError::Corrupt(format!("offer of {}: steward {s:?}: {e}", incident.id))
+                            })
+                        })
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    Ok(Some((DispatchTurn { incident, elder, already_offered, live_offers }, d)))
                 }
 
                 async fn claim_steward(
@@ -963,7 +758,19 @@ macro_rules! dispatch_sql {
                     steward: &StewardId,
                     incident: &IncidentId,
                 ) -> StoreResult<Option<Steward>> {
-                    $store::release_assigned(&mut self.tx, steward, incident).await
+                    let row: Option<StewardRow> = sqlx::query_as(
+                        "UPDATE stewards
+                         SET status = CASE WHEN on_duty THEN 'available' ELSE 'off_duty' END,
+                             incident_id = NULL
+                         WHERE id = $1 AND incident_id = $2
+                         RETURNING *",
+                    )
+                    .bind(steward.as_str())
+                    .bind(incident.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()?;
+                    row.map(StewardRow::into_domain).transpose()
                 }
 
                 async fn end_offers(
@@ -976,11 +783,60 @@ macro_rules! dispatch_sql {
                     actor: &Actor,
                     now: DateTime<Utc>,
                 ) -> StoreResult<Vec<Offer>> {
-                    $store::end_offers(
-                        &mut self.tx, incident, which, response, reason, quiet, actor, now,
-                        &mut self.pending,
-                    )
-                    .await
+                    let mut q = QueryBuilder::<$db>::new("UPDATE offers SET response = ");
+                    q.push_bind(response.as_str())
+                        .push(", responded_at = ")
+                        .push_bind(now)
+                        .push(" WHERE incident_id = ")
+                        .push_bind(incident.as_str())
+                        .push(" AND response IS NULL");
+                    match which {
+                        Which::All => {}
+                        Which::Except(s) => {
+                            q.push(" AND steward_id <> ").push_bind(s.as_str());
+                        }
+                        Which::Only(s) => {
+                            q.push(" AND steward_id = ").push_bind(s.as_str());
+                        }
+                        Which::ExpiredBy(t) => {
+                            q.push(" AND expires_at <= ").push_bind(t);
+                        }
+                    }
+                    q.push(" RETURNING *");
+                    let rows: Vec<OfferRow> = q.build_query_as().fetch_all(&mut *self.tx).await.db()?;
+                    let mut offers = all(rows, OfferRow::into_domain)?;
+                    if offers.is_empty() {
+                        return Ok(offers);
+                    }
+                    offers.sort_by(|a, b| a.steward_id.cmp(&b.steward_id));
+
+                    let mut q = QueryBuilder::<$db>::new(
+                        "UPDATE stewards
+                         SET status = CASE WHEN on_duty THEN 'available' ELSE 'off_duty' END,
+                             incident_id = NULL
+                         WHERE status = 'offered' AND incident_id = ",
+                    );
+                    q.push_bind(incident.as_str()).push(" AND id IN (");
+                    let mut list = q.separated(", ");
+                    for o in &offers {
+                        list.push_bind(o.steward_id.as_str());
+                    }
+                    q.push(") RETURNING *");
+                    let rows: Vec<StewardRow> = q.build_query_as().fetch_all(&mut *self.tx).await.db()?;
+                    let mut released = all(rows, StewardRow::into_domain)?;
+                    released.sort_by(|a, b| a.id.cmp(&b.id));
+
+                    for o in &offers {
+                        self.pending.line(incident, now, offer_end_words(&o.steward_id, response, reason), actor);
+                        if quiet != Some(&o.steward_id) {
+                            self.pending.notices.withdrawn(&o.steward_id, incident, reason, now);
+                        }
+                    }
+                    for s in &released {
+                        self.pending.notices.steward(s, now);
+                    }
+                    self.stop_reaching(&offers, reason.close_reason(), quiet, now).await?;
+                    Ok(offers)
                 }
 
                 async fn stop_reaching(
@@ -990,7 +846,52 @@ macro_rules! dispatch_sql {
                     quiet: Option<&StewardId>,
                     now: DateTime<Utc>,
                 ) -> StoreResult<()> {
-                    $store::stop_reaching(&mut self.tx, offers, reason, quiet, now, &mut self.pending).await
+                    if offers.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = QueryBuilder::<$db>::new("UPDATE outbox SET state = 'cancelled', last_error = ");
+                    q.push_bind(format!("not needed: offer {}", reason.as_str()))
+                        .push(" WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < ")
+                        .push_bind(now)
+                        .push(") AND offer_id IN (");
+                    let mut list = q.separated(", ");
+                    for o in offers {
+                        list.push_bind(o.id.as_str());
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *self.tx).await.db()?;
+
+                    let mut q = QueryBuilder::<$db>::new(
+                        "SELECT offer_id, payload FROM outbox
+                         WHERE channel = 'push' AND event IN ('offer', 'offer.repeat')
+                           AND (state = 'delivered' OR (state = 'pending' AND claimed_until >= ",
+                    );
+                    q.push_bind(now).push(")) AND offer_id IN (");
+                    let mut list = q.separated(", ");
+                    for o in offers {
+                        list.push_bind(o.id.as_str());
+                    }
+                    q.push(") ORDER BY id");
+                    let shown: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *self.tx).await.db()?;
+                    for o in offers.iter().filter(|o| quiet != Some(&o.steward_id)) {
+                        let Some((_, payload)) = shown.iter().find(|(id, _)| *id == o.id) else {
+                            continue;
+                        };
+                        let elder_name = serde_json::from_str::<OfferView>(payload)
+                            .ok()
+                            .and_then(|v| v.elder_name);
+                        self.pending.notices.close(
+                            &CloseNote {
+                                incident_id: o.incident_id.clone(),
+                                offer_id: o.id.clone(),
+                                steward_id: o.steward_id.clone(),
+                                reason,
+                                elder_name,
+                            },
+                            now,
+                        );
+                    }
+                    Ok(())
                 }
 
                 async fn save(
