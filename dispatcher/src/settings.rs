@@ -629,7 +629,10 @@ pub struct MqttSettings {
     /// queue while the dispatcher is down, so it must be stable across
     /// restarts and distinct per instance.
     pub client_id: String,
-    /// Several instances share events via `$share/{group}/…`; unset for one.
+    /// No longer used (a warning at start says so): several instances
+    /// each receive every event on their own session, since a shared
+    /// subscription on Mosquitto keeps handing a dead member its share.
+    /// Still read, so an older configuration starts.
     pub share_group: Option<String>,
     /// Unacknowledged messages the broker may have in flight to us.
     pub inflight: u16,
@@ -1348,6 +1351,6 @@ mod shipped_files {
         let example =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/production.example.toml");
         let prod = Settings::load_from(Some(&example), Vec::new()).unwrap();
-        assert_eq!(prod.mqtt.share_group.as_deref(), Some("dispatchers"));
+        assert_eq!(prod.mqtt.share_group, None, "no shared subscription");
     }
 }

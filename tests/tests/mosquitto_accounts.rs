@@ -147,9 +147,9 @@ async fn dispatcher(broker: &ShippedMosquitto) -> Client {
     let i = &broker.instance;
     let mut d = Client::connect(broker, false, &i.username, Some((&i.username, &i.password))).await;
     d.expect_connected().await;
-    // As production does: events shared among instances, status to all.
+    // As production does: every instance every event, and every status.
     for filter in [
-        format!("$share/dispatchers/{ROOT}/devices/+/events"),
+        format!("{ROOT}/devices/+/events"),
         format!("{ROOT}/devices/+/status"),
     ] {
         d.client.subscribe(&filter, QoS::AtLeastOnce).await.unwrap();

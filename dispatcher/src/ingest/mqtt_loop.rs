@@ -37,7 +37,12 @@ pub(crate) async fn run(
     stop_intake: CancellationToken,
 ) {
     let topics = Topics::new(deps.settings.mqtt.topic_root.clone());
-    let share_group = deps.settings.mqtt.share_group.clone();
+    if let Some(group) = &deps.settings.mqtt.share_group {
+        tracing::warn!(
+            %group,
+            "mqtt.share_group is no longer used: on Mosquitto a shared subscription keeps handing a dead member its share, so alarms would wait for it; every instance now receives every event and the store stores each once (remove the setting)"
+        );
+    }
     let mut backoff = Duration::from_millis(100);
     let mut ever_connected = false;
     let (to_classify, polled) = mpsc::channel(TO_CLASSIFY);
@@ -70,13 +75,12 @@ pub(crate) async fn run(
                     "connected to the MQTT broker"
                 );
                 // Always resubscribe: a broker that lost our session must
-                // not leave us deaf. Events may be shared between
-                // instances; heartbeats never are, or each instance would
-                // see others' devices as silent.
-                let subs = [
-                    topics.events_filter(share_group.as_deref()),
-                    topics.status_filter(None),
-                ];
+                // not leave us deaf. Every instance receives every event
+                // on its own session, never a shared one: whichever
+                // instance dies, the others already have its messages,
+                // and the store's idempotency on (device, event id) stores
+                // and acts on each once (docs/ARCHITECTURE.md).
+                let subs = [topics.events_filter(None), topics.status_filter(None)];
                 for filter in subs {
                     if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
                         tracing::error!(%filter, error = %e, "could not queue the subscription");

@@ -1,0 +1,154 @@
+//! Several dispatchers on one PostgreSQL and one broker: whichever dies,
+//! no alarm waits for it (issue 15).
+//!
+//! Reproduced as an operator would run two instances (the settings the
+//! README gave: `ELDERCARE__MQTT__SHARE_GROUP=dispatchers`, a client id
+//! each): after one was killed, presses the broker kept handing to the
+//! dead instance's shared session were never stored until it came back
+//! (10 of 20 here). Every instance now receives every event on its own
+//! session; the setting, still given below, is ignored with a warning.
+
+use std::time::Duration;
+
+use dispatcher::clock::Clock;
+use eldercare_tests::app::{ADMIN_PASSWORD, elder_body, free_port};
+use eldercare_tests::db::TestDb;
+use eldercare_tests::device::TestDevice;
+use eldercare_tests::process::{DispatcherProcess, Mosquitto, ProcessApi};
+use protocol::Topics;
+use serde_json::json;
+
+/// How long a press may take to be stored with one instance dead: the
+/// normal time is milliseconds; a press waiting for the dead instance
+/// waits until it comes back.
+const NORMAL_TIME: Duration = Duration::from_secs(5);
+
+struct Instance {
+    process: DispatcherProcess,
+    api: ProcessApi,
+}
+
+fn start(
+    name: &str,
+    mosquitto: &Mosquitto,
+    db_url: &str,
+    root: &str,
+    log_dir: &std::path::Path,
+) -> Instance {
+    let http_port = free_port();
+    let env: Vec<(String, String)> = vec![
+        (
+            "ELDERCARE_HTTP_ADDR".into(),
+            format!("127.0.0.1:{http_port}"),
+        ),
+        ("ELDERCARE_DATABASE_URL".into(), db_url.to_owned()),
+        (
+            "ELDERCARE_MQTT_URL".into(),
+            format!("mqtt://127.0.0.1:{}", mosquitto.port),
+        ),
+        ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        ("ELDERCARE__MQTT__TOPIC_ROOT".into(), root.to_owned()),
+        (
+            "ELDERCARE__MQTT__CLIENT_ID".into(),
+            format!("dispatcher-{name}"),
+        ),
+        // What the README told operators of several instances to set.
+        ("ELDERCARE__MQTT__SHARE_GROUP".into(), "dispatchers".into()),
+    ];
+    let process = DispatcherProcess::serve(&env, &log_dir.join(format!("{name}.log")));
+    Instance {
+        process,
+        api: ProcessApi::on_port(http_port),
+    }
+}
+
+async fn stored(pool: &sqlx::PgPool, device: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM events WHERE device_id = $1")
+        .bind(device)
+        .fetch_one(pool)
+        .await
+        .expect("count events")
+}
+
+/// Waits up to `NORMAL_TIME` for `want` events of `device`; the count seen.
+async fn stored_within(pool: &sqlx::PgPool, device: &str, want: i64) -> i64 {
+    let deadline = tokio::time::Instant::now() + NORMAL_TIME;
+    loop {
+        let n = stored(pool, device).await;
+        if n >= want || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presses_after_one_instance_dies_are_stored_by_the_other_in_the_normal_time() {
+    let mosquitto = Mosquitto::start();
+    let db = eldercare_tests::db::fresh_postgres()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let logs = tempfile::tempdir().expect("temp dir");
+    let root = format!("failover-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
+    // The first applies the migrations alone, then the second joins.
+    let a = start("a", &mosquitto, db.url(), &root, logs.path());
+    a.api.ready().await;
+    let mut b = start("b", &mosquitto, db.url(), &root, logs.path());
+    b.api.ready().await;
+    let token = a.api.admin_token().await;
+    a.api
+        .post(&token, "/api/v1/elders", elder_body("e-1", json!({})))
+        .await;
+    a.api
+        .post(
+            &token,
+            "/api/v1/devices",
+            json!({"id": "btn-1", "elder_id": "e-1", "kind": "call_button"}),
+        )
+        .await;
+    let pool = sqlx::PgPool::connect(db.url()).await.expect("database");
+
+    let topics = Topics::new(root);
+    let mut button =
+        TestDevice::connect("127.0.0.1", mosquitto.port, &topics, "btn-1", Clock::System).await;
+    // Both alive: every press is stored.
+    for i in 0..10 {
+        button
+            .event(&format!("before-{i}"), "call.pressed", json!({}))
+            .await;
+    }
+    button.flushed().await;
+    assert_eq!(stored_within(&pool, "btn-1", 10).await, 10);
+
+    b.process.kill9();
+    for i in 0..20 {
+        button
+            .event(&format!("after-{i}"), "call.pressed", json!({}))
+            .await;
+    }
+    button.flushed().await;
+    let n = stored_within(&pool, "btn-1", 30).await;
+    assert_eq!(
+        n - 10,
+        20,
+        "presses after b died: {} of 20 stored within {NORMAL_TIME:?}; the rest wait for b\n--- a's log:\n{}",
+        n - 10,
+        a.process.log_text()
+    );
+    // Each press acted once, though both instances received it: one
+    // incident, joined once by every press that was not held back as a
+    // flood (a button pressed 30 times in a second is rate-limited).
+    let (incidents, joined): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), MAX(event_count) FROM incidents WHERE elder_id = 'e-1'")
+            .fetch_one(&pool)
+            .await
+            .expect("incidents");
+    let acted: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE device_id = 'btn-1' AND action IN ('opened', 'joined')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("events that acted");
+    assert!(acted > 0);
+    assert_eq!((incidents, joined), (1, Some(acted)));
+}
