@@ -69,6 +69,23 @@ pub fn apply<T: DeserializeOwned>(
             message: format!("{}: cannot be changed here; {}", ro.field, ro.hint),
         });
     }
+    // A null removes a key, so an unknown one would merge away to nothing
+    // and the PATCH answer 200 as if it had done something: refuse it as
+    // a non-null unknown field is refused.
+    let known = fields_of::<T>();
+    if !known.is_empty()
+        && let Some(key) = fields.iter().find_map(|(key, value)| {
+            let known = known.contains(&key.as_str())
+                || key == "id"
+                || read_only.iter().any(|ro| ro.field == key);
+            (value.is_null() && !known).then_some(key)
+        })
+    {
+        return Err(ApiError::invalid_body(
+            key,
+            format!("unknown field; the fields are {}", known.join(", ")),
+        ));
+    }
     let mut merged = current;
     merge(&mut merged, patch);
     if let Value::Object(m) = &mut merged {
@@ -77,6 +94,43 @@ pub fn apply<T: DeserializeOwned>(
         }
     }
     from_value(merged)
+}
+
+/// The field names `T`'s derived `Deserialize` accepts, as serde hands
+/// them to `deserialize_struct`; empty for a type that is not a plain
+/// derived struct (nothing is then checked here, and `from_value` still
+/// refuses what it does not know).
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
+}
+
+/// A deserializer that only records the struct fields asked for.
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("not a struct"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(serde::de::Error::custom("only its field names were wanted"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
 }
 
 #[cfg(test)]

@@ -387,4 +387,21 @@ mod tests {
         .unwrap();
         assert_eq!(ok.phone, "138");
     }
+
+    #[test]
+    fn patch_refuses_an_unknown_field_even_when_it_removes_it() {
+        // Found by schemathesis: `{"<unknown>": null}` merged away to
+        // nothing and was answered 200 as if it had done something.
+        let current = json!({
+            "id": "s-1", "name": "Dawa", "phone": "139", "grid": "", "skills": [], "languages": [],
+            "on_duty": false, "status": "off_duty", "lat": null, "lon": null,
+            "location_at": null, "accuracy_m": null
+        });
+        let e = patch::apply::<NewSteward>(current.clone(), &json!({"bogus": null}), READ_ONLY)
+            .unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        // A known optional field may still be removed with null.
+        let ok: NewSteward = patch::apply(current, &json!({"grid": null}), READ_ONLY).unwrap();
+        assert_eq!(ok.name, "Dawa");
+    }
 }
