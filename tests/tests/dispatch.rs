@@ -386,3 +386,27 @@ async fn supervisors_see_stewards_move_and_change_duty_live() {
     let off = board.until("steward").await;
     assert_eq!(off.data["status"], "off_duty");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_incident_is_offered_as_soon_as_a_steward_comes_on_duty() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    // Nobody on duty: nobody can be offered, and the next try is 30 s off.
+    let id = press(&app, "call.pressed").await;
+    app.wait_incident(&id, "nobody to offer", |d| {
+        d["timeline"].as_array().unwrap().iter().any(|t| {
+            t["what"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("nobody could be offered")
+        })
+    })
+    .await;
+    // A steward comes on duty: offered now, with no time passing.
+    app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
+    app.wait_incident(&id, "offer to s-near at once", |d| {
+        live_offer_to(d, "s-near")
+    })
+    .await;
+}

@@ -38,6 +38,9 @@ enum Kick {
     Released(IncidentId),
     /// These stewards may have changed status: re-read them.
     Stewards(Vec<StewardId>),
+    /// A steward became free to take an offer: incidents waiting for a
+    /// retry are offered now, not at the retry.
+    Freed,
 }
 
 /// What the rest of the dispatcher holds to talk to the engine: cheap to
@@ -76,7 +79,9 @@ impl EngineHandle {
 
     /// A steward changed; keep the matcher current.
     pub fn steward_changed(&self, steward: &Steward) {
-        self.matcher.upsert(steward);
+        if self.matcher.upsert(steward) {
+            let _ = self.kicks.send(Kick::Freed);
+        }
     }
 
     /// Re-reads one steward into the matcher (after a store change that
@@ -219,6 +224,7 @@ impl Engine {
                     Some(Kick::Incident(id)) => self.dispatch_logged(&id).await,
                     Some(Kick::Released(id)) => self.refresh_stewards_of(&id).await,
                     Some(Kick::Stewards(ids)) => self.reread(&ids).await,
+                    Some(Kick::Freed) => self.offer_waiting().await,
                     None => return,
                 },
             }
@@ -242,6 +248,21 @@ impl Engine {
             self.dispatch_logged(&id).await;
         }
         Ok(())
+    }
+
+    /// Incidents waiting for a retry because nobody could be offered are
+    /// due now: a steward just became free.
+    async fn offer_waiting(&self) {
+        match self.store.bring_retries_forward(self.clock.now()).await {
+            Ok(ids) => {
+                for id in ids {
+                    self.dispatch_logged(&id).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not bring waiting incidents forward; they wait for their retry")
+            }
+        }
     }
 
     async fn refresh_stewards_of(&self, incident: &IncidentId) {

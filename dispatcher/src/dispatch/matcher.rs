@@ -94,16 +94,23 @@ impl Matcher {
     }
 
     /// One steward changed (moved, went on or off duty, was offered…).
-    pub fn upsert(&self, steward: &Steward) {
+    ///
+    /// True when the steward could not take an offer before and can now
+    /// (on duty, freed, or a first location): incidents waiting for
+    /// someone may be offered at once.
+    pub fn upsert(&self, steward: &Steward) -> bool {
         let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = index.points.remove(&steward.id) {
+        let was = index.points.remove(&steward.id);
+        if let Some(old) = was {
             index.tree.remove(&Point::new(old, steward.id.clone()));
         }
-        if let Some(p) = indexable(steward) {
+        let now = indexable(steward);
+        if let Some(p) = now {
             index.points.insert(steward.id.clone(), p);
             index.tree.insert(Point::new(p, steward.id.clone()));
         }
         index.stewards.insert(steward.id.clone(), steward.clone());
+        was.is_none() && now.is_some()
     }
 
     /// How many stewards could take an offer now.

@@ -251,6 +251,11 @@ pub trait DispatchStore: Send + Sync {
     /// that dispatches whatever a crash or a lost hook left waiting.
     async fn due_dispatches(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<IncidentId>>;
 
+    /// Makes every `dispatching` incident waiting for a retry (nobody
+    /// could be offered) due at `now`, because a steward became free;
+    /// returns them.
+    async fn bring_retries_forward(&self, now: DateTime<Utc>) -> StoreResult<Vec<IncidentId>>;
+
     /// Incidents with a live offer past its `expires_at`, by id.
     async fn expiring_incidents(
         &self,

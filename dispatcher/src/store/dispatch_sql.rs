@@ -987,6 +987,21 @@ macro_rules! dispatch_sql {
                     .await
                 }
 
+                async fn bring_retries_forward(&self, now: DateTime<Utc>) -> StoreResult<Vec<IncidentId>> {
+                    let ids: Vec<String> = sqlx::query_scalar(
+                        "UPDATE incidents SET next_dispatch_at = $1
+                         WHERE status = 'dispatching' AND next_dispatch_at > $1
+                         RETURNING id",
+                    )
+                    .bind(now)
+                    .fetch_all(&mut *self.write_conn().await.db()?)
+                    .await
+                    .db()?;
+                    let mut ids = incident_ids(ids)?;
+                    ids.sort();
+                    Ok(ids)
+                }
+
                 async fn lease_failed_turn(&self, incident: &IncidentId, now: DateTime<Utc>) -> StoreResult<()> {
                     let mut conn = self.write_conn().await.db()?;
                     Self::lease_turn(&mut conn, incident, now).await?;

@@ -313,6 +313,17 @@ pub(crate) async fn a_long_wait_escalates_and_keeps_escalating(h: Harness) {
         .expect("due")
         .offers;
     assert!(none.is_empty());
+    // A steward freed before the retry brings it forward: due at once,
+    // and only once.
+    let freed_at = t0 + Duration::seconds(5);
+    assert_eq!(
+        s.bring_retries_forward(freed_at).await.unwrap(),
+        vec![inc.id.clone()]
+    );
+    assert!(
+        s.bring_retries_forward(freed_at).await.unwrap().is_empty(),
+        "already due"
+    );
     let sec = Duration::seconds;
     assert!(s.escalate_due(t0 + sec(179), &r).await.unwrap().is_empty());
     assert_eq!(
