@@ -119,7 +119,7 @@ impl TestApp {
             ),
         };
         let topic_root = format!("test-{run}/eldercare/v1");
-        let mut env: Vec<(String, String)> = vec![
+        let env: Vec<(String, String)> = vec![
             ("ELDERCARE_HTTP_ADDR".into(), "127.0.0.1:0".into()),
             ("ELDERCARE_DATABASE_URL".into(), db.url().to_owned()),
             ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
@@ -131,32 +131,49 @@ impl TestApp {
             ("ELDERCARE__INGEST__TICK_MS".into(), "50".into()),
             ("ELDERCARE__INGEST__HEARTBEAT_FLUSH_MS".into(), "100".into()),
         ];
-        let (broker_host, broker_port) = match options.broker {
-            Broker::Embedded => {
-                let port = free_port();
-                env.push((
-                    "ELDERCARE_EMBEDDED_MQTT_ADDR".into(),
-                    format!("127.0.0.1:{port}"),
-                ));
-                ("127.0.0.1".to_owned(), port)
-            }
-            Broker::Mosquitto | Broker::Port(_) | Broker::Shipped(_) => {
-                let (host, port) = match options.broker {
-                    Broker::Port(port) | Broker::Shipped(port) => ("127.0.0.1".to_owned(), port),
-                    _ => mosquitto_addr(),
-                };
-                env.push(("ELDERCARE_MQTT_URL".into(), format!("mqtt://{host}:{port}")));
-                (host, port)
+        // The embedded broker's port is picked free, but another test may
+        // take it before the dispatcher binds it: pick again then.
+        let mut attempts = 0;
+        let (broker_host, broker_port, topic_root, clock, app) = loop {
+            attempts += 1;
+            let mut env = env.clone();
+            let (broker_host, broker_port) = match options.broker {
+                Broker::Embedded => {
+                    let port = free_port();
+                    env.push((
+                        "ELDERCARE_EMBEDDED_MQTT_ADDR".into(),
+                        format!("127.0.0.1:{port}"),
+                    ));
+                    ("127.0.0.1".to_owned(), port)
+                }
+                Broker::Mosquitto | Broker::Port(_) | Broker::Shipped(_) => {
+                    let (host, port) = match options.broker {
+                        Broker::Port(port) | Broker::Shipped(port) => {
+                            ("127.0.0.1".to_owned(), port)
+                        }
+                        _ => mosquitto_addr(),
+                    };
+                    env.push(("ELDERCARE_MQTT_URL".into(), format!("mqtt://{host}:{port}")));
+                    (host, port)
+                }
+            };
+            env.extend(options.env.clone());
+            let settings = Settings::load_from(None, env).expect("test settings are valid");
+            // A test may choose its own root (a broker whose ACLs name it).
+            let topic_root = settings.mqtt.topic_root.clone();
+            let clock = options.clock.map_or(Clock::System, Clock::manual);
+            match Application::build(settings, clock.clone()).await {
+                Ok(app) => break (broker_host, broker_port, topic_root, clock, app),
+                Err(e)
+                    if attempts < 3
+                        && matches!(options.broker, Broker::Embedded)
+                        && format!("{e:#}").contains("is in use") =>
+                {
+                    continue;
+                }
+                Err(e) => panic!("the dispatcher starts: {e:?}"),
             }
         };
-        env.extend(options.env);
-        let settings = Settings::load_from(None, env).expect("test settings are valid");
-        // A test may choose its own root (a broker whose ACLs name it).
-        let topic_root = settings.mqtt.topic_root.clone();
-        let clock = options.clock.map_or(Clock::System, Clock::manual);
-        let app = Application::build(settings, clock.clone())
-            .await
-            .expect("the dispatcher starts");
         let base = format!("http://{}", app.http_addr());
         let state = app.state().clone();
         let stop = CancellationToken::new();
