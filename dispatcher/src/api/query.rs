@@ -16,8 +16,11 @@ pub const DEFAULT_LIMIT: i64 = 100;
 /// client asking for "everything" gets a bounded answer, not an error.
 pub const MAX_LIMIT: i64 = 1000;
 
+/// The value without the spaces around it (a `+` in a query string);
+/// none when nothing is left. Other whitespace (a tab, a form feed) is
+/// not trimmed: it makes the value invalid, as the OpenAPI document says.
 fn present(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
+    value.map(|v| v.trim_matches(' ')).filter(|v| !v.is_empty())
 }
 
 /// One value of a text enum (`priority=critical`).
@@ -36,7 +39,7 @@ pub fn list<T: FromStr<Err = String>>(name: &str, value: Option<&str>) -> Result
         return Ok(Vec::new());
     };
     v.split(',')
-        .map(str::trim)
+        .map(|s| s.trim_matches(' '))
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|e| ApiError::invalid_query(name, e)))
         .collect()
@@ -193,6 +196,15 @@ mod tests {
         let e = time("since", Some("yesterday")).unwrap_err();
         assert!(e.to_string().contains("since"), "{e}");
         assert_eq!(time("since", None).unwrap(), None);
+    }
+
+    #[test]
+    fn spaces_are_trimmed_other_whitespace_is_an_error() {
+        // Found by schemathesis: `offset=%0C` read as absent.
+        assert_eq!(offset(Some("   ")).unwrap(), 0);
+        assert_eq!(offset(Some(" 20 ")).unwrap(), 20);
+        assert!(offset(Some("\u{c}")).is_err());
+        assert!(limit(Some("\t5")).is_err());
     }
 
     #[test]
