@@ -116,6 +116,35 @@ impl Drop for Mosquitto {
     }
 }
 
+/// The settings a dispatcher process of a test starts with: its own HTTP
+/// port, database, broker (a [`Mosquitto`] of the test's), topic root and
+/// client id, and the tests' admin password.
+pub fn dispatcher_env(
+    http_port: u16,
+    db_url: &str,
+    mosquitto: &Mosquitto,
+    topic_root: &str,
+    client_id: &str,
+) -> Vec<(String, String)> {
+    vec![
+        (
+            "ELDERCARE_HTTP_ADDR".into(),
+            format!("127.0.0.1:{http_port}"),
+        ),
+        ("ELDERCARE_DATABASE_URL".into(), db_url.to_owned()),
+        (
+            "ELDERCARE_MQTT_URL".into(),
+            format!("mqtt://127.0.0.1:{}", mosquitto.port),
+        ),
+        (
+            "ELDERCARE_ADMIN_PASSWORD".into(),
+            crate::app::ADMIN_PASSWORD.into(),
+        ),
+        ("ELDERCARE__MQTT__TOPIC_ROOT".into(), topic_root.to_owned()),
+        ("ELDERCARE__MQTT__CLIENT_ID".into(), client_id.to_owned()),
+    ]
+}
+
 /// A dispatcher process, killed on drop.
 pub struct DispatcherProcess {
     child: Child,

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use dispatcher::clock::Clock;
-use eldercare_tests::app::{ADMIN_PASSWORD, elder_body, free_port};
+use eldercare_tests::app::{elder_body, free_port};
 use eldercare_tests::device::TestDevice;
-use eldercare_tests::process::{DispatcherProcess, Mosquitto, ProcessApi};
+use eldercare_tests::process::{DispatcherProcess, Mosquitto, ProcessApi, dispatcher_env};
 use eldercare_tests::wait;
 use protocol::Topics;
 use serde_json::{Value, json};
@@ -29,23 +29,13 @@ impl Dispatcher {
     ) -> (Self, String) {
         let http_port = free_port();
         let root = format!("{name}-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
-        let mut env: Vec<(String, String)> = vec![
-            (
-                "ELDERCARE_HTTP_ADDR".into(),
-                format!("127.0.0.1:{http_port}"),
-            ),
-            ("ELDERCARE_DATABASE_URL".into(), db_url.to_owned()),
-            (
-                "ELDERCARE_MQTT_URL".into(),
-                format!("mqtt://127.0.0.1:{}", mosquitto.port),
-            ),
-            ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-            ("ELDERCARE__MQTT__TOPIC_ROOT".into(), root.clone()),
-            (
-                "ELDERCARE__MQTT__CLIENT_ID".into(),
-                format!("dispatcher-{name}-test"),
-            ),
-        ];
+        let mut env = dispatcher_env(
+            http_port,
+            db_url,
+            mosquitto,
+            &root,
+            &format!("dispatcher-{name}-test"),
+        );
         env.extend(
             extra
                 .iter()

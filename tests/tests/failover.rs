@@ -11,10 +11,10 @@
 use std::time::Duration;
 
 use dispatcher::clock::Clock;
-use eldercare_tests::app::{ADMIN_PASSWORD, elder_body, free_port};
+use eldercare_tests::app::{elder_body, free_port};
 use eldercare_tests::db::TestDb;
 use eldercare_tests::device::TestDevice;
-use eldercare_tests::process::{DispatcherProcess, Mosquitto, ProcessApi};
+use eldercare_tests::process::{DispatcherProcess, Mosquitto, ProcessApi, dispatcher_env};
 use protocol::Topics;
 use serde_json::json;
 
@@ -36,25 +36,15 @@ fn start(
     log_dir: &std::path::Path,
 ) -> Instance {
     let http_port = free_port();
-    let env: Vec<(String, String)> = vec![
-        (
-            "ELDERCARE_HTTP_ADDR".into(),
-            format!("127.0.0.1:{http_port}"),
-        ),
-        ("ELDERCARE_DATABASE_URL".into(), db_url.to_owned()),
-        (
-            "ELDERCARE_MQTT_URL".into(),
-            format!("mqtt://127.0.0.1:{}", mosquitto.port),
-        ),
-        ("ELDERCARE_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-        ("ELDERCARE__MQTT__TOPIC_ROOT".into(), root.to_owned()),
-        (
-            "ELDERCARE__MQTT__CLIENT_ID".into(),
-            format!("dispatcher-{name}"),
-        ),
-        // What the README told operators of several instances to set.
-        ("ELDERCARE__MQTT__SHARE_GROUP".into(), "dispatchers".into()),
-    ];
+    let mut env = dispatcher_env(
+        http_port,
+        db_url,
+        mosquitto,
+        root,
+        &format!("dispatcher-{name}"),
+    );
+    // What the README told operators of several instances to set.
+    env.push(("ELDERCARE__MQTT__SHARE_GROUP".into(), "dispatchers".into()));
     let process = DispatcherProcess::serve(&env, &log_dir.join(format!("{name}.log")));
     Instance {
         process,
