@@ -56,7 +56,7 @@ use std::sync::atomic::AtomicBool;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{Method, Uri};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::clock::Clock;
@@ -210,7 +210,11 @@ pub fn router(state: AppState, pages: axum::Router<AppState>) -> axum::Router {
                 .make_span_with(|req: &Request| {
                     tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
                 })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                // A failure worth an operator's look is logged where it
+                // happens, with its cause (`ApiError`); a 503 from /readyz
+                // while the broker connects is an answer, not an ERROR.
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
         .with_state(state)
 }

@@ -154,8 +154,9 @@ impl Ingest {
     /// then disconnects, keeping the broker session so nothing sent while
     /// we are away is lost. From the embedded broker, which stops with
     /// us, it only closes the connection: rumqttd takes a DISCONNECT and
-    /// then the close as two ends, and logs an ERROR for the second. The health task goes on while the timers may
-    /// still report to it: [`HealthStopping::finish`] once they stopped.
+    /// then the close as two ends, and logs an ERROR for the second.
+    /// The health task goes on while the timers may still report to it:
+    /// [`HealthStopping::finish`] once they stopped.
     pub async fn shutdown(self, grace: Duration) -> HealthStopping {
         self.stop_intake.cancel();
         let writer = async {
@@ -168,8 +169,9 @@ impl Ingest {
             );
         }
         if self.embedded {
-            // Queued behind the last acknowledgement: once it is written,
-            // so are they, and the loop closes the connection.
+            // Queued behind the last acknowledgement: once the broker
+            // answers it, it has read them all, and the loop closes the
+            // connection.
             let _ = self
                 .client
                 .try_subscribe(GOODBYE_BARRIER, rumqttc::QoS::AtMostOnce);

@@ -127,11 +127,16 @@ pub(crate) async fn run(
     // reach the broker, ignoring new messages (unacknowledged, the broker
     // keeps them for next time).
     drop(to_classify);
+    // The embedded broker's goodbye is a subscription to a barrier topic
+    // (see `Ingest::shutdown`): the connection closes once its SUBACK is
+    // read, not when it is sent. Closed with the SUBACK still unread, the
+    // socket answers with a reset, which rumqttd logs as an ERROR.
+    let mut barrier = None;
     loop {
         match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await {
-            Ok(Ok(Event::Outgoing(Outgoing::Disconnect | Outgoing::Subscribe(_))))
-            | Ok(Err(_))
-            | Err(_) => break,
+            Ok(Ok(Event::Outgoing(Outgoing::Subscribe(pkid)))) => barrier = Some(pkid),
+            Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) if Some(ack.pkid) == barrier => break,
+            Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
             Ok(Ok(_)) => {}
         }
     }
