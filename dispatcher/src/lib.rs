@@ -78,6 +78,7 @@ pub mod memory;
 pub mod metrics;
 pub mod mqtt;
 pub mod notify;
+pub mod peers;
 pub mod report;
 pub mod retention;
 pub mod rules;

@@ -41,6 +41,9 @@ pub struct Metrics {
     /// Store transactions that failed and were retried.
     pub store_retries: AtomicU64,
     pub mqtt_connected: AtomicI64,
+    /// 1 while this instance hears every instance's changes (PostgreSQL
+    /// `LISTEN`, [`crate::peers`]).
+    pub change_feed_connected: AtomicI64,
     pub mqtt_reconnects: AtomicU64,
     /// Attempts to reach stewards by channel (push, sms, voice) and how
     /// each went (delivered, retry, failed, cancelled).
@@ -218,6 +221,12 @@ impl Metrics {
             "dispatcher_mqtt_connected",
             "1 while connected to the broker.",
             self.mqtt_connected.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "dispatcher_change_feed_connected",
+            "1 while this instance hears every instance's changes as they commit (PostgreSQL LISTEN); always 0 on SQLite, which runs one instance.",
+            self.change_feed_connected.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

@@ -222,8 +222,15 @@ impl Application {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or_else(|| anyhow::anyhow!("the dispatch engine was already started"))?;
+        // On a shared PostgreSQL every instance hears every change as it
+        // commits: the engine needs no periodic rebuild.
+        let feed = state.store.changes();
+        let engine = match feed {
+            Some(_) => engine.told_of_changes(),
+            None => engine,
+        };
         let tick = Duration::from_millis(state.settings.ingest.tick_ms);
-        let timer_tasks = [
+        let mut timer_tasks = vec![
             tokio::spawn(engine.run(tick, stop_timers.clone())),
             tokio::spawn(timers::deadline_loop(
                 timer_deps.clone(),
@@ -249,6 +256,15 @@ impl Application {
                 stop_timers.clone(),
             )),
         ];
+        if let Some(feed) = feed {
+            timer_tasks.push(tokio::spawn(crate::peers::follow(
+                feed,
+                state.engine.clone(),
+                state.hub.clone(),
+                state.metrics.clone(),
+                stop_timers.clone(),
+            )));
+        }
 
         let (hub_task, outbox) = start_notify(&state, &ingest);
 

@@ -307,6 +307,34 @@ impl ProcessApi {
         r["token"].as_str().expect("token").to_owned()
     }
 
+    /// One gauge or counter from `/metrics` (without labels).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// PUTs `body` to `path` as `token`; panics unless it succeeds.
+    pub async fn put(&self, token: &str, path: &str, body: serde_json::Value) {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("put");
+        assert!(r.status().is_success(), "PUT {path}: {}", r.status());
+    }
+
     /// POSTs `body` to `path` as `token`; panics unless it succeeds.
     pub async fn post(&self, token: &str, path: &str, body: serde_json::Value) {
         let r = self

@@ -410,3 +410,29 @@ async fn a_waiting_incident_is_offered_as_soon_as_a_steward_comes_on_duty() {
     })
     .await;
 }
+
+/// An instance's matcher can lag the store: a change made on another
+/// instance not yet heard, a notice lost. A turn that finds nobody asks the
+/// store before it escalates "nobody available": the steward the store
+/// has is offered, and nothing escalates.
+#[tokio::test]
+async fn a_turn_that_finds_nobody_asks_the_store_before_escalating() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
+    // This instance's matcher believes s-near went off duty; the store,
+    // which decides, still has them available.
+    let id = dispatcher::domain::StewardId::parse("s-near").unwrap();
+    let mut stale = app.state.store.steward(&id).await.unwrap().unwrap();
+    stale.on_duty = false;
+    app.state.engine.matcher().upsert(&stale);
+
+    let incident = press(&app, "call.pressed").await;
+    app.wait_incident(&incident, "offer to s-near", |d| live_offer_to(d, "s-near"))
+        .await;
+    let detail = app.incident(&incident).await;
+    assert_eq!(detail["escalation_level"], 0, "{detail:#}");
+    let timeline = detail["timeline"].to_string();
+    assert!(!timeline.contains("nobody available"), "{timeline}");
+}

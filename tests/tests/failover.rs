@@ -142,3 +142,82 @@ async fn presses_after_one_instance_dies_are_stored_by_the_other_in_the_normal_t
     assert!(acted > 0);
     assert_eq!((incidents, joined), (1, Some(acted)));
 }
+
+/// Each instance's matcher hears the others' steward changes as they
+/// commit (PostgreSQL LISTEN/NOTIFY), not at a periodic rebuild: stewards
+/// put on duty through one instance are available in the other's matcher
+/// at once, and off duty again the same way. Before, the other instance
+/// learnt of them at its 30 s rebuild and escalated "nobody available"
+/// meanwhile; the rebuild is gone now, so without the notices this test
+/// waits forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steward_change_on_one_instance_reaches_the_others_matcher_as_it_commits() {
+    let mosquitto = Mosquitto::start();
+    let db = eldercare_tests::db::fresh_postgres()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let logs = tempfile::tempdir().expect("temp dir");
+    let root = format!("peers-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
+    let a = start("a", &mosquitto, db.url(), &root, logs.path());
+    a.api.ready().await;
+    let b = start("b", &mosquitto, db.url(), &root, logs.path());
+    b.api.ready().await;
+    for instance in [&a, &b] {
+        eldercare_tests::wait::until("the change feed connected", || async {
+            (instance
+                .api
+                .metric("dispatcher_change_feed_connected")
+                .await
+                == Some(1.0))
+            .then_some(())
+        })
+        .await;
+    }
+    let available = |api: &ProcessApi, want: f64| {
+        let api = api.clone();
+        async move {
+            eldercare_tests::wait::until(&format!("{want} available in the matcher"), || async {
+                (api.metric("dispatcher_matcher_available_stewards").await == Some(want))
+                    .then_some(())
+            })
+            .await
+        }
+    };
+    available(&a.api, 0.0).await;
+
+    let token = b.api.admin_token().await;
+    for n in 1..=3 {
+        let id = format!("s-{n}");
+        b.api
+            .post(
+                &token,
+                "/api/v1/stewards",
+                json!({"id": id, "name": format!("Steward {n}"), "phone": "13900000101", "grid": "grid-2"}),
+            )
+            .await;
+        b.api
+            .put(
+                &token,
+                &format!("/api/v1/stewards/{id}/location"),
+                json!({"lat": 29.66, "lon": 91.14}),
+            )
+            .await;
+        b.api
+            .put(
+                &token,
+                &format!("/api/v1/stewards/{id}/duty"),
+                json!({"on_duty": true}),
+            )
+            .await;
+    }
+    available(&b.api, 3.0).await;
+    available(&a.api, 3.0).await;
+    b.api
+        .put(
+            &token,
+            "/api/v1/stewards/s-2/duty",
+            json!({"on_duty": false}),
+        )
+        .await;
+    available(&a.api, 2.0).await;
+}

@@ -114,11 +114,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut text = state.metrics.render();
+    // Several instances should agree on this; one that differs for long
+    // is not hearing the others (see dispatcher_change_feed_connected).
+    text.push_str(&format!(
+        "# HELP dispatcher_matcher_available_stewards Stewards this instance's matcher holds as on duty, available and located.\n\
+         # TYPE dispatcher_matcher_available_stewards gauge\n\
+         dispatcher_matcher_available_stewards {}\n",
+        state.engine.matcher().available()
+    ));
+    ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
 }
 
 /// This API, as OpenAPI 3.1.

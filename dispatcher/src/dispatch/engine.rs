@@ -23,8 +23,8 @@ use crate::domain::{IncidentId, Offer, Steward, StewardId};
 use crate::rules::RuleBook;
 use crate::store::{EngineStore, StoreError};
 
-/// How often the matcher is rebuilt from the store (changes made by other
-/// instances reach it then).
+/// How often the matcher is rebuilt from the store when nobody tells the
+/// engine of changes made elsewhere (see [`Engine::told_of_changes`]).
 const REBUILD_EVERY: StdDuration = StdDuration::from_secs(30);
 /// Incidents swept per tick.
 const SWEEP_LIMIT: i64 = 200;
@@ -36,8 +36,12 @@ enum Kick {
     Incident(IncidentId),
     /// An incident's stewards may have changed status: re-read them.
     Released(IncidentId),
-    /// These stewards may have changed status: re-read them.
+    /// These stewards may have changed status: re-read them, and offer
+    /// waiting incidents if one became free.
     Stewards(Vec<StewardId>),
+    /// Changes may have been missed: re-read every steward, offer what
+    /// waits.
+    Resync,
     /// A steward became free to take an offer: incidents waiting for a
     /// retry are offered now, not at the retry.
     Freed,
@@ -82,6 +86,19 @@ impl EngineHandle {
         if self.matcher.upsert(steward) {
             let _ = self.kicks.send(Kick::Freed);
         }
+    }
+
+    /// These stewards' rows changed (on any instance): re-read them.
+    pub fn stewards_changed(&self, ids: Vec<StewardId>) {
+        if !ids.is_empty() {
+            let _ = self.kicks.send(Kick::Stewards(ids));
+        }
+    }
+
+    /// Changes may have been missed (the change feed reconnected): re-read
+    /// every steward and offer whatever waits.
+    pub fn resync(&self) {
+        let _ = self.kicks.send(Kick::Resync);
     }
 
     /// Re-reads one steward into the matcher (after a store change that
@@ -156,6 +173,8 @@ pub struct Engine {
     /// Called after every commit that wrote stream or outbox rows.
     on_commit: Arc<dyn Fn() + Send + Sync>,
     kicks: mpsc::UnboundedReceiver<Kick>,
+    /// `None` when a change feed tells the engine of every steward change.
+    rebuild_every: Option<StdDuration>,
 }
 
 impl Engine {
@@ -181,8 +200,17 @@ impl Engine {
             clock,
             on_commit,
             kicks: rx,
+            rebuild_every: Some(REBUILD_EVERY),
         };
         (engine, handle)
+    }
+
+    /// Every steward change, on any instance, reaches the engine through
+    /// [`EngineHandle::stewards_changed`] and [`EngineHandle::resync`]:
+    /// no periodic rebuild.
+    pub fn told_of_changes(mut self) -> Self {
+        self.rebuild_every = None;
+        self
     }
 
     /// Loads the matcher from the store.
@@ -206,7 +234,7 @@ impl Engine {
                 biased;
                 _ = stop.cancelled() => return,
                 _ = ticker.tick() => {
-                    if last_rebuild.elapsed() >= REBUILD_EVERY {
+                    if self.rebuild_every.is_some_and(|every| last_rebuild.elapsed() >= every) {
                         last_rebuild = tokio::time::Instant::now();
                         if let Err(e) = self.rebuild().await {
                             tracing::warn!(error = %e, "matcher rebuild failed");
@@ -223,7 +251,18 @@ impl Engine {
                 kick = self.kicks.recv() => match kick {
                     Some(Kick::Incident(id)) => self.dispatch_logged(&id).await,
                     Some(Kick::Released(id)) => self.refresh_stewards_of(&id).await,
-                    Some(Kick::Stewards(ids)) => self.reread(&ids).await,
+                    Some(Kick::Stewards(ids)) => {
+                        if self.reread(&ids).await {
+                            self.offer_waiting().await;
+                        }
+                    }
+                    Some(Kick::Resync) => {
+                        match self.rebuild().await {
+                            Ok(()) => last_rebuild = tokio::time::Instant::now(),
+                            Err(e) => tracing::warn!(error = %e, "could not re-read stewards after missed changes; the next tick's turns re-read before escalating"),
+                        }
+                        self.offer_waiting().await;
+                    }
                     Some(Kick::Freed) => self.offer_waiting().await,
                     None => return,
                 },
@@ -276,17 +315,22 @@ impl Engine {
             .chain(detail.incident.steward_id.as_ref())
             .cloned()
             .collect();
-        self.reread(&ids).await;
+        if self.reread(&ids).await {
+            self.offer_waiting().await;
+        }
     }
 
-    /// Reads these stewards into the matcher; one that cannot be read
-    /// waits for the next rebuild.
-    async fn reread(&self, ids: &[StewardId]) {
+    /// Reads these stewards into the matcher; true when one became free
+    /// to take an offer. One that cannot be read stays as it was (a turn
+    /// that finds nobody re-reads them all before escalating).
+    async fn reread(&self, ids: &[StewardId]) -> bool {
+        let mut freed = false;
         for id in ids {
             if let Ok(Some(s)) = self.store.steward(id).await {
-                self.matcher.upsert(&s);
+                freed |= self.matcher.upsert(&s);
             }
         }
+        freed
     }
 
     async fn dispatch_logged(&self, incident: &IncidentId) {
@@ -298,36 +342,67 @@ impl Engine {
 
     /// Offers the incident if its dispatch turn is due: to the best
     /// candidates, or escalates when there is nobody.
+    ///
+    /// "Nobody" is the matcher's view, which may lag the store (a change
+    /// on another instance not yet heard, a notice lost). So before
+    /// escalating, the engine re-reads every steward: if the store has
+    /// someone after all, the turn is taken again at once, and only a
+    /// second "nobody", on a matcher just read, escalates.
     pub async fn dispatch(&self, incident: &IncidentId) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let plan = |turn: &DispatchTurn| plan_offers(&self.matcher, &self.rules, turn, now);
-        let Some(taken) = self.store.take_turn(incident, now, &plan).await? else {
+        let mut checked_with_store = false;
+        loop {
+            let now = self.clock.now();
+            let plan = |turn: &DispatchTurn| plan_offers(&self.matcher, &self.rules, turn, now);
+            let Some(taken) = self.store.take_turn(incident, now, &plan).await? else {
+                return Ok(());
+            };
+            if taken.plan.is_none() {
+                tracing::warn!(%incident, "an incident without an elder cannot be dispatched");
+                return Ok(());
+            }
+            for offer in &taken.offers {
+                log_offered(incident, offer);
+            }
+            let nobody = taken.offers.is_empty() && taken.turn.live_offers == 0;
+            if nobody && !checked_with_store {
+                checked_with_store = true;
+                if self.store_has_someone(&taken.turn, now).await?
+                    && self.store.bring_turn_forward(incident, now).await?
+                {
+                    tracing::info!(%incident, "the matcher was behind the store; offering again at once");
+                    continue;
+                }
+            }
+            if nobody {
+                let priority = taken.turn.incident.priority;
+                tracing::warn!(%incident, %priority, "nobody available; escalating");
+                // It changes no steward; `on_commit` below tells the stream.
+                let _escalated = self
+                    .store
+                    .escalate(incident, "nobody available", now, &self.rules)
+                    .await?;
+            }
+            (self.on_commit)();
+            // Claims changed stewards' status: the claimed ones as claimed,
+            // the runners-up as they are now.
+            for steward in &taken.stewards {
+                self.matcher.upsert(steward);
+            }
+            self.reread(&runners_up(&taken)).await;
             return Ok(());
-        };
-        if taken.plan.is_none() {
-            tracing::warn!(%incident, "an incident without an elder cannot be dispatched");
-            return Ok(());
         }
-        for offer in &taken.offers {
-            log_offered(incident, offer);
-        }
-        if taken.offers.is_empty() && taken.turn.live_offers == 0 {
-            let priority = taken.turn.incident.priority;
-            tracing::warn!(%incident, %priority, "nobody available; escalating");
-            // It changes no steward; `on_commit` below tells the stream.
-            let _escalated = self
-                .store
-                .escalate(incident, "nobody available", now, &self.rules)
-                .await?;
-        }
-        (self.on_commit)();
-        // Claims changed stewards' status: the claimed ones as claimed,
-        // the runners-up as they are now.
-        for steward in &taken.stewards {
-            self.matcher.upsert(steward);
-        }
-        self.reread(&runners_up(&taken)).await;
-        Ok(())
+    }
+
+    /// Re-reads every steward into the matcher and says whether it now
+    /// finds anyone for the turn.
+    async fn store_has_someone(
+        &self,
+        turn: &DispatchTurn,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.rebuild().await?;
+        Ok(plan_offers(&self.matcher, &self.rules, turn, now)
+            .is_some_and(|plan| !plan.candidates.is_empty()))
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! One reader task reads [`StreamLog::stream_after`] from its
 //! watermark whenever [`Hub::nudge`] is called (by whoever committed a
-//! change) and at least every [`POLL_EVERY`] (changes committed by other
-//! dispatcher instances on a shared PostgreSQL), and broadcasts each
+//! change, and on a shared PostgreSQL by the change feed for rows any
+//! instance committed, [`crate::store::changes`]) and, as a safety net,
+//! every [`POLL_EVERY`] or [`Polling::Told`]'s [`SAFETY_POLL`]; and broadcasts each
 //! [`StreamEvent`] on a bounded tokio `broadcast` channel. Sending never
 //! waits: a subscriber that falls [`BUFFER`] events behind is told it
 //! lagged, and its SSE connection ends (`api::stream`); the client
@@ -45,6 +46,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, watch};
@@ -57,8 +59,21 @@ use crate::store::StoreError;
 use crate::store::dispatch::StreamEvent;
 use crate::store::stream_log::StreamLog;
 
-/// The reader looks at the store at least this often.
+/// The reader looks at the store at least this often when nobody tells
+/// it of other instances' rows.
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
+/// ... and this often when a change feed does.
+pub const SAFETY_POLL: Duration = Duration::from_secs(5);
+
+/// How the reader learns of rows committed elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polling {
+    /// Nobody says: look every [`POLL_EVERY`].
+    Often,
+    /// Every commit anywhere nudges the hub: look every [`SAFETY_POLL`]
+    /// only in case a nudge went astray.
+    Told,
+}
 /// A row behind a missing seq waits at most this long for it.
 pub const HOLD_GAP: Duration = Duration::from_secs(1);
 /// Seqs given up on are watched this long after, in case they commit.
@@ -106,6 +121,8 @@ pub struct Hub {
     watermark: watch::Sender<Option<i64>>,
     /// Cancelled on shutdown: ends the reader and every SSE connection.
     closed: CancellationToken,
+    /// [`Polling::Told`] when set.
+    told: AtomicBool,
 }
 
 impl Hub {
@@ -118,6 +135,7 @@ impl Hub {
             outbox_wake: Arc::new(Notify::new()),
             watermark: watch::channel(None).0,
             closed: CancellationToken::new(),
+            told: AtomicBool::new(false),
         }
     }
 
@@ -203,6 +221,21 @@ impl Hub {
         HubTask {
             hub: self.clone(),
             task: tokio::spawn(read_loop(self.clone(), clock)),
+        }
+    }
+
+    /// Whether every commit anywhere nudges the hub from now on (a change
+    /// feed is connected) or not (none, or it is down). Takes effect at
+    /// the reader's next look.
+    pub fn set_polling(&self, polling: Polling) {
+        self.told.store(polling == Polling::Told, Ordering::Relaxed);
+    }
+
+    fn idle_poll(&self) -> Duration {
+        if self.told.load(Ordering::Relaxed) {
+            SAFETY_POLL
+        } else {
+            POLL_EVERY
         }
     }
 
@@ -300,10 +333,18 @@ async fn read_loop(hub: Arc<Hub>, clock: Clock) {
                 Err(e) => tracing::warn!(error = %e, "could not prune the stream"),
             }
         }
+        // Held rows and watched seqs have their own times to look again.
+        let mut wake_at = Instant::now() + hub.idle_poll();
+        if let Some(due) = seq.next_release() {
+            wake_at = wake_at.min(due);
+        }
+        if seq.late_cursor().is_some() {
+            wake_at = wake_at.min(last_late_read + LATE_READ_EVERY);
+        }
         tokio::select! {
             _ = closed.cancelled() => return,
             _ = hub.wake.notified() => {}
-            _ = tokio::time::sleep(POLL_EVERY) => {}
+            _ = tokio::time::sleep_until(wake_at) => {}
         }
     }
 }
@@ -390,6 +431,14 @@ impl Sequencer {
             self.watched.pop_first();
         }
         out
+    }
+
+    /// When the first row held behind a gap is released without its gap
+    /// filled, if any is held.
+    pub fn next_release(&self) -> Option<Instant> {
+        self.held
+            .first_key_value()
+            .map(|(_, (_, seen))| *seen + HOLD_GAP)
     }
 
     /// Rows waiting behind a gap.

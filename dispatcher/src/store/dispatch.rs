@@ -256,6 +256,14 @@ pub trait DispatchStore: Send + Sync {
     /// returns them.
     async fn bring_retries_forward(&self, now: DateTime<Utc>) -> StoreResult<Vec<IncidentId>>;
 
+    /// Makes one `dispatching` incident's turn due at `now`; false when it
+    /// is not dispatching or already due.
+    async fn bring_turn_forward(
+        &self,
+        incident: &IncidentId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
     /// Incidents with a live offer past its `expires_at`, by id.
     async fn expiring_incidents(
         &self,

@@ -1002,6 +1002,19 @@ macro_rules! dispatch_sql {
                     Ok(ids)
                 }
 
+                async fn bring_turn_forward(&self, incident: &IncidentId, now: DateTime<Utc>) -> StoreResult<bool> {
+                    let done = sqlx::query(
+                        "UPDATE incidents SET next_dispatch_at = $1
+                         WHERE id = $2 AND status = 'dispatching' AND next_dispatch_at > $1",
+                    )
+                    .bind(now)
+                    .bind(incident.as_str())
+                    .execute(&mut *self.write_conn().await.db()?)
+                    .await
+                    .db()?;
+                    Ok(done.rows_affected() > 0)
+                }
+
                 async fn lease_failed_turn(&self, incident: &IncidentId, now: DateTime<Utc>) -> StoreResult<()> {
                     let mut conn = self.write_conn().await.db()?;
                     Self::lease_turn(&mut conn, incident, now).await?;

@@ -20,6 +20,7 @@
 //! [`reach_sql`]; retention's pruning ([`retention::RetentionStore`]) in
 //! [`retention_sql`].
 
+pub mod changes;
 pub mod deadlines;
 pub mod dispatch;
 pub mod dispatch_sql;
@@ -355,6 +356,10 @@ pub trait Store:
 
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// What every instance on this database changes, as it commits; `None`
+    /// where one instance is all there is (SQLite).
+    fn changes(&self) -> Option<Box<dyn changes::ChangeFeed>>;
 }
 
 /// The closing note on an incident a rule resolved by itself.

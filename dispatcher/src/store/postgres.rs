@@ -61,6 +61,11 @@ impl PgStore {
         })
     }
 
+    /// Every instance's changes, heard through `LISTEN` ([`super::changes`]).
+    fn change_feed(&self) -> Option<Box<dyn super::changes::ChangeFeed>> {
+        Some(Box::new(super::changes::PgChanges::new(&self.pool)))
+    }
+
     /// PostgreSQL locks rows as statements touch them; a plain `BEGIN` is
     /// all a writer needs.
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {

@@ -392,6 +392,10 @@ macro_rules! sql_store {
                     sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
                     Ok(())
                 }
+
+                fn changes(&self) -> Option<Box<dyn $crate::store::changes::ChangeFeed>> {
+                    self.change_feed()
+                }
             }
 
             #[async_trait]

@@ -148,6 +148,11 @@ impl Gated<Transaction<'static, Sqlite>> {
 }
 
 impl SqliteStore {
+    /// None: a SQLite site runs one instance, which knows what it changed.
+    fn change_feed(&self) -> Option<Box<dyn super::changes::ChangeFeed>> {
+        None
+    }
+
     /// Opens (creating if missing, with its directory) the database at
     /// `url` and applies the migrations. `sqlite::memory:` gives a private
     /// in-memory database for quick tests.

@@ -127,3 +127,93 @@ async fn the_write_ahead_log_is_checkpointed_beside_the_writers() {
     // The store kept working beside it.
     s.ping().await.unwrap();
 }
+
+/// Waits for changes until `enough` holds of what was heard, folded.
+async fn hear_until(
+    feed: &mut Box<dyn dispatcher::store::changes::ChangeFeed>,
+    enough: impl Fn(&dispatcher::store::changes::Changes) -> bool,
+) -> dispatcher::store::changes::Changes {
+    let mut heard = dispatcher::store::changes::Changes::default();
+    while !enough(&heard) {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(30), feed.next())
+            .await
+            .unwrap_or_else(|_| panic!("nothing more heard; so far {heard:?}"));
+        // A dropped connection answers an error once, then reconnects.
+        let Ok(changes) = next else { continue };
+        heard.resync |= changes.resync;
+        heard.stream |= changes.stream;
+        heard.stewards.extend(changes.stewards);
+    }
+    heard
+}
+
+/// Several instances share one PostgreSQL: each hears, as they commit,
+/// which stewards any of them changed and that the stream grew. A write
+/// that changes nothing says nothing; a listening connection killed under
+/// the feed comes back and says to re-read everything.
+#[tokio::test]
+async fn postgres_announces_steward_changes_and_stream_rows_as_they_commit() {
+    let db = eldercare_tests::db::fresh_postgres().await.unwrap();
+    use eldercare_tests::db::TestDb;
+    let other = dispatcher::store::connect(db.url()).await.unwrap();
+    let this = dispatcher::store::connect(db.url()).await.unwrap();
+    let mut feed = this.changes().expect("PostgreSQL has a change feed");
+    assert!(
+        hear_until(&mut feed, |c| c.resync).await.resync,
+        "connecting says to re-read"
+    );
+
+    other.insert_steward(&steward("s-1")).await.unwrap();
+    other.insert_steward(&steward("s-2")).await.unwrap();
+    let heard = hear_until(&mut feed, |c| c.stewards.len() == 2).await;
+    assert_eq!(
+        heard.stewards,
+        [steward_id("s-1"), steward_id("s-2")].into()
+    );
+    assert!(!heard.stream && !heard.resync, "{heard:?}");
+
+    // The same row written again announces nothing: the next thing heard
+    // is s-2 going on duty, without s-1.
+    other.update_steward(&steward("s-1")).await.unwrap();
+    other
+        .set_steward_duty(&steward_id("s-2"), true, day())
+        .await
+        .unwrap();
+    let heard = hear_until(&mut feed, |c| !c.stewards.is_empty()).await;
+    assert_eq!(heard.stewards, [steward_id("s-2")].into());
+
+    // A press opens an incident: stream rows, one notice for the batch.
+    home(&*other, "e-1", "btn-1", DeviceKind::CallButton).await;
+    let got = other
+        .ingest(&[press("btn-1", "p-1", day())], &rules())
+        .await
+        .unwrap();
+    assert_eq!(got[0].action, EventAction::Opened);
+    assert!(hear_until(&mut feed, |c| c.stream).await.stream);
+
+    // The listening connection is killed: the feed reconnects and says to
+    // re-read, and hears what comes after.
+    let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "the listening connection was found");
+    assert!(hear_until(&mut feed, |c| c.resync).await.resync);
+    other
+        .set_steward_duty(&steward_id("s-1"), true, day())
+        .await
+        .unwrap();
+    let heard = hear_until(&mut feed, |c| !c.stewards.is_empty()).await;
+    assert_eq!(heard.stewards, [steward_id("s-1")].into());
+}
+
+#[tokio::test]
+async fn sqlite_has_no_change_feed_one_instance_knows_what_it_changed() {
+    let s = dispatcher::store::connect("sqlite::memory:").await.unwrap();
+    assert!(s.changes().is_none());
+}
