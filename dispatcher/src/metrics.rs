@@ -56,6 +56,11 @@ pub struct Metrics {
     pub broker_redelivered: AtomicU64,
 }
 
+/// Writes one unlabelled gauge in the Prometheus text format.
+pub fn write_gauge(out: &mut String, name: &str, help: &str, v: i64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
 impl Metrics {
     pub fn reject(&self, reason: RejectReason) {
         let i = RejectReason::ALL
@@ -107,9 +112,6 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
-        };
-        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(
@@ -186,19 +188,19 @@ impl Metrics {
                 "dispatcher_reach_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        gauge(
+        write_gauge(
             &mut out,
             "dispatcher_ingest_lag_ms",
             "Milliseconds from arrival to commit, last batch.",
             self.ingest_lag_ms.load(Ordering::Relaxed),
         );
-        gauge(
+        write_gauge(
             &mut out,
             "dispatcher_ingest_queue",
             "Device messages received and not yet acknowledged (events wait for their commit).",
             self.ingest_queue.load(Ordering::Relaxed),
         );
-        gauge(
+        write_gauge(
             &mut out,
             "dispatcher_heartbeats_pending",
             "Heartbeats held in memory, not yet written (each device's is written at most every ingest.heartbeat_write_s unless its health changed).",
@@ -216,13 +218,13 @@ impl Metrics {
             "Store transactions retried after a failure.",
             load(&self.store_retries),
         );
-        gauge(
+        write_gauge(
             &mut out,
             "dispatcher_mqtt_connected",
             "1 while connected to the broker.",
             self.mqtt_connected.load(Ordering::Relaxed),
         );
-        gauge(
+        write_gauge(
             &mut out,
             "dispatcher_change_feed_connected",
             "1 while this instance hears every instance's changes as they commit (PostgreSQL LISTEN); always 0 on SQLite, which runs one instance.",
@@ -250,7 +252,7 @@ impl Metrics {
                 "dispatcher_broker_refused_total{{reason=\"{reason}\"}} {n}"
             );
         }
-        gauge(
+        write_gauge(
             &mut out,
             "dispatcher_broker_connections",
             "Device connections open on the embedded broker.",

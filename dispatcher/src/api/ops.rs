@@ -117,12 +117,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.render();
     // Several instances should agree on this; one that differs for long
     // is not hearing the others (see dispatcher_change_feed_connected).
-    text.push_str(&format!(
-        "# HELP dispatcher_matcher_available_stewards Stewards this instance's matcher holds as on duty, available and located.\n\
-         # TYPE dispatcher_matcher_available_stewards gauge\n\
-         dispatcher_matcher_available_stewards {}\n",
-        state.engine.matcher().available()
-    ));
+    crate::metrics::write_gauge(
+        &mut text,
+        "dispatcher_matcher_available_stewards",
+        "Stewards this instance's matcher holds as on duty, available and located.",
+        state.engine.matcher().available() as i64,
+    );
     ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
 }
 

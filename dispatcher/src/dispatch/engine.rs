@@ -251,11 +251,7 @@ impl Engine {
                 kick = self.kicks.recv() => match kick {
                     Some(Kick::Incident(id)) => self.dispatch_logged(&id).await,
                     Some(Kick::Released(id)) => self.refresh_stewards_of(&id).await,
-                    Some(Kick::Stewards(ids)) => {
-                        if self.reread(&ids).await {
-                            self.offer_waiting().await;
-                        }
-                    }
+                    Some(Kick::Stewards(ids)) => self.reread_and_offer(&ids).await,
                     Some(Kick::Resync) => {
                         match self.rebuild().await {
                             Ok(()) => last_rebuild = tokio::time::Instant::now(),
@@ -315,7 +311,12 @@ impl Engine {
             .chain(detail.incident.steward_id.as_ref())
             .cloned()
             .collect();
-        if self.reread(&ids).await {
+        self.reread_and_offer(&ids).await;
+    }
+
+    /// Re-reads these stewards; if one became free, offers what waits.
+    async fn reread_and_offer(&self, ids: &[StewardId]) {
+        if self.reread(ids).await {
             self.offer_waiting().await;
         }
     }

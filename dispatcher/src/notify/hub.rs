@@ -74,6 +74,7 @@ pub enum Polling {
     /// only in case a nudge went astray.
     Told,
 }
+
 /// A row behind a missing seq waits at most this long for it.
 pub const HOLD_GAP: Duration = Duration::from_secs(1);
 /// Seqs given up on are watched this long after, in case they commit.

@@ -49,12 +49,6 @@ pub struct Changes {
     pub stewards: BTreeSet<StewardId>,
 }
 
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        !self.resync && !self.stream && self.stewards.is_empty()
-    }
-}
-
 /// Notices from every instance, as they commit.
 #[async_trait]
 pub trait ChangeFeed: Send {
@@ -95,7 +89,7 @@ impl PgChanges {
         };
         match tokio::time::timeout(ANSWER_WITHIN, listen).await {
             Ok(r) => r.map_err(StoreError::Database),
-            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            Err(_) => Err(silent("a new connection to listen on")),
         }
     }
 
@@ -104,6 +98,14 @@ impl PgChanges {
         let ask = sqlx::query("SELECT 1").execute(&mut *listener);
         matches!(tokio::time::timeout(ANSWER_WITHIN, ask).await, Ok(Ok(_)))
     }
+}
+
+/// The database did not answer `what` in time.
+fn silent(what: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} did not answer within {ANSWER_WITHIN:?}"),
+    )))
 }
 
 #[async_trait]
@@ -139,7 +141,9 @@ impl ChangeFeed for PgChanges {
                 Err(_) => {
                     if !Self::answers(listener).await {
                         self.listener = None;
-                        return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+                        return Err(silent(
+                            "the listening connection, asked after a quiet spell,",
+                        ));
                     }
                 }
             }
