@@ -322,29 +322,39 @@ impl ProcessApi {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
-    /// PUTs `body` to `path` as `token`; panics unless it succeeds.
-    pub async fn put(&self, token: &str, path: &str, body: serde_json::Value) {
-        let r = self
-            .http
-            .put(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("put");
-        assert!(r.status().is_success(), "PUT {path}: {}", r.status());
+    /// PUTs `body` to `path` as `token`; panics unless it succeeds. The
+    /// answer's JSON (null when it has none).
+    pub async fn put(&self, token: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.send(reqwest::Method::PUT, token, path, body).await
     }
 
-    /// POSTs `body` to `path` as `token`; panics unless it succeeds.
-    pub async fn post(&self, token: &str, path: &str, body: serde_json::Value) {
+    /// POSTs `body` to `path` as `token`; panics unless it succeeds. The
+    /// answer's JSON (null when it has none).
+    pub async fn post(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        self.send(reqwest::Method::POST, token, path, body).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
         let r = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .bearer_auth(token)
             .json(&body)
             .send()
             .await
-            .expect("post");
-        assert!(r.status().is_success(), "POST {path}: {}", r.status());
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert!(r.status().is_success(), "{method} {path}: {}", r.status());
+        r.json().await.unwrap_or(serde_json::Value::Null)
     }
 }

@@ -52,6 +52,41 @@ fn start(
     }
 }
 
+/// Two instances on one fresh PostgreSQL database and one Mosquitto,
+/// under a topic root of their own.
+struct Pair {
+    a: Instance,
+    b: Instance,
+    db: eldercare_tests::db::PgDb,
+    topics: Topics,
+    mosquitto: Mosquitto,
+    logs: tempfile::TempDir,
+}
+
+impl Pair {
+    async fn start(prefix: &str) -> Self {
+        let mosquitto = Mosquitto::start();
+        let db = eldercare_tests::db::fresh_postgres()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let logs = tempfile::tempdir().expect("temp dir");
+        let root = format!("{prefix}-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
+        // The first applies the migrations alone, then the second joins.
+        let a = start("a", &mosquitto, db.url(), &root, logs.path());
+        a.api.ready().await;
+        let b = start("b", &mosquitto, db.url(), &root, logs.path());
+        b.api.ready().await;
+        Self {
+            a,
+            b,
+            db,
+            topics: Topics::new(root),
+            mosquitto,
+            logs,
+        }
+    }
+}
+
 async fn stored(pool: &sqlx::PgPool, device: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM events WHERE device_id = $1")
         .bind(device)
@@ -74,17 +109,16 @@ async fn stored_within(pool: &sqlx::PgPool, device: &str, want: i64) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presses_after_one_instance_dies_are_stored_by_the_other_in_the_normal_time() {
-    let mosquitto = Mosquitto::start();
-    let db = eldercare_tests::db::fresh_postgres()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let logs = tempfile::tempdir().expect("temp dir");
-    let root = format!("failover-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
-    // The first applies the migrations alone, then the second joins.
-    let a = start("a", &mosquitto, db.url(), &root, logs.path());
-    a.api.ready().await;
-    let mut b = start("b", &mosquitto, db.url(), &root, logs.path());
-    b.api.ready().await;
+    // Every field bound: one left to `..` would be dropped (Mosquitto
+    // stopped, the database dropped) at the end of this statement.
+    let Pair {
+        a,
+        mut b,
+        db,
+        topics,
+        mosquitto,
+        logs: _logs,
+    } = Pair::start("failover").await;
     let token = a.api.admin_token().await;
     a.api
         .post(&token, "/api/v1/elders", elder_body("e-1", json!({})))
@@ -98,7 +132,6 @@ async fn presses_after_one_instance_dies_are_stored_by_the_other_in_the_normal_t
         .await;
     let pool = sqlx::PgPool::connect(db.url()).await.expect("database");
 
-    let topics = Topics::new(root);
     let mut button =
         TestDevice::connect("127.0.0.1", mosquitto.port, &topics, "btn-1", Clock::System).await;
     // Both alive: every press is stored.
@@ -152,16 +185,8 @@ async fn presses_after_one_instance_dies_are_stored_by_the_other_in_the_normal_t
 /// waits forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steward_change_on_one_instance_reaches_the_others_matcher_as_it_commits() {
-    let mosquitto = Mosquitto::start();
-    let db = eldercare_tests::db::fresh_postgres()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let logs = tempfile::tempdir().expect("temp dir");
-    let root = format!("peers-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
-    let a = start("a", &mosquitto, db.url(), &root, logs.path());
-    a.api.ready().await;
-    let b = start("b", &mosquitto, db.url(), &root, logs.path());
-    b.api.ready().await;
+    let pair = Pair::start("peers").await;
+    let (a, b) = (&pair.a, &pair.b);
     for instance in [&a, &b] {
         eldercare_tests::wait::until("the change feed connected", || async {
             (instance

@@ -8,14 +8,14 @@ use dispatcher::clock::Clock;
 use eldercare_tests::app::{ADMIN_PASSWORD, elder_body, free_port};
 use eldercare_tests::bench::proc_stats;
 use eldercare_tests::device::{Login, TestDevice};
-use eldercare_tests::process::DispatcherProcess;
+use eldercare_tests::process::{DispatcherProcess, ProcessApi};
 use eldercare_tests::wait;
 use protocol::Topics;
 use serde_json::{Value, json};
 
 struct Server {
     base: String,
-    http: reqwest::Client,
+    api: ProcessApi,
     mqtt_port: u16,
     root: String,
     process: DispatcherProcess,
@@ -49,19 +49,16 @@ impl Server {
         env.extend(extra.iter().map(|(k, v)| ((*k).into(), (*v).into())));
         let log = dir.path().join("dispatcher.log");
         let process = DispatcherProcess::serve_with_file_limit(&env, &log, files);
+        let api = ProcessApi::on_port(http_port);
         let s = Self {
-            base: format!("http://127.0.0.1:{http_port}"),
-            http: reqwest::Client::new(),
+            base: api.base.clone(),
+            api,
             mqtt_port,
             root,
             process,
             _dir: dir,
         };
-        wait::until("the dispatcher to be ready", || async {
-            let r = s.http.get(format!("{}/readyz", s.base)).send().await.ok()?;
-            (r.status() == 200).then_some(())
-        })
-        .await;
+        s.api.ready().await;
         s
     }
 
@@ -73,30 +70,6 @@ impl Server {
             .send()
             .await
             .expect("login request")
-    }
-
-    async fn token(&self) -> String {
-        let r: Value = self
-            .login("admin", ADMIN_PASSWORD)
-            .await
-            .json()
-            .await
-            .expect("login body");
-        r["token"].as_str().expect("token").to_owned()
-    }
-
-    /// POSTs `body`; the answer's JSON.
-    async fn post(&self, token: &str, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("post");
-        assert!(r.status().is_success(), "POST {path}: {}", r.status());
-        r.json().await.unwrap_or(Value::Null)
     }
 
     fn rss_mib(&self) -> f64 {
@@ -142,11 +115,13 @@ async fn idle_connections_beyond_the_file_limit_leave_health_login_and_presses_w
         .await
         .expect("/healthz answers");
     assert_eq!(health.status(), 200);
-    let token = server.token().await;
+    let token = server.api.admin_token().await;
     server
+        .api
         .post(&token, "/api/v1/elders", elder_body("e-idle", json!({})))
         .await;
     let registered = server
+        .api
         .post(
             &token,
             "/api/v1/devices",

@@ -366,13 +366,18 @@ mod tests {
         assert!(s.validate(StewardId::parse("s-1").unwrap()).is_err());
     }
 
-    #[test]
-    fn patch_refuses_duty_and_location() {
-        let current = json!({
+    /// A steward as the store answers it, the base a patch applies to.
+    fn stored_dawa() -> serde_json::Value {
+        json!({
             "id": "s-1", "name": "Dawa", "phone": "139", "grid": "", "skills": [], "languages": [],
             "on_duty": false, "status": "off_duty", "lat": null, "lon": null,
             "location_at": null, "accuracy_m": null
-        });
+        })
+    }
+
+    #[test]
+    fn patch_refuses_duty_and_location() {
+        let current = stored_dawa();
         let e = patch::apply::<NewSteward>(current.clone(), &json!({"on_duty": true}), READ_ONLY)
             .unwrap_err();
         assert!(e.to_string().contains("/duty"), "{e}");
@@ -392,11 +397,7 @@ mod tests {
     fn patch_refuses_an_unknown_field_even_when_it_removes_it() {
         // Found by schemathesis: `{"<unknown>": null}` merged away to
         // nothing and was answered 200 as if it had done something.
-        let current = json!({
-            "id": "s-1", "name": "Dawa", "phone": "139", "grid": "", "skills": [], "languages": [],
-            "on_duty": false, "status": "off_duty", "lat": null, "lon": null,
-            "location_at": null, "accuracy_m": null
-        });
+        let current = stored_dawa();
         let e = patch::apply::<NewSteward>(current.clone(), &json!({"bogus": null}), READ_ONLY)
             .unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
