@@ -394,15 +394,7 @@ async fn a_waiting_incident_is_offered_as_soon_as_a_steward_comes_on_duty() {
         .await;
     // Nobody on duty: nobody can be offered, and the next try is 30 s off.
     let id = press(&app, "call.pressed").await;
-    app.wait_incident(&id, "nobody to offer", |d| {
-        d["timeline"].as_array().unwrap().iter().any(|t| {
-            t["what"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("nobody could be offered")
-        })
-    })
-    .await;
+    waits_for_someone(&app, &id).await;
     // A steward comes on duty: offered now, with no time passing.
     app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
     app.wait_incident(&id, "offer to s-near at once", |d| {
@@ -435,4 +427,98 @@ async fn a_turn_that_finds_nobody_asks_the_store_before_escalating() {
     assert_eq!(detail["escalation_level"], 0, "{detail:#}");
     let timeline = detail["timeline"].to_string();
     assert!(!timeline.contains("nobody available"), "{timeline}");
+}
+
+/// How many times the incident's turn found nobody to offer.
+fn nobody_turns(detail: &Value) -> usize {
+    detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["what"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("nobody could be offered")
+        })
+        .count()
+}
+
+/// Waits until the incident's turn found nobody, and so waits for its retry.
+async fn waits_for_someone(app: &TestApp, id: &str) -> Value {
+    app.wait_incident(id, "nobody to offer", |d| nobody_turns(d) > 0)
+        .await
+}
+
+/// About 30 km north of the elder's home: beyond reach until the
+/// incident has escalated five times.
+const FAR_AWAY: (f64, f64) = (29.9298, 91.1377);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steward_moving_into_range_is_offered_a_waiting_incident_at_once() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    let token = app.steward("s-1", "grid-2", FAR_AWAY.0, FAR_AWAY.1).await;
+    let id = press(&app, "call.pressed").await;
+    waits_for_someone(&app, &id).await;
+    // They drive towards the elder: offered as their location comes in,
+    // with no time passing, not at the retry.
+    let (s, b) = app
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/api/v1/stewards/s-1/location",
+            Some(json!({"lat": NEAR.0, "lon": NEAR.1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    app.wait_incident(&id, "offer to s-1 at once", |d| live_offer_to(d, "s-1"))
+        .await;
+}
+
+/// A steward who comes free brings forward only the waiting incidents they
+/// could be offered: one out of their reach keeps its retry, and does not
+/// escalate "nobody available" early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steward_coming_free_out_of_reach_leaves_a_waiting_incident_to_its_retry() {
+    let app = app().await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    let mut far_home = eldercare_tests::app::elder_body("e-2", json!({}));
+    far_home["lat"] = json!(FAR_AWAY.0);
+    app.post("/api/v1/elders", far_home).await;
+    app.register_device(
+        json!({"id": "btn-2", "elder_id": "e-2", "kind": "call_button", "heartbeat_s": 60}),
+    )
+    .await;
+    let near = press(&app, "call.pressed").await;
+    let before = waits_for_someone(&app, &near).await;
+    let mut button = app.device("btn-2").await;
+    button
+        .event(&uuid::Uuid::new_v4().to_string(), "call.pressed", json!({}))
+        .await;
+    button.flushed().await;
+    let far = app
+        .wait_incidents("elder_id=e-2&status=dispatching", 1)
+        .await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    waits_for_someone(&app, &far).await;
+
+    // A steward comes on duty by the second elder: that incident is
+    // offered at once; the first, 30 km away, is looked at in the same
+    // pass and left alone.
+    app.steward("s-1", "grid-2", FAR_AWAY.0, FAR_AWAY.1).await;
+    app.wait_incident(&far, "offer to s-1", |d| live_offer_to(d, "s-1"))
+        .await;
+    app.clock.advance(Duration::seconds(1));
+    app.settle().await;
+    let after = app.incident(&near).await;
+    assert_eq!(nobody_turns(&after), nobody_turns(&before), "{after:#}");
+    assert_eq!(
+        after["escalation_level"], before["escalation_level"],
+        "{after:#}"
+    );
 }

@@ -42,9 +42,28 @@ enum Kick {
     /// Changes may have been missed: re-read every steward, offer what
     /// waits.
     Resync,
-    /// A steward became free to take an offer: incidents waiting for a
-    /// retry are offered now, not at the retry.
-    Freed,
+    /// These stewards can take an offer, newly or from somewhere new:
+    /// waiting incidents they could be offered are offered now, not at
+    /// their retry.
+    Offerable(Vec<StewardId>),
+}
+
+/// Whose coming free brings a waiting incident's turn forward.
+#[derive(Debug, Clone, Copy)]
+enum Whom<'a> {
+    /// Anyone the matcher now ranks for it (after missed changes).
+    Anyone,
+    /// One of these stewards, ranked for it.
+    These(&'a [StewardId]),
+}
+
+impl Whom<'_> {
+    fn among(self, plan: &OfferPlan) -> bool {
+        match self {
+            Whom::Anyone => !plan.candidates.is_empty(),
+            Whom::These(ids) => plan.candidates.iter().any(|c| ids.contains(&c.steward_id)),
+        }
+    }
 }
 
 /// What the rest of the dispatcher holds to talk to the engine: cheap to
@@ -84,7 +103,7 @@ impl EngineHandle {
     /// A steward changed; keep the matcher current.
     pub fn steward_changed(&self, steward: &Steward) {
         if self.matcher.upsert(steward) {
-            let _ = self.kicks.send(Kick::Freed);
+            let _ = self.kicks.send(Kick::Offerable(vec![steward.id.clone()]));
         }
     }
 
@@ -257,9 +276,9 @@ impl Engine {
                             Ok(()) => last_rebuild = tokio::time::Instant::now(),
                             Err(e) => tracing::warn!(error = %e, "could not re-read stewards after missed changes; the next tick's turns re-read before escalating"),
                         }
-                        self.offer_waiting().await;
+                        self.offer_waiting(Whom::Anyone).await;
                     }
-                    Some(Kick::Freed) => self.offer_waiting().await,
+                    Some(Kick::Offerable(ids)) => self.offer_waiting(Whom::These(&ids)).await,
                     None => return,
                 },
             }
@@ -286,16 +305,32 @@ impl Engine {
     }
 
     /// Incidents waiting for a retry because nobody could be offered are
-    /// due now: a steward just became free.
-    async fn offer_waiting(&self) {
-        match self.store.bring_retries_forward(self.clock.now()).await {
-            Ok(ids) => {
-                for id in ids {
-                    self.dispatch_logged(&id).await;
-                }
-            }
+    /// offered now if `whom` could take them: only those, so an incident
+    /// out of a freed steward's reach keeps its retry instead of finding
+    /// nobody again early and escalating before its time.
+    async fn offer_waiting(&self, whom: Whom<'_>) {
+        let now = self.clock.now();
+        let waiting = match self.store.waiting_turns(now, SWEEP_LIMIT).await {
+            Ok(waiting) => waiting,
             Err(e) => {
-                tracing::warn!(error = %e, "could not bring waiting incidents forward; they wait for their retry")
+                tracing::warn!(error = %e, "could not read waiting incidents; they wait for their retry");
+                return;
+            }
+        };
+        for turn in waiting {
+            let reachable = plan_offers(&self.matcher, &self.rules, &turn, now)
+                .is_some_and(|plan| whom.among(&plan));
+            let id = &turn.incident.id;
+            if !reachable {
+                continue;
+            }
+            match self.store.bring_turn_forward(id, now).await {
+                Ok(true) => self.dispatch_logged(id).await,
+                // Another instance, or a kick, took it first.
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(incident = %id, error = %e, "could not bring a waiting incident forward; it waits for its retry")
+                }
             }
         }
     }
@@ -314,24 +349,29 @@ impl Engine {
         self.reread_and_offer(&ids).await;
     }
 
-    /// Re-reads these stewards; if one became free, offers what waits.
+    /// Re-reads these stewards; offers what waits to those who can now
+    /// take it.
     async fn reread_and_offer(&self, ids: &[StewardId]) {
-        if self.reread(ids).await {
-            self.offer_waiting().await;
+        let offerable = self.reread(ids).await;
+        if !offerable.is_empty() {
+            self.offer_waiting(Whom::These(&offerable)).await;
         }
     }
 
-    /// Reads these stewards into the matcher; true when one became free
-    /// to take an offer. One that cannot be read stays as it was (a turn
-    /// that finds nobody re-reads them all before escalating).
-    async fn reread(&self, ids: &[StewardId]) -> bool {
-        let mut freed = false;
+    /// Reads these stewards into the matcher; returns those who can take
+    /// an offer newly or from somewhere new ([`Matcher::upsert`]). One
+    /// that cannot be read stays as it was (a turn that finds nobody
+    /// re-reads them all before escalating).
+    async fn reread(&self, ids: &[StewardId]) -> Vec<StewardId> {
+        let mut offerable = Vec::new();
         for id in ids {
-            if let Ok(Some(s)) = self.store.steward(id).await {
-                freed |= self.matcher.upsert(&s);
+            if let Ok(Some(s)) = self.store.steward(id).await
+                && self.matcher.upsert(&s)
+            {
+                offerable.push(s.id);
             }
         }
-        freed
+        offerable
     }
 
     async fn dispatch_logged(&self, incident: &IncidentId) {

@@ -95,9 +95,10 @@ impl Matcher {
 
     /// One steward changed (moved, went on or off duty, was offered…).
     ///
-    /// True when the steward could not take an offer before and can now
-    /// (on duty, freed, or a first location): incidents waiting for
-    /// someone may be offered at once.
+    /// True when the steward can take an offer now and either could not
+    /// before (on duty, freed, a first location) or can from somewhere
+    /// new (moved, or a fresh report of where they are): an incident
+    /// waiting for someone may now be in their reach.
     pub fn upsert(&self, steward: &Steward) -> bool {
         let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
         let was = index.points.remove(&steward.id);
@@ -109,8 +110,9 @@ impl Matcher {
             index.points.insert(steward.id.clone(), p);
             index.tree.insert(Point::new(p, steward.id.clone()));
         }
-        index.stewards.insert(steward.id.clone(), steward.clone());
-        was.is_none() && now.is_some()
+        let before = index.stewards.insert(steward.id.clone(), steward.clone());
+        let reported_again = before.is_some_and(|b| b.location_at != steward.location_at);
+        now.is_some() && (was != now || reported_again)
     }
 
     /// How many stewards could take an offer now.
@@ -385,16 +387,21 @@ mod tests {
         let s = DispatchSettings::default();
         assert_eq!(ids(&rank(&m, &s, std::slice::from_ref(&b.id))), ["a"]);
         a.status = StewardStatus::Offered;
-        m.upsert(&a);
+        assert!(!m.upsert(&a), "offered: cannot take another");
         assert_eq!(m.available(), 1);
         assert_eq!(ids(&rank(&m, &s, &[])), ["b"]);
         a.status = StewardStatus::Available;
         a.lat = Some(29.68);
-        m.upsert(&a);
+        assert!(m.upsert(&a), "freed, somewhere else");
         assert_eq!(ids(&rank(&m, &s, &[])), ["b", "a"]);
+        assert!(!m.upsert(&a), "nothing new");
+        a.lat = Some(29.67);
+        assert!(m.upsert(&a), "moved");
         a.location_at = Some(t0() - Duration::hours(2));
-        m.upsert(&a);
+        assert!(m.upsert(&a), "reported again (here, an old report)");
         assert_eq!(ids(&rank(&m, &s, &[])), ["b"]);
+        a.on_duty = false;
+        assert!(!m.upsert(&a), "off duty");
     }
 
     #[test]

@@ -44,7 +44,9 @@ use utoipa::ToSchema;
 
 use super::StoreResult;
 use super::dispatch_tx::DispatchTx;
-use crate::domain::{ContactChannel, Delivery, Incident, IncidentId, Offer, StewardId};
+use crate::domain::{
+    ContactChannel, Delivery, DispatchTurn, Incident, IncidentId, Offer, StewardId,
+};
 
 /// How long a dispatch turn taken with nothing to offer (an incident
 /// without an elder) waits before it comes due again. A caller that dies
@@ -251,10 +253,12 @@ pub trait DispatchStore: Send + Sync {
     /// that dispatches whatever a crash or a lost hook left waiting.
     async fn due_dispatches(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<IncidentId>>;
 
-    /// Makes every `dispatching` incident waiting for a retry (nobody
-    /// could be offered) due at `now`, because a steward became free;
-    /// returns them.
-    async fn bring_retries_forward(&self, now: DateTime<Utc>) -> StoreResult<Vec<IncidentId>>;
+    /// The turns of `dispatching` incidents waiting for a later turn
+    /// (nobody could be offered, or a failed turn's lease), soonest
+    /// first, read as a planner sees them: a steward became free or moved,
+    /// and the engine asks whom they could be offered.
+    async fn waiting_turns(&self, now: DateTime<Utc>, limit: i64)
+    -> StoreResult<Vec<DispatchTurn>>;
 
     /// Makes one `dispatching` incident's turn due at `now`; false when it
     /// is not dispatching or already due.

@@ -215,6 +215,33 @@ macro_rules! dispatch_sql {
                     row.map(ElderRow::into_domain).transpose()
                 }
 
+                /// What a planner needs of an incident's turn: its elder and
+                /// who was offered it before.
+                async fn turn_of(conn: &mut Conn, incident: Incident) -> StoreResult<DispatchTurn> {
+                    let elder = match &incident.elder_id {
+                        Some(id) => $store::load_elder(&mut *conn, id).await?,
+                        None => None,
+                    };
+                    let offered: Vec<(String, Option<String>)> = sqlx::query_as(
+                        "SELECT steward_id, response FROM offers
+                         WHERE incident_id = $1 ORDER BY offered_at, id",
+                    )
+                    .bind(incident.id.as_str())
+                    .fetch_all(&mut *conn)
+                    .await
+                    .db()?;
+                    let live_offers = offered.iter().filter(|(_, response)| response.is_none()).count();
+                    let already_offered = offered
+                        .into_iter()
+                        .map(|(s, _)| {
+                            StewardId::parse(s.clone()).map_err(|e| {
+                                StoreError::Corrupt(format!("offer of {}: steward {s:?}: {e}", incident.id))
+                            })
+                        })
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    Ok(DispatchTurn { incident, elder, already_offered, live_offers })
+                }
+
 
 
 
@@ -564,28 +591,8 @@ macro_rules! dispatch_sql {
                         return Ok(None);
                     };
                     let (incident, d) = row.into_parts()?;
-                    let elder = match &incident.elder_id {
-                        Some(id) => $store::load_elder(&mut self.tx, id).await?,
-                        None => None,
-                    };
-                    let offered: Vec<(String, Option<String>)> = sqlx::query_as(
-                        "SELECT steward_id, response FROM offers
-                         WHERE incident_id = $1 ORDER BY offered_at, id",
-                    )
-                    .bind(incident.id.as_str())
-                    .fetch_all(&mut *self.tx)
-                    .await
-                    .db()?;
-                    let live_offers = offered.iter().filter(|(_, response)| response.is_none()).count();
-                    let already_offered = offered
-                        .into_iter()
-                        .map(|(s, _)| {
-                            StewardId::parse(s.clone()).map_err(|e| {
-                                StoreError::Corrupt(format!("offer of {}: steward {s:?}: {e}", incident.id))
-                            })
-                        })
-                        .collect::<StoreResult<Vec<_>>>()?;
-                    Ok(Some((DispatchTurn { incident, elder, already_offered, live_offers }, d)))
+                    let turn = $store::turn_of(&mut self.tx, incident).await?;
+                    Ok(Some((turn, d)))
                 }
 
                 async fn claim_steward(
@@ -987,19 +994,24 @@ macro_rules! dispatch_sql {
                     .await
                 }
 
-                async fn bring_retries_forward(&self, now: DateTime<Utc>) -> StoreResult<Vec<IncidentId>> {
-                    let ids: Vec<String> = sqlx::query_scalar(
-                        "UPDATE incidents SET next_dispatch_at = $1
+                async fn waiting_turns(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<DispatchTurn>> {
+                    let mut conn = self.pool.acquire().await.db()?;
+                    let rows: Vec<IncidentRow> = sqlx::query_as(
+                        "SELECT * FROM incidents
                          WHERE status = 'dispatching' AND next_dispatch_at > $1
-                         RETURNING id",
+                         ORDER BY next_dispatch_at, id LIMIT $2",
                     )
                     .bind(now)
-                    .fetch_all(&mut *self.write_conn().await.db()?)
+                    .bind(clamp_limit(limit))
+                    .fetch_all(&mut *conn)
                     .await
                     .db()?;
-                    let mut ids = incident_ids(ids)?;
-                    ids.sort();
-                    Ok(ids)
+                    let mut turns = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        let (incident, _) = row.into_parts()?;
+                        turns.push(Self::turn_of(&mut conn, incident).await?);
+                    }
+                    Ok(turns)
                 }
 
                 async fn bring_turn_forward(&self, incident: &IncidentId, now: DateTime<Utc>) -> StoreResult<bool> {

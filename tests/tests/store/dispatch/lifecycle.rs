@@ -313,16 +313,22 @@ pub(crate) async fn a_long_wait_escalates_and_keeps_escalating(h: Harness) {
         .expect("due")
         .offers;
     assert!(none.is_empty());
-    // A steward freed before the retry brings it forward: due at once,
-    // and only once.
+    // It waits for its retry, read as a planner sees it; a steward freed
+    // before the retry brings it forward: due at once, and only once.
     let freed_at = t0 + Duration::seconds(5);
-    assert_eq!(
-        s.bring_retries_forward(freed_at).await.unwrap(),
-        vec![inc.id.clone()]
+    let waiting = s.waiting_turns(freed_at, 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].incident.id, inc.id);
+    assert_eq!(waiting[0].elder.as_ref().unwrap().id.as_str(), "e-1");
+    assert!(waiting[0].already_offered.is_empty());
+    assert!(s.bring_turn_forward(&inc.id, freed_at).await.unwrap());
+    assert!(
+        !s.bring_turn_forward(&inc.id, freed_at).await.unwrap(),
+        "already due"
     );
     assert!(
-        s.bring_retries_forward(freed_at).await.unwrap().is_empty(),
-        "already due"
+        s.waiting_turns(freed_at, 10).await.unwrap().is_empty(),
+        "due, not waiting"
     );
     let sec = Duration::seconds;
     assert!(s.escalate_due(t0 + sec(179), &r).await.unwrap().is_empty());
