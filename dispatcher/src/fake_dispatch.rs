@@ -111,7 +111,10 @@ impl OutboxStore for FakeDispatch {
                 && r.claimed_until.is_none_or(|c| c <= now)
             {
                 r.claimed_until = Some(now + lease);
-                out.push(r.item.clone());
+                out.push(OutboxItem {
+                    claimed_until: r.claimed_until,
+                    ..r.item.clone()
+                });
             }
         }
         Ok(out)
@@ -119,12 +122,15 @@ impl OutboxStore for FakeDispatch {
 
     async fn finish_outbox(
         &self,
-        id: &str,
+        item: &OutboxItem,
         outcome: &DeliveryOutcome,
         _now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut rows = self.outbox.lock().unwrap();
-        let r = rows.iter_mut().find(|r| r.item.id == id).expect("row");
+        let r = rows.iter_mut().find(|r| r.item.id == item.id).expect("row");
+        if r.claimed_until != item.claimed_until {
+            return Ok(false);
+        }
         r.item.attempts += 1;
         r.claimed_until = None;
         r.outcomes.push(outcome.clone());
@@ -134,6 +140,6 @@ impl OutboxStore for FakeDispatch {
             DeliveryOutcome::Failed { .. } => r.state = "failed",
             DeliveryOutcome::Cancelled { .. } => r.state = "cancelled",
         }
-        Ok(())
+        Ok(true)
     }
 }

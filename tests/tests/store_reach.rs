@@ -165,7 +165,7 @@ async fn an_offers_ladder_is_written_with_it_and_stops_when_it_is_answered(h: Ha
     );
     assert_eq!(now[0].payload["elder_name"], "Yangzom");
     assert!(now[0].payload.get("conditions").is_none());
-    s.finish_outbox(&now[0].id, &DeliveryOutcome::Delivered, t0())
+    s.finish_outbox(&now[0], &DeliveryOutcome::Delivered, t0())
         .await
         .unwrap();
     let at_10 = due(s, secs(10)).await;
@@ -174,7 +174,7 @@ async fn an_offers_ladder_is_written_with_it_and_stops_when_it_is_answered(h: Ha
         (at_10[0].channel, at_10[0].event.as_str()),
         (Channel::Sms, "offer.sms")
     );
-    s.finish_outbox(&at_10[0].id, &DeliveryOutcome::Delivered, secs(10))
+    s.finish_outbox(&at_10[0], &DeliveryOutcome::Delivered, secs(10))
         .await
         .unwrap();
 
@@ -221,11 +221,11 @@ async fn an_accepted_offer_closes_what_was_shown_and_an_unshown_one_nothing(h: H
     assert_eq!(first.len(), 3, "a push each");
     let to = |who: &str| first.iter().find(|i| i.target == who).unwrap().clone();
     // s-1's push went out; s-2's is being sent right now; s-3's failed.
-    s.finish_outbox(&to("s-1").id, &DeliveryOutcome::Delivered, t0())
+    s.finish_outbox(&to("s-1"), &DeliveryOutcome::Delivered, t0())
         .await
         .unwrap();
     s.finish_outbox(
-        &to("s-3").id,
+        &to("s-3"),
         &DeliveryOutcome::Failed {
             error: "no phone".into(),
         },

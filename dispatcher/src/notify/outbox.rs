@@ -297,14 +297,28 @@ impl Pool {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            let outcome = match item.channel {
-                Channel::Webhook => deliver_webhook(&deps, &item).await,
-                Channel::Device => deliver_device(&deps, &item).await,
-                Channel::Push | Channel::Sms | Channel::Voice => deps.reach.deliver(&item).await,
-            };
-            finish(&deps, &item, outcome).await;
+            deliver_claimed(&deps, &item).await;
         });
     }
+}
+
+/// Sends one claimed row and records how it went. A row whose claim ran
+/// out before it was sent (this process stalled, its VM was suspended)
+/// is not sent: another worker may hold it now.
+async fn deliver_claimed(deps: &OutboxDeps, item: &OutboxItem) {
+    if !item.claim_holds(deps.clock.now()) {
+        tracing::warn!(
+            delivery = %item.id,
+            "an outbox claim ran out before it was sent (was this process stalled?); left to whoever claims it next"
+        );
+        return;
+    }
+    let outcome = match item.channel {
+        Channel::Webhook => deliver_webhook(deps, item).await,
+        Channel::Device => deliver_device(deps, item).await,
+        Channel::Push | Channel::Sms | Channel::Voice => deps.reach.deliver(item).await,
+    };
+    finish(deps, item, outcome).await;
 }
 
 /// Webhook deliveries at most running or waiting: with 16 at once and a
@@ -377,8 +391,7 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
         }
         for item in items {
             if item.channel == Channel::Device {
-                let outcome = deliver_device(&deps, &item).await;
-                finish(&deps, &item, outcome).await;
+                deliver_claimed(&deps, &item).await;
                 continue;
             }
             match pools
@@ -439,8 +452,7 @@ pub async fn deliver_due(deps: &OutboxDeps) -> Result<usize, crate::store::Store
         let mut others = Pool::new("by hand", &[], WEBHOOKS_AT_ONCE, usize::MAX);
         for item in items {
             if item.channel == Channel::Device {
-                let outcome = deliver_device(deps, &item).await;
-                finish(deps, &item, outcome).await;
+                deliver_claimed(deps, &item).await;
             } else {
                 others.spawn(deps, item);
             }
@@ -473,13 +485,21 @@ async fn finish(deps: &OutboxDeps, item: &OutboxItem, outcome: DeliveryOutcome) 
         }
         DeliveryOutcome::Cancelled { reason } => tracing::debug!(%reason, "not sent"),
     }
-    if let Err(e) = deps
+    match deps
         .store
-        .finish_outbox(&item.id, &outcome, deps.clock.now())
+        .finish_outbox(item, &outcome, deps.clock.now())
         .await
     {
+        Ok(true) => {}
+        // Sent after the lease ran out: at least once, and the other
+        // worker's record stands.
+        Ok(false) => {
+            tracing::warn!("the outbox claim ran out while sending; another worker's record stands")
+        }
         // The lease ends and the row is delivered again: at least once.
-        tracing::warn!(error = %e, "could not record the delivery outcome; it will be retried");
+        Err(e) => {
+            tracing::warn!(error = %e, "could not record the delivery outcome; it will be retried")
+        }
     }
 }
 
@@ -684,6 +704,7 @@ mod tests {
             created_at: t0(),
             offer_id: None,
             due_at: t0(),
+            claimed_until: None,
         }
     }
 

@@ -217,6 +217,20 @@ pub struct OutboxItem {
     pub due_at: DateTime<Utc>,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
+    /// Until when the claim that returned it holds, as stored: the
+    /// fencing token [`super::outbox::OutboxStore::finish_outbox`]
+    /// checks, so a worker that comes back from a pause past its lease
+    /// records nothing over whoever claimed the row next.
+    pub claimed_until: Option<DateTime<Utc>>,
+}
+
+impl OutboxItem {
+    /// Whether the claim still holds at `now` by this instance's clock:
+    /// a worker sends nothing it no longer holds (after a stall, a
+    /// suspended VM), and leaves it to whoever claims it next.
+    pub fn claim_holds(&self, now: DateTime<Utc>) -> bool {
+        self.claimed_until.is_some_and(|until| now < until)
+    }
 }
 
 /// How one delivery attempt went.

@@ -709,11 +709,13 @@ macro_rules! dispatch_sql {
 
                 async fn take_deadline(&mut self, deadline: &Deadline) -> StoreResult<Option<Vec<Effect>>> {
                     let row: Option<DeadlineRow> = sqlx::query_as(
-                        "DELETE FROM deadlines WHERE key = $1 AND due_at = $2
-                         RETURNING key, due_at, effects",
+                        "DELETE FROM deadlines
+                         WHERE key = $1 AND due_at = $2 AND claimed_until IS NOT DISTINCT FROM $3
+                         RETURNING key, due_at, effects, claimed_until",
                     )
                     .bind(&deadline.key)
                     .bind(deadline.due_at)
+                    .bind(deadline.claimed_until)
                     .fetch_optional(&mut *self.tx)
                     .await
                     .db()?;
@@ -1151,67 +1153,50 @@ macro_rules! dispatch_sql {
                     Ok(items)
                 }
 
-                #[tracing::instrument(skip_all, fields(id = %id))]
+                #[tracing::instrument(skip_all, fields(id = %item.id))]
                 async fn finish_outbox(
                     &self,
-                    id: &str,
+                    item: &OutboxItem,
                     outcome: &DeliveryOutcome,
                     now: DateTime<Utc>,
-                ) -> StoreResult<()> {
-                    // Only a pending row moves: a late report from an
-                    // instance whose lease ran out never undoes another's
-                    // delivery.
-                    let done = match outcome {
-                        DeliveryOutcome::Delivered => sqlx::query(
-                            "UPDATE outbox SET state = 'delivered', attempts = attempts + 1,
-                                 delivered_at = $2, last_error = NULL, claimed_until = NULL
-                             WHERE id = $1 AND state = 'pending'",
-                        )
-                        .bind(id)
-                        .bind(now)
-                        .execute(&mut *self.write_conn().await.db()?)
-                        .await
-                        .db()?,
-                        DeliveryOutcome::Retry { at, error } => sqlx::query(
-                            "UPDATE outbox SET attempts = attempts + 1, due_at = $2,
-                                 last_error = $3, claimed_until = NULL
-                             WHERE id = $1 AND state = 'pending'",
-                        )
-                        .bind(id)
-                        .bind(*at)
-                        .bind(error.as_str())
-                        .execute(&mut *self.write_conn().await.db()?)
-                        .await
-                        .db()?,
-                        DeliveryOutcome::Failed { error } => sqlx::query(
-                            "UPDATE outbox SET state = 'failed', attempts = attempts + 1,
-                                 last_error = $2, claimed_until = NULL
-                             WHERE id = $1 AND state = 'pending'",
-                        )
-                        .bind(id)
-                        .bind(error.as_str())
-                        .execute(&mut *self.write_conn().await.db()?)
-                        .await
-                        .db()?,
-                        DeliveryOutcome::Cancelled { reason } => sqlx::query(
-                            "UPDATE outbox SET state = 'cancelled', last_error = $2, claimed_until = NULL
-                             WHERE id = $1 AND state = 'pending'",
-                        )
-                        .bind(id)
-                        .bind(reason.as_str())
-                        .execute(&mut *self.write_conn().await.db()?)
-                        .await
-                        .db()?,
+                ) -> StoreResult<bool> {
+                    // Only a pending row under this very claim moves: a
+                    // late report from a worker whose lease ran out never
+                    // undoes another's delivery or claim.
+                    let (state, due_at, error) = match outcome {
+                        DeliveryOutcome::Delivered => ("delivered", None, None),
+                        DeliveryOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.as_str())),
+                        DeliveryOutcome::Failed { error } => ("failed", None, Some(error.as_str())),
+                        DeliveryOutcome::Cancelled { reason } => ("cancelled", None, Some(reason.as_str())),
                     };
-                    if done.rows_affected() == 0 {
-                        let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE id = $1")
-                            .bind(id)
-                            .fetch_one(&self.pool)
-                            .await
-                            .db()?;
-                        found(u64::try_from(known).unwrap_or(0), || format!("outbox row {id}"))?;
+                    let counts = !matches!(outcome, DeliveryOutcome::Cancelled { .. });
+                    let done = sqlx::query(
+                        "UPDATE outbox SET state = $2, due_at = COALESCE($3, due_at), last_error = $4,
+                             attempts = attempts + $5,
+                             delivered_at = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_at END,
+                             claimed_until = NULL
+                         WHERE id = $1 AND state = 'pending' AND claimed_until IS NOT DISTINCT FROM $7",
+                    )
+                    .bind(item.id.as_str())
+                    .bind(state)
+                    .bind(due_at)
+                    .bind(error)
+                    .bind(i32::from(counts))
+                    .bind(now)
+                    .bind(item.claimed_until)
+                    .execute(&mut *self.write_conn().await.db()?)
+                    .await
+                    .db()?;
+                    if done.rows_affected() == 1 {
+                        return Ok(true);
                     }
-                    Ok(())
+                    let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE id = $1")
+                        .bind(item.id.as_str())
+                        .fetch_one(&self.pool)
+                        .await
+                        .db()?;
+                    found(u64::try_from(known).unwrap_or(0), || format!("outbox row {}", item.id))?;
+                    Ok(false)
                 }
             }
         };

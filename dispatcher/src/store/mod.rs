@@ -268,6 +268,10 @@ pub struct Deadline {
     pub due_at: DateTime<Utc>,
     /// The effects to apply when it comes due.
     pub effects: Vec<Effect>,
+    /// Until when the claim that returned it holds, as stored (None when
+    /// unclaimed): firing checks it, so an instance that comes back from
+    /// a pause past its lease fires nothing another instance now holds.
+    pub claimed_until: Option<DateTime<Utc>>,
 }
 
 /// Which incidents to list.

@@ -31,11 +31,15 @@ pub trait OutboxStore: Send + Sync {
         limit: i64,
         channels: &[Channel],
     ) -> StoreResult<Vec<OutboxItem>>;
-    /// Records how a delivery attempt went (attempts count up).
+    /// Records how a delivery attempt of a claimed row went (attempts
+    /// count up). False, and nothing written, when the claim is no
+    /// longer this one (its lease ran out and another worker claimed or
+    /// finished the row): a late report never undoes another's.
+    /// `NotFound` for a row that does not exist.
     async fn finish_outbox(
         &self,
-        id: &str,
+        item: &OutboxItem,
         outcome: &DeliveryOutcome,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
 }

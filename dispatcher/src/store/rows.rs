@@ -449,6 +449,7 @@ pub(crate) struct DeadlineRow {
     key: String,
     due_at: DateTime<Utc>,
     effects: String,
+    claimed_until: Option<DateTime<Utc>>,
 }
 
 impl DeadlineRow {
@@ -461,6 +462,7 @@ impl DeadlineRow {
             effects: at.json("effects", &self.effects)?,
             key: self.key,
             due_at: self.due_at,
+            claimed_until: self.claimed_until,
         })
     }
 }
@@ -577,6 +579,7 @@ pub(crate) struct OutboxRow {
     due_at: DateTime<Utc>,
     offer_id: Option<String>,
     steward_id: Option<String>,
+    claimed_until: Option<DateTime<Utc>>,
 }
 
 impl OutboxRow {
@@ -595,6 +598,7 @@ impl OutboxRow {
             created_at: self.created_at,
             offer_id: self.offer_id,
             due_at: self.due_at,
+            claimed_until: self.claimed_until,
             id: self.id,
         })
     }

@@ -1186,7 +1186,7 @@ macro_rules! sql_store {
                              ORDER BY due_at LIMIT $3 ",
                         $lock,
                         ")
-                         RETURNING key, due_at, effects"
+                         RETURNING key, due_at, effects, claimed_until"
                     ))
                     .bind(now)
                     .bind(now + lease)
@@ -1202,7 +1202,7 @@ macro_rules! sql_store {
 
                 async fn deadlines(&self) -> StoreResult<Vec<Deadline>> {
                     let rows: Vec<DeadlineRow> = sqlx::query_as(
-                        "SELECT key, due_at, effects FROM deadlines ORDER BY due_at, key",
+                        "SELECT key, due_at, effects, claimed_until FROM deadlines ORDER BY due_at, key",
                     )
                     .fetch_all(&self.pool)
                     .await

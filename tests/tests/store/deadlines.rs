@@ -62,7 +62,15 @@ pub(crate) async fn bed_exit_at_night_without_return_raises(h: Harness) {
     );
     let fire_at = due + Duration::seconds(1);
     let claimed = s.claim_due(fire_at, lease, 10).await.unwrap();
-    assert_eq!(claimed, pending);
+    let unclaimed: Vec<_> = claimed
+        .iter()
+        .map(|d| dispatcher::store::Deadline {
+            claimed_until: None,
+            ..d.clone()
+        })
+        .collect();
+    assert_eq!(unclaimed, pending);
+    assert!(claimed[0].claimed_until.is_some());
 
     let fired = s
         .fire_deadline(&claimed[0], fire_at, &rules())
@@ -298,14 +306,9 @@ pub(crate) async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {
 
     let lease = Duration::seconds(60);
     let now = t0 + Duration::seconds(5);
-    let first: Vec<_> = s
-        .claim_due(now, lease, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.key)
-        .collect();
-    assert_eq!(first, vec!["k-1", "k-2"], "oldest first");
+    let first = s.claim_due(now, lease, 10).await.unwrap();
+    let keys: Vec<_> = first.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, vec!["k-1", "k-2"], "oldest first");
     assert!(
         s.claim_due(now + Duration::seconds(30), lease, 10)
             .await
@@ -317,8 +320,23 @@ pub(crate) async fn a_claimed_deadline_waits_for_its_lease(h: Harness) {
     let again = s.claim_due(later, lease, 1).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].key, "k-1");
-    assert_eq!(s.claim_due(later, lease, 1).await.unwrap()[0].key, "k-2");
+    let k2 = s.claim_due(later, lease, 1).await.unwrap();
+    assert_eq!(k2[0].key, "k-2");
     assert!(s.claim_due(later, lease, 0).await.unwrap().is_empty());
+    // It was not dead but stalled past its lease (a pause, a suspended
+    // VM): its old claim fires nothing now another holds the deadline.
+    assert!(
+        s.fire_deadline(&first[1], later, &rules())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a lost claim fires nothing"
+    );
+    assert_eq!(
+        s.deadlines().await.unwrap().len(),
+        2,
+        "and takes nothing out"
+    );
 
     // Scheduling a key again moves it and releases its claim.
     let _ = s

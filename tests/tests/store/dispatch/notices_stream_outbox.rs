@@ -403,7 +403,7 @@ pub(crate) async fn the_outbox_is_claimed_leased_retried_and_finished(h: Harness
     );
 
     // One delivered, one to retry in a minute, one failed for good.
-    s.finish_outbox(&first[0].id, &DeliveryOutcome::Delivered, now)
+    s.finish_outbox(&first[0], &DeliveryOutcome::Delivered, now)
         .await
         .unwrap();
     let retry_at = now + Duration::minutes(2);
@@ -411,13 +411,17 @@ pub(crate) async fn the_outbox_is_claimed_leased_retried_and_finished(h: Harness
         at: retry_at,
         error: "HTTP 503".into(),
     };
-    s.finish_outbox(&first[1].id, &retry, now).await.unwrap();
+    s.finish_outbox(&first[1], &retry, now).await.unwrap();
     let failed = DeliveryOutcome::Failed {
         error: "HTTP 410 Gone".into(),
     };
-    s.finish_outbox(&first[2].id, &failed, now).await.unwrap();
+    s.finish_outbox(&first[2], &failed, now).await.unwrap();
+    let unknown = dispatcher::store::dispatch::OutboxItem {
+        id: "out-nope".into(),
+        ..first[0].clone()
+    };
     assert!(matches!(
-        s.finish_outbox("out-nope", &DeliveryOutcome::Delivered, now)
+        s.finish_outbox(&unknown, &DeliveryOutcome::Delivered, now)
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -425,22 +429,31 @@ pub(crate) async fn the_outbox_is_claimed_leased_retried_and_finished(h: Harness
     // The lease runs out: the unfinished come back, the finished do not,
     // the retry waits for its time.
     let later = now + lease + Duration::seconds(1);
-    let back: Vec<_> = s
-        .claim_outbox(later, lease, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
+    let reclaimed = s.claim_outbox(later, lease, 10).await.unwrap();
+    let back: Vec<_> = reclaimed.iter().map(|i| i.id.clone()).collect();
     let mut expected = vec![first[3].id.clone(), rest[0].id.clone(), rest[1].id.clone()];
     expected.sort();
     assert_eq!(back, expected);
+    // The worker that lost the lease (a stall past it) comes back and
+    // reports: nothing is written over the new claim, which stands.
+    assert!(!first[3].claim_holds(later), "its own clock says so too");
+    let stale = s
+        .finish_outbox(&first[3], &DeliveryOutcome::Delivered, later)
+        .await
+        .unwrap();
+    assert!(!stale, "a lost claim records nothing");
+    let current = reclaimed.iter().find(|i| i.id == first[3].id).unwrap();
+    assert!(current.claim_holds(later));
+    assert!(
+        s.finish_outbox(current, &retry, later).await.unwrap(),
+        "the new claim's report is recorded"
+    );
     let again = s.claim_outbox(retry_at, lease, 10).await.unwrap();
     let retried = again.iter().find(|i| i.id == first[1].id).expect("retried");
     assert_eq!(retried.attempts, 1);
 
     // A late report (lease gone, someone else delivered) undoes nothing.
-    s.finish_outbox(&first[0].id, &retry, later).await.unwrap();
+    s.finish_outbox(&first[0], &retry, later).await.unwrap();
     let incident = first[0].incident_id.clone().unwrap();
     let deliveries = s.deliveries(&incident).await.unwrap();
     let delivered = deliveries.iter().find(|d| d.id == first[0].id).unwrap();
