@@ -162,7 +162,9 @@ struct LoadArgs {
     /// Unacknowledged QoS 1 publishes per connection.
     #[arg(long, default_value_t = 100)]
     inflight: u16,
-    /// The dispatcher's HTTP API, for stewards.
+    /// The dispatcher's HTTP API, for stewards; several instances'
+    /// comma-separated (each steward moves to the next when its stream is
+    /// lost).
     #[arg(long)]
     api: Option<String>,
     /// Stewards of the generated site who answer offers (needs --api).

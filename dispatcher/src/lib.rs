@@ -71,6 +71,7 @@ pub mod domain;
 pub mod dynsec;
 #[cfg(test)]
 mod fake_dispatch;
+pub mod fence;
 pub mod http_server;
 pub mod import;
 pub mod ingest;

@@ -212,6 +212,7 @@ impl Application {
             listening_since,
             engine: state.engine.clone(),
             hub: state.hub.clone(),
+            fence: state.fence.clone(),
         };
         timers::reload(&timer_deps).await;
 
@@ -231,6 +232,13 @@ impl Application {
         };
         let tick = Duration::from_millis(state.settings.ingest.tick_ms);
         let mut timer_tasks = vec![
+            tokio::spawn(crate::fence::heartbeat_loop(
+                state.fence.clone(),
+                state.store.clone(),
+                state.settings.mqtt.client_id.clone(),
+                state.metrics.clone(),
+                stop_timers.clone(),
+            )),
             tokio::spawn(engine.run(tick, stop_timers.clone())),
             tokio::spawn(timers::deadline_loop(
                 timer_deps.clone(),
@@ -427,6 +435,7 @@ fn start_notify(state: &AppState, ingest: &Ingest) -> (HubTask, Outbox) {
             reach: state.reach.clone(),
             wake: state.hub.outbox_wakeup(),
             http: outbox::http_client(),
+            fence: state.fence.clone(),
         },
         OUTBOX_GRACE,
     );

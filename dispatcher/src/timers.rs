@@ -47,6 +47,8 @@ pub struct TimerDeps {
     pub engine: crate::dispatch::EngineHandle,
     /// Nudged after commits that wrote stream or outbox rows.
     pub hub: std::sync::Arc<crate::notify::hub::Hub>,
+    /// Deadlines are fired only while this instance acts.
+    pub fence: Arc<crate::fence::Fence>,
 }
 
 /// Claims and fires due deadlines every tick until `stop`.
@@ -57,6 +59,9 @@ pub async fn deadline_loop(deps: TimerDeps, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if !deps.fence.may_act() {
+            continue;
         }
         let began = deps.clock.now();
         match fire_due(&deps).await {

@@ -37,6 +37,8 @@ pub struct Mosquitto {
     pub port: u16,
     child: Child,
     _dir: tempfile::TempDir,
+    /// Where a persistent one keeps its sessions.
+    kept: Option<tempfile::TempDir>,
 }
 
 impl Mosquitto {
@@ -59,6 +61,53 @@ impl Mosquitto {
         Self::start_with(port, "")
     }
 
+    /// As the shipped config runs it: sessions and queued messages kept
+    /// on disk, so a graceful restart ([`Self::restart_gracefully`]) loses
+    /// nothing.
+    pub fn start_persistent() -> Self {
+        let store = tempfile::tempdir().expect("temp dir");
+        let extra = format!(
+            "persistence true\npersistence_location {}/\n",
+            store.path().display()
+        );
+        let mut m = Self::start_with(free_port(), &extra);
+        m.kept = Some(store);
+        m
+    }
+
+    /// SIGTERM (Mosquitto saves its sessions and queues), then the same
+    /// configuration again on the same port.
+    pub fn restart_gracefully(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self._dir.path().join("mosquitto.conf"));
+        Self::wait_listening(self.port);
+    }
+
+    fn spawn(conf: &Path) -> Child {
+        Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto (apt-get install mosquitto)")
+    }
+
+    fn wait_listening(port: u16) {
+        let deadline = std::time::Instant::now() + crate::wait::PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not start on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Starts one with extra configuration lines (a later line overrides
     /// an earlier one), e.g. a deeper session queue for a benchmark.
     pub fn start_with(port: u16, extra: &str) -> Self {
@@ -78,25 +127,13 @@ impl Mosquitto {
             ),
         )
         .expect("write mosquitto.conf");
-        let child = Command::new(mosquitto_bin())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto (apt-get install mosquitto)");
-        let deadline = std::time::Instant::now() + crate::wait::PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "mosquitto did not start on {port}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let child = Self::spawn(&conf);
+        Self::wait_listening(port);
         Self {
             port,
             child,
             _dir: dir,
+            kept: None,
         }
     }
 }
@@ -168,6 +205,14 @@ impl DispatcherProcess {
         Self::serve_in(cmd, env, log)
     }
 
+    /// As [`Self::serve`], inside the network namespace `netns` (`ip
+    /// netns exec`, which becomes the dispatcher: the pid is its own).
+    pub fn serve_in_netns(netns: &str, env: &[(String, String)], log: &Path) -> Self {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns]).arg(dispatcher_bin());
+        Self::serve_in(cmd, env, log)
+    }
+
     fn serve_in(mut cmd: Command, env: &[(String, String)], log: &Path) -> Self {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -209,6 +254,27 @@ impl DispatcherProcess {
     /// Whether the process is still alive.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGSTOP: the process stops where it is, holding whatever it
+    /// held (connections, transactions, claims), as in a long stall or a
+    /// suspended VM.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Self::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let ok = Command::new("kill")
+            .arg(which)
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {which} {}", self.child.id());
     }
 
     /// SIGKILL: no chance to finish anything.

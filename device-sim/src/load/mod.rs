@@ -61,7 +61,11 @@ pub struct LoadConfig {
 /// Stewards of the generated site, played through the HTTP API.
 #[derive(Debug, Clone)]
 pub struct StewardsConfig {
-    /// The dispatcher's HTTP base, e.g. `http://127.0.0.1:8080`.
+    /// The dispatcher's HTTP base, e.g. `http://127.0.0.1:8080`; several,
+    /// comma-separated, for several instances without a balancer: each
+    /// steward starts on one (steward k on the k-th, round) and moves to
+    /// the next when its stream is lost, as a phone behind a balancer
+    /// would.
     pub api: String,
     pub count: usize,
     /// The generated site's steward password.
@@ -116,7 +120,12 @@ pub fn start(config: LoadConfig) -> LoadHandle {
             .map(|k| {
                 tokio::spawn(
                     stewards::LoadSteward {
-                        base: s.api.trim_end_matches('/').to_owned(),
+                        bases: s
+                            .api
+                            .split(',')
+                            .map(|b| b.trim().trim_end_matches('/').to_owned())
+                            .filter(|b| !b.is_empty())
+                            .collect(),
                         prefix: config.prefix.clone(),
                         k,
                         password: s.password.clone(),

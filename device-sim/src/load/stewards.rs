@@ -40,7 +40,8 @@ pub type Samples = Arc<Mutex<Vec<Duration>>>;
 
 /// One steward of a load run.
 pub(crate) struct LoadSteward {
-    pub base: String,
+    /// The instances it may use; it starts on the k-th.
+    pub bases: Vec<String>,
     pub prefix: String,
     pub k: usize,
     pub password: String,
@@ -55,10 +56,14 @@ impl LoadSteward {
     /// Runs until `stop`, logging in again after a lost stream.
     pub async fn run(self) {
         let http = reqwest::Client::new();
+        let mut at = self.k;
         while !self.stop.is_cancelled() {
-            if let Err(e) = self.session(&http).await {
+            let base = &self.bases[at % self.bases.len().max(1)];
+            if let Err(e) = self.session(&http, base).await {
                 self.counters.api_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(steward = self.k, "load steward: {e:#}");
+                tracing::warn!(steward = self.k, %base, "load steward: {e:#}");
+                // The next instance, as a balancer would send it.
+                at += 1;
                 tokio::select! {
                     _ = self.stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -67,11 +72,11 @@ impl LoadSteward {
         }
     }
 
-    async fn session(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+    async fn session(&self, http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
         let id = steward_id(&self.prefix, self.k);
         let login = call(
             http,
-            &self.base,
+            base,
             None,
             Method::POST,
             "/api/v1/auth/login",
@@ -84,7 +89,7 @@ impl LoadSteward {
         let locate = || {
             call(
                 http,
-                &self.base,
+                base,
                 Some(&token),
                 Method::PUT,
                 &location_path,
@@ -94,7 +99,7 @@ impl LoadSteward {
         locate().await?;
         call(
             http,
-            &self.base,
+            base,
             Some(&token),
             Method::PUT,
             &format!("/api/v1/stewards/{id}/duty"),
@@ -104,7 +109,7 @@ impl LoadSteward {
         // Answers run beside the stream so reading it never waits on them.
         let (jobs, mut next) = mpsc::unbounded_channel::<String>();
         let worker = {
-            let (http, base, token) = (http.clone(), self.base.clone(), token.clone());
+            let (http, base, token) = (http.clone(), base.to_owned(), token.clone());
             let counters = self.counters.clone();
             tokio::spawn(async move {
                 while let Some(incident) = next.recv().await {
@@ -113,7 +118,7 @@ impl LoadSteward {
             })
         };
         let mut resp = http
-            .get(format!("{}/api/v1/stream", self.base))
+            .get(format!("{base}/api/v1/stream"))
             .query(&[("access_token", token.as_str())])
             .send()
             .await?;

@@ -87,6 +87,9 @@ pub struct AppState {
     /// Set by the MQTT loop while it holds a broker connection; `/readyz`
     /// reports it.
     pub broker_connected: Arc<AtomicBool>,
+    /// Whether this instance may take turns, fire deadlines and send
+    /// ([`crate::fence`]); `/readyz` reports it.
+    pub fence: Arc<crate::fence::Fence>,
     /// Failed-login counts and the password-hashing pool: process-wide
     /// state that login needs and that each test's app must have its own
     /// of (a global would let one test's lockout leak into another).
@@ -138,8 +141,14 @@ impl AppState {
             let hub = hub.clone();
             Arc::new(move || hub.nudge())
         };
-        let (engine_task, engine) =
-            Engine::new(store.clone(), rules.clone(), clock.clone(), on_commit);
+        let fence = Arc::new(crate::fence::Fence::new(broker_connected.clone()));
+        let (engine_task, engine) = Engine::new(
+            store.clone(),
+            rules.clone(),
+            clock.clone(),
+            on_commit,
+            fence.clone(),
+        );
         let reach = Arc::new(crate::notify::Reach::new(
             store.clone(),
             settings.clone(),
@@ -158,6 +167,7 @@ impl AppState {
             metrics,
             rules,
             broker_connected,
+            fence,
             login_guard: Arc::default(),
             sim: Arc::default(),
             session_ends: Arc::default(),

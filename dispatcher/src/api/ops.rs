@@ -58,17 +58,23 @@ pub struct Readiness {
     pub store: String,
     /// `ok` or `disconnected`.
     pub broker: String,
+    /// `acting` while this instance takes dispatch turns, fires deadlines
+    /// and sends; otherwise why it stepped back (the store silent, or off
+    /// the broker while another instance is on it).
+    pub dispatch: String,
+    /// Other instances the database saw in the last few seconds.
+    pub peers_alive: u32,
     /// Present when not ready, in the shape of every error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
 }
 
-/// Readiness: 200 when the store answers and the broker is connected,
-/// else 503 naming which is not.
+/// Readiness: 200 when the store answers, the broker is connected and
+/// this instance acts, else 503 naming what is not.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "The store or the broker is not connected", body = Readiness),
+        (status = 503, description = "The store or the broker is not connected, or this instance stepped back", body = Readiness),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -92,11 +98,17 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if broker != "ok" {
         down.push(format!("broker {broker}"));
     }
+    let standing = state.fence.standing();
+    if standing != crate::fence::Standing::Acting {
+        down.push(standing.as_str().to_owned());
+    }
     let ready = down.is_empty();
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         store,
         broker: broker.to_owned(),
+        dispatch: standing.as_str().to_owned(),
+        peers_alive: state.fence.peers().alive,
         error: (!ready).then(|| ErrorDetail {
             code: "not_ready".into(),
             message: down.join("; "),

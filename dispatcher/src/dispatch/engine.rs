@@ -20,6 +20,7 @@ use super::matcher::{Matcher, Need};
 use crate::clock::{Clock, Worker};
 use crate::domain::{DispatchTurn, OfferPlan, TakenTurn};
 use crate::domain::{IncidentId, Offer, Steward, StewardId};
+use crate::fence::Fence;
 use crate::rules::RuleBook;
 use crate::store::{EngineStore, StoreError};
 
@@ -194,6 +195,9 @@ pub struct Engine {
     kicks: mpsc::UnboundedReceiver<Kick>,
     /// `None` when a change feed tells the engine of every steward change.
     rebuild_every: Option<StdDuration>,
+    /// Turns are taken only while this instance acts ([`crate::fence`]);
+    /// the matcher is kept current all the same.
+    fence: Arc<Fence>,
 }
 
 impl Engine {
@@ -204,6 +208,7 @@ impl Engine {
         rules: Arc<RuleBook>,
         clock: Clock,
         on_commit: Arc<dyn Fn() + Send + Sync>,
+        fence: Arc<Fence>,
     ) -> (Self, EngineHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
         let matcher = Arc::new(Matcher::default());
@@ -220,6 +225,7 @@ impl Engine {
             on_commit,
             kicks: rx,
             rebuild_every: Some(REBUILD_EVERY),
+            fence,
         };
         (engine, handle)
     }
@@ -258,6 +264,11 @@ impl Engine {
                         if let Err(e) = self.rebuild().await {
                             tracing::warn!(error = %e, "matcher rebuild failed");
                         }
+                    }
+                    // While this instance steps back the others do the
+                    // due work; it is no pass of ours.
+                    if !self.fence.may_act() {
+                        continue;
                     }
                     let began = self.clock.now();
                     match self.tick().await {
@@ -309,6 +320,9 @@ impl Engine {
     /// out of a freed steward's reach keeps its retry instead of finding
     /// nobody again early and escalating before its time.
     async fn offer_waiting(&self, whom: Whom<'_>) {
+        if !self.fence.may_act() {
+            return;
+        }
         let now = self.clock.now();
         let waiting = match self.store.waiting_turns(now, SWEEP_LIMIT).await {
             Ok(waiting) => waiting,
@@ -375,6 +389,12 @@ impl Engine {
     }
 
     async fn dispatch_logged(&self, incident: &IncidentId) {
+        if !self.fence.may_act() {
+            // Still due: another instance's sweep takes it, or ours once
+            // this instance acts again.
+            tracing::debug!(%incident, "not taking the turn: this instance steps back");
+            return;
+        }
         if let Err(e) = self.dispatch(incident).await {
             // The turn stays due (or is retried by the sweep): log and go on.
             tracing::warn!(%incident, error = %e, "dispatch failed; the next tick retries");

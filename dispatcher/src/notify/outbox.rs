@@ -196,6 +196,8 @@ pub struct OutboxDeps {
     pub wake: Arc<Notify>,
     /// One HTTP client (connection pool) for every webhook.
     pub http: reqwest::Client,
+    /// Rows are claimed only while this instance acts.
+    pub fence: Arc<crate::fence::Fence>,
 }
 
 /// A response's `Retry-After` in seconds, when it gives a number.
@@ -359,6 +361,9 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
             _ = deps.wake.notified() => {}
+        }
+        if !deps.fence.may_act() {
+            continue;
         }
         // Device commands ("help is coming" on the elder's button) are
         // always claimed and sent here, in order; other channels only
@@ -743,6 +748,7 @@ mod tests {
             reach: Arc::new(SlowReach::default()),
             wake: Arc::new(Notify::new()),
             http: http_client(),
+            fence: Arc::new(crate::fence::Fence::new(Arc::default())),
         }
     }
 

@@ -361,10 +361,36 @@ pub trait Store:
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// This instance is alive (and on the broker or not): records it and
+    /// says what the database knows of the other instances
+    /// ([`crate::fence`]). A round trip, so it is also the ping.
+    async fn heartbeat(&self, me: &InstanceBeat) -> StoreResult<Peers>;
+
     /// What every instance on this database changes, as it commits; `None`
     /// where one instance is all there is (SQLite).
     fn changes(&self) -> Option<Box<dyn changes::ChangeFeed>>;
 }
+
+/// What an instance says of itself once a second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceBeat {
+    /// Its MQTT client id, distinct per instance.
+    pub instance: String,
+    pub broker_connected: bool,
+    /// The release it runs (`CARGO_PKG_VERSION`), for a rolling upgrade.
+    pub version: String,
+}
+
+/// The other instances the database saw within [`PEER_SEEN_WITHIN_S`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peers {
+    pub alive: u32,
+    /// Of those, how many hold a broker connection.
+    pub on_broker: u32,
+}
+
+/// How recent a heartbeat keeps an instance counted as alive.
+pub const PEER_SEEN_WITHIN_S: i64 = 3;
 
 /// The closing note on an incident a rule resolved by itself.
 pub const CLEARED_OUTCOME: Outcome = Outcome::Cleared;

@@ -7,23 +7,41 @@
 //! `FOR UPDATE SKIP LOCKED` so no two instances fire the same one and none
 //! waits on another's claim.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
+use super::StoreResult;
 use super::dispatch_sql::dispatch_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry_cache::RegistryCache;
 use super::retention_sql::retention_sql;
 use super::secrets_sql::secrets_sql;
+use super::sql::DbResult;
 use super::sql::sql_store;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+/// The migrations, applied at start-up. Migrations a newer release
+/// applied that this one does not know are allowed (`ignore_missing`):
+/// during a rolling upgrade an older instance restarts beside a newer
+/// one, and every migration is additive so the older code keeps working
+/// (docs/PRODUCTION.md, "Upgrading").
+static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("../migrations/postgres")
+};
+
+/// How long a transaction may sit idle, waiting for this process, before
+/// PostgreSQL ends it and releases its locks. A process that stalls
+/// mid-transaction (a long pause, a suspended VM) then holds up no other
+/// instance's work on those rows, and its late commit fails instead of
+/// acting on what it read before the pause.
+const IDLE_IN_TRANSACTION: &str = "5s";
 
 /// Connections per instance; PostgreSQL's default server limit is 100.
 const MAX_CONNECTIONS: u32 = 10;
@@ -45,10 +63,13 @@ impl PgStore {
     /// together).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let shown = redact(url);
+        let options = PgConnectOptions::from_str(url)
+            .with_context(|| format!("reading the PostgreSQL URL {shown}"))?
+            .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
+            .connect_with(options)
             .await
             .with_context(|| format!("connecting to PostgreSQL at {shown}"))?;
         MIGRATOR
@@ -58,6 +79,35 @@ impl PgStore {
         Ok(Self {
             pool,
             registry: RegistryCache::default(),
+        })
+    }
+
+    /// Records this instance as seen now (by the database's clock) and
+    /// counts the others seen within [`super::PEER_SEEN_WITHIN_S`].
+    async fn beat(&self, me: &super::InstanceBeat) -> StoreResult<super::Peers> {
+        let (alive, on_broker): (i64, i64) = sqlx::query_as(
+            "WITH me AS (
+                 INSERT INTO instances (id, broker_connected, version, seen_at)
+                 VALUES ($1, $2, $3, now())
+                 ON CONFLICT (id) DO UPDATE
+                 SET broker_connected = excluded.broker_connected,
+                     version = excluded.version, seen_at = excluded.seen_at
+             )
+             SELECT COUNT(*), COUNT(*) FILTER (WHERE broker_connected)
+             FROM instances
+             WHERE id <> $1 AND seen_at > now() - make_interval(secs => $4)",
+        )
+        .bind(&me.instance)
+        .bind(me.broker_connected)
+        .bind(&me.version)
+        .bind(super::PEER_SEEN_WITHIN_S as f64)
+        .fetch_one(&self.pool)
+        .await
+        .db()?;
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(super::Peers {
+            alive: count(alive),
+            on_broker: count(on_broker),
         })
     }
 

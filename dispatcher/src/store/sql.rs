@@ -393,6 +393,10 @@ macro_rules! sql_store {
                     Ok(())
                 }
 
+                async fn heartbeat(&self, me: &$crate::store::InstanceBeat) -> StoreResult<$crate::store::Peers> {
+                    self.beat(me).await
+                }
+
                 fn changes(&self) -> Option<Box<dyn $crate::store::changes::ChangeFeed>> {
                     self.change_feed()
                 }

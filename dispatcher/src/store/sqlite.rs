@@ -35,15 +35,22 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::StoreResult;
 use super::dispatch_sql::dispatch_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry_cache::RegistryCache;
 use super::retention_sql::retention_sql;
 use super::secrets_sql::secrets_sql;
+use super::sql::DbResult;
 use super::sql::sql_store;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+/// The migrations; a newer release's are allowed, as on PostgreSQL
+/// (`postgres::MIGRATOR`): going back one release keeps the data.
+static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("../migrations/sqlite")
+};
 
 /// How long a writer waits for another writer's transaction. Long on
 /// purpose: an ingest batch waiting a few seconds is harmless, one failing
@@ -151,6 +158,13 @@ impl SqliteStore {
     /// None: a SQLite site runs one instance, which knows what it changed.
     fn change_feed(&self) -> Option<Box<dyn super::changes::ChangeFeed>> {
         None
+    }
+
+    /// A SQLite site runs one instance: no peers to record or count, only
+    /// the round trip.
+    async fn beat(&self, _me: &super::InstanceBeat) -> StoreResult<super::Peers> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
+        Ok(super::Peers::default())
     }
 
     /// Opens (creating if missing, with its directory) the database at
