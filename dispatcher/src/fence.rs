@@ -33,6 +33,19 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 use crate::store::{InstanceBeat, Peers, Store};
 
+/// This process's heartbeat id: its MQTT client id and an incarnation,
+/// so an instance restarted under the same client id (after a crash) is a
+/// new holder, and the claims of the one that died are taken over.
+/// PostgreSQL's `application_name` is at most 63 bytes.
+pub fn instance_id(client_id: &str) -> String {
+    let incarnation = uuid::Uuid::new_v4().simple().to_string();
+    let mut name: String = client_id.chars().take(48).collect();
+    while name.len() > 48 {
+        name.pop();
+    }
+    format!("{name}:{}", &incarnation[..8])
+}
+
 /// How often the heartbeat goes.
 pub const BEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long a heartbeat may take before it counts as unanswered.
@@ -80,7 +93,11 @@ enum Watch {
     #[default]
     Unwatched,
     Watched {
+        /// When the last answered heartbeat was sent.
         answered_at: Option<Instant>,
+        /// When an answer came after a silence of [`STALE`] or more: the
+        /// others may have taken over what this instance claimed before.
+        broken_at: Option<Instant>,
         peers: Peers,
     },
 }
@@ -103,7 +120,9 @@ impl Fence {
         let watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         match &*watch {
             Watch::Unwatched => Standing::Acting,
-            Watch::Watched { answered_at, peers } => standing(
+            Watch::Watched {
+                answered_at, peers, ..
+            } => standing(
                 answered_at.is_some_and(|at| at.elapsed() < STALE),
                 self.broker_connected.load(Ordering::Relaxed),
                 *peers,
@@ -114,6 +133,21 @@ impl Fence {
     /// Whether the workers may take turns, fire deadlines and send.
     pub fn may_act(&self) -> bool {
         self.standing() == Standing::Acting
+    }
+
+    /// Whether a claim made at `claimed_at` is still this instance's to
+    /// act on: it acts now, and its heartbeat has not gone silent since
+    /// (a silence of [`STALE`] lets the others take its claims over,
+    /// [`crate::store::PEER_SEEN_WITHIN_S`] later, whatever the claim's
+    /// lease says).
+    pub fn still_holds(&self, claimed_at: Instant) -> bool {
+        if !self.may_act() {
+            return false;
+        }
+        match &*self.watch.lock().unwrap_or_else(|p| p.into_inner()) {
+            Watch::Unwatched => true,
+            Watch::Watched { broken_at, .. } => broken_at.is_none_or(|at| at < claimed_at),
+        }
     }
 
     /// The other instances, as the last heartbeat found them.
@@ -129,14 +163,27 @@ impl Fence {
         if matches!(*watch, Watch::Unwatched) {
             *watch = Watch::Watched {
                 answered_at: None,
+                broken_at: None,
                 peers: Peers::default(),
             };
         }
     }
 
-    fn answered(&self, at: Instant, found: Peers) {
-        *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = Watch::Watched {
-            answered_at: Some(at),
+    /// A heartbeat sent at `sent` was answered.
+    fn answered(&self, sent: Instant, found: Peers) {
+        let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, broken) = match &*watch {
+            Watch::Watched {
+                answered_at,
+                broken_at,
+                ..
+            } => (*answered_at, *broken_at),
+            Watch::Unwatched => (None, None),
+        };
+        let silent = last.is_some_and(|last| sent.saturating_duration_since(last) >= STALE);
+        *watch = Watch::Watched {
+            answered_at: Some(sent),
+            broken_at: if silent { Some(Instant::now()) } else { broken },
             peers: found,
         };
     }
@@ -236,8 +283,29 @@ mod tests {
         on_broker.store(false, Ordering::Relaxed);
         assert_eq!(fence.standing(), Standing::OffBroker);
         on_broker.store(true, Ordering::Relaxed);
+        let claimed = Instant::now();
+        assert!(fence.still_holds(claimed));
         // The last answer is older than STALE: a pause, or a silent store.
-        fence.answered(Instant::now() - STALE, OTHERS_ON_BROKER);
+        let mut watch = fence.watch.lock().unwrap();
+        if let Watch::Watched { answered_at, .. } = &mut *watch {
+            *answered_at = Some(Instant::now() - STALE);
+        }
+        drop(watch);
         assert_eq!(fence.standing(), Standing::StoreSilent);
+        assert!(!fence.still_holds(claimed));
+        // It is answered again: it acts, but what it claimed before the
+        // silence may be another's now.
+        fence.answered(Instant::now(), OTHERS_ON_BROKER);
+        assert!(fence.may_act());
+        assert!(!fence.still_holds(claimed), "claimed before the silence");
+        assert!(fence.still_holds(Instant::now()), "claimed after");
+    }
+
+    #[test]
+    fn an_instance_id_names_the_client_and_fits_application_name() {
+        let id = instance_id("dispatcher-a");
+        assert!(id.starts_with("dispatcher-a:"), "{id}");
+        assert_ne!(id, instance_id("dispatcher-a"), "an incarnation each");
+        assert!(instance_id(&"x".repeat(100)).len() <= 63);
     }
 }

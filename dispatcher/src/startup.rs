@@ -49,6 +49,8 @@ pub struct Application {
     /// The admin password when this start created the account with a
     /// random one: printed once.
     pub generated_admin_password: Option<String>,
+    /// This process's heartbeat id ([`crate::fence::instance_id`]).
+    instance: String,
 }
 
 impl Application {
@@ -57,7 +59,8 @@ impl Application {
     /// the HTTP port.
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let mut settings = settings;
-        let store = store::connect(&settings.database.url)
+        let instance = crate::fence::instance_id(&settings.mqtt.client_id);
+        let store = store::connect_as(&settings.database.url, &instance)
             .await
             .with_context(|| {
                 format!(
@@ -143,6 +146,7 @@ impl Application {
             receipts,
             state,
             generated_admin_password,
+            instance,
         })
     }
 
@@ -171,6 +175,7 @@ impl Application {
             embedded_stop,
             receipts,
             state,
+            instance,
             ..
         } = self;
         let liveness = state.liveness.clone();
@@ -235,7 +240,7 @@ impl Application {
             tokio::spawn(crate::fence::heartbeat_loop(
                 state.fence.clone(),
                 state.store.clone(),
-                state.settings.mqtt.client_id.clone(),
+                instance,
                 state.metrics.clone(),
                 stop_timers.clone(),
             )),

@@ -292,23 +292,25 @@ impl Pool {
         self.tasks.len() < self.max_tasks
     }
 
-    fn spawn(&mut self, deps: &OutboxDeps, item: OutboxItem) {
+    fn spawn(&mut self, deps: &OutboxDeps, item: OutboxItem, claimed_at: std::time::Instant) {
         let deps = deps.clone();
         let permits = self.permits.clone();
         self.tasks.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            deliver_claimed(&deps, &item).await;
+            deliver_claimed(&deps, &item, claimed_at).await;
         });
     }
 }
 
-/// Sends one claimed row and records how it went. A row whose claim ran
-/// out before it was sent (this process stalled, its VM was suspended)
-/// is not sent: another worker may hold it now.
-async fn deliver_claimed(deps: &OutboxDeps, item: &OutboxItem) {
-    if !item.claim_holds(deps.clock.now()) {
+/// Sends one claimed row (claimed at `claimed_at`) and records how it
+/// went. A row whose claim ran out before it was sent, or whose claim
+/// others may have taken over because this instance's heartbeat went
+/// silent since (it stalled, its VM was suspended, it was cut off), is
+/// not sent: another worker may hold it now.
+async fn deliver_claimed(deps: &OutboxDeps, item: &OutboxItem, claimed_at: std::time::Instant) {
+    if !item.claim_holds(deps.clock.now()) || !deps.fence.still_holds(claimed_at) {
         tracing::warn!(
             delivery = %item.id,
             "an outbox claim ran out before it was sent (was this process stalled?); left to whoever claims it next"
@@ -377,6 +379,7 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
         }
         let limit = CLAIM_BATCH;
         let began = deps.clock.now();
+        let claimed_at = std::time::Instant::now();
         let inflight: usize = pools.iter().map(|p| p.tasks.len()).sum();
         let items = match deps
             .store
@@ -396,14 +399,14 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
         }
         for item in items {
             if item.channel == Channel::Device {
-                deliver_claimed(&deps, &item).await;
+                deliver_claimed(&deps, &item, claimed_at).await;
                 continue;
             }
             match pools
                 .iter_mut()
                 .find(|p| p.channels.contains(&item.channel))
             {
-                Some(pool) => pool.spawn(&deps, item),
+                Some(pool) => pool.spawn(&deps, item, claimed_at),
                 None => tracing::error!(
                     channel = item.channel.as_str(),
                     "no pool delivers this channel"
@@ -446,6 +449,7 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
 pub async fn deliver_due(deps: &OutboxDeps) -> Result<usize, crate::store::StoreError> {
     let mut total = 0;
     loop {
+        let claimed_at = std::time::Instant::now();
         let items = deps
             .store
             .claim_outbox(deps.clock.now(), LEASE, WEBHOOKS_AT_ONCE as i64)
@@ -457,9 +461,9 @@ pub async fn deliver_due(deps: &OutboxDeps) -> Result<usize, crate::store::Store
         let mut others = Pool::new("by hand", &[], WEBHOOKS_AT_ONCE, usize::MAX);
         for item in items {
             if item.channel == Channel::Device {
-                deliver_claimed(deps, &item).await;
+                deliver_claimed(deps, &item, claimed_at).await;
             } else {
-                others.spawn(deps, item);
+                others.spawn(deps, item, claimed_at);
             }
         }
         while others.tasks.join_next().await.is_some() {}

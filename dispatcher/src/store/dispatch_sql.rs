@@ -104,6 +104,8 @@ macro_rules! dispatch_sql {
         row_lock = $row_lock:literal,
         skip_locked = $skip_locked:literal,
         steward_claim = $steward_claim:literal,
+        claim_owner = $owner:literal,
+        orphaned = $orphaned:literal,
         write_tx = $write_tx:ty
     ) => {
         const _: () = {
@@ -1124,11 +1126,12 @@ macro_rules! dispatch_sql {
                     }
                     let mut q = QueryBuilder::<$db>::new("UPDATE outbox SET claimed_until = ");
                     q.push_bind(now + lease)
+                        .push(concat!(" ", $owner))
                         .push(" WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ")
                         .push_bind(now)
                         .push(" AND (claimed_until IS NULL OR claimed_until < ")
                         .push_bind(now)
-                        .push(")");
+                        .push(concat!(" ", $orphaned, ")"));
                     // Always named: a channel a later version adds is left
                     // to the instances that know it (a rolling upgrade).
                     q.push(" AND channel IN (");

@@ -130,12 +130,20 @@ pub enum Backend {
     Postgres,
 }
 
-/// Opens the store the URL names and applies its migrations.
+/// Opens the store the URL names and applies its migrations, for a tool
+/// (import, a test): its claims name no running instance.
 pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    connect_as(url, "eldercare-tool").await
+}
+
+/// Opens the store for the running instance `instance` (its heartbeat
+/// id, [`crate::fence::instance_id`]): the claims it makes are its own,
+/// and are taken over if its heartbeat goes silent.
+pub async fn connect_as(url: &str, instance: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(Arc::new(postgres::PgStore::connect(url, instance).await?))
     } else {
         anyhow::bail!("ELDERCARE_DATABASE_URL {url:?} must start with sqlite:// or postgres://")
     }

@@ -61,10 +61,13 @@ impl PgStore {
     /// Connects to `url` and applies the migrations (sqlx serialises
     /// concurrent migrators with an advisory lock, so instances may start
     /// together).
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// `instance` names this process's connections (`application_name`):
+    /// the claims they make are this instance's ([`crate::fence`]).
+    pub async fn connect(url: &str, instance: &str) -> anyhow::Result<Self> {
         let shown = redact(url);
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("reading the PostgreSQL URL {shown}"))?
+            .application_name(instance)
             .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -92,7 +95,9 @@ impl PgStore {
                  ON CONFLICT (id) DO UPDATE
                  SET broker_connected = excluded.broker_connected,
                      version = excluded.version, seen_at = excluded.seen_at
-             )
+             ),
+             -- Each start is an incarnation of its own: the long gone go.
+             gone AS (DELETE FROM instances WHERE seen_at < now() - interval '1 day')
              SELECT COUNT(*), COUNT(*) FILTER (WHERE broker_connected)
              FROM instances
              WHERE id <> $1 AND seen_at > now() - make_interval(secs => $4)",
@@ -158,11 +163,17 @@ fn redact(url: &str) -> String {
     }
 }
 
+// A claim names its holder (the connection's application_name, the
+// instance's heartbeat id); a holder silent for ORPHANED_AFTER_S loses it
+// (migration 0010).
 sql_store!(
     PgStore,
     sqlx::Postgres,
     backend = Postgres,
-    claim_lock = "FOR UPDATE SKIP LOCKED"
+    claim_lock = "FOR UPDATE SKIP LOCKED",
+    claim_owner = ", claimed_by = current_setting('application_name')",
+    orphaned =
+        "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '5 seconds')"
 );
 // A steward row another transaction holds is skipped, not waited for: it
 // is being claimed or released by someone else right now.
@@ -172,6 +183,8 @@ dispatch_sql!(
     row_lock = "FOR UPDATE",
     skip_locked = "FOR UPDATE SKIP LOCKED",
     steward_claim = "AND id IN (SELECT id FROM stewards WHERE id = $1 FOR UPDATE SKIP LOCKED)",
+    claim_owner = ", claimed_by = current_setting('application_name')",
+    orphaned = "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '5 seconds')",
     write_tx = sqlx::Transaction<'static, sqlx::Postgres>
 );
 

@@ -221,7 +221,14 @@ pub(crate) fn newest_per_device(beats: &[Heartbeat]) -> Vec<&Heartbeat> {
 ///
 /// rustfmt leaves macro bodies alone: keep this one formatted by hand.
 macro_rules! sql_store {
-    ($store:ident, $db:ty, backend = $backend:ident, claim_lock = $lock:literal) => {
+    (
+        $store:ident,
+        $db:ty,
+        backend = $backend:ident,
+        claim_lock = $lock:literal,
+        claim_owner = $owner:literal,
+        orphaned = $orphaned:literal
+    ) => {
         const _: () = {
             use std::collections::HashMap;
 
@@ -1183,11 +1190,13 @@ macro_rules! sql_store {
                         return Ok(Vec::new());
                     }
                     let rows: Vec<DeadlineRow> = sqlx::query_as(concat!(
-                        "UPDATE deadlines SET claimed_until = $2
-                         WHERE key IN (
+                        "UPDATE deadlines SET claimed_until = $2 ",
+                        $owner,
+                        " WHERE key IN (
                              SELECT key FROM deadlines
-                             WHERE due_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1)
-                             ORDER BY due_at LIMIT $3 ",
+                             WHERE due_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1 ",
+                        $orphaned,
+                        ") ORDER BY due_at LIMIT $3 ",
                         $lock,
                         ")
                          RETURNING key, due_at, effects, claimed_until"

@@ -307,13 +307,23 @@ fn create_parent_dir(file: &Path) -> anyhow::Result<()> {
     }
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite, backend = Sqlite, claim_lock = "");
+// One instance: a claim needs no named holder.
+sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    backend = Sqlite,
+    claim_lock = "",
+    claim_owner = "",
+    orphaned = ""
+);
 dispatch_sql!(
     SqliteStore,
     sqlx::Sqlite,
     row_lock = "",
     skip_locked = "",
     steward_claim = "",
+    claim_owner = "",
+    orphaned = "",
     write_tx = crate::store::sqlite::Gated<sqlx::Transaction<'static, sqlx::Sqlite>>
 );
 reach_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");

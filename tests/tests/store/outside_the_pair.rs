@@ -217,3 +217,85 @@ async fn sqlite_has_no_change_feed_one_instance_knows_what_it_changed() {
     let s = dispatcher::store::connect("sqlite::memory:").await.unwrap();
     assert!(s.changes().is_none());
 }
+
+/// A claim names its holder. While the holder's heartbeat is heard its
+/// claim waits out its lease; once the holder is silent (killed, cut off,
+/// stalled) another instance takes it over within seconds, and the old
+/// holder's claim then fires nothing.
+#[tokio::test]
+async fn a_silent_instances_claims_are_taken_over_before_their_lease_ends() {
+    use dispatcher::dispatch::Lifecycle;
+    use dispatcher::store::{InstanceBeat, Peers};
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_postgres().await.unwrap();
+    let a = dispatcher::store::connect_as(db.url(), "dispatcher-a:00000001")
+        .await
+        .unwrap();
+    let b = dispatcher::store::connect_as(db.url(), "dispatcher-b:00000002")
+        .await
+        .unwrap();
+    let beat = |instance: &str| InstanceBeat {
+        instance: instance.into(),
+        broker_connected: true,
+        version: "test".into(),
+    };
+    a.heartbeat(&beat("dispatcher-a:00000001")).await.unwrap();
+    let peers = b.heartbeat(&beat("dispatcher-b:00000002")).await.unwrap();
+    assert_eq!(
+        peers,
+        Peers {
+            alive: 1,
+            on_broker: 1
+        }
+    );
+
+    a.insert_elder(&elder("e-1")).await.unwrap();
+    let t0 = day();
+    let _ = a
+        .apply(
+            &[dispatcher::rules::Effect::Schedule {
+                key: "k-1".into(),
+                due_at: t0,
+                effects: vec![raise("elder:e-1:call", "e-1")],
+            }],
+            &dispatcher::domain::Actor::System,
+            t0,
+            &rules(),
+        )
+        .await
+        .unwrap();
+    let lease = Duration::seconds(60);
+    let held = a.claim_due(t0, lease, 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let later = t0 + Duration::seconds(10);
+    assert!(
+        b.claim_due(later, lease, 10).await.unwrap().is_empty(),
+        "a is heard: its claim holds for its lease"
+    );
+
+    // a goes silent.
+    let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    sqlx::query(
+        "UPDATE instances SET seen_at = now() - interval '10 seconds'
+         WHERE id = 'dispatcher-a:00000001'",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        b.heartbeat(&beat("dispatcher-b:00000002")).await.unwrap(),
+        Peers::default(),
+        "a no longer counts as alive"
+    );
+    let taken = b.claim_due(later, lease, 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "taken over before a's lease ended");
+    assert!(
+        a.fire_deadline(&held[0], later, &rules())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a's old claim fires nothing"
+    );
+    let fired = b.fire_deadline(&taken[0], later, &rules()).await.unwrap();
+    assert_eq!(fired.len(), 1, "b's does");
+}
