@@ -65,12 +65,17 @@ impl Mosquitto {
     /// on disk, so a graceful restart ([`Self::restart_gracefully`]) loses
     /// nothing.
     pub fn start_persistent() -> Self {
+        Self::start_persistent_on(free_port())
+    }
+
+    /// [`Self::start_persistent`] on `port`.
+    pub fn start_persistent_on(port: u16) -> Self {
         let store = tempfile::tempdir().expect("temp dir");
         let extra = format!(
             "persistence true\npersistence_location {}/\n",
             store.path().display()
         );
-        let mut m = Self::start_with(free_port(), &extra);
+        let mut m = Self::start_with(port, &extra);
         m.kept = Some(store);
         m
     }

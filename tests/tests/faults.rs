@@ -77,17 +77,20 @@ struct Trio {
 
 impl Trio {
     async fn start(prefix: &str) -> Self {
-        Self::start_with(prefix, |_| None).await
+        Self::start_on(prefix, free_port(), |_| None).await
     }
 
-    /// `netns` may put an instance (by index) in a network namespace; it
-    /// returns the namespace and the environment overrides that instance
-    /// reaches the database and the broker by.
-    async fn start_with(
+    /// Mosquitto on `mqtt_port`; `netns` may put an instance (by index) in
+    /// a network namespace: it returns the namespace, the address the
+    /// instance listens on there, and the environment overrides it
+    /// reaches the broker and the database by (`@database`: the database
+    /// URL's host and port).
+    async fn start_on(
         prefix: &str,
+        mqtt_port: u16,
         netns: impl Fn(usize) -> Option<(String, String, Vec<(String, String)>)>,
     ) -> Self {
-        let mosquitto = Mosquitto::start_persistent();
+        let mosquitto = Mosquitto::start_persistent_on(mqtt_port);
         let db = fresh_postgres().await.unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::tempdir().expect("temp dir");
         let root = format!("{prefix}-{}/eldercare/v1", uuid::Uuid::new_v4().simple());
@@ -104,8 +107,20 @@ impl Trio {
             let mut api = ProcessApi::on_port(port);
             let mut ns = None;
             if let Some((namespace, host, overrides)) = netns(i) {
-                env.retain(|(k, _)| !overrides.iter().any(|(o, _)| o == k));
-                env.extend(overrides);
+                for (k, v) in overrides {
+                    let (k, v) = match k.as_str() {
+                        "@database" => {
+                            let mut url: url::Url = db.url().parse().expect("database URL");
+                            let (h, p) = v.split_once(':').expect("host:port");
+                            url.set_host(Some(h)).expect("host");
+                            url.set_port(p.parse().ok()).expect("port");
+                            ("ELDERCARE_DATABASE_URL".to_owned(), url.to_string())
+                        }
+                        _ => (k, v),
+                    };
+                    env.retain(|(e, _)| *e != k);
+                    env.push((k, v));
+                }
                 env.retain(|(k, _)| k != "ELDERCARE_HTTP_ADDR");
                 env.push(("ELDERCARE_HTTP_ADDR".into(), format!("{host}:{port}")));
                 api.base = format!("http://{host}:{port}");
@@ -445,4 +460,213 @@ async fn restarting_all_three_one_by_one_under_load_loses_and_doubles_nothing() 
     burst_for(2).await;
     let published = finish(run).await;
     holds(&trio, published, None).await;
+}
+
+/// A network namespace joined to this host by a veth pair: an instance
+/// inside reaches the database and the broker only through forwarders on
+/// the host's end, so taking that end down cuts it off from both (its
+/// connections hang, as in a real partition: no reset, no word).
+struct Island {
+    ns: String,
+    host_if: String,
+    host_ip: String,
+    inner_ip: String,
+    forwarders: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Island {
+    fn make() -> Self {
+        let tag = format!("{:04x}", rand_u16());
+        let ns = format!("ec-faults-{tag}");
+        let host_if = format!("ech{tag}");
+        let inner_if = format!("eci{tag}");
+        let octet = 16 + (rand_u16() % 200) as u8;
+        let host_ip = format!("10.213.{octet}.1");
+        let inner_ip = format!("10.213.{octet}.2");
+        ip(&["netns", "add", &ns]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &inner_if,
+        ]);
+        ip(&["link", "set", &inner_if, "netns", &ns]);
+        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]);
+        ip(&["link", "set", &host_if, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &ns, "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&["addr", "add", &format!("{inner_ip}/30"), "dev", &inner_if]);
+        inside(&["link", "set", &inner_if, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        Self {
+            ns,
+            host_if,
+            host_ip,
+            inner_ip,
+            forwarders: Vec::new(),
+        }
+    }
+
+    /// A forwarder on the host's end to `to`; the port it listens on.
+    async fn forward(&mut self, to: std::net::SocketAddr) -> u16 {
+        let listener = tokio::net::TcpListener::bind((self.host_ip.as_str(), 0))
+            .await
+            .expect("bind the forwarder");
+        let port = listener.local_addr().expect("address").port();
+        self.forwarders.push(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+        port
+    }
+
+    fn cut(&self) {
+        ip(&["link", "set", &self.host_if, "down"]);
+    }
+
+    fn mend(&self) {
+        ip(&["link", "set", &self.host_if, "up"]);
+    }
+
+    /// GET `url` from inside the namespace (curl), status and body.
+    fn get_inside(&self, url: &str) -> String {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "curl", "-s", "-m", "5", url])
+            .output()
+            .expect("curl inside the namespace");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Island {
+    fn drop(&mut self) {
+        for f in &self.forwarders {
+            f.abort();
+        }
+        // Deleting the namespace deletes its end of the pair, and so both.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let status = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .expect("run ip (iproute2)");
+    assert!(status.success(), "ip {}", args.join(" "));
+}
+
+fn rand_u16() -> u16 {
+    (uuid::Uuid::new_v4().as_u128() & 0xffff) as u16
+}
+
+/// The instance's log lines that say it made an offer.
+fn offers_logged(instance: &Instance) -> usize {
+    instance
+        .log_text()
+        .lines()
+        .filter(|l| l.contains(" offered") || l.contains("\"offered\""))
+        .count()
+}
+
+/// One instance runs in a network namespace and is cut off from the
+/// broker and the database while it keeps running: it makes no offer and
+/// says so on /readyz; the other two carry on (presses offered at once,
+/// its claims taken over); when the link comes back it rejoins and
+/// nothing is doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_cut_off_by_the_network_offers_nothing_and_doubles_nothing_when_it_returns() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut island = Island::make();
+    // The forwarders need the broker's and the database's ports: the trio
+    // is made with the island's instance pointed at them.
+    let mosquitto_port = free_port();
+    let pg: url::Url = std::env::var(eldercare_tests::db::PG_URL_VAR)
+        .unwrap_or_else(|_| eldercare_tests::db::PG_URL_DEFAULT.to_owned())
+        .parse()
+        .expect("PostgreSQL URL");
+    let pg_to = format!(
+        "{}:{}",
+        pg.host_str().unwrap_or("127.0.0.1"),
+        pg.port().unwrap_or(5432)
+    );
+    let pg_port = island
+        .forward(pg_to.parse().expect("PostgreSQL address"))
+        .await;
+    let mq_port = island
+        .forward(
+            format!("127.0.0.1:{mosquitto_port}")
+                .parse()
+                .expect("broker address"),
+        )
+        .await;
+    let (ns, host_ip, inner_ip) = (
+        island.ns.clone(),
+        island.host_ip.clone(),
+        island.inner_ip.clone(),
+    );
+    let trio = Trio::start_on("faults-netns", mosquitto_port, move |i| {
+        (i == 2).then(|| {
+            (
+                ns.clone(),
+                inner_ip.clone(),
+                vec![
+                    (
+                        "ELDERCARE_MQTT_URL".to_owned(),
+                        format!("mqtt://{host_ip}:{mq_port}"),
+                    ),
+                    // The database URL's host and port, through the island.
+                    ("@database".to_owned(), format!("{host_ip}:{pg_port}")),
+                ],
+            )
+        })
+    })
+    .await;
+    let run = trio.load();
+    Trio::answering(&run).await;
+    burst_for(2).await;
+    let c = 2;
+    let logged: usize = trio.instances.iter().map(offers_logged).sum();
+    assert!(logged > 0, "the log's offer lines are recognised");
+    island.cut();
+    let cut_at = trio.now().await;
+    // It notices within its heartbeat's 3 s, and steps back.
+    let readyz = format!("{}/readyz", trio.instances[c].api.base);
+    let said = within(Duration::from_secs(15), || async {
+        let body = island.get_inside(&readyz);
+        body.contains("stepped back").then_some(body)
+    })
+    .await;
+    assert!(
+        said.is_some(),
+        "/readyz inside the island never said it stepped back\n{}",
+        trio.logs()
+    );
+    let offers_while_cut = offers_logged(&trio.instances[c]);
+    burst_for(4).await;
+    assert_eq!(
+        offers_logged(&trio.instances[c]),
+        offers_while_cut,
+        "the cut-off instance logged an offer\n{}",
+        trio.logs()
+    );
+    island.mend();
+    trio.instances[c].api.ready().await;
+    burst_for(2).await;
+    let published = finish(run).await;
+    // Anything it held at the cut (a lock, a claim) is released within
+    // 5 s; presses from then on are the others' at once.
+    holds(
+        &trio,
+        published,
+        Some(cut_at + chrono::Duration::seconds(6)),
+    )
+    .await;
 }
