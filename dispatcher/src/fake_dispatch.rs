@@ -120,6 +120,16 @@ impl OutboxStore for FakeDispatch {
         Ok(out)
     }
 
+    async fn release_outbox(&self, item: &OutboxItem) -> StoreResult<bool> {
+        let mut rows = self.outbox.lock().unwrap();
+        let r = rows.iter_mut().find(|r| r.item.id == item.id).expect("row");
+        if r.claimed_until != item.claimed_until {
+            return Ok(false);
+        }
+        r.claimed_until = None;
+        Ok(true)
+    }
+
     async fn finish_outbox(
         &self,
         item: &OutboxItem,

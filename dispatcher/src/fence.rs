@@ -47,11 +47,14 @@ pub fn instance_id(client_id: &str) -> String {
 }
 
 /// How often the heartbeat goes.
-pub const BEAT_EVERY: Duration = Duration::from_secs(1);
+pub const BEAT_EVERY: Duration = Duration::from_millis(500);
 /// How long a heartbeat may take before it counts as unanswered.
-const BEAT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Without an answer for this long, the instance stops acting.
-pub const STALE: Duration = Duration::from_secs(3);
+const BEAT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Without an answer for this long, the instance stops acting, and
+/// counts what it claimed before as no longer its own. Well inside
+/// [`crate::store::ORPHANED_AFTER_S`], after which the others take its
+/// claims over: it lets go before they take.
+pub const STALE: Duration = Duration::from_millis(1500);
 
 /// Where an instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +141,7 @@ impl Fence {
     /// Whether a claim made at `claimed_at` is still this instance's to
     /// act on: it acts now, and its heartbeat has not gone silent since
     /// (a silence of [`STALE`] lets the others take its claims over,
-    /// [`crate::store::PEER_SEEN_WITHIN_S`] later, whatever the claim's
+    /// [`crate::store::ORPHANED_AFTER_S`] later, whatever the claim's
     /// lease says).
     pub fn still_holds(&self, claimed_at: Instant) -> bool {
         if !self.may_act() {

@@ -210,6 +210,12 @@ impl DispatcherProcess {
         Self::serve_in(cmd, env, log)
     }
 
+    /// As [`Self::serve`], with another build of the dispatcher (an older
+    /// release, for a rolling upgrade).
+    pub fn serve_bin(bin: &Path, env: &[(String, String)], log: &Path) -> Self {
+        Self::serve_in(Command::new(bin), env, log)
+    }
+
     /// As [`Self::serve`], inside the network namespace `netns` (`ip
     /// netns exec`, which becomes the dispatcher: the pid is its own).
     pub fn serve_in_netns(netns: &str, env: &[(String, String)], log: &Path) -> Self {

@@ -14,7 +14,7 @@
 //! The scenarios take turns (one trio at a time: two cores).
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -43,15 +43,18 @@ struct Instance {
     env: Vec<(String, String)>,
     log: PathBuf,
     netns: Option<String>,
+    /// Another build to run (an older release), instead of this one.
+    bin: Option<PathBuf>,
     process: Option<DispatcherProcess>,
     api: ProcessApi,
 }
 
 impl Instance {
     fn start(&mut self) {
-        self.process = Some(match &self.netns {
-            Some(ns) => DispatcherProcess::serve_in_netns(ns, &self.env, &self.log),
-            None => DispatcherProcess::serve(&self.env, &self.log),
+        self.process = Some(match (&self.netns, &self.bin) {
+            (Some(ns), _) => DispatcherProcess::serve_in_netns(ns, &self.env, &self.log),
+            (None, Some(bin)) => DispatcherProcess::serve_bin(bin, &self.env, &self.log),
+            (None, None) => DispatcherProcess::serve(&self.env, &self.log),
         });
     }
 
@@ -77,7 +80,7 @@ struct Trio {
 
 impl Trio {
     async fn start(prefix: &str) -> Self {
-        Self::start_on(prefix, free_port(), |_| None).await
+        Self::start_on(prefix, free_port(), None, |_| None).await
     }
 
     /// Mosquitto on `mqtt_port`; `netns` may put an instance (by index) in
@@ -85,9 +88,12 @@ impl Trio {
     /// instance listens on there, and the environment overrides it
     /// reaches the broker and the database by (`@database`: the database
     /// URL's host and port).
+    /// `first_bin` runs the first instance (which migrates the database
+    /// first) from another build.
     async fn start_on(
         prefix: &str,
         mqtt_port: u16,
+        first_bin: Option<PathBuf>,
         netns: impl Fn(usize) -> Option<(String, String, Vec<(String, String)>)>,
     ) -> Self {
         let mosquitto = Mosquitto::start_persistent_on(mqtt_port);
@@ -131,6 +137,7 @@ impl Trio {
                 env,
                 log: dir.path().join(format!("{name}.log")),
                 netns: ns,
+                bin: (i == 0).then(|| first_bin.clone()).flatten(),
                 process: None,
                 api,
             });
@@ -612,7 +619,7 @@ async fn an_instance_cut_off_by_the_network_offers_nothing_and_doubles_nothing_w
         island.host_ip.clone(),
         island.inner_ip.clone(),
     );
-    let trio = Trio::start_on("faults-netns", mosquitto_port, move |i| {
+    let trio = Trio::start_on("faults-netns", mosquitto_port, None, move |i| {
         (i == 2).then(|| {
             (
                 ns.clone(),
@@ -669,4 +676,98 @@ async fn an_instance_cut_off_by_the_network_offers_nothing_and_doubles_nothing_w
         Some(cut_at + chrono::Duration::seconds(6)),
     )
     .await;
+}
+
+/// The release before this issue's migrations (0009, 0010): the last
+/// commit of the previous stop, built once into a cache of the machine.
+const PREVIOUS_RELEASE: &str = "d24db5a";
+
+/// The previous release's `dispatcher`, built from this repository's
+/// history on first use (a few minutes) and kept in
+/// `$ELDERCARE_CI_CACHE` (default `/opt/eldercare-ci`).
+fn previous_release_bin() -> PathBuf {
+    let cache = std::env::var("ELDERCARE_CI_CACHE").unwrap_or_else(|_| "/opt/eldercare-ci".into());
+    let home = PathBuf::from(cache).join(format!("prev-{PREVIOUS_RELEASE}"));
+    let bin = home.join("target/debug/dispatcher");
+    if bin.exists() {
+        return bin;
+    }
+    let src = home.join("src");
+    std::fs::create_dir_all(&src).expect("cache directory");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let archived = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "git -C {} archive {PREVIOUS_RELEASE} | tar -x -C {}",
+            workspace.display(),
+            src.display()
+        ))
+        .status()
+        .expect("git archive");
+    assert!(
+        archived.success(),
+        "could not take {PREVIOUS_RELEASE} out of git history"
+    );
+    eprintln!(
+        "building the previous release {PREVIOUS_RELEASE} once into {}",
+        home.display()
+    );
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-p", "eldercare-dispatcher", "--bin", "dispatcher"])
+        .current_dir(&src)
+        .env("CARGO_TARGET_DIR", home.join("target"))
+        .status()
+        .expect("cargo build");
+    assert!(
+        built.success(),
+        "could not build the previous release {PREVIOUS_RELEASE}"
+    );
+    bin
+}
+
+/// A rolling upgrade from the previous release: an instance of the old
+/// release runs while the new one migrates the database (0009, 0010) and
+/// two new instances join; presses keep coming; then the old instance is
+/// restarted as the new release. A new instance also restarts against a
+/// database a later release migrated further (a migration it does not
+/// know, a column it does not read), as it must when a later upgrade
+/// rolls. Nothing lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_upgrade_runs_the_old_and_new_release_side_by_side() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let old = previous_release_bin();
+    // a (old) migrates to its own last migration; the site's import (the
+    // new release) migrates on while a runs; b and c (new) join.
+    let mut trio = Trio::start_on("faults-upgrade", free_port(), Some(old), |_| None).await;
+    let applied = count(&trio.pool, "SELECT MAX(version) FROM _sqlx_migrations").await;
+    assert_eq!(
+        applied, 10,
+        "the new release's migrations ran beside the old"
+    );
+    let run = trio.load();
+    Trio::answering(&run).await;
+    burst_for(3).await;
+    // The old instance is upgraded in place.
+    let status = trio.instances[0].process().terminate();
+    assert!(status.success(), "the old release exits 0 on SIGTERM");
+    trio.instances[0].bin = None;
+    trio.instances[0].start();
+    trio.instances[0].api.ready().await;
+    burst_for(2).await;
+    // A later release migrated further; b restarts beside it.
+    sqlx::raw_sql(
+        "ALTER TABLE incidents ADD COLUMN later_release_note TEXT;
+         INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99990101, 'from a later release', true, '\\x00', 0)",
+    )
+    .execute(&trio.pool)
+    .await
+    .expect("a later release's migration");
+    let status = trio.instances[1].process().terminate();
+    assert!(status.success());
+    trio.instances[1].start();
+    trio.instances[1].api.ready().await;
+    burst_for(2).await;
+    let published = finish(run).await;
+    holds(&trio, published, None).await;
 }

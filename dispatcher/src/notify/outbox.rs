@@ -313,8 +313,13 @@ async fn deliver_claimed(deps: &OutboxDeps, item: &OutboxItem, claimed_at: std::
     if !item.claim_holds(deps.clock.now()) || !deps.fence.still_holds(claimed_at) {
         tracing::warn!(
             delivery = %item.id,
-            "an outbox claim ran out before it was sent (was this process stalled?); left to whoever claims it next"
+            "an outbox claim is no longer trusted (this process stalled, or lost the store, since it claimed it); given back unsent"
         );
+        // Claimable at once again, by this instance or another; a claim
+        // already taken over is left alone.
+        if let Err(e) = deps.store.release_outbox(item).await {
+            tracing::warn!(delivery = %item.id, error = %e, "could not give an outbox claim back; it comes due when its lease ends");
+        }
         return;
     }
     let outcome = match item.channel {

@@ -1157,6 +1157,20 @@ macro_rules! dispatch_sql {
                 }
 
                 #[tracing::instrument(skip_all, fields(id = %item.id))]
+                async fn release_outbox(&self, item: &OutboxItem) -> StoreResult<bool> {
+                    let done = sqlx::query(
+                        "UPDATE outbox SET claimed_until = NULL
+                         WHERE id = $1 AND state = 'pending' AND claimed_until IS NOT DISTINCT FROM $2",
+                    )
+                    .bind(item.id.as_str())
+                    .bind(item.claimed_until)
+                    .execute(&mut *self.write_conn().await.db()?)
+                    .await
+                    .db()?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                #[tracing::instrument(skip_all, fields(id = %item.id))]
                 async fn finish_outbox(
                     &self,
                     item: &OutboxItem,

@@ -400,5 +400,9 @@ pub struct Peers {
 /// How recent a heartbeat keeps an instance counted as alive.
 pub const PEER_SEEN_WITHIN_S: i64 = 3;
 
+/// A claim whose holder's heartbeat is older than this is taken over
+/// (`orphaned` in the SQL of `postgres.rs`, which spells it out).
+pub const ORPHANED_AFTER_S: i64 = 3;
+
 /// The closing note on an incident a rule resolved by itself.
 pub const CLEARED_OUTCOME: Outcome = Outcome::Cleared;

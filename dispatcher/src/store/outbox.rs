@@ -42,4 +42,8 @@ pub trait OutboxStore: Send + Sync {
         outcome: &DeliveryOutcome,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Gives a claim back unsent (the worker no longer trusts it, after a
+    /// pause): the row is claimable at once. False when the claim was no
+    /// longer this one.
+    async fn release_outbox(&self, item: &OutboxItem) -> StoreResult<bool>;
 }

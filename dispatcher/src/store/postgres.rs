@@ -164,7 +164,8 @@ fn redact(url: &str) -> String {
 }
 
 // A claim names its holder (the connection's application_name, the
-// instance's heartbeat id); a holder silent for ORPHANED_AFTER_S loses it
+// instance's heartbeat id); a holder silent for 3 s (super::ORPHANED_AFTER_S)
+// loses it
 // (migration 0010).
 sql_store!(
     PgStore,
@@ -173,7 +174,7 @@ sql_store!(
     claim_lock = "FOR UPDATE SKIP LOCKED",
     claim_owner = ", claimed_by = current_setting('application_name')",
     orphaned =
-        "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '5 seconds')"
+        "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '3 seconds')"
 );
 // A steward row another transaction holds is skipped, not waited for: it
 // is being claimed or released by someone else right now.
@@ -184,7 +185,7 @@ dispatch_sql!(
     skip_locked = "FOR UPDATE SKIP LOCKED",
     steward_claim = "AND id IN (SELECT id FROM stewards WHERE id = $1 FOR UPDATE SKIP LOCKED)",
     claim_owner = ", claimed_by = current_setting('application_name')",
-    orphaned = "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '5 seconds')",
+    orphaned = "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '3 seconds')",
     write_tx = sqlx::Transaction<'static, sqlx::Postgres>
 );
 

@@ -444,6 +444,14 @@ pub(crate) async fn the_outbox_is_claimed_leased_retried_and_finished(h: Harness
     assert!(!stale, "a lost claim records nothing");
     let current = reclaimed.iter().find(|i| i.id == first[3].id).unwrap();
     assert!(current.claim_holds(later));
+    // Giving a claim back: the stale one cannot; the current one can, and
+    // the row is claimable at once.
+    assert!(!s.release_outbox(&first[3]).await.unwrap());
+    assert!(s.release_outbox(current).await.unwrap());
+    let again: Vec<_> = s.claim_outbox(later, lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, current.id);
+    let current = &again[0];
     assert!(
         s.finish_outbox(current, &retry, later).await.unwrap(),
         "the new claim's report is recorded"
