@@ -397,8 +397,9 @@ async fn killing_one_instance_then_a_second_mid_burst_loses_and_doubles_nothing(
 }
 
 /// SIGSTOP longer than every lease (a dispatch turn's 15 s, an idle
-/// transaction's 5 s, the fence's 3 s): the others carry on meanwhile,
-/// and when it wakes it acts on nothing it lost.
+/// transaction's 5 s, the 3 s after which its claims are taken over):
+/// the others carry on meanwhile, and when it wakes it acts on nothing
+/// it lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_stopped_past_its_leases_acts_on_nothing_it_lost_when_it_wakes() {
     let _turn = ONE_AT_A_TIME.lock().await;
