@@ -2,9 +2,11 @@
 //! re-offer, escalate), fire deadlines, and send what the outbox holds.
 //!
 //! Every such act is a transaction the store fences by itself (locks,
-//! compare-and-set, a claim's own lease as its token), so an instance can
-//! never act twice with another. The fence is about the instance that
-//! should step back so the others carry on:
+//! compare-and-set, a claim's own lease as its token), so no two
+//! instances commit the same act. What leaves the process (a push, a
+//! webhook, a device command) is at least once: a send already under way
+//! when its claim is taken over may go out twice. The fence is about the
+//! instance that should step back so the others carry on:
 //!
 //! - **Cut off from the store.** A heartbeat (a round trip that records
 //!   this instance, [`crate::store::Store::heartbeat`]) has not answered
@@ -26,11 +28,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
 use crate::store::{InstanceBeat, Peers, Store};
 
 /// This process's heartbeat id: its MQTT client id and an incarnation,
@@ -53,8 +54,15 @@ const BEAT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Without an answer for this long, the instance stops acting, and
 /// counts what it claimed before as no longer its own. Well inside
 /// [`crate::store::ORPHANED_AFTER_S`], after which the others take its
-/// claims over: it lets go before they take.
+/// claims over: it starts no send of a claim they may take (one already
+/// under way may finish: at least once).
 pub const STALE: Duration = Duration::from_millis(1500);
+
+// It lets go of its claims before the others may take them.
+const _: () = assert!(
+    STALE.as_millis() < (crate::store::ORPHANED_AFTER_S as u128) * 1000,
+    "an instance must count itself silent before the others take its claims"
+);
 
 /// Where an instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +104,10 @@ enum Watch {
     #[default]
     Unwatched,
     Watched {
-        /// When the last answered heartbeat was sent.
-        answered_at: Option<Instant>,
+        /// When the last answered heartbeat was sent, by the monotonic
+        /// clock and by the wall clock: the monotonic one does not move
+        /// while the machine is suspended, the wall clock does.
+        answered_at: Option<(Instant, SystemTime)>,
         /// When an answer came after a silence of [`STALE`] or more: the
         /// others may have taken over what this instance claimed before.
         broken_at: Option<Instant>,
@@ -126,11 +136,16 @@ impl Fence {
             Watch::Watched {
                 answered_at, peers, ..
             } => standing(
-                answered_at.is_some_and(|at| at.elapsed() < STALE),
+                answered_at.is_some_and(|at| since(at) < STALE),
                 self.broker_connected.load(Ordering::Relaxed),
                 *peers,
             ),
         }
+    }
+
+    /// Whether this instance holds a broker connection: it hears devices.
+    pub fn on_broker(&self) -> bool {
+        self.broker_connected.load(Ordering::Relaxed)
     }
 
     /// Whether the workers may take turns, fire deadlines and send.
@@ -161,7 +176,9 @@ impl Fence {
         }
     }
 
-    fn watched(&self) {
+    /// From now on the instance acts only on fresh heartbeat answers.
+    /// Called before the workers start, so none acts unfenced.
+    pub fn watch(&self) {
         let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(*watch, Watch::Unwatched) {
             *watch = Watch::Watched {
@@ -173,7 +190,7 @@ impl Fence {
     }
 
     /// A heartbeat sent at `sent` was answered.
-    fn answered(&self, sent: Instant, found: Peers) {
+    fn answered(&self, sent: (Instant, SystemTime), found: Peers) {
         let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         let (last, broken) = match &*watch {
             Watch::Watched {
@@ -183,7 +200,7 @@ impl Fence {
             } => (*answered_at, *broken_at),
             Watch::Unwatched => (None, None),
         };
-        let silent = last.is_some_and(|last| sent.saturating_duration_since(last) >= STALE);
+        let silent = last.is_some_and(|last| between(last, sent) >= STALE);
         *watch = Watch::Watched {
             answered_at: Some(sent),
             broken_at: if silent { Some(Instant::now()) } else { broken },
@@ -192,16 +209,31 @@ impl Fence {
     }
 }
 
-/// Beats every [`BEAT_EVERY`] until `stop`, keeping the fence and the
-/// gauges current and logging each change of standing.
+/// Now, by both clocks.
+fn now() -> (Instant, SystemTime) {
+    (Instant::now(), SystemTime::now())
+}
+
+/// The longer of the two clocks' measures from `a` to `b`.
+fn between(a: (Instant, SystemTime), b: (Instant, SystemTime)) -> Duration {
+    let wall = b.1.duration_since(a.1).unwrap_or_default();
+    b.0.saturating_duration_since(a.0).max(wall)
+}
+
+/// Time since `at`, by the longer of the two clocks.
+fn since(at: (Instant, SystemTime)) -> Duration {
+    between(at, now())
+}
+
+/// Beats every [`BEAT_EVERY`] until `stop`, keeping the fence current and
+/// logging each change of standing.
 pub async fn heartbeat_loop(
     fence: Arc<Fence>,
     store: Arc<dyn Store>,
     instance: String,
-    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    fence.watched();
+    fence.watch();
     let mut tick = tokio::time::interval(BEAT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was = None;
@@ -215,19 +247,13 @@ pub async fn heartbeat_loop(
             broker_connected: fence.broker_connected.load(Ordering::Relaxed),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        let sent = Instant::now();
+        let sent = now();
         match tokio::time::timeout(BEAT_TIMEOUT, store.heartbeat(&me)).await {
             Ok(Ok(peers)) => fence.answered(sent, peers),
             Ok(Err(e)) => tracing::debug!(error = %e, "heartbeat not answered"),
             Err(_) => tracing::debug!(timeout = ?BEAT_TIMEOUT, "heartbeat not answered in time"),
         }
         let now = fence.standing();
-        metrics
-            .acting
-            .store(i64::from(now == Standing::Acting), Ordering::Relaxed);
-        metrics
-            .peers_alive
-            .store(i64::from(fence.peers().alive), Ordering::Relaxed);
         if was != Some(now) {
             match now {
                 Standing::Acting => {
@@ -279,9 +305,9 @@ mod tests {
         let on_broker = Arc::new(AtomicBool::new(true));
         let fence = Fence::new(on_broker.clone());
         assert!(fence.may_act(), "unwatched: a test driving the engine");
-        fence.watched();
+        fence.watch();
         assert_eq!(fence.standing(), Standing::StoreSilent, "not yet answered");
-        fence.answered(Instant::now(), OTHERS_ON_BROKER);
+        fence.answered(now(), OTHERS_ON_BROKER);
         assert!(fence.may_act());
         on_broker.store(false, Ordering::Relaxed);
         assert_eq!(fence.standing(), Standing::OffBroker);
@@ -291,17 +317,29 @@ mod tests {
         // The last answer is older than STALE: a pause, or a silent store.
         let mut watch = fence.watch.lock().unwrap();
         if let Watch::Watched { answered_at, .. } = &mut *watch {
-            *answered_at = Some(Instant::now() - STALE);
+            *answered_at = Some((Instant::now() - STALE, SystemTime::now()));
         }
         drop(watch);
         assert_eq!(fence.standing(), Standing::StoreSilent);
         assert!(!fence.still_holds(claimed));
         // It is answered again: it acts, but what it claimed before the
         // silence may be another's now.
-        fence.answered(Instant::now(), OTHERS_ON_BROKER);
+        fence.answered(now(), OTHERS_ON_BROKER);
         assert!(fence.may_act());
         assert!(!fence.still_holds(claimed), "claimed before the silence");
         assert!(fence.still_holds(Instant::now()), "claimed after");
+    }
+
+    #[test]
+    fn a_suspend_that_stops_the_monotonic_clock_still_counts_as_silence() {
+        let fence = Fence::new(Arc::new(AtomicBool::new(true)));
+        fence.watch();
+        // The wall clock moved 10 s, the monotonic clock did not.
+        fence.answered(
+            (Instant::now(), SystemTime::now() - Duration::from_secs(10)),
+            ALONE,
+        );
+        assert_eq!(fence.standing(), Standing::StoreSilent);
     }
 
     #[test]

@@ -44,11 +44,6 @@ pub struct Metrics {
     /// 1 while this instance hears every instance's changes (PostgreSQL
     /// `LISTEN`, [`crate::peers`]).
     pub change_feed_connected: AtomicI64,
-    /// 1 while this instance takes turns, fires deadlines and sends
-    /// ([`crate::fence`]).
-    pub acting: AtomicI64,
-    /// Other instances the database saw in the last few seconds.
-    pub peers_alive: AtomicI64,
     pub mqtt_reconnects: AtomicU64,
     /// Attempts to reach stewards by channel (push, sms, voice) and how
     /// each went (delivered, retry, failed, cancelled).
@@ -234,18 +229,6 @@ impl Metrics {
             "dispatcher_change_feed_connected",
             "1 while this instance hears every instance's changes as they commit (PostgreSQL LISTEN); always 0 on SQLite, which runs one instance.",
             self.change_feed_connected.load(Ordering::Relaxed),
-        );
-        write_gauge(
-            &mut out,
-            "dispatcher_acting",
-            "1 while this instance takes dispatch turns, fires deadlines and sends; 0 while it steps back (the store silent, or off the broker while another instance is on it).",
-            self.acting.load(Ordering::Relaxed),
-        );
-        write_gauge(
-            &mut out,
-            "dispatcher_peers_alive",
-            "Other instances whose heartbeat the database saw in the last 3 s (PostgreSQL; 0 on SQLite).",
-            self.peers_alive.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

@@ -236,14 +236,21 @@ impl Application {
             None => engine,
         };
         let tick = Duration::from_millis(state.settings.ingest.tick_ms);
-        let mut timer_tasks = vec![
-            tokio::spawn(crate::fence::heartbeat_loop(
+        let mut timer_tasks = Vec::new();
+        // Several instances share PostgreSQL: each acts only while it
+        // hears the store, and steps back when the others can do better.
+        // Watched before any worker starts, so none acts unfenced. A
+        // SQLite site has one instance; stepping back would help nobody.
+        if feed.is_some() {
+            state.fence.watch();
+            timer_tasks.push(tokio::spawn(crate::fence::heartbeat_loop(
                 state.fence.clone(),
                 state.store.clone(),
                 instance,
-                state.metrics.clone(),
                 stop_timers.clone(),
-            )),
+            )));
+        }
+        timer_tasks.extend([
             tokio::spawn(engine.run(tick, stop_timers.clone())),
             tokio::spawn(timers::deadline_loop(
                 timer_deps.clone(),
@@ -268,7 +275,7 @@ impl Application {
                 },
                 stop_timers.clone(),
             )),
-        ];
+        ]);
         if let Some(feed) = feed {
             timer_tasks.push(tokio::spawn(crate::peers::follow(
                 feed,

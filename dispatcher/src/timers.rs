@@ -108,6 +108,7 @@ pub async fn liveness_loop(deps: TimerDeps, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(deps.settings.ingest.tick_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_reload = tokio::time::Instant::now();
+    let mut deaf = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -118,6 +119,17 @@ pub async fn liveness_loop(deps: TimerDeps, stop: CancellationToken) {
             reload(&deps).await;
         }
         let began = deps.clock.now();
+        // A device's silence counts only while this instance could have
+        // heard it: off the broker (or stepped back, leaving it to the
+        // others) every device would look silent. When it hears again,
+        // the silence meanwhile is forgiven.
+        if !deps.fence.on_broker() || !deps.fence.may_act() {
+            deaf = true;
+            continue;
+        }
+        if std::mem::take(&mut deaf) {
+            deps.liveness.forgive(began);
+        }
         for change in deps.liveness.sweep(began) {
             let _ = deps.health_tx.send(change);
         }

@@ -1,5 +1,5 @@
 -- Every running dispatcher instance says it is alive, and whether it holds
--- a broker connection, once a second (dispatcher/src/fence.rs). An
+-- a broker connection, every half second (dispatcher/src/fence.rs). An
 -- instance cut off from the broker stops acting only while another
 -- instance is on the broker; when every instance lost the broker, they
 -- all keep offering what the store holds.

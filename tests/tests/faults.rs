@@ -401,7 +401,7 @@ async fn killing_one_instance_then_a_second_mid_burst_loses_and_doubles_nothing(
 /// the others carry on meanwhile, and when it wakes it acts on nothing
 /// it lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_stopped_past_its_leases_acts_on_nothing_it_lost_when_it_wakes() {
+async fn an_instance_stopped_past_its_leases_doubles_nothing_when_it_wakes() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut trio = Trio::start("faults-stop").await;
     let run = trio.load();
@@ -479,7 +479,23 @@ struct Island {
     host_if: String,
     host_ip: String,
     inner_ip: String,
-    forwarders: Vec<tokio::task::JoinHandle<()>>,
+    forwarders: Vec<Forwarder>,
+}
+
+/// One forwarder on the island's host end: its listener and the
+/// connections it carries, which [`Island::cut_forwarder`] drops.
+struct Forwarder {
+    port: u16,
+    to: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Forwarder {
+    fn stop(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
 }
 
 impl Island {
@@ -517,20 +533,54 @@ impl Island {
 
     /// A forwarder on the host's end to `to`; the port it listens on.
     async fn forward(&mut self, to: std::net::SocketAddr) -> u16 {
-        let listener = tokio::net::TcpListener::bind((self.host_ip.as_str(), 0))
+        let forwarder = Forwarder {
+            port: 0,
+            to,
+            tasks: Default::default(),
+        };
+        let port = Self::listen(&self.host_ip, 0, &forwarder).await;
+        self.forwarders.push(Forwarder { port, ..forwarder });
+        port
+    }
+
+    async fn listen(host: &str, port: u16, f: &Forwarder) -> u16 {
+        let listener = tokio::net::TcpListener::bind((host, port))
             .await
             .expect("bind the forwarder");
         let port = listener.local_addr().expect("address").port();
-        self.forwarders.push(tokio::spawn(async move {
+        let (to, tasks) = (f.to, f.tasks.clone());
+        let accepting = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                tokio::spawn(async move {
+                let carried = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
+                tasks.lock().unwrap().push(carried);
             }
-        }));
+        });
+        f.tasks.lock().unwrap().push(accepting);
         port
+    }
+
+    /// Closes the forwarder on `port` and the connections through it (the
+    /// island sees them closed, and new ones refused); the rest of the
+    /// link stays up.
+    fn cut_forwarder(&self, port: u16) {
+        self.forwarders
+            .iter()
+            .find(|f| f.port == port)
+            .expect("a forwarder")
+            .stop();
+    }
+
+    async fn mend_forwarder(&self, port: u16) {
+        let f = self
+            .forwarders
+            .iter()
+            .find(|f| f.port == port)
+            .expect("a forwarder");
+        Self::listen(&self.host_ip, port, f).await;
     }
 
     fn cut(&self) {
@@ -554,7 +604,7 @@ impl Island {
 impl Drop for Island {
     fn drop(&mut self) {
         for f in &self.forwarders {
-            f.abort();
+            f.stop();
         }
         // Deleting the namespace deletes its end of the pair, and so both.
         let _ = std::process::Command::new("ip")
@@ -645,7 +695,7 @@ async fn an_instance_cut_off_by_the_network_offers_nothing_and_doubles_nothing_w
     assert!(logged > 0, "the log's offer lines are recognised");
     island.cut();
     let cut_at = trio.now().await;
-    // It notices within its heartbeat's 3 s, and steps back.
+    // It notices within its heartbeat's 1.5 s, and steps back.
     let readyz = format!("{}/readyz", trio.instances[c].api.base);
     let said = within(Duration::from_secs(15), || async {
         let body = island.get_inside(&readyz);
@@ -668,6 +718,41 @@ async fn an_instance_cut_off_by_the_network_offers_nothing_and_doubles_nothing_w
     island.mend();
     trio.instances[c].api.ready().await;
     burst_for(2).await;
+
+    // Now only its broker connection is cut, the database still in
+    // reach: it could act, and must not, while the others hear the
+    // presses (it would claim the buttons' "help is coming" and fail to
+    // send them).
+    island.cut_forwarder(mq_port);
+    let api = trio.instances[c].api.clone();
+    let said = within(Duration::from_secs(15), || async {
+        let r = api
+            .http
+            .get(format!("{}/readyz", api.base))
+            .send()
+            .await
+            .ok()?;
+        let body = r.text().await.ok()?;
+        body.contains("off the broker").then_some(body)
+    })
+    .await;
+    assert!(
+        said.is_some(),
+        "/readyz never said it is off the broker\n{}",
+        trio.logs()
+    );
+    assert_eq!(api.metric("dispatcher_acting").await, Some(0.0));
+    let offers_off_broker = offers_logged(&trio.instances[c]);
+    burst_for(4).await;
+    assert_eq!(
+        offers_logged(&trio.instances[c]),
+        offers_off_broker,
+        "the instance off the broker logged an offer\n{}",
+        trio.logs()
+    );
+    island.mend_forwarder(mq_port).await;
+    trio.instances[c].api.ready().await;
+    burst_for(2).await;
     let published = finish(run).await;
     // Anything it held at the cut (a lock, a claim) is released within
     // 5 s; presses from then on are the others' at once.
@@ -677,6 +762,15 @@ async fn an_instance_cut_off_by_the_network_offers_nothing_and_doubles_nothing_w
         Some(cut_at + chrono::Duration::seconds(6)),
     )
     .await;
+    let failed_sends = count(
+        &trio.pool,
+        "SELECT COUNT(*) FROM outbox WHERE last_error LIKE 'not connected to the broker%'",
+    )
+    .await;
+    assert_eq!(
+        failed_sends, 0,
+        "an instance off the broker claimed device commands"
+    );
 }
 
 /// The release before this migrations (0009, 0010): the last

@@ -135,6 +135,19 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "Stewards this instance's matcher holds as on duty, available and located.",
         state.engine.matcher().available() as i64,
     );
+    // Where this instance stands now, as /readyz says it.
+    crate::metrics::write_gauge(
+        &mut text,
+        "dispatcher_acting",
+        "1 while this instance takes dispatch turns, fires deadlines and sends; 0 while it steps back (the store silent, or off the broker while another instance is on it).",
+        i64::from(state.fence.may_act()),
+    );
+    crate::metrics::write_gauge(
+        &mut text,
+        "dispatcher_peers_alive",
+        "Other instances whose heartbeat the database saw in the last 3 s (PostgreSQL; 0 on SQLite).",
+        i64::from(state.fence.peers().alive),
+    );
     ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
 }
 

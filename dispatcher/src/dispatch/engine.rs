@@ -252,6 +252,7 @@ impl Engine {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rebuild = tokio::time::Instant::now();
+        let mut stepped_back = false;
         loop {
             // Due work (expiries, escalations) comes before kicks: a storm
             // of new incidents must not starve the offers already out.
@@ -268,7 +269,13 @@ impl Engine {
                     // While this instance steps back the others do the
                     // due work; it is no pass of ours.
                     if !self.fence.may_act() {
+                        stepped_back = true;
                         continue;
+                    }
+                    // Kicks it let go meanwhile ("a steward came free")
+                    // may have had no one else to hear them.
+                    if std::mem::take(&mut stepped_back) {
+                        self.offer_waiting(Whom::Anyone).await;
                     }
                     let began = self.clock.now();
                     match self.tick().await {

@@ -241,6 +241,15 @@ impl Liveness {
         out
     }
 
+    /// This instance could not hear devices until `now` (off the broker):
+    /// silence before it is not counted, as silence before start-up is
+    /// not ([`Self::reload`]'s `listening_since`).
+    pub fn forgive(&self, now: DateTime<Utc>) {
+        for e in self.entries().values_mut() {
+            e.last_heard = e.last_heard.max(now);
+        }
+    }
+
     /// The heartbeats due for writing at `now`, for one batched write.
     pub fn take_due(&self, now: DateTime<Utc>) -> Vec<Heartbeat> {
         let every = self.write_every;
@@ -374,6 +383,18 @@ mod tests {
         );
         assert_eq!(l.take_due(t(401)).len(), 1);
         assert!(l.take_due(t(401)).is_empty());
+    }
+
+    #[test]
+    fn silence_while_the_dispatcher_could_not_hear_is_forgiven() {
+        let (l, _) = table();
+        // Off the broker from 0 to 170 s: nobody could be heard.
+        l.forgive(t(170));
+        assert!(
+            l.sweep(t(181)).is_empty(),
+            "silent 11 s since hearing again"
+        );
+        assert_eq!(l.sweep(t(351)).len(), 1, "silent 181 s since");
     }
 
     #[test]

@@ -104,7 +104,6 @@ macro_rules! dispatch_sql {
         row_lock = $row_lock:literal,
         skip_locked = $skip_locked:literal,
         steward_claim = $steward_claim:literal,
-        claim_owner = $owner:literal,
         orphaned = $orphaned:literal,
         write_tx = $write_tx:ty
     ) => {
@@ -1126,7 +1125,6 @@ macro_rules! dispatch_sql {
                     }
                     let mut q = QueryBuilder::<$db>::new("UPDATE outbox SET claimed_until = ");
                     q.push_bind(now + lease)
-                        .push(concat!(" ", $owner))
                         .push(" WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ")
                         .push_bind(now)
                         .push(" AND (claimed_until IS NULL OR claimed_until < ")

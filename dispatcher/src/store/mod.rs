@@ -379,10 +379,11 @@ pub trait Store:
     fn changes(&self) -> Option<Box<dyn changes::ChangeFeed>>;
 }
 
-/// What an instance says of itself once a second.
+/// What an instance says of itself every [`crate::fence::BEAT_EVERY`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceBeat {
-    /// Its MQTT client id, distinct per instance.
+    /// Its heartbeat id: its MQTT client id and an incarnation
+    /// ([`crate::fence::instance_id`]).
     pub instance: String,
     pub broker_connected: bool,
     /// The release it runs (`CARGO_PKG_VERSION`), for a rolling upgrade.

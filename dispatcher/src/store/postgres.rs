@@ -54,6 +54,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`super::sql`], shared with SQLite.
 pub struct PgStore {
     pool: Pool<Postgres>,
+    /// The heartbeat's own connection: a busy pool must not make a live
+    /// instance look silent ([`crate::fence`]).
+    beat: Pool<Postgres>,
     registry: RegistryCache,
 }
 
@@ -72,15 +75,22 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("connecting to PostgreSQL at {shown}"))?;
+        // A heartbeat lost in a crash is worth nothing: no need to wait
+        // for the disk.
+        let beat = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         MIGRATOR
             .run(&pool)
             .await
             .with_context(|| format!("applying migrations/postgres to {shown}"))?;
         Ok(Self {
             pool,
+            beat,
             registry: RegistryCache::default(),
         })
     }
@@ -106,7 +116,7 @@ impl PgStore {
         .bind(me.broker_connected)
         .bind(&me.version)
         .bind(super::PEER_SEEN_WITHIN_S as f64)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.beat)
         .await
         .db()?;
         let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -163,16 +173,14 @@ fn redact(url: &str) -> String {
     }
 }
 
-// A claim names its holder (the connection's application_name, the
-// instance's heartbeat id); a holder silent for 3 s (super::ORPHANED_AFTER_S)
-// loses it
-// (migration 0010).
+// A claim names its holder (migration 0010's trigger: the connection's
+// application_name, the instance's heartbeat id); a holder silent for 3 s
+// (super::ORPHANED_AFTER_S) loses it to whoever claims next.
 sql_store!(
     PgStore,
     sqlx::Postgres,
     backend = Postgres,
     claim_lock = "FOR UPDATE SKIP LOCKED",
-    claim_owner = ", claimed_by = current_setting('application_name')",
     orphaned =
         "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '3 seconds')"
 );
@@ -184,7 +192,6 @@ dispatch_sql!(
     row_lock = "FOR UPDATE",
     skip_locked = "FOR UPDATE SKIP LOCKED",
     steward_claim = "AND id IN (SELECT id FROM stewards WHERE id = $1 FOR UPDATE SKIP LOCKED)",
-    claim_owner = ", claimed_by = current_setting('application_name')",
     orphaned = "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '3 seconds')",
     write_tx = sqlx::Transaction<'static, sqlx::Postgres>
 );

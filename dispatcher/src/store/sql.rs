@@ -226,7 +226,6 @@ macro_rules! sql_store {
         $db:ty,
         backend = $backend:ident,
         claim_lock = $lock:literal,
-        claim_owner = $owner:literal,
         orphaned = $orphaned:literal
     ) => {
         const _: () = {
@@ -1190,9 +1189,8 @@ macro_rules! sql_store {
                         return Ok(Vec::new());
                     }
                     let rows: Vec<DeadlineRow> = sqlx::query_as(concat!(
-                        "UPDATE deadlines SET claimed_until = $2 ",
-                        $owner,
-                        " WHERE key IN (
+                        "UPDATE deadlines SET claimed_until = $2
+                         WHERE key IN (
                              SELECT key FROM deadlines
                              WHERE due_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1 ",
                         $orphaned,

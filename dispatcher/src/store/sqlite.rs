@@ -313,7 +313,6 @@ sql_store!(
     sqlx::Sqlite,
     backend = Sqlite,
     claim_lock = "",
-    claim_owner = "",
     orphaned = ""
 );
 dispatch_sql!(
@@ -322,7 +321,6 @@ dispatch_sql!(
     row_lock = "",
     skip_locked = "",
     steward_claim = "",
-    claim_owner = "",
     orphaned = "",
     write_tx = crate::store::sqlite::Gated<sqlx::Transaction<'static, sqlx::Sqlite>>
 );

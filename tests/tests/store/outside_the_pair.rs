@@ -268,6 +268,7 @@ async fn a_silent_instances_claims_are_taken_over_before_their_lease_ends() {
     let held = a.claim_due(t0, lease, 10).await.unwrap();
     assert_eq!(held.len(), 1);
     let later = t0 + Duration::seconds(10);
+    a.heartbeat(&beat("dispatcher-a:00000001")).await.unwrap();
     assert!(
         b.claim_due(later, lease, 10).await.unwrap().is_empty(),
         "a is heard: its claim holds for its lease"
