@@ -139,6 +139,10 @@ async fn main() {
         instances == 1 || pg.is_some(),
         "several instances need ELDERCARE_BENCH_DB=postgres"
     );
+    let trace_dir = std::env::var_os("ELDERCARE_BENCH_TRACE_DIR").map(std::path::PathBuf::from);
+    if let Some(trace) = &trace_dir {
+        std::fs::create_dir_all(trace).expect("trace dir");
+    }
     let mut fleet = Fleet::default();
     for k in 0..instances {
         let (port, client_id) = if k == 0 {
@@ -150,7 +154,12 @@ async fn main() {
         env.retain(|(key, _)| key != "ELDERCARE_HTTP_ADDR" && key != "ELDERCARE__MQTT__CLIENT_ID");
         env.push(("ELDERCARE_HTTP_ADDR".into(), format!("127.0.0.1:{port}")));
         env.push(("ELDERCARE__MQTT__CLIENT_ID".into(), client_id.clone()));
-        let log = dir.path().join(format!("dispatcher-{k}.log"));
+        // Written straight into the trace directory when there is one,
+        // so a run that fails keeps its logs too.
+        let log = trace_dir
+            .as_deref()
+            .unwrap_or(dir.path())
+            .join(format!("dispatcher-{k}.log"));
         let mut process = DispatcherProcess::serve(&env, &log);
         let instance_base = format!("http://127.0.0.1:{port}");
         bench::wait_ready(&http, &instance_base, &mut process).await;
@@ -168,7 +177,7 @@ async fn main() {
     let goal_ms = if instances > 1 { 15.0 } else { 10.0 };
 
     let push = PushService::start().await;
-    let mut stream = steward_stream(&http, &base, &push).await;
+    let (mut stream, phone) = steward_stream(&http, &base, &push).await;
     let mut button = Button::connect(&host, port, &topics).await;
     let mut rtt = RoundTrip::connect(&host, port).await;
 
@@ -184,7 +193,6 @@ async fn main() {
     // Let the background reach its pace (and the first heartbeats in).
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let trace_dir = std::env::var_os("ELDERCARE_BENCH_TRACE_DIR").map(std::path::PathBuf::from);
     let mut traced = Vec::new();
     for round in 1..=bench::rounds() {
         let pruned_before = pruned(&http, &base).await;
@@ -276,7 +284,7 @@ async fn main() {
             &mut fleet,
             &pool,
             &http,
-            &push,
+            (&push, &phone),
             &mut button,
             &mut stream,
             deaths,
@@ -288,10 +296,7 @@ async fn main() {
     if let Some(trace) = trace_dir {
         std::fs::create_dir_all(&trace).expect("trace dir");
         std::fs::write(trace.join("presses.tsv"), traced.join("\n") + "\n").expect("write trace");
-        for i in &fleet.0 {
-            let name = i.log.file_name().expect("log name");
-            std::fs::copy(&i.log, trace.join(name)).expect("keep the log");
-        }
+
         println!("trace kept in {}", trace.display());
     }
 }
@@ -318,17 +323,16 @@ async fn death_to_offer(
     fleet: &mut Fleet,
     pool: &sqlx::PgPool,
     http: &reqwest::Client,
-    push: &PushService,
+    (push, phone): (&PushService, &serde_json::Value),
     button: &mut Button,
     stream: &mut Stream,
     deaths: usize,
 ) {
-    let phone = push.subscription();
     let mut samples = Vec::new();
     let mut round = 0;
     while samples.len() < deaths {
         round += 1;
-        push.delay(&phone, Duration::from_secs(120));
+        push.hold_next_new_offer(phone);
         button.send(&format!("death-{round}"), "call.pressed").await;
         let offer = stream.until("offer").await;
         let incident = offer.data["incident"]["id"]
@@ -340,28 +344,35 @@ async fn death_to_offer(
                 r.payload["type"] == "offer" && r.payload["incident_id"] == incident
             })
             .await;
-        // The one steward's push being sent is the only one pending.
+        // The offer's first push, held unanswered by the push service.
         let holder: Option<String> = sqlx::query_scalar(
             "SELECT claimed_by FROM outbox
-             WHERE channel = 'push' AND state = 'pending' AND claimed_until IS NOT NULL
-             ORDER BY created_at DESC LIMIT 1",
+             WHERE channel = 'push' AND event = 'offer' AND state = 'pending'
+               AND payload LIKE '%' || $1 || '%'",
         )
+        .bind(&incident)
         .fetch_optional(pool)
         .await
         .expect("the push's claim")
         .flatten();
-        let holder = holder.expect("the push row is claimed while it is being sent");
+        let Some(holder) = holder else {
+            let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
+                "SELECT id, claimed_by, state, event FROM outbox
+                 WHERE channel = 'push' ORDER BY created_at DESC LIMIT 5",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("push rows");
+            panic!("the push row is claimed while it is being sent: {rows:?}");
+        };
         let k = fleet
             .0
             .iter()
             .position(|i| holder.starts_with(&format!("{}:", i.client_id)))
             .expect("a holder of ours");
-        if k == 0 {
-            push.delay(&phone, Duration::ZERO);
-        } else {
+        if k != 0 {
             fleet.0[k].process.kill9();
             let died = Instant::now();
-            push.delay(&phone, Duration::ZERO);
             let again = push
                 .wait_for("of the press's offer, from another instance", |r| {
                     r.payload["type"] == "offer"
@@ -479,7 +490,12 @@ fn unix_us() -> u128 {
 
 /// The one steward of the site: logged in, on duty at their place, their
 /// phone registered for push, with the stream open.
-async fn steward_stream(http: &reqwest::Client, base: &str, push: &PushService) -> Stream {
+/// Returns the stream and the phone's push subscription.
+async fn steward_stream(
+    http: &reqwest::Client,
+    base: &str,
+    push: &PushService,
+) -> (Stream, serde_json::Value) {
     let id = device_sim::load::site::steward_id(bench::PREFIX, 0);
     let login: serde_json::Value = http
         .post(format!("{base}/api/v1/auth/login"))
@@ -505,10 +521,11 @@ async fn steward_stream(http: &reqwest::Client, base: &str, push: &PushService) 
             .expect("steward call");
         assert!(r.status().is_success(), "{path}: {}", r.status());
     }
+    let phone = push.subscription();
     let r = http
         .post(format!("{base}/api/v1/push/subscriptions"))
         .bearer_auth(&token)
-        .json(&push.subscription())
+        .json(&phone)
         .send()
         .await
         .expect("register the phone");
@@ -521,7 +538,7 @@ async fn steward_stream(http: &reqwest::Client, base: &str, push: &PushService) 
         .expect("stream");
     let mut stream = Stream::from_response(resp);
     assert_eq!(stream.next().await.event, "snapshot");
-    stream
+    (stream, phone)
 }
 
 fn options(name: &str, host: &str, port: u16) -> (AsyncClient, rumqttc::EventLoop) {

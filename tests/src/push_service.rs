@@ -46,6 +46,11 @@ struct Phone {
     /// Statuses to answer with, in turn, before 201.
     script: Vec<u16>,
     delay: Duration,
+    /// The next offer of an incident not offered before is held
+    /// unanswered (a sender that dies while waiting for the answer).
+    hold_new: bool,
+    /// Incidents offered to this phone so far.
+    offered: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -108,6 +113,8 @@ impl PushService {
                 auth,
                 script: Vec::new(),
                 delay: Duration::ZERO,
+                hold_new: false,
+                offered: HashSet::new(),
             },
         );
         json
@@ -134,6 +141,15 @@ impl PushService {
     pub fn delay(&self, subscription: &Value, delay: Duration) {
         if let Some(p) = self.lock().phones.get_mut(&Self::phone_of(subscription)) {
             p.delay = delay;
+        }
+    }
+
+    /// The next push to this phone of an incident it was never offered
+    /// before is received and never answered (held for two minutes);
+    /// everything else (retries, other pushes) is answered as usual.
+    pub fn hold_next_new_offer(&self, subscription: &Value) {
+        if let Some(p) = self.lock().phones.get_mut(&Self::phone_of(subscription)) {
+            p.hold_new = true;
         }
     }
 
@@ -205,7 +221,16 @@ async fn receive(
                     phone.script.remove(0)
                 };
                 r.status = status;
-                (Some(r), phone.delay, status)
+                let new_offer = r.payload["type"] == "offer"
+                    && r.payload["incident_id"]
+                        .as_str()
+                        .is_some_and(|i| phone.offered.insert(i.to_owned()));
+                let delay = if new_offer && std::mem::take(&mut phone.hold_new) {
+                    Duration::from_secs(120)
+                } else {
+                    phone.delay
+                };
+                (Some(r), delay, status)
             }
             Err(why) => {
                 inner.refused.push(why);
