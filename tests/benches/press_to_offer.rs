@@ -370,7 +370,12 @@ async fn death_to_offer(
             .iter()
             .position(|i| holder.starts_with(&format!("{}:", i.client_id)))
             .expect("a holder of ours");
-        if k != 0 {
+        if k == 0 {
+            // It holds the steward's stream: not this one. Its push is
+            // answered, so nothing of this round lingers into the next
+            // (pushes to one steward go out in order, one at a time).
+            push.release_held();
+        } else {
             fleet.0[k].process.kill9();
             let died = Instant::now();
             let again = push
@@ -381,6 +386,31 @@ async fn death_to_offer(
                 })
                 .await;
             let took = again.at - died;
+            if took > Duration::from_secs(5) {
+                // What the push service saw of this incident, and the rows.
+                let seen: Vec<(i64, u16, serde_json::Value)> = push
+                    .received()
+                    .into_iter()
+                    .filter(|r| r.payload["incident_id"] == incident.as_str())
+                    .map(|r| {
+                        let ms = if r.at >= died {
+                            (r.at - died).as_millis() as i64
+                        } else {
+                            -((died - r.at).as_millis() as i64)
+                        };
+                        (ms, r.status, r.payload["type"].clone())
+                    })
+                    .collect();
+                let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+                    "SELECT id, event, claimed_by FROM outbox
+                         WHERE channel = 'push' AND payload LIKE '%' || $1 || '%'",
+                )
+                .bind(&incident)
+                .fetch_all(pool)
+                .await
+                .expect("rows");
+                println!("  slow: pushes (ms from death, status, type) {seen:?}; rows {rows:?}");
+            }
             println!(
                 "death {}: instance {k} killed while pushing (held since {:.0} ms before); offered by another {:.0} ms after its death",
                 samples.len() + 1,

@@ -67,6 +67,8 @@ pub struct PushService {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
     changed: Arc<tokio::sync::Notify>,
+    /// Answers the pushes held by [`Self::hold_next_new_offer`].
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl PushService {
@@ -79,6 +81,7 @@ impl PushService {
             addr,
             inner: Arc::default(),
             changed: Arc::default(),
+            release: Arc::default(),
         };
         let app = axum::Router::new()
             .route("/push/{id}", axum::routing::post(receive))
@@ -153,6 +156,12 @@ impl PushService {
         }
     }
 
+    /// Answers (201) every push held now: its sender was not the one to
+    /// kill after all.
+    pub fn release_held(&self) {
+        self.release.notify_waiters();
+    }
+
     /// Everything received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.lock().received.clone()
@@ -210,7 +219,7 @@ async fn receive(
 ) -> StatusCode {
     let origin = format!("http://{}", svc.addr);
     let checked = check(&svc, &id, &origin, &headers, &body);
-    let (delay, status) = {
+    let (delay, held, status) = {
         let mut inner = svc.lock();
         let (received, delay, status) = match checked {
             Ok(mut r) => {
@@ -225,25 +234,34 @@ async fn receive(
                     && r.payload["incident_id"]
                         .as_str()
                         .is_some_and(|i| phone.offered.insert(i.to_owned()));
-                let delay = if new_offer && std::mem::take(&mut phone.hold_new) {
+                let held = new_offer && std::mem::take(&mut phone.hold_new);
+                let delay = if held {
                     Duration::from_secs(120)
                 } else {
                     phone.delay
                 };
-                (Some(r), delay, status)
+                (Some(r), (delay, held), status)
             }
             Err(why) => {
                 inner.refused.push(why);
-                (None, Duration::ZERO, 400)
+                (None, (Duration::ZERO, false), 400)
             }
         };
         if let Some(r) = received {
             inner.received.push(r);
         }
-        (delay, status)
+        (delay.0, delay.1, status)
     };
+    let released = svc.release.notified();
     svc.changed.notify_waiters();
-    tokio::time::sleep(delay).await;
+    if held {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = released => {}
+        }
+    } else {
+        tokio::time::sleep(delay).await;
+    }
     StatusCode::from_u16(status).expect("a status")
 }
 
