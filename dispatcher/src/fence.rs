@@ -255,11 +255,16 @@ pub async fn heartbeat_loop(
         }
         let now = fence.standing();
         if was != Some(now) {
-            match now {
-                Standing::Acting => {
+            match (was, now) {
+                (_, Standing::Acting) => {
                     tracing::info!("this instance acts: it takes turns, fires deadlines and sends")
                 }
-                _ => tracing::warn!(
+                // Starting up, the broker connects after the first beat:
+                // not yet acting is no news for the operator at 3 a.m.
+                (None, _) => {
+                    tracing::info!(standing = now.as_str(), "this instance does not act yet")
+                }
+                (Some(_), _) => tracing::warn!(
                     standing = now.as_str(),
                     "this instance stopped taking turns, firing deadlines and sending; the others carry on"
                 ),
