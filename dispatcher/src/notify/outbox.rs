@@ -33,7 +33,8 @@
 //!   the elder more than help.
 //!
 //! Shutdown stops claiming and lets deliveries in flight finish, for a
-//! bounded grace; what does not finish is retried when its lease ends.
+//! bounded grace; what does not finish is retried when its lease ends, and
+//! what had not begun is given back at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -262,6 +263,9 @@ struct Pool {
     permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
     max_tasks: usize,
+    /// Shutdown: a delivery still waiting for its turn gives its claim
+    /// back instead of being abandoned with it.
+    stop: CancellationToken,
 }
 
 impl Pool {
@@ -270,6 +274,7 @@ impl Pool {
         channels: &'static [Channel],
         at_once: usize,
         max_tasks: usize,
+        stop: &CancellationToken,
     ) -> Self {
         Self {
             name,
@@ -277,6 +282,7 @@ impl Pool {
             permits: Arc::new(Semaphore::new(at_once)),
             tasks: JoinSet::new(),
             max_tasks,
+            stop: stop.clone(),
         }
     }
 
@@ -295,8 +301,22 @@ impl Pool {
     fn spawn(&mut self, deps: &OutboxDeps, item: OutboxItem, claimed_at: std::time::Instant) {
         let deps = deps.clone();
         let permits = self.permits.clone();
+        let stop = self.stop.clone();
         self.tasks.spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
+            let permit = tokio::select! {
+                biased;
+                p = permits.acquire_owned() => p,
+                // Shutting down before its turn came: not begun, so given
+                // back for whoever claims next (another instance at once,
+                // or this one after its restart).
+                _ = stop.cancelled() => {
+                    if let Err(e) = deps.store.release_outbox(&item).await {
+                        tracing::warn!(delivery = %item.id, error = %e, "could not give an outbox claim back on shutdown");
+                    }
+                    return;
+                }
+            };
+            let Ok(_permit) = permit else {
                 return;
             };
             deliver_claimed(&deps, &item, claimed_at).await;
@@ -354,13 +374,21 @@ pub async fn run(deps: OutboxDeps, stop: CancellationToken, grace: Duration) {
             &[Channel::Webhook],
             WEBHOOKS_AT_ONCE,
             MAX_WEBHOOK_TASKS,
+            &stop,
         ),
-        Pool::new("pushes", &[Channel::Push], PUSHES_AT_ONCE, MAX_PUSH_TASKS),
+        Pool::new(
+            "pushes",
+            &[Channel::Push],
+            PUSHES_AT_ONCE,
+            MAX_PUSH_TASKS,
+            &stop,
+        ),
         Pool::new(
             "gateways",
             &[Channel::Sms, Channel::Voice],
             GATEWAY_AT_ONCE,
             MAX_GATEWAY_TASKS,
+            &stop,
         ),
     ];
     loop {
@@ -463,7 +491,13 @@ pub async fn deliver_due(deps: &OutboxDeps) -> Result<usize, crate::store::Store
             return Ok(total);
         }
         total += items.len();
-        let mut others = Pool::new("by hand", &[], WEBHOOKS_AT_ONCE, usize::MAX);
+        let mut others = Pool::new(
+            "by hand",
+            &[],
+            WEBHOOKS_AT_ONCE,
+            usize::MAX,
+            &CancellationToken::new(),
+        );
         for item in items {
             if item.channel == Channel::Device {
                 deliver_claimed(deps, &item, claimed_at).await;
@@ -803,6 +837,13 @@ mod tests {
             "the pushes are still stuck"
         );
         worker.shutdown().await;
+        // Shut down: the pushes being sent keep their claims (they may
+        // have gone out); those that were waiting their turn gave theirs
+        // back, for whoever claims next.
+        let claimed = (0..(MAX_PUSH_TASKS + 10))
+            .filter(|n| store.row(&format!("p-{n:04}")).claimed_until.is_some())
+            .count();
+        assert_eq!(claimed, PUSHES_AT_ONCE);
     }
 
     #[tokio::test]
