@@ -122,10 +122,9 @@ impl OutboxStore for FakeDispatch {
 
     async fn release_outbox(&self, item: &OutboxItem) -> StoreResult<bool> {
         let mut rows = self.outbox.lock().unwrap();
-        let r = rows.iter_mut().find(|r| r.item.id == item.id).expect("row");
-        if r.claimed_until != item.claimed_until {
+        let Some(r) = claimed(&mut rows, item) else {
             return Ok(false);
-        }
+        };
         r.claimed_until = None;
         Ok(true)
     }
@@ -137,10 +136,9 @@ impl OutboxStore for FakeDispatch {
         _now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut rows = self.outbox.lock().unwrap();
-        let r = rows.iter_mut().find(|r| r.item.id == item.id).expect("row");
-        if r.claimed_until != item.claimed_until {
+        let Some(r) = claimed(&mut rows, item) else {
             return Ok(false);
-        }
+        };
         r.item.attempts += 1;
         r.claimed_until = None;
         r.outcomes.push(outcome.clone());
@@ -152,4 +150,11 @@ impl OutboxStore for FakeDispatch {
         }
         Ok(true)
     }
+}
+
+/// The row of `item`, if the claim that returned it still holds (as the
+/// stores check `claimed_until`).
+fn claimed<'a>(rows: &'a mut [Row], item: &OutboxItem) -> Option<&'a mut Row> {
+    let r = rows.iter_mut().find(|r| r.item.id == item.id).expect("row");
+    (r.claimed_until == item.claimed_until).then_some(r)
 }

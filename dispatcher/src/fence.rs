@@ -40,7 +40,7 @@ use crate::store::{InstanceBeat, Peers, Store};
 /// PostgreSQL's `application_name` is at most 63 bytes.
 pub fn instance_id(client_id: &str) -> String {
     let incarnation = uuid::Uuid::new_v4().simple().to_string();
-    let mut name: String = client_id.chars().take(48).collect();
+    let mut name = client_id.to_owned();
     while name.len() > 48 {
         name.pop();
     }
@@ -137,7 +137,7 @@ impl Fence {
                 answered_at, peers, ..
             } => standing(
                 answered_at.is_some_and(|at| since(at) < STALE),
-                self.broker_connected.load(Ordering::Relaxed),
+                self.on_broker(),
                 *peers,
             ),
         }
@@ -244,7 +244,7 @@ pub async fn heartbeat_loop(
         }
         let me = InstanceBeat {
             instance: instance.clone(),
-            broker_connected: fence.broker_connected.load(Ordering::Relaxed),
+            broker_connected: fence.on_broker(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         let sent = now();

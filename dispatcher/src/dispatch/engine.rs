@@ -470,7 +470,7 @@ impl Engine {
     ) -> Result<bool, StoreError> {
         self.rebuild().await?;
         Ok(plan_offers(&self.matcher, &self.rules, turn, now)
-            .is_some_and(|plan| !plan.candidates.is_empty()))
+            .is_some_and(|plan| Whom::Anyone.among(&plan)))
     }
 }
 

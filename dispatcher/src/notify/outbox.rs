@@ -310,9 +310,7 @@ impl Pool {
                 // back for whoever claims next (another instance at once,
                 // or this one after its restart).
                 _ = stop.cancelled() => {
-                    if let Err(e) = deps.store.release_outbox(&item).await {
-                        tracing::warn!(delivery = %item.id, error = %e, "could not give an outbox claim back on shutdown");
-                    }
+                    give_back(&deps, &item).await;
                     return;
                 }
             };
@@ -335,11 +333,7 @@ async fn deliver_claimed(deps: &OutboxDeps, item: &OutboxItem, claimed_at: std::
             delivery = %item.id,
             "an outbox claim is no longer trusted (this process stalled, or lost the store, since it claimed it); given back unsent"
         );
-        // Claimable at once again, by this instance or another; a claim
-        // already taken over is left alone.
-        if let Err(e) = deps.store.release_outbox(item).await {
-            tracing::warn!(delivery = %item.id, error = %e, "could not give an outbox claim back; it comes due when its lease ends");
-        }
+        give_back(deps, item).await;
         return;
     }
     let outcome = match item.channel {
@@ -348,6 +342,14 @@ async fn deliver_claimed(deps: &OutboxDeps, item: &OutboxItem, claimed_at: std::
         Channel::Push | Channel::Sms | Channel::Voice => deps.reach.deliver(item).await,
     };
     finish(deps, item, outcome).await;
+}
+
+/// Gives an unsent claim back: claimable at once again, by this instance
+/// or another; a claim already taken over is left alone.
+async fn give_back(deps: &OutboxDeps, item: &OutboxItem) {
+    if let Err(e) = deps.store.release_outbox(item).await {
+        tracing::warn!(delivery = %item.id, error = %e, "could not give an outbox claim back; it comes due when its lease ends");
+    }
 }
 
 /// Webhook deliveries at most running or waiting: with 16 at once and a

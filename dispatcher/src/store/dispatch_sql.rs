@@ -104,7 +104,7 @@ macro_rules! dispatch_sql {
         row_lock = $row_lock:literal,
         skip_locked = $skip_locked:literal,
         steward_claim = $steward_claim:literal,
-        orphaned = $orphaned:literal,
+        orphaned = $orphaned:expr,
         write_tx = $write_tx:ty
     ) => {
         const _: () = {

@@ -174,15 +174,21 @@ fn redact(url: &str) -> String {
 }
 
 // A claim names its holder (migration 0010's trigger: the connection's
-// application_name, the instance's heartbeat id); a holder silent for 3 s
-// (super::ORPHANED_AFTER_S) loses it to whoever claims next.
+// application_name, the instance's heartbeat id); a holder silent for
+// super::ORPHANED_AFTER_S loses it to whoever claims next. One fragment
+// for deadlines and the outbox alike.
+macro_rules! orphaned_claims {
+    () => {
+        "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '3 seconds')"
+    };
+}
+
 sql_store!(
     PgStore,
     sqlx::Postgres,
     backend = Postgres,
     claim_lock = "FOR UPDATE SKIP LOCKED",
-    orphaned =
-        "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '3 seconds')"
+    orphaned = orphaned_claims!()
 );
 // A steward row another transaction holds is skipped, not waited for: it
 // is being claimed or released by someone else right now.
@@ -192,7 +198,7 @@ dispatch_sql!(
     row_lock = "FOR UPDATE",
     skip_locked = "FOR UPDATE SKIP LOCKED",
     steward_claim = "AND id IN (SELECT id FROM stewards WHERE id = $1 FOR UPDATE SKIP LOCKED)",
-    orphaned = "OR claimed_by IN (SELECT id FROM instances WHERE seen_at < now() - interval '3 seconds')",
+    orphaned = orphaned_claims!(),
     write_tx = sqlx::Transaction<'static, sqlx::Postgres>
 );
 
@@ -203,6 +209,16 @@ secrets_sql!(PgStore, sqlx::Postgres);
 #[cfg(test)]
 mod tests {
     use super::redact;
+
+    #[test]
+    fn claims_are_orphaned_after_the_silence_the_fence_counts_on() {
+        let window = format!("interval '{} seconds'", super::super::ORPHANED_AFTER_S);
+        assert!(
+            orphaned_claims!().contains(&window),
+            "{}",
+            orphaned_claims!()
+        );
+    }
 
     #[test]
     fn passwords_never_reach_a_message() {

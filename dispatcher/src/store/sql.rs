@@ -226,7 +226,7 @@ macro_rules! sql_store {
         $db:ty,
         backend = $backend:ident,
         claim_lock = $lock:literal,
-        orphaned = $orphaned:literal
+        orphaned = $orphaned:expr
     ) => {
         const _: () = {
             use std::collections::HashMap;
