@@ -92,7 +92,8 @@ impl Mosquitto {
         Self::wait_listening(self.port);
     }
 
-    fn spawn(conf: &Path) -> Child {
+    /// A Mosquitto on `conf`, output discarded.
+    pub(crate) fn spawn(conf: &Path) -> Child {
         Command::new(mosquitto_bin())
             .arg("-c")
             .arg(conf)
@@ -102,7 +103,9 @@ impl Mosquitto {
             .expect("start mosquitto (apt-get install mosquitto)")
     }
 
-    fn wait_listening(port: u16) {
+    /// Waits (up to [`crate::wait::PATIENCE`]) until `port` takes
+    /// connections.
+    pub(crate) fn wait_listening(port: u16) {
         let deadline = std::time::Instant::now() + crate::wait::PATIENCE;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

@@ -5,7 +5,7 @@
 //! Only ports and paths are changed, so a test of it tests what ships.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 
 use crate::app::free_port;
@@ -74,22 +74,9 @@ impl ShippedMosquitto {
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, conf).expect("write mosquitto.conf");
         open_to_mosquitto(dir.path());
-        let child = Command::new(crate::process::mosquitto_bin())
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto (apt-get install mosquitto)");
+        let child = crate::process::Mosquitto::spawn(&conf_path);
         for p in [port, tls_port] {
-            let deadline = std::time::Instant::now() + crate::wait::PATIENCE;
-            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "mosquitto with the shipped config did not listen on {p}"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
+            crate::process::Mosquitto::wait_listening(p);
         }
 
         let printed = run(Command::new(repo().join("config/mosquitto-setup.sh"))
