@@ -242,6 +242,11 @@ impl RuleBook {
             }
             EventType::BedExit => Verdict::Effects(vec![]),
             EventType::BedReturn => Verdict::Effects(vec![Effect::Unschedule { key: bed_key }]),
+            // The care extensions (docs/PROTOCOL-EXTENSIONS.md).
+            EventType::CheckinPressed
+            | EventType::StewardHere
+            | EventType::TestCall
+            | EventType::TestConfirmed => Verdict::Effects(vec![]),
             EventType::BatteryLow | EventType::Tamper | EventType::Unknown(_) => {
                 unreachable!("handled above")
             }

@@ -56,11 +56,20 @@ pub enum EventType {
     DoorOpen,
     BatteryLow,
     Tamper,
+    /// Extension (docs/PROTOCOL-EXTENSIONS.md): the elder's daily "I am
+    /// well" press.
+    CheckinPressed,
+    /// Extension: a steward at the door (the bed's button pressed twice).
+    StewardHere,
+    /// Extension: a scheduled test call (the button held for 5 s).
+    TestCall,
+    /// Extension: the device lit its lamp for a test call's answer.
+    TestConfirmed,
     Unknown(String),
 }
 
 impl EventType {
-    pub const KNOWN: [EventType; 11] = [
+    pub const KNOWN: [EventType; 15] = [
         Self::CallPressed,
         Self::CallCancelled,
         Self::FallDetected,
@@ -72,6 +81,10 @@ impl EventType {
         Self::DoorOpen,
         Self::BatteryLow,
         Self::Tamper,
+        Self::CheckinPressed,
+        Self::StewardHere,
+        Self::TestCall,
+        Self::TestConfirmed,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -87,6 +100,10 @@ impl EventType {
             Self::DoorOpen => "door.open",
             Self::BatteryLow => "battery.low",
             Self::Tamper => "tamper",
+            Self::CheckinPressed => "checkin.pressed",
+            Self::StewardHere => "steward.here",
+            Self::TestCall => "test.call",
+            Self::TestConfirmed => "test.confirmed",
             Self::Unknown(s) => s,
         }
     }
