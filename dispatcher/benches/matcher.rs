@@ -82,6 +82,7 @@ fn elder_at(lat: f64, lon: f64) -> Elder {
         contacts: vec![],
         notes: String::new(),
         limits: Limits::default(),
+        care: Default::default(),
     }
 }
 

@@ -28,10 +28,19 @@ pub enum Worker {
     /// Deliveries whose time came (a ladder's SMS, a push repeated); a pass
     /// counts when it found nothing due and nothing in flight.
     Outbox,
+    /// The care planner: visits planned, check-ins watched, overdue
+    /// visits raised.
+    Care,
 }
 
 impl Worker {
-    pub const ALL: [Self; 4] = [Self::Engine, Self::Deadlines, Self::Liveness, Self::Outbox];
+    pub const ALL: [Self; 5] = [
+        Self::Engine,
+        Self::Deadlines,
+        Self::Liveness,
+        Self::Outbox,
+        Self::Care,
+    ];
 }
 
 #[derive(Clone, Default)]

@@ -38,6 +38,10 @@
 //! - [`timers`]: deadlines claimed from the store, and the detector of
 //!   devices that stopped their heartbeat; [`retention`] prunes what
 //!   grows without bound, in small batches in the background.
+//! - [`care`]: the stewards' daily work beside the alarms: visits planned
+//!   by risk and walked as rounds, the daily check-in watched by a
+//!   deadline per elder, an overdue visit raised once as a routine
+//!   incident.
 //! - [`notify`]: everything that leaves the process after a commit: the
 //!   stream hub (the stream log fanned out to SSE connections), the
 //!   outbox (webhooks, device commands and what reaches stewards, signed,
@@ -64,6 +68,7 @@ pub mod api;
 pub mod auth;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
+pub mod care;
 pub mod clock;
 pub mod credentials;
 pub mod dispatch;

@@ -8,7 +8,10 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{DedupKey, Device, DeviceId, Elder, ElderId, IncidentKind, Priority};
+use crate::domain::care::StartedHow;
+use crate::domain::{
+    DedupKey, Device, DeviceId, Elder, ElderId, IncidentKind, Priority, SiteClock,
+};
 use crate::settings::{DispatchSettings, NotifySettings, RuleSettings};
 use protocol::{EventMessage, EventType};
 
@@ -47,6 +50,11 @@ pub enum Effect {
     },
     Unschedule {
         key: String,
+    },
+    /// Begin the elder's planned visit: the steward is at the door.
+    StartVisit {
+        elder_id: ElderId,
+        how: StartedHow,
     },
 }
 
@@ -180,6 +188,101 @@ impl RuleBook {
         let Some(elder) = elder else {
             return Verdict::UnknownDevice;
         };
+        let verdict = self.decide_for_elder(event, received_at, device, elder);
+        match verdict {
+            Verdict::Effects(mut effects) => {
+                effects.extend(self.checked_in(&event.event_type, received_at, elder));
+                Verdict::Effects(effects)
+            }
+            other => other,
+        }
+    }
+
+    /// A steward at the elder's door: their planned visit begins, and the
+    /// incident its lateness raised (if any) clears.
+    pub fn visit_begun(elder: &Elder, how: StartedHow) -> Vec<Effect> {
+        vec![
+            Effect::StartVisit {
+                elder_id: elder.id.clone(),
+                how,
+            },
+            Effect::Clear {
+                key: DedupKey::for_elder(&elder.id, IncidentKind::VisitOverdue).to_string(),
+                note: "the steward is at the door for the visit".into(),
+            },
+        ]
+    }
+
+    /// The site's clock, for "today" and "by 10:00".
+    pub fn site_clock(&self) -> SiteClock {
+        SiteClock::new(self.settings.night.utc_offset_min)
+    }
+
+    /// The check-in deadline's key for an elder.
+    pub fn checkin_key(elder: &ElderId) -> String {
+        format!("checkin:{elder}")
+    }
+
+    /// The deadline that watches an elder's check-in: at `due_at`, a
+    /// welfare check unless a sign of life moves it first.
+    pub fn checkin_deadline(&self, elder: &Elder, due_at: DateTime<Utc>) -> Effect {
+        let by = self.site_clock().time_of_day(due_at).format("%H:%M");
+        Effect::Schedule {
+            key: Self::checkin_key(&elder.id),
+            due_at,
+            effects: vec![Effect::Raise {
+                key: DedupKey::for_elder(&elder.id, IncidentKind::CheckinMissed).to_string(),
+                elder_id: Some(elder.id.clone()),
+                device_id: None,
+                kind: IncidentKind::CheckinMissed,
+                priority: self.priority(IncidentKind::CheckinMissed, Some(elder)),
+                summary: format!("no check-in by {by}: welfare check"),
+            }],
+        }
+    }
+
+    /// What a sign of life means for an elder on daily check-in: inside
+    /// the day's window (`from` to `by`) it is the day's check-in and moves
+    /// the deadline to tomorrow; a check-in press after `by` is late, and
+    /// closes the welfare check nobody has reached yet. A call and the
+    /// morning's bed exit count as signs of life; nothing before `from`
+    /// does (a bed exit at 02:00 is the night's).
+    fn checked_in(&self, what: &EventType, at: DateTime<Utc>, elder: &Elder) -> Vec<Effect> {
+        let Some(checkin) = elder.care.checkin else {
+            return vec![];
+        };
+        let sign_of_life = matches!(
+            what,
+            EventType::CheckinPressed | EventType::CallPressed | EventType::BedExit
+        );
+        if !sign_of_life {
+            return vec![];
+        }
+        let clock = self.site_clock();
+        let today = clock.date(at);
+        if at < clock.at(today, checkin.from) {
+            return vec![];
+        }
+        if at < clock.at(today, checkin.by) {
+            return vec![self.checkin_deadline(elder, checkin.next_deadline(&clock, at))];
+        }
+        if *what == EventType::CheckinPressed {
+            return vec![Effect::Cancel {
+                key: DedupKey::for_elder(&elder.id, IncidentKind::CheckinMissed).to_string(),
+                reason: "the elder checked in late".into(),
+            }];
+        }
+        vec![]
+    }
+
+    /// What an event of a bound device means for its elder's safety.
+    fn decide_for_elder(
+        &self,
+        event: &EventMessage,
+        received_at: DateTime<Utc>,
+        device: &Device,
+        elder: &Elder,
+    ) -> Verdict {
         let raise = |kind: IncidentKind, summary: String| {
             Verdict::Effects(vec![self.raise_for_elder(device, elder, kind, summary)])
         };
@@ -243,10 +346,12 @@ impl RuleBook {
             EventType::BedExit => Verdict::Effects(vec![]),
             EventType::BedReturn => Verdict::Effects(vec![Effect::Unschedule { key: bed_key }]),
             // The care extensions (docs/PROTOCOL-EXTENSIONS.md).
-            EventType::CheckinPressed
-            | EventType::StewardHere
-            | EventType::TestCall
-            | EventType::TestConfirmed => Verdict::Effects(vec![]),
+            EventType::StewardHere => {
+                Verdict::Effects(Self::visit_begun(elder, StartedHow::Button))
+            }
+            EventType::CheckinPressed | EventType::TestCall | EventType::TestConfirmed => {
+                Verdict::Effects(vec![])
+            }
             EventType::BatteryLow | EventType::Tamper | EventType::Unknown(_) => {
                 unreachable!("handled above")
             }
@@ -348,6 +453,7 @@ mod tests {
             contacts: vec![],
             notes: String::new(),
             limits,
+            care: Default::default(),
         }
     }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use chrono::{DateTime, FixedOffset, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ContactChannel, IncidentKind, Lang, Priority};
+use crate::domain::{ClockTime, ContactChannel, IncidentKind, Lang, Priority};
 
 /// Everything the dispatcher can be told.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -31,7 +31,85 @@ pub struct Settings {
     pub notify: NotifySettings,
     pub sim: SimSettings,
     pub retention: RetentionSettings,
+    pub care: CareSettings,
     pub embedded_broker: EmbeddedBrokerSettings,
+}
+
+/// The stewards' daily work ([`crate::care`]): how often elders are
+/// visited by risk, the visiting hours, and how near the home a steward
+/// must be to check in at the door. Times are the site's
+/// (`rules.night.utc_offset_min`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CareSettings {
+    /// Plan visits and raise overdue ones. Off, elders are visited only
+    /// as stewards choose (check-ins are watched either way).
+    pub plan_visits: bool,
+    /// Days between visits for an elder on watch.
+    pub on_watch_days: u16,
+    /// … with an incident in the last `recent_incident_days`.
+    pub recent_incident_days: u16,
+    /// … living alone.
+    pub lives_alone_days: u16,
+    /// … everyone else.
+    pub default_days: u16,
+    /// How far back an incident makes an elder "recently in need".
+    pub recent_within_days: u16,
+    /// The visiting hours: a visit not begun by `visit_until` is overdue
+    /// and raises a routine incident to the grid's steward.
+    #[serde(with = "clock_time")]
+    pub visit_from: ClockTime,
+    #[serde(with = "clock_time")]
+    pub visit_until: ClockTime,
+    /// How near the home (plus the phone's reported accuracy, at most
+    /// 200 m of it) a steward checks in at the door.
+    pub door_radius_m: f64,
+    /// How often the planner looks for elders without a next visit or a
+    /// check-in deadline, and for visits gone overdue.
+    pub tick_s: u64,
+}
+
+impl Default for CareSettings {
+    fn default() -> Self {
+        Self {
+            plan_visits: true,
+            on_watch_days: 1,
+            recent_incident_days: 3,
+            lives_alone_days: 7,
+            default_days: 14,
+            recent_within_days: 14,
+            visit_from: ClockTime::hm(9, 0).expect("09:00"),
+            visit_until: ClockTime::hm(17, 0).expect("17:00"),
+            door_radius_m: 150.0,
+            tick_s: 5,
+        }
+    }
+}
+
+impl CareSettings {
+    pub fn cadence(&self) -> crate::domain::care::VisitCadence {
+        crate::domain::care::VisitCadence {
+            on_watch_days: self.on_watch_days,
+            recent_incident_days: self.recent_incident_days,
+            lives_alone_days: self.lives_alone_days,
+            default_days: self.default_days,
+        }
+    }
+}
+
+/// `HH:MM` in TOML, as in the API.
+mod clock_time {
+    use crate::domain::ClockTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &ClockTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(t)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ClockTime, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// How long what grows without bound is kept ([`crate::retention`]). Each
@@ -1063,6 +1141,37 @@ impl Settings {
                 "set 1 or more (10000 is usual)",
             ));
         }
+        if self.care.visit_until <= self.care.visit_from {
+            return Err(bad(
+                "care.visit_until",
+                format!(
+                    "{} is not after care.visit_from ({})",
+                    self.care.visit_until, self.care.visit_from
+                ),
+                "set the visiting hours in order, e.g. visit_from = \"09:00\", visit_until = \"17:00\"",
+            ));
+        }
+        if self.care.tick_s == 0 {
+            return Err(bad(
+                "care.tick_s",
+                "is 0".into(),
+                "set 1 or more (5 is usual)",
+            ));
+        }
+        if [
+            self.care.on_watch_days,
+            self.care.recent_incident_days,
+            self.care.lives_alone_days,
+            self.care.default_days,
+        ]
+        .contains(&0)
+        {
+            return Err(bad(
+                "care.*_days",
+                "a visit cadence is 0".into(),
+                "set each cadence to 1 day or more; one elder's plan (care.visit_every_days = 0) opts them out",
+            ));
+        }
         if self.retention.batch == 0 || self.retention.interval_s == 0 {
             return Err(bad(
                 "retention.batch and retention.interval_s",
@@ -1267,6 +1376,8 @@ pub fn default_priorities() -> BTreeMap<IncidentKind, Priority> {
         (Inactivity, Urgent),
         (DoorAtNight, Urgent),
         (BedNoReturn, Urgent),
+        (CheckinMissed, Urgent),
+        (VisitOverdue, Routine),
         (BatteryLow, Technical),
         (Tamper, Technical),
         (DeviceOffline, Technical),

@@ -261,6 +261,19 @@ impl Application {
                 stop_timers.clone(),
             )),
             tokio::spawn(timers::flush_loop(timer_deps.clone(), stop_timers.clone())),
+            tokio::spawn(crate::care::care_loop(
+                crate::care::CareDeps {
+                    settings: state.settings.clone(),
+                    store: state.store.clone(),
+                    rules: state.rules.clone(),
+                    metrics: state.metrics.clone(),
+                    clock: state.clock.clone(),
+                    engine: state.engine.clone(),
+                    hub: state.hub.clone(),
+                    fence: state.fence.clone(),
+                },
+                stop_timers.clone(),
+            )),
             tokio::spawn(api::auth::sweep_expired(
                 state.store.clone(),
                 state.clock.clone(),

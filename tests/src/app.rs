@@ -130,6 +130,10 @@ impl TestApp {
             ),
             ("ELDERCARE__INGEST__TICK_MS".into(), "50".into()),
             ("ELDERCARE__INGEST__HEARTBEAT_FLUSH_MS".into(), "100".into()),
+            // Planned visits raise "visit overdue" incidents as the clock
+            // passes their window: only the care tests, which count on
+            // them, turn planning on.
+            ("ELDERCARE__CARE__PLAN_VISITS".into(), "false".into()),
         ];
         // The embedded broker's port is picked free, but another test may
         // take it before the dispatcher binds it: pick again then.

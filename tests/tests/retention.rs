@@ -54,6 +54,7 @@ fn elder(id: &str) -> Elder {
         contacts: vec![],
         notes: String::new(),
         limits: Default::default(),
+        care: Default::default(),
     }
 }
 

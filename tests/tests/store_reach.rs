@@ -51,6 +51,7 @@ async fn scene(s: &dyn Store, stewards: &[&str]) -> IncidentId {
         contacts: vec![],
         notes: String::new(),
         limits: Default::default(),
+        care: Default::default(),
     })
     .await
     .unwrap();

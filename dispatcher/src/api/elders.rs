@@ -19,7 +19,7 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use super::routes::Routes;
 use super::{ApiError, AppState, patch, validate};
-use crate::domain::{Contact, Elder, ElderId, IncidentState, LatLon, Limits, Risks};
+use crate::domain::{CarePlan, Contact, Elder, ElderId, IncidentState, LatLon, Limits, Risks};
 use crate::store::{IncidentFilter, StoreError};
 
 pub fn routes() -> Routes {
@@ -82,6 +82,9 @@ pub struct NewElder {
     pub notes: String,
     #[serde(default)]
     pub limits: Limits,
+    /// Daily check-in and visits.
+    #[serde(default)]
+    pub care: CarePlan,
 }
 
 impl NewElder {
@@ -148,6 +151,20 @@ impl NewElder {
                 ));
             }
         }
+        if let Some(c) = &self.care.checkin
+            && c.by <= c.from
+        {
+            return Err(ApiError::invalid_body(
+                "care.checkin",
+                format!("by ({}) must be after from ({})", c.by, c.from),
+            ));
+        }
+        if self.care.visit_every_days.is_some_and(|d| d > 365) {
+            return Err(ApiError::invalid_body(
+                "care.visit_every_days",
+                "must be at most 365 days (0: no planned visits)",
+            ));
+        }
         Ok(Elder {
             id,
             name: validate::required("name", self.name)?,
@@ -163,6 +180,7 @@ impl NewElder {
             contacts,
             notes: validate::optional("notes", self.notes)?,
             limits: self.limits,
+            care: self.care,
         })
     }
 }

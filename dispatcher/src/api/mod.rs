@@ -24,6 +24,7 @@
 //! for the OpenAPI test) and [`openapi`].
 
 pub mod auth;
+pub mod care;
 pub mod config;
 pub mod devices;
 pub mod elders;
@@ -197,6 +198,7 @@ pub fn routes() -> Routes {
         .merge(reports::routes())
         .merge(sim::routes())
         .merge(config::routes())
+        .merge(care::routes())
 }
 
 /// The whole HTTP surface: the API and `pages` (the web app's routes,

@@ -18,8 +18,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, config, devices, elders, events, inbound, incidents, lifecycle, offer_tokens, ops, push,
-    reachability, reports, sim, stewards, stream, users,
+    auth, care, config, devices, elders, events, inbound, incidents, lifecycle, offer_tokens, ops,
+    push, reachability, reports, sim, stewards, stream, users,
 };
 
 #[derive(OpenApi)]
@@ -88,6 +88,12 @@ use super::{
         sim::start,
         sim::stop,
         config::web,
+        care::round_today,
+        care::summary,
+        care::read_visit,
+        care::start,
+        care::finish,
+        care::notebook,
     ),
     modifiers(&BearerAuth, &CommonAnswers, &BlankQuery, &HeadersAreText, &ThisYear, &MergePatches),
     tags(
@@ -101,6 +107,7 @@ use super::{
         (name = "incidents", description = "Incidents"),
         (name = "stream", description = "Live events (Server-Sent Events): `snapshot`, `offer`, `offer.withdrawn`, `incident`, `steward`"),
         (name = "push", description = "Stewards' phones registered for Web Push (RFC 8030/8291/8292), the server's VAPID key, test alerts"),
+        (name = "care", description = "The stewards' daily work: rounds of visits, visit notes, elders' notebooks"),
         (name = "reports", description = "Response times against the targets (supervisors)"),
         (name = "sim", description = "The device simulator inside the server, for demos and tests (admins; needs [sim] enabled = true)"),
     )

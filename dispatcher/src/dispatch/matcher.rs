@@ -314,6 +314,7 @@ mod tests {
             contacts: vec![],
             notes: String::new(),
             limits: Limits::default(),
+            care: Default::default(),
         }
     }
 

@@ -70,6 +70,13 @@ pub enum IncidentKind {
     /// A fall-risk elder left the bed at night and did not come back.
     #[serde(rename = "bed.no_return")]
     BedNoReturn,
+    /// An elder on daily check-in showed no sign of life by their time:
+    /// a welfare check.
+    #[serde(rename = "checkin.missed")]
+    CheckinMissed,
+    /// A planned visit's window passed with nobody at the door.
+    #[serde(rename = "visit.overdue")]
+    VisitOverdue,
     #[serde(rename = "battery.low")]
     BatteryLow,
     #[serde(rename = "tamper")]
@@ -166,6 +173,8 @@ text_enum!(IncidentKind {
     Inactivity => "inactivity",
     DoorAtNight => "door.night",
     BedNoReturn => "bed.no_return",
+    CheckinMissed => "checkin.missed",
+    VisitOverdue => "visit.overdue",
     BatteryLow => "battery.low",
     Tamper => "tamper",
     DeviceOffline => "device.offline",

@@ -30,6 +30,10 @@ pub enum ConflictCode {
     TooManySubscriptions,
     /// A push endpoint registered by another steward's phone.
     SubscriptionTaken,
+    /// The visit is already begun or done.
+    VisitNotPlanned,
+    /// The visit has not begun (check in at the door first), or is done.
+    VisitNotInProgress,
 }
 
 impl ConflictCode {
@@ -44,6 +48,8 @@ impl ConflictCode {
             Self::NoOffer => "no_offer",
             Self::TooManySubscriptions => "too_many_subscriptions",
             Self::SubscriptionTaken => "subscription_taken",
+            Self::VisitNotPlanned => "visit_not_planned",
+            Self::VisitNotInProgress => "visit_not_in_progress",
         }
     }
 }

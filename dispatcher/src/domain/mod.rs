@@ -1,6 +1,7 @@
 //! Domain types, parsed once at the edge (API bodies, device messages, the
 //! store) so the rest of the code never re-checks them.
 
+pub mod care;
 pub mod dispatch;
 pub mod geo;
 pub mod ids;
@@ -11,6 +12,7 @@ pub mod reach;
 pub mod registry;
 pub mod user;
 
+pub use care::{CarePlan, CheckIn, ClockTime, SiteClock, Visit, VisitNote, VisitStatus};
 pub use dispatch::{
     Actor, Candidate, DispatchTurn, FirstOffers, LiveOffer, OfferPlan, Planner, TakenTurn,
     WithdrawReason,

@@ -98,6 +98,9 @@ pub struct Elder {
     pub contacts: Vec<Contact>,
     pub notes: String,
     pub limits: Limits,
+    /// Daily check-in and visits (the stewards' daily work).
+    #[serde(default)]
+    pub care: super::care::CarePlan,
 }
 
 /// What a device is, which decides how it is shown and maintained.

@@ -723,6 +723,48 @@ macro_rules! dispatch_sql {
                     Ok(row.map(DeadlineRow::into_domain).transpose()?.map(|d| d.effects))
                 }
 
+                async fn start_visit(
+                    &mut self,
+                    elder: &ElderId,
+                    how: $crate::domain::care::StartedHow,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Option<String>> {
+                    sqlx::query_scalar(
+                        "UPDATE visits SET status = 'in_progress', started_at = $2, started_how = $3
+                         WHERE elder_id = $1 AND status = 'planned'
+                         RETURNING id",
+                    )
+                    .bind(elder.as_str())
+                    .bind(now)
+                    .bind(how.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()
+                }
+
+                async fn claim_overdue_visit(&mut self, visit: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+                    let done = sqlx::query(
+                        "UPDATE visits SET overdue_at = $2
+                         WHERE id = $1 AND status = 'planned' AND overdue_at IS NULL",
+                    )
+                    .bind(visit)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .db()?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn link_visit_incident(&mut self, visit: &str, incident: &IncidentId) -> StoreResult<()> {
+                    sqlx::query("UPDATE visits SET incident_id = $2 WHERE id = $1")
+                        .bind(visit)
+                        .bind(incident.as_str())
+                        .execute(&mut *self.tx)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
                 async fn take_offer(&mut self, offer: &Offer, now: DateTime<Utc>) -> StoreResult<bool> {
                     let taken = sqlx::query(
                         "UPDATE offers SET response = 'accepted', responded_at = $2

@@ -24,6 +24,7 @@ use super::dispatch_sql::Which;
 use super::notices::{Notices, WithdrawReason};
 pub(crate) use super::rows::{DispatchState, StewardHold};
 use super::{Deadline, StoreResult};
+use crate::domain::care::StartedHow;
 use crate::domain::{
     CloseReason, DeviceId, DispatchTurn, Elder, ElderId, Incident, IncidentId, IncidentKind,
     IncidentState, Offer, OfferResponse, Priority, Steward, StewardId,
@@ -197,6 +198,25 @@ pub(crate) trait DispatchTx: Send {
     /// Takes a claimed deadline out, with its effects: none when it was
     /// unscheduled, moved or fired since it was claimed.
     async fn take_deadline(&mut self, deadline: &Deadline) -> StoreResult<Option<Vec<Effect>>>;
+
+    // --- the stewards' daily work ---
+
+    /// Starts the elder's pending visit (planned → in progress, with how
+    /// the steward showed they were there): its id, or none when the
+    /// elder has no planned visit (already begun, or none planned).
+    async fn start_visit(
+        &mut self,
+        elder: &ElderId,
+        how: StartedHow,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<String>>;
+
+    /// Marks a planned visit overdue (compare-and-set): false when it was
+    /// begun, or marked, since it was read.
+    async fn claim_overdue_visit(&mut self, visit: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Records the incident a visit's lateness raised.
+    async fn link_visit_incident(&mut self, visit: &str, incident: &IncidentId) -> StoreResult<()>;
 
     /// Marks a live, unexpired offer accepted (compare-and-set): false
     /// when it was no longer live.

@@ -20,6 +20,8 @@
 //! [`reach_sql`]; retention's pruning ([`retention::RetentionStore`]) in
 //! [`retention_sql`].
 
+pub mod care;
+pub mod care_sql;
 pub mod changes;
 pub mod deadlines;
 pub mod dispatch;
@@ -357,6 +359,7 @@ pub trait Store:
     + logins::LoginStore
     + RetentionStore
     + SecretStore
+    + care::CareStore
     + EngineStore
     + TimerStore
     + IngestWorkerStore

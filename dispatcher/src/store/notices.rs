@@ -452,6 +452,7 @@ mod tests {
             }],
             notes: "key under the mat".into(),
             limits: Default::default(),
+            care: Default::default(),
         }
     }
 

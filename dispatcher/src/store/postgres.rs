@@ -17,6 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
 use super::StoreResult;
+use super::care_sql::care_sql;
 use super::dispatch_sql::dispatch_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
@@ -205,6 +206,7 @@ dispatch_sql!(
 reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 logins_sql!(PgStore, sqlx::Postgres);
 secrets_sql!(PgStore, sqlx::Postgres);
+care_sql!(PgStore, sqlx::Postgres);
 
 #[cfg(test)]
 mod tests {

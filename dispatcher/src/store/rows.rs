@@ -69,6 +69,7 @@ pub(crate) struct ElderRow {
     contacts: String,
     notes: String,
     limits: String,
+    care: String,
 }
 
 impl ElderRow {
@@ -86,6 +87,7 @@ impl ElderRow {
             languages: at.json("languages", &self.languages)?,
             contacts: at.json("contacts", &self.contacts)?,
             limits: at.json("limits", &self.limits)?,
+            care: at.json("care", &self.care)?,
             name: self.name,
             birth_year: self.birth_year,
             address: self.address,
@@ -104,6 +106,7 @@ pub(crate) struct ElderJson {
     pub languages: String,
     pub contacts: String,
     pub limits: String,
+    pub care: String,
 }
 
 impl ElderJson {
@@ -115,6 +118,7 @@ impl ElderJson {
             languages: to_json("languages", &e.languages)?,
             contacts: to_json("contacts", &e.contacts)?,
             limits: to_json("limits", &e.limits)?,
+            care: to_json("care", &e.care)?,
         })
     }
 }
@@ -659,6 +663,90 @@ impl SubscriptionRow {
             last_ok: self.last_ok,
             last_error: self.last_error,
             id: self.id,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct VisitRow {
+    id: String,
+    elder_id: String,
+    steward_id: Option<String>,
+    due_on: String,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    status: String,
+    started_at: Option<DateTime<Utc>>,
+    started_how: Option<String>,
+    ended_at: Option<DateTime<Utc>>,
+    done_by: Option<String>,
+    note: Option<String>,
+    overdue_at: Option<DateTime<Utc>>,
+    incident_id: Option<String>,
+}
+
+impl VisitRow {
+    pub(crate) fn into_domain(self) -> StoreResult<crate::domain::care::Visit> {
+        let at = At {
+            table: "visit",
+            id: &self.id,
+        };
+        Ok(crate::domain::care::Visit {
+            elder_id: at.ok("elder_id", ElderId::parse(self.elder_id.clone()))?,
+            steward_id: self
+                .steward_id
+                .map(|s| at.ok("steward_id", StewardId::parse(s)))
+                .transpose()?,
+            due_on: at.ok("due_on", self.due_on.parse::<chrono::NaiveDate>())?,
+            status: at.ok("status", self.status.parse())?,
+            started_how: self
+                .started_how
+                .map(|h| at.ok("started_how", h.parse()))
+                .transpose()?,
+            note: self
+                .note
+                .as_deref()
+                .map(|n| at.json("note", n))
+                .transpose()?,
+            window_start: self.window_start,
+            window_end: self.window_end,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            done_by: self.done_by,
+            overdue_at: self.overdue_at,
+            incident_id: self.incident_id,
+            id: self.id,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ElderChangeRow {
+    elder_id: String,
+    at: DateTime<Utc>,
+    actor: String,
+    field: String,
+    added: String,
+    removed: String,
+    visit_id: Option<String>,
+}
+
+impl ElderChangeRow {
+    pub(crate) fn into_domain(self) -> StoreResult<crate::store::care::ElderChange> {
+        let at = At {
+            table: "elder_change",
+            id: &self.elder_id,
+        };
+        Ok(crate::store::care::ElderChange {
+            change: crate::domain::care::ListChange {
+                add: at.json("added", &self.added)?,
+                remove: at.json("removed", &self.removed)?,
+            },
+            elder_id: at.ok("elder_id", ElderId::parse(self.elder_id.clone()))?,
+            at: self.at,
+            actor: self.actor,
+            field: self.field,
+            visit_id: self.visit_id,
         })
     }
 }

@@ -36,6 +36,7 @@ use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::StoreResult;
+use super::care_sql::care_sql;
 use super::dispatch_sql::dispatch_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
@@ -328,3 +329,4 @@ reach_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
 logins_sql!(SqliteStore, sqlx::Sqlite);
 retention_sql!(SqliteStore, sqlx::Sqlite);
 secrets_sql!(SqliteStore, sqlx::Sqlite);
+care_sql!(SqliteStore, sqlx::Sqlite);

@@ -68,6 +68,7 @@ pub(crate) fn elder(id: &str) -> Elder {
         }],
         notes: String::new(),
         limits: Limits::default(),
+        care: Default::default(),
     }
 }
 

@@ -91,6 +91,12 @@ async fn apply_one(
             tx.schedule(key, None);
             Ok(recorded)
         }
+        Effect::StartVisit { elder_id, how } => {
+            if let Some(visit) = tx.start_visit(elder_id, *how, now).await? {
+                tracing::info!(elder = %elder_id, visit = %visit, how = %how, "visit begun");
+            }
+            Ok(recorded)
+        }
     }
 }
 

@@ -241,6 +241,20 @@ pub trait Lifecycle: DispatchStore {
         finish(tx, result).await
     }
 
+    /// Raises an overdue visit's incident ([`overdue_in`]): none when
+    /// another instance did, or the visit began since it was read.
+    async fn raise_overdue_visit(
+        &self,
+        visit: &str,
+        raise: &Effect,
+        now: DateTime<Utc>,
+        rules: &RuleBook,
+    ) -> StoreResult<Done<Option<Applied>>> {
+        let mut tx = self.begin_dispatch().await?;
+        let result = overdue_in(&mut *tx, visit, raise, now, rules).await;
+        finish(tx, result).await
+    }
+
     /// A steward went off duty: their live offers are withdrawn (each
     /// incident's next dispatch due now). Returns those incidents.
     async fn withdraw_offers_of(
@@ -317,6 +331,37 @@ pub(crate) async fn must_lock(
     tx.lock(id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("incident {id}")))
+}
+
+/// A visit's lateness, once: marked overdue and its incident raised (or
+/// joined) in one transaction, so two instances finding it together raise
+/// it once, and a crash between the two steps leaves neither.
+async fn overdue_in(
+    tx: &mut dyn DispatchTx,
+    visit: &str,
+    raise: &Effect,
+    now: DateTime<Utc>,
+    rules: &RuleBook,
+) -> StoreResult<Option<Applied>> {
+    if !tx.claim_overdue_visit(visit, now).await? {
+        return Ok(None);
+    }
+    let mut opened = effects::Opened::default();
+    let applied = effects::apply(
+        tx,
+        std::slice::from_ref(raise),
+        &Actor::System,
+        now,
+        rules,
+        &mut opened,
+    )
+    .await?
+    .into_iter()
+    .next();
+    if let Some(i) = applied.as_ref().and_then(|a| a.incident.as_ref()) {
+        tx.link_visit_incident(visit, &i.id).await?;
+    }
+    Ok(applied)
 }
 
 /// Only the deadline that was claimed: if it was unscheduled (a bed
