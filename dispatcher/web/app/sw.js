@@ -44,6 +44,7 @@ const SHELL = [
   '/assets/app/location.js',
   '/assets/app/offer.js',
   '/assets/app/push.js',
+  '/assets/app/round.js',
   '/assets/app/saved.js',
   '/assets/app/strings.js',
   '/assets/common/icon.svg',

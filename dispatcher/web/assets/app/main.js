@@ -19,6 +19,7 @@ import {
 import { initPush, registerWorker, saveClockOffset } from './push.js';
 import { saveState, loadState, forgetState } from './saved.js';
 import { redeemLink, hashParam, clearHash } from './links.js';
+import { roundView } from './round.js';
 
 // An SMS's link carries its own session: redeem it before asking for a login.
 const linkProblem = await redeemLink();
@@ -566,7 +567,11 @@ onLangChange(() => {
   renderSound();
   renderLocation();
   render();
+  round.render();
 });
+
+// Today's round of visits, below the alarms.
+const round = roundView($('round'), failure);
 
 renderSound();
 renderLocation();
