@@ -18,13 +18,16 @@
 //! [`dispatch_sql`], beside [`sql`]; reaching stewards' phones
 //! ([`reach::ReachStore`]: push subscriptions, server keys) in
 //! [`reach_sql`]; retention's pruning ([`retention::RetentionStore`]) in
-//! [`retention_sql`].
+//! [`retention_sql`]; follow-ups after incidents
+//! ([`follow_ups::FollowUpStore`]) in [`follow_ups_sql`].
 
 pub mod changes;
 pub mod deadlines;
 pub mod dispatch;
 pub mod dispatch_sql;
 pub mod dispatch_tx;
+pub mod follow_ups;
+pub mod follow_ups_sql;
 pub mod incidents;
 pub mod ingest;
 pub mod logins;
@@ -59,6 +62,7 @@ use crate::domain::{
 };
 use crate::rules::Effect;
 use dispatch::DispatchStore;
+use follow_ups::FollowUpStore;
 use reach::ReachStore;
 use retention::RetentionStore;
 use secrets::SecretStore;
@@ -357,6 +361,7 @@ pub trait Store:
     + logins::LoginStore
     + RetentionStore
     + SecretStore
+    + FollowUpStore
     + EngineStore
     + TimerStore
     + IngestWorkerStore
