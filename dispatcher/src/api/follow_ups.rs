@@ -43,7 +43,8 @@ pub fn routes() -> Routes {
         .post("/api/v1/follow-ups/{id}/reassign", reassign)
 }
 
-/// The longest note or reason kept, in bytes.
+/// The longest note or reason kept, in characters (the documents'
+/// `maxLength`).
 const MAX_TEXT: usize = 4000;
 
 /// Which follow-ups; every parameter optional.
@@ -106,9 +107,9 @@ pub struct CompleteRequest {
     /// `declined` or `other`. `needs_visit` and `unreachable` make a
     /// visit follow.
     pub outcome: FollowUpOutcome,
-    /// What the caller wants remembered (at most 4,000 bytes).
+    /// What the caller wants remembered (at most 4,000 characters).
     #[serde(default)]
-    #[schema(pattern = "^[^\\u0000]*$")]
+    #[schema(pattern = "^[^\\u0000]*$", max_length = 4000)]
     pub note: String,
 }
 
@@ -125,8 +126,10 @@ pub struct CompleteResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandBackRequest {
-    /// Kept in the follow-up's history: must not be empty.
+    /// Kept in the follow-up's history: must not be empty (at most 4,000
+    /// characters).
     #[schema(
+        max_length = 4000,
         pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
     )]
     pub reason: String,
@@ -137,9 +140,10 @@ pub struct HandBackRequest {
 #[serde(deny_unknown_fields)]
 pub struct ReassignRequest {
     pub steward_id: StewardId,
-    /// Kept in the follow-up's history (may be empty).
+    /// Kept in the follow-up's history (may be empty; at most 4,000
+    /// characters).
     #[serde(default)]
-    #[schema(pattern = "^[^\\u0000]*$")]
+    #[schema(pattern = "^[^\\u0000]*$", max_length = 4000)]
     pub reason: String,
 }
 
@@ -166,10 +170,11 @@ fn text(field: &str, value: String, required: bool) -> Result<String, ApiError> 
     } else {
         validate::optional(field, value)?
     };
-    if v.len() > MAX_TEXT {
+    let chars = v.chars().count();
+    if chars > MAX_TEXT {
         return Err(ApiError::invalid_body(
             field,
-            format!("is {} bytes; at most {MAX_TEXT}", v.len()),
+            format!("is {chars} characters long; at most {MAX_TEXT}"),
         ));
     }
     Ok(v)
