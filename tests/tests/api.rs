@@ -1547,6 +1547,7 @@ follow_up_on_both!(
     follow_up_handed_back_then_reassigned,
     follow_up_errors_change_nothing,
     follow_up_overdue_by_the_clock,
+    follow_up_races_end_one_way,
 );
 
 fn follow_up_t0() -> chrono::DateTime<Utc> {
@@ -2054,6 +2055,7 @@ async fn follow_up_errors_change_nothing(app: &TestApp) {
         )
         .await;
     r.err(409, "already_done");
+    assert_eq!(r.message(), format!("follow-up {id} is already done"));
     app.post(
         &format!("{path}/complete"),
         &sup,
@@ -2136,4 +2138,65 @@ async fn listed(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
+}
+
+/// Two people act on one follow-up at once: the store decides, and the
+/// end is one of the orders, never a mix of both.
+async fn follow_up_races_end_one_way(app: &TestApp) {
+    let (dawa, pema, sup) = follow_up_site(app).await;
+    for round in 0..5 {
+        let elder = format!("e-r{round}");
+        app.elder(&elder).await;
+        let inc = resolved_by(app, &elder, IncidentKind::Fall, "s-1", &dawa, "assisted").await;
+        let id = app
+            .state
+            .store
+            .follow_ups_of_incident(&inc.id)
+            .await
+            .unwrap()[0]
+            .id
+            .to_string();
+        let path = format!("/api/v1/follow-ups/{id}");
+
+        // The steward and a supervisor complete it at once, both asking
+        // for a visit: one wins, one visit follows.
+        let complete = format!("{path}/complete");
+        let (a, b) = tokio::join!(
+            app.post(&complete, &dawa, json!({"outcome": "needs_visit"})),
+            app.post(&complete, &sup, json!({"outcome": "unreachable"})),
+        );
+        let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "{} / {}", a.body, b.body);
+        let all = app
+            .state
+            .store
+            .follow_ups_of_incident(&inc.id)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 2, "one visit, not two: {all:?}");
+        let visit = all
+            .iter()
+            .find(|f| f.follows_id.is_some())
+            .expect("the visit")
+            .id
+            .to_string();
+
+        // The steward hands the visit back while a supervisor sends s-2:
+        // either order ends with s-2 holding it.
+        let vpath = format!("/api/v1/follow-ups/{visit}");
+        let (hand_back, reassign) = (format!("{vpath}/hand-back"), format!("{vpath}/reassign"));
+        let (back, sent) = tokio::join!(
+            app.post(&hand_back, &dawa, json!({"reason": "sick"})),
+            app.post(&reassign, &sup, json!({"steward_id": "s-2"})),
+        );
+        assert_eq!(sent.status.as_u16(), 200, "{}", sent.body);
+        assert!([200, 403].contains(&back.status.as_u16()), "{}", back.body);
+        let detail = app.get(&vpath, &pema).await.ok(200).clone();
+        assert_eq!(detail["follow_up"]["steward_id"], "s-2");
+        let history = detail["reassignments"].as_array().unwrap();
+        let expected = if back.status.as_u16() == 200 { 2 } else { 1 };
+        assert_eq!(history.len(), expected, "{history:?}");
+        assert_eq!(history.last().unwrap()["to_steward"], "s-2");
+    }
 }

@@ -149,16 +149,24 @@ pub struct ReassignRequest {
 
 /// A store refusal as the client sees it: one already done is 409
 /// `already_done`; one that is (no longer) the steward's is 403.
+/// The store's message keeps its own code in front (`not_open: …`); the
+/// answer has a code of its own, so the message goes without it.
 fn refusal(e: StoreError) -> ApiError {
+    let words = |code: ConflictCode, message: String| {
+        message
+            .strip_prefix(&format!("{code}: "))
+            .map(str::to_owned)
+            .unwrap_or(message)
+    };
     match e {
         StoreError::Conflict {
-            code: ConflictCode::NotOpen,
+            code: code @ ConflictCode::NotOpen,
             message,
-        } => ApiError::conflict("already_done", message),
+        } => ApiError::conflict("already_done", words(code, message)),
         StoreError::Conflict {
-            code: ConflictCode::NotAssigned,
+            code: code @ ConflictCode::NotAssigned,
             message,
-        } => ApiError::Forbidden(message),
+        } => ApiError::Forbidden(words(code, message)),
         other => other.into(),
     }
 }
@@ -413,7 +421,7 @@ mod tests {
     fn refusals_keep_their_meaning() {
         let e = refusal(StoreError::Conflict {
             code: ConflictCode::NotOpen,
-            message: "done".into(),
+            message: "not_open: follow-up fu-1 is already done".into(),
         });
         assert!(matches!(
             e,
@@ -422,6 +430,7 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(e.to_string(), "follow-up fu-1 is already done");
         let e = refusal(StoreError::Conflict {
             code: ConflictCode::NotAssigned,
             message: "not yours".into(),
