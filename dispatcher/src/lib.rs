@@ -16,7 +16,9 @@
 //! - [`dispatch`]: the incident's life after it opens, one file per
 //!   transition in [`dispatch::lifecycle`] (opened or joined under the
 //!   rules' effects, accept, decline, expire, escalate, assign, arrive,
-//!   resolve or cancel, withdraw, a dispatch turn): plain Rust over one narrow store transaction
+//!   resolve or cancel, withdraw, a dispatch turn; a resolve of an
+//!   elder's incident also makes its follow-up, [`domain::follow_up`]):
+//!   plain Rust over one narrow store transaction
 //!   (`store::dispatch_tx::DispatchTx`: lock, claim, offer, save,
 //!   notices), each returning what its commit changed. What a command may
 //!   do to an incident is decided by pure functions in
@@ -29,7 +31,7 @@
 //!   committed change (the matcher, the engine's kicks, the stream).
 //! - [`store`]: the truth. Small traits by concern (the registry,
 //!   sessions, ingest, incidents, deadlines, dispatch, the stream log,
-//!   the outbox, reach, logins, retention, secrets), each in its own
+//!   the outbox, reach, logins, retention, secrets, follow-ups), each in its own
 //!   file, whose union is [`store::Store`]; SQLite and PostgreSQL behind
 //!   them, their SQL written once per concern. The store reads, locks and
 //!   writes; it decides nothing about an incident's life. Every incident

@@ -12,7 +12,7 @@ use crate::domain::care::StartedHow;
 use crate::domain::{
     DedupKey, Device, DeviceId, Elder, ElderId, IncidentKind, Priority, SiteClock,
 };
-use crate::settings::{DispatchSettings, NotifySettings, RuleSettings};
+use crate::settings::{DispatchSettings, FollowUpSettings, NotifySettings, RuleSettings};
 use protocol::{EventMessage, EventType};
 
 /// A change the store makes for an event, a timer or the offline detector.
@@ -78,6 +78,7 @@ pub struct RuleBook {
     settings: RuleSettings,
     dispatch: DispatchSettings,
     notify: NotifySettings,
+    follow_ups: FollowUpSettings,
 }
 
 impl RuleBook {
@@ -86,7 +87,19 @@ impl RuleBook {
             settings,
             dispatch: DispatchSettings::default(),
             notify: NotifySettings::default(),
+            follow_ups: FollowUpSettings::default(),
         }
+    }
+
+    /// With follow-up times other than the defaults.
+    pub fn with_follow_ups(mut self, follow_ups: FollowUpSettings) -> Self {
+        self.follow_ups = follow_ups;
+        self
+    }
+
+    /// How soon a follow-up is due after a resolve.
+    pub fn follow_ups(&self) -> &FollowUpSettings {
+        &self.follow_ups
     }
 
     /// With dispatch and notification settings other than the defaults.

@@ -33,6 +33,43 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub care: CareSettings,
     pub embedded_broker: EmbeddedBrokerSettings,
+    pub follow_ups: FollowUpSettings,
+}
+
+/// The follow-up (回访) after every resolved incident of an elder
+/// ([`crate::domain::follow_up`]): how soon someone calls or visits.
+/// Hours from the resolve (or from the follow-up that asked for a visit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FollowUpSettings {
+    /// A call is due this many hours after the incident is resolved.
+    pub call_within_h: u32,
+    /// A visit (after `hospital`, or when a call found the elder needing
+    /// one or not answering) is due this many hours later.
+    pub visit_within_h: u32,
+}
+
+impl Default for FollowUpSettings {
+    fn default() -> Self {
+        Self {
+            call_within_h: 24,
+            visit_within_h: 72,
+        }
+    }
+}
+
+impl FollowUpSettings {
+    /// The longest either may be: a follow-up a month away is no
+    /// follow-up.
+    pub const MAX_H: u32 = 24 * 31;
+
+    /// The due times as durations.
+    pub fn within(&self) -> crate::domain::FollowUpWithin {
+        crate::domain::FollowUpWithin {
+            call: chrono::Duration::hours(i64::from(self.call_within_h)),
+            visit: chrono::Duration::hours(i64::from(self.visit_within_h)),
+        }
+    }
 }
 
 /// The stewards' daily work ([`crate::care`]): how often elders are
@@ -1270,6 +1307,18 @@ impl Settings {
                 "set 1 or more (5 is usual)",
             ));
         }
+        for (name, hours) in [
+            ("follow_ups.call_within_h", self.follow_ups.call_within_h),
+            ("follow_ups.visit_within_h", self.follow_ups.visit_within_h),
+        ] {
+            if hours == 0 || hours > FollowUpSettings::MAX_H {
+                return Err(bad(
+                    name,
+                    format!("is {hours}"),
+                    "set 1 to 744 hours (24 for a call and 72 for a visit are usual)",
+                ));
+            }
+        }
         for (name, gateway) in [("sms", &self.notify.sms), ("voice", &self.notify.voice)] {
             if let Some(g) = gateway {
                 g.check().map_err(|(field, problem, fix)| {
@@ -1421,6 +1470,15 @@ mod tests {
     fn bad_settings_name_themselves() {
         let e = Settings::load_from(None, env(&[("ELDERCARE_HTTP_ADDR", "nowhere")])).unwrap_err();
         assert!(e.to_string().contains("addr"), "{e}");
+        let e = Settings::load_from(None, env(&[("ELDERCARE__INGEST__NOPE", "1")])).unwrap_err();
+        assert!(!e.to_string().is_empty());
+        let s = Settings::load_from(None, env(&[("ELDERCARE__FOLLOW_UPS__CALL_WITHIN_H", "6")]))
+            .unwrap();
+        assert_eq!(s.follow_ups.call_within_h, 6);
+        assert_eq!(s.follow_ups.visit_within_h, 72);
+        let e = Settings::load_from(None, env(&[("ELDERCARE__FOLLOW_UPS__VISIT_WITHIN_H", "0")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("follow_ups.visit_within_h"), "{e}");
         let e = Settings::load_from(None, env(&[("ELDERCARE__INGEST__NOPE", "1")])).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
         let e =

@@ -1510,3 +1510,693 @@ async fn ingested_events_and_unknown_devices(app: &TestApp) {
     let r = app.get("/api/v1/incidents?kind=call", &sup).await;
     assert_eq!(r.ok(200).as_array().unwrap().len(), 1);
 }
+
+// --- follow-ups (回访) after resolved incidents ---
+
+/// Runs each follow-up scenario against SQLite and PostgreSQL, each on a
+/// manual clock (overdue is a matter of time).
+macro_rules! follow_up_on_both {
+    ($($name:ident),* $(,)?) => {
+        mod follow_up_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let clock = super::Clock::manual(super::follow_up_t0());
+                    let app = super::spawn_with(super::Backend::Sqlite, clock).await;
+                    super::$name(&app).await;
+                }
+            )*
+        }
+        mod follow_up_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let clock = super::Clock::manual(super::follow_up_t0());
+                    let app = super::spawn_with(super::Backend::Postgres, clock).await;
+                    super::$name(&app).await;
+                }
+            )*
+        }
+    };
+}
+
+follow_up_on_both!(
+    follow_up_made_once_by_a_resolve,
+    follow_up_none_after_cancel_technical_or_clear,
+    follow_up_completed_and_what_follows,
+    follow_up_handed_back_then_reassigned,
+    follow_up_errors_change_nothing,
+    follow_up_overdue_by_the_clock,
+    follow_up_races_end_one_way,
+);
+
+fn follow_up_t0() -> chrono::DateTime<Utc> {
+    "2026-11-28T08:00:00Z".parse().unwrap()
+}
+
+/// Every follow-up, as the admin sees them.
+async fn all_follow_ups(app: &TestApp, query: &str) -> Vec<Value> {
+    let r = app
+        .get(&format!("/api/v1/follow-ups?{query}"), &app.admin)
+        .await;
+    r.ok(200).as_array().expect("a list").clone()
+}
+
+/// Elder `elder` with an incident of `kind` assigned to `steward` (whose
+/// login is `token`) and resolved by them with `outcome`: the incident.
+async fn resolved_by(
+    app: &TestApp,
+    elder: &str,
+    kind: IncidentKind,
+    steward: &str,
+    token: &str,
+    outcome: &str,
+) -> Incident {
+    let incident = app.raise(elder, kind).await;
+    app.assign(&incident, steward).await;
+    app.post(
+        &format!("/api/v1/incidents/{}/resolve", incident.id),
+        token,
+        json!({"outcome": outcome, "notes": "helped up"}),
+    )
+    .await
+    .ok(200);
+    incident
+}
+
+/// e-1 with steward s-1 (login `dawa`), e-2 with s-2 (`pema`), and a
+/// supervisor (`sup`): their tokens.
+async fn follow_up_site(app: &TestApp) -> (String, String, String) {
+    app.elder("e-1").await;
+    app.elder("e-2").await;
+    app.steward("s-1").await;
+    app.steward("s-2").await;
+    let dawa = app.user("dawa", "steward", Some("s-1")).await;
+    let pema = app.user("pema", "steward", Some("s-2")).await;
+    let sup = app.user("sup", "supervisor", None).await;
+    (dawa, pema, sup)
+}
+
+async fn follow_up_made_once_by_a_resolve(app: &TestApp) {
+    let (dawa, _, sup) = follow_up_site(app).await;
+    let now = app.state.clock.now();
+    let fall = resolved_by(app, "e-1", IncidentKind::Fall, "s-1", &dawa, "assisted").await;
+
+    let list = all_follow_ups(app, "").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let f = &list[0];
+    assert_eq!(f["incident_id"], fall.id.as_str());
+    assert_eq!(f["elder_id"], "e-1");
+    assert_eq!(f["steward_id"], "s-1", "the steward who resolved it");
+    assert_eq!(f["kind"], "call");
+    assert_eq!(f["status"], "open");
+    assert_eq!(f["overdue"], false);
+    assert_eq!(f["follows_id"], Value::Null);
+    let due: chrono::DateTime<Utc> = f["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(due, now + Duration::hours(24), "follow_ups.call_within_h");
+    // The incident's timeline says so.
+    let detail = app
+        .get(&format!("/api/v1/incidents/{}", fall.id), &app.admin)
+        .await;
+    let lines: Vec<&str> = detail.ok(200)["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["what"].as_str())
+        .collect();
+    assert!(
+        lines.contains(&"follow-up call due by 2026-11-29T08:00:00Z"),
+        "{lines:?}"
+    );
+
+    // A second resolve is refused and makes no second follow-up.
+    app.post(
+        &format!("/api/v1/incidents/{}/resolve", fall.id),
+        &sup,
+        json!({"outcome": "other"}),
+    )
+    .await
+    .err(409, "not_open");
+    assert_eq!(all_follow_ups(app, "").await.len(), 1);
+
+    // After a hospital stay, a visit; resolved by a supervisor with nobody
+    // assigned, it needs someone.
+    let call = app.raise("e-2", IncidentKind::Call).await;
+    app.post(
+        &format!("/api/v1/incidents/{}/resolve", call.id),
+        &sup,
+        json!({"outcome": "hospital"}),
+    )
+    .await
+    .ok(200);
+    let list = all_follow_ups(app, "elder_id=e-2").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["kind"], "visit");
+    assert_eq!(list[0]["steward_id"], Value::Null);
+    let due: chrono::DateTime<Utc> = list[0]["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(due, now + Duration::hours(72), "follow_ups.visit_within_h");
+    assert_eq!(all_follow_ups(app, "unassigned=true").await.len(), 1);
+
+    // The elder's notebook reads them through the store.
+    let e1 = ElderId::parse("e-1").unwrap();
+    let notebook = app.state.store.follow_ups_of_elder(&e1).await.unwrap();
+    assert_eq!(notebook.len(), 1);
+    assert_eq!(notebook[0].incident_id, fall.id);
+}
+
+async fn follow_up_none_after_cancel_technical_or_clear(app: &TestApp) {
+    let (_, _, sup) = follow_up_site(app).await;
+    // Cancelled.
+    let cancelled = app.raise("e-1", IncidentKind::Call).await;
+    app.post(
+        &format!("/api/v1/incidents/{}/cancel", cancelled.id),
+        &sup,
+        json!({"reason": "pressed by the grandson"}),
+    )
+    .await
+    .ok(200);
+    // A device's own incident, resolved by a person.
+    let battery = app.raise("e-1", IncidentKind::BatteryLow).await;
+    app.post(
+        &format!("/api/v1/incidents/{}/resolve", battery.id),
+        &sup,
+        json!({"outcome": "assisted", "notes": "battery changed"}),
+    )
+    .await
+    .ok(200);
+    // Cleared by the system.
+    let cleared = app.raise("e-2", IncidentKind::Inactivity).await;
+    let key = DedupKey::for_elder(&ElderId::parse("e-2").unwrap(), IncidentKind::Inactivity);
+    let done = app
+        .state
+        .store
+        .apply(
+            &[Effect::Clear {
+                key: key.to_string(),
+                note: "moving again".into(),
+            }],
+            &dispatcher::domain::Actor::System,
+            app.state.clock.now(),
+            &app.state.rules,
+        )
+        .await
+        .expect("clear");
+    assert_eq!(done[0].incident.as_ref().unwrap().id, cleared.id);
+    let detail = app
+        .get(&format!("/api/v1/incidents/{}", cleared.id), &app.admin)
+        .await;
+    assert_eq!(detail.ok(200)["outcome"], "cleared");
+
+    assert_eq!(all_follow_ups(app, "").await, Vec::<Value>::new());
+}
+
+/// Completes `id` as `token`, expecting 200: the answer.
+async fn complete(app: &TestApp, token: &str, id: &str, body: Value) -> Value {
+    app.post(&format!("/api/v1/follow-ups/{id}/complete"), token, body)
+        .await
+        .ok(200)
+        .clone()
+}
+
+async fn follow_up_completed_and_what_follows(app: &TestApp) {
+    let (dawa, pema, sup) = follow_up_site(app).await;
+    let t0 = app.state.clock.now();
+
+    // Well: done, nothing follows.
+    resolved_by(app, "e-1", IncidentKind::Call, "s-1", &dawa, "assisted").await;
+    let first = all_follow_ups(app, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.state.clock.advance(Duration::hours(3));
+    let r = complete(
+        app,
+        &dawa,
+        &first,
+        json!({"outcome": "well", "note": "eating again"}),
+    )
+    .await;
+    assert_eq!(r["done"]["status"], "done");
+    assert_eq!(r["done"]["outcome"], "well");
+    assert_eq!(r["done"]["note"], "eating again");
+    assert_eq!(r["done"]["done_by"], "steward:s-1");
+    assert_eq!(r["done"]["done_at"], "2026-11-28T11:00:00Z");
+    assert_eq!(r["next"], Value::Null);
+
+    // Needs a visit: a visit follows, for the same steward, due after
+    // visit_within_h from now.
+    resolved_by(app, "e-2", IncidentKind::Fall, "s-2", &pema, "assisted").await;
+    let second = all_follow_ups(app, "elder_id=e-2").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = complete(app, &pema, &second, json!({"outcome": "needs_visit"})).await;
+    let visit = r["next"].clone();
+    assert_eq!(visit["kind"], "visit");
+    assert_eq!(visit["steward_id"], "s-2");
+    assert_eq!(visit["follows_id"], second.as_str());
+    assert_eq!(visit["status"], "open");
+    let due: chrono::DateTime<Utc> = visit["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(due, t0 + Duration::hours(3) + Duration::hours(72));
+
+    // Nobody answers the door: another visit; a supervisor completes it.
+    let visit_id = visit["id"].as_str().unwrap().to_owned();
+    let r = complete(
+        app,
+        &pema,
+        &visit_id,
+        json!({"outcome": "unreachable", "note": "no answer"}),
+    )
+    .await;
+    let again = r["next"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r["next"]["follows_id"], visit_id.as_str());
+    let r = complete(
+        app,
+        &sup,
+        &again,
+        json!({"outcome": "hospitalised", "note": "the son says she was admitted"}),
+    )
+    .await;
+    assert_eq!(r["done"]["done_by"], "user:sup");
+    assert_eq!(r["next"], Value::Null);
+
+    // Each outcome is accepted; only the two ask for more.
+    for (i, outcome) in ["referred", "declined", "other"].iter().enumerate() {
+        let elder = format!("e-x{i}");
+        app.elder(&elder).await;
+        let inc = resolved_by(app, &elder, IncidentKind::Call, "s-1", &dawa, "false_alarm").await;
+        let f = app
+            .state
+            .store
+            .follow_ups_of_incident(&inc.id)
+            .await
+            .unwrap();
+        let r = complete(app, &dawa, f[0].id.as_str(), json!({"outcome": outcome})).await;
+        assert_eq!(r["done"]["outcome"], *outcome);
+        assert_eq!(r["next"], Value::Null, "{outcome}");
+    }
+
+    // Open ones are only the ones still to do.
+    assert_eq!(
+        all_follow_ups(app, "status=open").await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(all_follow_ups(app, "status=done").await.len(), 7);
+    // The timeline of e-2's fall tells the whole story.
+    let fall = app
+        .state
+        .store
+        .follow_ups_of_elder(&ElderId::parse("e-2").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(fall.len(), 3, "the call and two visits");
+    let detail = app
+        .get(
+            &format!("/api/v1/incidents/{}", fall[0].incident_id),
+            &app.admin,
+        )
+        .await;
+    let lines: Vec<String> = detail.ok(200)["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["what"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "follow-up call done: needs_visit"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "follow-up visit done: unreachable — no answer"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("follow-up visit due by"))
+            .count(),
+        2
+    );
+}
+
+async fn follow_up_handed_back_then_reassigned(app: &TestApp) {
+    let (dawa, pema, sup) = follow_up_site(app).await;
+    resolved_by(app, "e-1", IncidentKind::Fall, "s-1", &dawa, "assisted").await;
+    let id = all_follow_ups(app, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mine = app.get("/api/v1/follow-ups", &dawa).await;
+    assert_eq!(mine.ok(200).as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/api/v1/follow-ups", &pema).await.ok(200),
+        &json!([])
+    );
+
+    // s-1 cannot go.
+    let r = app
+        .post(
+            &format!("/api/v1/follow-ups/{id}/hand-back"),
+            &dawa,
+            json!({"reason": "my mother is ill"}),
+        )
+        .await;
+    assert_eq!(r.ok(200)["steward_id"], Value::Null);
+    assert_eq!(
+        app.get("/api/v1/follow-ups", &dawa).await.ok(200),
+        &json!([])
+    );
+    app.get(&format!("/api/v1/follow-ups/{id}"), &dawa)
+        .await
+        .err(403, "forbidden");
+    app.post(
+        &format!("/api/v1/follow-ups/{id}/complete"),
+        &dawa,
+        json!({"outcome": "well"}),
+    )
+    .await
+    .err(403, "forbidden");
+    // Supervisors see it needs someone.
+    let unassigned = all_follow_ups(app, "unassigned=true").await;
+    assert_eq!(unassigned.len(), 1);
+    assert_eq!(unassigned[0]["id"], id.as_str());
+
+    // Only a supervisor reassigns, and only to a steward who exists.
+    app.post(
+        &format!("/api/v1/follow-ups/{id}/reassign"),
+        &pema,
+        json!({"steward_id": "s-2", "reason": "I can go"}),
+    )
+    .await
+    .err(403, "forbidden");
+    let r = app
+        .post(
+            &format!("/api/v1/follow-ups/{id}/reassign"),
+            &sup,
+            json!({"steward_id": "s-9", "reason": "x"}),
+        )
+        .await;
+    r.err(422, "invalid");
+    assert!(r.message().contains("s-9"), "{}", r.message());
+    let r = app
+        .post(
+            &format!("/api/v1/follow-ups/{id}/reassign"),
+            &sup,
+            json!({"steward_id": "s-2", "reason": "same grid"}),
+        )
+        .await;
+    assert_eq!(r.ok(200)["steward_id"], "s-2");
+    assert_eq!(
+        all_follow_ups(app, "unassigned=true").await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(all_follow_ups(app, "steward_id=s-2").await.len(), 1);
+
+    // Who, from, to, why.
+    let detail = app.get(&format!("/api/v1/follow-ups/{id}"), &pema).await;
+    let history = detail.ok(200)["reassignments"].clone();
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+    assert_eq!(history[0]["by"], "steward:s-1");
+    assert_eq!(history[0]["from_steward"], "s-1");
+    assert_eq!(history[0]["to_steward"], Value::Null);
+    assert_eq!(history[0]["reason"], "my mother is ill");
+    assert_eq!(history[1]["by"], "user:sup");
+    assert_eq!(history[1]["from_steward"], Value::Null);
+    assert_eq!(history[1]["to_steward"], "s-2");
+    assert_eq!(history[1]["reason"], "same grid");
+
+    // s-2 does it; it cannot be reassigned or handed back after.
+    complete(app, &pema, &id, json!({"outcome": "well"})).await;
+    app.post(
+        &format!("/api/v1/follow-ups/{id}/reassign"),
+        &sup,
+        json!({"steward_id": "s-1"}),
+    )
+    .await
+    .err(409, "already_done");
+    app.post(
+        &format!("/api/v1/follow-ups/{id}/hand-back"),
+        &pema,
+        json!({"reason": "too late"}),
+    )
+    .await
+    .err(409, "already_done");
+}
+
+async fn follow_up_errors_change_nothing(app: &TestApp) {
+    let (dawa, pema, sup) = follow_up_site(app).await;
+    resolved_by(app, "e-1", IncidentKind::Fall, "s-1", &dawa, "assisted").await;
+    let id = all_follow_ups(app, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/follow-ups/{id}");
+    let before = app.get(&path, &app.admin).await.ok(200).clone();
+
+    // Unknown ids.
+    let unknown = "/api/v1/follow-ups/fu-nope";
+    app.get(unknown, &app.admin).await.err(404, "not_found");
+    for (action, body) in [
+        ("complete", json!({"outcome": "well"})),
+        ("hand-back", json!({"reason": "x"})),
+        ("reassign", json!({"steward_id": "s-1"})),
+    ] {
+        let token = if action == "hand-back" { &dawa } else { &sup };
+        app.post(&format!("{unknown}/{action}"), token, body)
+            .await
+            .err(404, "not_found");
+    }
+    app.get("/api/v1/follow-ups/a%20b", &app.admin)
+        .await
+        .err(400, "invalid_path");
+
+    // Bodies that do not fit, each naming what is wrong.
+    for (body, names) in [
+        (json!({"outcome": "fine"}), "outcome"),
+        (json!({}), "outcome"),
+        (json!({"outcome": "well", "mood": "good"}), "mood"),
+        (json!({"outcome": "well", "note": "a\u{0}b"}), "note"),
+        (json!({"outcome": "well", "note": "x".repeat(4001)}), "note"),
+        (json!({"outcome": 3}), "outcome"),
+    ] {
+        let r = app
+            .post(&format!("{path}/complete"), &dawa, body.clone())
+            .await;
+        assert_eq!(r.status.as_u16(), 422, "{body}: {}", r.body);
+        assert!(r.message().contains(names), "{body}: {}", r.message());
+    }
+    let r = app
+        .call("POST", &format!("{path}/complete"), Some(&dawa), None)
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.body);
+    app.post(&format!("{path}/hand-back"), &dawa, json!({"reason": "  "}))
+        .await
+        .err(422, "invalid_body");
+    app.post(
+        &format!("{path}/reassign"),
+        &sup,
+        json!({"steward_id": "a b"}),
+    )
+    .await
+    .err(422, "invalid_body");
+
+    // The wrong caller.
+    app.post(
+        &format!("{path}/complete"),
+        &pema,
+        json!({"outcome": "well"}),
+    )
+    .await
+    .err(403, "forbidden");
+    app.post(
+        &format!("{path}/hand-back"),
+        &pema,
+        json!({"reason": "not mine"}),
+    )
+    .await
+    .err(403, "forbidden");
+    app.post(&format!("{path}/hand-back"), &sup, json!({"reason": "x"}))
+        .await
+        .err(403, "forbidden");
+    app.get(&path, &pema).await.err(403, "forbidden");
+    app.get("/api/v1/follow-ups?steward_id=s-1", &pema)
+        .await
+        .err(403, "forbidden");
+
+    // Bad queries.
+    for q in [
+        "status=closed",
+        "overdue=maybe",
+        "unassigned=1",
+        "elder_id=a%20b",
+        "limit=0",
+    ] {
+        let r = app
+            .get(&format!("/api/v1/follow-ups?{q}"), &app.admin)
+            .await;
+        r.err(400, "invalid_query");
+    }
+
+    // Nothing changed.
+    assert_eq!(app.get(&path, &app.admin).await.ok(200), &before);
+
+    // Done once; the second time is a conflict and changes nothing.
+    complete(app, &dawa, &id, json!({"outcome": "well", "note": "first"})).await;
+    let done = app.get(&path, &app.admin).await.ok(200).clone();
+    let r = app
+        .post(
+            &format!("{path}/complete"),
+            &dawa,
+            json!({"outcome": "needs_visit", "note": "second"}),
+        )
+        .await;
+    r.err(409, "already_done");
+    assert_eq!(r.message(), format!("follow-up {id} is already done"));
+    app.post(
+        &format!("{path}/complete"),
+        &sup,
+        json!({"outcome": "other"}),
+    )
+    .await
+    .err(409, "already_done");
+    assert_eq!(app.get(&path, &app.admin).await.ok(200), &done);
+    assert_eq!(
+        all_follow_ups(app, "").await.len(),
+        1,
+        "no visit from a refused completion"
+    );
+}
+
+async fn follow_up_overdue_by_the_clock(app: &TestApp) {
+    let (dawa, _, _) = follow_up_site(app).await;
+    resolved_by(app, "e-1", IncidentKind::Fall, "s-1", &dawa, "assisted").await;
+    resolved_by(app, "e-2", IncidentKind::Call, "s-1", &dawa, "hospital").await;
+    assert_eq!(
+        all_follow_ups(app, "overdue=true").await,
+        Vec::<Value>::new()
+    );
+
+    // Due at 24 h: not yet at exactly 24 h, overdue a second later.
+    app.state.clock.advance(Duration::hours(24));
+    let (admin, dawa) = relogin(app).await;
+    assert_eq!(
+        listed(app, &admin, "overdue=true").await,
+        Vec::<Value>::new()
+    );
+    app.state.clock.advance(Duration::seconds(1));
+    let late = listed(app, &admin, "overdue=true").await;
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(late[0]["kind"], "call");
+    assert_eq!(late[0]["overdue"], true);
+    let all = listed(app, &admin, "").await;
+    let visit = all.iter().find(|f| f["kind"] == "visit").unwrap();
+    assert_eq!(visit["overdue"], false, "the visit has 72 h");
+    // The steward sees theirs overdue too.
+    let mine = listed(app, &dawa, "overdue=true").await;
+    assert_eq!(mine.len(), 1);
+
+    // The visit too, after 72 h; done, neither is overdue any more.
+    app.state.clock.advance(Duration::hours(48));
+    let (admin, dawa) = relogin(app).await;
+    let late = listed(app, &admin, "overdue=true").await;
+    assert_eq!(late.len(), 2);
+    for f in &late {
+        complete(
+            app,
+            &dawa,
+            f["id"].as_str().unwrap(),
+            json!({"outcome": "well"}),
+        )
+        .await;
+    }
+    assert_eq!(
+        listed(app, &admin, "overdue=true").await,
+        Vec::<Value>::new()
+    );
+    let done = listed(app, &admin, "status=done").await;
+    assert!(done.iter().all(|f| f["overdue"] == false), "{done:?}");
+}
+
+/// Sessions last 12 h: the admin and `dawa` log in again after the clock
+/// moved.
+async fn relogin(app: &TestApp) -> (String, String) {
+    (
+        app.login("admin", ADMIN_PASSWORD).await,
+        app.login("dawa", PASSWORD).await,
+    )
+}
+
+/// The follow-ups `token` sees for the query.
+async fn listed(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    app.get(&format!("/api/v1/follow-ups?{query}"), token)
+        .await
+        .ok(200)
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Two people act on one follow-up at once: the store decides, and the
+/// end is one of the orders, never a mix of both.
+async fn follow_up_races_end_one_way(app: &TestApp) {
+    let (dawa, pema, sup) = follow_up_site(app).await;
+    for round in 0..5 {
+        let elder = format!("e-r{round}");
+        app.elder(&elder).await;
+        let inc = resolved_by(app, &elder, IncidentKind::Fall, "s-1", &dawa, "assisted").await;
+        let id = app
+            .state
+            .store
+            .follow_ups_of_incident(&inc.id)
+            .await
+            .unwrap()[0]
+            .id
+            .to_string();
+        let path = format!("/api/v1/follow-ups/{id}");
+
+        // The steward and a supervisor complete it at once, both asking
+        // for a visit: one wins, one visit follows.
+        let complete = format!("{path}/complete");
+        let (a, b) = tokio::join!(
+            app.post(&complete, &dawa, json!({"outcome": "needs_visit"})),
+            app.post(&complete, &sup, json!({"outcome": "unreachable"})),
+        );
+        let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "{} / {}", a.body, b.body);
+        let all = app
+            .state
+            .store
+            .follow_ups_of_incident(&inc.id)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 2, "one visit, not two: {all:?}");
+        let visit = all
+            .iter()
+            .find(|f| f.follows_id.is_some())
+            .expect("the visit")
+            .id
+            .to_string();
+
+        // The steward hands the visit back while a supervisor sends s-2:
+        // either order ends with s-2 holding it.
+        let vpath = format!("/api/v1/follow-ups/{visit}");
+        let (hand_back, reassign) = (format!("{vpath}/hand-back"), format!("{vpath}/reassign"));
+        let (back, sent) = tokio::join!(
+            app.post(&hand_back, &dawa, json!({"reason": "sick"})),
+            app.post(&reassign, &sup, json!({"steward_id": "s-2"})),
+        );
+        assert_eq!(sent.status.as_u16(), 200, "{}", sent.body);
+        assert!([200, 403].contains(&back.status.as_u16()), "{}", back.body);
+        let detail = app.get(&vpath, &pema).await.ok(200).clone();
+        assert_eq!(detail["follow_up"]["steward_id"], "s-2");
+        let history = detail["reassignments"].as_array().unwrap();
+        let expected = if back.status.as_u16() == 200 { 2 } else { 1 };
+        assert_eq!(history.len(), expected, "{history:?}");
+        assert_eq!(history.last().unwrap()["to_steward"], "s-2");
+    }
+}

@@ -140,6 +140,24 @@ async fn a_missed_check_in_opens_one_welfare_check_that_is_dispatched_and_a_chec
         .incidents("kind=checkin.missed&status=dispatching")
         .await;
     assert_eq!(ids(&tuesday), ["e-1"], "{tuesday:?}");
+
+    // Resolved after the welfare check: a follow-up call, in the notebook.
+    let welfare = tuesday[0]["id"].as_str().unwrap();
+    app.post(
+        &format!("/api/v1/incidents/{welfare}/resolve"),
+        json!({"outcome": "assisted", "notes": "asleep, phone off"}),
+    )
+    .await;
+    let book = app.get("/api/v1/elders/e-1/notebook").await;
+    let follow_ups: Vec<&Value> = book["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entry"] == "follow_up")
+        .collect();
+    assert_eq!(follow_ups.len(), 1, "{book}");
+    assert_eq!(follow_ups[0]["follow_up"]["kind"], "call");
+    assert_eq!(follow_ups[0]["follow_up"]["incident_id"], welfare);
     app.stop().await.unwrap();
 }
 

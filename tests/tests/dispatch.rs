@@ -522,3 +522,98 @@ async fn a_steward_coming_free_out_of_reach_leaves_a_waiting_incident_to_its_ret
         "{after:#}"
     );
 }
+
+/// A press, the nearest steward accepts, arrives and resolves; the
+/// follow-up call is theirs, due in 24 h. A day later, with every worker
+/// having looked at the new time, the board's overdue list shows it; the
+/// steward completes it from the phone and it is gone from the list.
+async fn follow_up_after_a_real_press(db: eldercare_tests::app::Db) {
+    let app = TestApp::spawn(Options {
+        clock: Some(t0()),
+        db,
+        ..Options::default()
+    })
+    .await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    let near = app.steward("s-near", "grid-2", NEAR.0, NEAR.1).await;
+    let id = press(&app, "call.pressed").await;
+    app.wait_incident(&id, "an offer to s-near", |d| live_offer_to(d, "s-near"))
+        .await;
+    for step in ["accept", "arrive"] {
+        let (s, body) = post_as(&app, &near, &format!("/api/v1/incidents/{id}/{step}"), None).await;
+        assert_eq!(s, StatusCode::OK, "{step}: {body}");
+    }
+    let (s, body) = post_as(
+        &app,
+        &near,
+        &format!("/api/v1/incidents/{id}/resolve"),
+        Some(json!({"outcome": "assisted", "notes": "helped back to bed"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    let list = app.get("/api/v1/follow-ups").await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let f = &list[0];
+    assert_eq!(f["incident_id"], id.as_str());
+    assert_eq!(f["steward_id"], "s-near");
+    assert_eq!(f["kind"], "call");
+    assert_eq!(f["due_at"], "2026-11-29T15:30:00Z");
+    let fid = f["id"].as_str().unwrap().to_owned();
+
+    // Not overdue a second before it is due; overdue a second after.
+    app.clock
+        .advance(Duration::hours(24) - Duration::seconds(1));
+    app.settle().await;
+    let admin = app
+        .login("admin", eldercare_tests::app::ADMIN_PASSWORD)
+        .await;
+    let overdue = |token: String| {
+        let app = &app;
+        async move {
+            let (s, body) = app
+                .call(
+                    Some(&token),
+                    Method::GET,
+                    "/api/v1/follow-ups?overdue=true",
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+            body.as_array().unwrap().clone()
+        }
+    };
+    assert_eq!(overdue(admin.clone()).await, Vec::<Value>::new());
+    app.clock.advance(Duration::seconds(2));
+    app.settle().await;
+    let late = overdue(admin.clone()).await;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["id"], fid.as_str());
+    assert_eq!(late[0]["overdue"], true);
+
+    // The steward (logged in again: a session lasts 12 h) calls and
+    // records it.
+    let near = app.login("s-near", "s-near-password").await;
+    let (s, body) = post_as(
+        &app,
+        &near,
+        &format!("/api/v1/follow-ups/{fid}/complete"),
+        Some(json!({"outcome": "well", "note": "sleeping well"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["done"]["done_at"], "2026-11-29T15:30:01Z");
+    assert_eq!(overdue(admin).await, Vec::<Value>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_up_after_a_real_press_on_sqlite() {
+    follow_up_after_a_real_press(eldercare_tests::app::Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_up_after_a_real_press_on_postgres() {
+    follow_up_after_a_real_press(eldercare_tests::app::Db::Postgres).await;
+}

@@ -596,3 +596,119 @@ async fn screenshots_of_an_offer_on_a_phone() {
         std::fs::write(dir.join(file), browser.screenshot().await.unwrap()).unwrap();
     }
 }
+
+/// An incident of `elder` (pressed on `button`), assigned to s-1 and
+/// resolved by the supervisor: s-1's follow-up call.
+async fn resolved_for_s1(app: &TestApp, button: &str, elder: &str) -> String {
+    let id = press(app, button, elder).await;
+    app.post(
+        &format!("/api/v1/incidents/{id}/assign"),
+        json!({"steward_id": "s-1"}),
+    )
+    .await;
+    app.post(
+        &format!("/api/v1/incidents/{id}/resolve"),
+        json!({"outcome": "assisted", "notes": "helped back to bed"}),
+    )
+    .await;
+    let list = app
+        .get(&format!("/api/v1/follow-ups?elder_id={elder}"))
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["steward_id"], "s-1");
+    list[0]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_360_px_phone_a_steward_completes_one_follow_up_and_hands_back_another() {
+    let app = app_with(&[]).await;
+    elder(&app, "e-1", "btn-1").await;
+    elder(&app, "e-2", "btn-2").await;
+    app.steward("s-1", "grid-1", NEAR.0, NEAR.1).await;
+    let first = resolved_for_s1(&app, "btn-1", "e-1").await;
+    let second = resolved_for_s1(&app, "btn-2", "e-2").await;
+
+    let browser = signed_in_phone("en-US", &app.base).await;
+    let card = browser
+        .wait_text(&format!("[data-follow-up='{first}']"), |t| t.contains(NAME))
+        .await
+        .unwrap();
+    for expected in [
+        "Follow-up call",
+        "Due by",
+        "How is the elder?",
+        "138 0000 1234",
+    ] {
+        assert!(card.contains(expected), "{expected:?} not in {card:?}");
+    }
+    browser
+        .wait_text(".fu-title", |t| t.contains("My follow-ups (2)"))
+        .await
+        .unwrap();
+    // Big targets, and nothing wider than the phone.
+    assert_eq!(browser.eval("return innerWidth").await.unwrap(), 360);
+    let overflow = browser
+        .eval("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        .await
+        .unwrap();
+    assert_eq!(overflow, 0, "the page is wider than the phone");
+    let small = browser
+        .eval(
+            "return [...document.querySelectorAll('#followups button')].filter(b => b.offsetParent && b.getBoundingClientRect().height < 48).map(b => b.outerHTML)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(small, json!([]), "follow-up buttons lower than 48 px");
+
+    // A note, then one tap on the outcome.
+    let note = browser
+        .find(&format!("[data-follow-up='{first}'] textarea"))
+        .await
+        .unwrap();
+    note.send_keys("Eating again, daughter visiting")
+        .await
+        .unwrap();
+    browser
+        .click(&format!(
+            "[data-follow-up='{first}'] .fu-outcome[data-outcome='well']"
+        ))
+        .await
+        .unwrap();
+    wait_gone(&browser, &format!("[data-follow-up='{first}']")).await;
+    browser
+        .wait_text("#notice-text", |t| t.contains("Follow-up recorded"))
+        .await
+        .unwrap();
+    let done = app.get(&format!("/api/v1/follow-ups/{first}")).await;
+    assert_eq!(done["follow_up"]["status"], "done");
+    assert_eq!(done["follow_up"]["outcome"], "well");
+    assert_eq!(done["follow_up"]["note"], "Eating again, daughter visiting");
+    assert_eq!(done["follow_up"]["done_by"], "steward:s-1");
+
+    // The other: "I cannot go", which asks why before it hands it back.
+    let other = format!("[data-follow-up='{second}']");
+    browser.click(&format!("{other} .fu-cannot")).await.unwrap();
+    browser
+        .click(&format!("{other} .fu-back-confirm"))
+        .await
+        .unwrap();
+    browser
+        .wait_text(&format!("{other} .error-text"), |t| t.contains("Say why"))
+        .await
+        .unwrap();
+    let reason = browser
+        .find(&format!("{other} .fu-back input"))
+        .await
+        .unwrap();
+    reason.send_keys("At the clinic all day").await.unwrap();
+    browser
+        .click(&format!("{other} .fu-back-confirm"))
+        .await
+        .unwrap();
+    wait_gone(&browser, &other).await;
+    let back = app.get(&format!("/api/v1/follow-ups/{second}")).await;
+    assert_eq!(back["follow_up"]["status"], "open");
+    assert_eq!(back["follow_up"]["steward_id"], Value::Null);
+    assert_eq!(back["reassignments"][0]["reason"], "At the clinic all day");
+    browser.assert_no_console_errors().await;
+}

@@ -965,3 +965,107 @@ async fn markup_in_names_and_notes_is_shown_as_text_everywhere_on_the_board() {
     );
     drop(button);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_shows_follow_ups_overdue_and_unassigned_and_the_supervisor_sends_someone() {
+    let (app, steward) = site_with(Options {
+        clock: Some(chrono::Utc::now()),
+        ..Options::default()
+    })
+    .await;
+    app.elder_with_device("e-2", "btn-2", "call_button", json!({}))
+        .await;
+    // s-1 goes and resolves e-1's call: their follow-up call.
+    let mut one = app.device("btn-1").await;
+    let first = press(&app, &mut one, "call.pressed").await;
+    accept(&app, &first, "s-1", &steward).await;
+    lifecycle(&app, &steward, &first, "arrive", None).await;
+    lifecycle(
+        &app,
+        &steward,
+        &first,
+        "resolve",
+        Some(json!({"outcome": "assisted"})),
+    )
+    .await;
+    // e-2's is resolved by the admin before anyone took it: nobody holds
+    // its follow-up.
+    let mut two = app.device("btn-2").await;
+    let second = press(&app, &mut two, "call.pressed").await;
+    app.post(
+        &format!("/api/v1/incidents/{second}/resolve"),
+        json!({"outcome": "other", "notes": "the son called back"}),
+    )
+    .await;
+
+    // A day and a minute later both are overdue (sessions end after 12 h:
+    // log in after).
+    app.clock
+        .advance(chrono::Duration::hours(24) + chrono::Duration::minutes(1));
+    app.settle().await;
+    let browser = Browser::start().await.unwrap();
+    open_board(&app, &browser).await;
+    browser
+        .wait_text("#followups .count", |t| {
+            t == "2 open, 2 overdue, 1 need someone"
+        })
+        .await
+        .unwrap();
+    let nobody = browser
+        .wait_text("#followups .follow-up.unassigned.overdue", |t| {
+            t.contains("Needs someone") && t.contains("Overdue")
+        })
+        .await
+        .unwrap();
+    assert!(nobody.contains("Call"), "{nobody}");
+
+    // Send s-1, with a reason.
+    let row = "#followups .follow-up.unassigned";
+    browser
+        .eval(&format!(
+            "const s = document.querySelector({}); s.value = 's-1'; return s.value",
+            json!(format!("{row} select"))
+        ))
+        .await
+        .unwrap();
+    browser
+        .find(&format!("{row} .fu-reason"))
+        .await
+        .unwrap()
+        .send_keys("lives next door")
+        .await
+        .unwrap();
+    browser.click(&format!("{row} button")).await.unwrap();
+    browser
+        .wait_text("#followups .count", |t| {
+            t == "2 open, 2 overdue, 0 need someone"
+        })
+        .await
+        .unwrap();
+    let admin = app
+        .login("admin", eldercare_tests::app::ADMIN_PASSWORD)
+        .await;
+    let (s, list) = app
+        .call(
+            Some(&admin),
+            Method::GET,
+            "/api/v1/follow-ups?elder_id=e-2",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list[0]["steward_id"], "s-1");
+    let id = list[0]["id"].as_str().unwrap();
+    let (_, detail) = app
+        .call(
+            Some(&admin),
+            Method::GET,
+            &format!("/api/v1/follow-ups/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(detail["reassignments"][0]["to_steward"], "s-1");
+    assert_eq!(detail["reassignments"][0]["by"], "user:sup");
+    assert_eq!(detail["reassignments"][0]["reason"], "lives next door");
+    browser.assert_no_console_errors().await;
+}

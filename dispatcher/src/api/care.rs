@@ -441,6 +441,11 @@ pub enum NotebookEntry {
         summary: String,
         resolved_at: Option<DateTime<Utc>>,
     },
+    /// A call or visit after an incident (回访), open or done.
+    FollowUp {
+        at: DateTime<Utc>,
+        follow_up: crate::domain::follow_up::FollowUp,
+    },
     /// A device's health: a technical incident (offline, battery, tamper).
     Device {
         at: DateTime<Utc>,
@@ -459,6 +464,7 @@ impl NotebookEntry {
             Self::Visit { at, .. }
             | Self::Change { at, .. }
             | Self::Incident { at, .. }
+            | Self::FollowUp { at, .. }
             | Self::Device { at, .. } => *at,
         }
     }
@@ -477,7 +483,7 @@ pub struct Notebook {
 const NOTEBOOK_DEPTH: i64 = 200;
 
 /// An elder's notebook: visits and their notes, record changes,
-/// incidents and device health in one list, newest first. Supervisors;
+/// incidents, follow-ups and device health in one list, newest first. Supervisors;
 /// a steward for the elders of their grid or their round.
 #[utoipa::path(get, path = "/api/v1/elders/{id}/notebook", tag = "care", security(("bearer" = [])),
     params(("id" = String, Path, description = "Elder id")),
@@ -550,6 +556,13 @@ pub async fn notebook(
                 summary: i.summary,
                 resolved_at: i.resolved_at,
             }
+        });
+    }
+    for follow_up in state.store.follow_ups_of_elder(&id).await? {
+        let follow_up = follow_up.at(state.clock.now());
+        entries.push(NotebookEntry::FollowUp {
+            at: follow_up.done_at.unwrap_or(follow_up.created_at),
+            follow_up,
         });
     }
     entries.sort_by_key(|e| std::cmp::Reverse(e.at()));

@@ -2,8 +2,9 @@
 //!
 //! Their health data is sensitive: supervisors and admins see every
 //! elder; a steward sees only an elder of an open incident assigned to
-//! them or offered to them by a live offer (`Store::steward_sees_elder`):
-//! declining, an expired offer or a closed incident ends it. Any other elder, known
+//! them or offered to them by a live offer, or of an open follow-up
+//! assigned to them (`Store::steward_sees_elder`): declining, an expired
+//! offer, a closed incident or a follow-up done or handed back ends it. Any other elder, known
 //! or not, is a 403 for a steward, so the answer does not reveal which
 //! elders exist. Only supervisors and admins change the registry.
 

@@ -6,7 +6,8 @@
 //! - [`elders`], [`devices`], [`stewards`], [`users`]: the registry.
 //! - [`events`]: stored device events and unknown devices.
 //! - [`incidents`]: list, read, cancel; [`lifecycle`]: accept, decline,
-//!   arrive, resolve, assign.
+//!   arrive, resolve, assign; [`follow_ups`]: the follow-up after every
+//!   resolved incident of an elder (complete, hand back, reassign).
 //! - [`push`]: the phones a steward registered for Web Push, the server's
 //!   key, the test alert; [`offer_tokens`]: a notification's buttons and
 //!   an SMS's link acting on their offer; [`inbound`]: replies by SMS or
@@ -31,6 +32,7 @@ pub mod elders;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod follow_ups;
 pub mod inbound;
 pub mod incidents;
 pub mod lifecycle;
@@ -190,6 +192,7 @@ pub fn routes() -> Routes {
         .merge(events::routes())
         .merge(incidents::routes())
         .merge(lifecycle::routes())
+        .merge(follow_ups::routes())
         .merge(push::routes())
         .merge(offer_tokens::routes())
         .merge(inbound::routes())

@@ -18,8 +18,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, care, config, devices, elders, events, inbound, incidents, lifecycle, offer_tokens, ops,
-    push, reachability, reports, sim, stewards, stream, users,
+    auth, care, config, devices, elders, events, follow_ups, inbound, incidents, lifecycle,
+    offer_tokens, ops, push, reachability, reports, sim, stewards, stream, users,
 };
 
 #[derive(OpenApi)]
@@ -72,6 +72,11 @@ use super::{
         lifecycle::arrive,
         lifecycle::resolve,
         lifecycle::assign,
+        follow_ups::list,
+        follow_ups::read,
+        follow_ups::complete,
+        follow_ups::hand_back,
+        follow_ups::reassign,
         offer_tokens::act,
         offer_tokens::redeem,
         inbound::inbound,
@@ -105,6 +110,7 @@ use super::{
         (name = "users", description = "Logins (admins)"),
         (name = "events", description = "Stored device events (supervisors)"),
         (name = "incidents", description = "Incidents"),
+        (name = "follow-ups", description = "The follow-up (回访) after every resolved incident of an elder: a call or a visit, completed with an outcome, handed back, reassigned"),
         (name = "stream", description = "Live events (Server-Sent Events): `snapshot`, `offer`, `offer.withdrawn`, `incident`, `steward`"),
         (name = "push", description = "Stewards' phones registered for Web Push (RFC 8030/8291/8292), the server's VAPID key, test alerts"),
         (name = "care", description = "The stewards' daily work: rounds of visits, visit notes, elders' notebooks"),

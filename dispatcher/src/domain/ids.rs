@@ -98,6 +98,18 @@ string_id!(
     IncidentId
 );
 
+string_id!(
+    /// One follow-up (a call or a visit) after an incident.
+    FollowUpId
+);
+
+impl FollowUpId {
+    /// A fresh, unguessable id.
+    pub fn generate() -> Self {
+        Self(format!("fu-{}", uuid::Uuid::new_v4().simple()))
+    }
+}
+
 impl IncidentId {
     /// A fresh, unguessable id.
     pub fn generate() -> Self {

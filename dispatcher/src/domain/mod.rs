@@ -3,6 +3,7 @@
 
 pub mod care;
 pub mod dispatch;
+pub mod follow_up;
 pub mod geo;
 pub mod ids;
 pub mod incident;
@@ -17,8 +18,12 @@ pub use dispatch::{
     Actor, Candidate, DispatchTurn, FirstOffers, LiveOffer, OfferPlan, Planner, TakenTurn,
     WithdrawReason,
 };
+pub use follow_up::{
+    FollowUp, FollowUpDetail, FollowUpKind, FollowUpOutcome, FollowUpStatus, FollowUpWithin,
+    NewFollowUp, Reassignment,
+};
 pub use geo::{LatLon, OffTheGlobe};
-pub use ids::{DeviceIdSchema, ElderId, IncidentId, StewardId};
+pub use ids::{DeviceIdSchema, ElderId, FollowUpId, IncidentId, StewardId};
 pub use incident::{
     CandidateNote, DedupKey, Delivery, Incident, IncidentDetail, IncidentKind, IncidentState,
     Offer, OfferResponse, Outcome, Priority, ResolveOutcome, TimelineEntry,

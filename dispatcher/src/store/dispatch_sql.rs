@@ -960,6 +960,13 @@ macro_rules! dispatch_sql {
                     Ok(saved)
                 }
 
+                async fn open_follow_up(
+                    &mut self,
+                    new: &$crate::domain::NewFollowUp,
+                ) -> StoreResult<Option<$crate::domain::FollowUp>> {
+                    $store::insert_follow_up(&mut self.tx, new).await
+                }
+
                 fn line(&mut self, incident: &IncidentId, at: DateTime<Utc>, what: String, actor: &Actor) {
                     self.pending.line(incident, at, what, actor);
                 }

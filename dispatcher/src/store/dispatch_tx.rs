@@ -26,8 +26,8 @@ pub(crate) use super::rows::{DispatchState, StewardHold};
 use super::{Deadline, StoreResult};
 use crate::domain::care::StartedHow;
 use crate::domain::{
-    CloseReason, DeviceId, DispatchTurn, Elder, ElderId, Incident, IncidentId, IncidentKind,
-    IncidentState, Offer, OfferResponse, Priority, Steward, StewardId,
+    CloseReason, DeviceId, DispatchTurn, Elder, ElderId, FollowUp, Incident, IncidentId,
+    IncidentKind, IncidentState, NewFollowUp, Offer, OfferResponse, Priority, Steward, StewardId,
 };
 use crate::rules::{Effect, RuleBook};
 
@@ -265,6 +265,10 @@ pub(crate) trait DispatchTx: Send {
         quiet: Option<&StewardId>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    /// Writes the follow-up a resolve makes; none when the incident already
+    /// has one (exactly one per incident, whatever races).
+    async fn open_follow_up(&mut self, new: &NewFollowUp) -> StoreResult<Option<FollowUp>>;
 
     /// Writes the incident's changed fields, compare-and-set on the status
     /// it had when locked (`Conflict(not_open)` when it moved).

@@ -12,8 +12,9 @@ pub trait IncidentStore: Send + Sync {
     async fn incident(&self, id: &IncidentId) -> StoreResult<Option<IncidentDetail>>;
     /// Whether the steward holds a live offer (unanswered, not expired at
     /// `now`) of an open incident of this elder, or is assigned an open
-    /// one: the only way a steward may read an elder's health data.
-    /// Declined, expired, withdrawn, closed: no longer.
+    /// one, or is assigned an open follow-up of the elder: the only ways
+    /// a steward may read an elder's health data. Declined, expired,
+    /// withdrawn, closed, the follow-up done or handed back: no longer.
     async fn steward_sees_elder(
         &self,
         steward: &StewardId,

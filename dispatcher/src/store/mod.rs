@@ -18,7 +18,8 @@
 //! [`dispatch_sql`], beside [`sql`]; reaching stewards' phones
 //! ([`reach::ReachStore`]: push subscriptions, server keys) in
 //! [`reach_sql`]; retention's pruning ([`retention::RetentionStore`]) in
-//! [`retention_sql`].
+//! [`retention_sql`]; follow-ups after incidents
+//! ([`follow_ups::FollowUpStore`]) in [`follow_ups_sql`].
 
 pub mod care;
 pub mod care_sql;
@@ -27,6 +28,8 @@ pub mod deadlines;
 pub mod dispatch;
 pub mod dispatch_sql;
 pub mod dispatch_tx;
+pub mod follow_ups;
+pub mod follow_ups_sql;
 pub mod incidents;
 pub mod ingest;
 pub mod logins;
@@ -61,6 +64,7 @@ use crate::domain::{
 };
 use crate::rules::Effect;
 use dispatch::DispatchStore;
+use follow_ups::FollowUpStore;
 use reach::ReachStore;
 use retention::RetentionStore;
 use secrets::SecretStore;
@@ -360,6 +364,7 @@ pub trait Store:
     + RetentionStore
     + SecretStore
     + care::CareStore
+    + FollowUpStore
     + EngineStore
     + TimerStore
     + IngestWorkerStore

@@ -19,6 +19,7 @@ use sqlx::{PgConnection, Pool, Postgres, Transaction};
 use super::StoreResult;
 use super::care_sql::care_sql;
 use super::dispatch_sql::dispatch_sql;
+use super::follow_ups_sql::follow_ups_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry_cache::RegistryCache;
@@ -207,6 +208,7 @@ reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 logins_sql!(PgStore, sqlx::Postgres);
 secrets_sql!(PgStore, sqlx::Postgres);
 care_sql!(PgStore, sqlx::Postgres);
+follow_ups_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 
 #[cfg(test)]
 mod tests {

@@ -1143,17 +1143,22 @@ macro_rules! sql_store {
                     now: DateTime<Utc>,
                 ) -> StoreResult<bool> {
                     // Only while it is theirs to act on: an open incident
-                    // assigned to them, or a live offer of one. Once they
-                    // decline, the offer expires or the incident closes,
-                    // the elder's record is no longer their business.
+                    // assigned to them, a live offer of one, or an open
+                    // follow-up (回访) assigned to them (they must know
+                    // whom to call and where to go). Once they decline,
+                    // the offer expires, the incident closes or the
+                    // follow-up is done or handed back, the elder's record
+                    // is no longer their business.
                     let n: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM incidents i
-                         WHERE i.elder_id = $1
-                           AND i.status IN ('dispatching', 'acknowledged', 'on_site')
-                           AND (i.steward_id = $2
-                                OR EXISTS (SELECT 1 FROM offers o
-                                           WHERE o.incident_id = i.id AND o.steward_id = $2
-                                             AND o.response IS NULL AND o.expires_at > $3))",
+                        "SELECT (SELECT COUNT(*) FROM incidents i
+                                 WHERE i.elder_id = $1
+                                   AND i.status IN ('dispatching', 'acknowledged', 'on_site')
+                                   AND (i.steward_id = $2
+                                        OR EXISTS (SELECT 1 FROM offers o
+                                                   WHERE o.incident_id = i.id AND o.steward_id = $2
+                                                     AND o.response IS NULL AND o.expires_at > $3)))
+                              + (SELECT COUNT(*) FROM follow_ups f
+                                 WHERE f.elder_id = $1 AND f.steward_id = $2 AND f.status = 'open')",
                     )
                     .bind(elder.as_str())
                     .bind(steward.as_str())

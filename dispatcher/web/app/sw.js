@@ -39,6 +39,7 @@ const SHELL = [
   '/assets/app/main.js',
   '/assets/app/alert.js',
   '/assets/app/elder.js',
+  '/assets/app/followups.js',
   '/assets/app/incident.js',
   '/assets/app/links.js',
   '/assets/app/location.js',

@@ -6,14 +6,15 @@
 //! live offers (reason `resolved` or `cancelled`), frees the assigned
 //! steward, stops the clocks, and tells the device and the webhooks
 //! ([`close_in`], which the elder's own cancel and a rule's clear go
-//! through too, [`super::effects`]).
+//! through too, [`super::effects`]). A resolve of an elder's incident
+//! also makes its follow-up (回访), in the same transaction.
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::lifecycle;
 use crate::domain::{
-    Actor, Incident, IncidentId, IncidentState, OfferResponse, Outcome, WithdrawReason,
+    Actor, Incident, IncidentId, IncidentState, OfferResponse, Outcome, StewardId, WithdrawReason,
 };
+use crate::domain::{follow_up, lifecycle};
 use crate::rules::RuleBook;
 use crate::store::StoreResult;
 use crate::store::dispatch_sql::{Which, not_open};
@@ -38,7 +39,32 @@ pub(crate) async fn resolve(
     };
     lifecycle::resolvable(&i, steward)?;
     let how = Closing::Resolved { outcome, notes };
-    close_in(tx, i, d, how, actor, now, rules).await
+    let saved = close_in(tx, i, d, how, actor, now, rules).await?;
+    follow_up(tx, &saved, outcome, steward, now, rules).await?;
+    Ok(saved)
+}
+
+/// The follow-up (回访) a resolve makes, in its transaction: a call, or
+/// after `hospital` a visit, due after `follow_ups.*_within_h`, with a
+/// line on the timeline. Only a resolve by a person makes one (neither a
+/// cancel nor a rule's clear), and only for an elder's incident.
+async fn follow_up(
+    tx: &mut dyn DispatchTx,
+    resolved: &Incident,
+    outcome: Outcome,
+    resolver: Option<&StewardId>,
+    now: DateTime<Utc>,
+    rules: &RuleBook,
+) -> StoreResult<()> {
+    let within = rules.follow_ups().within();
+    let Some(new) = follow_up::after_resolve(resolved, outcome, resolver, within, now) else {
+        return Ok(());
+    };
+    if tx.open_follow_up(&new).await?.is_some() {
+        let words = crate::store::follow_ups::due_words(new.kind, new.due_at);
+        tx.line(&resolved.id, now, words, &Actor::System);
+    }
+    Ok(())
 }
 
 pub(crate) async fn cancel(

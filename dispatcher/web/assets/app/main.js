@@ -20,6 +20,7 @@ import { initPush, registerWorker, saveClockOffset } from './push.js';
 import { saveState, loadState, forgetState } from './saved.js';
 import { redeemLink, hashParam, clearHash } from './links.js';
 import { roundView } from './round.js';
+import { initFollowUps, loadFollowUps, redrawFollowUps } from './followups.js';
 
 // An SMS's link carries its own session: redeem it before asking for a login.
 const linkProblem = await redeemLink();
@@ -357,6 +358,8 @@ async function resolve(id, outcome, notes) {
       api('POST', `/incidents/${encodeURIComponent(id)}/resolve`, { outcome, notes }));
     updateIncident(inc, true);
     notice(t('inc.resolved_notice'), 'ok');
+    // A resolve makes a follow-up call for this steward.
+    loadFollowUps();
   } catch (err) {
     notice(failure(err), 'error');
     if (err instanceof ApiError && err.status === 409) refetch(id);
@@ -562,6 +565,7 @@ async function syncClock() {
 }
 
 onLangChange(() => {
+  redrawFollowUps();
   // Cards carry text of the old language: rebuild them all.
   for (const c of [...els.offers.children, ...els.incidents.children]) c.dataset.key = '';
   renderSound();
@@ -575,6 +579,7 @@ const round = roundView($('round'), failure);
 
 renderSound();
 renderLocation();
+initFollowUps(document.getElementById('followups'), notice);
 if (linkProblem) notice(linkText(linkProblem), 'error');
 takeTarget();
 render();

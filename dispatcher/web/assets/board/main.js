@@ -11,6 +11,7 @@ import { initBoard } from './incidents.js';
 import { initAlerts, initSound } from './alert.js';
 import { initMap, showMap } from './map.js';
 import { initRoster } from './roster.js';
+import { initFollowUps } from './followups.js';
 import { showIncident } from './incident.js';
 import { showReports } from './reports.js';
 import { showDevices } from './devices.js';
@@ -26,6 +27,7 @@ initSound(document.getElementById('sound'));
 initWall(document.getElementById('wall'));
 initBoard(document.getElementById('incidents'), document.getElementById('open-count'));
 initRoster(document.getElementById('roster'));
+initFollowUps(document.getElementById('followups'));
 initAlerts(document.getElementById('alerts'));
 initMap(document.getElementById('map'), document.getElementById('map-legend'));
 

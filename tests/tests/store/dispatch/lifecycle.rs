@@ -226,6 +226,11 @@ pub(crate) async fn declines_and_expiries_escalate_then_a_steward_goes_and_resol
         .iter()
         .map(|l| (l.what.as_str(), l.actor.as_str()))
         .collect();
+    // The resolve also makes the follow-up call, due a day later.
+    let follow_up = format!(
+        "follow-up call due by {}",
+        dispatcher::domain::lifecycle::when(t5 + Duration::hours(24))
+    );
     assert_eq!(
         tail,
         vec![
@@ -236,6 +241,7 @@ pub(crate) async fn declines_and_expiries_escalate_then_a_steward_goes_and_resol
                 "resolved: assisted — helped up from the floor",
                 "steward:s-3"
             ),
+            (follow_up.as_str(), "system"),
         ]
     );
     assert_no_double_booking(&h, "after resolve").await;
