@@ -1,6 +1,7 @@
 //! Domain types, parsed once at the edge (API bodies, device messages, the
 //! store) so the rest of the code never re-checks them.
 
+pub mod area;
 pub mod care;
 pub mod dispatch;
 pub mod follow_up;
@@ -13,6 +14,7 @@ pub mod reach;
 pub mod registry;
 pub mod user;
 
+pub use area::Area;
 pub use care::{CarePlan, CheckIn, ClockTime, SiteClock, Visit, VisitNote, VisitStatus};
 pub use dispatch::{
     Actor, Candidate, DispatchTurn, FirstOffers, LiveOffer, OfferPlan, Planner, TakenTurn,

@@ -21,6 +21,8 @@
 //! [`retention_sql`]; follow-ups after incidents
 //! ([`follow_ups::FollowUpStore`]) in [`follow_ups_sql`].
 
+pub mod areas;
+pub mod areas_sql;
 pub mod care;
 pub mod care_sql;
 pub mod changes;
@@ -364,6 +366,7 @@ pub trait Store:
     + RetentionStore
     + SecretStore
     + care::CareStore
+    + areas::AreaStore
     + FollowUpStore
     + EngineStore
     + TimerStore

@@ -17,6 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
 use super::StoreResult;
+use super::areas_sql::areas_sql;
 use super::care_sql::care_sql;
 use super::dispatch_sql::dispatch_sql;
 use super::follow_ups_sql::follow_ups_sql;
@@ -208,6 +209,7 @@ reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 logins_sql!(PgStore, sqlx::Postgres);
 secrets_sql!(PgStore, sqlx::Postgres);
 care_sql!(PgStore, sqlx::Postgres);
+areas_sql!(PgStore, sqlx::Postgres);
 follow_ups_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 
 #[cfg(test)]

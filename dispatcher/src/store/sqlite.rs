@@ -36,6 +36,7 @@ use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::StoreResult;
+use super::areas_sql::areas_sql;
 use super::care_sql::care_sql;
 use super::dispatch_sql::dispatch_sql;
 use super::follow_ups_sql::follow_ups_sql;
@@ -331,4 +332,5 @@ logins_sql!(SqliteStore, sqlx::Sqlite);
 retention_sql!(SqliteStore, sqlx::Sqlite);
 secrets_sql!(SqliteStore, sqlx::Sqlite);
 care_sql!(SqliteStore, sqlx::Sqlite);
+areas_sql!(SqliteStore, sqlx::Sqlite);
 follow_ups_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
