@@ -201,3 +201,85 @@ async fn the_round_speaks_chinese() {
     browser.assert_no_console_errors().await;
     app.stop().await.unwrap();
 }
+
+/// The supervisor's side of the same day: the board counts the grid's
+/// visits, and the elder's notebook shows the visit and its note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_counts_the_grids_visits_and_opens_the_elders_notebook() {
+    let app = app().await;
+    elder_at(&app, "e-1", "次仁卓玛 Tsering", 29.6598).await;
+    elder_at(&app, "e-2", "Pasang", 29.6698).await;
+    steward(&app).await;
+    app.settle().await;
+    let s1 = app.login("s-1", "s-1-password").await;
+    let (_, round) = app
+        .call(
+            Some(&s1),
+            reqwest::Method::GET,
+            "/api/v1/rounds/today",
+            None,
+        )
+        .await;
+    let stop = round["stops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["elder"]["id"] == "e-1")
+        .unwrap();
+    let visit = stop["visit"]["id"].as_str().unwrap();
+    for (path, body) in [
+        (
+            format!("/api/v1/visits/{visit}/start"),
+            json!({"lat": AT_THE_DOOR.0, "lon": AT_THE_DOOR.1}),
+        ),
+        (
+            format!("/api/v1/visits/{visit}/finish"),
+            json!({"wellbeing": "poor", "needs": ["doctor"], "text": "cough for a week"}),
+        ),
+    ] {
+        let (s, b) = app
+            .call(Some(&s1), reqwest::Method::POST, &path, Some(body))
+            .await;
+        assert!(s.is_success(), "{path}: {b}");
+    }
+
+    let browser = Browser::start().await.unwrap();
+    browser.goto(&format!("{}/login", app.base)).await.unwrap();
+    browser
+        .log_in(&app.base, "admin", eldercare_tests::app::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    browser.wait_path("/board/").await.unwrap();
+    browser
+        .goto(&format!("{}/board/#care", app.base))
+        .await
+        .unwrap();
+    let date = browser.find("#care-date").await.unwrap();
+    browser
+        .eval("document.getElementById('care-date').value = '2026-12-07'")
+        .await
+        .unwrap();
+    drop(date);
+    browser
+        .click("#view-care form button[type=submit]")
+        .await
+        .unwrap();
+    browser
+        .wait_text("#care-grids tbody tr:first-child", |t| {
+            t.contains("grid-1") && t.contains('2') && t.contains('1')
+        })
+        .await
+        .unwrap();
+    browser
+        .goto(&format!("{}/board/#elder/e-1", app.base))
+        .await
+        .unwrap();
+    browser
+        .wait_text("#nb-entries .nb-visit-done", |t| {
+            t.contains("Poor") && t.contains("Doctor") && t.contains("cough for a week")
+        })
+        .await
+        .unwrap();
+    browser.assert_no_console_errors().await;
+    app.stop().await.unwrap();
+}

@@ -76,7 +76,8 @@ function elderCard(e) {
   const risks = [e.risks?.fall && t('inc.risk_fall'), e.risks?.wandering && t('inc.risk_wandering'), e.lives_alone && t('inc.lives_alone')].filter(Boolean);
   const age = new Date().getFullYear() - e.birth_year;
   return h('dl', { class: 'essentials' },
-    h('dt', { text: t('col.name') }), h('dd', {}, h('strong', { text: e.name }), ' · ', t('inc.age_years', { n: age })),
+    h('dt', { text: t('col.name') }), h('dd', {}, h('strong', { text: e.name }), ' · ', t('inc.age_years', { n: age }),
+      ' · ', h('a', { class: 'notebook-link', href: '#elder/' + encodeURIComponent(e.id), text: t('nb.link') })),
     h('dt', { text: t('inc.address') }), h('dd', { text: e.address }),
     h('dt', { text: t('inc.conditions') }), h('dd', {}, list(e.conditions)),
     h('dt', { text: t('inc.medications') }), h('dd', {}, list(e.medications)),

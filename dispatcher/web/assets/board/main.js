@@ -14,6 +14,7 @@ import { initRoster } from './roster.js';
 import { initFollowUps } from './followups.js';
 import { showIncident } from './incident.js';
 import { showReports } from './reports.js';
+import { showCare, showNotebook } from './care.js';
 import { showDevices } from './devices.js';
 import { showManage } from './manage.js';
 import { showSim } from './sim.js';
@@ -55,6 +56,8 @@ const views = {
   board: () => showMap(),
   incident: (id) => showIncident(document.getElementById('view-incident'), id),
   reports: () => showReports(document.getElementById('view-reports')),
+  care: () => showCare(document.getElementById('view-care')),
+  elder: (id) => showNotebook(document.getElementById('view-elder'), id),
   devices: () => showDevices(document.getElementById('view-devices')),
   manage: (sub) => showManage(document.getElementById('view-manage'), sub),
   sim: () => showSim(document.getElementById('view-sim')),
@@ -65,7 +68,8 @@ function route() {
   const view = views[name] ? name : 'board';
   for (const el of document.querySelectorAll('main > .view')) el.hidden = el.id !== 'view-' + view;
   for (const a of document.querySelectorAll('nav a')) {
-    const current = a.dataset.view === view || (view === 'incident' && a.dataset.view === 'board');
+    const current = a.dataset.view === view || (view === 'incident' && a.dataset.view === 'board')
+      || (view === 'elder' && a.dataset.view === 'care');
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   views[view](arg);
