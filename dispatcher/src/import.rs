@@ -152,6 +152,12 @@ impl SiteFile {
                 .with_context(|| format!("device {}", device.id))?;
             }
         }
+        // Their duty starts now (a device already on duty keeps its date).
+        let ids: Vec<_> = devices.iter().map(|d| d.id.clone()).collect();
+        store
+            .enrol_devices(&ids, chrono::Utc::now())
+            .await
+            .context("enrolling the devices for their test calls")?;
         report.devices = devices.len();
         for seed in &self.stewards {
             let location = match (seed.lat, seed.lon) {

@@ -14,6 +14,8 @@
 //! - [`stream`]: `GET /api/v1/stream`, Server-Sent Events from the
 //!   [`crate::notify::hub::Hub`].
 //! - [`reports`]: response times against the targets.
+//! - [`duty`]: the devices' test calls due or missed, false-alarm rates
+//!   and the rule changes they suggest.
 //! - [`sim`]: the device simulator inside the server (demos, tests).
 //! - [`config`]: the settings the web pages need.
 //!
@@ -26,6 +28,7 @@
 pub mod auth;
 pub mod config;
 pub mod devices;
+pub mod duty;
 pub mod elders;
 pub mod error;
 pub mod events;
@@ -195,6 +198,7 @@ pub fn routes() -> Routes {
         .merge(reachability::routes())
         .merge(stream::routes())
         .merge(reports::routes())
+        .merge(duty::routes())
         .merge(sim::routes())
         .merge(config::routes())
 }

@@ -18,8 +18,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, config, devices, elders, events, inbound, incidents, lifecycle, offer_tokens, ops, push,
-    reachability, reports, sim, stewards, stream, users,
+    auth, config, devices, duty, elders, events, inbound, incidents, lifecycle, offer_tokens, ops,
+    push, reachability, reports, sim, stewards, stream, users,
 };
 
 #[derive(OpenApi)]
@@ -84,6 +84,10 @@ use super::{
         reachability::list,
         stream::stream,
         reports::response_times,
+        duty::roster,
+        duty::history,
+        duty::false_alarms,
+        duty::apply,
         sim::status,
         sim::start,
         sim::stop,
@@ -102,6 +106,7 @@ use super::{
         (name = "stream", description = "Live events (Server-Sent Events): `snapshot`, `offer`, `offer.withdrawn`, `incident`, `steward`"),
         (name = "push", description = "Stewards' phones registered for Web Push (RFC 8030/8291/8292), the server's VAPID key, test alerts"),
         (name = "reports", description = "Response times against the targets (supervisors)"),
+        (name = "duty", description = "Device duty: scheduled test calls due or missed, false-alarm rates and suggested rule changes (supervisors)"),
         (name = "sim", description = "The device simulator inside the server, for demos and tests (admins; needs [sim] enabled = true)"),
     )
 )]

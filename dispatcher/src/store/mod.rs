@@ -25,6 +25,8 @@ pub mod deadlines;
 pub mod dispatch;
 pub mod dispatch_sql;
 pub mod dispatch_tx;
+pub mod duty;
+pub mod duty_sql;
 pub mod incidents;
 pub mod ingest;
 pub mod logins;
@@ -357,6 +359,7 @@ pub trait Store:
     + logins::LoginStore
     + RetentionStore
     + SecretStore
+    + duty::DutyStore
     + EngineStore
     + TimerStore
     + IngestWorkerStore

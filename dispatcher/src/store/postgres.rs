@@ -18,6 +18,7 @@ use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
 use super::StoreResult;
 use super::dispatch_sql::dispatch_sql;
+use super::duty_sql::duty_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry_cache::RegistryCache;
@@ -205,6 +206,7 @@ dispatch_sql!(
 reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 logins_sql!(PgStore, sqlx::Postgres);
 secrets_sql!(PgStore, sqlx::Postgres);
+duty_sql!(PgStore, sqlx::Postgres);
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::StoreResult;
 use super::dispatch_sql::dispatch_sql;
+use super::duty_sql::duty_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
 use super::registry_cache::RegistryCache;
@@ -328,3 +329,4 @@ reach_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
 logins_sql!(SqliteStore, sqlx::Sqlite);
 retention_sql!(SqliteStore, sqlx::Sqlite);
 secrets_sql!(SqliteStore, sqlx::Sqlite);
+duty_sql!(SqliteStore, sqlx::Sqlite);
