@@ -595,3 +595,76 @@ async fn bad_suggestions_change_nothing(broker: Broker, db: Db) {
         180
     );
 }
+
+/// The simulator's buttons run their test calls: each sends `test.call`,
+/// its lamp hears the `test.ack` and it confirms, so every test passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_buttons_run_their_test_calls_round_trip() {
+    use device_sim::scenario::Description;
+    use device_sim::site::{Site, SiteDevice, SiteElder};
+    use device_sim::{SimConfig, Simulator};
+
+    let app = TestApp::spawn(Options::default()).await;
+    let mut site = Site {
+        site: Some("duty test".into()),
+        elders: vec![],
+        devices: vec![],
+        stewards: vec![],
+        users: vec![],
+    };
+    for (elder, button) in [("e-1", "btn-1"), ("e-2", "btn-2")] {
+        app.elder_with_device(elder, button, "call_button", json!({}))
+            .await;
+        site.elders.push(SiteElder {
+            id: elder.into(),
+            lat: 29.6598,
+            lon: 91.1377,
+            risks: Default::default(),
+        });
+        site.devices.push(SiteDevice {
+            id: button.into(),
+            elder_id: Some(elder.into()),
+            kind: "call_button".into(),
+            heartbeat_s: Some(60),
+            secret: app.secret(button).await,
+        });
+    }
+    let scenario = Description::parse(
+        "duty",
+        r#"name = "duty"
+summary = "test calls only"
+seed = 7
+speed = 60.0
+[life]
+press_per_h = 0.0
+false_alarm_per_h = 0.0
+bed_exit_per_h = 0.0
+vitals_per_h = 0.0
+vitals_out_of_range = 0.0
+[[step]]
+do = "test_calls"
+at_s = 0
+within_s = 60
+"#,
+    )
+    .expect("a valid scenario");
+    let mut config = SimConfig::new(&app.broker_host, app.broker_port, &app.base, site)
+        .with_description(scenario);
+    config.topic_root = app.topics.root().to_owned();
+    config.stewards = false;
+    let sim = Simulator::start(config).expect("the simulator starts");
+    for button in ["btn-1", "btn-2"] {
+        wait::until(&format!("{button}'s test passed"), || async {
+            let tests = tests_of(&app, button).await;
+            (tests.len() == 1 && tests[0]["result"] == "passed").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(listed(&app, "ok").await, ["btn-1", "btn-2"]);
+    assert!(app.incidents("").await.is_empty(), "tests open nothing");
+    let sent = sim.progress().sent;
+    assert_eq!(sent.get("test.call"), Some(&2), "{sent:?}");
+    assert_eq!(sent.get("test.confirmed"), Some(&2), "{sent:?}");
+    sim.stop().await;
+    app.stop().await.unwrap();
+}
