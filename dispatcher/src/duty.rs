@@ -4,6 +4,8 @@
 //! Pure functions over what the store reads ([`crate::store::duty`]), so
 //! every judgement is tested without a database:
 //!
+//! - [`on_duty`]: which devices are tested (those with a button, and any
+//!   that ever sent a test call).
 //! - [`judge`]: a device's duty from its latest tests. A test call passes
 //!   when the device confirms its `test.ack` by `confirm_by`; a device is
 //!   due `test_every_days` after its last passed test (or `grace_days`
@@ -94,6 +96,18 @@ pub struct DeviceDuty {
     pub due_at: Option<DateTime<Utc>>,
     /// When it counts (counted) as missed.
     pub missed_at: Option<DateTime<Utc>>,
+}
+
+/// Whether the device is on test duty: it has a button an elder or a
+/// steward can hold for a test call (a call button, a pendant, a pull
+/// cord), or its firmware has sent a test call before (a smoke detector's
+/// test key). A bed sensor or a radar has no way to run one, and listing
+/// it as missed every month would bury the devices that matter.
+pub fn on_duty(row: &DutyRow) -> bool {
+    matches!(
+        row.kind,
+        DeviceKind::CallButton | DeviceKind::Pendant | DeviceKind::PullCord
+    ) || row.last_test.is_some()
 }
 
 /// What came of a test, at `now`.
@@ -514,6 +528,21 @@ mod tests {
             last_passed_at,
             last_test,
         }
+    }
+
+    #[test]
+    fn buttons_and_devices_that_ever_tested_are_on_duty() {
+        assert!(on_duty(&row(None, None)));
+        let bed = DutyRow {
+            kind: DeviceKind::BedSensor,
+            ..row(None, None)
+        };
+        assert!(!on_duty(&bed));
+        let smoke = DutyRow {
+            kind: DeviceKind::Smoke,
+            ..row(None, Some(test(false, None)))
+        };
+        assert!(on_duty(&smoke));
     }
 
     #[test]

@@ -190,7 +190,11 @@ async fn devices_without_a_passed_test_are_due_then_missed(broker: Broker, db: D
     let app = app(broker, db, morning()).await;
     app.elder_with_device("e-1", "btn-ok", "call_button", json!({}))
         .await;
-    for (id, kind) in [("btn-dark", "call_button"), ("bed-never", "bed_sensor")] {
+    for (id, kind) in [
+        ("btn-dark", "call_button"),
+        ("pend-never", "pendant"),
+        ("bed-1", "bed_sensor"),
+    ] {
         app.register_device(json!({"id": id, "elder_id": "e-1", "kind": kind, "heartbeat_s": 60}))
             .await;
     }
@@ -225,12 +229,12 @@ async fn devices_without_a_passed_test_are_due_then_missed(broker: Broker, db: D
 
     // A week after registration the two that never passed are due…
     advance(&app, Duration::days(7)).await;
-    assert_eq!(listed(&app, "due").await, ["bed-never", "btn-dark"]);
+    assert_eq!(listed(&app, "due").await, ["btn-dark", "pend-never"]);
     assert!(listed(&app, "missed").await.is_empty());
     assert_eq!(listed(&app, "ok").await, ["btn-ok"]);
     // …and a week later they missed it.
     advance(&app, Duration::days(7)).await;
-    assert_eq!(listed(&app, "missed").await, ["bed-never", "btn-dark"]);
+    assert_eq!(listed(&app, "missed").await, ["btn-dark", "pend-never"]);
     assert_eq!(listed(&app, "ok").await, ["btn-ok"]);
 
     // A confirmation days late does not pass the test.
@@ -239,7 +243,7 @@ async fn devices_without_a_passed_test_are_due_then_missed(broker: Broker, db: D
     dark.flushed().await;
     stored(&app, "btn-dark", 2).await;
     assert_eq!(tests_of(&app, "btn-dark").await[0]["result"], "late");
-    assert_eq!(listed(&app, "missed").await, ["bed-never", "btn-dark"]);
+    assert_eq!(listed(&app, "missed").await, ["btn-dark", "pend-never"]);
 
     // A month after its passed test btn-ok is due, a week later missed.
     advance(&app, Duration::days(16)).await;
@@ -247,10 +251,13 @@ async fn devices_without_a_passed_test_are_due_then_missed(broker: Broker, db: D
     advance(&app, Duration::days(7)).await;
     assert_eq!(
         listed(&app, "missed").await,
-        ["bed-never", "btn-dark", "btn-ok"]
+        ["btn-dark", "btn-ok", "pend-never"]
     );
     let entry = roster_entry(&app, "btn-ok").await;
     assert_eq!(entry["last_result"], "passed", "{entry}");
+    // A bed sensor has no button to test with: not on the roster.
+    let roster = app.get("/api/v1/device-tests").await;
+    assert_eq!(roster["devices"].as_array().unwrap().len(), 3, "{roster}");
 
     // Asking for a status that does not exist is the client's error.
     let (status, body) = app

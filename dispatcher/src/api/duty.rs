@@ -49,7 +49,7 @@ pub struct RosterQuery {
     pub status: Option<String>,
 }
 
-/// The devices' duty, by device id.
+/// The duty of the devices on test duty, by device id.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DutyRoster {
     pub now: chrono::DateTime<chrono::Utc>,
@@ -60,7 +60,8 @@ pub struct DutyRoster {
     pub devices: Vec<DeviceDuty>,
 }
 
-/// Each registered device's scheduled test: `ok` (tested and not due),
+/// Each device on test duty (a call button, pendant or pull cord, or any
+/// device that ever sent a test call) and its scheduled test: `ok` (tested and not due),
 /// `due` (its test is due: `test_every_days` after its last passed test,
 /// or `grace_days` after it was registered if it never passed one), or
 /// `missed` (`grace_days` past due). A test passes when the device
@@ -86,6 +87,7 @@ pub async fn roster(
         .duty_roster()
         .await?
         .iter()
+        .filter(|row| duty::on_duty(row))
         .map(|row| duty::judge(row, settings, now))
         .filter(|d| wanted.is_empty() || wanted.contains(&d.status))
         .collect();
