@@ -77,9 +77,8 @@ pub struct DeviceTest {
 /// One device's duty.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DeviceDuty {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::domain::DeviceIdSchema)]
     pub device_id: DeviceId,
-    #[schema(value_type = Option<String>)]
     pub elder_id: Option<ElderId>,
     pub kind: DeviceKind,
     pub status: DutyStatus,
@@ -339,9 +338,8 @@ pub struct KindCount {
 /// A device's false alarms in the window.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DeviceFalseAlarms {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::domain::DeviceIdSchema)]
     pub device_id: DeviceId,
-    #[schema(value_type = Option<String>)]
     pub elder_id: Option<ElderId>,
     /// Resolved, non-technical incidents it raised.
     pub resolved: i64,
@@ -355,7 +353,6 @@ pub struct DeviceFalseAlarms {
 /// An elder's false alarms in the window.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ElderFalseAlarms {
-    #[schema(value_type = String)]
     pub elder_id: ElderId,
     pub resolved: i64,
     pub false_alarms: i64,

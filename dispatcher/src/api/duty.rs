@@ -44,8 +44,8 @@ pub fn router() -> axum::Router<AppState> {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RosterQuery {
-    /// `missed`, `due` or `ok` (a comma list; default all).
-    #[param(value_type = Option<String>)]
+    /// `missed`, `due` or `ok`, or a comma list (default all).
+    #[param(pattern = "^ *(missed|due|ok)? *(, *(missed|due|ok)? *)*$")]
     pub status: Option<String>,
 }
 
@@ -177,7 +177,6 @@ pub async fn report(state: &AppState) -> Result<FalseAlarmReport, ApiError> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplySuggestion {
-    #[schema(value_type = String)]
     pub elder_id: ElderId,
     /// As the suggestion gave it (`limit`, `from`, `to`).
     pub change: LimitChange,
