@@ -32,7 +32,9 @@ export async function showDuty(root) {
     h('section', { class: 'panel', 'aria-labelledby': 'duty-alarms-h' },
       h('h3', { id: 'duty-alarms-h', text: t('duty.false_alarms') }),
       h('p', { class: 'muted', text: t('duty.rule', { threshold: pct(alarms.threshold), min: alarms.min_incidents }) }),
+      h('h4', { text: t('duty.flagged_elders') }),
       elderTable(alarms.elders.filter((e) => e.flagged), root),
+      h('h4', { text: t('duty.flagged_devices') }),
       deviceTable(alarms.devices.filter((d) => d.flagged))));
 }
 
