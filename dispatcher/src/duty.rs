@@ -406,6 +406,22 @@ impl Tally {
     }
 }
 
+/// The elders [`false_alarms`] flags, so a caller reads only their
+/// limits.
+pub fn flagged_elders(counts: &[OutcomeCount], s: &DeviceDutySettings) -> Vec<ElderId> {
+    let mut elders: BTreeMap<&ElderId, Tally> = BTreeMap::new();
+    for c in counts {
+        if let Some(e) = &c.elder_id {
+            elders.entry(e).or_default().add(c);
+        }
+    }
+    elders
+        .into_iter()
+        .filter(|(_, t)| t.flagged(s))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
 /// The figures from the stored outcome counts; `limits_of` gives a
 /// flagged elder's limits (None: the elder is gone, no suggestion).
 pub fn false_alarms(
@@ -627,6 +643,10 @@ mod tests {
             count("e-3", "btn-3", IncidentKind::Call, Outcome::Hospital, 2),
         ];
         let r = false_alarms(&counts, &s, &site, t0(), |_| Some(Limits::default()));
+        assert_eq!(
+            flagged_elders(&counts, &s),
+            [ElderId::parse("e-1").unwrap()]
+        );
         let elder = |id: &str| r.elders.iter().find(|e| e.elder_id.as_str() == id).unwrap();
         assert!(elder("e-1").flagged);
         assert_eq!((elder("e-1").resolved, elder("e-1").false_alarms), (4, 3));

@@ -39,6 +39,7 @@ on_both_stores!(
     devices_without_a_passed_test_are_due_then_missed,
     false_alarms_flag_and_an_applied_suggestion_changes_the_next_bed_exit,
     bad_suggestions_change_nothing,
+    a_device_registered_again_starts_its_duty_afresh,
 );
 
 /// 10:00 in Lhasa.
@@ -674,4 +675,48 @@ within_s = 60
     assert_eq!(sent.get("test.confirmed"), Some(&2), "{sent:?}");
     sim.stop().await;
     app.stop().await.unwrap();
+}
+
+async fn a_device_registered_again_starts_its_duty_afresh(broker: Broker, db: Db) {
+    let app = app(broker, db, morning()).await;
+    app.elder_with_device("e-1", "btn-1", "call_button", json!({}))
+        .await;
+    {
+        let mut button = app.device("btn-1").await;
+        let mut lamp = button.commands().await;
+        button.event("t-1", "test.call", json!({})).await;
+        assert_eq!(lamp.next().await["event_id"], "t-1");
+        button
+            .event("c-1", "test.confirmed", json!({"test_event_id": "t-1"}))
+            .await;
+        button.flushed().await;
+        stored(&app, "btn-1", 2).await;
+    }
+    assert_eq!(tests_of(&app, "btn-1").await[0]["result"], "passed");
+
+    // Removed, and a month later registered again (another home, say):
+    // its old test is not its new registration's.
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::DELETE,
+            "/api/v1/devices/btn-1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    advance(&app, Duration::days(31)).await;
+    app.register_device(json!({"id": "btn-1", "elder_id": "e-1", "kind": "call_button"}))
+        .await;
+    assert!(tests_of(&app, "btn-1").await.is_empty());
+    let entry = roster_entry(&app, "btn-1").await;
+    assert_eq!(entry["status"], "ok", "a new grace: {entry}");
+    assert_eq!(entry["last_test"], Value::Null, "{entry}");
+    assert_eq!(
+        entry["enrolled_at"]
+            .as_str()
+            .map(|t| t.parse::<DateTime<Utc>>().unwrap()),
+        Some(morning() + Duration::days(31)),
+        "{entry}"
+    );
 }

@@ -157,13 +157,13 @@ pub async fn report(state: &AppState) -> Result<FalseAlarmReport, ApiError> {
     let settings = &state.settings.device_duty;
     let since = state.clock.now() - Duration::days(i64::from(settings.false_alarm_window_days));
     let counts = state.store.outcome_counts(since).await?;
-    let limits: std::collections::HashMap<ElderId, crate::domain::Limits> = state
-        .store
-        .elders()
-        .await?
-        .into_iter()
-        .map(|e| (e.id, e.limits))
-        .collect();
+    // Only the flagged elders' limits are needed, for their suggestions.
+    let mut limits = std::collections::HashMap::new();
+    for id in duty::flagged_elders(&counts, settings) {
+        if let Some(elder) = state.store.elder(&id).await? {
+            limits.insert(id, elder.limits);
+        }
+    }
     Ok(duty::false_alarms(
         &counts,
         settings,

@@ -56,7 +56,9 @@ pub struct OutcomeCount {
 #[async_trait]
 pub trait DutyStore: Send + Sync {
     /// The devices went on duty at `now` (registered): kept for those
-    /// already enrolled, skipped for ids that name no device.
+    /// already enrolled, skipped for ids that name no device. A device
+    /// not enrolled before (new, or deleted and registered again) loses
+    /// the tests of any previous registration.
     async fn enrol_devices(&self, devices: &[DeviceId], now: DateTime<Utc>) -> StoreResult<()>;
 
     /// Every registered device with its duty, by id.

@@ -83,6 +83,21 @@ macro_rules! duty_sql {
                 #[tracing::instrument(skip_all, fields(devices = devices.len()))]
                 async fn enrol_devices(&self, devices: &[DeviceId], now: DateTime<Utc>) -> StoreResult<()> {
                     for chunk in devices.chunks(CHUNK) {
+                        // Tests of a device not on duty are a previous
+                        // registration's (deleting a device ends its duty):
+                        // a device registered again starts afresh.
+                        let mut q = QueryBuilder::<$db>::new(
+                            "DELETE FROM device_tests
+                             WHERE NOT EXISTS (SELECT 1 FROM device_duty u
+                                               WHERE u.device_id = device_tests.device_id)
+                               AND device_id IN (",
+                        );
+                        let mut list = q.separated(", ");
+                        for id in chunk {
+                            list.push_bind(id.as_str());
+                        }
+                        q.push(")");
+                        q.build().execute(&mut *self.write_conn().await.db()?).await.db()?;
                         let mut q = QueryBuilder::<$db>::new(
                             "INSERT INTO device_duty (device_id, enrolled_at) SELECT id, ",
                         );
