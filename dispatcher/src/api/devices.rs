@@ -210,11 +210,7 @@ pub async fn create(
         .set_device_secret(&device.id, &issued.hash, secret_changed_at())
         .await?;
     // Its duty starts now: its first test call is due a grace from here.
-    if let Err(e) = state
-        .store
-        .enrol_devices(std::slice::from_ref(&device.id), state.clock.now())
-        .await
-    {
+    if let Err(e) = state.store.enrol_new_devices(state.clock.now()).await {
         tracing::warn!(error = %e, device = %device.id, "device registered but not enrolled for its test calls; its duty counts from its first event");
     }
     tracing::info!(device = %device.id, "device registered");

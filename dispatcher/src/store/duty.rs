@@ -55,11 +55,11 @@ pub struct OutcomeCount {
 /// Device duty's rows; every [`super::Store`] implements it.
 #[async_trait]
 pub trait DutyStore: Send + Sync {
-    /// The devices went on duty at `now` (registered): kept for those
-    /// already enrolled, skipped for ids that name no device. A device
-    /// not enrolled before (new, or deleted and registered again) loses
-    /// the tests of any previous registration.
-    async fn enrol_devices(&self, devices: &[DeviceId], now: DateTime<Utc>) -> StoreResult<()>;
+    /// Every registered device not yet on duty goes on duty at `now`
+    /// (it was just registered): how many. A device enrolled before keeps
+    /// its date; one deleted and registered again loses the tests of its
+    /// previous registration. One statement however large the import.
+    async fn enrol_new_devices(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Every registered device with its duty, by id.
     async fn duty_roster(&self) -> StoreResult<Vec<DutyRow>>;

@@ -53,7 +53,6 @@ macro_rules! duty_sql {
         const _: () = {
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
-            use sqlx::QueryBuilder;
 
             use $crate::domain::DeviceId;
             use $crate::store::duty::{DutyRow, DutyStore, OutcomeCount, StoredTest};
@@ -80,36 +79,31 @@ macro_rules! duty_sql {
 
             #[async_trait]
             impl DutyStore for $store {
-                #[tracing::instrument(skip_all, fields(devices = devices.len()))]
-                async fn enrol_devices(&self, devices: &[DeviceId], now: DateTime<Utc>) -> StoreResult<()> {
-                    for chunk in devices.chunks(CHUNK) {
-                        // Tests of a device not on duty are a previous
-                        // registration's (deleting a device ends its duty):
-                        // a device registered again starts afresh.
-                        let mut q = QueryBuilder::<$db>::new(
-                            "DELETE FROM device_tests
-                             WHERE NOT EXISTS (SELECT 1 FROM device_duty u
-                                               WHERE u.device_id = device_tests.device_id)
-                               AND device_id IN (",
-                        );
-                        let mut list = q.separated(", ");
-                        for id in chunk {
-                            list.push_bind(id.as_str());
-                        }
-                        q.push(")");
-                        q.build().execute(&mut *self.write_conn().await.db()?).await.db()?;
-                        let mut q = QueryBuilder::<$db>::new(
-                            "INSERT INTO device_duty (device_id, enrolled_at) SELECT id, ",
-                        );
-                        q.push_bind(now).push(" FROM devices WHERE id IN (");
-                        let mut list = q.separated(", ");
-                        for id in chunk {
-                            list.push_bind(id.as_str());
-                        }
-                        q.push(") ON CONFLICT (device_id) DO NOTHING");
-                        q.build().execute(&mut *self.write_conn().await.db()?).await.db()?;
-                    }
-                    Ok(())
+                #[tracing::instrument(skip_all)]
+                async fn enrol_new_devices(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+                    let mut conn = self.write_conn().await.db()?;
+                    // Tests of a device not on duty are a previous
+                    // registration's (deleting a device ends its duty): a
+                    // device registered again starts afresh.
+                    sqlx::query(
+                        "DELETE FROM device_tests
+                         WHERE NOT EXISTS (SELECT 1 FROM device_duty u
+                                           WHERE u.device_id = device_tests.device_id)",
+                    )
+                    .execute(&mut *conn)
+                    .await
+                    .db()?;
+                    let done = sqlx::query(
+                        "INSERT INTO device_duty (device_id, enrolled_at)
+                         SELECT d.id, $1 FROM devices d
+                         WHERE NOT EXISTS (SELECT 1 FROM device_duty u WHERE u.device_id = d.id)
+                         ON CONFLICT (device_id) DO NOTHING",
+                    )
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .db()?;
+                    Ok(done.rows_affected())
                 }
 
                 async fn duty_roster(&self) -> StoreResult<Vec<DutyRow>> {
