@@ -1,5 +1,5 @@
 // The supervisor dashboard: one page, views chosen by the URL's hash
-// (#board, #incident/<id>, #reports, #devices, #manage, #sim), kept
+// (#board, #incident/<id>, #reports, #devices, #duty, #manage, #sim), kept
 // current by the stream.
 import { requireSession } from '../common/session.js';
 import { api, logout } from '../common/api.js';
@@ -18,6 +18,7 @@ import { showCare, showNotebook } from './care.js';
 import { showDevices } from './devices.js';
 import { showManage } from './manage.js';
 import { showSim } from './sim.js';
+import { showDuty } from './duty.js';
 
 requireSession(['admin', 'supervisor']);
 
@@ -59,6 +60,7 @@ const views = {
   care: () => showCare(document.getElementById('view-care')),
   elder: (id) => showNotebook(document.getElementById('view-elder'), id),
   devices: () => showDevices(document.getElementById('view-devices')),
+  duty: () => showDuty(document.getElementById('view-duty')),
   manage: (sub) => showManage(document.getElementById('view-manage'), sub),
   sim: () => showSim(document.getElementById('view-sim')),
 };
