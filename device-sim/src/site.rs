@@ -22,6 +22,21 @@ pub struct SiteElder {
     pub lat: f64,
     pub lon: f64,
     pub risks: Risks,
+    pub care: Care,
+}
+
+/// The part of an elder's care plan the simulator acts on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Care {
+    /// Present when the elder checks in daily (docs/PROTOCOL-EXTENSIONS.md).
+    pub checkin: Option<toml::Value>,
+}
+
+impl SiteElder {
+    pub fn on_checkin(&self) -> bool {
+        self.care.checkin.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

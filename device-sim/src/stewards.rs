@@ -128,7 +128,9 @@ impl Player {
     /// whenever it fails.
     pub async fn run(self) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (token_tx, token_rx) = tokio::sync::watch::channel(None);
         let worker = Worker {
+            token: token_rx,
             base: self.base.clone(),
             http: self.http.clone(),
             id: self.steward.id.clone(),
@@ -150,7 +152,7 @@ impl Player {
             }
         }
         loop {
-            match self.session(&tx).await {
+            match self.session(&tx, &token_tx).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(steward = %self.steward.id, "simulated steward: {e:#}; reconnecting");
@@ -165,7 +167,11 @@ impl Player {
     }
 
     /// One login and one stream; Ok when stopped.
-    async fn session(&self, jobs: &mpsc::UnboundedSender<Job>) -> anyhow::Result<()> {
+    async fn session(
+        &self,
+        jobs: &mpsc::UnboundedSender<Job>,
+        token_tx: &tokio::sync::watch::Sender<Option<String>>,
+    ) -> anyhow::Result<()> {
         let login = call(
             &self.http,
             &self.base,
@@ -179,6 +185,7 @@ impl Player {
             .as_str()
             .context("login answer without a token")?
             .to_owned();
+        token_tx.send_replace(Some(token.clone()));
         let id = &self.steward.id;
         call(
             &self.http,
@@ -290,6 +297,8 @@ pub(crate) fn take_frame(buf: &mut Vec<u8>) -> Option<(String, Value)> {
 
 /// Does the jobs one at a time, like a person.
 struct Worker {
+    /// The session's token, for the rounds between alarms.
+    token: tokio::sync::watch::Receiver<Option<String>>,
     base: String,
     http: reqwest::Client,
     id: String,
@@ -304,9 +313,18 @@ struct Worker {
 impl Worker {
     async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
         loop {
+            // Between alarms, the round: a visit after each quiet spell
+            // of 10 to 40 simulated minutes.
+            let quiet = Duration::from_secs_f64(self.rng.random_range(600.0..2400.0));
             let job = tokio::select! {
                 _ = self.stop.cancelled() => return,
                 j = jobs.recv() => match j { Some(j) => j, None => return },
+                _ = tokio::time::sleep(scaled(quiet, self.speed)) => {
+                    if let Err(e) = self.visit_next().await {
+                        tracing::debug!(steward = %self.id, "simulated visit: {e:#}");
+                    }
+                    continue;
+                }
             };
             if job.incident_id.is_empty() || self.done.contains(&job.incident_id) {
                 continue;
@@ -419,6 +437,79 @@ impl Worker {
         )
         .await?;
         tracing::info!(steward = %self.id, incident = %id, outcome, "simulated steward resolved");
+        Ok(())
+    }
+
+    /// The next stop of today's round: walk there, check in at the door,
+    /// stay a while, leave a note. Nothing when the round is done.
+    async fn visit_next(&mut self) -> anyhow::Result<()> {
+        let Some(token) = self.token.borrow().clone() else {
+            return Ok(());
+        };
+        let round = self
+            .api(&token, Method::GET, "/api/v1/rounds/today", None)
+            .await?;
+        let Some(stop) = round["stops"].as_array().and_then(|s| s.first()).cloned() else {
+            return Ok(());
+        };
+        let visit = stop["visit"]["id"]
+            .as_str()
+            .context("a stop without a visit")?;
+        let home = stop["elder"]["lat"]
+            .as_f64()
+            .zip(stop["elder"]["lon"].as_f64())
+            .context("a stop without a home")?;
+        if stop["visit"]["status"] == "planned" {
+            self.walk(&token, home).await?;
+            self.api(
+                &token,
+                Method::POST,
+                &format!("/api/v1/visits/{visit}/start"),
+                Some(json!({"lat": home.0, "lon": home.1, "accuracy_m": 8.0})),
+            )
+            .await?;
+        }
+        // Short: an alarm waits for the visit to end (offers meanwhile go on
+        // to others when this one expires).
+        let stay = Duration::from_secs_f64(self.rng.random_range(180.0..600.0));
+        self.pause(stay).await?;
+        let (wellbeing, needs, text) = [
+            (
+                "well",
+                vec![],
+                "Cheerful; tea together, pills sorted for the week.",
+            ),
+            (
+                "well",
+                vec!["shopping"],
+                "Fine; asked for rice and oil next time.",
+            ),
+            (
+                "fair",
+                vec!["meals"],
+                "Tired, eating little; will ask the canteen to deliver.",
+            ),
+            (
+                "fair",
+                vec!["doctor"],
+                "Knee worse on the stairs; clinic visit suggested.",
+            ),
+            (
+                "poor",
+                vec!["doctor", "company"],
+                "Low mood, coughing; daughter phoned.",
+            ),
+        ][self.rng.random_range(0..5)]
+        .clone();
+        self.api(
+            &token,
+            Method::POST,
+            &format!("/api/v1/visits/{visit}/finish"),
+            Some(json!({"wellbeing": wellbeing, "needs": needs, "text": text,
+                        "follow_up": wellbeing == "poor"})),
+        )
+        .await?;
+        tracing::info!(steward = %self.id, visit, wellbeing, "simulated steward visited");
         Ok(())
     }
 

@@ -125,8 +125,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // No week to wait for in a demo: a device that has not passed
             // its test call shows as missed at once.
             settings.device_duty.grace_days = 0;
+            // Rounds to walk whatever the hour the demo starts.
+            settings.care.visit_from =
+                eldercare_dispatcher::domain::ClockTime::hm(0, 0).expect("00:00");
+            settings.care.visit_until =
+                eldercare_dispatcher::domain::ClockTime::hm(23, 59).expect("23:59");
             demo_broker_port(&mut settings)?;
-            let site = SiteFile::from_toml(DEMO_SITE)?;
+            let mut site = SiteFile::from_toml(DEMO_SITE)?;
+            let clock =
+                eldercare_dispatcher::domain::SiteClock::new(settings.rules.night.utc_offset_min);
+            demo_checkins(&mut site, &clock, chrono::Utc::now());
             serve(settings, Some(site)).await
         }
         Command::Migrate => {
@@ -283,6 +291,45 @@ async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()>
 /// Whether the terminal shows only warnings (set once by [`init_tracing`]).
 fn logs_quiet() -> bool {
     tracing::level_filters::LevelFilter::current() < tracing::level_filters::LevelFilter::INFO
+}
+
+/// The demo's check-ins fall due a few minutes after it starts, whatever
+/// the hour, so a missed one is seen live: each elder on check-in checks
+/// in between an hour ago and eight minutes from now. Near midnight the
+/// site file's own times stay.
+fn demo_checkins(
+    site: &mut SiteFile,
+    clock: &eldercare_dispatcher::domain::SiteClock,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    use chrono::Timelike;
+    use eldercare_dispatcher::domain::ClockTime;
+    let at = |t: chrono::DateTime<chrono::Utc>| {
+        let local = clock.time_of_day(t);
+        ClockTime::hm(local.hour(), local.minute())
+    };
+    let (Some(from), Some(by)) = (
+        at(now - chrono::Duration::hours(1)),
+        at(now + chrono::Duration::minutes(8)),
+    ) else {
+        return;
+    };
+    if by <= from {
+        return;
+    }
+    let mut moved = 0;
+    for elder in &mut site.elders {
+        if let Some(checkin) = &mut elder.care.checkin {
+            checkin.from = from;
+            checkin.by = by;
+            moved += 1;
+        }
+    }
+    if moved > 0 {
+        eprintln!(
+            "daily check-in: {moved} elders check in by {by} today (the demo's own time); the simulator leaves about one in eight silent"
+        );
+    }
 }
 
 /// Imports the demo site, saying what and how long it took.

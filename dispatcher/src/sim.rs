@@ -184,6 +184,12 @@ pub async fn site_from_store(
                     fall: e.risks.fall,
                     wandering: e.risks.wandering,
                 },
+                care: device_sim::site::Care {
+                    checkin: e
+                        .care
+                        .checkin
+                        .map(|c| toml::Value::String(c.by.to_string())),
+                },
             })
             .collect(),
         devices: devices

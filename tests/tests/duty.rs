@@ -628,6 +628,7 @@ async fn simulated_buttons_run_their_test_calls_round_trip() {
             lat: 29.6598,
             lon: 91.1377,
             risks: Default::default(),
+            care: Default::default(),
         });
         site.devices.push(SiteDevice {
             id: button.into(),

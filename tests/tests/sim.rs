@@ -30,6 +30,7 @@ fn site() -> Site {
         lat: 29.6598,
         lon: 91.1377,
         risks: Default::default(),
+        care: Default::default(),
     };
     let button = |id: &str, elder: &str| SiteDevice {
         id: id.into(),

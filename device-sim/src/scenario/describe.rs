@@ -117,6 +117,15 @@ pub enum StepSpec {
         #[serde(default)]
         skip_share: f64,
     },
+    /// The daily check-in: each elder on check-in presses `checkin.pressed`
+    /// at a random moment within `within_s`, except `miss_share` of them,
+    /// who stay silent (the dispatcher opens a welfare check at their time).
+    Checkins {
+        at_s: f64,
+        within_s: f64,
+        #[serde(default)]
+        miss_share: f64,
+    },
     /// One event from one device.
     Event {
         at_s: f64,
@@ -136,6 +145,7 @@ impl StepSpec {
             | Self::PowerCut { at_s, .. }
             | Self::StuckButton { at_s, .. }
             | Self::TestCalls { at_s, .. }
+            | Self::Checkins { at_s, .. }
             | Self::Event { at_s, .. } => *at_s,
         }
     }
@@ -258,6 +268,14 @@ impl Description {
                     share(&at("fail_share"), *fail_share, true)?;
                     share(&at("skip_share"), *skip_share, true)?;
                 }
+                StepSpec::Checkins {
+                    within_s,
+                    miss_share,
+                    ..
+                } => {
+                    seconds(&at("within_s"), *within_s)?;
+                    share(&at("miss_share"), *miss_share, true)?;
+                }
                 StepSpec::Event { event_type, .. } => {
                     if event_type.is_empty() {
                         return Err(format!("{}: is empty", at("type")));
@@ -346,11 +364,14 @@ mod tests {
     }
 
     #[test]
-    fn an_ordinary_day_runs_its_test_calls() {
+    fn an_ordinary_day_runs_its_test_calls_and_check_ins() {
         let day = built_in("ordinary-day").unwrap();
         assert!(matches!(
             day.steps[..],
-            [StepSpec::TestCalls { fail_share, skip_share, .. }] if fail_share > 0.0 && skip_share > 0.0
+            [
+                StepSpec::TestCalls { fail_share, skip_share, .. },
+                StepSpec::Checkins { miss_share, .. },
+            ] if fail_share > 0.0 && skip_share > 0.0 && miss_share > 0.0
         ));
     }
 

@@ -235,6 +235,50 @@ pub(crate) async fn run(
                     }
                 });
             }
+            StepSpec::Checkins {
+                within_s,
+                miss_share,
+                ..
+            } => {
+                let mut pressing: Vec<(f64, String)> = Vec::new();
+                let mut silent = Vec::new();
+                for (elder, home) in site.elders.iter().zip(&homes) {
+                    if !elder.on_checkin() {
+                        continue;
+                    }
+                    let Some((device, _)) = home.call_devices.first() else {
+                        continue;
+                    };
+                    if rng.random_bool(miss_share) {
+                        silent.push(elder.id.clone());
+                        continue;
+                    }
+                    pressing.push((rng.random_range(0.0..within_s.max(0.001)), device.clone()));
+                }
+                pressing.sort_by(|a, b| a.0.total_cmp(&b.0));
+                fleet.journal.note(
+                    format!(
+                        "check-ins: {} elders check in within {within_s} s, {} stay silent",
+                        pressing.len(),
+                        silent.len()
+                    ),
+                    pressing.iter().map(|p| p.1.clone()).collect(),
+                );
+                if !silent.is_empty() {
+                    fleet.journal.note("check-ins: silent".into(), silent);
+                }
+                let (fleet, stop) = (fleet.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let round = Instant::now();
+                    for (after, device) in pressing {
+                        let at = round + scaled(Duration::from_secs_f64(after), speed);
+                        if sleep_until_or_stop(at, &stop).await {
+                            return;
+                        }
+                        send(&fleet, &device, "checkin.pressed", serde_json::Map::new()).await;
+                    }
+                });
+            }
             StepSpec::Event {
                 device,
                 event_type,
