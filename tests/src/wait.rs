@@ -8,6 +8,25 @@ use std::time::Duration;
 /// The ceiling for any single wait; only a broken system reaches it.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Polls `check` until it returns `Some`, or None after `patience`, so
+/// the caller can say what it found instead.
+pub async fn within<T, F, Fut>(patience: Duration, _what: &str, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after
 /// [`PATIENCE`].
 pub async fn until<T, F, Fut>(what: &str, mut check: F) -> T

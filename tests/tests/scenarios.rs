@@ -205,10 +205,23 @@ async fn power_cut_offline_incidents_open_for_the_devices_that_went_away_and_cle
             .filter_map(|i| i["device_id"].as_str().map(str::to_owned))
             .collect::<BTreeSet<String>>()
     };
-    wait::until("an offline incident per device without power", || async {
-        offline_devices().await.is_superset(&cut).then_some(())
-    })
+    let found = wait::within(
+        std::time::Duration::from_secs(30),
+        "an offline incident per device without power",
+        || async { offline_devices().await.is_superset(&cut).then_some(()) },
+    )
     .await;
+    if found.is_none() {
+        let missing: Vec<String> = cut.difference(&offline_devices().await).cloned().collect();
+        let devices = app.get("/api/v1/devices").await;
+        let states: Vec<&serde_json::Value> = devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| missing.iter().any(|m| d["id"] == m.as_str()))
+            .collect();
+        panic!("no offline incident for {missing:?}: {states:?}");
+    }
     for i in app.incidents("kind=device.offline&limit=1000").await {
         assert_eq!(i["priority"], "technical", "{i}");
     }
