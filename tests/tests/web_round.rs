@@ -171,6 +171,13 @@ async fn a_steward_walks_a_round_on_a_360_px_phone_check_in_note_next() {
         "{e}"
     );
 
+    // The next elder's notebook opens under their card.
+    browser.click("#round .stop .book-toggle").await.unwrap();
+    browser
+        .wait_text("#round .stop .notebook", |t| t.contains("To visit"))
+        .await
+        .unwrap();
+
     // Far from the second home, the check-in is refused in words.
     browser.click("#round .stop .check-in").await.unwrap();
     browser

@@ -16,7 +16,50 @@ const NEEDS = ['meals', 'cleaning', 'shopping', 'medicine', 'doctor', 'company',
  * the app does. Returns {refresh}.
  */
 export function roundView(section, failure) {
-  const state = { round: null, busy: null, error: null, drafts: new Map() };
+  const state = { round: null, busy: null, error: null, drafts: new Map(), books: new Map() };
+
+  /** The elder's notebook, opened under their card (toggled). */
+  async function toggleBook(elderId) {
+    if (state.books.has(elderId)) { state.books.delete(elderId); render(); return; }
+    state.books.set(elderId, { loading: true });
+    render();
+    try {
+      state.books.set(elderId, await api('GET', `/elders/${encodeURIComponent(elderId)}/notebook`));
+    } catch (e) {
+      state.books.set(elderId, { error: failure(e) });
+    }
+    render();
+  }
+
+  function bookView(b) {
+    if (b.loading) return h('p', { class: 'muted' }, '…');
+    if (b.error) return h('p', { class: 'notice error' }, b.error);
+    const line = (x) => {
+      const when = new Date(x.at).toLocaleDateString();
+      switch (x.entry) {
+        case 'visit':
+          return x.visit.note
+            ? [when, ' ', t('wellbeing.' + x.visit.note.wellbeing), x.visit.note.text ? ' · ' + x.visit.note.text : '']
+            : [when, ' ', t('visit.' + x.visit.status)];
+        case 'change':
+          return [when, ' ', t('book.' + x.change.field), ': ',
+            [...(x.change.add ?? []).map((a) => '+' + a), ...(x.change.remove ?? []).map((r) => '−' + r)].join(', ')];
+        case 'incident':
+          return [when, ' ', t('kind.' + x.kind), x.outcome ? ' · ' + t('outcome.' + x.outcome) : ''];
+        case 'follow_up':
+          return [when, ' ', t('book.follow_up'), x.follow_up.outcome ? ' · ' + x.follow_up.outcome : ''];
+        case 'device':
+          return [when, ' ', t('kind.' + x.kind)];
+        default:
+          return [when];
+      }
+    };
+    const entries = (b.entries ?? []).slice(0, 12);
+    return h('div', { class: 'notebook' },
+      entries.length
+        ? h('ol', { class: 'book-entries' }, entries.map((x) => h('li', { class: 'book-' + x.entry }, line(x))))
+        : h('p', { class: 'muted' }, t('book.empty')));
+  }
 
   async function refresh() {
     try {
@@ -132,6 +175,9 @@ export function roundView(section, failure) {
         ? h('p', { class: 'muted last-note' }, t('round.last', { how: t('wellbeing.' + stop.last_note.wellbeing) }),
           stop.last_note.text ? h('span', { lang: scriptLang(stop.last_note.text) }, ' ' + stop.last_note.text) : null)
         : null,
+      h('button', { type: 'button', class: 'small book-toggle', 'aria-expanded': String(state.books.has(stop.elder.id)),
+        onclick: () => toggleBook(stop.elder.id) }, t('book.open')),
+      state.books.has(stop.elder.id) ? bookView(state.books.get(stop.elder.id)) : null,
       v.status === 'planned'
         ? [navLinks(stop.elder),
           h('button', { type: 'button', class: 'big primary check-in', disabled: busy, onclick: () => checkIn(stop) },
