@@ -6,15 +6,22 @@
 //! connection drops with no DISCONNECT, as when the mains fail, so the
 //! broker publishes the last will; heartbeats and events stop until power
 //! returns, when the device reconnects and heartbeats at once.
+//!
+//! Each device listens on its commands topic. A `test.ack` (the answer to
+//! its scheduled `test.call`, docs/PROTOCOL-EXTENSIONS.md) lights its
+//! lamp and it sends `test.confirmed` naming the test, unless its lamp is
+//! broken ([`Fleet::break_lamp`]): then the dispatcher counts the test as
+//! failed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use protocol::{DeviceId, EventId, EventMessage, EventType, StatusMessage, Topics};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +52,9 @@ pub struct Fleet {
     tasks: Vec<JoinHandle<()>>,
     /// Events published by type, and what the scenario did: what
     /// `GET /api/v1/sim` shows and tests compare with what was stored.
-    pub journal: Journal,
+    pub journal: Arc<Journal>,
+    /// Devices whose lamp never lights: they never confirm a test.
+    broken_lamps: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Fleet {
@@ -62,6 +71,8 @@ impl Fleet {
     ) -> anyhow::Result<Self> {
         let mut devices = HashMap::new();
         let mut tasks = Vec::new();
+        let journal = Arc::new(Journal::default());
+        let broken_lamps: Arc<Mutex<HashSet<String>>> = Arc::default();
         for (n, d) in site.devices.iter().enumerate() {
             let id = DeviceId::parse(d.id.clone())
                 .map_err(|e| anyhow::anyhow!("device {:?}: {e}", d.id))?;
@@ -87,6 +98,13 @@ impl Fleet {
                 let name = d.id.clone();
                 let ready = ready.clone();
                 let mut power = power.subscribe();
+                let lamp = Lamp {
+                    id: id.clone(),
+                    commands: topics.commands(&id),
+                    events: topics.events(&id),
+                    journal: journal.clone(),
+                    broken: broken_lamps.clone(),
+                };
                 tasks.push(tokio::spawn(async move {
                     tokio::select! {
                         _ = stop.cancelled() => return,
@@ -107,11 +125,21 @@ impl Fleet {
                                     _ = powered(&mut power, true) => {}
                                 }
                             }
-                            polled = eventloop.poll() => if let Err(e) = polled {
-                                tracing::debug!(device = %name, "MQTT: {e}; reconnecting");
-                                tokio::select! {
-                                    _ = stop.cancelled() => break,
-                                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            polled = eventloop.poll() => match polled {
+                                // Connected (again): listen for commands.
+                                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                                    let _ = client.try_subscribe(lamp.commands.clone(), QoS::AtLeastOnce);
+                                }
+                                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == lamp.commands => {
+                                    lamp.heard(&client, &p.payload);
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    tracing::debug!(device = %name, "MQTT: {e}; reconnecting");
+                                    tokio::select! {
+                                        _ = stop.cancelled() => break,
+                                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                    }
                                 }
                             }
                         }
@@ -175,8 +203,18 @@ impl Fleet {
             topics,
             devices,
             tasks,
-            journal: Journal::default(),
+            journal,
+            broken_lamps,
         })
+    }
+
+    /// The device's lamp stops working: it hears `test.ack` but never
+    /// confirms a test.
+    pub fn break_lamp(&self, device: &str) {
+        self.broken_lamps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device.to_owned());
     }
 
     /// Cuts (`false`) or restores (`true`) a device's power; false if
@@ -248,6 +286,55 @@ impl Fleet {
     pub async fn join(self) {
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// A device's lamp: what it does with the commands it hears.
+struct Lamp {
+    id: DeviceId,
+    commands: String,
+    events: String,
+    journal: Arc<Journal>,
+    broken: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Lamp {
+    /// A command arrived: a `test.ack` lights the lamp and is confirmed
+    /// (`test.confirmed` naming the test), unless the lamp is broken.
+    /// Anything else (`incident.update`) only shows.
+    fn heard(&self, client: &AsyncClient, payload: &[u8]) {
+        let Ok(command) = serde_json::from_slice::<protocol::TestAck>(payload) else {
+            return;
+        };
+        if command.command_type != protocol::TestAck::TYPE {
+            return;
+        }
+        let broken = self
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(self.id.as_str());
+        if broken {
+            tracing::debug!(device = %self.id, test = %command.event_id, "lamp broken; the test goes unconfirmed");
+            return;
+        }
+        let Ok(id) = EventId::parse(uuid::Uuid::new_v4().to_string()) else {
+            return;
+        };
+        let mut message = EventMessage::new(id, EventType::TestConfirmed, Utc::now());
+        message
+            .data
+            .insert("test_event_id".into(), command.event_id.into());
+        let Ok(payload) = serde_json::to_vec(&message) else {
+            return;
+        };
+        // From the event loop's own task: never wait on the queue it drains.
+        if client
+            .try_publish(self.events.clone(), QoS::AtLeastOnce, false, payload)
+            .is_ok()
+        {
+            self.journal.count_sent(EventType::TestConfirmed.as_str());
         }
     }
 }

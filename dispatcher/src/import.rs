@@ -152,6 +152,11 @@ impl SiteFile {
                 .with_context(|| format!("device {}", device.id))?;
             }
         }
+        // Their duty starts now (a device already on duty keeps its date).
+        store
+            .enrol_new_devices(chrono::Utc::now())
+            .await
+            .context("enrolling the devices for their test calls")?;
         report.devices = devices.len();
         for seed in &self.stewards {
             let location = match (seed.lat, seed.lon) {

@@ -54,7 +54,9 @@
 //!   language is [`template`], which [`settings`] also uses to check them
 //!   at start.
 //! - [`api`]: axum: REST, SSE, auth and roles, OpenAPI, health and
-//!   metrics; [`report`] computes its response-time reports. Passwords
+//!   metrics; [`report`] computes its response-time reports, [`duty`]
+//!   the devices' test calls due or missed and the false-alarm rates
+//!   with their suggested rule changes. Passwords
 //!   and usernames are [`auth`]'s, which `import` and [`sim`] use too.
 //! - [`startup`]: builds all of the above from [`settings`] and runs it
 //!   until shutdown; [`import`] loads a site from a file; [`sim`] runs
@@ -75,6 +77,7 @@ pub mod clock;
 pub mod credentials;
 pub mod dispatch;
 pub mod domain;
+pub mod duty;
 pub mod dynsec;
 #[cfg(test)]
 mod fake_dispatch;

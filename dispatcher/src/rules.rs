@@ -12,8 +12,10 @@ use crate::domain::care::StartedHow;
 use crate::domain::{
     DedupKey, Device, DeviceId, Elder, ElderId, IncidentKind, Priority, SiteClock,
 };
-use crate::settings::{DispatchSettings, FollowUpSettings, NotifySettings, RuleSettings};
-use protocol::{EventMessage, EventType};
+use crate::settings::{
+    DeviceDutySettings, DispatchSettings, FollowUpSettings, NotifySettings, RuleSettings,
+};
+use protocol::{EventId, EventMessage, EventType};
 
 /// A change the store makes for an event, a timer or the offline detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +58,21 @@ pub enum Effect {
         elder_id: ElderId,
         how: StartedHow,
     },
+    /// Record a scheduled test call of the device (once per event id) and
+    /// answer it with a `test.ack` command. Never opens an incident.
+    TestCall {
+        device: DeviceId,
+        event_id: EventId,
+        /// A confirmation after this is late: the test does not pass.
+        confirm_by: DateTime<Utc>,
+    },
+    /// The device confirms it received the answer to its test call
+    /// `test_event_id`: the test passes if in time. An unknown test, or
+    /// one already confirmed, changes nothing.
+    TestConfirmed {
+        device: DeviceId,
+        test_event_id: EventId,
+    },
 }
 
 /// What the rules made of one event.
@@ -79,6 +96,7 @@ pub struct RuleBook {
     dispatch: DispatchSettings,
     notify: NotifySettings,
     follow_ups: FollowUpSettings,
+    duty: DeviceDutySettings,
 }
 
 impl RuleBook {
@@ -88,6 +106,7 @@ impl RuleBook {
             dispatch: DispatchSettings::default(),
             notify: NotifySettings::default(),
             follow_ups: FollowUpSettings::default(),
+            duty: DeviceDutySettings::default(),
         }
     }
 
@@ -100,6 +119,17 @@ impl RuleBook {
     /// How soon a follow-up is due after a resolve.
     pub fn follow_ups(&self) -> &FollowUpSettings {
         &self.follow_ups
+    }
+
+    /// With device-duty settings other than the defaults (how long a
+    /// test call waits for its confirmation).
+    pub fn with_duty(mut self, duty: DeviceDutySettings) -> Self {
+        self.duty = duty;
+        self
+    }
+
+    pub fn duty(&self) -> &DeviceDutySettings {
+        &self.duty
     }
 
     /// With dispatch and notification settings other than the defaults.
@@ -194,6 +224,26 @@ impl RuleBook {
                     IncidentKind::Tamper,
                     "device tampered with".into(),
                 )]);
+            }
+            // A test concerns the device, bound or not: a button in stock
+            // is tested before it goes to a home.
+            EventType::TestCall => {
+                return Verdict::Effects(vec![Effect::TestCall {
+                    device: device.id.clone(),
+                    event_id: event.event_id.clone(),
+                    confirm_by: received_at
+                        + Duration::seconds(i64::from(self.duty.confirm_within_s)),
+                }]);
+            }
+            EventType::TestConfirmed => {
+                return Verdict::Effects(match event.test_event_id() {
+                    Some(test_event_id) => vec![Effect::TestConfirmed {
+                        device: device.id.clone(),
+                        test_event_id,
+                    }],
+                    // Nothing to confirm: stored, and otherwise ignored.
+                    None => vec![],
+                });
             }
             EventType::Unknown(_) => return Verdict::UnknownType,
             _ => {}
@@ -362,12 +412,12 @@ impl RuleBook {
             EventType::StewardHere => {
                 Verdict::Effects(Self::visit_begun(elder, StartedHow::Button))
             }
-            EventType::CheckinPressed | EventType::TestCall | EventType::TestConfirmed => {
-                Verdict::Effects(vec![])
-            }
-            EventType::BatteryLow | EventType::Tamper | EventType::Unknown(_) => {
-                unreachable!("handled above")
-            }
+            EventType::CheckinPressed => Verdict::Effects(vec![]),
+            EventType::BatteryLow
+            | EventType::Tamper
+            | EventType::TestCall
+            | EventType::TestConfirmed
+            | EventType::Unknown(_) => unreachable!("handled above"),
         }
     }
 
@@ -444,7 +494,7 @@ mod tests {
     use super::*;
     use crate::domain::{DeviceKind, LatLon, Limits, Risks};
     use crate::settings::NightWindow;
-    use protocol::EventId;
+    use serde_json::json;
 
     fn book() -> RuleBook {
         RuleBook::new(RuleSettings::default())
@@ -641,6 +691,56 @@ mod tests {
             raised(&b.decide(&event("battery.low"), day(), Some(&device(None)), None)),
             [(IncidentKind::BatteryLow, Priority::Technical)]
         );
+    }
+
+    #[test]
+    fn a_test_call_is_answered_and_never_raises() {
+        let e = elder(Limits::default(), Risks::default());
+        let b = book();
+        for d in [device(Some(&e)), device(None)] {
+            let elder = d.elder_id.as_ref().map(|_| &e);
+            let call = b.decide(&event("test.call"), day(), Some(&d), elder);
+            assert_eq!(
+                call,
+                Verdict::Effects(vec![Effect::TestCall {
+                    device: d.id.clone(),
+                    event_id: EventId::parse("1").unwrap(),
+                    confirm_by: day() + Duration::seconds(300),
+                }])
+            );
+            let confirmed = event("test.confirmed").with_data("test_event_id", "1");
+            assert_eq!(
+                b.decide(&confirmed, day(), Some(&d), elder),
+                Verdict::Effects(vec![Effect::TestConfirmed {
+                    device: d.id.clone(),
+                    test_event_id: EventId::parse("1").unwrap(),
+                }])
+            );
+            // Naming no test (or no valid id): stored, nothing to do.
+            for bad in [json!(null), json!(7), json!(""), json!("é")] {
+                let confirmed = event("test.confirmed").with_data("test_event_id", bad);
+                assert_eq!(
+                    b.decide(&confirmed, day(), Some(&d), elder),
+                    Verdict::Effects(vec![])
+                );
+            }
+        }
+        // An unregistered device's test is kept as unknown, like its presses.
+        assert_eq!(
+            b.decide(&event("test.call"), day(), None, None),
+            Verdict::UnknownDevice
+        );
+    }
+
+    #[test]
+    fn a_stored_test_effect_reads_back_the_same() {
+        let effect = Effect::TestCall {
+            device: DeviceId::parse("dev-1").unwrap(),
+            event_id: EventId::parse("t-1").unwrap(),
+            confirm_by: day(),
+        };
+        let text = serde_json::to_string(&effect).unwrap();
+        assert_eq!(serde_json::from_str::<Effect>(&text).unwrap(), effect);
     }
 
     #[test]

@@ -34,6 +34,99 @@ pub struct Settings {
     pub care: CareSettings,
     pub embedded_broker: EmbeddedBrokerSettings,
     pub follow_ups: FollowUpSettings,
+    pub device_duty: DeviceDutySettings,
+}
+
+/// Device duty (issue 16): each device's scheduled test call, and the
+/// false alarms stewards record, per device and per elder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceDutySettings {
+    /// A device is due for a test this many days after its last passed
+    /// one (telecare standards ask for monthly).
+    pub test_every_days: u32,
+    /// A device that never passed a test is due this many days after it
+    /// was registered; a due device has missed its test this many days
+    /// after it fell due.
+    pub grace_days: u32,
+    /// A test passes when the device confirms the lamp within this many
+    /// seconds of its test call; later, or never, it failed.
+    pub confirm_within_s: u32,
+    /// A device or an elder whose share of false alarms is above this
+    /// (0 to 1) is flagged…
+    pub false_alarm_threshold: f64,
+    /// …once it has at least this many resolved incidents in the window.
+    pub false_alarm_min_incidents: u32,
+    /// The window of incidents (by creation) the rates cover, in days.
+    pub false_alarm_window_days: u32,
+}
+
+impl Default for DeviceDutySettings {
+    fn default() -> Self {
+        Self {
+            test_every_days: 30,
+            grace_days: 7,
+            confirm_within_s: 300,
+            false_alarm_threshold: 0.5,
+            false_alarm_min_incidents: 4,
+            false_alarm_window_days: 90,
+        }
+    }
+}
+
+impl DeviceDutySettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let b = |setting: &str, problem: String, fix: &str| {
+            Err(SettingsError {
+                setting: format!("device_duty.{setting}"),
+                problem,
+                fix: fix.into(),
+            })
+        };
+        if !(1..=366).contains(&self.test_every_days) {
+            return b(
+                "test_every_days",
+                format!("{} is not between 1 and 366", self.test_every_days),
+                "30 is usual (a test call a month)",
+            );
+        }
+        if self.grace_days > 366 {
+            return b(
+                "grace_days",
+                format!("{} is over 366", self.grace_days),
+                "7 is usual",
+            );
+        }
+        if !(10..=86_400).contains(&self.confirm_within_s) {
+            return b(
+                "confirm_within_s",
+                format!("{} is not between 10 and 86400", self.confirm_within_s),
+                "300 is usual (five minutes)",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.false_alarm_threshold) {
+            return b(
+                "false_alarm_threshold",
+                format!("{} is not between 0 and 1", self.false_alarm_threshold),
+                "0.5 is usual (half of the incidents were false alarms)",
+            );
+        }
+        if self.false_alarm_min_incidents == 0 {
+            return b(
+                "false_alarm_min_incidents",
+                "is 0".into(),
+                "set 1 or more (4 is usual)",
+            );
+        }
+        if !(1..=400).contains(&self.false_alarm_window_days) {
+            return b(
+                "false_alarm_window_days",
+                format!("{} is not between 1 and 400", self.false_alarm_window_days),
+                "90 is usual",
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The follow-up (回访) after every resolved incident of an elder
@@ -1159,6 +1252,7 @@ impl Settings {
 
     fn validated(self) -> Result<Self, SettingsError> {
         self.embedded_broker.validate()?;
+        self.device_duty.validate()?;
         let bad = |setting: &str, problem: String, fix: &str| SettingsError {
             setting: setting.into(),
             problem,
@@ -1508,6 +1602,39 @@ mod tests {
 #[cfg(test)]
 mod shipped_files {
     use super::*;
+
+    #[test]
+    fn device_duty_is_set_from_the_environment_and_checked() {
+        let s = Settings::load_from(
+            None,
+            vec![
+                (
+                    "ELDERCARE__DEVICE_DUTY__TEST_EVERY_DAYS".into(),
+                    "14".into(),
+                ),
+                (
+                    "ELDERCARE__DEVICE_DUTY__FALSE_ALARM_THRESHOLD".into(),
+                    "0.75".into(),
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.device_duty.test_every_days, 14);
+        assert_eq!(s.device_duty.false_alarm_threshold, 0.75);
+        assert_eq!(s.device_duty.confirm_within_s, 300);
+        let e = Settings::load_from(
+            None,
+            vec![(
+                "ELDERCARE__DEVICE_DUTY__FALSE_ALARM_THRESHOLD".into(),
+                "2".into(),
+            )],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("device_duty.false_alarm_threshold"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn config_default_toml_is_the_defaults() {

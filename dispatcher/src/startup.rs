@@ -107,7 +107,8 @@ impl Application {
         let rules = Arc::new(
             RuleBook::new(settings.rules.clone())
                 .with_dispatch(settings.dispatch.clone(), settings.notify.clone())
-                .with_follow_ups(settings.follow_ups.clone()),
+                .with_follow_ups(settings.follow_ups.clone())
+                .with_duty(settings.device_duty.clone()),
         );
         let mut state = AppState::new(
             store,

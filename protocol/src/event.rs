@@ -219,6 +219,15 @@ impl EventMessage {
     pub fn door(&self) -> Option<&str> {
         self.text("door")
     }
+
+    /// `test.confirmed`: the `event_id` of the `test.call` whose answer
+    /// the device received; None when absent or not a valid event id.
+    pub fn test_event_id(&self) -> Option<EventId> {
+        self.data
+            .get("test_event_id")
+            .and_then(Value::as_str)
+            .and_then(|s| EventId::parse(s).ok())
+    }
 }
 
 /// Validates one payload received on `device`'s events topic.

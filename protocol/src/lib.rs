@@ -18,7 +18,7 @@ pub mod reject;
 pub mod status;
 pub mod topics;
 
-pub use command::{CommandMessage, IncidentUpdateState};
+pub use command::{CommandMessage, IncidentUpdateState, TestAck};
 pub use event::{EventMessage, EventType, MAX_EVENT_BYTES, parse_event};
 pub use ids::{DeviceId, EventId, IdError};
 pub use reject::{RejectReason, Rejection};

@@ -104,6 +104,19 @@ pub enum StepSpec {
         per_s: f64,
         for_s: f64,
     },
+    /// The monthly test calls: each call device (button, pendant, pull
+    /// cord) holds its button at a random moment within `within_s` and
+    /// sends `test.call`; its lamp confirms the dispatcher's `test.ack`.
+    /// `fail_share` of them have a broken lamp (never confirm) and
+    /// `skip_share` are never tested at all.
+    TestCalls {
+        at_s: f64,
+        within_s: f64,
+        #[serde(default)]
+        fail_share: f64,
+        #[serde(default)]
+        skip_share: f64,
+    },
     /// One event from one device.
     Event {
         at_s: f64,
@@ -122,6 +135,7 @@ impl StepSpec {
             Self::PressWave { at_s, .. }
             | Self::PowerCut { at_s, .. }
             | Self::StuckButton { at_s, .. }
+            | Self::TestCalls { at_s, .. }
             | Self::Event { at_s, .. } => *at_s,
         }
     }
@@ -234,6 +248,16 @@ impl Description {
                     }
                     seconds(&at("for_s"), *for_s)?;
                 }
+                StepSpec::TestCalls {
+                    within_s,
+                    fail_share,
+                    skip_share,
+                    ..
+                } => {
+                    seconds(&at("within_s"), *within_s)?;
+                    share(&at("fail_share"), *fail_share, true)?;
+                    share(&at("skip_share"), *skip_share, true)?;
+                }
                 StepSpec::Event { event_type, .. } => {
                     if event_type.is_empty() {
                         return Err(format!("{}: is empty", at("type")));
@@ -319,6 +343,15 @@ mod tests {
         assert!(
             matches!(stuck.steps[0], StepSpec::StuckButton { per_s, .. } if per_s * stuck.speed > 20.0)
         );
+    }
+
+    #[test]
+    fn an_ordinary_day_runs_its_test_calls() {
+        let day = built_in("ordinary-day").unwrap();
+        assert!(matches!(
+            day.steps[..],
+            [StepSpec::TestCalls { fail_share, skip_share, .. }] if fail_share > 0.0 && skip_share > 0.0
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The timed steps of a scenario: press waves, power cuts, stuck buttons,
-//! single events. Each step starts at its `at_s`; steps that last (a power
+//! the monthly test calls, single events. Each step starts at its `at_s`; steps that last (a power
 //! cut, a flood) run on their own tasks so the next step starts on time.
 
 use std::collections::HashSet;
@@ -182,6 +182,57 @@ pub(crate) async fn run(
                         format!("stuck button released: {device} sent {presses} presses"),
                         vec![device],
                     );
+                });
+            }
+            StepSpec::TestCalls {
+                within_s,
+                fail_share,
+                skip_share,
+                ..
+            } => {
+                let mut tested: Vec<(f64, String)> = Vec::new();
+                let (mut failing, mut skipped) = (Vec::new(), Vec::new());
+                for (device, _) in homes.iter().flat_map(|h| h.call_devices.iter()) {
+                    if rng.random_bool(skip_share) {
+                        skipped.push(device.clone());
+                        continue;
+                    }
+                    if rng.random_bool(fail_share) {
+                        fleet.break_lamp(device);
+                        failing.push(device.clone());
+                    }
+                    tested.push((rng.random_range(0.0..within_s.max(0.001)), device.clone()));
+                }
+                tested.sort_by(|a, b| a.0.total_cmp(&b.0));
+                fleet.journal.note(
+                    format!(
+                        "test calls: {} devices test within {within_s} s; {} lamps will not confirm, {} devices are never tested",
+                        tested.len(),
+                        failing.len(),
+                        skipped.len()
+                    ),
+                    tested.iter().map(|t| t.1.clone()).collect(),
+                );
+                if !failing.is_empty() {
+                    fleet
+                        .journal
+                        .note("test calls: broken lamps".into(), failing);
+                }
+                if !skipped.is_empty() {
+                    fleet
+                        .journal
+                        .note("test calls: never tested".into(), skipped);
+                }
+                let (fleet, stop) = (fleet.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let round = Instant::now();
+                    for (after, device) in tested {
+                        let at = round + scaled(Duration::from_secs_f64(after), speed);
+                        if sleep_until_or_stop(at, &stop).await {
+                            return;
+                        }
+                        send(&fleet, &device, "test.call", serde_json::Map::new()).await;
+                    }
                 });
             }
             StepSpec::Event {

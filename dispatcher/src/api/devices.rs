@@ -209,6 +209,10 @@ pub async fn create(
         .store
         .set_device_secret(&device.id, &issued.hash, secret_changed_at())
         .await?;
+    // Its duty starts now: its first test call is due a grace from here.
+    if let Err(e) = state.store.enrol_new_devices(state.clock.now()).await {
+        tracing::warn!(error = %e, device = %device.id, "device registered but not enrolled for its test calls; its duty counts from its first event");
+    }
     tracing::info!(device = %device.id, "device registered");
     Ok((
         StatusCode::CREATED,

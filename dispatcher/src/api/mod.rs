@@ -15,6 +15,8 @@
 //! - [`stream`]: `GET /api/v1/stream`, Server-Sent Events from the
 //!   [`crate::notify::hub::Hub`].
 //! - [`reports`]: response times against the targets.
+//! - [`duty`]: the devices' test calls due or missed, false-alarm rates
+//!   and the rule changes they suggest.
 //! - [`sim`]: the device simulator inside the server (demos, tests).
 //! - [`config`]: the settings the web pages need.
 //!
@@ -28,6 +30,7 @@ pub mod auth;
 pub mod care;
 pub mod config;
 pub mod devices;
+pub mod duty;
 pub mod elders;
 pub mod error;
 pub mod events;
@@ -199,6 +202,7 @@ pub fn routes() -> Routes {
         .merge(reachability::routes())
         .merge(stream::routes())
         .merge(reports::routes())
+        .merge(duty::routes())
         .merge(sim::routes())
         .merge(config::routes())
         .merge(care::routes())

@@ -18,7 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, care, config, devices, elders, events, follow_ups, inbound, incidents, lifecycle,
+    auth, care, config, devices, duty, elders, events, follow_ups, inbound, incidents, lifecycle,
     offer_tokens, ops, push, reachability, reports, sim, stewards, stream, users,
 };
 
@@ -89,6 +89,10 @@ use super::{
         reachability::list,
         stream::stream,
         reports::response_times,
+        duty::roster,
+        duty::history,
+        duty::false_alarms,
+        duty::apply,
         sim::status,
         sim::start,
         sim::stop,
@@ -115,6 +119,7 @@ use super::{
         (name = "push", description = "Stewards' phones registered for Web Push (RFC 8030/8291/8292), the server's VAPID key, test alerts"),
         (name = "care", description = "The stewards' daily work: rounds of visits, visit notes, elders' notebooks"),
         (name = "reports", description = "Response times against the targets (supervisors)"),
+        (name = "duty", description = "Device duty: scheduled test calls due or missed, false-alarm rates and suggested rule changes (supervisors)"),
         (name = "sim", description = "The device simulator inside the server, for demos and tests (admins; needs [sim] enabled = true)"),
     )
 )]

@@ -708,6 +708,50 @@ macro_rules! dispatch_sql {
                     self.pending.deadlines.insert(key.to_owned(), due);
                 }
 
+                async fn record_test_call(
+                    &mut self,
+                    device: &$crate::domain::DeviceId,
+                    event_id: &$crate::domain::EventId,
+                    confirm_by: DateTime<Utc>,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<bool> {
+                    // Through a SELECT of the device: one deleted since the
+                    // batch read the registry writes nothing, and fails
+                    // nothing.
+                    let done = sqlx::query(
+                        "INSERT INTO device_tests (device_id, event_id, received_at, confirm_by)
+                         SELECT id, $2, $3, $4 FROM devices WHERE id = $1
+                         ON CONFLICT (device_id, event_id) DO NOTHING",
+                    )
+                    .bind(device.as_str())
+                    .bind(event_id.as_str())
+                    .bind(now)
+                    .bind(confirm_by)
+                    .execute(&mut *self.tx)
+                    .await
+                    .db()?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn confirm_test(
+                    &mut self,
+                    device: &$crate::domain::DeviceId,
+                    event_id: &$crate::domain::EventId,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<bool> {
+                    let done = sqlx::query(
+                        "UPDATE device_tests SET confirmed_at = $3, passed = (confirm_by >= $3)
+                         WHERE device_id = $1 AND event_id = $2 AND confirmed_at IS NULL",
+                    )
+                    .bind(device.as_str())
+                    .bind(event_id.as_str())
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .db()?;
+                    Ok(done.rows_affected() == 1)
+                }
+
                 async fn take_deadline(&mut self, deadline: &Deadline) -> StoreResult<Option<Vec<Effect>>> {
                     let row: Option<DeadlineRow> = sqlx::query_as(
                         "DELETE FROM deadlines

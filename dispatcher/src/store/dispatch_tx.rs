@@ -26,7 +26,7 @@ pub(crate) use super::rows::{DispatchState, StewardHold};
 use super::{Deadline, StoreResult};
 use crate::domain::care::StartedHow;
 use crate::domain::{
-    CloseReason, DeviceId, DispatchTurn, Elder, ElderId, FollowUp, Incident, IncidentId,
+    CloseReason, DeviceId, DispatchTurn, Elder, ElderId, EventId, FollowUp, Incident, IncidentId,
     IncidentKind, IncidentState, NewFollowUp, Offer, OfferResponse, Priority, Steward, StewardId,
 };
 use crate::rules::{Effect, RuleBook};
@@ -194,6 +194,27 @@ pub(crate) trait DispatchTx: Send {
     /// Sets (due time and effects as JSON) or removes a deadline, written
     /// with the commit; the last word on a key counts.
     fn schedule(&mut self, key: &str, due: Option<(DateTime<Utc>, String)>);
+
+    /// Records a device's test call, once per `(device, event id)`: true
+    /// when it is new (a registered device's first word of it). Nothing
+    /// for a device no longer registered.
+    async fn record_test_call(
+        &mut self,
+        device: &DeviceId,
+        event_id: &EventId,
+        confirm_by: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// The device confirmed its test call `event_id` at `now`: marks it
+    /// confirmed, and passed if by its `confirm_by`. False when there is
+    /// no such test or it was confirmed before (nothing changes).
+    async fn confirm_test(
+        &mut self,
+        device: &DeviceId,
+        event_id: &EventId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 
     /// Takes a claimed deadline out, with its effects: none when it was
     /// unscheduled, moved or fired since it was claimed.

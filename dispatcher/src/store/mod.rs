@@ -30,6 +30,8 @@ pub mod deadlines;
 pub mod dispatch;
 pub mod dispatch_sql;
 pub mod dispatch_tx;
+pub mod duty;
+pub mod duty_sql;
 pub mod follow_ups;
 pub mod follow_ups_sql;
 pub mod incidents;
@@ -368,6 +370,7 @@ pub trait Store:
     + care::CareStore
     + areas::AreaStore
     + FollowUpStore
+    + duty::DutyStore
     + EngineStore
     + TimerStore
     + IngestWorkerStore

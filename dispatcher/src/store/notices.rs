@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::rules::RuleBook;
 use crate::settings::WebhookAudience;
-use protocol::{CommandMessage, IncidentUpdateState};
+use protocol::{CommandMessage, DeviceId, EventId, IncidentUpdateState, TestAck};
 
 pub use crate::domain::WithdrawReason;
 
@@ -323,6 +323,23 @@ impl Notices {
         }
     }
 
+    /// The answer to a device's test call: `test.ack` on its commands
+    /// topic, so its lamp proves the round trip (docs/PROTOCOL-EXTENSIONS.md).
+    pub fn test_ack(&mut self, device: &DeviceId, event_id: &EventId, now: DateTime<Utc>) {
+        self.outbox.push(NewOutbox {
+            id: outbox_id(now),
+            incident_id: None,
+            channel: Channel::Device,
+            target: device.to_string(),
+            event: TestAck::TYPE.to_owned(),
+            payload: json!(TestAck::new(event_id.as_str(), now)),
+            created_at: now,
+            due_at: now,
+            offer_id: None,
+            steward_id: None,
+        });
+    }
+
     fn push_once(
         &mut self,
         audience: Audience,
@@ -403,7 +420,6 @@ mod tests {
     use super::*;
     use crate::domain::{Contact, ElderId, IncidentKind, IncidentState, LatLon, StewardStatus};
     use crate::settings::{NotifySettings, RuleSettings, Secret, WebhookTarget};
-    use protocol::DeviceId;
 
     fn now() -> DateTime<Utc> {
         "2026-11-28T16:00:00Z".parse().unwrap()

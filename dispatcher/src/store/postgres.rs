@@ -20,6 +20,7 @@ use super::StoreResult;
 use super::areas_sql::areas_sql;
 use super::care_sql::care_sql;
 use super::dispatch_sql::dispatch_sql;
+use super::duty_sql::duty_sql;
 use super::follow_ups_sql::follow_ups_sql;
 use super::logins_sql::logins_sql;
 use super::reach_sql::reach_sql;
@@ -211,6 +212,7 @@ secrets_sql!(PgStore, sqlx::Postgres);
 care_sql!(PgStore, sqlx::Postgres);
 areas_sql!(PgStore, sqlx::Postgres);
 follow_ups_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
+duty_sql!(PgStore, sqlx::Postgres);
 
 #[cfg(test)]
 mod tests {

@@ -97,6 +97,29 @@ async fn apply_one(
             }
             Ok(recorded)
         }
+        // A test call is recorded once and answered once: a redelivery
+        // never reaches here (the batch drops it by event id), and the
+        // store's key makes sure of it.
+        Effect::TestCall {
+            device,
+            event_id,
+            confirm_by,
+        } => {
+            if tx
+                .record_test_call(device, event_id, *confirm_by, now)
+                .await?
+            {
+                tx.notices().test_ack(device, event_id, now);
+            }
+            Ok(recorded)
+        }
+        Effect::TestConfirmed {
+            device,
+            test_event_id,
+        } => {
+            tx.confirm_test(device, test_event_id, now).await?;
+            Ok(recorded)
+        }
     }
 }
 

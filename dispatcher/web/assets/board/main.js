@@ -1,5 +1,5 @@
 // The supervisor dashboard: one page, views chosen by the URL's hash
-// (#board, #incident/<id>, #reports, #devices, #manage, #sim), kept
+// (#board, #incident/<id>, #reports, #devices, #duty, #manage, #sim), kept
 // current by the stream.
 import { requireSession } from '../common/session.js';
 import { api, logout } from '../common/api.js';
@@ -17,6 +17,7 @@ import { showReports } from './reports.js';
 import { showDevices } from './devices.js';
 import { showManage } from './manage.js';
 import { showSim } from './sim.js';
+import { showDuty } from './duty.js';
 
 requireSession(['admin', 'supervisor']);
 
@@ -56,6 +57,7 @@ const views = {
   incident: (id) => showIncident(document.getElementById('view-incident'), id),
   reports: () => showReports(document.getElementById('view-reports')),
   devices: () => showDevices(document.getElementById('view-devices')),
+  duty: () => showDuty(document.getElementById('view-duty')),
   manage: (sub) => showManage(document.getElementById('view-manage'), sub),
   sim: () => showSim(document.getElementById('view-sim')),
 };
