@@ -87,6 +87,7 @@ pub mod import;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
+pub mod monthly;
 pub mod mqtt;
 pub mod notify;
 pub mod peers;
