@@ -66,4 +66,9 @@ pub trait MonthlyStore: Send + Sync {
     /// Every grid with a place (`areas`), elders or anything counted in
     /// the month, by grid; `window.community` keeps only its grids.
     async fn monthly_counts(&self, window: &MonthWindow) -> StoreResult<Vec<GridCounts>>;
+
+    /// The plans of the statements `monthly_counts` runs, one text each
+    /// (PostgreSQL: `EXPLAIN (ANALYZE, BUFFERS)`, so they run; SQLite:
+    /// `EXPLAIN QUERY PLAN`), for the benchmark's notes.
+    async fn explain_monthly(&self, window: &MonthWindow) -> StoreResult<Vec<String>>;
 }

@@ -218,7 +218,8 @@ monthly_sql!(
     PgStore,
     sqlx::Postgres,
     ack = "CAST(EXTRACT(EPOCH FROM (i.acknowledged_at - i.created_at)) AS DOUBLE PRECISION)",
-    arrive = "CAST(EXTRACT(EPOCH FROM (i.on_site_at - i.created_at)) AS DOUBLE PRECISION)"
+    arrive = "CAST(EXTRACT(EPOCH FROM (i.on_site_at - i.created_at)) AS DOUBLE PRECISION)",
+    explain = "EXPLAIN (ANALYZE, BUFFERS) "
 );
 
 #[cfg(test)]

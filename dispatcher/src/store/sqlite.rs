@@ -341,5 +341,6 @@ monthly_sql!(
     SqliteStore,
     sqlx::Sqlite,
     ack = "(unixepoch(i.acknowledged_at, 'subsec') - unixepoch(i.created_at, 'subsec'))",
-    arrive = "(unixepoch(i.on_site_at, 'subsec') - unixepoch(i.created_at, 'subsec'))"
+    arrive = "(unixepoch(i.on_site_at, 'subsec') - unixepoch(i.created_at, 'subsec'))",
+    explain = "EXPLAIN QUERY PLAN "
 );
