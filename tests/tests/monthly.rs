@@ -790,3 +790,96 @@ async fn a_bad_month_or_format_is_a_clear_400_and_others_may_not_look() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.stop().await.unwrap();
 }
+
+/// The board's Monthly report view in a real browser: the seeded month's
+/// figures, the reference lines, the community choice, Chinese.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_shows_the_month_with_its_reference_lines() {
+    use eldercare_tests::browser::Browser;
+    let app = app_on(Db::Sqlite).await;
+    seed(&app).await;
+    app.post(
+        "/api/v1/users",
+        json!({"username": "sup", "password": "supervisor-password", "role": "supervisor"}),
+    )
+    .await;
+    let browser = Browser::start_sized(1600, 1000, "en").await.unwrap();
+    browser
+        .log_in(&app.base, "sup", "supervisor-password")
+        .await
+        .unwrap();
+    browser.wait_path("/board/").await.unwrap();
+    browser.click("nav a[data-view=monthly]").await.unwrap();
+    browser
+        .wait_text("#mon-out", |t| !t.contains("Loading"))
+        .await
+        .unwrap();
+    browser
+        .eval("document.getElementById('mon-month').value = '2026-11'")
+        .await
+        .unwrap();
+    browser.click("#mon-show").await.unwrap();
+    let total = browser
+        .wait_text("#mon-total", |t| t.contains("42.9%"))
+        .await
+        .unwrap();
+    for figure in ["71.4%", "50.0%", "33.3%", "3/5 (60.0%)", "2/4 (50.0%)"] {
+        assert!(total.contains(figure), "{figure} in {total}");
+    }
+    let table = browser
+        .wait_text("#mon-table", |t| t.contains("g-a1"))
+        .await
+        .unwrap();
+    assert!(
+        table.contains("Unassigned") && table.contains("(no elder)"),
+        "{table}"
+    );
+    // The references at 97.5 % and 99 %, where the scale puts them.
+    let refs = browser
+        .eval(
+            "return [...document.querySelectorAll('#mon-out line.target')]
+               .map((l) => l.getAttribute('class') + ' ' + l.getAttribute('x1'))",
+        )
+        .await
+        .unwrap();
+    let refs: Vec<String> = serde_json::from_value(refs).unwrap();
+    assert_eq!(refs.len(), 2, "{refs:?}");
+    // x = 120 + v / 100 × 330.
+    assert!(
+        refs[0].ends_with(" 441.75") && refs[1].ends_with(" 446.7"),
+        "{refs:?}"
+    );
+    // One community: its grids in the charts.
+    let options = browser
+        .wait_text("#mon-community", |t| t.contains("Beta"))
+        .await
+        .unwrap();
+    assert!(options.contains("Alpha"), "{options}");
+    browser
+        .eval("const s = document.getElementById('mon-community'); s.value = 'Beta';")
+        .await
+        .unwrap();
+    browser.click("#mon-show").await.unwrap();
+    browser
+        .wait_text("#mon-heading", |t| t == "2026-11: Beta")
+        .await
+        .unwrap();
+    let table = browser
+        .wait_text("#mon-table", |t| t.contains("g-b1"))
+        .await
+        .unwrap();
+    assert!(!table.contains("g-a1"), "{table}");
+    if let Ok(dir) = std::env::var("ELDERCARE_TEST_KEEP_PDF") {
+        let _ = std::fs::write(
+            std::path::Path::new(&dir).join("monthly.png"),
+            browser.screenshot().await.unwrap(),
+        );
+    }
+    browser.click("#lang").await.unwrap();
+    browser
+        .wait_text("#view-monthly h2", |t| t == "月度报告")
+        .await
+        .unwrap();
+    browser.assert_no_console_errors().await;
+    app.stop().await.unwrap();
+}
