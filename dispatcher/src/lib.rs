@@ -31,7 +31,8 @@
 //!   committed change (the matcher, the engine's kicks, the stream).
 //! - [`store`]: the truth. Small traits by concern (the registry,
 //!   sessions, ingest, incidents, deadlines, dispatch, the stream log,
-//!   the outbox, reach, logins, retention, secrets, follow-ups), each in its own
+//!   the outbox, reach, logins, retention, secrets, follow-ups, the monthly
+//!   report's sums), each in its own
 //!   file, whose union is [`store::Store`]; SQLite and PostgreSQL behind
 //!   them, their SQL written once per concern. The store reads, locks and
 //!   writes; it decides nothing about an incident's life. Every incident
@@ -54,7 +55,8 @@
 //!   language is [`template`], which [`settings`] also uses to check them
 //!   at start.
 //! - [`api`]: axum: REST, SSE, auth and roles, OpenAPI, health and
-//!   metrics; [`report`] computes its response-time reports, [`duty`]
+//!   metrics; [`report`] computes its response-time reports, [`monthly`]
+//!   the monthly report for funders (figures, CSV, PDF), [`duty`]
 //!   the devices' test calls due or missed and the false-alarm rates
 //!   with their suggested rule changes. Passwords
 //!   and usernames are [`auth`]'s, which `import` and [`sim`] use too.
@@ -87,6 +89,7 @@ pub mod import;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
+pub mod monthly;
 pub mod mqtt;
 pub mod notify;
 pub mod peers;

@@ -89,6 +89,7 @@ use super::{
         reachability::list,
         stream::stream,
         reports::response_times,
+        reports::monthly_report,
         duty::roster,
         duty::history,
         duty::false_alarms,
@@ -118,7 +119,7 @@ use super::{
         (name = "stream", description = "Live events (Server-Sent Events): `snapshot`, `offer`, `offer.withdrawn`, `incident`, `steward`"),
         (name = "push", description = "Stewards' phones registered for Web Push (RFC 8030/8291/8292), the server's VAPID key, test alerts"),
         (name = "care", description = "The stewards' daily work: rounds of visits, visit notes, elders' notebooks"),
-        (name = "reports", description = "Response times against the targets (supervisors)"),
+        (name = "reports", description = "Response times against the targets, and the monthly report for funders and managers (supervisors)"),
         (name = "duty", description = "Device duty: scheduled test calls due or missed, false-alarm rates and suggested rule changes (supervisors)"),
         (name = "sim", description = "The device simulator inside the server, for demos and tests (admins; needs [sim] enabled = true)"),
     )

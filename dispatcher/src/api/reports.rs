@@ -1,11 +1,12 @@
-//! `/api/v1/reports`: response times against the targets (supervisors
-//! and admins). The figures are computed in [`crate::report`].
+//! `/api/v1/reports`: response times against the targets, and the
+//! monthly report for funders and managers (supervisors and admins). The
+//! figures are computed in [`crate::report`] and [`crate::monthly`].
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
@@ -17,6 +18,7 @@ use super::error::ErrorBody;
 use super::extract::ApiQuery;
 use super::routes::Routes;
 use super::{ApiError, AppState, query};
+use crate::monthly::{self, Month, MonthlyReport};
 use crate::report::{self, GroupBy, ReportRow, Targets};
 
 /// The window when `from` is not given: the last 7 days.
@@ -25,7 +27,9 @@ pub const DEFAULT_WINDOW: Duration = Duration::days(7);
 pub const MAX_WINDOW: Duration = Duration::days(400);
 
 pub fn routes() -> Routes {
-    Routes::new().get("/api/v1/reports/response-times", response_times)
+    Routes::new()
+        .get("/api/v1/reports/response-times", response_times)
+        .get("/api/v1/reports/monthly", monthly_report)
 }
 
 /// The report routes alone.
@@ -176,6 +180,126 @@ pub async fn response_times(
         groups,
     })
     .into_response())
+}
+
+/// Which month, which community, which format.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MonthlyQuery {
+    /// `YYYY-MM`, a month of the site's calendar (default: the current
+    /// one, so far).
+    #[param(pattern = "^2[0-9]{3}-(0[1-9]|1[0-2])$")]
+    pub month: Option<String>,
+    /// Only the grids of this community (as the areas name it); empty or
+    /// absent: the whole site. A community without grids gives an empty
+    /// report.
+    pub community: Option<String>,
+    /// `json` (default), `csv` (as with `Accept: text/csv`) or `pdf` (as
+    /// with `Accept: application/pdf`), for download links.
+    #[param(pattern = "^(json|csv|pdf)?$")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    Csv,
+    Pdf,
+}
+
+/// The monthly report: per grid, per community and for the site, calls
+/// answered within 60 s and 180 s (the TSA's 97.5 % and 99 % as
+/// references), arrivals within the target, the false-alarm rate, visits
+/// done against plan, follow-ups done and devices whose test call passed.
+///
+/// Every figure is defined in the dispatcher's `monthly` module: a thing
+/// belongs to the month of its site-local date; each percentage is of
+/// summed counts, to one decimal, and `null` without a denominator. With
+/// `format=csv` (or `Accept: text/csv`) one CSV row per grid, a subtotal
+/// row per community and the total last; with `format=pdf` (or `Accept:
+/// application/pdf`) a printable A4 PDF in English.
+#[utoipa::path(get, path = "/api/v1/reports/monthly", tag = "reports", security(("bearer" = [])),
+    params(MonthlyQuery),
+    responses(
+        (status = 200, description = "The report; as CSV or PDF when asked",
+            content(
+                (MonthlyReport = "application/json"),
+                (String = "text/csv"),
+                (String = "application/pdf"),
+            )),
+        (status = 400, description = "A bad month or format, named", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Supervisors and admins only", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %user.username))]
+pub async fn monthly_report(
+    Supervisor(user): Supervisor,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<MonthlyQuery>,
+) -> Result<Response, ApiError> {
+    let format = match q.format.as_deref().map(str::trim) {
+        None | Some("") if wants_pdf(&headers) => Format::Pdf,
+        None | Some("") if wants_csv(&headers) => Format::Csv,
+        None | Some("") | Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        Some("pdf") => Format::Pdf,
+        Some(other) => {
+            return Err(ApiError::invalid_query(
+                "format",
+                format!("{other:?} is not json, csv or pdf"),
+            ));
+        }
+    };
+    let offset = state.settings.rules.night.utc_offset_min;
+    let month = match q.month.as_deref().map(str::trim) {
+        None | Some("") => Month::of(state.clock.now(), offset),
+        Some(m) => Month::parse(m).map_err(|e| ApiError::invalid_query("month", e))?,
+    };
+    let community = q
+        .community
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    let window = month.window(offset, state.settings.notify.target_arrive_s(), community);
+    let counts = state.store.monthly_counts(&window).await?;
+    let report = monthly::build(month, &window, offset, counts);
+    let name = format!("monthly-{}", report.month);
+    let file = |bytes: Vec<u8>, mime: &'static str, ext: &str| {
+        let mut response = bytes.into_response();
+        let h = response.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(mime));
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.{ext}\"")) {
+            h.insert(CONTENT_DISPOSITION, v);
+        }
+        response
+    };
+    Ok(match format {
+        Format::Json => Json::<MonthlyReport>(report).into_response(),
+        Format::Csv => {
+            let csv = monthly::to_csv(&report)
+                .map_err(|e| ApiError::Internal(format!("monthly CSV: {e}")))?;
+            file(csv.into_bytes(), "text/csv; charset=utf-8", "csv")
+        }
+        Format::Pdf => file(monthly::pdf::to_pdf(&report), "application/pdf", "pdf"),
+    })
+}
+
+/// Whether `Accept` names `application/pdf` with a quality above 0.
+fn wants_pdf(headers: &HeaderMap) -> bool {
+    headers.get_all(ACCEPT).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|range| {
+                let mut params = range.split(';');
+                let essence = params.next().unwrap_or_default().trim();
+                essence.eq_ignore_ascii_case("application/pdf")
+                    && params
+                        .filter_map(|p| p.trim().strip_prefix("q="))
+                        .find_map(|v| v.trim().parse::<f32>().ok())
+                        .unwrap_or(1.0)
+                        > 0.0
+            })
+        })
+    })
 }
 
 /// Whether `Accept` asks for CSV: `text/csv` listed with a quality above

@@ -38,6 +38,8 @@ pub mod incidents;
 pub mod ingest;
 pub mod logins;
 pub mod logins_sql;
+pub mod monthly;
+pub mod monthly_sql;
 pub mod notices;
 pub mod outbox;
 pub mod postgres;
@@ -371,6 +373,7 @@ pub trait Store:
     + areas::AreaStore
     + FollowUpStore
     + duty::DutyStore
+    + monthly::MonthlyStore
     + EngineStore
     + TimerStore
     + IngestWorkerStore

@@ -23,6 +23,7 @@ use super::dispatch_sql::dispatch_sql;
 use super::duty_sql::duty_sql;
 use super::follow_ups_sql::follow_ups_sql;
 use super::logins_sql::logins_sql;
+use super::monthly_sql::monthly_sql;
 use super::reach_sql::reach_sql;
 use super::registry_cache::RegistryCache;
 use super::retention_sql::retention_sql;
@@ -213,6 +214,13 @@ care_sql!(PgStore, sqlx::Postgres);
 areas_sql!(PgStore, sqlx::Postgres);
 follow_ups_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 duty_sql!(PgStore, sqlx::Postgres);
+monthly_sql!(
+    PgStore,
+    sqlx::Postgres,
+    ack = "CAST(EXTRACT(EPOCH FROM (i.acknowledged_at - i.created_at)) AS DOUBLE PRECISION)",
+    arrive = "CAST(EXTRACT(EPOCH FROM (i.on_site_at - i.created_at)) AS DOUBLE PRECISION)",
+    explain = "EXPLAIN (ANALYZE, BUFFERS) "
+);
 
 #[cfg(test)]
 mod tests {

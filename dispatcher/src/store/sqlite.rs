@@ -42,6 +42,7 @@ use super::dispatch_sql::dispatch_sql;
 use super::duty_sql::duty_sql;
 use super::follow_ups_sql::follow_ups_sql;
 use super::logins_sql::logins_sql;
+use super::monthly_sql::monthly_sql;
 use super::reach_sql::reach_sql;
 use super::registry_cache::RegistryCache;
 use super::retention_sql::retention_sql;
@@ -336,3 +337,10 @@ care_sql!(SqliteStore, sqlx::Sqlite);
 areas_sql!(SqliteStore, sqlx::Sqlite);
 follow_ups_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
 duty_sql!(SqliteStore, sqlx::Sqlite);
+monthly_sql!(
+    SqliteStore,
+    sqlx::Sqlite,
+    ack = "(unixepoch(i.acknowledged_at, 'subsec') - unixepoch(i.created_at, 'subsec'))",
+    arrive = "(unixepoch(i.on_site_at, 'subsec') - unixepoch(i.created_at, 'subsec'))",
+    explain = "EXPLAIN QUERY PLAN "
+);

@@ -1,5 +1,5 @@
 // The supervisor dashboard: one page, views chosen by the URL's hash
-// (#board, #incident/<id>, #reports, #devices, #duty, #manage, #sim), kept
+// (#board, #incident/<id>, #reports, #monthly, #devices, #duty, #manage, #sim), kept
 // current by the stream.
 import { requireSession } from '../common/session.js';
 import { api, logout } from '../common/api.js';
@@ -19,6 +19,7 @@ import { showDevices } from './devices.js';
 import { showManage } from './manage.js';
 import { showSim } from './sim.js';
 import { showDuty } from './duty.js';
+import { showMonthly } from './monthly.js';
 
 requireSession(['admin', 'supervisor']);
 
@@ -59,6 +60,7 @@ const views = {
   reports: () => showReports(document.getElementById('view-reports')),
   care: () => showCare(document.getElementById('view-care')),
   elder: (id) => showNotebook(document.getElementById('view-elder'), id),
+  monthly: () => showMonthly(document.getElementById('view-monthly')),
   devices: () => showDevices(document.getElementById('view-devices')),
   duty: () => showDuty(document.getElementById('view-duty')),
   manage: (sub) => showManage(document.getElementById('view-manage'), sub),
