@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::domain::{
-    Device, DeviceId, DeviceKind, Elder, Role, Steward, StewardId, StewardStatus, User,
+    Area, Device, DeviceId, DeviceKind, Elder, Role, Scope, Steward, StewardId, StewardStatus, User,
 };
 use crate::store::{Store, StoreError};
 
@@ -21,6 +21,9 @@ use crate::store::{Store, StoreError};
 pub struct SiteFile {
     /// A name for logs: "Tama community, Chengguan, Lhasa".
     pub site: Option<String>,
+    /// Where each grid belongs (community, district); set before the
+    /// logins whose scopes name them.
+    pub areas: Vec<Area>,
     pub elders: Vec<Elder>,
     pub devices: Vec<DeviceSeed>,
     pub stewards: Vec<StewardSeed>,
@@ -64,6 +67,9 @@ pub struct UserSeed {
     pub password: String,
     pub role: Role,
     pub steward_id: Option<StewardId>,
+    /// A supervisor's scope: `community:<name>` or `district:<name>`.
+    #[serde(default)]
+    pub scope: Scope,
 }
 
 /// What an import did.
@@ -128,6 +134,7 @@ impl SiteFile {
             }
         }
         report.elders = self.elders.len();
+        store.put_areas(&self.areas).await.context("areas")?;
         let devices: Vec<Device> = self
             .devices
             .iter()
@@ -192,7 +199,17 @@ impl SiteFile {
                 .await?;
             report.stewards += 1;
         }
+        let areas = store.areas().await?;
         for seed in &self.users {
+            if seed.scope != Scope::Site
+                && (seed.role != Role::Supervisor || !seed.scope.exists_in(&areas))
+            {
+                bail!(
+                    "login {}: scope {} must be a supervisor's and name a community or district of [[areas]]",
+                    seed.username,
+                    seed.scope
+                );
+            }
             if store.user(&seed.username).await?.is_some() {
                 report.users_kept += 1;
                 continue;
@@ -206,6 +223,7 @@ impl SiteFile {
                 username: seed.username.clone(),
                 role: seed.role,
                 steward_id: seed.steward_id.clone(),
+                scope: seed.scope.clone(),
                 password_hash,
             };
             store

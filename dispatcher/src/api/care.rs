@@ -13,7 +13,7 @@ use super::auth::{AuthUser, Supervisor};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::routes::Routes;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, scope};
 use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::care::{self, Visit, VisitNote, VisitStatus};
 use crate::domain::{
@@ -136,11 +136,8 @@ pub async fn round_today(
             ));
         }
     };
-    let steward = state
-        .store
-        .steward(&steward_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("steward {steward_id} not found")))?;
+    // Another community's steward is not found.
+    let steward = scope::steward(&state, &user, &steward_id).await?;
     let now = state.clock.now();
     let clock = state.rules.site_clock();
     let today = clock.date(now);
@@ -199,6 +196,7 @@ async fn visit_for(
         .store
         .elder(&visit.elder_id)
         .await?
+        .filter(|e| user.view.sees_elder(e))
         .ok_or_else(not_found)?;
     if let Some(me) = user.own_steward() {
         let mine = visit.steward_id.as_ref() == Some(me);
@@ -409,13 +407,14 @@ pub struct VisitSummary {
     params(SummaryQuery),
     responses((status = 200, body = VisitSummary), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn summary(
-    Supervisor(_user): Supervisor,
+    Supervisor(user): Supervisor,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SummaryQuery>,
 ) -> Result<Json<VisitSummary>, ApiError> {
     let now = state.clock.now();
     let date = q.date.unwrap_or_else(|| state.rules.site_clock().date(now));
-    let grids = state.store.visits_by_grid(date, now).await?;
+    let mut grids = state.store.visits_by_grid(date, now).await?;
+    grids.retain(|g| user.view.sees_grid(&g.grid));
     Ok(Json(VisitSummary { date, grids }))
 }
 
@@ -493,11 +492,7 @@ pub async fn notebook(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ElderId>,
 ) -> Result<Json<Notebook>, ApiError> {
-    let elder = state
-        .store
-        .elder(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("elder {id} not found")))?;
+    let elder = scope::elder(&state, &user, &id).await?;
     let visits = state.store.visits_of_elder(&id, NOTEBOOK_DEPTH).await?;
     if let Some(me) = user.own_steward() {
         let my_grid = !elder.grid.is_empty()

@@ -18,7 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, care, config, devices, elders, events, follow_ups, inbound, incidents, lifecycle,
+    areas, auth, care, config, devices, elders, events, follow_ups, inbound, incidents, lifecycle,
     offer_tokens, ops, push, reachability, reports, sim, stewards, stream, users,
 };
 
@@ -99,6 +99,9 @@ use super::{
         care::start,
         care::finish,
         care::notebook,
+        areas::list,
+        areas::put,
+        areas::remove,
     ),
     modifiers(&BearerAuth, &CommonAnswers, &BlankQuery, &HeadersAreText, &ThisYear, &MergePatches),
     tags(
@@ -107,7 +110,8 @@ use super::{
         (name = "elders", description = "Elders: health data, stewards see only their incidents' elders"),
         (name = "devices", description = "Devices in elders' homes"),
         (name = "stewards", description = "Stewards, their duty and location"),
-        (name = "users", description = "Logins (admins)"),
+        (name = "users", description = "Logins (admins); a supervisor's may have a scope: a community or a district"),
+        (name = "areas", description = "Where each grid belongs (community, district); a scoped supervisor sees only their grids"),
         (name = "events", description = "Stored device events (supervisors)"),
         (name = "incidents", description = "Incidents"),
         (name = "follow-ups", description = "The follow-up (回访) after every resolved incident of an elder: a call or a visit, completed with an outcome, handed back, reassigned"),

@@ -133,10 +133,14 @@ pub async fn response_times(
         }
     };
     let window = q.window(state.clock.now())?;
-    let incidents = state
+    let mut incidents = state
         .store
         .incidents_created_between(window.from, window.to)
         .await?;
+    // A scoped supervisor's report covers their elders' incidents only.
+    if let Some(elders) = user.view.elder_ids(state.store.as_ref()).await? {
+        incidents.retain(|i| i.elder_id.as_ref().is_some_and(|e| elders.contains(e)));
+    }
     let grids: HashMap<_, _> = if window.group_by == GroupBy::Grid {
         state
             .store
