@@ -291,6 +291,38 @@ mod tests {
             );
         }
         assert!(site.users.iter().any(|u| u.role == Role::Supervisor));
+        // Two communities, each with a supervisor of its own and homes,
+        // devices and stewards only in its grids.
+        let communities: std::collections::BTreeSet<&str> =
+            site.areas.iter().map(|a| a.community.as_str()).collect();
+        assert_eq!(communities.len(), 2);
+        for community in communities {
+            let scope = Scope::Community(community.to_owned());
+            assert!(site.users.iter().any(|u| u.scope == scope), "{community}");
+            let grids = scope.grids(&site.areas).unwrap();
+            assert!(
+                site.elders
+                    .iter()
+                    .filter(|e| grids.contains(&e.grid))
+                    .count()
+                    >= 6
+            );
+            assert!(
+                site.stewards
+                    .iter()
+                    .filter(|s| grids.contains(&s.grid))
+                    .count()
+                    >= 3
+            );
+        }
+        let placed: std::collections::BTreeSet<&str> =
+            site.areas.iter().map(|a| a.grid.as_str()).collect();
+        assert!(site.elders.iter().all(|e| placed.contains(e.grid.as_str())));
+        assert!(
+            site.stewards
+                .iter()
+                .all(|s| placed.contains(s.grid.as_str()))
+        );
     }
 
     #[test]
