@@ -420,6 +420,39 @@ async fn a_community_supervisor_sees_and_acts_on_their_community_only(db: Db) {
     .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["status"], "cancelled");
+
+    // Their areas removed, the community covers no grid: they see nothing
+    // (not everything).
+    for grid in ["east-1", "east-2"] {
+        let (s, _) = call(
+            &app,
+            &app.admin,
+            Method::DELETE,
+            &format!("/api/v1/areas/{grid}"),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+    }
+    for path in [
+        "/api/v1/incidents",
+        "/api/v1/elders",
+        "/api/v1/stewards",
+        "/api/v1/devices",
+        "/api/v1/events",
+        "/api/v1/follow-ups",
+        "/api/v1/areas",
+    ] {
+        let (s, b) = get(&app, &east, path).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {b}");
+        assert_eq!(b, json!([]), "{path}");
+    }
+    let (_, list) = get(&app, &district, "/api/v1/incidents").await;
+    assert_eq!(
+        ids(&list, "id"),
+        [west_incident.to_string()],
+        "the west is still d1's; the east's grids are no one's"
+    );
 }
 
 #[tokio::test]

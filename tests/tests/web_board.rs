@@ -1213,3 +1213,52 @@ async fn board_seen(browser: &Browser) -> Value {
         .await
         .unwrap()
 }
+
+/// An admin places a grid in a community from the board's areas page; a
+/// supervisor of that community then sees the grid's elder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_places_a_grid_in_a_community_on_the_areas_page() {
+    let (app, _) = site().await;
+    let browser = Browser::start().await.unwrap();
+    browser
+        .log_in(&app.base, "admin", eldercare_tests::app::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    browser.wait_path("/board/").await.unwrap();
+    browser
+        .wait_text("#scope", |t| t == "Whole site")
+        .await
+        .unwrap();
+    browser
+        .goto(&format!("{}/board/#manage/areas", app.base))
+        .await
+        .unwrap();
+    browser.click("#manage-new").await.unwrap();
+    fill(
+        &browser,
+        &[
+            ("#mf-grid", "grid-1"),
+            ("#mf-community", "Tama"),
+            ("#mf-district", "Chengguan"),
+        ],
+    )
+    .await;
+    save_form(&browser, "Tama").await;
+    assert_eq!(
+        app.get("/api/v1/areas").await,
+        json!([{"grid": "grid-1", "community": "Tama", "district": "Chengguan"}])
+    );
+    app.post(
+        "/api/v1/users",
+        json!({"username": "tama", "password": SUPERVISOR_PASSWORD, "role": "supervisor",
+               "scope": "community:Tama"}),
+    )
+    .await;
+    let token = app.login("tama", SUPERVISOR_PASSWORD).await;
+    let (s, elders) = app
+        .call(Some(&token), Method::GET, "/api/v1/elders", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(elders[0]["id"], "e-1", "{elders}");
+    browser.assert_no_console_errors().await;
+}

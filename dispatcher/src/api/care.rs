@@ -485,7 +485,7 @@ const NOTEBOOK_DEPTH: i64 = 200;
 /// incidents, follow-ups and device health in one list, newest first. Supervisors;
 /// a steward for the elders of their grid or their round.
 #[utoipa::path(get, path = "/api/v1/elders/{id}/notebook", tag = "care", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Elder id")),
+    params(("id" = ElderId, Path, description = "Elder id")),
     responses((status = 200, body = Notebook), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn notebook(
     user: AuthUser,
