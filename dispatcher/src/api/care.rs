@@ -97,6 +97,7 @@ pub struct Round {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RoundQuery {
     /// Whose round (supervisors); a steward always gets their own.
@@ -386,11 +387,12 @@ pub async fn finish(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryQuery {
-    /// The site's date (default today).
+    /// The site's date (default today; blank is the default too).
     #[param(value_type = Option<String>, format = Date)]
-    pub date: Option<NaiveDate>,
+    pub date: Option<String>,
 }
 
 /// Visits due, in progress, done and overdue per grid.
@@ -412,7 +414,12 @@ pub async fn summary(
     ApiQuery(q): ApiQuery<SummaryQuery>,
 ) -> Result<Json<VisitSummary>, ApiError> {
     let now = state.clock.now();
-    let date = q.date.unwrap_or_else(|| state.rules.site_clock().date(now));
+    let date = match q.date.as_deref().map(|d| d.trim_matches(' ')) {
+        None | Some("") => state.rules.site_clock().date(now),
+        Some(d) => d.parse::<NaiveDate>().map_err(|_| {
+            ApiError::invalid_query("date", format!("{d:?} is not a date like 2025-01-31"))
+        })?,
+    };
     let mut grids = state.store.visits_by_grid(date, now).await?;
     grids.retain(|g| user.view.sees_grid(&g.grid));
     Ok(Json(VisitSummary { date, grids }))
