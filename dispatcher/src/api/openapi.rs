@@ -278,7 +278,7 @@ pub struct MergePatches;
 
 impl Modify for MergePatches {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::schema::{OneOfBuilder, Schema, Type};
+        use utoipa::openapi::schema::{AnyOfBuilder, Schema, Type};
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
@@ -317,7 +317,7 @@ impl Modify for MergePatches {
                             let inner_required = std::mem::take(&mut inner.required);
                             for (f, s) in inner.properties.iter_mut() {
                                 if !inner_required.contains(f) {
-                                    *s = OneOfBuilder::new()
+                                    *s = AnyOfBuilder::new()
                                         .item(s.clone())
                                         .item(
                                             utoipa::openapi::schema::ObjectBuilder::new()
@@ -329,8 +329,11 @@ impl Modify for MergePatches {
                             *schema = RefOr::T(Schema::Object(inner));
                         }
                     }
+                    // `anyOf`, not `oneOf`: a field whose own schema
+                    // already admits `null` (an `Option`) would match
+                    // both branches, which `oneOf` forbids.
                     if !required.contains(field) {
-                        *schema = OneOfBuilder::new()
+                        *schema = AnyOfBuilder::new()
                             .item(schema.clone())
                             .item(
                                 utoipa::openapi::schema::ObjectBuilder::new()
