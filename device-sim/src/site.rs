@@ -132,10 +132,10 @@ mod tests {
     #[test]
     fn reads_the_demo_site() {
         let site = Site::from_toml(include_str!("../../config/demo-site.toml")).unwrap();
-        assert_eq!(site.elders.len(), 32);
-        assert_eq!(site.devices.len(), 139);
+        assert_eq!(site.elders.len(), 38);
+        assert_eq!(site.devices.len(), 163);
         let playable = site.playable_stewards();
-        assert_eq!(playable.len(), 2);
+        assert_eq!(playable.len(), 3);
         assert_eq!(playable[0].0.id, "s-01");
         assert!(site.devices_of("e-001").any(|d| d.kind == "call_button"));
     }

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::domain::{
-    Device, DeviceId, DeviceKind, Elder, Role, Steward, StewardId, StewardStatus, User,
+    Area, Device, DeviceId, DeviceKind, Elder, Role, Scope, Steward, StewardId, StewardStatus, User,
 };
 use crate::store::{Store, StoreError};
 
@@ -21,6 +21,9 @@ use crate::store::{Store, StoreError};
 pub struct SiteFile {
     /// A name for logs: "Tama community, Chengguan, Lhasa".
     pub site: Option<String>,
+    /// Where each grid belongs (community, district); set before the
+    /// logins whose scopes name them.
+    pub areas: Vec<Area>,
     pub elders: Vec<Elder>,
     pub devices: Vec<DeviceSeed>,
     pub stewards: Vec<StewardSeed>,
@@ -64,6 +67,9 @@ pub struct UserSeed {
     pub password: String,
     pub role: Role,
     pub steward_id: Option<StewardId>,
+    /// A supervisor's scope: `community:<name>` or `district:<name>`.
+    #[serde(default)]
+    pub scope: Scope,
 }
 
 /// What an import did.
@@ -128,6 +134,7 @@ impl SiteFile {
             }
         }
         report.elders = self.elders.len();
+        store.put_areas(&self.areas).await.context("areas")?;
         let devices: Vec<Device> = self
             .devices
             .iter()
@@ -197,7 +204,17 @@ impl SiteFile {
                 .await?;
             report.stewards += 1;
         }
+        let areas = store.areas().await?;
         for seed in &self.users {
+            if seed.scope != Scope::Site
+                && (seed.role != Role::Supervisor || !seed.scope.exists_in(&areas))
+            {
+                bail!(
+                    "login {}: scope {} must be a supervisor's and name a community or district of [[areas]]",
+                    seed.username,
+                    seed.scope
+                );
+            }
             if store.user(&seed.username).await?.is_some() {
                 report.users_kept += 1;
                 continue;
@@ -211,6 +228,7 @@ impl SiteFile {
                 username: seed.username.clone(),
                 role: seed.role,
                 steward_id: seed.steward_id.clone(),
+                scope: seed.scope.clone(),
                 password_hash,
             };
             store
@@ -278,6 +296,38 @@ mod tests {
             );
         }
         assert!(site.users.iter().any(|u| u.role == Role::Supervisor));
+        // Two communities, each with a supervisor of its own and homes,
+        // devices and stewards only in its grids.
+        let communities: std::collections::BTreeSet<&str> =
+            site.areas.iter().map(|a| a.community.as_str()).collect();
+        assert_eq!(communities.len(), 2);
+        for community in communities {
+            let scope = Scope::Community(community.to_owned());
+            assert!(site.users.iter().any(|u| u.scope == scope), "{community}");
+            let grids = scope.grids(&site.areas).unwrap();
+            assert!(
+                site.elders
+                    .iter()
+                    .filter(|e| grids.contains(&e.grid))
+                    .count()
+                    >= 6
+            );
+            assert!(
+                site.stewards
+                    .iter()
+                    .filter(|s| grids.contains(&s.grid))
+                    .count()
+                    >= 3
+            );
+        }
+        let placed: std::collections::BTreeSet<&str> =
+            site.areas.iter().map(|a| a.grid.as_str()).collect();
+        assert!(site.elders.iter().all(|e| placed.contains(e.grid.as_str())));
+        assert!(
+            site.stewards
+                .iter()
+                .all(|s| placed.contains(s.grid.as_str()))
+        );
     }
 
     #[test]

@@ -271,10 +271,16 @@ async fn serve(settings: Settings, demo: Option<SiteFile>) -> anyhow::Result<()>
         );
         eprintln!("  demo logins:");
         for user in &site.users {
-            eprintln!(
-                "    {:<12} {:<18} ({})",
-                user.username, user.password, user.role
-            );
+            match user.scope.as_text() {
+                Some(scope) => eprintln!(
+                    "    {:<12} {:<18} ({}, {scope})",
+                    user.username, user.password, user.role
+                ),
+                None => eprintln!(
+                    "    {:<12} {:<18} ({})",
+                    user.username, user.password, user.role
+                ),
+            }
         }
         eprintln!();
         if logs_quiet() {

@@ -249,6 +249,7 @@ async fn steward_login(
         username: username.clone(),
         role: Role::Steward,
         steward_id: Some(steward.id.clone()),
+        scope: crate::domain::Scope::Site,
         password_hash: guard.hash(password.clone()).await?,
     };
     store.insert_user(&user).await?;

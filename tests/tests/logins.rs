@@ -421,6 +421,7 @@ async fn expired_sessions_and_stale_counts_are_deleted_in_batches(h: Harness) {
         username: "u1".into(),
         role: Role::Supervisor,
         steward_id: None,
+        scope: Default::default(),
         password_hash: "x".into(),
     })
     .await

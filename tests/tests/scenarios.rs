@@ -1,6 +1,7 @@
 //! The simulator's scenarios (`config/scenarios/`) against a real
 //! dispatcher, started through the API as a demo or a dashboard would:
-//! the demo site's 32 homes, 139 devices and 10 stewards, over a real
+//! the demo site's 38 homes, 163 devices and 13 stewards in two
+//! communities, over a real
 //! broker. Each test asserts what must come out of the scenario, never how
 //! long it took: the earthquake loses nobody, the power cut's offline
 //! incidents open and clear, the stuck button's flood is contained while
@@ -47,8 +48,8 @@ async fn play(app: &TestApp, scenario: &str, speed: f64) -> Value {
         )
         .await;
     assert_eq!(status["running"], true, "{status}");
-    assert_eq!(status["devices"], 139, "{status}");
-    assert_eq!(status["stewards"], 10, "{status}");
+    assert_eq!(status["devices"], 163, "{status}");
+    assert_eq!(status["stewards"], 13, "{status}");
     status
 }
 
@@ -109,7 +110,7 @@ async fn earthquake_every_pressing_elder_gets_a_steward_or_an_escalation_and_non
     let app = demo_site().await;
     play(&app, "earthquake", 60.0).await;
     let wave = happening(&app, "press wave").await;
-    assert!(wave.len() >= 20, "most of 32 elders press: {wave:?}");
+    assert!(wave.len() >= 20, "most of 38 elders press: {wave:?}");
     let owners = owners();
 
     // Every elder in the wave has an incident, and each incident of theirs
@@ -192,8 +193,8 @@ async fn power_cut_offline_incidents_open_for_the_devices_that_went_away_and_cle
     play(&app, "power-cut", 120.0).await;
     let cut: BTreeSet<String> = happening(&app, "power cut").await.into_iter().collect();
     assert!(
-        (40..=52).contains(&cut.len()),
-        "about a third of 139 devices: {}",
+        (47..=61).contains(&cut.len()),
+        "about a third of 163 devices: {}",
         cut.len()
     );
 

@@ -1069,3 +1069,196 @@ async fn the_board_shows_follow_ups_overdue_and_unassigned_and_the_supervisor_se
     assert_eq!(detail["reassignments"][0]["reason"], "lives next door");
     browser.assert_no_console_errors().await;
 }
+
+/// Sites larger than one community: a supervisor of one community sees
+/// nothing of another. Two communities each have an elder with a pressed
+/// button and a steward on duty; the east supervisor's board lists, maps
+/// and counts only the east's, and a later press in the west does not
+/// appear; the header says whose board it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_of_one_community_sees_nothing_of_another() {
+    let app = TestApp::spawn(Options::default()).await;
+    let (s, b) = app
+        .call(
+            Some(&app.admin),
+            Method::PUT,
+            "/api/v1/areas",
+            Some(json!([
+                {"grid": "east-1", "community": "east", "district": "d1"},
+                {"grid": "west-1", "community": "west", "district": "d1"},
+            ])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    for (elder, grid, lat, lon) in [
+        ("e-east", "east-1", 29.6598, 91.1377),
+        ("e-west", "west-1", 29.6502, 91.1201),
+    ] {
+        let mut body = elder_body(elder, json!({}));
+        body["grid"] = json!(grid);
+        body["lat"] = json!(lat);
+        body["lon"] = json!(lon);
+        app.post("/api/v1/elders", body).await;
+        app.register_device(
+            json!({"id": format!("btn-{elder}"), "elder_id": elder, "kind": "call_button"}),
+        )
+        .await;
+    }
+    app.steward("s-east", "east-1", 29.6603, 91.1381).await;
+    app.steward("s-west", "west-1", 29.6507, 91.1205).await;
+    app.post(
+        "/api/v1/users",
+        json!({"username": SUPERVISOR, "password": SUPERVISOR_PASSWORD, "role": "supervisor",
+               "scope": "community:east"}),
+    )
+    .await;
+    let mut east_button = app.device("btn-e-east").await;
+    let mut west_button = app.device("btn-e-west").await;
+    let east = press(&app, &mut east_button, "call.pressed").await;
+    let west = press(&app, &mut west_button, "call.pressed").await;
+
+    let browser = Browser::start().await.unwrap();
+    open_board(&app, &browser).await;
+    browser
+        .wait_text("#scope", |t| t == "Community: east")
+        .await
+        .unwrap();
+    // The list: the east's incident, and it alone.
+    browser
+        .wait_text(&format!("#incidents li.incident[data-id='{east}']"), |t| {
+            t.contains("Elder e-east")
+        })
+        .await
+        .unwrap();
+    browser
+        .wait_text("#roster", |t| t.contains("Steward s-east"))
+        .await
+        .unwrap();
+    let board = board_seen(&browser).await;
+    assert_eq!(board["incidents"], json!([east]), "{board}");
+    let text = board["text"].as_str().unwrap();
+    assert!(
+        !text.contains("e-west") && !text.contains("s-west"),
+        "{text}"
+    );
+    // The map: one home, one steward, one incident.
+    wait::until("the map to draw the east only", || async {
+        let b = board_seen(&browser).await;
+        (b["map"] == json!(["1", "1", "1"])).then_some(())
+    })
+    .await;
+
+    // A new press in the west, and a change of its incident: nothing
+    // reaches this board (the site's list has both).
+    let (s, b) = app
+        .call(
+            Some(&app.admin),
+            Method::POST,
+            &format!("/api/v1/incidents/{west}/cancel"),
+            Some(json!({"reason": "tested by phone"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let again = press(&app, &mut west_button, "call.pressed").await;
+    assert_eq!(app.incidents("status=dispatching").await.len(), 2);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let board = board_seen(&browser).await;
+    assert_eq!(board["incidents"], json!([east]), "{board}");
+    assert!(!board["text"].as_str().unwrap().contains("e-west"));
+    assert_eq!(board["map"], json!(["1", "1", "1"]), "{board}");
+
+    // The devices page: the east's button only.
+    browser.click("nav a[data-view=devices]").await.unwrap();
+    browser
+        .wait_text("#view-devices", |t| t.contains("btn-e-east"))
+        .await
+        .unwrap();
+    let devices = browser
+        .eval("return document.getElementById('view-devices').innerText;")
+        .await
+        .unwrap();
+    assert!(
+        !devices.as_str().unwrap().contains("btn-e-west"),
+        "{devices}"
+    );
+    // The west's incident by its address: not found.
+    browser
+        .goto(&format!("{}/board/#incident/{again}", app.base))
+        .await
+        .unwrap();
+    browser
+        .wait_text("#view-incident", |t| !t.is_empty())
+        .await
+        .unwrap();
+    let page = browser
+        .eval("return document.getElementById('view-incident').innerText;")
+        .await
+        .unwrap();
+    assert!(!page.as_str().unwrap().contains("e-west"), "{page}");
+    browser.assert_no_console_errors_but(&["404"]).await;
+}
+
+/// What the board shows: the incidents listed, the page's text, and what
+/// the map drew (homes, stewards, incidents).
+async fn board_seen(browser: &Browser) -> Value {
+    browser
+        .eval(
+            "const m = document.getElementById('map').dataset;
+             return {
+               incidents: [...document.querySelectorAll('#incidents li.incident')].map(li => li.dataset.id),
+               text: document.querySelector('main').innerText,
+               map: [m.homes, m.stewards, m.incidents],
+             };",
+        )
+        .await
+        .unwrap()
+}
+
+/// An admin places a grid in a community from the board's areas page; a
+/// supervisor of that community then sees the grid's elder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_places_a_grid_in_a_community_on_the_areas_page() {
+    let (app, _) = site().await;
+    let browser = Browser::start().await.unwrap();
+    browser
+        .log_in(&app.base, "admin", eldercare_tests::app::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    browser.wait_path("/board/").await.unwrap();
+    browser
+        .wait_text("#scope", |t| t == "Whole site")
+        .await
+        .unwrap();
+    browser
+        .goto(&format!("{}/board/#manage/areas", app.base))
+        .await
+        .unwrap();
+    browser.click("#manage-new").await.unwrap();
+    fill(
+        &browser,
+        &[
+            ("#mf-grid", "grid-1"),
+            ("#mf-community", "Tama"),
+            ("#mf-district", "Chengguan"),
+        ],
+    )
+    .await;
+    save_form(&browser, "Tama").await;
+    assert_eq!(
+        app.get("/api/v1/areas").await,
+        json!([{"grid": "grid-1", "community": "Tama", "district": "Chengguan"}])
+    );
+    app.post(
+        "/api/v1/users",
+        json!({"username": "tama", "password": SUPERVISOR_PASSWORD, "role": "supervisor",
+               "scope": "community:Tama"}),
+    )
+    .await;
+    let token = app.login("tama", SUPERVISOR_PASSWORD).await;
+    let (s, elders) = app
+        .call(Some(&token), Method::GET, "/api/v1/elders", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(elders[0]["id"], "e-1", "{elders}");
+    browser.assert_no_console_errors().await;
+}

@@ -37,8 +37,9 @@ use super::error::ErrorBody;
 use super::extract::ApiJson;
 use super::login_limits::{self as limits, Rule};
 use super::routes::Routes;
+use super::scope::View;
 use super::{ApiError, AppState};
-use crate::domain::{Role, StewardId, User};
+use crate::domain::{Role, Scope, StewardId, User};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 
@@ -87,6 +88,10 @@ pub struct LoginResponse {
     pub role: Role,
     /// The steward this login acts as; only for stewards.
     pub steward_id: Option<StewardId>,
+    /// What a supervisor sees: `null` the whole site, else
+    /// `community:<name>` or `district:<name>`.
+    #[schema(value_type = Option<String>)]
+    pub scope: Scope,
     /// The token stops working then; log in again.
     pub expires_at: DateTime<Utc>,
     /// Keep it and send it with the next logins from this device (it is
@@ -100,6 +105,10 @@ pub struct Me {
     pub username: String,
     pub role: Role,
     pub steward_id: Option<StewardId>,
+    /// What a supervisor sees: `null` the whole site, else
+    /// `community:<name>` or `district:<name>`.
+    #[schema(value_type = Option<String>)]
+    pub scope: Scope,
 }
 
 /// The caller's login.
@@ -117,6 +126,7 @@ pub async fn me(user: AuthUser) -> Json<Me> {
         username: user.username,
         role: user.role,
         steward_id: user.steward_id,
+        scope: user.scope,
     })
 }
 
@@ -250,7 +260,8 @@ pub async fn login(
         Json(LoginResponse {
             token,
             role: user.role,
-            steward_id: user.steward_id,
+            steward_id: user.steward_id.clone(),
+            scope: user.scope.clone(),
             expires_at,
             device_token,
         }),
@@ -424,6 +435,12 @@ pub struct AuthUser {
     /// The session's token hash (what logout ends, what a stream
     /// watches).
     pub session: String,
+    /// What this login is for: the whole site, a community or a district
+    /// (only supervisors have a narrower one).
+    pub scope: Scope,
+    /// The grids `scope` covers, resolved when the session was read;
+    /// every check of it is in [`super::scope`].
+    pub view: View,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -490,11 +507,14 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
         .session_user(&session, state.clock.now())
         .await?
         .ok_or_else(expired)?;
+    let view = View::resolve(state.store.as_ref(), &user.scope).await?;
     Ok(AuthUser {
         username: user.username,
         role: user.role,
         steward_id: user.steward_id,
         session,
+        scope: user.scope,
+        view,
     })
 }
 
@@ -664,6 +684,7 @@ pub async fn bootstrap_admin(
         username: ADMIN_USERNAME.into(),
         role: Role::Admin,
         steward_id: None,
+        scope: Scope::Site,
         password_hash,
     };
     match store.insert_user(&user).await {

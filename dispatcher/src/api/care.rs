@@ -13,7 +13,7 @@ use super::auth::{AuthUser, Supervisor};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::routes::Routes;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, scope};
 use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::care::{self, Visit, VisitNote, VisitStatus};
 use crate::domain::{
@@ -97,6 +97,7 @@ pub struct Round {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RoundQuery {
     /// Whose round (supervisors); a steward always gets their own.
@@ -136,11 +137,8 @@ pub async fn round_today(
             ));
         }
     };
-    let steward = state
-        .store
-        .steward(&steward_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("steward {steward_id} not found")))?;
+    // Another community's steward is not found.
+    let steward = scope::steward(&state, &user, &steward_id).await?;
     let now = state.clock.now();
     let clock = state.rules.site_clock();
     let today = clock.date(now);
@@ -199,6 +197,7 @@ async fn visit_for(
         .store
         .elder(&visit.elder_id)
         .await?
+        .filter(|e| user.view.sees_elder(e))
         .ok_or_else(not_found)?;
     if let Some(me) = user.own_steward() {
         let mine = visit.steward_id.as_ref() == Some(me);
@@ -388,11 +387,12 @@ pub async fn finish(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryQuery {
-    /// The site's date (default today).
+    /// The site's date (default today; blank is the default too).
     #[param(value_type = Option<String>, format = Date)]
-    pub date: Option<NaiveDate>,
+    pub date: Option<String>,
 }
 
 /// Visits due, in progress, done and overdue per grid.
@@ -409,13 +409,19 @@ pub struct VisitSummary {
     params(SummaryQuery),
     responses((status = 200, body = VisitSummary), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn summary(
-    Supervisor(_user): Supervisor,
+    Supervisor(user): Supervisor,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SummaryQuery>,
 ) -> Result<Json<VisitSummary>, ApiError> {
     let now = state.clock.now();
-    let date = q.date.unwrap_or_else(|| state.rules.site_clock().date(now));
-    let grids = state.store.visits_by_grid(date, now).await?;
+    let date = match q.date.as_deref().map(|d| d.trim_matches(' ')) {
+        None | Some("") => state.rules.site_clock().date(now),
+        Some(d) => d.parse::<NaiveDate>().map_err(|_| {
+            ApiError::invalid_query("date", format!("{d:?} is not a date like 2025-01-31"))
+        })?,
+    };
+    let mut grids = state.store.visits_by_grid(date, now).await?;
+    grids.retain(|g| user.view.sees_grid(&g.grid));
     Ok(Json(VisitSummary { date, grids }))
 }
 
@@ -493,11 +499,7 @@ pub async fn notebook(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ElderId>,
 ) -> Result<Json<Notebook>, ApiError> {
-    let elder = state
-        .store
-        .elder(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("elder {id} not found")))?;
+    let elder = scope::elder(&state, &user, &id).await?;
     let visits = state.store.visits_of_elder(&id, NOTEBOOK_DEPTH).await?;
     if let Some(me) = user.own_steward() {
         let my_grid = !elder.grid.is_empty()

@@ -14,12 +14,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::Supervisor;
+use super::auth::{AuthUser, Supervisor};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use super::patch::{self, ReadOnly};
 use super::routes::Routes;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, scope};
 use crate::credentials;
 use crate::domain::{Device, DeviceId, DeviceKind, ElderId};
 use crate::store::StoreError;
@@ -142,13 +142,9 @@ fn store_error(e: StoreError, id: &DeviceId) -> ApiError {
 }
 
 /// The device as stored, with its newest heartbeat if that is not
-/// written yet.
-async fn load(state: &AppState, id: &DeviceId) -> Result<Device, ApiError> {
-    let mut device = state
-        .store
-        .device(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("device {id} not found")))?;
+/// written yet; 404 outside the caller's scope.
+async fn load(state: &AppState, user: &AuthUser, id: &DeviceId) -> Result<Device, ApiError> {
+    let mut device = scope::device(state, user, id).await?;
     state.liveness.overlay(&mut device);
     Ok(device)
 }
@@ -168,7 +164,11 @@ pub async fn list(
     State(state): State<AppState>,
     super::extract::ApiQuery(page): super::extract::ApiQuery<super::query::PageQuery>,
 ) -> Result<Json<Vec<Device>>, ApiError> {
-    let mut devices = page.slice(state.store.devices().await?)?;
+    let mut devices = state.store.devices().await?;
+    if let Some(elders) = user.view.elder_ids(state.store.as_ref()).await? {
+        devices.retain(|d| d.elder_id.as_ref().is_some_and(|e| elders.contains(e)));
+    }
+    let mut devices = page.slice(devices)?;
     for d in &mut devices {
         state.liveness.overlay(d);
     }
@@ -193,6 +193,7 @@ pub async fn create(
     ApiJson(body): ApiJson<NewDevice>,
 ) -> Result<(StatusCode, Json<RegisteredDevice>), ApiError> {
     let device = body.validate(state.settings.ingest.default_heartbeat_s)?;
+    scope::writable_elder(&state, &user, "elder_id", device.elder_id.as_ref()).await?;
     state
         .store
         .insert_device(&device)
@@ -233,7 +234,7 @@ pub async fn read(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Result<Json<Device>, ApiError> {
-    Ok(Json(load(&state, &id).await?))
+    Ok(Json(load(&state, &user, &id).await?))
 }
 
 /// Changes `elder_id`, `kind` or `heartbeat_s` (JSON merge patch;
@@ -255,10 +256,11 @@ pub async fn update(
     ApiPath(id): ApiPath<DeviceId>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Json<Device>, ApiError> {
-    let current = load(&state, &id).await?;
+    let current = load(&state, &user, &id).await?;
     let value = serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.to_string()))?;
     let input: NewDevice = patch::apply(value, &body, READ_ONLY)?;
     let changed = input.validate(current.heartbeat_s)?;
+    scope::writable_elder(&state, &user, "elder_id", changed.elder_id.as_ref()).await?;
     let device = Device {
         elder_id: changed.elder_id,
         kind: changed.kind,
@@ -286,7 +288,7 @@ pub async fn remove(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Result<StatusCode, ApiError> {
-    load(&state, &id).await?;
+    load(&state, &user, &id).await?;
     withdraw(&state, &id).await?;
     state.store.delete_device(&id).await?;
     state.liveness.forget(&id);
@@ -313,7 +315,7 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Result<Json<DeviceSecret>, ApiError> {
-    load(&state, &id).await?;
+    load(&state, &user, &id).await?;
     let issued = credentials::issue();
     grant(&state, &id, &issued.secret).await?;
     state
@@ -341,7 +343,7 @@ pub async fn revoke_secret(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Result<StatusCode, ApiError> {
-    load(&state, &id).await?;
+    load(&state, &user, &id).await?;
     withdraw(&state, &id).await?;
     state
         .store

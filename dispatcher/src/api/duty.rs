@@ -82,6 +82,8 @@ pub async fn roster(
     let wanted: Vec<DutyStatus> = query::list("status", q.status.as_deref())?;
     let settings = &state.settings.device_duty;
     let now = state.clock.now();
+    // A scoped supervisor sees their grids' devices only.
+    let in_view = user.view.elder_ids(state.store.as_ref()).await?;
     let devices = state
         .store
         .duty_roster()
@@ -90,6 +92,7 @@ pub async fn roster(
         .filter(|row| duty::on_duty(row))
         .map(|row| duty::judge(row, settings, now))
         .filter(|d| wanted.is_empty() || wanted.contains(&d.status))
+        .filter(|d| in_view_of(&in_view, d.elder_id.as_ref()))
         .collect();
     Ok(Json(DutyRoster {
         now,
@@ -125,9 +128,7 @@ pub async fn history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Vec<DeviceTest>>, ApiError> {
     let limit = query::limit(q.limit.as_deref())?;
-    if state.store.device(&id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("device {id} not found")));
-    }
+    super::scope::device(&state, &user, &id).await?;
     let now = state.clock.now();
     let tests = state.store.device_tests(&id, limit).await?;
     Ok(Json(tests.iter().map(|t| duty::view(t, now)).collect()))
@@ -149,7 +150,25 @@ pub async fn false_alarms(
     Supervisor(user): Supervisor,
     State(state): State<AppState>,
 ) -> Result<Json<FalseAlarmReport>, ApiError> {
-    Ok(Json(report(&state).await?))
+    let mut report = report(&state).await?;
+    let in_view = user.view.elder_ids(state.store.as_ref()).await?;
+    report
+        .devices
+        .retain(|d| in_view_of(&in_view, d.elder_id.as_ref()));
+    report
+        .elders
+        .retain(|e| in_view_of(&in_view, Some(&e.elder_id)));
+    Ok(Json(report))
+}
+
+/// Whether an elder's thing is in a scoped view (`None`: the whole site;
+/// a thing of no elder is the whole site's only).
+fn in_view_of(view: &Option<std::collections::HashSet<ElderId>>, elder: Option<&ElderId>) -> bool {
+    match (view, elder) {
+        (None, _) => true,
+        (Some(ids), Some(e)) => ids.contains(e),
+        (Some(_), None) => false,
+    }
 }
 
 /// The report as of the state's clock.
@@ -217,9 +236,7 @@ pub async fn apply(
             "is the same as change.from: nothing to change",
         ));
     }
-    let Some(mut elder) = state.store.elder(&elder_id).await? else {
-        return Err(ApiError::NotFound(format!("elder {elder_id} not found")));
-    };
+    let mut elder = super::scope::elder(&state, &user, &elder_id).await?;
     let in_force = change.limit.effective(&elder.limits, &state.settings.rules);
     if in_force != change.from {
         return Err(ApiError::conflict(

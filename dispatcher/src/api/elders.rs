@@ -19,7 +19,7 @@ use super::auth::{AuthUser, Supervisor};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use super::routes::Routes;
-use super::{ApiError, AppState, patch, validate};
+use super::{ApiError, AppState, patch, scope, validate};
 use crate::domain::{CarePlan, Contact, Elder, ElderId, IncidentState, LatLon, Limits, Risks};
 use crate::store::{IncidentFilter, StoreError};
 
@@ -198,7 +198,8 @@ fn new_id() -> Result<ElderId, ApiError> {
 /// 403 unless the caller may read this elder's record.
 async fn may_read(state: &AppState, user: &AuthUser, id: &ElderId) -> Result<(), ApiError> {
     if user.sees_everything() {
-        return Ok(());
+        // Another community's elder is not found.
+        return scope::elder(state, user, id).await.map(|_| ());
     }
     if let Some(steward) = user.own_steward()
         && state
@@ -228,8 +229,9 @@ pub async fn list(
     State(state): State<AppState>,
     super::extract::ApiQuery(page): super::extract::ApiQuery<super::query::PageQuery>,
 ) -> Result<Json<Vec<Elder>>, ApiError> {
-    let elders = state.store.elders().await?;
+    let mut elders = state.store.elders().await?;
     if user.sees_everything() {
+        elders.retain(|e| user.view.sees_elder(e));
         return Ok(Json(page.slice(elders)?));
     }
     let Some(steward) = user.own_steward() else {
@@ -271,6 +273,7 @@ pub async fn create(
         None => new_id()?,
     };
     let elder = body.validate(id, state.clock.now().year())?;
+    scope::writable_grid(&user, "grid", &elder.grid)?;
     state
         .store
         .insert_elder(&elder)
@@ -334,10 +337,11 @@ pub async fn update(
     ApiPath(id): ApiPath<ElderId>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Json<Elder>, ApiError> {
-    let current = load(&state, &id).await?;
+    let current = scope::elder(&state, &user, &id).await?;
     let current = serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.to_string()))?;
     let input: NewElder = patch::apply(current, &body, &[])?;
     let elder = input.validate(id, state.clock.now().year())?;
+    scope::writable_grid(&user, "grid", &elder.grid)?;
     state.store.update_elder(&elder).await?;
     tracing::info!("elder changed");
     Ok(Json(elder))
@@ -359,7 +363,7 @@ pub async fn remove(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ElderId>,
 ) -> Result<StatusCode, ApiError> {
-    load(&state, &id).await?;
+    scope::elder(&state, &user, &id).await?;
     let open = state
         .store
         .incidents(&IncidentFilter {

@@ -50,6 +50,7 @@ impl EventQuery {
         Ok(EventFilter {
             device_id: query::id("device_id", self.device_id.as_deref(), DeviceId::parse)?,
             since: query::time("since", self.since.as_deref())?,
+            grids: None,
             limit: query::limit(self.limit.as_deref())?,
             offset: query::offset(self.offset.as_deref())?,
         })
@@ -70,7 +71,10 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<Vec<StoredEvent>>, ApiError> {
-    Ok(Json(state.store.events(&q.filter()?).await?))
+    let mut filter = q.filter()?;
+    // A scoped supervisor's: their elders' devices' events only.
+    filter.grids = user.view.grid_list();
+    Ok(Json(state.store.events(&filter).await?))
 }
 
 /// A page of unknown devices; both optional.
@@ -104,5 +108,9 @@ pub async fn unknown_devices(
 ) -> Result<Json<Vec<UnknownDevice>>, ApiError> {
     let limit = query::limit(q.limit.as_deref())?;
     let offset = query::offset(q.offset.as_deref())?;
+    // No elder, no grid: the whole site's supervisors only.
+    if !user.view.is_site() {
+        return Ok(Json(Vec::new()));
+    }
     Ok(Json(state.store.unknown_devices(limit, offset).await?))
 }

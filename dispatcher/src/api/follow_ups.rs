@@ -27,7 +27,7 @@ use super::auth::{AuthUser, Supervisor};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::routes::Routes;
-use super::{ApiError, AppState, query, validate};
+use super::{ApiError, AppState, query, scope, validate};
 use crate::domain::{
     ElderId, FollowUp, FollowUpDetail, FollowUpId, FollowUpOutcome, FollowUpStatus, StewardId,
 };
@@ -93,6 +93,7 @@ impl FollowUpQuery {
             steward_id: query::id("steward_id", self.steward_id.as_deref(), StewardId::parse)?,
             unassigned: flag("unassigned", self.unassigned.as_deref())?,
             elder_id: query::id("elder_id", self.elder_id.as_deref(), ElderId::parse)?,
+            grids: None,
             limit: query::limit(self.limit.as_deref())?,
             offset: query::offset(self.offset.as_deref())?,
         })
@@ -188,12 +189,23 @@ fn text(field: &str, value: String, required: bool) -> Result<String, ApiError> 
     Ok(v)
 }
 
-async fn load(state: &AppState, id: &FollowUpId) -> Result<FollowUpDetail, ApiError> {
-    state
-        .store
-        .follow_up(id)
+/// The follow-up, or 404 (missing, or its elder outside the caller's
+/// scope).
+async fn load(
+    state: &AppState,
+    user: &AuthUser,
+    id: &FollowUpId,
+) -> Result<FollowUpDetail, ApiError> {
+    let not_found = || ApiError::NotFound(format!("follow-up {id} not found"));
+    let detail = state.store.follow_up(id).await?.ok_or_else(not_found)?;
+    if !user
+        .view
+        .sees_elder_id(state.store.as_ref(), Some(&detail.follow_up.elder_id))
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("follow-up {id} not found")))
+    {
+        return Err(not_found());
+    }
+    Ok(detail)
 }
 
 /// 403 unless the caller sees everything or it is assigned to them.
@@ -238,6 +250,7 @@ pub async fn list(
         }
         filter.steward_id = Some(me.clone());
     }
+    filter.grids = user.view.grid_list();
     let list = state.store.follow_ups(&filter).await?;
     Ok(Json(list.into_iter().map(|f| f.at(now)).collect()))
 }
@@ -256,7 +269,7 @@ pub async fn read(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<FollowUpId>,
 ) -> Result<Json<FollowUpDetail>, ApiError> {
-    let mut detail = load(&state, &id).await?;
+    let mut detail = load(&state, &user, &id).await?;
     theirs(&user, &detail.follow_up)?;
     detail.follow_up = detail.follow_up.at(state.clock.now());
     Ok(Json(detail))
@@ -281,7 +294,7 @@ pub async fn complete(
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<CompleteResponse>, ApiError> {
     let note = text("note", body.note, false)?;
-    let current = load(&state, &id).await?.follow_up;
+    let current = load(&state, &user, &id).await?.follow_up;
     theirs(&user, &current)?;
     let now = state.clock.now();
     let within = state.rules.follow_ups().within();
@@ -333,7 +346,7 @@ pub async fn hand_back(
             "only the assigned steward hands a follow-up back; supervisors use /reassign".into(),
         ));
     };
-    let current = load(&state, &id).await?.follow_up;
+    let current = load(&state, &user, &id).await?.follow_up;
     theirs(&user, &current)?;
     let now = state.clock.now();
     let f = state
@@ -364,6 +377,9 @@ pub async fn reassign(
     ApiJson(body): ApiJson<ReassignRequest>,
 ) -> Result<Json<FollowUp>, ApiError> {
     let reason = text("reason", body.reason, false)?;
+    // Neither the follow-up nor the steward of another community: 404.
+    load(&state, &user, &id).await?;
+    scope::check_steward(&state, &user, &body.steward_id).await?;
     let now = state.clock.now();
     let f = state
         .store

@@ -1,5 +1,6 @@
 //! `/api/v1/incidents`: list, read and cancel. Supervisors and admins see
-//! every incident; a steward sees those offered or assigned to them.
+//! every incident of their scope ([`super::scope`]: another community's
+//! is 404); a steward sees those offered or assigned to them.
 //! Accept, decline, arrive, resolve and assign belong to dispatch and
 //! come with it.
 
@@ -12,7 +13,7 @@ use super::auth::{AuthUser, Supervisor};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::routes::Routes;
-use super::{ApiError, AppState, query, validate};
+use super::{ApiError, AppState, query, scope, validate};
 use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::{ElderId, Incident, IncidentDetail, IncidentId};
 use crate::store::dispatch::Actor;
@@ -68,6 +69,7 @@ impl IncidentQuery {
             elder_id: query::id("elder_id", self.elder_id.as_deref(), ElderId::parse)?,
             since: query::time("since", self.since.as_deref())?,
             steward_id: None,
+            grids: None,
             limit: query::limit(self.limit.as_deref())?,
             offset: query::offset(self.offset.as_deref())?,
         })
@@ -109,6 +111,7 @@ pub async fn list(
         let mine = state.store.incidents(&filter).await?;
         return Ok(Json(mine.into_iter().map(|i| i.as_seen_by(own)).collect()));
     }
+    filter.grids = user.view.grid_list();
     Ok(Json(state.store.incidents(&filter).await?))
 }
 
@@ -136,10 +139,10 @@ pub async fn read(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<IncidentId>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let detail = load(&state, &id).await?;
     if user.sees_everything() {
-        return Ok(Json(detail));
+        return Ok(Json(scope::incident(&state, &user, &id).await?));
     }
+    let detail = load(&state, &id).await?;
     let theirs = user.own_steward().filter(|me| {
         detail.incident.steward_id.as_ref() == Some(*me)
             || detail.offers.iter().any(|o| &o.steward_id == *me)
@@ -172,7 +175,7 @@ pub async fn cancel(
     ApiJson(body): ApiJson<CancelRequest>,
 ) -> Result<Json<Incident>, ApiError> {
     let reason = validate::required("reason", body.reason)?;
-    let current = load(&state, &id).await?.incident;
+    let current = scope::incident(&state, &user, &id).await?.incident;
     let not_open = |status: &dyn std::fmt::Display| {
         ApiError::conflict(
             "not_open",

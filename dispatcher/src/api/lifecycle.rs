@@ -13,7 +13,7 @@ use super::auth::{AuthUser, Supervisor};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use super::routes::Routes;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, scope};
 use crate::dispatch::lifecycle::Done;
 use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::{Incident, IncidentId, Outcome, StewardId};
@@ -197,12 +197,7 @@ pub async fn resolve(
             "notes must be text of at most 4,000 bytes",
         ));
     }
-    let current = state
-        .store
-        .incident(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("incident {id} not found")))?
-        .incident;
+    let current = scope::incident(&state, &user, &id).await?.incident;
     let actor = if user.sees_everything() {
         Actor::User(user.username.clone())
     } else {
@@ -248,6 +243,9 @@ pub async fn assign(
     ApiPath(id): ApiPath<IncidentId>,
     ApiJson(body): ApiJson<AssignRequest>,
 ) -> Result<Json<Incident>, ApiError> {
+    // Neither the incident nor the steward of another community: 404.
+    scope::incident(&state, &user, &id).await?;
+    scope::check_steward(&state, &user, &body.steward_id).await?;
     let actor = Actor::User(user.username.clone());
     let result = state
         .store

@@ -3,7 +3,10 @@
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/api/openapi.json`.
 //! - [`auth`]: login, sessions, the [`auth::AuthUser`] extractor and role
 //!   checks, the first admin.
-//! - [`elders`], [`devices`], [`stewards`], [`users`]: the registry.
+//! - [`elders`], [`devices`], [`stewards`], [`users`]: the registry;
+//!   [`areas`]: where each grid belongs (community, district).
+//! - [`scope`]: what a supervisor scoped to a community or a district
+//!   sees and acts on; every handler asks it.
 //! - [`events`]: stored device events and unknown devices.
 //! - [`incidents`]: list, read, cancel; [`lifecycle`]: accept, decline,
 //!   arrive, resolve, assign; [`follow_ups`]: the follow-up after every
@@ -26,6 +29,7 @@
 //! patch), [`validate`], [`routes`] (a router that remembers its routes
 //! for the OpenAPI test) and [`openapi`].
 
+pub mod areas;
 pub mod auth;
 pub mod care;
 pub mod config;
@@ -49,6 +53,7 @@ pub mod query;
 pub mod reachability;
 pub mod reports;
 pub mod routes;
+pub mod scope;
 pub mod session_ends;
 pub mod sim;
 pub mod stewards;
@@ -206,6 +211,7 @@ pub fn routes() -> Routes {
         .merge(sim::routes())
         .merge(config::routes())
         .merge(care::routes())
+        .merge(areas::routes())
 }
 
 /// The whole HTTP surface: the API and `pages` (the web app's routes,

@@ -18,8 +18,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    auth, care, config, devices, duty, elders, events, follow_ups, inbound, incidents, lifecycle,
-    offer_tokens, ops, push, reachability, reports, sim, stewards, stream, users,
+    areas, auth, care, config, devices, duty, elders, events, follow_ups, inbound, incidents,
+    lifecycle, offer_tokens, ops, push, reachability, reports, sim, stewards, stream, users,
 };
 
 #[derive(OpenApi)]
@@ -104,6 +104,9 @@ use super::{
         care::start,
         care::finish,
         care::notebook,
+        areas::list,
+        areas::put,
+        areas::remove,
     ),
     modifiers(&BearerAuth, &CommonAnswers, &BlankQuery, &HeadersAreText, &ThisYear, &MergePatches),
     tags(
@@ -112,7 +115,8 @@ use super::{
         (name = "elders", description = "Elders: health data, stewards see only their incidents' elders"),
         (name = "devices", description = "Devices in elders' homes"),
         (name = "stewards", description = "Stewards, their duty and location"),
-        (name = "users", description = "Logins (admins)"),
+        (name = "users", description = "Logins (admins); a supervisor's may have a scope: a community or a district"),
+        (name = "areas", description = "Where each grid belongs (community, district); a scoped supervisor sees only their grids"),
         (name = "events", description = "Stored device events (supervisors)"),
         (name = "incidents", description = "Incidents"),
         (name = "follow-ups", description = "The follow-up (回访) after every resolved incident of an elder: a call or a visit, completed with an outcome, handed back, reassigned"),
@@ -280,7 +284,7 @@ pub struct MergePatches;
 
 impl Modify for MergePatches {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::schema::{OneOfBuilder, Schema, Type};
+        use utoipa::openapi::schema::{AnyOfBuilder, Schema, Type};
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
@@ -319,7 +323,7 @@ impl Modify for MergePatches {
                             let inner_required = std::mem::take(&mut inner.required);
                             for (f, s) in inner.properties.iter_mut() {
                                 if !inner_required.contains(f) {
-                                    *s = OneOfBuilder::new()
+                                    *s = AnyOfBuilder::new()
                                         .item(s.clone())
                                         .item(
                                             utoipa::openapi::schema::ObjectBuilder::new()
@@ -331,8 +335,11 @@ impl Modify for MergePatches {
                             *schema = RefOr::T(Schema::Object(inner));
                         }
                     }
+                    // `anyOf`, not `oneOf`: a field whose own schema
+                    // already admits `null` (an `Option`) would match
+                    // both branches, which `oneOf` forbids.
                     if !required.contains(field) {
-                        *schema = OneOfBuilder::new()
+                        *schema = AnyOfBuilder::new()
                             .item(schema.clone())
                             .item(
                                 utoipa::openapi::schema::ObjectBuilder::new()

@@ -258,7 +258,21 @@ pub async fn remove(
             .await?
             .into_iter()
             .any(|s| s.id == id),
-        None => user.sees_everything(),
+        None if !user.sees_everything() => false,
+        None if user.view.is_site() => true,
+        // A scoped supervisor: their stewards' phones only.
+        None => match state
+            .store
+            .all_subscriptions()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+        {
+            Some(sub) => super::scope::check_steward(&state, &user, &sub.steward_id)
+                .await
+                .is_ok(),
+            None => false,
+        },
     };
     if !mine || !state.store.delete_subscription(&id).await? {
         return Err(not_found());

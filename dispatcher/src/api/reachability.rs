@@ -101,10 +101,11 @@ pub fn reachability(
 #[utoipa::path(get, path = "/api/v1/reachability", tag = "stewards", security(("bearer" = [])),
     responses((status = 200, body = Vec<Reachability>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
-    Supervisor(_user): Supervisor,
+    Supervisor(user): Supervisor,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Reachability>>, ApiError> {
-    let stewards = state.store.stewards().await?;
+    let mut stewards = state.store.stewards().await?;
+    stewards.retain(|s| user.view.sees_steward(s));
     let subs = state.store.all_subscriptions().await?;
     let needs_phone =
         ladder_needs_phone(&state.settings.notify, &state.settings.dispatch.priorities);

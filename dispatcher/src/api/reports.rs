@@ -137,10 +137,14 @@ pub async fn response_times(
         }
     };
     let window = q.window(state.clock.now())?;
-    let incidents = state
+    let mut incidents = state
         .store
         .incidents_created_between(window.from, window.to)
         .await?;
+    // A scoped supervisor's report covers their elders' incidents only.
+    if let Some(elders) = user.view.elder_ids(state.store.as_ref()).await? {
+        incidents.retain(|i| i.elder_id.as_ref().is_some_and(|e| elders.contains(e)));
+    }
     let grids: HashMap<_, _> = if window.group_by == GroupBy::Grid {
         state
             .store
@@ -261,7 +265,9 @@ pub async fn monthly_report(
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
     let window = month.window(offset, state.settings.notify.target_arrive_s(), community);
-    let counts = state.store.monthly_counts(&window).await?;
+    let mut counts = state.store.monthly_counts(&window).await?;
+    // A scoped supervisor's report covers their grids only.
+    counts.retain(|g| user.view.sees_grid(&g.grid));
     let report = monthly::build(month, &window, offset, counts);
     let name = format!("monthly-{}", report.month);
     let file = |bytes: Vec<u8>, mime: &'static str, ext: &str| {

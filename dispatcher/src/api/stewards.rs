@@ -14,7 +14,7 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use super::patch::{self, ReadOnly};
 use super::routes::Routes;
-use super::{ApiError, AppState, validate};
+use super::{ApiError, AppState, scope, validate};
 use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::{LatLon, Steward, StewardId, StewardStatus, WithdrawReason};
 use crate::store::StoreError;
@@ -134,14 +134,6 @@ fn new_id() -> Result<StewardId, ApiError> {
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-async fn load(state: &AppState, id: &StewardId) -> Result<Steward, ApiError> {
-    state
-        .store
-        .steward(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("steward {id} not found")))
-}
-
 /// Stewards: all for supervisors, by id, a page at a time; a steward
 /// gets their own record only.
 #[utoipa::path(get, path = "/api/v1/stewards", tag = "stewards", security(("bearer" = [])),
@@ -158,7 +150,9 @@ pub async fn list(
     super::extract::ApiQuery(page): super::extract::ApiQuery<super::query::PageQuery>,
 ) -> Result<Json<Vec<Steward>>, ApiError> {
     let visible = if user.sees_everything() {
-        state.store.stewards().await?
+        let mut all = state.store.stewards().await?;
+        all.retain(|s| user.view.sees_steward(s));
+        all
     } else if let Some(own) = user.own_steward() {
         state.store.steward(own).await?.into_iter().collect()
     } else {
@@ -188,6 +182,7 @@ pub async fn create(
         None => new_id()?,
     };
     let steward = body.validate(id)?;
+    scope::writable_grid(&user, "grid", &steward.grid)?;
     state
         .store
         .insert_steward(&steward)
@@ -214,7 +209,7 @@ pub async fn read(
     ApiPath(id): ApiPath<StewardId>,
 ) -> Result<Json<Steward>, ApiError> {
     user.require_self_or_supervisor(&id)?;
-    Ok(Json(load(&state, &id).await?))
+    Ok(Json(scope::steward(&state, &user, &id).await?))
 }
 
 /// Changes name, phone, grid, skills or languages (JSON merge patch).
@@ -235,10 +230,11 @@ pub async fn update(
     ApiPath(id): ApiPath<StewardId>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Json<Steward>, ApiError> {
-    let current = load(&state, &id).await?;
+    let current = scope::steward(&state, &user, &id).await?;
     let value = serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.to_string()))?;
     let input: NewSteward = patch::apply(value, &body, READ_ONLY)?;
     let changed = input.validate(id)?;
+    scope::writable_grid(&user, "grid", &changed.grid)?;
     let steward = Steward {
         name: changed.name,
         phone: changed.phone,
@@ -272,6 +268,7 @@ pub async fn set_location(
     ApiJson(body): ApiJson<LocationUpdate>,
 ) -> Result<Json<Steward>, ApiError> {
     user.require_self_or_supervisor(&id)?;
+    scope::check_steward(&state, &user, &id).await?;
     let at = LatLon::new(body.lat, body.lon)?;
     if let Some(a) = body.accuracy_m
         && !(a.is_finite() && a >= 0.0)
@@ -314,6 +311,7 @@ pub async fn set_duty(
     ApiJson(body): ApiJson<DutyUpdate>,
 ) -> Result<Json<Steward>, ApiError> {
     user.require_self_or_supervisor(&id)?;
+    scope::check_steward(&state, &user, &id).await?;
     let mut steward = state
         .store
         .set_steward_duty(&id, body.on_duty, state.clock.now())

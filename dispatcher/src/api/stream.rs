@@ -1,7 +1,10 @@
 //! `GET /api/v1/stream`: Server-Sent Events, scoped by the caller's role.
 //!
 //! Supervisors and admins hear the audience `supervisors`; a steward hears
-//! `steward:{their id}`. Auth is `Authorization: Bearer` or, for
+//! `steward:{their id}`. A supervisor scoped to a community or a district
+//! hears, of that audience, only their grids' incidents and stewards: the
+//! snapshot, the replay and every live event pass
+//! [`super::scope::StreamScope`]. Auth is `Authorization: Bearer` or, for
 //! browsers' `EventSource`, `?access_token=`.
 //!
 //! Every connection gets, in order:
@@ -55,6 +58,7 @@ use super::auth::{AuthUser, stream_user};
 use super::error::ErrorBody;
 use super::extract::ApiQuery;
 use super::routes::Routes;
+use super::scope::StreamScope;
 use super::session_ends::{Ended, RECHECK};
 use super::{ApiError, AppState};
 use crate::clock::Clock;
@@ -193,14 +197,21 @@ pub async fn stream(
     let Some(watermark) = hub.catch_up(head, CATCH_UP_PATIENCE).await else {
         return Err(not_running());
     };
-    let snapshot = snapshot(&state, &audience).await?;
+    let snapshot = snapshot(&state, &user, &audience).await?;
     // An id beyond the head comes from another store (restored from a
     // backup, or recreated): honouring it would hide every event below it.
     let last_event_id = last_event_id.filter(|id| *id <= watermark);
-    let replay = match last_event_id {
+    let mut scope = StreamScope::new(user.clone(), state.store.clone());
+    let mut replay = match last_event_id {
         Some(after) => replay(state.store.as_ref(), &audience, after, watermark).await?,
         None => Replay::default(),
     };
+    // A scoped supervisor's replay: their grids' events only (the merge
+    // below still skips every replayed seq, sent or not).
+    let mut kept = Vec::with_capacity(replay.events.len());
+    for e in &replay.events {
+        kept.push(scope.admits(e).await?);
+    }
     tracing::info!(
         user = %user.username,
         audience = %audience.as_text(),
@@ -217,13 +228,22 @@ pub async fn stream(
             "more than {MAX_REPLAY} events were missed: the snapshot holds the current state"
         )));
     }
-    first.extend(replay.events.iter().map(event_frame));
+    first.extend(
+        replay
+            .events
+            .iter()
+            .zip(&kept)
+            .filter(|(_, keep)| **keep)
+            .map(|(e, _)| event_frame(e)),
+    );
     let merge = Merge::new(audience, snapshot_id, &replay.events);
+    replay.events.clear();
     let session = Session {
         ends,
         user,
         store: state.store.clone(),
         clock: state.clock.clone(),
+        scope,
     };
     let body = stream::iter(first)
         .chain(live(rx, merge, hub.closed(), session))
@@ -286,8 +306,12 @@ fn bad_id() -> ApiError {
     }
 }
 
-/// The caller's current state.
-async fn snapshot(state: &AppState, audience: &Audience) -> Result<serde_json::Value, ApiError> {
+/// The caller's current state (a scoped supervisor's: their grids').
+async fn snapshot(
+    state: &AppState,
+    user: &AuthUser,
+    audience: &Audience,
+) -> Result<serde_json::Value, ApiError> {
     let value = match audience {
         Audience::Supervisors => serde_json::to_value(SupervisorSnapshot {
             incidents: state
@@ -295,10 +319,15 @@ async fn snapshot(state: &AppState, audience: &Audience) -> Result<serde_json::V
                 .incidents(&IncidentFilter {
                     status: IncidentState::OPEN.to_vec(),
                     limit: SNAPSHOT_LIMIT,
+                    grids: user.view.grid_list(),
                     ..Default::default()
                 })
                 .await?,
-            stewards: state.store.stewards().await?,
+            stewards: {
+                let mut all = state.store.stewards().await?;
+                all.retain(|s| user.view.sees_steward(s));
+                all
+            },
         }),
         Audience::Steward(me) => serde_json::to_value(steward_snapshot(state, me).await?),
     };
@@ -428,6 +457,8 @@ struct Session {
     user: AuthUser,
     store: Arc<dyn Store>,
     clock: Clock,
+    /// What a scoped supervisor's stream keeps ([`super::scope`]).
+    scope: StreamScope,
 }
 
 impl Session {
@@ -440,7 +471,11 @@ impl Session {
             .session_user(&self.user.session, self.clock.now())
             .await
         {
-            Ok(Some(u)) => u.role == self.user.role && u.steward_id == self.user.steward_id,
+            Ok(Some(u)) => {
+                u.role == self.user.role
+                    && u.steward_id == self.user.steward_id
+                    && u.scope == self.user.scope
+            }
             Ok(None) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check a stream's session; keeping it open");
@@ -503,6 +538,11 @@ fn live(
                         tracing::info!(user = %s.session.user.username, "session ended or changed; stream closed");
                         return None;
                     }
+                    // Areas and elders may have moved: read them again.
+                    if let Err(e) = s.session.scope.refresh().await {
+                        tracing::warn!(error = %e, "cannot read a scoped stream's grids; closing it so it reconnects");
+                        return None;
+                    }
                     continue;
                 }
                 r = s.rx.recv() => r,
@@ -510,7 +550,16 @@ fn live(
             match received {
                 Ok(p) => {
                     if s.merge.admit(&p) {
-                        return Some((event_frame(&p.event), s));
+                        match s.session.scope.admits(&p.event).await {
+                            Ok(true) => return Some((event_frame(&p.event), s)),
+                            Ok(false) => {}
+                            Err(e) => {
+                                // Neither leak nor drop it: the client
+                                // reconnects and the snapshot has it.
+                                tracing::warn!(error = %e, "cannot place a stream event in a scope; closing so it reconnects");
+                                return None;
+                            }
+                        }
                     }
                 }
                 Err(RecvError::Lagged(n)) => {

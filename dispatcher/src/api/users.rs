@@ -14,7 +14,7 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath};
 use super::routes::Routes;
 use super::{ApiError, AppState};
-use crate::domain::{Role, StewardId, User};
+use crate::domain::{Role, Scope, StewardId, User};
 use crate::store::StoreError;
 use crate::store::logins::UserChange;
 
@@ -72,6 +72,41 @@ pub struct NewUser {
     /// Required for a steward, refused for the other roles.
     #[serde(default)]
     pub steward_id: Option<StewardId>,
+    /// A supervisor's only: `community:<name>` or `district:<name>` of
+    /// an existing area (`/api/v1/areas`); `null` or left out, the whole
+    /// site.
+    #[serde(default)]
+    #[schema(
+        value_type = Option<String>,
+        pattern = "^(community|district):.*[^\\s].*$",
+        max_length = 110,
+        example = "community:东城"
+    )]
+    pub scope: Option<String>,
+}
+
+/// A scope as sent: parsed, and refused (422 on `scope`) for a role
+/// other than supervisor.
+fn parse_scope(role: Role, text: Option<&str>) -> Result<Scope, ApiError> {
+    let scope = Scope::parse(text).map_err(|e| ApiError::invalid_body("scope", e))?;
+    if scope != Scope::Site && role != Role::Supervisor {
+        return Err(ApiError::invalid_body(
+            "scope",
+            format!("only a supervisor has a scope; a {role} sees what their role allows"),
+        ));
+    }
+    Ok(scope)
+}
+
+/// 422 unless some area names the scope's community or district.
+async fn scope_exists(state: &AppState, scope: &Scope) -> Result<(), ApiError> {
+    if *scope == Scope::Site || scope.exists_in(&state.store.areas().await?) {
+        return Ok(());
+    }
+    Err(ApiError::invalid_body(
+        "scope",
+        format!("no area names {scope}; add it with PUT /api/v1/areas first"),
+    ))
 }
 
 impl NewUser {
@@ -98,7 +133,7 @@ impl NewUser {
     }
 }
 
-/// A change to a login: a new password, a new role, or both.
+/// A change to a login: a new password, a new role, a new scope.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
@@ -110,14 +145,31 @@ pub struct UserPatch {
     /// With `role`: required for a steward, refused for the other roles.
     #[serde(default)]
     pub steward_id: Option<StewardId>,
+    /// A supervisor's scope: `community:<name>` or `district:<name>` of
+    /// an existing area; `null` the whole site; left out, unchanged (a
+    /// new role other than supervisor clears it).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(
+        value_type = Option<String>,
+        pattern = "^(community|district):.*[^\\s].*$",
+        max_length = 110,
+        example = "community:东城"
+    )]
+    pub scope: Option<Option<String>>,
+}
+
+/// A field that was sent, even as `null` (`Some(None)`), apart from one
+/// left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 impl UserPatch {
     fn check(&self) -> Result<(), ApiError> {
-        if self.password.is_none() && self.role.is_none() {
+        if self.password.is_none() && self.role.is_none() && self.scope.is_none() {
             return Err(ApiError::invalid_body(
                 "",
-                "give a new password, a new role, or both",
+                "give a new password, a new role, a scope, or some of them",
             ));
         }
         if let Some(p) = &self.password {
@@ -165,7 +217,7 @@ pub async fn list(
         (status = 201, body = User),
         (status = 403, body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
-        (status = 422, description = "A bad field, a short password, or an unknown steward", body = ErrorBody),
+        (status = 422, description = "A bad field, a short password, an unknown steward, or a scope that is malformed, names no area, or is given to a role other than supervisor", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username, new_user = ?body.username))]
 pub async fn create(
@@ -174,6 +226,8 @@ pub async fn create(
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     body.check()?;
+    let scope = parse_scope(body.role, body.scope.as_deref())?;
+    scope_exists(&state, &scope).await?;
     if let Some(id) = &body.steward_id
         && state.store.steward(id).await?.is_none()
     {
@@ -187,6 +241,7 @@ pub async fn create(
         username: body.username,
         role: body.role,
         steward_id: body.steward_id,
+        scope,
         password_hash,
     };
     state.store.insert_user(&new).await.map_err(|e| match e {
@@ -197,7 +252,7 @@ pub async fn create(
         StoreError::Invalid(m) => ApiError::invalid_body("steward_id", m),
         e => e.into(),
     })?;
-    tracing::info!(role = %new.role, "user created");
+    tracing::info!(role = %new.role, scope = %new.scope, "user created");
     Ok((StatusCode::CREATED, Json(new)))
 }
 
@@ -233,7 +288,7 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Changes a login's password and/or role. Its sessions end (every
+/// Changes a login's password, role or scope. Its sessions end (every
 /// device must log in again, its open streams close) and, with a new
 /// password, the devices it logged in from are forgotten. An admin cannot
 /// change their own role (409 `cannot_change_own_role`).
@@ -245,7 +300,7 @@ pub async fn remove(
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`cannot_change_own_role`", body = ErrorBody),
-        (status = 422, description = "Nothing to change, a short password, a bad role and steward pair, or an unknown steward", body = ErrorBody),
+        (status = 422, description = "Nothing to change, a short password, a bad role and steward pair, an unknown steward, or a scope that is malformed, names no area, or is given to a role other than supervisor", body = ErrorBody),
         (status = 503, description = "Too many password hashes at once; see Retry-After", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username, target = ?username))]
@@ -255,10 +310,25 @@ pub async fn change(
     ApiPath(username): ApiPath<String>,
     ApiJson(body): ApiJson<UserPatch>,
 ) -> Result<Json<User>, ApiError> {
-    if !valid_username(&username) || state.store.user(&username).await?.is_none() {
+    let current = if valid_username(&username) {
+        state.store.user(&username).await?
+    } else {
+        None
+    };
+    let Some(current) = current else {
         return Err(ApiError::NotFound(format!("user {username} not found")));
-    }
+    };
     body.check()?;
+    let role = body.role.unwrap_or(current.role);
+    let scope = match &body.scope {
+        Some(text) => Some(parse_scope(role, text.as_deref())?),
+        // A supervisor no more: their scope goes with the role.
+        None if role != Role::Supervisor && current.scope != Scope::Site => Some(Scope::Site),
+        None => None,
+    };
+    if let Some(scope) = &scope {
+        scope_exists(&state, scope).await?;
+    }
     if username == user.username && body.role.is_some() {
         return Err(ApiError::conflict(
             "cannot_change_own_role",
@@ -272,6 +342,7 @@ pub async fn change(
     let change = UserChange {
         password_hash,
         role: body.role.map(|r| (r, body.steward_id.clone())),
+        scope,
     };
     let changed = state
         .store
@@ -285,6 +356,7 @@ pub async fn change(
     tracing::info!(
         password = change.password_hash.is_some(),
         role = ?body.role,
+        scope = ?change.scope,
         "user changed; their sessions ended"
     );
     Ok(Json(changed))

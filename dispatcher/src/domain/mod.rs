@@ -14,7 +14,7 @@ pub mod reach;
 pub mod registry;
 pub mod user;
 
-pub use area::Area;
+pub use area::{Area, Scope};
 pub use care::{CarePlan, CheckIn, ClockTime, SiteClock, Visit, VisitNote, VisitStatus};
 pub use dispatch::{
     Actor, Candidate, DispatchTurn, FirstOffers, LiveOffer, OfferPlan, Planner, TakenTurn,

@@ -38,6 +38,11 @@ pub struct User {
     pub role: Role,
     /// Set exactly when `role` is `steward`: the steward this login acts as.
     pub steward_id: Option<StewardId>,
+    /// What a supervisor sees: `null` the whole site, else
+    /// `community:<name>` or `district:<name>`. Only supervisors have one.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "community:东城")]
+    pub scope: super::area::Scope,
     #[serde(skip)]
     pub password_hash: String,
 }

@@ -25,6 +25,9 @@ pub struct FollowUpFilter {
     /// Only those with nobody assigned.
     pub unassigned: bool,
     pub elder_id: Option<ElderId>,
+    /// Only follow-ups of elders in these grids (a scoped supervisor's);
+    /// `None`: all.
+    pub grids: Option<Vec<String>>,
     pub limit: i64,
     pub offset: i64,
 }

@@ -203,6 +203,9 @@ macro_rules! follow_ups_sql {
                     if let Some(elder) = &filter.elder_id {
                         q.push(" AND elder_id = ").push_bind(elder.as_str().to_owned());
                     }
+                    if let Some(grids) = &filter.grids {
+                        push_in!(q, "elder_id IN (SELECT id FROM elders WHERE grid IN (", grids, "))");
+                    }
                     q.push(" ORDER BY due_at, id LIMIT ")
                         .push_bind(clamp_limit(filter.limit))
                         .push(" OFFSET ")

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
-use crate::domain::{Role, StewardId, User};
+use crate::domain::{Role, Scope, StewardId, User};
 
 /// One limited key's count (`user:{name}`, `addr:{ip}`, `device:{hash}`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct UserChange {
     pub password_hash: Option<String>,
     /// The role and, for a steward, the steward the login acts as.
     pub role: Option<(Role, Option<StewardId>)>,
+    /// What a supervisor sees (`Scope::Site`: the whole site).
+    pub scope: Option<Scope>,
 }
 
 /// Logins' shared state; every [`super::Store`] implements it.

@@ -157,6 +157,15 @@ macro_rules! logins_sql {
                         })?;
                         found(done.rows_affected(), || format!("user {username}"))?;
                     }
+                    if let Some(scope) = &change.scope {
+                        let done = sqlx::query("UPDATE users SET scope = $2 WHERE username = $1")
+                            .bind(username)
+                            .bind(scope.as_text())
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                        found(done.rows_affected(), || format!("user {username}"))?;
+                    }
                     sqlx::query("DELETE FROM sessions WHERE username = $1")
                         .bind(username)
                         .execute(&mut *tx)

@@ -306,6 +306,9 @@ pub struct IncidentFilter {
     pub since: Option<DateTime<Utc>>,
     /// A steward's own incidents only: assigned to them, or ever offered.
     pub steward_id: Option<StewardId>,
+    /// Only incidents of elders in these grids (a scoped supervisor's);
+    /// `None`: every incident.
+    pub grids: Option<Vec<String>>,
     pub limit: i64,
     /// Rows skipped first (paging).
     pub offset: i64,
@@ -317,6 +320,9 @@ pub struct EventFilter {
     pub device_id: Option<DeviceId>,
     /// Received at or after.
     pub since: Option<DateTime<Utc>>,
+    /// Only events of devices bound to elders in these grids (a scoped
+    /// supervisor's); `None`: every event.
+    pub grids: Option<Vec<String>>,
     pub limit: i64,
     /// Rows skipped first (paging).
     pub offset: i64,

@@ -19,7 +19,7 @@ use super::sql::to_json;
 use super::{Deadline, Liveness, StoreError, StoreResult, StoredEvent, UnknownDevice};
 use crate::domain::{
     CandidateNote, Delivery, Device, DeviceId, Elder, ElderId, EventId, Incident, IncidentId,
-    LatLon, Offer, Steward, StewardId, TimelineEntry, User,
+    LatLon, Offer, Scope, Steward, StewardId, TimelineEntry, User,
 };
 
 /// Where a bad value was found, so `Corrupt` says which row to fix.
@@ -213,6 +213,7 @@ pub(crate) struct UserRow {
     password_hash: String,
     role: String,
     steward_id: Option<String>,
+    scope: Option<String>,
 }
 
 impl UserRow {
@@ -224,6 +225,7 @@ impl UserRow {
         Ok(User {
             role: at.text("role", &self.role)?,
             steward_id: at.opt_id("steward_id", self.steward_id, StewardId::parse)?,
+            scope: at.ok("scope", Scope::parse(self.scope.as_deref()))?,
             username: self.username,
             password_hash: self.password_hash,
         })

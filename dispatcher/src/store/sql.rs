@@ -48,6 +48,26 @@ pub(crate) const DEFAULT_LIMIT: i64 = 100;
 /// ...and never more than this: a list is a screen, not an export.
 pub(crate) const MAX_LIMIT: i64 = 1000;
 
+/// Pushes ` AND {open}$1, $2, …{close}` binding each text of `list`; an
+/// empty list matches nothing (` AND 1 = 0`), never every row. A scoped
+/// supervisor's grids go through it (see `api::scope`).
+macro_rules! push_in {
+    ($q:expr, $open:expr, $list:expr, $close:expr) => {{
+        let list: &[String] = $list;
+        if list.is_empty() {
+            $q.push(" AND 1 = 0");
+        } else {
+            $q.push(" AND ").push($open);
+            let mut items = $q.separated(", ");
+            for item in list {
+                items.push_bind(item.as_str());
+            }
+            $q.push($close);
+        }
+    }};
+}
+pub(crate) use push_in;
+
 /// A list's effective limit: `≤ 0` means the default.
 pub(crate) fn clamp_limit(limit: i64) -> i64 {
     if limit <= 0 {
@@ -899,13 +919,14 @@ macro_rules! sql_store {
                 #[tracing::instrument(skip_all, fields(user = %user.username))]
                 async fn insert_user(&self, user: &User) -> StoreResult<()> {
                     sqlx::query(
-                        "INSERT INTO users (username, password_hash, role, steward_id)
-                         VALUES ($1, $2, $3, $4)",
+                        "INSERT INTO users (username, password_hash, role, steward_id, scope)
+                         VALUES ($1, $2, $3, $4, $5)",
                     )
                     .bind(&user.username)
                     .bind(&user.password_hash)
                     .bind(user.role.as_str())
                     .bind(user.steward_id.as_ref().map(StewardId::as_str))
+                    .bind(user.scope.as_text())
                     .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .map_err(|e| {
@@ -1022,6 +1043,14 @@ macro_rules! sql_store {
                     if let Some(since) = filter.since {
                         q.push(" AND received_at >= ").push_bind(since);
                     }
+                    if let Some(grids) = &filter.grids {
+                        push_in!(
+                            q,
+                            "device_id IN (SELECT d.id FROM devices d JOIN elders e ON e.id = d.elder_id WHERE e.grid IN (",
+                            grids,
+                            "))"
+                        );
+                    }
                     q.push(" ORDER BY received_at DESC, seq DESC LIMIT ")
                         .push_bind(clamp_limit(filter.limit))
                         .push(" OFFSET ")
@@ -1085,6 +1114,11 @@ macro_rules! sql_store {
                     }
                     // A steward's incidents: assigned to them, or ever
                     // offered to them.
+                    // A scoped supervisor's: incidents of elders in
+                    // their grids (none without an elder).
+                    if let Some(grids) = &filter.grids {
+                        push_in!(q, "elder_id IN (SELECT id FROM elders WHERE grid IN (", grids, "))");
+                    }
                     if let Some(s) = &filter.steward_id {
                         q.push(" AND (steward_id = ")
                             .push_bind(s.as_str())

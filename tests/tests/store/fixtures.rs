@@ -108,6 +108,7 @@ pub(crate) fn user(name: &str, role: Role, steward: Option<&str>) -> User {
         username: name.into(),
         role,
         steward_id: steward.map(steward_id),
+        scope: Default::default(),
         password_hash: "$argon2id$test".into(),
     }
 }

@@ -37,6 +37,7 @@ on_both_backends!(
     devices_crud,
     stewards_crud,
     users_and_sessions,
+    areas_and_scopes,
     ingest_is_idempotent,
     presses_join_until_the_elder_cancels,
     vitals_use_each_elders_limits,

@@ -255,3 +255,70 @@ pub(crate) async fn users_and_sessions(h: Harness) {
         Err(StoreError::NotFound(m)) if m == "user admin"
     ));
 }
+
+/// Areas (where each grid belongs) and a supervisor's scope, stored and
+/// read back as set; a scoped filter of no grids matches nothing.
+pub(crate) async fn areas_and_scopes(h: Harness) {
+    use dispatcher::domain::{Area, Scope};
+    use dispatcher::store::IncidentFilter;
+    use dispatcher::store::logins::UserChange;
+    let s = h.store.as_ref();
+    let area = |grid: &str, community: &str| Area {
+        grid: grid.into(),
+        community: community.into(),
+        district: "d1".into(),
+    };
+    assert_eq!(s.areas().await.unwrap(), vec![]);
+    assert_eq!(s.put_areas(&[]).await.unwrap(), 0);
+    s.put_areas(&[area("g-2", "east"), area("g-1", "west")])
+        .await
+        .unwrap();
+    // An upsert moves a grid.
+    s.put_areas(&[area("g-1", "east")]).await.unwrap();
+    assert_eq!(
+        s.areas().await.unwrap(),
+        vec![area("g-1", "east"), area("g-2", "east")]
+    );
+    s.remove_area("g-2").await.unwrap();
+    assert!(matches!(
+        s.remove_area("g-2").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let mut sup = user("sup", Role::Supervisor, None);
+    sup.scope = Scope::Community("east".into());
+    s.insert_user(&sup).await.unwrap();
+    assert_eq!(s.user("sup").await.unwrap(), Some(sup.clone()));
+    let changed = s
+        .change_user(
+            "sup",
+            &UserChange {
+                scope: Some(Scope::District("d1".into())),
+                ..UserChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.scope, Scope::District("d1".into()));
+    let changed = s
+        .change_user(
+            "sup",
+            &UserChange {
+                scope: Some(Scope::Site),
+                ..UserChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.scope, Scope::Site);
+
+    s.insert_elder(&elder("e-1")).await.unwrap();
+    let none = s
+        .incidents(&IncidentFilter {
+            grids: Some(vec![]),
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}

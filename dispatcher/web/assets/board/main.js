@@ -50,6 +50,22 @@ openStream(
   (s) => { state.stream = s; changed('stream'); },
 );
 
+// What this login sees: a supervisor scoped to a community or a district
+// gets only its grids from the API and the stream; the header says which.
+const scopeEl = document.getElementById('scope');
+let scope = null;
+function showScope() {
+  if (scope === null) return;
+  const [kind, ...rest] = (scope || '').split(':');
+  const name = rest.join(':');
+  scopeEl.textContent = kind === 'community' ? t('top.scope_community', { name })
+    : kind === 'district' ? t('top.scope_district', { name })
+    : t('top.scope_site');
+  scopeEl.dataset.scope = scope || '';
+  scopeEl.hidden = false;
+}
+api('GET', '/auth/me').then((me) => { scope = me.scope ?? ''; showScope(); }).catch(() => {});
+
 // Settings and elders: the stream does not carry them.
 api('GET', '/config/web').then((c) => { Object.assign(state.config, c); changed('config'); }).catch(() => {});
 loadElders();
@@ -79,7 +95,7 @@ function route() {
   views[view](arg);
 }
 window.addEventListener('hashchange', route);
-onLangChange(() => { showStreamState(); route(); changed('lang'); });
+onLangChange(() => { showStreamState(); showScope(); route(); changed('lang'); });
 route();
 
 function initWall(button) {

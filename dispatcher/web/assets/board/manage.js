@@ -54,6 +54,15 @@ const RESOURCES = {
       ['languages', 'f.languages', 'text', commas, false, 'man.comma_hint'],
     ],
   },
+  // Where each grid belongs (admins): saved with PUT of a one-area list.
+  areas: {
+    path: '/areas', title: 'man.areas', key: 'grid', put: true,
+    columns: [['grid', 'col.grid'], ['community', 'f.community'], ['district', 'f.district']],
+    fields: [
+      ['grid', 'f.grid', 'text', null, true], ['community', 'f.community', 'text', null, true],
+      ['district', 'f.district', 'text'],
+    ],
+  },
 };
 
 const get = (o, k) => k.split('.').reduce((v, p) => v?.[p], o);
@@ -92,9 +101,10 @@ export async function showManage(root, sub) {
 
 function openForm(box, res, item, reload) {
   const editing = !!item;
+  const key = res.key ?? 'id';
   const inputs = {};
   const status = h('p', { role: 'status', 'aria-live': 'polite' });
-  const fields = res.fields.filter(([k]) => !(editing && k === 'id')).map(([key, labelKey, kind, codec, required, hint, options]) => {
+  const fields = res.fields.filter(([k]) => !(editing && k === key)).map(([key, labelKey, kind, codec, required, hint, options]) => {
     const id = 'mf-' + key.replace('.', '-');
     const value = item ? get(item, key) : undefined;
     let input;
@@ -122,10 +132,13 @@ function openForm(box, res, item, reload) {
       if (v === null && !editing) continue;
       set(body, key, v);
     }
+    if (editing && res.put) body[key] = item[key];
     try {
-      const saved = editing
-        ? await api('PATCH', `${res.path}/${encodeURIComponent(item.id)}`, body)
-        : await api('POST', res.path, body);
+      const saved = res.put
+        ? await api('PUT', res.path, [body])
+        : editing
+          ? await api('PATCH', `${res.path}/${encodeURIComponent(item[key])}`, body)
+          : await api('POST', res.path, body);
       status.className = '';
       status.textContent = t('man.saved');
       if (!editing && saved?.secret) fill(secretBox, secretPanel(saved.id, saved.secret));
@@ -140,7 +153,7 @@ function openForm(box, res, item, reload) {
   const secretBox = h('div', { id: 'device-secret-box' });
   const secretActions = editing && res.secrets ? secretButtons(item.id, secretBox, status) : null;
   const form = h('form', { class: 'panel manage-form', onsubmit: submit },
-    h('h3', { text: editing ? t('man.edit_title', { id: item.id }) : t('man.create_title') }),
+    h('h3', { text: editing ? t('man.edit_title', { id: item[key] }) : t('man.create_title') }),
     h('div', { class: 'fields' }, fields),
     h('p', { class: 'buttons' },
       h('button', { type: 'submit', class: 'primary', text: t('man.save') }),

@@ -71,6 +71,12 @@ function draw() {
       .addTo(layers.incidents);
     m.on('click', () => { location.hash = '#incident/' + encodeURIComponent(i.id); });
   }
+  // What is drawn, for a test or a curious operator: the canvas keeps no
+  // element per marker.
+  const box = map.getContainer();
+  box.dataset.homes = String(layers.homes.getLayers().length);
+  box.dataset.stewards = String(layers.stewards.getLayers().length);
+  box.dataset.incidents = String(layers.incidents.getLayers().length);
   // Fit once, when there is something to fit and a box to fit it in.
   if (!fitted && points.length && map.getContainer().clientWidth > 0) {
     map.fitBounds(points, { padding: [20, 20], maxZoom: 16 });
