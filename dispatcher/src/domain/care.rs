@@ -98,10 +98,13 @@ impl SiteClock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct CheckIn {
-    /// When the window opens (default 05:00): a bed exit at 02:00 is not
-    /// the morning's.
-    #[serde(default = "CheckIn::default_from")]
-    #[schema(value_type = String, example = "05:00")]
+    /// When the window opens (default 05:00; null or absent: the
+    /// default): a bed exit at 02:00 is not the morning's.
+    #[serde(
+        default = "CheckIn::default_from",
+        deserialize_with = "CheckIn::from_or_default"
+    )]
+    #[schema(value_type = Option<String>, example = "05:00")]
     pub from: ClockTime,
     /// The time by which the elder checks in.
     #[schema(value_type = String, example = "10:00")]
@@ -113,6 +116,12 @@ named_fields!(CheckIn);
 impl CheckIn {
     fn default_from() -> ClockTime {
         ClockTime::hm(5, 0).expect("05:00")
+    }
+
+    /// `null` is the default, as an absent `from` is (a merge patch's
+    /// null removes a field; a full body may say it outright).
+    fn from_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ClockTime, D::Error> {
+        Ok(Option::<ClockTime>::deserialize(d)?.unwrap_or_else(Self::default_from))
     }
 
     /// The deadline after `now` that a check-in at `now` does not meet:
@@ -465,6 +474,9 @@ mod tests {
         let e = "7am".parse::<ClockTime>().unwrap_err();
         assert!(e.contains("HH:MM"), "{e}");
         let plan: CarePlan = serde_json::from_str(r#"{"checkin": {"by": "09:00"}}"#).unwrap();
+        assert_eq!(plan.checkin.unwrap().from, ClockTime::hm(5, 0).unwrap());
+        let plan: CarePlan =
+            serde_json::from_str(r#"{"checkin": {"from": null, "by": "09:00"}}"#).unwrap();
         assert_eq!(plan.checkin.unwrap().from, ClockTime::hm(5, 0).unwrap());
         assert!(serde_json::from_str::<CarePlan>(r#"{"checkin": {"by": "25:00"}}"#).is_err());
         assert!(serde_json::from_str::<CarePlan>(r#"{"nonsense": 1}"#).is_err());
