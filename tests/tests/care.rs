@@ -556,3 +556,44 @@ async fn a_week_of_visit_plans_makes_the_rounds_their_cadences_promise() {
     assert!(app.incidents("kind=visit.overdue").await.is_empty());
     app.stop().await.unwrap();
 }
+
+/// A new plan replans the visit not yet begun: an elder due in up to a
+/// fortnight, put on watch, is on today's round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn putting_an_elder_on_watch_brings_their_visit_to_today() {
+    let app = app_on(Db::Sqlite).await;
+    elder(
+        &app,
+        "e-1",
+        "btn-1",
+        json!({"visit_every_days": 365}),
+        false,
+    )
+    .await;
+    let s1 = app
+        .steward("s-1", "grid-1", AT_THE_DOOR.0, AT_THE_DOOR.1)
+        .await;
+    at(&app, lhasa(0, 9, 0)).await;
+    let (_, round) = as_user(&app, &s1, Method::GET, "/api/v1/rounds/today", None).await;
+    let planned = round["stops"].as_array().unwrap().len();
+    assert_eq!(planned, 0, "a yearly plan is not due today: {round}");
+    let (s, b) = app
+        .call(
+            Some(&app.admin),
+            Method::PATCH,
+            "/api/v1/elders/e-1",
+            Some(json!({"care": {"on_watch": true}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    at(&app, lhasa(0, 9, 1)).await;
+    let (_, round) = as_user(&app, &s1, Method::GET, "/api/v1/rounds/today", None).await;
+    let stops = round["stops"].as_array().unwrap();
+    assert_eq!(
+        stops.len(),
+        1,
+        "on watch: due today (before: {planned} stops) {round}"
+    );
+    assert_eq!(stops[0]["visit"]["due_on"], "2026-12-07");
+    app.stop().await.unwrap();
+}

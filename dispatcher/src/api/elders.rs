@@ -337,12 +337,21 @@ pub async fn update(
     ApiPath(id): ApiPath<ElderId>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Json<Elder>, ApiError> {
-    let current = scope::elder(&state, &user, &id).await?;
-    let current = serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let before = scope::elder(&state, &user, &id).await?;
+    let current = serde_json::to_value(&before).map_err(|e| ApiError::Internal(e.to_string()))?;
     let input: NewElder = patch::apply(current, &body, &[])?;
     let elder = input.validate(id, state.clock.now().year())?;
     scope::writable_grid(&user, "grid", &elder.grid)?;
     state.store.update_elder(&elder).await?;
+    // A new cadence (put on watch, a plan of their own) or a new grid
+    // plans the next visit afresh: the planner replans a visit not yet
+    // begun nor overdue on its next pass.
+    if before.care != elder.care
+        || before.grid != elder.grid
+        || before.lives_alone != elder.lives_alone
+    {
+        state.store.drop_planned_visit(&elder.id).await?;
+    }
     tracing::info!("elder changed");
     Ok(Json(elder))
 }

@@ -128,6 +128,11 @@ pub trait CareStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Finished>;
 
+    /// Forgets the elder's pending visit if it is only planned (not begun,
+    /// not overdue), so the planner plans it again by the elder's plan as
+    /// it is now. True when there was one.
+    async fn drop_planned_visit(&self, elder: &ElderId) -> StoreResult<bool>;
+
     /// The devices in an elder's home.
     async fn devices_of_elder(&self, elder: &ElderId) -> StoreResult<Vec<crate::domain::Device>>;
 

@@ -330,6 +330,18 @@ macro_rules! care_sql {
                     Ok(Finished { visit, changes })
                 }
 
+                async fn drop_planned_visit(&self, elder: &ElderId) -> StoreResult<bool> {
+                    let done = sqlx::query(
+                        "DELETE FROM visits
+                         WHERE elder_id = $1 AND status = 'planned' AND overdue_at IS NULL",
+                    )
+                    .bind(elder.as_str())
+                    .execute(&mut *self.write_conn().await.db()?)
+                    .await
+                    .db()?;
+                    Ok(done.rows_affected() > 0)
+                }
+
                 async fn devices_of_elder(&self, elder: &ElderId) -> StoreResult<Vec<$crate::domain::Device>> {
                     let rows: Vec<$crate::store::rows::DeviceRow> =
                         sqlx::query_as("SELECT * FROM devices WHERE elder_id = $1 ORDER BY id")
