@@ -171,8 +171,7 @@ pub fn response_times(
     targets: Targets,
     utc_offset_min: i32,
 ) -> Vec<ReportRow> {
-    let offset = FixedOffset::east_opt(utc_offset_min * 60)
-        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+    let offset = crate::domain::SiteClock::offset(utc_offset_min);
     #[derive(Default)]
     struct Acc {
         count: usize,

@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use chrono::{DateTime, FixedOffset, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ClockTime, ContactChannel, IncidentKind, Lang, Priority};
@@ -1492,8 +1492,7 @@ impl Default for NightWindow {
 
 impl NightWindow {
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
-        let offset = FixedOffset::east_opt(self.utc_offset_min * 60)
-            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+        let offset = crate::domain::SiteClock::offset(self.utc_offset_min);
         let local = at
             .with_timezone(&offset)
             .time()

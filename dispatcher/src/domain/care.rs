@@ -67,9 +67,16 @@ pub struct SiteClock {
 
 impl SiteClock {
     pub fn new(utc_offset_min: i32) -> Self {
-        let offset = FixedOffset::east_opt(utc_offset_min * 60)
-            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
-        Self { offset }
+        Self {
+            offset: Self::offset(utc_offset_min),
+        }
+    }
+
+    /// The site's offset as chrono's: `utc_offset_min` minutes east of
+    /// UTC, or UTC itself for an offset beyond a day (settings refuse one).
+    pub fn offset(utc_offset_min: i32) -> FixedOffset {
+        FixedOffset::east_opt(utc_offset_min * 60)
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"))
     }
 
     /// The site's date at `at`.

@@ -56,10 +56,11 @@ pub mod pdf;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::SiteClock;
 use crate::store::monthly::{GridCounts, MonthWindow};
 
 /// The TSA's reference shares for calls answered within 60 s and 180 s.
@@ -96,7 +97,9 @@ impl Month {
 
     /// The month `at` falls in, in the site's time.
     pub fn of(at: DateTime<Utc>, utc_offset_min: i32) -> Self {
-        let local = at.with_timezone(&offset(utc_offset_min)).date_naive();
+        let local = at
+            .with_timezone(&SiteClock::offset(utc_offset_min))
+            .date_naive();
         Self {
             first: local.with_day(1).expect("day 1"),
         }
@@ -119,7 +122,7 @@ impl Month {
         arrive_target_s: u32,
         community: Option<String>,
     ) -> MonthWindow {
-        let tz = offset(utc_offset_min);
+        let tz = SiteClock::offset(utc_offset_min);
         let start = |d: NaiveDate| {
             tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
                 .single()
@@ -141,11 +144,6 @@ impl std::fmt::Display for Month {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.first.format("%Y-%m"))
     }
-}
-
-fn offset(utc_offset_min: i32) -> FixedOffset {
-    FixedOffset::east_opt(utc_offset_min * 60)
-        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"))
 }
 
 /// One row's counts and the shares made of them.
