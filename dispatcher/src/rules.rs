@@ -293,14 +293,12 @@ impl RuleBook {
         Effect::Schedule {
             key: Self::checkin_key(&elder.id),
             due_at,
-            effects: vec![Effect::Raise {
-                key: DedupKey::for_elder(&elder.id, IncidentKind::CheckinMissed).to_string(),
-                elder_id: Some(elder.id.clone()),
-                device_id: None,
-                kind: IncidentKind::CheckinMissed,
-                priority: self.priority(IncidentKind::CheckinMissed, Some(elder)),
-                summary: format!("no check-in by {by}: welfare check"),
-            }],
+            effects: vec![self.raise_about(
+                elder,
+                None,
+                IncidentKind::CheckinMissed,
+                format!("no check-in by {by}: welfare check"),
+            )],
         }
     }
 
@@ -463,10 +461,23 @@ impl RuleBook {
         kind: IncidentKind,
         summary: String,
     ) -> Effect {
+        self.raise_about(elder, Some(&device.id), kind, summary)
+    }
+
+    /// Opens (or joins) the elder's incident of `kind`, at their priority;
+    /// `device` is none when no device raised it (a missed check-in, a
+    /// late visit).
+    pub fn raise_about(
+        &self,
+        elder: &Elder,
+        device: Option<&DeviceId>,
+        kind: IncidentKind,
+        summary: String,
+    ) -> Effect {
         Effect::Raise {
             key: DedupKey::for_elder(&elder.id, kind).to_string(),
             elder_id: Some(elder.id.clone()),
-            device_id: Some(device.id.clone()),
+            device_id: device.cloned(),
             kind,
             priority: self.priority(kind, Some(elder)),
             summary,

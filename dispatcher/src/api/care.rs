@@ -201,19 +201,30 @@ async fn visit_for(
         .ok_or_else(not_found)?;
     if let Some(me) = user.own_steward() {
         let mine = visit.steward_id.as_ref() == Some(me);
-        let my_grid = !elder.grid.is_empty()
-            && state
-                .store
-                .steward(me)
-                .await?
-                .is_some_and(|s| s.grid == elder.grid);
-        if !mine && !my_grid {
+        if !mine && !walks_grid_of(state, me, &elder).await? {
             return Err(ApiError::Forbidden(format!(
                 "visit {id} is another grid's; ask a supervisor to reassign it"
             )));
         }
     }
     Ok((visit, elder))
+}
+
+/// Whether the steward walks the elder's grid (an elder of no grid is
+/// nobody's).
+async fn walks_grid_of(
+    state: &AppState,
+    steward: &StewardId,
+    elder: &Elder,
+) -> Result<bool, ApiError> {
+    if elder.grid.is_empty() {
+        return Ok(false);
+    }
+    Ok(state
+        .store
+        .steward(steward)
+        .await?
+        .is_some_and(|s| s.grid == elder.grid))
 }
 
 /// One visit.
@@ -502,14 +513,8 @@ pub async fn notebook(
     let elder = scope::elder(&state, &user, &id).await?;
     let visits = state.store.visits_of_elder(&id, NOTEBOOK_DEPTH).await?;
     if let Some(me) = user.own_steward() {
-        let my_grid = !elder.grid.is_empty()
-            && state
-                .store
-                .steward(me)
-                .await?
-                .is_some_and(|s| s.grid == elder.grid);
         let my_round = visits.iter().any(|v| v.steward_id.as_ref() == Some(me));
-        if !my_grid && !my_round {
+        if !my_round && !walks_grid_of(&state, me, &elder).await? {
             return Err(ApiError::Forbidden(format!(
                 "elder {id} is not in your grid or on your round"
             )));

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Worker};
 use crate::dispatch::{Changed, EngineHandle, Lifecycle, after_commit};
-use crate::domain::care::{self, StartedHow, Visit, VisitStatus};
-use crate::domain::{Actor, DedupKey, IncidentKind};
+use crate::domain::care::{self, Visit, VisitStatus};
+use crate::domain::{Actor, IncidentKind};
 use crate::metrics::Metrics;
 use crate::notify::hub::Hub;
 use crate::rules::{Effect, RuleBook};
@@ -102,9 +102,11 @@ async fn watch_checkins(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usiz
         };
         let want = match watch.due_at {
             None => checkin.first_deadline(&clock, now),
-            Some(due) if checkin.moved(&clock, due) == due => continue,
             Some(due) => checkin.moved(&clock, due),
         };
+        if watch.due_at == Some(want) {
+            continue;
+        }
         let Some(elder) = deps.store.elder(&watch.elder_id).await? else {
             continue;
         };
@@ -191,18 +193,15 @@ async fn raise_overdue(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usize
         let Some(elder) = deps.store.elder(&visit.elder_id).await? else {
             continue;
         };
-        let kind = IncidentKind::VisitOverdue;
-        let raise = Effect::Raise {
-            key: DedupKey::for_elder(&elder.id, kind).to_string(),
-            elder_id: Some(elder.id.clone()),
-            device_id: None,
-            kind,
-            priority: deps.rules.priority(kind, Some(&elder)),
-            summary: format!(
+        let raise = deps.rules.raise_about(
+            &elder,
+            None,
+            IncidentKind::VisitOverdue,
+            format!(
                 "visit due {} not begun by {}",
                 visit.due_on, deps.settings.care.visit_until
             ),
-        };
+        );
         let done = deps
             .store
             .raise_overdue_visit(&visit.id, &raise, now, &deps.rules)
@@ -219,9 +218,4 @@ async fn raise_overdue(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usize
         after_commit(&deps.hub, &deps.engine, changed);
     }
     Ok(raised)
-}
-
-/// The effects of a steward checking in at the elder's door from the app.
-pub fn begun_at_the_door(elder: &crate::domain::Elder) -> Vec<Effect> {
-    RuleBook::visit_begun(elder, StartedHow::Location)
 }
