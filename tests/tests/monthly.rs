@@ -79,7 +79,7 @@ async fn seed(app: &TestApp) {
         .put_areas(&[
             area("g-a1", "Alpha"),
             area("g-a2", "Alpha"),
-            area("g-b1", "Beta"),
+            area("吉崩岗一网格", "吉崩岗社区"),
         ])
         .await
         .expect("areas");
@@ -87,7 +87,7 @@ async fn seed(app: &TestApp) {
         ("e-a1", "g-a1"),
         ("e-a1b", "g-a1"),
         ("e-a2", "g-a2"),
-        ("e-b1", "g-b1"),
+        ("e-b1", "吉崩岗一网格"),
         ("e-x", "g-x"),
     ] {
         let mut body = elder_body(elder, json!({}));
@@ -421,11 +421,11 @@ fn wanted() -> Vec<Want> {
         // December's). No visits. f4 done late, f5 (the first minute of
         // November) open: 1/2. btn-b1 passed in December: 0/1; the bed
         // sensor is not on duty.
-        Want { level: "grid", community: "Beta", grid: "g-b1", elders: 1, calls: 2, answered: 2,
+        Want { level: "grid", community: "吉崩岗社区", grid: "吉崩岗一网格", elders: 1, calls: 2, answered: 2,
                a60: 1, a180: 1, arrived: 2, in_target: 1, resolved: 2, false_alarms: 0,
                visits: (0, 0), follow_ups: (1, 2), tests: (0, 1),
                pct: [Some(50.0), Some(50.0), Some(50.0), Some(0.0), None, Some(50.0), Some(0.0)] },
-        Want { level: "community", community: "Beta", grid: "", elders: 1, calls: 2, answered: 2,
+        Want { level: "community", community: "吉崩岗社区", grid: "", elders: 1, calls: 2, answered: 2,
                a60: 1, a180: 1, arrived: 2, in_target: 1, resolved: 2, false_alarms: 0,
                visits: (0, 0), follow_ups: (1, 2), tests: (0, 1),
                pct: [Some(50.0), Some(50.0), Some(50.0), Some(0.0), None, Some(50.0), Some(0.0)] },
@@ -510,18 +510,23 @@ impl Want {
         .join(",")
     }
 
-    /// The PDF's table line, its words separated by single spaces.
-    fn pdf(&self) -> String {
+    /// The PDF's table line in `lang`, its words separated by single
+    /// spaces.
+    fn pdf(&self, lang: &str) -> String {
         let p = |i| self.pct_text(i, "-");
+        let (unassigned, total, no_elder) = match lang {
+            "zh" => ("未划分", "合计", "（无老人）"),
+            _ => ("unassigned", "TOTAL", "(no elder)"),
+        };
         let community = if self.community.is_empty() {
-            "unassigned"
+            unassigned
         } else {
             self.community
         };
         let name = match self.level {
-            "total" => "TOTAL".to_owned(),
+            "total" => total.to_owned(),
             "community" => format!("= {community}"),
-            _ if self.grid.is_empty() => "(no elder)".to_owned(),
+            _ if self.grid.is_empty() => no_elder.to_owned(),
             _ => self.grid.to_owned(),
         };
         format!(
@@ -560,12 +565,25 @@ async fn app_on(db: Db) -> TestApp {
 
 /// GET with the admin's token: status, content type, body bytes.
 async fn fetch(app: &TestApp, path: &str, accept: Option<&str>) -> (StatusCode, String, Vec<u8>) {
+    fetch_in(app, path, accept, None).await
+}
+
+/// [`fetch`] with an `Accept-Language`.
+async fn fetch_in(
+    app: &TestApp,
+    path: &str,
+    accept: Option<&str>,
+    language: Option<&str>,
+) -> (StatusCode, String, Vec<u8>) {
     let mut req = app
         .http
         .get(format!("{}{path}", app.base))
         .bearer_auth(&app.admin);
     if let Some(a) = accept {
         req = req.header("accept", a);
+    }
+    if let Some(l) = language {
+        req = req.header("accept-language", l);
     }
     let resp = req.send().await.expect("HTTP");
     let status = resp.status();
@@ -675,36 +693,79 @@ async fn the_month_by_hand(db: Db) {
         assert_eq!(text.lines().collect::<Vec<_>>(), lines, "{text}");
     }
 
-    // The PDF's text.
-    for (path, accept) in [
-        ("/api/v1/reports/monthly?month=2026-11&format=pdf", None),
+    // The PDF's text, in English (asked by lang or Accept-Language) and
+    // in Chinese (the site's default here); the Chinese names print as
+    // they are in both.
+    for (path, accept, language, lang) in [
+        (
+            "/api/v1/reports/monthly?month=2026-11&format=pdf&lang=en",
+            None,
+            None,
+            "en",
+        ),
         (
             "/api/v1/reports/monthly?month=2026-11",
             Some("application/pdf"),
+            Some("en-GB,en;q=0.9,zh;q=0.5"),
+            "en",
+        ),
+        (
+            "/api/v1/reports/monthly?month=2026-11&format=pdf",
+            None,
+            None,
+            "zh",
+        ),
+        (
+            "/api/v1/reports/monthly?month=2026-11&format=pdf&lang=zh",
+            None,
+            Some("en"),
+            "zh",
         ),
     ] {
-        let (status, mime, body) = fetch(&app, path, accept).await;
+        let (status, mime, body) = fetch_in(&app, path, accept, language).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(mime, "application/pdf");
         assert!(body.starts_with(b"%PDF-"));
+        // The font is subset: the document is not the font's 3.5 MB.
+        assert!(body.len() < 200_000, "{path}: {} bytes", body.len());
         let text = pdf_lines(&body);
-        assert!(
-            text.iter().any(|l| l == "Monthly report 2026-11"),
-            "{text:#?}"
-        );
+        let (title, header, bar) = match lang {
+            "zh" => (
+                "月度报告 2026-11",
+                "网格 老人 呼叫 60秒% 180秒% 到场% 误报% 走访 % 回访 % 测试 %",
+                ("60 秒内接听", "42.9 %（参考线 97.5 %）"),
+            ),
+            _ => (
+                "Monthly report 2026-11",
+                "grid elders calls 60s% 180s% arrive% false% visits % followups % tests %",
+                ("answered within 60 s", "42.9 % (reference 97.5 %)"),
+            ),
+        };
+        assert!(text.iter().any(|l| l == title), "{path}: {text:#?}");
+        assert!(text.iter().any(|l| l == header), "{path}: {text:#?}");
         for w in &want {
-            let line = w.pdf();
+            let line = w.pdf(lang);
             assert!(
                 text.contains(&line),
-                "the PDF has no line {line:?}:\n{text:#?}"
+                "{path}: the PDF has no line {line:?}:\n{text:#?}"
             );
         }
         assert!(
-            text.iter().any(|l| l.starts_with("answered within 60 s")
-                && l.ends_with("42.9 % (reference 97.5 %)")),
-            "{text:#?}"
+            text.iter()
+                .any(|l| l.starts_with(bar.0) && l.ends_with(bar.1)),
+            "{path}: {text:#?}"
         );
     }
+    let (status, body) = app
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            "/api/v1/reports/monthly?month=2026-11&format=pdf&lang=fr",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_query");
 
     // One community: its grids, its sums as the total.
     let r = app
@@ -851,21 +912,21 @@ async fn the_board_shows_the_month_with_its_reference_lines() {
     );
     // One community: its grids in the charts.
     let options = browser
-        .wait_text("#mon-community", |t| t.contains("Beta"))
+        .wait_text("#mon-community", |t| t.contains("吉崩岗社区"))
         .await
         .unwrap();
     assert!(options.contains("Alpha"), "{options}");
     browser
-        .eval("const s = document.getElementById('mon-community'); s.value = 'Beta';")
+        .eval("const s = document.getElementById('mon-community'); s.value = '吉崩岗社区';")
         .await
         .unwrap();
     browser.click("#mon-show").await.unwrap();
     browser
-        .wait_text("#mon-heading", |t| t == "2026-11: Beta")
+        .wait_text("#mon-heading", |t| t == "2026-11: 吉崩岗社区")
         .await
         .unwrap();
     let table = browser
-        .wait_text("#mon-table", |t| t.contains("g-b1"))
+        .wait_text("#mon-table", |t| t.contains("吉崩岗一网格"))
         .await
         .unwrap();
     assert!(!table.contains("g-a1"), "{table}");

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::header::{ACCEPT, ACCEPT_LANGUAGE, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
@@ -18,6 +18,7 @@ use super::error::ErrorBody;
 use super::extract::ApiQuery;
 use super::routes::Routes;
 use super::{ApiError, AppState, query};
+use crate::domain::reach::Lang;
 use crate::monthly::{self, Month, MonthlyReport};
 use crate::report::{self, GroupBy, ReportRow, Targets};
 
@@ -202,6 +203,10 @@ pub struct MonthlyQuery {
     /// with `Accept: application/pdf`), for download links.
     #[param(pattern = "^(json|csv|pdf)?$")]
     pub format: Option<String>,
+    /// The PDF's language, `zh` or `en` (default: the first of
+    /// `Accept-Language` we write, else the site's notification language).
+    #[param(pattern = "^(zh|en)?$")]
+    pub lang: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -221,7 +226,7 @@ enum Format {
 /// summed counts, to one decimal, and `null` without a denominator. With
 /// `format=csv` (or `Accept: text/csv`) one CSV row per grid, a subtotal
 /// row per community and the total last; with `format=pdf` (or `Accept:
-/// application/pdf`) a printable A4 PDF in English.
+/// application/pdf`) a printable A4 PDF, in Chinese or English (`lang`).
 #[utoipa::path(get, path = "/api/v1/reports/monthly", tag = "reports", security(("bearer" = [])),
     params(MonthlyQuery),
     responses(
@@ -255,6 +260,19 @@ pub async fn monthly_report(
             ));
         }
     };
+    let lang = match q.lang.as_deref().map(str::trim) {
+        None | Some("") => accepted_lang(&headers).unwrap_or(state.settings.notify.language),
+        Some(l) => match l {
+            "zh" => Lang::Zh,
+            "en" => Lang::En,
+            other => {
+                return Err(ApiError::invalid_query(
+                    "lang",
+                    format!("{other:?} is not zh or en"),
+                ));
+            }
+        },
+    };
     let offset = state.settings.rules.night.utc_offset_min;
     let month = match q.month.as_deref().map(str::trim) {
         None | Some("") => Month::of(state.clock.now(), offset),
@@ -286,8 +304,35 @@ pub async fn monthly_report(
                 .map_err(|e| ApiError::Internal(format!("monthly CSV: {e}")))?;
             file(csv.into_bytes(), "text/csv; charset=utf-8", "csv")
         }
-        Format::Pdf => file(monthly::pdf::to_pdf(&report), "application/pdf", "pdf"),
+        Format::Pdf => {
+            let pdf = monthly::pdf::to_pdf(&report, lang)
+                .map_err(|e| ApiError::Internal(format!("monthly PDF: {e:#}")))?;
+            file(pdf, "application/pdf", "pdf")
+        }
     })
+}
+
+/// The language `Accept-Language` prefers among those we write: the
+/// highest quality, the first of equals.
+fn accepted_lang(headers: &HeaderMap) -> Option<Lang> {
+    let mut best: Option<(f32, Lang)> = None;
+    for v in headers.get_all(ACCEPT_LANGUAGE) {
+        let Ok(v) = v.to_str() else { continue };
+        for range in v.split(',') {
+            let mut params = range.split(';');
+            let Some(lang) = Lang::parse(params.next().unwrap_or_default().trim()) else {
+                continue;
+            };
+            let q = params
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
+                .unwrap_or(0.0);
+            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+                best = Some((q, lang));
+            }
+        }
+    }
+    best.map(|(_, l)| l)
 }
 
 /// Whether `Accept` names `application/pdf` with a quality above 0.

@@ -52,6 +52,7 @@
 //!   is `null` in JSON, an empty cell in the CSV and `-` in the PDF,
 //!   never 0 or 100.
 
+mod font;
 pub mod pdf;
 
 use std::collections::BTreeMap;

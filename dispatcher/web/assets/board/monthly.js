@@ -6,7 +6,7 @@
 // of every grid with subtotals, and the CSV and PDF to download.
 import { api } from '../common/api.js';
 import { session } from '../common/session.js';
-import { t } from '../common/i18n.js';
+import { t, lang } from '../common/i18n.js';
 import { h, fill, download } from '../common/dom.js';
 
 const form = { month: null, community: '' };
@@ -24,6 +24,8 @@ function query(format) {
   const q = new URLSearchParams({ month: form.month });
   if (form.community !== '') q.set('community', form.community);
   if (format) q.set('format', format);
+  // The PDF is written in the board's language.
+  if (format === 'pdf') q.set('lang', lang());
   return '/reports/monthly?' + q.toString();
 }
 
