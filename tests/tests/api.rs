@@ -1661,7 +1661,7 @@ async fn follow_up_made_once_by_a_resolve(app: &TestApp) {
     let e1 = ElderId::parse("e-1").unwrap();
     let notebook = app.state.store.follow_ups_of_elder(&e1).await.unwrap();
     assert_eq!(notebook.len(), 1);
-    assert_eq!(notebook[0].incident_id, fall.id);
+    assert_eq!(notebook[0].incident_id, Some(fall.id.clone()));
 }
 
 async fn follow_up_none_after_cancel_technical_or_clear(app: &TestApp) {
@@ -1812,7 +1812,10 @@ async fn follow_up_completed_and_what_follows(app: &TestApp) {
     assert_eq!(fall.len(), 3, "the call and two visits");
     let detail = app
         .get(
-            &format!("/api/v1/incidents/{}", fall[0].incident_id),
+            &format!(
+                "/api/v1/incidents/{}",
+                fall[0].incident_id.as_ref().unwrap()
+            ),
             &app.admin,
         )
         .await;

@@ -379,6 +379,37 @@ async fn overdue_visit_and_the_round(db: Db) {
     let e = app.get("/api/v1/elders/e-1").await;
     assert_eq!(e["medications"], json!(["aspirin 100 mg daily"]));
     assert_eq!(e["conditions"], json!(["hypertension", "cataract"]));
+    // The follow-up wanted: one call for the steward who visited, due
+    // within the site's call time, that follows the visit, not an incident.
+    let done_at: DateTime<Utc> = done["ended_at"].as_str().unwrap().parse().unwrap();
+    let (s, mine) = as_user(&app, &s1, Method::GET, "/api/v1/follow-ups", None).await;
+    assert_eq!(s, StatusCode::OK, "{mine}");
+    let mine = mine.as_array().unwrap();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let call = &mine[0];
+    assert_eq!(call["kind"], "call");
+    assert_eq!(call["visit_id"], visit.as_str());
+    assert_eq!(call["incident_id"], Value::Null);
+    assert_eq!(call["steward_id"], "s-1");
+    let due: DateTime<Utc> = call["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(due - done_at, Duration::hours(24));
+    // Nobody answers: the visit that follows follows the same visit.
+    let (s, completed) = as_user(
+        &app,
+        &s1,
+        Method::POST,
+        &format!(
+            "/api/v1/follow-ups/{}/complete",
+            call["id"].as_str().unwrap()
+        ),
+        Some(json!({"outcome": "unreachable", "note": "no answer twice"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{completed}");
+    assert_eq!(completed["next"]["kind"], "visit");
+    assert_eq!(completed["next"]["visit_id"], visit.as_str());
+    assert_eq!(completed["next"]["incident_id"], Value::Null);
+    assert_eq!(completed["next"]["follows_id"], call["id"]);
     let (s, b) = as_user(
         &app,
         &s1,
@@ -407,6 +438,20 @@ async fn overdue_visit_and_the_round(db: Db) {
     );
     let changes: Vec<&Value> = entries.iter().filter(|e| e["entry"] == "change").collect();
     assert_eq!(changes.len(), 2, "{entries:?}");
+    let follow_ups: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["entry"] == "follow_up")
+        .collect();
+    assert_eq!(
+        follow_ups.len(),
+        2,
+        "the call and the visit after it: {entries:?}"
+    );
+    assert!(
+        follow_ups
+            .iter()
+            .all(|f| f["follow_up"]["visit_id"] == visit.as_str())
+    );
     assert!(
         changes
             .iter()
@@ -596,4 +641,122 @@ async fn putting_an_elder_on_watch_brings_their_visit_to_today() {
     );
     assert_eq!(stops[0]["visit"]["due_on"], "2026-12-07");
     app.stop().await.unwrap();
+}
+
+/// The release before visit follow-ups kept each follow-up of an
+/// incident; upgrading (SQLite rebuilds both tables) keeps them, their
+/// chain and who they passed through, and the rebuilt references still
+/// hold: a follow-up that follows nothing is refused, and removing the
+/// incident still removes its follow-ups and their history.
+async fn upgrade_keeps_follow_ups(url: &str, dir: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let migrator = sqlx::migrate::Migrator::new(path).await.unwrap();
+    let before = migrator
+        .iter()
+        .filter(|m| m.description.contains("visit follow ups"))
+        .map(|m| m.version)
+        .next()
+        .expect("the visit follow-ups migration")
+        - 1;
+    let rows = [
+        "INSERT INTO stewards (id, name, phone, grid) VALUES ('s-1', 'Li', '+8613800000001', 'grid-1')",
+        "INSERT INTO incidents (id, dedup_key, elder_id, kind, priority, status, created_at, updated_at,
+                                resolved_at, last_event_at, summary)
+         VALUES ('inc-1', 'k', 'e-1', 'call.button', 'urgent', 'resolved', '2026-12-01T01:00:00Z',
+                 '2026-12-01T02:00:00Z', '2026-12-01T02:00:00Z', '2026-12-01T01:00:00Z', '')",
+        "INSERT INTO follow_ups (id, incident_id, follows_id, elder_id, steward_id, kind, created_at,
+                                 due_at, status, outcome, note, done_at, done_by)
+         VALUES ('fu-1', 'inc-1', NULL, 'e-1', 's-1', 'call', '2026-12-01T02:00:00Z',
+                 '2026-12-02T02:00:00Z', 'done', 'unreachable', 'no answer',
+                 '2026-12-01T09:00:00Z', 'steward:s-1'),
+                ('fu-2', 'inc-1', 'fu-1', 'e-1', NULL, 'visit', '2026-12-01T09:00:00Z',
+                 '2026-12-04T09:00:00Z', 'open', NULL, '', NULL, NULL)",
+        "INSERT INTO follow_up_reassignments (follow_up_id, at, by_actor, from_steward, to_steward, reason)
+         VALUES ('fu-2', '2026-12-01T10:00:00Z', 'steward:s-1', 's-1', NULL, 'away this week')",
+    ];
+    if url.starts_with("sqlite:") {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        migrator.run_to(before, &pool).await.unwrap();
+        for r in rows {
+            sqlx::query(r).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        migrator.run_to(before, &pool).await.unwrap();
+        for r in rows {
+            sqlx::query(r).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+    let store = dispatcher::store::connect(url).await.expect("upgraded");
+    let fid = |s: &str| dispatcher::domain::FollowUpId::parse(s).unwrap();
+    let second = store.follow_up(&fid("fu-2")).await.unwrap().expect("fu-2");
+    assert_eq!(
+        second.follow_up.incident_id.as_ref().map(|i| i.as_str()),
+        Some("inc-1")
+    );
+    assert_eq!(second.follow_up.visit_id, None);
+    assert_eq!(
+        second.follow_up.follows_id.as_ref().map(|i| i.as_str()),
+        Some("fu-1")
+    );
+    assert_eq!(second.reassignments.len(), 1);
+    assert_eq!(second.reassignments[0].reason, "away this week");
+    let first = store.follow_up(&fid("fu-1")).await.unwrap().expect("fu-1");
+    assert_eq!(first.follow_up.note, "no answer");
+
+    let raw = |sql: &'static str| async move {
+        if url.starts_with("sqlite:") {
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let pool = sqlx::SqlitePool::connect_with(options.foreign_keys(true))
+                .await
+                .unwrap();
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .map(|r| r.rows_affected())
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .map(|r| r.rows_affected())
+        }
+    };
+    raw(
+        "INSERT INTO follow_ups (id, elder_id, kind, created_at, due_at)
+         VALUES ('fu-x', 'e-1', 'call', '2026-12-01T02:00:00Z', '2026-12-02T02:00:00Z')",
+    )
+    .await
+    .expect_err("a follow-up must follow something");
+    assert_eq!(
+        raw("DELETE FROM incidents WHERE id = 'inc-1'")
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.follow_up(&fid("fu-2")).await.unwrap().is_none());
+    let history = raw("DELETE FROM follow_up_reassignments").await.unwrap();
+    assert_eq!(history, 0, "the history went with its follow-up");
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_keeps_follow_ups_and_who_they_passed_through() {
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_sqlite();
+    std::fs::create_dir_all(db.dir().join("data")).unwrap();
+    upgrade_keeps_follow_ups(db.url(), "../migrations/sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_keeps_follow_ups_and_who_they_passed_through() {
+    use eldercare_tests::db::TestDb;
+    let db = eldercare_tests::db::fresh_postgres()
+        .await
+        .expect("test database");
+    upgrade_keeps_follow_ups(db.url(), "../migrations/postgres").await;
 }

@@ -143,7 +143,18 @@ async fn a_steward_walks_a_round_on_a_360_px_phone_check_in_note_next() {
         .send_keys("knee pain")
         .await
         .unwrap();
+    // A follow-up wanted: a call on the steward's own list at once.
+    browser
+        .click(&format!("{card} .visit-note input.follow-up-wanted"))
+        .await
+        .unwrap();
     browser.click(&format!("{card} .finish")).await.unwrap();
+    browser
+        .wait_text("#followups .follow-up .card-head", |t| {
+            t.contains("Follow-up call") && t.contains("after your visit")
+        })
+        .await
+        .unwrap();
 
     // Next: one stop left, the other home, waiting for its check-in.
     browser
@@ -162,6 +173,7 @@ async fn a_steward_walks_a_round_on_a_360_px_phone_check_in_note_next() {
     assert_eq!(done["note"]["wellbeing"], "fair");
     assert_eq!(done["note"]["needs"], json!(["meals"]));
     assert_eq!(done["note"]["text"], "knee pain");
+    assert_eq!(done["note"]["follow_up"], true);
     let e = app.get("/api/v1/elders/e-1").await;
     assert!(
         e["medications"]

@@ -16,6 +16,7 @@ use super::routes::Routes;
 use super::{ApiError, AppState, scope};
 use crate::dispatch::{Changed, Lifecycle, after_commit};
 use crate::domain::care::{self, Visit, VisitNote, VisitStatus};
+use crate::domain::follow_up;
 use crate::domain::{
     Actor, Device, Elder, ElderId, IncidentKind, IncidentState, LatLon, Outcome, Priority,
     StewardId,
@@ -345,7 +346,9 @@ const MAX_NOTE_TEXT: usize = 4000;
 
 /// Ends the visit with its note. Medicines and conditions it names are
 /// added to or taken off the elder's record, each change kept with who
-/// and when.
+/// and when; `follow_up: true` makes a follow-up call for the steward
+/// who visited (`/api/v1/follow-ups`, with `visit_id` set), due within
+/// the site's call time.
 #[utoipa::path(post, path = "/api/v1/visits/{id}/finish", tag = "care", security(("bearer" = [])),
     params(("id" = String, Path, description = "Visit id")),
     request_body = VisitNote,
@@ -383,9 +386,18 @@ pub async fn finish(
         }
     }
     let (visit, _) = visit_for(&state, &user, &id).await?;
+    let now = state.clock.now();
+    let follow_up = note.follow_up.then(|| {
+        follow_up::after_visit(
+            &visit,
+            user.own_steward(),
+            state.rules.follow_ups().within(),
+            now,
+        )
+    });
     let finished = state
         .store
-        .finish_visit(&visit.id, &note, &user.username, state.clock.now())
+        .finish_visit(&visit.id, &note, follow_up.as_ref(), &user.username, now)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict { code, message } => {
@@ -393,7 +405,12 @@ pub async fn finish(
             }
             other => other.into(),
         })?;
-    tracing::info!(elder = %finished.visit.elder_id, changes = finished.changes.len(), "visit done");
+    tracing::info!(
+        elder = %finished.visit.elder_id,
+        changes = finished.changes.len(),
+        follow_up = finished.follow_up.as_ref().map(|f| f.id.to_string()),
+        "visit done"
+    );
     Ok(Json(finished.visit))
 }
 

@@ -1,5 +1,6 @@
 //! `/api/v1/follow-ups`: the follow-up (回访) after every resolved
-//! incident of an elder ([`crate::domain::follow_up`]).
+//! incident of an elder, and after a visit whose note asked for one
+//! ([`crate::domain::follow_up`]).
 //!
 //! - `GET /follow-ups`: supervisors and admins see all; a steward only
 //!   those assigned to them. Filters: `status`, `overdue=true`,

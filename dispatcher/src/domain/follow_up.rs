@@ -1,9 +1,11 @@
-//! Follow-ups (回访): after an incident is resolved, someone calls or
-//! visits the elder within a set time and records how they are, so
-//! nobody is forgotten once the alarm is over.
+//! Follow-ups (回访): after an incident is resolved, or a visit ended
+//! with "follow-up wanted", someone calls or visits the elder within a
+//! set time and records how they are, so nobody is forgotten once the
+//! alarm or the visit is over.
 //!
 //! The rules here are pure: which follow-up a resolve makes
-//! ([`after_resolve`]) and which a completion asks for next
+//! ([`after_resolve`]), which a visit's note makes ([`after_visit`]) and
+//! which a completion asks for next
 //! ([`FollowUpOutcome::next`]). The store keeps them
 //! ([`crate::store::follow_ups`]); the API lets stewards complete or hand
 //! them back and supervisors reassign them.
@@ -75,12 +77,50 @@ impl FollowUpOutcome {
     }
 }
 
+/// What a follow-up follows: exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowsFrom {
+    /// A resolved incident.
+    Incident(IncidentId),
+    /// A visit whose note asked for one (the visit's id).
+    Visit(String),
+}
+
+impl FollowsFrom {
+    pub fn incident(&self) -> Option<&IncidentId> {
+        match self {
+            Self::Incident(i) => Some(i),
+            Self::Visit(_) => None,
+        }
+    }
+
+    pub fn visit(&self) -> Option<&str> {
+        match self {
+            Self::Incident(_) => None,
+            Self::Visit(v) => Some(v),
+        }
+    }
+}
+
+impl std::fmt::Display for FollowsFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Incident(i) => write!(f, "incident {i}"),
+            Self::Visit(v) => write!(f, "visit {v}"),
+        }
+    }
+}
+
 /// One follow-up as clients see it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FollowUp {
     pub id: FollowUpId,
-    /// The resolved incident it follows.
-    pub incident_id: IncidentId,
+    /// The resolved incident it follows; none when it follows a visit.
+    #[schema(value_type = Option<String>)]
+    pub incident_id: Option<IncidentId>,
+    /// The visit whose note asked for it; none when it follows an
+    /// incident. Exactly one of the two is set.
+    pub visit_id: Option<String>,
     /// The follow-up whose outcome asked for this one (`needs_visit`,
     /// `unreachable`); none for the first after the incident.
     pub follows_id: Option<FollowUpId>,
@@ -105,6 +145,16 @@ pub struct FollowUp {
 }
 
 impl FollowUp {
+    /// What it follows; none only for a view made with neither (the
+    /// store reads no such row: a CHECK refuses it).
+    pub fn follows_from(&self) -> Option<FollowsFrom> {
+        match (&self.incident_id, &self.visit_id) {
+            (Some(i), None) => Some(FollowsFrom::Incident(i.clone())),
+            (None, Some(v)) => Some(FollowsFrom::Visit(v.clone())),
+            _ => None,
+        }
+    }
+
     /// Sets [`FollowUp::overdue`] by the clock.
     pub fn at(mut self, now: DateTime<Utc>) -> Self {
         self.overdue = self.status == FollowUpStatus::Open && self.due_at < now;
@@ -136,7 +186,7 @@ pub struct FollowUpDetail {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewFollowUp {
     pub id: FollowUpId,
-    pub incident_id: IncidentId,
+    pub after: FollowsFrom,
     pub follows_id: Option<FollowUpId>,
     pub elder_id: ElderId,
     pub steward_id: Option<StewardId>,
@@ -188,7 +238,7 @@ pub fn after_resolve(
     };
     Some(NewFollowUp {
         id: FollowUpId::generate(),
-        incident_id: incident.id.clone(),
+        after: FollowsFrom::Incident(incident.id.clone()),
         follows_id: None,
         elder_id,
         steward_id: resolver.or(incident.steward_id.as_ref()).cloned(),
@@ -196,6 +246,28 @@ pub fn after_resolve(
         created_at: now,
         due_at: now + within.of(kind),
     })
+}
+
+/// The follow-up a visit's note makes when it asks for one: a call by
+/// the steward who visited (`visitor`, who may have walked a visit planned
+/// for nobody) or, when a supervisor ended it, the one it was planned for
+/// (none: it needs someone).
+pub fn after_visit(
+    visit: &crate::domain::Visit,
+    visitor: Option<&StewardId>,
+    within: FollowUpWithin,
+    now: DateTime<Utc>,
+) -> NewFollowUp {
+    NewFollowUp {
+        id: FollowUpId::generate(),
+        after: FollowsFrom::Visit(visit.id.clone()),
+        follows_id: None,
+        elder_id: visit.elder_id.clone(),
+        steward_id: visitor.or(visit.steward_id.as_ref()).cloned(),
+        kind: FollowUpKind::Call,
+        created_at: now,
+        due_at: now + within.of(FollowUpKind::Call),
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +338,49 @@ mod tests {
         let call = incident(IncidentKind::Call, Some("e-1"), None);
         assert_eq!(
             after_resolve(&call, Outcome::Cleared, None, WITHIN, now),
+            None
+        );
+    }
+
+    #[test]
+    fn a_visit_asking_for_one_makes_a_call_for_whoever_visited() {
+        let now = Utc::now();
+        let visit = |planned_for: Option<&str>| crate::domain::Visit {
+            id: "v-1".into(),
+            elder_id: ElderId::parse("e-1").unwrap(),
+            steward_id: planned_for.map(|s| StewardId::parse(s).unwrap()),
+            due_on: now.date_naive(),
+            window_start: now,
+            window_end: now,
+            status: crate::domain::VisitStatus::InProgress,
+            started_at: Some(now),
+            started_how: None,
+            ended_at: None,
+            done_by: None,
+            note: None,
+            overdue_at: None,
+            incident_id: None,
+        };
+        let walker = StewardId::parse("s-2").unwrap();
+        let f = after_visit(&visit(None), Some(&walker), WITHIN, now);
+        assert_eq!(f.after, FollowsFrom::Visit("v-1".into()));
+        assert_eq!(
+            (f.kind, f.due_at),
+            (FollowUpKind::Call, now + Duration::hours(24))
+        );
+        assert_eq!(
+            f.steward_id.as_ref(),
+            Some(&walker),
+            "the visit was planned for nobody"
+        );
+        let f = after_visit(&visit(Some("s-1")), None, WITHIN, now);
+        assert_eq!(
+            f.steward_id.unwrap().as_str(),
+            "s-1",
+            "a supervisor ended it"
+        );
+        assert_eq!(
+            after_visit(&visit(None), None, WITHIN, now).steward_id,
             None
         );
     }

@@ -22,7 +22,7 @@ pub use dispatch::{
 };
 pub use follow_up::{
     FollowUp, FollowUpDetail, FollowUpKind, FollowUpOutcome, FollowUpStatus, FollowUpWithin,
-    NewFollowUp, Reassignment,
+    FollowsFrom, NewFollowUp, Reassignment,
 };
 pub use geo::{LatLon, OffTheGlobe};
 pub use ids::{DeviceIdSchema, ElderId, FollowUpId, IncidentId, StewardId};

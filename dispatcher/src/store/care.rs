@@ -69,6 +69,8 @@ pub struct GridVisits {
 pub struct Finished {
     pub visit: Visit,
     pub changes: Vec<ElderChange>,
+    /// The follow-up the note asked for.
+    pub follow_up: Option<crate::domain::FollowUp>,
 }
 
 /// Visits and elder changes; every [`super::Store`] implements it.
@@ -118,12 +120,13 @@ pub trait CareStore: Send + Sync {
 
     /// Ends a visit in progress with its note (compare-and-set: `Conflict`
     /// when it is not in progress), and applies the note's changes to the
-    /// elder's conditions and medicines with a change row each, in one
-    /// transaction.
+    /// elder's conditions and medicines with a change row each, and
+    /// writes the follow-up the note asked for, in one transaction.
     async fn finish_visit(
         &self,
         id: &str,
         note: &VisitNote,
+        follow_up: Option<&crate::domain::NewFollowUp>,
         actor: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Finished>;

@@ -237,6 +237,7 @@ macro_rules! care_sql {
                     &self,
                     id: &str,
                     note: &VisitNote,
+                    follow_up: Option<&$crate::domain::NewFollowUp>,
                     actor: &str,
                     now: DateTime<Utc>,
                 ) -> StoreResult<Finished> {
@@ -326,8 +327,12 @@ macro_rules! care_sql {
                             });
                         }
                     }
+                    let follow_up = match follow_up {
+                        Some(new) => Self::insert_follow_up(&mut tx, new).await?,
+                        None => None,
+                    };
                     tx.commit().await.db()?;
-                    Ok(Finished { visit, changes })
+                    Ok(Finished { visit, changes, follow_up })
                 }
 
                 async fn drop_planned_visit(&self, elder: &ElderId) -> StoreResult<bool> {

@@ -106,7 +106,8 @@ pub trait FollowUpStore: Send + Sync {
 #[derive(sqlx::FromRow)]
 pub(crate) struct FollowUpRow {
     id: String,
-    incident_id: String,
+    incident_id: Option<String>,
+    visit_id: Option<String>,
     follows_id: Option<String>,
     elder_id: String,
     steward_id: Option<String>,
@@ -127,10 +128,20 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 impl FollowUpRow {
     /// The follow-up, `overdue` unset (the API sets it by its clock).
     pub(crate) fn into_domain(self) -> StoreResult<FollowUp> {
+        if self.incident_id.is_some() == self.visit_id.is_some() {
+            return Err(corrupt(
+                "incident_id",
+                format!("follow-up {} must follow an incident or a visit", self.id),
+            ));
+        }
         Ok(FollowUp {
             id: FollowUpId::parse(self.id).map_err(|e| corrupt("id", e))?,
-            incident_id: IncidentId::parse(self.incident_id)
+            incident_id: self
+                .incident_id
+                .map(IncidentId::parse)
+                .transpose()
                 .map_err(|e| corrupt("incident_id", e))?,
+            visit_id: self.visit_id,
             follows_id: self
                 .follows_id
                 .map(FollowUpId::parse)
@@ -206,11 +217,12 @@ pub(crate) fn done_words(f: &FollowUp) -> String {
     }
 }
 
-/// The one INSERT of a follow-up, for both writers (the resolve's
-/// transaction and a completion's): nothing when the incident already has
-/// its first, or the completed one its next.
+/// The one INSERT of a follow-up, for its three writers (the resolve's
+/// transaction, a visit's end and a completion's): nothing when the
+/// incident or visit already has its first, or the completed one its
+/// next.
 pub(crate) const INSERT_FOLLOW_UP: &str = "INSERT INTO follow_ups
-         (id, incident_id, follows_id, elder_id, steward_id, kind, created_at, due_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         (id, incident_id, visit_id, follows_id, elder_id, steward_id, kind, created_at, due_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
      ON CONFLICT DO NOTHING
      RETURNING *";

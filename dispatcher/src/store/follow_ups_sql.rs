@@ -40,7 +40,8 @@ macro_rules! follow_ups_sql {
                 ) -> StoreResult<Option<FollowUp>> {
                     let row: Option<FollowUpRow> = sqlx::query_as(INSERT_FOLLOW_UP)
                         .bind(new.id.as_str())
-                        .bind(new.incident_id.as_str())
+                        .bind(new.after.incident().map(IncidentId::as_str))
+                        .bind(new.after.visit())
                         .bind(new.follows_id.as_ref().map(FollowUpId::as_str))
                         .bind(new.elder_id.as_str())
                         .bind(new.steward_id.as_ref().map(StewardId::as_str))
@@ -53,20 +54,25 @@ macro_rules! follow_ups_sql {
                             write_err(
                                 e,
                                 || format!("follow-up {} is taken", new.id),
-                                || format!("incident {} or steward is gone", new.incident_id),
+                                || format!("{} or steward is gone", new.after),
                             )
                         })?;
                     row.map(FollowUpRow::into_domain).transpose()
                 }
 
-                /// A line on the incident's timeline, written with the change.
+                /// A line on the timeline of the incident it follows,
+                /// written with the change (a visit's follow-up has no
+                /// timeline: the elder's notebook shows it).
                 async fn follow_up_line(
                     conn: &mut Conn,
-                    incident: &IncidentId,
+                    f: &FollowUp,
                     at: DateTime<Utc>,
                     what: &str,
                     actor: &str,
                 ) -> StoreResult<()> {
+                    let Some(incident) = &f.incident_id else {
+                        return Ok(());
+                    };
                     sqlx::query("INSERT INTO timeline (incident_id, at, what, actor) VALUES ($1, $2, $3, $4)")
                         .bind(incident.as_str())
                         .bind(at)
@@ -268,12 +274,15 @@ macro_rules! follow_ups_sql {
                         return Err(why);
                     };
                     let done = row.into_domain()?;
-                    Self::follow_up_line(&mut tx, &done.incident_id, c.now, &done_words(&done), c.by).await?;
+                    Self::follow_up_line(&mut tx, &done, c.now, &done_words(&done), c.by).await?;
                     let next = match c.next {
                         Some((kind, due_at)) => {
+                            let after = done.follows_from().ok_or_else(|| {
+                                StoreError::Corrupt(format!("follow-up {id} follows nothing"))
+                            })?;
                             let new = NewFollowUp {
                                 id: FollowUpId::generate(),
-                                incident_id: done.incident_id.clone(),
+                                after,
                                 follows_id: Some(done.id.clone()),
                                 elder_id: done.elder_id.clone(),
                                 steward_id: done.steward_id.clone(),
@@ -285,7 +294,7 @@ macro_rules! follow_ups_sql {
                             if next.is_some() {
                                 Self::follow_up_line(
                                     &mut tx,
-                                    &done.incident_id,
+                                    &done,
                                     c.now,
                                     &due_words(kind, due_at),
                                     c.by,
@@ -328,7 +337,7 @@ macro_rules! follow_ups_sql {
                     let by = format!("steward:{steward}");
                     Self::record_reassignment(&mut tx, id, now, &by, Some(steward), None, reason).await?;
                     let words = format!("follow-up {} handed back by {steward}: {reason}", f.kind);
-                    Self::follow_up_line(&mut tx, &f.incident_id, now, &words, &by).await?;
+                    Self::follow_up_line(&mut tx, &f, now, &words, &by).await?;
                     tx.commit().await.db()?;
                     Ok(f)
                 }
@@ -391,7 +400,7 @@ macro_rules! follow_ups_sql {
                         f.kind,
                         from.map_or("nobody", StewardId::as_str)
                     );
-                    Self::follow_up_line(&mut tx, &f.incident_id, now, &words, by).await?;
+                    Self::follow_up_line(&mut tx, &f, now, &words, by).await?;
                     tx.commit().await.db()?;
                     Ok(f)
                 }

@@ -1,8 +1,10 @@
 // "My follow-ups" (我的回访): the calls and visits after incidents this
-// steward resolved or was sent to, soonest due first, overdue ones
+// steward resolved or was sent to, and after visits whose note asked for
+// one, soonest due first, overdue ones
 // marked. Each is completed with one big outcome button and an optional
 // note; "I cannot go" hands it back to the supervisors with a reason.
-// Read at start, every minute, and after the steward closes an incident.
+// Read at start, every minute, and after the steward closes an incident
+// or ends a visit asking for a follow-up.
 import { api, ApiError, OfflineError } from '../common/api.js';
 import { t, dateTime } from '../common/i18n.js';
 import { h, fill } from '../common/dom.js';
@@ -126,6 +128,7 @@ function card(f) {
   return h('article', { class: 'card follow-up' + (f.overdue ? ' overdue' : ''), dataset: { followUp: f.id } },
     h('header', { class: 'card-head' },
       h('span', { class: 'badge fu-kind' }, t('fu.kind.' + f.kind)),
+      f.visit_id ? h('span', { class: 'badge fu-after-visit' }, t('fu.after_visit')) : null,
       f.overdue ? h('strong', { class: 'fu-overdue' }, t('fu.overdue')) : null),
     h('p', { class: 'fu-due' }, t('fu.due', { at: dateTime(f.due_at) })),
     elder ? nameLine(elder, 'h3') : h('h3', { class: 'elder-name' }, f.elder_id),

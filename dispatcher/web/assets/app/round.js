@@ -7,6 +7,7 @@ import { t } from '../common/i18n.js';
 import { h, fill, scriptLang } from '../common/dom.js';
 import { api } from '../common/api.js';
 import { nameLine, address, navLinks, distance } from './elder.js';
+import { loadFollowUps } from './followups.js';
 
 const WELLBEING = ['well', 'fair', 'poor'];
 const NEEDS = ['meals', 'cleaning', 'shopping', 'medicine', 'doctor', 'company', 'repairs', 'other'];
@@ -124,6 +125,8 @@ export function roundView(section, failure) {
     return act(stop.visit.id, async () => {
       await api('POST', `/visits/${encodeURIComponent(stop.visit.id)}/finish`, note);
       state.drafts.delete(stop.visit.id);
+      // A follow-up wanted is a call on this steward's list now.
+      if (note.follow_up) loadFollowUps();
     });
   }
 
@@ -149,7 +152,7 @@ export function roundView(section, failure) {
       h('label', { class: 'field' }, t('round.med_stopped'),
         h('input', { type: 'text', value: d.stopped, oninput: (e) => { d.stopped = e.target.value; } })),
       h('label', { class: 'check' },
-        h('input', { type: 'checkbox', checked: d.follow_up, onchange: (e) => { d.follow_up = e.target.checked; } }),
+        h('input', { type: 'checkbox', class: 'follow-up-wanted', checked: d.follow_up, onchange: (e) => { d.follow_up = e.target.checked; } }),
         t('round.follow_up')),
       h('label', { class: 'field' }, t('round.text'),
         h('textarea', { rows: 3, maxlength: 4000, oninput: (e) => { d.text = e.target.value; } }, d.text)),

@@ -79,7 +79,13 @@ function row(f) {
   },
   h('div', { class: 'fu-head' },
     h('span', { class: 'badge fu-kind', text: t('fu.kind.' + f.kind) }),
-    h('a', { class: 'fu-elder', href: '#incident/' + encodeURIComponent(f.incident_id), text: elderName(f.elder_id) }),
+    f.visit_id ? h('span', { class: 'badge fu-after-visit', text: t('fu.after_visit') }) : null,
+    // After an incident: its page; after a visit: the elder's notebook, where the visit's note is.
+    h('a', {
+      class: 'fu-elder',
+      href: f.incident_id ? '#incident/' + encodeURIComponent(f.incident_id) : '#elder/' + encodeURIComponent(f.elder_id),
+      text: elderName(f.elder_id),
+    }),
     f.overdue ? h('strong', { class: 'fu-overdue', text: t('fu.overdue') }) : null),
   h('div', { class: 'fu-due' }, t('fu.due', { at: dateTime(f.due_at) })),
   h('div', { class: 'fu-who' }, who ? t('fu.assigned', { name: who }) : h('strong', { text: t('fu.needs_someone') })),
