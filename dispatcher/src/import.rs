@@ -121,6 +121,20 @@ impl SiteFile {
         default_heartbeat_s: u32,
     ) -> anyhow::Result<ImportReport> {
         let mut report = ImportReport::default();
+        // A paired steward is in the file or already on the site.
+        for elder in &self.elders {
+            let Some(paired) = &elder.care.steward_id else {
+                continue;
+            };
+            if !self.stewards.iter().any(|s| &s.id == paired)
+                && store.steward(paired).await?.is_none()
+            {
+                bail!(
+                    "elder {}: care.steward_id names {paired}, who is neither in the file's stewards nor on the site",
+                    elder.id
+                );
+            }
+        }
         // Elders and devices go in multi-row statements: a site of a
         // million devices imports in seconds instead of minutes. If a
         // batch is refused, the row-by-row path names the culprit.
@@ -296,6 +310,15 @@ mod tests {
             );
         }
         assert!(site.users.iter().any(|u| u.role == Role::Supervisor));
+        let paired: Vec<_> = site
+            .elders
+            .iter()
+            .filter_map(|e| e.care.steward_id.as_ref())
+            .collect();
+        assert!(!paired.is_empty(), "the demo shows a pairing");
+        for s in paired {
+            assert!(site.stewards.iter().any(|x| &x.id == s), "{s}");
+        }
         // Two communities, each with a supervisor of its own and homes,
         // devices and stewards only in its grids.
         let communities: std::collections::BTreeSet<&str> =

@@ -643,6 +643,89 @@ async fn putting_an_elder_on_watch_brings_their_visit_to_today() {
     app.stop().await.unwrap();
 }
 
+/// An elder paired with a steward of another grid (结对帮扶): their
+/// visits are planned for that steward, whose round and notebook have
+/// them; the grid's steward does not get them; pairing with nobody is
+/// a 422 that changes nothing; unpaired, the grid's steward has them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paired_steward_gets_the_elders_visits_and_notebook() {
+    let app = app_on(Db::Sqlite).await;
+    let s1 = app
+        .steward("s-1", "grid-1", AT_THE_DOOR.0, AT_THE_DOOR.1)
+        .await;
+    let s9 = app
+        .steward("s-9", "grid-2", ACROSS_TOWN.0, ACROSS_TOWN.1)
+        .await;
+    let mut body = elder_body("e-1", json!({}));
+    body["care"] = json!({"on_watch": true, "steward_id": "s-nobody"});
+    let (s, b) = app
+        .call(Some(&app.admin), Method::POST, "/api/v1/elders", Some(body))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("care.steward_id"),
+        "{b}"
+    );
+    elder(
+        &app,
+        "e-1",
+        "btn-1",
+        json!({"on_watch": true, "steward_id": "s-9"}),
+        false,
+    )
+    .await;
+    at(&app, lhasa(0, 9, 0)).await;
+
+    let (_, round) = as_user(&app, &s9, Method::GET, "/api/v1/rounds/today", None).await;
+    let stops = round["stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 1, "{round}");
+    assert_eq!(stops[0]["visit"]["steward_id"], "s-9");
+    assert_eq!(stops[0]["elder"]["id"], "e-1");
+    let (_, round) = as_user(&app, &s1, Method::GET, "/api/v1/rounds/today", None).await;
+    assert_eq!(round["stops"], json!([]), "not the grid's steward's");
+    let (s, book) = as_user(&app, &s9, Method::GET, "/api/v1/elders/e-1/notebook", None).await;
+    assert_eq!(s, StatusCode::OK, "{book}");
+
+    let (s, b) = app
+        .call(
+            Some(&app.admin),
+            Method::PATCH,
+            "/api/v1/elders/e-1",
+            Some(json!({"care": {"steward_id": "s-nobody"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(
+        app.get("/api/v1/elders/e-1").await["care"]["steward_id"],
+        "s-9"
+    );
+
+    // Unpaired: the visit not yet begun is replanned for the grid's steward.
+    let (s, b) = app
+        .call(
+            Some(&app.admin),
+            Method::PATCH,
+            "/api/v1/elders/e-1",
+            Some(json!({"care": {"steward_id": null}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["care"].get("steward_id"), None, "{b}");
+    at(&app, lhasa(0, 9, 1)).await;
+    let (_, round) = as_user(&app, &s1, Method::GET, "/api/v1/rounds/today", None).await;
+    let stops = round["stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 1, "{round}");
+    assert_eq!(stops[0]["visit"]["steward_id"], "s-1");
+    let (_, round) = as_user(&app, &s9, Method::GET, "/api/v1/rounds/today", None).await;
+    assert_eq!(round["stops"], json!([]));
+    let (s, _) = as_user(&app, &s9, Method::GET, "/api/v1/elders/e-1/notebook", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no longer theirs");
+    app.stop().await.unwrap();
+}
+
 /// The release before visit follow-ups kept each follow-up of an
 /// incident; upgrading (SQLite rebuilds both tables) keeps them, their
 /// chain and who they passed through, and the rebuilt references still

@@ -413,15 +413,50 @@ async fn devices_manage_and_simulator_pages_work() {
             ("#mf-lon", "91.1390"),
             ("#mf-conditions", "diabetes\nCOPD"),
             ("#mf-contacts", "Pasang, daughter, 13800009999"),
+            // The care plan: a daily check-in, a paired steward.
+            ("#mf-care-checkin-by", "09:30"),
+            ("#mf-care-steward_id", "s-1"),
         ],
     )
     .await;
     browser.click("#mf-risks-fall").await.unwrap();
+    browser.click("#mf-care-on_watch").await.unwrap();
     save_form(&browser, "次仁央金").await;
     let elder = app.get("/api/v1/elders/e-9").await;
     assert_eq!(elder["conditions"], json!(["diabetes", "COPD"]), "{elder}");
     assert_eq!(elder["contacts"][0]["relation"], "daughter", "{elder}");
     assert_eq!(elder["risks"]["fall"], true, "{elder}");
+    assert_eq!(
+        elder["care"],
+        json!({"checkin": {"from": "05:00", "by": "09:30"}, "on_watch": true, "steward_id": "s-1"}),
+        "{elder}"
+    );
+    // Edited: the check-in time blanked takes the elder off check-in.
+    browser
+        .click("#manage-list tbody tr:last-child button")
+        .await
+        .unwrap();
+    browser
+        .wait_text("#manage-form h3", |t| t.contains("e-9"))
+        .await
+        .unwrap();
+    browser
+        .eval("document.getElementById('mf-care-checkin-by').value = '';")
+        .await
+        .unwrap();
+    browser
+        .click("#manage-form button[type=submit]")
+        .await
+        .unwrap();
+    let mut care = Value::Null;
+    for _ in 0..100 {
+        care = app.get("/api/v1/elders/e-9").await["care"].clone();
+        if care.get("checkin").is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(care, json!({"on_watch": true, "steward_id": "s-1"}));
 
     // The simulator is admin-only (or not built in): the page says so.
     browser.click("nav a[data-view=sim]").await.unwrap();

@@ -202,7 +202,7 @@ async fn visit_for(
         .ok_or_else(not_found)?;
     if let Some(me) = user.own_steward() {
         let mine = visit.steward_id.as_ref() == Some(me);
-        if !mine && !walks_grid_of(state, me, &elder).await? {
+        if !mine && !is_their_elder(state, me, &elder).await? {
             return Err(ApiError::Forbidden(format!(
                 "visit {id} is another grid's; ask a supervisor to reassign it"
             )));
@@ -211,13 +211,16 @@ async fn visit_for(
     Ok((visit, elder))
 }
 
-/// Whether the steward walks the elder's grid (an elder of no grid is
-/// nobody's).
-async fn walks_grid_of(
+/// Whether the elder is the steward's: paired with them, or of the grid
+/// they walk (an elder of no grid is nobody's but their paired steward's).
+async fn is_their_elder(
     state: &AppState,
     steward: &StewardId,
     elder: &Elder,
 ) -> Result<bool, ApiError> {
+    if elder.care.steward_id.as_ref() == Some(steward) {
+        return Ok(true);
+    }
     if elder.grid.is_empty() {
         return Ok(false);
     }
@@ -531,7 +534,7 @@ pub async fn notebook(
     let visits = state.store.visits_of_elder(&id, NOTEBOOK_DEPTH).await?;
     if let Some(me) = user.own_steward() {
         let my_round = visits.iter().any(|v| v.steward_id.as_ref() == Some(me));
-        if !my_round && !walks_grid_of(&state, me, &elder).await? {
+        if !my_round && !is_their_elder(&state, me, &elder).await? {
             return Err(ApiError::Forbidden(format!(
                 "elder {id} is not in your grid or on your round"
             )));

@@ -186,6 +186,27 @@ impl NewElder {
     }
 }
 
+/// 422 unless the steward paired with the elder is one the caller may
+/// name (in their view). A paired steward removed later is passed over
+/// by the planner, not an error.
+async fn check_paired_steward(
+    state: &AppState,
+    user: &AuthUser,
+    elder: &Elder,
+) -> Result<(), ApiError> {
+    let Some(id) = &elder.care.steward_id else {
+        return Ok(());
+    };
+    match scope::steward(state, user, id).await {
+        Ok(_) => Ok(()),
+        Err(ApiError::NotFound(_)) => Err(ApiError::invalid_body(
+            "care.steward_id",
+            format!("there is no steward {id}"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 /// The longest wait a rule takes (`bed_return_min`, `inactivity_min`):
 /// a week; anything longer is a typing error, not a rule.
 pub const MAX_WAIT_MIN: u32 = 7 * 24 * 60;
@@ -274,6 +295,7 @@ pub async fn create(
     };
     let elder = body.validate(id, state.clock.now().year())?;
     scope::writable_grid(&user, "grid", &elder.grid)?;
+    check_paired_steward(&state, &user, &elder).await?;
     state
         .store
         .insert_elder(&elder)
@@ -342,6 +364,9 @@ pub async fn update(
     let input: NewElder = patch::apply(current, &body, &[])?;
     let elder = input.validate(id, state.clock.now().year())?;
     scope::writable_grid(&user, "grid", &elder.grid)?;
+    if before.care.steward_id != elder.care.steward_id {
+        check_paired_steward(&state, &user, &elder).await?;
+    }
     state.store.update_elder(&elder).await?;
     // A new cadence (put on watch, a plan of their own) or a new grid
     // plans the next visit afresh: the planner replans a visit not yet

@@ -128,7 +128,7 @@ async fn watch_checkins(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usiz
 
 /// Plans the next visit of every elder without one: due `every` days
 /// after their last (by risk or their plan), in the site's visiting hours,
-/// with their grid's steward.
+/// with the steward paired with them or else their grid's.
 async fn plan_visits(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usize> {
     let clock = deps.rules.site_clock();
     let today = clock.date(now);

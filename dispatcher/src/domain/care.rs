@@ -169,7 +169,7 @@ impl CheckIn {
 
 /// What the stewards' daily work plans for one elder. The default plans
 /// visits by risk and no check-in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct CarePlan {
     /// The daily check-in, if the elder is on it.
@@ -182,6 +182,12 @@ pub struct CarePlan {
     pub visit_every_days: Option<u16>,
     /// Watched closely (back from hospital, a worry): visited daily.
     pub on_watch: bool,
+    /// The steward paired with the elder (结对帮扶), who may walk another
+    /// grid: their visits are planned for this steward, and the elder's
+    /// notebook is theirs to read. Absent: the grid's steward.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub steward_id: Option<StewardId>,
 }
 
 named_fields!(CarePlan);

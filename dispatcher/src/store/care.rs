@@ -32,7 +32,8 @@ pub struct ToPlan {
     pub recent_incident: bool,
     /// When their last visit ended.
     pub last_done_at: Option<DateTime<Utc>>,
-    /// Their grid's steward (the first by id), if the grid has one.
+    /// Who the visit is for: the steward paired with them (while a
+    /// steward), else their grid's (the first by id), if any.
     pub steward_id: Option<StewardId>,
 }
 

@@ -100,13 +100,32 @@ macro_rules! care_sql {
                         .fetch_all(&self.pool)
                         .await
                         .db()?;
-                    let mut out = Vec::with_capacity(rows.len());
+                    let mut plans = Vec::with_capacity(rows.len());
                     for (id, care, lives_alone, last_done_at, recent_incident, steward) in rows {
                         let plan = plan_of(&id, &care)?;
-                        let steward_id = steward
+                        plans.push((id, plan, lives_alone, last_done_at, recent_incident, steward));
+                    }
+                    // The paired stewards who are still stewards, in one read:
+                    // a visit planned for one removed would break its batch.
+                    let paired: Vec<String> = plans
+                        .iter()
+                        .filter_map(|p| p.1.steward_id.as_ref().map(|s| s.as_str().to_owned()))
+                        .collect();
+                    let present: std::collections::HashSet<String> = if paired.is_empty() {
+                        Default::default()
+                    } else {
+                        let mut q = QueryBuilder::<$db>::new("SELECT id FROM stewards WHERE TRUE");
+                        push_in!(q, "id IN (", &paired, ")");
+                        q.build_query_scalar().fetch_all(&self.pool).await.db()?.into_iter().collect()
+                    };
+                    let mut out = Vec::with_capacity(plans.len());
+                    for (id, plan, lives_alone, last_done_at, recent_incident, grids) in plans {
+                        let paired = plan.steward_id.clone().filter(|s| present.contains(s.as_str()));
+                        let grids = grids
                             .map(|s| StewardId::parse(s.clone())
                                 .map_err(|e| StoreError::Corrupt(format!("steward {s}: {e}"))))
                             .transpose()?;
+                        let steward_id = paired.or(grids);
                         out.push(ToPlan {
                             elder_id: elder_id(id)?,
                             plan,

@@ -35,6 +35,11 @@ const RESOURCES = {
       ['risks.fall', 'f.risk_fall', 'checkbox'], ['risks.wandering', 'f.risk_wandering', 'checkbox'],
       ['lives_alone', 'f.lives_alone', 'checkbox'], ['languages', 'f.languages', 'text', commas, false, 'man.comma_hint'],
       ['contacts', 'f.contacts', 'textarea', contacts, false, 'man.contacts_hint'], ['notes', 'f.notes', 'textarea'],
+      // The care plan: blank is the default (visits by risk, no check-in, the grid's steward).
+      ['care.on_watch', 'f.care_on_watch', 'checkbox'],
+      ['care.visit_every_days', 'f.care_every', 'number', null, false, 'man.care_every_hint'],
+      ['care.checkin.by', 'f.care_checkin_by', 'text', null, false, 'man.care_checkin_hint'],
+      ['care.steward_id', 'f.care_steward', 'text', null, false, 'man.care_steward_hint'],
     ],
   },
   devices: {
@@ -105,7 +110,7 @@ function openForm(box, res, item, reload) {
   const inputs = {};
   const status = h('p', { role: 'status', 'aria-live': 'polite' });
   const fields = res.fields.filter(([k]) => !(editing && k === key)).map(([key, labelKey, kind, codec, required, hint, options]) => {
-    const id = 'mf-' + key.replace('.', '-');
+    const id = 'mf-' + key.replaceAll('.', '-');
     const value = item ? get(item, key) : undefined;
     let input;
     if (kind === 'checkbox') input = h('input', { type: 'checkbox', id, checked: !!value });
@@ -129,6 +134,13 @@ function openForm(box, res, item, reload) {
       else v = codec ? codec.write(input.value) : input.value.trim();
       if (key === 'id' && v === '') continue;
       if (key === 'elder_id' && v === '') v = null;
+      if (key === 'care.steward_id' && v === '') v = null;
+      // A blank check-in time takes the elder off check-in.
+      if (key === 'care.checkin.by') {
+        if (v !== '') set(body, key, v);
+        else if (editing) set(body, 'care.checkin', null);
+        continue;
+      }
       if (v === null && !editing) continue;
       set(body, key, v);
     }
