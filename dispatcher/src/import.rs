@@ -135,6 +135,47 @@ impl SiteFile {
                 );
             }
         }
+        // Stewards first: the planner, running meanwhile, plans a paired
+        // elder's visit for their steward only once the steward is there.
+        for seed in &self.stewards {
+            let location = match (seed.lat, seed.lon) {
+                (Some(lat), Some(lon)) => Some(
+                    crate::domain::LatLon::new(lat, lon)
+                        .map_err(|e| anyhow::anyhow!("steward {}: {e}", seed.id))?,
+                ),
+                (None, None) => None,
+                _ => bail!("steward {}: give both lat and lon, or neither", seed.id),
+            };
+            let steward = Steward {
+                id: seed.id.clone(),
+                name: seed.name.clone(),
+                phone: seed.phone.clone(),
+                grid: seed.grid.clone(),
+                skills: seed.skills.clone(),
+                languages: seed.languages.clone(),
+                on_duty: false,
+                status: StewardStatus::OffDuty,
+                lat: None,
+                lon: None,
+                location_at: None,
+                accuracy_m: None,
+            };
+            upsert(store.insert_steward(&steward).await, || {
+                store.update_steward(&steward)
+            })
+            .await
+            .with_context(|| format!("steward {}", steward.id))?;
+            let now = chrono::Utc::now();
+            if let Some(at) = location {
+                store
+                    .set_steward_location(&steward.id, at, None, now)
+                    .await?;
+            }
+            store
+                .set_steward_duty(&steward.id, seed.on_duty, now)
+                .await?;
+            report.stewards += 1;
+        }
         // Elders and devices go in multi-row statements: a site of a
         // million devices imports in seconds instead of minutes. If a
         // batch is refused, the row-by-row path names the culprit.
@@ -179,45 +220,6 @@ impl SiteFile {
             .await
             .context("enrolling the devices for their test calls")?;
         report.devices = devices.len();
-        for seed in &self.stewards {
-            let location = match (seed.lat, seed.lon) {
-                (Some(lat), Some(lon)) => Some(
-                    crate::domain::LatLon::new(lat, lon)
-                        .map_err(|e| anyhow::anyhow!("steward {}: {e}", seed.id))?,
-                ),
-                (None, None) => None,
-                _ => bail!("steward {}: give both lat and lon, or neither", seed.id),
-            };
-            let steward = Steward {
-                id: seed.id.clone(),
-                name: seed.name.clone(),
-                phone: seed.phone.clone(),
-                grid: seed.grid.clone(),
-                skills: seed.skills.clone(),
-                languages: seed.languages.clone(),
-                on_duty: false,
-                status: StewardStatus::OffDuty,
-                lat: None,
-                lon: None,
-                location_at: None,
-                accuracy_m: None,
-            };
-            upsert(store.insert_steward(&steward).await, || {
-                store.update_steward(&steward)
-            })
-            .await
-            .with_context(|| format!("steward {}", steward.id))?;
-            let now = chrono::Utc::now();
-            if let Some(at) = location {
-                store
-                    .set_steward_location(&steward.id, at, None, now)
-                    .await?;
-            }
-            store
-                .set_steward_duty(&steward.id, seed.on_duty, now)
-                .await?;
-            report.stewards += 1;
-        }
         let areas = store.areas().await?;
         for seed in &self.users {
             if seed.scope != Scope::Site

@@ -602,6 +602,128 @@ async fn a_week_of_visit_plans_makes_the_rounds_their_cadences_promise() {
     app.stop().await.unwrap();
 }
 
+/// A week of the demo site's visit plans (its 38 elders, their grids,
+/// stewards and pairing; check-ins left out, whose misses would count as
+/// recent incidents and are tested on their own): every day a supervisor
+/// reads each steward's round and records each visit on it. Each elder is
+/// on the round of the steward the plan promises (the paired one, else the
+/// grid's first by id) and on no other; the days follow the cadence the
+/// site file asks for; nothing goes overdue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_of_the_demo_sites_visit_plans_makes_the_rounds_it_promises() {
+    use dispatcher::import::SiteFile;
+    use std::collections::BTreeMap;
+
+    let app = app_on(Db::Sqlite).await;
+    let mut site = SiteFile::from_toml(include_str!("../../config/demo-site.toml"))
+        .expect("the demo site reads");
+    for e in &mut site.elders {
+        e.care.checkin = None;
+    }
+    site.import(app.state.store.as_ref(), 60)
+        .await
+        .expect("the demo site imports");
+
+    // What the site file promises: who visits each elder, how often.
+    let grid_steward = |grid: &str| {
+        site.stewards
+            .iter()
+            .filter(|s| s.grid == grid && !grid.is_empty())
+            .map(|s| s.id.as_str().to_owned())
+            .min()
+    };
+    let mut promised: BTreeMap<String, (Option<String>, u16)> = BTreeMap::new();
+    for e in &site.elders {
+        let steward = match &e.care.steward_id {
+            Some(s) => Some(s.as_str().to_owned()),
+            None => grid_steward(&e.grid),
+        };
+        let every = if e.care.on_watch {
+            1
+        } else {
+            e.care
+                .visit_every_days
+                .unwrap_or(if e.lives_alone { 7 } else { 14 })
+        };
+        promised.insert(e.id.as_str().to_owned(), (steward, every));
+    }
+    assert!(
+        promised.values().any(|(s, _)| s.as_deref() == Some("s-03")),
+        "the demo's pairing is in the week"
+    );
+    let stewards: Vec<String> = site
+        .stewards
+        .iter()
+        .map(|s| s.id.as_str().to_owned())
+        .collect();
+
+    let mut visited: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for day in 0..7 {
+        at(&app, lhasa(day, 9, 30)).await;
+        for steward in &stewards {
+            let round = app
+                .get(&format!("/api/v1/rounds/today?steward_id={steward}"))
+                .await;
+            for stop in round["stops"].as_array().unwrap() {
+                let elder = stop["elder"]["id"].as_str().unwrap().to_owned();
+                assert_eq!(
+                    promised[&elder].0.as_deref(),
+                    Some(steward.as_str()),
+                    "day {day}: {elder} on {steward}'s round"
+                );
+                assert_eq!(stop["overdue"], false, "day {day}: {stop}");
+                let visit = stop["visit"]["id"].as_str().unwrap();
+                let (s, b) = app
+                    .call(
+                        Some(&app.admin),
+                        Method::POST,
+                        &format!("/api/v1/visits/{visit}/start"),
+                        Some(json!({})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{b}");
+                let (s, b) = app
+                    .call(
+                        Some(&app.admin),
+                        Method::POST,
+                        &format!("/api/v1/visits/{visit}/finish"),
+                        Some(json!({"wellbeing": "well"})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{b}");
+                visited.entry(elder).or_default().push(day);
+            }
+        }
+    }
+    for (elder, (steward, every)) in &promised {
+        let days = visited.get(elder).cloned().unwrap_or_default();
+        let every = i64::from(*every);
+        if steward.is_none() || every == 0 {
+            assert!(days.is_empty(), "{elder}: nobody's, or opted out: {days:?}");
+            continue;
+        }
+        assert!(
+            days.first().is_some_and(|d| *d < every) || (every > 7 && days.is_empty()),
+            "{elder}: first visit within the first {every} days: {days:?}"
+        );
+        assert!(
+            days.windows(2).all(|w| w[1] - w[0] == every),
+            "{elder}: every {every} days: {days:?}"
+        );
+        if every <= 7 {
+            assert_eq!(
+                days.len() as i64,
+                (7 - days[0] + every - 1) / every,
+                "{elder}: {days:?}"
+            );
+        }
+    }
+    assert!(app.incidents("kind=visit.overdue").await.is_empty());
+    let on_watch = promised.values().filter(|(_, e)| *e == 1).count();
+    assert!(on_watch >= 1, "the demo has an elder on watch");
+    app.stop().await.unwrap();
+}
+
 /// A new plan replans the visit not yet begun: an elder due in up to a
 /// fortnight, put on watch, is on today's round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
