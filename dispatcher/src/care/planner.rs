@@ -21,7 +21,10 @@ use crate::settings::Settings;
 use crate::store::{EventAction, Store, StoreResult};
 
 /// Elders planned per query; overdue visits raised per pass.
-const BATCH: i64 = 500;
+const BATCH: usize = 500;
+/// A long planning pass refreshes the visits' statistics after this many
+/// batches.
+const REFRESH_EVERY: usize = 10;
 
 /// What the planner needs.
 #[derive(Clone)]
@@ -95,7 +98,7 @@ pub async fn pass(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<Pass> {
 /// again here for the next day.
 async fn watch_checkins(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usize> {
     let clock = deps.rules.site_clock();
-    let mut effects = Vec::new();
+    let mut wanted = std::collections::HashMap::new();
     for watch in deps.store.checkin_watches().await? {
         let Some(checkin) = watch.plan.checkin else {
             continue;
@@ -104,13 +107,18 @@ async fn watch_checkins(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usiz
             None => checkin.first_deadline(&clock, now),
             Some(due) => checkin.moved(&clock, due),
         };
-        if watch.due_at == Some(want) {
-            continue;
+        if watch.due_at != Some(want) {
+            wanted.insert(watch.elder_id, want);
         }
-        let Some(elder) = deps.store.elder(&watch.elder_id).await? else {
-            continue;
-        };
-        effects.push(deps.rules.checkin_deadline(&elder, want));
+    }
+    // The elders whose deadline is new or moved, read together: a new
+    // site's first pass sets thousands.
+    let ids: Vec<_> = wanted.keys().cloned().collect();
+    let mut effects = Vec::with_capacity(ids.len());
+    for elder in deps.store.elders_by_id(&ids).await? {
+        if let Some(want) = wanted.get(&elder.id) {
+            effects.push(deps.rules.checkin_deadline(&elder, *want));
+        }
     }
     for key in deps.store.orphan_checkin_deadlines().await? {
         effects.push(Effect::Unschedule { key });
@@ -136,10 +144,11 @@ async fn plan_visits(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usize> 
     let cadence = s.cadence();
     let recent_since = now - chrono::Duration::days(i64::from(s.recent_within_days));
     let mut planned = 0;
-    // Bounded: a million elders take 2,000 batches; a batch that plans
-    // nothing (another instance planned them) ends the pass.
-    for _ in 0..2_000 {
-        let batch = deps.store.elders_to_plan(recent_since, BATCH).await?;
+    // The elders to plan, found in one read, then planned a batch at a
+    // time (a new site of 100,000 elders plans them all in one pass).
+    let ids = deps.store.elders_needing_plan().await?;
+    for (n, chunk) in ids.chunks(BATCH).enumerate() {
+        let batch = deps.store.elders_to_plan(recent_since, chunk).await?;
         let visits: Vec<Visit> = batch
             .iter()
             .filter_map(|p| {
@@ -172,10 +181,11 @@ async fn plan_visits(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usize> 
                 })
             })
             .collect();
-        let written = deps.store.insert_visits(&visits).await?;
-        planned += written;
-        if (batch.len() as i64) < BATCH || written == 0 {
-            break;
+        planned += deps.store.insert_visits(&visits).await?;
+        // Every 10 batches of a long pass: the lookups of the next batches
+        // stay on the visits' indexes (measured: g. in docs/BENCHMARKS.md).
+        if (n + 1) % REFRESH_EVERY == 0 {
+            deps.store.refresh_visit_statistics().await?;
         }
     }
     if planned > 0 {
@@ -189,7 +199,7 @@ async fn plan_visits(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usize> 
 /// ladder to supervisors).
 async fn raise_overdue(deps: &CareDeps, now: DateTime<Utc>) -> StoreResult<usize> {
     let mut raised = 0;
-    for visit in deps.store.overdue_visits(now, BATCH).await? {
+    for visit in deps.store.overdue_visits(now, BATCH as i64).await? {
         let Some(elder) = deps.store.elder(&visit.elder_id).await? else {
             continue;
         };

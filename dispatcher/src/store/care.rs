@@ -83,13 +83,25 @@ pub trait CareStore: Send + Sync {
     /// Check-in deadlines of elders no longer on check-in (or gone).
     async fn orphan_checkin_deadlines(&self) -> StoreResult<Vec<String>>;
 
-    /// Up to `limit` elders without a pending visit whose plan visits
-    /// them; `recent_since` dates "a recent incident".
+    /// Brings the database's statistics of `visits` up to date (after a
+    /// pass wrote many; PostgreSQL only).
+    async fn refresh_visit_statistics(&self) -> StoreResult<()>;
+
+    /// The elders without a pending visit whose plan visits them, by id:
+    /// one anti-join, so a pass with nothing to plan reads the elders once.
+    async fn elders_needing_plan(&self) -> StoreResult<Vec<ElderId>>;
+
+    /// What the next visit of each of these elders depends on (at most a
+    /// few hundred; one who got a visit meanwhile is left out);
+    /// `recent_since` dates "a recent incident".
     async fn elders_to_plan(
         &self,
         recent_since: DateTime<Utc>,
-        limit: i64,
+        ids: &[ElderId],
     ) -> StoreResult<Vec<ToPlan>>;
+
+    /// The elders of these ids that exist, in one read per few hundred.
+    async fn elders_by_id(&self, ids: &[ElderId]) -> StoreResult<Vec<crate::domain::Elder>>;
 
     /// Writes planned visits; an elder who got one meanwhile (another
     /// instance) is skipped. The number written.

@@ -6,7 +6,7 @@
 //! rustfmt leaves macro bodies alone: keep this one formatted by hand.
 
 macro_rules! care_sql {
-    ($store:ident, $db:ty) => {
+    ($store:ident, $db:ty, analyze_visits = $analyze:literal) => {
         const _: () = {
             use async_trait::async_trait;
             use chrono::{DateTime, NaiveDate, Utc};
@@ -67,39 +67,75 @@ macro_rules! care_sql {
                     .db()
                 }
 
+                async fn elders_by_id(&self, ids: &[ElderId]) -> StoreResult<Vec<$crate::domain::Elder>> {
+                    let mut out = Vec::with_capacity(ids.len());
+                    for chunk in ids.chunks(CHUNK) {
+                        let ids: Vec<String> = chunk.iter().map(|i| i.as_str().to_owned()).collect();
+                        let mut q = QueryBuilder::<$db>::new("SELECT * FROM elders WHERE TRUE");
+                        push_in!(q, "id IN (", &ids, ")");
+                        let rows: Vec<$crate::store::rows::ElderRow> =
+                            q.build_query_as().fetch_all(&self.pool).await.db()?;
+                        out.extend(all(rows, $crate::store::rows::ElderRow::into_domain)?);
+                    }
+                    Ok(out)
+                }
+
+                async fn refresh_visit_statistics(&self) -> StoreResult<()> {
+                    if !$analyze.is_empty() {
+                        sqlx::query($analyze).execute(&self.pool).await.db()?;
+                    }
+                    Ok(())
+                }
+
+                async fn elders_needing_plan(&self) -> StoreResult<Vec<ElderId>> {
+                    // An elder opted out (visit_every_days 0) is left out here.
+                    let ids: Vec<String> = sqlx::query_scalar(
+                        "SELECT e.id FROM elders e
+                         WHERE NOT EXISTS (SELECT 1 FROM visits v
+                                           WHERE v.elder_id = e.id
+                                             AND v.status IN ('planned', 'in_progress'))
+                           AND e.care NOT LIKE '%\"visit_every_days\":0,%'
+                           AND e.care NOT LIKE '%\"visit_every_days\":0}%'
+                         ORDER BY e.id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                    ids.into_iter().map(elder_id).collect()
+                }
+
                 async fn elders_to_plan(
                     &self,
                     recent_since: DateTime<Utc>,
-                    limit: i64,
+                    ids: &[ElderId],
                 ) -> StoreResult<Vec<ToPlan>> {
-                    // An elder opted out (visit_every_days 0) is left out
-                    // here, so they cannot crowd the others out of the limit.
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+                    let mut q = QueryBuilder::<$db>::new(
+                        "SELECT e.id, e.care, e.lives_alone,
+                                (SELECT MAX(v.ended_at) FROM visits v
+                                 WHERE v.elder_id = e.id AND v.status = 'done') AS last_done_at,
+                                EXISTS (SELECT 1 FROM incidents i
+                                        WHERE i.elder_id = e.id AND i.created_at >= ",
+                    );
+                    q.push_bind(recent_since);
+                    q.push(
+                        "         AND i.kind NOT IN ('battery.low', 'tamper',
+                                                     'device.offline', 'visit.overdue'))
+                                    AS recent,
+                                (SELECT MIN(s.id) FROM stewards s
+                                 WHERE s.grid = e.grid AND e.grid <> '') AS steward_id
+                         FROM elders e
+                         WHERE NOT EXISTS (SELECT 1 FROM visits v
+                                           WHERE v.elder_id = e.id
+                                             AND v.status IN ('planned', 'in_progress'))",
+                    );
+                    push_in!(q, "e.id IN (", &ids, ")");
+                    q.push(" ORDER BY e.id");
                     let rows: Vec<(String, String, bool, Option<DateTime<Utc>>, bool, Option<String>)> =
-                        sqlx::query_as(
-                            "SELECT e.id, e.care, e.lives_alone,
-                                    (SELECT MAX(v.ended_at) FROM visits v
-                                     WHERE v.elder_id = e.id AND v.status = 'done') AS last_done_at,
-                                    EXISTS (SELECT 1 FROM incidents i
-                                            WHERE i.elder_id = e.id AND i.created_at >= $1
-                                              AND i.kind NOT IN ('battery.low', 'tamper',
-                                                                 'device.offline', 'visit.overdue'))
-                                        AS recent,
-                                    (SELECT MIN(s.id) FROM stewards s
-                                     WHERE s.grid = e.grid AND e.grid <> '') AS steward_id
-                             FROM elders e
-                             WHERE NOT EXISTS (SELECT 1 FROM visits v
-                                               WHERE v.elder_id = e.id
-                                                 AND v.status IN ('planned', 'in_progress'))
-                               AND e.care NOT LIKE '%\"visit_every_days\":0,%'
-                               AND e.care NOT LIKE '%\"visit_every_days\":0}%'
-                             ORDER BY e.id
-                             LIMIT $2",
-                        )
-                        .bind(recent_since)
-                        .bind(limit)
-                        .fetch_all(&self.pool)
-                        .await
-                        .db()?;
+                        q.build_query_as().fetch_all(&self.pool).await.db()?;
                     let mut plans = Vec::with_capacity(rows.len());
                     for (id, care, lives_alone, last_done_at, recent_incident, steward) in rows {
                         let plan = plan_of(&id, &care)?;

@@ -210,7 +210,9 @@ dispatch_sql!(
 reach_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 logins_sql!(PgStore, sqlx::Postgres);
 secrets_sql!(PgStore, sqlx::Postgres);
-care_sql!(PgStore, sqlx::Postgres);
+// A new site's first pass plans thousands of visits into a table the
+// planner last saw empty: fresh statistics keep its lookups on the index.
+care_sql!(PgStore, sqlx::Postgres, analyze_visits = "ANALYZE visits");
 areas_sql!(PgStore, sqlx::Postgres);
 follow_ups_sql!(PgStore, sqlx::Postgres, row_lock = "FOR UPDATE");
 duty_sql!(PgStore, sqlx::Postgres);

@@ -333,7 +333,8 @@ reach_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
 logins_sql!(SqliteStore, sqlx::Sqlite);
 retention_sql!(SqliteStore, sqlx::Sqlite);
 secrets_sql!(SqliteStore, sqlx::Sqlite);
-care_sql!(SqliteStore, sqlx::Sqlite);
+// SQLite plans by its indexes without statistics: nothing to refresh.
+care_sql!(SqliteStore, sqlx::Sqlite, analyze_visits = "");
 areas_sql!(SqliteStore, sqlx::Sqlite);
 follow_ups_sql!(SqliteStore, sqlx::Sqlite, row_lock = "");
 duty_sql!(SqliteStore, sqlx::Sqlite);
