@@ -259,6 +259,35 @@ async fn devices_without_a_passed_test_are_due_then_missed(broker: Broker, db: D
     // A bed sensor has no button to test with: not on the roster.
     let roster = app.get("/api/v1/device-tests").await;
     assert_eq!(roster["devices"].as_array().unwrap().len(), 3, "{roster}");
+    assert_eq!(roster["counts"], json!({"missed": 3, "due": 0, "ok": 0}));
+    assert_eq!(roster["total"], 3);
+    // A city's roster comes a page at a time; the counts cover them all.
+    let page = app
+        .get("/api/v1/device-tests?status=missed&limit=1&offset=1")
+        .await;
+    let ids: Vec<&str> = page["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["btn-ok"], "{page}");
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["counts"]["missed"], 3);
+    let none = app.get("/api/v1/device-tests?status=due").await;
+    assert_eq!((none["total"].clone(), none["counts"]["missed"].clone()), (json!(0), json!(3)));
+    for bad in ["limit=0", "limit=many", "offset=-1"] {
+        let (status, body) = app
+            .call(
+                Some(&app.admin),
+                Method::GET,
+                &format!("/api/v1/device-tests?{bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_query", "{bad}");
+    }
 
     // Asking for a status that does not exist is the client's error.
     let (status, body) = app

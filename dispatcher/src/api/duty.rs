@@ -47,6 +47,21 @@ pub struct RosterQuery {
     /// `missed`, `due` or `ok`, or a comma list (default all).
     #[param(pattern = "^ *(missed|due|ok)? *(, *(missed|due|ok)? *)*$")]
     pub status: Option<String>,
+    /// At most this many devices (default and most 1000): a city's
+    /// roster is read a page at a time.
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub limit: Option<String>,
+    /// Skip this many first (default 0).
+    #[param(value_type = Option<i64>, minimum = 0)]
+    pub offset: Option<String>,
+}
+
+/// How many devices in view stand where, whatever the page.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct DutyCounts {
+    pub missed: usize,
+    pub due: usize,
+    pub ok: usize,
 }
 
 /// The duty of the devices on test duty, by device id.
@@ -57,6 +72,11 @@ pub struct DutyRoster {
     pub test_every_days: u32,
     /// …and missed this many days after they fell due.
     pub grace_days: u32,
+    /// Every device in view on duty, by status (not only this page's).
+    pub counts: DutyCounts,
+    /// The devices of the asked statuses, of which `devices` is the page
+    /// from `offset`.
+    pub total: usize,
     pub devices: Vec<DeviceDuty>,
 }
 
@@ -70,7 +90,7 @@ pub struct DutyRoster {
     params(RosterQuery),
     responses(
         (status = 200, body = DutyRoster),
-        (status = 400, description = "`status` is not missed, due or ok", body = ErrorBody),
+        (status = 400, description = "`status` is not missed, due or ok; a bad `limit` or `offset`", body = ErrorBody),
         (status = 403, description = "Supervisors and admins only", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = %user.username))]
@@ -80,24 +100,36 @@ pub async fn roster(
     ApiQuery(q): ApiQuery<RosterQuery>,
 ) -> Result<Json<DutyRoster>, ApiError> {
     let wanted: Vec<DutyStatus> = query::list("status", q.status.as_deref())?;
+    let limit = query::limit_or(q.limit.as_deref(), query::MAX_LIMIT)? as usize;
+    let offset = query::offset(q.offset.as_deref())? as usize;
     let settings = &state.settings.device_duty;
     let now = state.clock.now();
     // A scoped supervisor sees their grids' devices only.
     let in_view = user.view.elder_ids(state.store.as_ref()).await?;
-    let devices = state
+    let mut counts = DutyCounts::default();
+    let listed: Vec<DeviceDuty> = state
         .store
         .duty_roster()
         .await?
         .iter()
         .filter(|row| duty::on_duty(row))
+        .filter(|row| in_view_of(&in_view, row.elder_id.as_ref()))
         .map(|row| duty::judge(row, settings, now))
+        .inspect(|d| match d.status {
+            DutyStatus::Missed => counts.missed += 1,
+            DutyStatus::Due => counts.due += 1,
+            DutyStatus::Ok => counts.ok += 1,
+        })
         .filter(|d| wanted.is_empty() || wanted.contains(&d.status))
-        .filter(|d| in_view_of(&in_view, d.elder_id.as_ref()))
         .collect();
+    let total = listed.len();
+    let devices = listed.into_iter().skip(offset).take(limit).collect();
     Ok(Json(DutyRoster {
         now,
         test_every_days: settings.test_every_days,
         grace_days: settings.grace_days,
+        counts,
+        total,
         devices,
     }))
 }

@@ -10,24 +10,34 @@ import { label } from './incidents.js';
 const pct = (rate) => `${Math.round(rate * 100)}%`;
 const when = (at) => (at ? new Date(at).toLocaleDateString() : '–');
 
+/** The late devices one page shows; the summary counts them all. */
+const PAGE = 500;
+
 export async function showDuty(root) {
   fill(root, h('h2', { text: t('duty.title') }), h('p', { class: 'muted', text: t('loading') }));
   let roster;
+  let due;
   let alarms;
   try {
-    [roster, alarms] = await Promise.all([api('GET', '/device-tests'), api('GET', '/false-alarms')]);
+    // Only the devices that need someone, a page of each status, missed
+    // first; the counts cover all.
+    [roster, due, alarms] = await Promise.all([
+      api('GET', `/device-tests?status=missed&limit=${PAGE}`),
+      api('GET', `/device-tests?status=due&limit=${PAGE}`),
+      api('GET', '/false-alarms')]);
   } catch (e) {
     fill(root, h('h2', { text: t('duty.title') }), h('p', { class: 'error-text', role: 'alert', text: t('err.load', { message: e.message }) }));
     return;
   }
-  const late = roster.devices.filter((d) => d.status !== 'ok')
-    .sort((a, b) => (a.status === b.status ? a.device_id.localeCompare(b.device_id) : a.status === 'missed' ? -1 : 1));
-  const missed = late.filter((d) => d.status === 'missed').length;
+  const late = [...roster.devices, ...due.devices];
+  const c = roster.counts;
+  const total = roster.total + due.total;
   fill(root,
     h('h2', { text: t('duty.title') }),
     h('section', { class: 'panel', 'aria-labelledby': 'duty-tests-h' },
       h('h3', { id: 'duty-tests-h', text: t('duty.tests') }),
-      h('p', { id: 'duty-summary', text: t('duty.summary', { n: roster.devices.length, missed, due: late.length - missed, every: roster.test_every_days }) }),
+      h('p', { id: 'duty-summary', text: t('duty.summary', { n: c.missed + c.due + c.ok, missed: c.missed, due: c.due, every: roster.test_every_days }) }),
+      total > late.length ? h('p', { id: 'duty-more', class: 'muted', text: t('duty.first', { shown: late.length, total, page: PAGE }) }) : null,
       late.length ? testTable(late) : h('p', { class: 'ok', text: t('duty.all_tested') })),
     h('section', { class: 'panel', 'aria-labelledby': 'duty-alarms-h' },
       h('h3', { id: 'duty-alarms-h', text: t('duty.false_alarms') }),
