@@ -275,7 +275,10 @@ async fn devices_without_a_passed_test_are_due_then_missed(broker: Broker, db: D
     assert_eq!(page["total"], 3);
     assert_eq!(page["counts"]["missed"], 3);
     let none = app.get("/api/v1/device-tests?status=due").await;
-    assert_eq!((none["total"].clone(), none["counts"]["missed"].clone()), (json!(0), json!(3)));
+    assert_eq!(
+        (none["total"].clone(), none["counts"]["missed"].clone()),
+        (json!(0), json!(3))
+    );
     for bad in ["limit=0", "limit=many", "offset=-1"] {
         let (status, body) = app
             .call(
