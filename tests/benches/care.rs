@@ -22,14 +22,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use dispatcher::care::{CareDeps, pass};
 use eldercare_tests::app::{Db, Options, TestApp};
+use eldercare_tests::bench::{env_num, median, ms};
 use sqlx::PgPool;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Monday 2026-12-07, 07:00 in Lhasa (UTC+8): before the check-ins and
 /// the visiting hours.
@@ -109,16 +103,6 @@ async fn count(pool: &PgPool, sql: &'static str) -> i64 {
         .fetch_one(pool)
         .await
         .expect("count")
-}
-
-fn median(v: &[Duration]) -> Duration {
-    let mut v = v.to_vec();
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

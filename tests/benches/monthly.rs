@@ -23,15 +23,9 @@ use std::time::{Duration, Instant};
 
 use dispatcher::domain::Lang;
 use dispatcher::monthly::{self, Month};
+use eldercare_tests::bench::{env_num, median, ms};
 use eldercare_tests::db::{TestDb, fresh_postgres};
 use sqlx::PgPool;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The generated year: December 2025 to November 2026, UTC+8.
 const YEAR_START: &str = "2025-11-30T16:00:00Z";
@@ -198,16 +192,6 @@ async fn baseline(pool: &PgPool, w: &dispatcher::store::monthly::MonthWindow) {
     .await
     .expect("baseline");
     std::hint::black_box((a, b, c, d));
-}
-
-fn median(v: &[Duration]) -> Duration {
-    let mut v = v.to_vec();
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 #[tokio::main]

@@ -389,6 +389,21 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The median of samples.
+pub fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// A whole number from the environment, else `default`.
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// How many rounds each benchmark runs (`ELDERCARE_BENCH_ROUNDS`, default 2).
 pub fn rounds() -> usize {
     std::env::var("ELDERCARE_BENCH_ROUNDS")
