@@ -207,7 +207,13 @@ impl Pages {
     /// A table line: the name clipped to its column, the figures
     /// right-aligned in theirs.
     fn line(&mut self, line: &Line, y: f32) {
-        let name = self.font.clip(&line.name, SIZE, NAME_W - 6.0).to_owned();
+        // A heading without figures may use the width of the line.
+        let room = if line.cells.is_empty() {
+            WIDTH - 2.0 * MARGIN
+        } else {
+            NAME_W - 6.0
+        };
+        let name = self.font.clip(&line.name, SIZE, room).to_owned();
         self.text(line.strong, SIZE, MARGIN, y, &name);
         let mut right = MARGIN + NAME_W;
         for (cell, w) in line.cells.iter().zip(COLUMN_W) {
@@ -269,6 +275,11 @@ pub fn to_pdf(report: &MonthlyReport, lang: Lang) -> anyhow::Result<Vec<u8>> {
         content: Content::new(),
     };
     // The first page: the title, the notes, the chart; then the table.
+    // A long community name must not run off the page.
+    let title = pages
+        .font
+        .clip(&title, 14.0, WIDTH - 2.0 * MARGIN)
+        .to_owned();
     let mut y = HEIGHT - MARGIN;
     pages.text(true, 14.0, MARGIN, y, &title);
     y -= 18.0;
