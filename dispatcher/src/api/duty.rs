@@ -3,8 +3,10 @@
 //! elder with the rule changes they suggest. The judgements are
 //! [`crate::duty`]'s; this module reads the store and answers.
 //!
-//! - `GET /api/v1/device-tests?status=missed|due|ok`: each device with
-//!   its last test, last result and due date.
+//! - `GET /api/v1/device-tests?status=missed|due|ok[&limit&offset]`:
+//!   each device with its last test, last result and due date, a page at
+//!   a time (1000 by default and at most), with `counts` by status and
+//!   the `total` to page through.
 //! - `GET /api/v1/devices/{id}/tests`: one device's test calls.
 //! - `GET /api/v1/false-alarms`: rates, flags and suggestions.
 //! - `POST /api/v1/false-alarms/suggestions/apply`: a suggested change
@@ -51,8 +53,8 @@ pub struct RosterQuery {
     /// roster is read a page at a time.
     #[param(value_type = Option<i64>, minimum = 1)]
     pub limit: Option<String>,
-    /// Skip this many first (default 0).
-    #[param(value_type = Option<i64>, minimum = 0)]
+    /// Skip this many first (default 0, at most 10,000,000).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 10000000)]
     pub offset: Option<String>,
 }
 
@@ -100,8 +102,10 @@ pub async fn roster(
     ApiQuery(q): ApiQuery<RosterQuery>,
 ) -> Result<Json<DutyRoster>, ApiError> {
     let wanted: Vec<DutyStatus> = query::list("status", q.status.as_deref())?;
-    let limit = query::limit_or(q.limit.as_deref(), query::MAX_LIMIT)? as usize;
-    let offset = query::offset(q.offset.as_deref())? as usize;
+    let page = query::PageQuery {
+        limit: q.limit,
+        offset: q.offset,
+    };
     let settings = &state.settings.device_duty;
     let now = state.clock.now();
     // A scoped supervisor sees their grids' devices only.
@@ -123,7 +127,7 @@ pub async fn roster(
         .filter(|d| wanted.is_empty() || wanted.contains(&d.status))
         .collect();
     let total = listed.len();
-    let devices = listed.into_iter().skip(offset).take(limit).collect();
+    let devices = page.slice(listed)?;
     Ok(Json(DutyRoster {
         now,
         test_every_days: settings.test_every_days,
