@@ -4,7 +4,9 @@
 -- after_visit). Each follow-up follows exactly one of the two; a follow-up
 -- asked for by another's outcome follows what that one followed.
 ALTER TABLE follow_ups ALTER COLUMN incident_id DROP NOT NULL;
-ALTER TABLE follow_ups ADD COLUMN visit_id TEXT REFERENCES visits(id) ON DELETE CASCADE;
+-- No reference, as follow_ups.elder_id: removing the elder, and with them
+-- their visits, keeps the follow-up and who it passed through.
+ALTER TABLE follow_ups ADD COLUMN visit_id TEXT;
 ALTER TABLE follow_ups ADD CONSTRAINT follow_ups_follow_one
     CHECK ((incident_id IS NULL) <> (visit_id IS NULL));
 -- One first follow-up per visit, as per incident.

@@ -12,7 +12,9 @@
 CREATE TABLE follow_ups_v2 (
     id          TEXT PRIMARY KEY,
     incident_id TEXT REFERENCES incidents(id) ON DELETE CASCADE,
-    visit_id    TEXT REFERENCES visits(id) ON DELETE CASCADE,
+    -- No reference, as elder_id: removing the elder, and with them their
+    -- visits, keeps the follow-up and who it passed through.
+    visit_id    TEXT,
     follows_id  TEXT UNIQUE REFERENCES follow_ups_v2(id) ON DELETE CASCADE,
     -- No reference, as incidents.elder_id: removing an elder keeps the record.
     elder_id    TEXT NOT NULL,

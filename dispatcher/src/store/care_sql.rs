@@ -114,7 +114,7 @@ macro_rules! care_sql {
                     }
                     let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
                     let mut q = QueryBuilder::<$db>::new(
-                        "SELECT e.id, e.care, e.lives_alone,
+                        "SELECT e.id, e.care, e.steward_id AS paired, e.lives_alone,
                                 (SELECT MAX(v.ended_at) FROM visits v
                                  WHERE v.elder_id = e.id AND v.status = 'done') AS last_done_at,
                                 EXISTS (SELECT 1 FROM incidents i
@@ -134,15 +134,19 @@ macro_rules! care_sql {
                     );
                     push_in!(q, "e.id IN (", &ids, ")");
                     q.push(" ORDER BY e.id");
-                    let rows: Vec<(String, String, bool, Option<DateTime<Utc>>, bool, Option<String>)> =
-                        q.build_query_as().fetch_all(&self.pool).await.db()?;
+                    type Row = (String, String, Option<String>, bool, Option<DateTime<Utc>>, bool, Option<String>);
+                    let rows: Vec<Row> = q.build_query_as().fetch_all(&self.pool).await.db()?;
                     let mut plans = Vec::with_capacity(rows.len());
-                    for (id, care, lives_alone, last_done_at, recent_incident, steward) in rows {
-                        let plan = plan_of(&id, &care)?;
+                    for (id, care, paired, lives_alone, last_done_at, recent_incident, steward) in rows {
+                        let mut plan = plan_of(&id, &care)?;
+                        plan.steward_id = paired
+                            .map(|s| StewardId::parse(s.clone())
+                                .map_err(|e| StoreError::Corrupt(format!("elder {id}: steward_id {s}: {e}"))))
+                            .transpose()?;
                         plans.push((id, plan, lives_alone, last_done_at, recent_incident, steward));
                     }
                     // The paired stewards who are still stewards, in one read:
-                    // a visit planned for one removed would break its batch.
+                    // a pairing left naming nobody plans for the grid's.
                     let paired: Vec<String> = plans
                         .iter()
                         .filter_map(|p| p.1.steward_id.as_ref().map(|s| s.as_str().to_owned()))
