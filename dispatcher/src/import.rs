@@ -189,6 +189,15 @@ impl SiteFile {
             }
         }
         report.elders = self.elders.len();
+        // A pairing the file (re)names takes effect now: a visit only
+        // planned (not begun, not overdue) is planned again for the paired
+        // steward on the planner's next pass.
+        for elder in self.elders.iter().filter(|e| e.care.steward_id.is_some()) {
+            store
+                .drop_planned_visit(&elder.id)
+                .await
+                .with_context(|| format!("elder {}: replanning their visit", elder.id))?;
+        }
         store.put_areas(&self.areas).await.context("areas")?;
         let devices: Vec<Device> = self
             .devices

@@ -799,6 +799,19 @@ async fn a_paired_steward_gets_the_elders_visits_and_notebook() {
         false,
     )
     .await;
+    // Stored beside the plan, not in it: a release that does not know
+    // pairing (its plan refuses unknown fields) still reads the elder.
+    let options: sqlx::sqlite::SqliteConnectOptions =
+        app.state.settings.database.url.parse().unwrap();
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let (care, paired): (String, Option<String>) =
+        sqlx::query_as("SELECT care, steward_id FROM elders WHERE id = 'e-1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(!care.contains("steward_id"), "{care}");
+    assert_eq!(paired.as_deref(), Some("s-9"));
+    pool.close().await;
     at(&app, lhasa(0, 9, 0)).await;
 
     let (_, round) = as_user(&app, &s9, Method::GET, "/api/v1/rounds/today", None).await;

@@ -70,6 +70,9 @@ pub(crate) struct ElderRow {
     notes: String,
     limits: String,
     care: String,
+    /// The paired steward, kept beside `care` rather than in it, so that
+    /// a release that does not know pairing still reads the plan.
+    steward_id: Option<String>,
 }
 
 impl ElderRow {
@@ -78,6 +81,11 @@ impl ElderRow {
             table: "elder",
             id: &self.id,
         };
+        let mut care: crate::domain::CarePlan = at.json("care", &self.care)?;
+        care.steward_id = self
+            .steward_id
+            .map(|s| at.ok("steward_id", crate::domain::StewardId::parse(s)))
+            .transpose()?;
         Ok(Elder {
             id: at.ok("id", ElderId::parse(self.id.clone()))?,
             location: at.ok("lat/lon", LatLon::new(self.lat, self.lon))?,
@@ -87,7 +95,7 @@ impl ElderRow {
             languages: at.json("languages", &self.languages)?,
             contacts: at.json("contacts", &self.contacts)?,
             limits: at.json("limits", &self.limits)?,
-            care: at.json("care", &self.care)?,
+            care,
             name: self.name,
             birth_year: self.birth_year,
             address: self.address,
@@ -106,7 +114,9 @@ pub(crate) struct ElderJson {
     pub languages: String,
     pub contacts: String,
     pub limits: String,
+    /// The plan without its paired steward, which is `steward_id`.
     pub care: String,
+    pub steward_id: Option<String>,
 }
 
 impl ElderJson {
@@ -118,7 +128,14 @@ impl ElderJson {
             languages: to_json("languages", &e.languages)?,
             contacts: to_json("contacts", &e.contacts)?,
             limits: to_json("limits", &e.limits)?,
-            care: to_json("care", &e.care)?,
+            care: to_json(
+                "care",
+                &crate::domain::CarePlan {
+                    steward_id: None,
+                    ..e.care.clone()
+                },
+            )?,
+            steward_id: e.care.steward_id.as_ref().map(|s| s.as_str().to_owned()),
         })
     }
 }

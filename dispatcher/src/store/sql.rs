@@ -438,9 +438,9 @@ macro_rules! sql_store {
                     sqlx::query(
                         "INSERT INTO elders (id, name, birth_year, address, lat, lon, grid,
                                              conditions, medications, risks, lives_alone,
-                                             languages, contacts, notes, limits, care)
+                                             languages, contacts, notes, limits, care, steward_id)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                 $16)",
+                                 $16, $17)",
                     )
                     .bind(elder.id.as_str())
                     .bind(&elder.name)
@@ -458,6 +458,7 @@ macro_rules! sql_store {
                     .bind(&elder.notes)
                     .bind(j.limits)
                     .bind(j.care)
+                    .bind(j.steward_id)
                     .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .map_err(|e| {
@@ -494,7 +495,7 @@ macro_rules! sql_store {
                         "UPDATE elders SET name = $2, birth_year = $3, address = $4, lat = $5,
                              lon = $6, grid = $7, conditions = $8, medications = $9, risks = $10,
                              lives_alone = $11, languages = $12, contacts = $13, notes = $14,
-                             limits = $15, care = $16
+                             limits = $15, care = $16, steward_id = $17
                          WHERE id = $1",
                     )
                     .bind(elder.id.as_str())
@@ -513,6 +514,7 @@ macro_rules! sql_store {
                     .bind(&elder.notes)
                     .bind(j.limits)
                     .bind(j.care)
+                    .bind(j.steward_id)
                     .execute(&mut *self.write_conn().await.db()?)
                     .await
                     .db()?;
@@ -621,7 +623,8 @@ macro_rules! sql_store {
                         let mut q = QueryBuilder::<$db>::new(
                             "INSERT INTO elders (id, name, birth_year, address, lat, lon, grid,
                                                  conditions, medications, risks, lives_alone,
-                                                 languages, contacts, notes, limits, care) ",
+                                                 languages, contacts, notes, limits, care,
+                                                 steward_id) ",
                         );
                         q.push_values(chunk.iter().zip(json), |mut row, (e, j)| {
                             row.push_bind(e.id.as_str())
@@ -639,7 +642,8 @@ macro_rules! sql_store {
                                 .push_bind(j.contacts)
                                 .push_bind(&e.notes)
                                 .push_bind(j.limits)
-                                .push_bind(j.care);
+                                .push_bind(j.care)
+                                .push_bind(j.steward_id);
                         });
                         q.push(
                             " ON CONFLICT (id) DO UPDATE SET
@@ -649,7 +653,8 @@ macro_rules! sql_store {
                                 medications = excluded.medications, risks = excluded.risks,
                                 lives_alone = excluded.lives_alone, languages = excluded.languages,
                                 contacts = excluded.contacts, notes = excluded.notes,
-                                limits = excluded.limits, care = excluded.care",
+                                limits = excluded.limits, care = excluded.care,
+                                steward_id = excluded.steward_id",
                         );
                         q.build().execute(&mut *self.write_conn().await.db()?).await.map_err(|e| {
                             write_err(
