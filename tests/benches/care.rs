@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use dispatcher::care::{CareDeps, pass};
 use eldercare_tests::app::{Db, Options, TestApp};
-use eldercare_tests::bench::{env_num, median, ms};
+use eldercare_tests::bench::{env_num, generating, median, ms};
 use sqlx::PgPool;
 
 /// Monday 2026-12-07, 07:00 in Lhasa (UTC+8): before the check-ins and
@@ -30,17 +30,7 @@ use sqlx::PgPool;
 const MONDAY_7AM: &str = "2026-12-06T23:00:00Z";
 
 async fn exec(pool: &PgPool, what: &str, sql: &'static str, elders: i64) {
-    let started = Instant::now();
-    let done = sqlx::query(sql)
-        .bind(elders)
-        .execute(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    println!(
-        "  {what}: {} rows in {:.1} s",
-        done.rows_affected(),
-        started.elapsed().as_secs_f64()
-    );
+    generating(pool, what, sqlx::query(sql).bind(elders)).await;
 }
 
 /// 1,000 grids of 100 elders with two stewards each; one elder in five on

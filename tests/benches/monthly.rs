@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use dispatcher::domain::Lang;
 use dispatcher::monthly::{self, Month};
-use eldercare_tests::bench::{env_num, median, ms};
+use eldercare_tests::bench::{env_num, generating, median, ms};
 use eldercare_tests::db::{TestDb, fresh_postgres};
 use sqlx::PgPool;
 
@@ -31,18 +31,8 @@ use sqlx::PgPool;
 const YEAR_START: &str = "2025-11-30T16:00:00Z";
 
 async fn exec(pool: &PgPool, what: &str, sql: &'static str, elders: i64) {
-    let started = Instant::now();
-    let done = sqlx::query(sql)
-        .bind(elders)
-        .bind(YEAR_START.parse::<chrono::DateTime<chrono::Utc>>().unwrap())
-        .execute(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    println!(
-        "  {what}: {} rows in {:.1} s",
-        done.rows_affected(),
-        started.elapsed().as_secs_f64()
-    );
+    let year_start = YEAR_START.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    generating(pool, what, sqlx::query(sql).bind(elders).bind(year_start)).await;
 }
 
 /// `$1` elders; `$2` the year's first instant.

@@ -396,6 +396,26 @@ pub fn median(v: &[Duration]) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
+/// Runs one statement of a generated site on PostgreSQL and says how many
+/// rows it wrote in how long; a statement that fails ends the bench,
+/// naming `what`.
+pub async fn generating(
+    pool: &sqlx::PgPool,
+    what: &str,
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) {
+    let started = Instant::now();
+    let done = query
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    println!(
+        "  {what}: {} rows in {:.1} s",
+        done.rows_affected(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// A whole number from the environment, else `default`.
 pub fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
