@@ -10,6 +10,8 @@ import { loadElders } from './state.js';
 const KINDS = ['call_button', 'pendant', 'pull_cord', 'bed_sensor', 'fall_radar', 'vitals_pad', 'smoke', 'door', 'gateway', 'other'];
 
 const lines = { read: (v) => (v ?? []).join('\n'), write: (s) => s.split('\n').map((x) => x.trim()).filter(Boolean) };
+// A blank field is null: no elder bound, no paired steward.
+const orNull = { read: (v) => v ?? '', write: (s) => s.trim() || null };
 const commas = { read: (v) => (v ?? []).join(', '), write: (s) => s.split(/[,，]/).map((x) => x.trim()).filter(Boolean) };
 const contacts = {
   read: (v) => (v ?? []).map((c) => `${c.name}, ${c.relation}, ${c.phone}`).join('\n'),
@@ -39,14 +41,14 @@ const RESOURCES = {
       ['care.on_watch', 'f.care_on_watch', 'checkbox'],
       ['care.visit_every_days', 'f.care_every', 'number', null, false, 'man.care_every_hint'],
       ['care.checkin.by', 'f.care_checkin_by', 'text', null, false, 'man.care_checkin_hint'],
-      ['care.steward_id', 'f.care_steward', 'text', null, false, 'man.care_steward_hint'],
+      ['care.steward_id', 'f.care_steward', 'text', orNull, false, 'man.care_steward_hint'],
     ],
   },
   devices: {
     path: '/devices', title: 'man.devices', secrets: true,
     columns: [['id', 'col.id'], ['elder_id', 'f.elder_id'], ['kind', 'col.kind']],
     fields: [
-      ['id', 'f.device_id', 'text', null, true], ['elder_id', 'f.elder_id', 'text'],
+      ['id', 'f.device_id', 'text', null, true], ['elder_id', 'f.elder_id', 'text', orNull],
       ['kind', 'f.kind', 'select', null, true, null, KINDS], ['heartbeat_s', 'f.heartbeat_s', 'number'],
     ],
   },
@@ -133,8 +135,6 @@ function openForm(box, res, item, reload) {
       else if (kind === 'number' || kind === 'decimal') v = input.value === '' ? null : Number(input.value);
       else v = codec ? codec.write(input.value) : input.value.trim();
       if (key === 'id' && v === '') continue;
-      if (key === 'elder_id' && v === '') v = null;
-      if (key === 'care.steward_id' && v === '') v = null;
       // A blank check-in time takes the elder off check-in.
       if (key === 'care.checkin.by') {
         if (v !== '') set(body, key, v);
