@@ -98,6 +98,7 @@ pub mod retention;
 pub mod rules;
 pub mod settings;
 pub mod sim;
+pub mod stable_hash;
 
 pub mod startup;
 pub mod store;

@@ -379,13 +379,8 @@ pub fn next_due_on(
     let due = match last_done {
         Some(done) => done + Duration::days(every),
         None => {
-            // A stable spread: FNV-1a of the id.
-            let h = elder
-                .as_str()
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                });
+            // A stable spread, the same in every release.
+            let h = crate::stable_hash::fnv1a(elder.as_str().bytes());
             today + Duration::days((h % every as u64) as i64)
         }
     };

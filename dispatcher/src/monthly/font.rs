@@ -120,10 +120,8 @@ impl EmbeddedFont {
             .context("writing the PDF")?;
         // The subset's tag: six capitals that differ with the glyphs in it.
         let tag: String = {
-            let mut h: u32 = 0x811c_9dc5;
-            for g in self.remapper.remapped_gids() {
-                h = (h ^ u32::from(g)).wrapping_mul(0x0100_0193);
-            }
+            let h =
+                crate::stable_hash::fnv1a(self.remapper.remapped_gids().flat_map(u16::to_le_bytes));
             (0..6)
                 .map(|i| char::from(b'A' + ((h >> (i * 5)) % 26) as u8))
                 .collect()
